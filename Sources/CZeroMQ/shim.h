@@ -1,0 +1,4 @@
+#ifndef REIN_CZEROMQ_SHIM_H
+#define REIN_CZEROMQ_SHIM_H
+#include <zmq.h>
+#endif
