@@ -48,5 +48,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+
+        .testTarget(
+            name: "ZeroMQTests",
+            dependencies: ["ZeroMQ"],
+            swiftSettings: strict
+        ),
     ]
 )
