@@ -44,3 +44,16 @@ func expectClose(
     let d = abs(a - b) / max(1, abs(b))
     #expect(d <= tolerance, "\(what): \(a) vs \(b)", sourceLocation: sourceLocation)
 }
+
+/// Max-norm distance relative to the larger max-norm (no absolute floor): for "≠" checks.
+func relativeGap(_ a: [[Double]], _ b: [[Double]]) -> Double {
+    let x = Array(a.joined())
+    let y = Array(b.joined())
+    var diff = 0.0
+    var scale = 0.0
+    for i in x.indices {
+        diff = max(diff, abs(x[i] - y[i]))
+        scale = max(scale, abs(x[i]), abs(y[i]))
+    }
+    return scale > 0 ? diff / scale : 0
+}
