@@ -219,7 +219,7 @@ public struct KLObjective: Sendable {
     }
 }
 
-/// The output of ``KLObjective/evaluate(logPolicy:logBehaviour:logReference:mask:sequenceLengths:)-(…Float…)``.
+/// The output of `KLObjective.evaluate(logPolicy:logBehaviour:logReference:mask:sequenceLengths:)`.
 public struct KLResult<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
     /// The normalised loss value (per unit β). For in-reward placement this is the value of the
     /// score-function surrogate Σ sg(c_t)·log π_θ, whose gradient is right but whose value means
