@@ -197,12 +197,12 @@ func oracleSurrogate(
 ) -> Double {
     let n = live.count
     func clampValue(_ v: Double) -> (Double, Bool) {
-        guard let C = c.valueClamp, abs(v) > C else { return (v, false) }
-        return (v > 0 ? C : -C, true)
+        guard let clamp = c.valueClamp, abs(v) > clamp else { return (v, false) }
+        return (v > 0 ? clamp : -clamp, true)
     }
     func bounded(_ v: Double) -> Double {
-        guard let B = c.coefficientBound else { return v }
-        return min(max(v, -B), B)
+        guard let bound = c.coefficientBound else { return v }
+        return min(max(v, -bound), bound)
     }
     func capped(_ r: Double) -> Double { c.ratioCap.map { min(r, $0) } ?? r }
     // Ratios of term t from log-probabilities x.
@@ -269,29 +269,29 @@ func oracleSurrogate(
         }
         return loss
     case .sequence:
-        let L = (0..<n).reduce(0) { $0 + live[$1] - ref[$1] }
-        let L0 = (0..<n).reduce(0) { $0 + frozen[$1] - ref[$1] }
-        let S = (0..<n).reduce(0) { $0 + source($1) }
+        let sumLive = (0..<n).reduce(0) { $0 + live[$1] - ref[$1] }
+        let sumFrozen = (0..<n).reduce(0) { $0 + frozen[$1] - ref[$1] }
+        let sumSource = (0..<n).reduce(0) { $0 + source($1) }
         let rho: (Double, Double) = c.ratio == .sequence ? (ratio(live, n - 1), ratio(frozen, n - 1)) : (1, 1)
         switch (c.placement, c.correction) {
         case (.reward, .none):
-            let q = bounded(clampValue(oracleK(c.estimator, S)).0)
+            let q = bounded(clampValue(oracleK(c.estimator, sumSource)).0)
             return rho.1 * q * live.reduce(0, +)
         case (.loss, .none):
             let rhoLive = c.ratioGradient == .differentiable ? rho.0 : rho.1
             if c.coefficientBound == nil {
-                return rhoLive * clampValue(oracleK(c.estimator, L)).0
+                return rhoLive * clampValue(oracleK(c.estimator, sumLive)).0
             }
-            let (v0, clamped) = clampValue(oracleK(c.estimator, L0))
-            let d0 = clamped ? 0 : oracleKPrime(c.estimator, L0)
-            return rho.1 * v0 + (rhoLive - rho.1) * bounded(v0) + rho.1 * bounded(d0) * (L - L0)
+            let (v0, clamped) = clampValue(oracleK(c.estimator, sumFrozen))
+            let d0 = clamped ? 0 : oracleKPrime(c.estimator, sumFrozen)
+            return rho.1 * v0 + (rhoLive - rho.1) * bounded(v0) + rho.1 * bounded(d0) * (sumLive - sumFrozen)
         case (_, .coefficient):
             let coef: Double
             if c.placement == .loss {
-                let (_, clamped) = clampValue(oracleK(c.estimator, L0))
-                coef = bounded(clamped ? 0 : oracleKPrime(c.estimator, L0))
+                let (_, clamped) = clampValue(oracleK(c.estimator, sumFrozen))
+                coef = bounded(clamped ? 0 : oracleKPrime(c.estimator, sumFrozen))
             } else {
-                coef = bounded(clampValue(oracleK(c.estimator, S)).0)
+                coef = bounded(clampValue(oracleK(c.estimator, sumSource)).0)
             }
             return ppo(rho.0, coef)
         }
