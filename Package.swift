@@ -12,10 +12,13 @@ let package = Package(
     products: [
         .executable(name: "rein", targets: ["rein"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
+        .library(name: "ReinKL", targets: ["ReinKL"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // C libraries from Debian.
@@ -39,10 +42,27 @@ let package = Package(
             path: "Sources/rein-zmq-peer"
         ),
 
+        // The math of docs/kl-gradients.md: KL estimators, placements, ratios; exact enumeration.
+        .target(
+            name: "ReinKL",
+            dependencies: [.product(name: "RealModule", package: "swift-numerics")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinKLTests",
+            dependencies: [
+                "ReinKL",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+
         .executableTarget(
             name: "rein",
             dependencies: [
                 "ZeroMQ",
+                "ReinKL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
