@@ -4,7 +4,7 @@ import ArgumentParser
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure the cost of Rein's hot paths.",
-        subcommands: [KLBench.self]
+        abstract: "Benchmarks; each compares against a peer or a ceiling measured in the same run.",
+        subcommands: [TransportBench.self, KLBench.self, TransportPeer.self]
     )
 }

@@ -11,16 +11,6 @@ struct KLCommand: AsyncParsableCommand {
     )
 }
 
-/// A failure of a `rein kl` command, shown to the user as one line.
-struct KLCommandError: Error, CustomStringConvertible, LocalizedError {
-    var description: String
-    var errorDescription: String? { description }
-
-    init(_ description: String) {
-        self.description = description
-    }
-}
-
 /// `rein kl exact --policy FILE [--json]`.
 struct KLExactCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -49,7 +39,7 @@ struct KLExactCommand: AsyncParsableCommand {
         do {
             gradients = try tabular.expectedGradients(of: implementations)
         } catch {
-            throw KLCommandError("\(error)")
+            throw CLIError("\(error)")
         }
         var targets: [String: [[Double]]] = [:]
         for target in KLTarget.required { targets[target.rawValue] = tabular.exactGradient(of: target) }
@@ -134,7 +124,7 @@ struct KLTableCommand: AsyncParsableCommand {
                 policy = try TabularPolicy.random(
                     vocab: vocab, length: length, seed: seed, referenceScale: referenceScale, drift: drift)
             } catch {
-                throw KLCommandError("\(error)")
+                throw CLIError("\(error)")
             }
             base = base ?? policy
             let rkl = policy.exactGradient(of: .rklSeq)
@@ -148,7 +138,7 @@ struct KLTableCommand: AsyncParsableCommand {
                 do {
                     g = try policy.expectedGradient(of: implementation.configuration)
                 } catch {
-                    throw KLCommandError("\(error)")
+                    throw CLIError("\(error)")
                 }
                 rows.append(row(implementation.id, drift, g, rkl, fkl))
             }
@@ -157,7 +147,7 @@ struct KLTableCommand: AsyncParsableCommand {
                     row(target.rawValue + " (target)", drift, policy.exactGradient(of: target), rkl, fkl))
             }
         }
-        guard let base else { throw KLCommandError("--drifts must list at least one level") }
+        guard let base else { throw CLIError("--drifts must list at least one level") }
 
         if json {
             struct Output: Encodable {
@@ -273,7 +263,7 @@ private func parseDrifts(_ text: String) throws -> [Double] {
     try text.split(separator: ",").map { (part: Substring) throws -> Double in
         let trimmed = String(part).trimmingCharacters(in: .whitespaces)
         guard let value = Double(trimmed), value.isFinite, value >= 0 else {
-            throw KLCommandError("--drifts: '\(trimmed)' is not a non-negative number")
+            throw CLIError("--drifts: '\(trimmed)' is not a non-negative number")
         }
         return value
     }
@@ -285,7 +275,7 @@ private func implementationList(_ ids: String?) throws -> [KLImplementation] {
         do {
             return try KLImplementation.named(String(id).trimmingCharacters(in: .whitespaces))
         } catch {
-            throw KLCommandError(
+            throw CLIError(
                 "\(error)" + "; known ids: " + KLImplementation.catalog.map(\.id).joined(separator: ", "))
         }
     }
@@ -297,19 +287,19 @@ func loadTabularPolicy(path: String) throws -> TabularPolicy {
     do {
         data = try Data(contentsOf: URL(fileURLWithPath: path))
     } catch {
-        throw KLCommandError("cannot read policy file \(path)")
+        throw CLIError("cannot read policy file \(path)")
     }
     do {
         return try JSONDecoder().decode(TabularPolicy.self, from: data)
     } catch let error as TabularPolicyError {
-        throw KLCommandError("bad policy file \(path): \(error.description)")
+        throw CLIError("bad policy file \(path): \(error.description)")
     } catch let error as DecodingError {
         if let token = nonFiniteNumber(in: data) {
-            throw KLCommandError("bad policy file \(path): '\(token)' is not a finite number")
+            throw CLIError("bad policy file \(path): '\(token)' is not a finite number")
         }
-        throw KLCommandError("bad policy file \(path): \(describe(error))")
+        throw CLIError("bad policy file \(path): \(describe(error))")
     } catch {
-        throw KLCommandError("bad policy file \(path): not valid JSON")
+        throw CLIError("bad policy file \(path): not valid JSON")
     }
 }
 
