@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import ZeroMQ
 
@@ -10,7 +11,33 @@ struct Rein: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rein",
         abstract: "Distributed rollout/learner system for KL-regularised RL of language-model policies.",
+        discussion: "Logging goes to stderr; set REIN_LOG_LEVEL (trace, debug, info, notice, warning, error).",
         version: "rein \(version) (libzmq \(ZMQVersion.current))",
         subcommands: [KLCommand.self, BenchCommand.self]
     )
+
+    /// Configures logging once, then parses and runs the command. Errors end as one line on stderr.
+    static func main() async {
+        bootstrapLogging()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    static func bootstrapLogging() {
+        let environment = ProcessInfo.processInfo.environment
+        let level = environment["REIN_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
 }

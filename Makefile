@@ -1,0 +1,30 @@
+# Rein — the two commands of the README, plus benchmarks. Every target installs what is missing.
+SWIFT ?= swift
+REIN := .build/release/rein
+
+.PHONY: setup build demo test bench bench-quick clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(SWIFT) build -c release
+
+# The main job on a small default.
+demo: build
+	$(REIN) bench transport --quick
+
+# The test suite (what CI runs).
+test: setup
+	$(SWIFT) test
+
+# Full benchmarks (minutes); each compares against a peer measured in the same run.
+bench: build
+	$(REIN) bench transport
+	$(REIN) bench kl
+
+bench-quick: build
+	$(REIN) bench transport --quick
+
+clean:
+	rm -rf .build

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the system libraries Rein links against (Debian/Ubuntu), if they are missing.
+# Idempotent: does nothing when pkg-config already finds them. Uses sudo when not root.
+set -euo pipefail
+
+packages=(libzmq3-dev libopenblas-dev pkg-config)
+if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libzmq openblas 2>/dev/null; then
+    exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: apt-get not found; install ${packages[*]} (or your system's equivalents) by hand" >&2
+    exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+fi
+echo "setup: installing ${packages[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${packages[@]}" >/dev/null
