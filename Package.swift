@@ -58,14 +58,25 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        .executableTarget(
-            name: "rein",
+        // The command line as a library (testable); `rein` is a one-line executable around it.
+        .target(
+            name: "ReinCLI",
             dependencies: [
                 "ZeroMQ",
                 "ReinKL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "rein",
+            dependencies: ["ReinCLI"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinCLITests",
+            dependencies: ["ReinCLI"],
             swiftSettings: strict
         ),
 

@@ -105,16 +105,16 @@ struct KLBench: AsyncParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try encoder.encode(results), as: UTF8.self))
+            emit(String(decoding: try encoder.encode(results), as: UTF8.self))
             return
         }
-        print(
+        emit(
             "ReinKL objective on \(tokens) Float tokens (sequences of \(sequenceLength), 10% masked), "
                 + "median of \(repeats) runs")
         let width = max(results.map(\.id.count).max() ?? 0, 13)
-        print(pad("configuration", width) + "   ms/batch   ns/token     tokens/s")
+        emit(pad("configuration", width) + "   ms/batch   ns/token     tokens/s")
         for r in results {
-            print(
+            emit(
                 pad(r.id, width)
                     + String(
                         format: " %10.2f %10.2f %12.3g", r.medianSeconds * 1e3, r.nanosecondsPerToken,

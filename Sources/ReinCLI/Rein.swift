@@ -4,20 +4,22 @@ import Logging
 import ZeroMQ
 
 /// The `rein` command line: the only place that configures logging and reads config files.
-@main
-struct Rein: AsyncParsableCommand {
-    static let version = "0.1.0"
+///
+/// The commands live in this library (not in the executable) so that tests can run them.
+public struct Rein: AsyncParsableCommand {
+    public static let version = "0.1.0"
 
-    static let configuration = CommandConfiguration(
+    public static let configuration = CommandConfiguration(
         commandName: "rein",
         abstract: "Distributed rollout/learner system for KL-regularised RL of language-model policies.",
-        discussion: "Logging goes to stderr; set REIN_LOG_LEVEL (trace, debug, info, notice, warning, error).",
+        discussion:
+            "Logging goes to stderr; set REIN_LOG_LEVEL (trace, debug, info, notice, warning, error).",
         version: "rein \(version) (libzmq \(ZMQVersion.current))",
         subcommands: [KLCommand.self, BenchCommand.self]
     )
 
     /// Configures logging once, then parses and runs the command. Errors end as one line on stderr.
-    static func main() async {
+    public static func main() async {
         bootstrapLogging()
         do {
             var command = try parseAsRoot()
@@ -30,6 +32,8 @@ struct Rein: AsyncParsableCommand {
             exit(withError: error)
         }
     }
+
+    public init() {}
 
     static func bootstrapLogging() {
         let environment = ProcessInfo.processInfo.environment

@@ -63,10 +63,13 @@ struct TransportBench: AsyncParsableCommand {
         let repeats = self.repeats ?? (quick ? 1 : 3)
         guard repeats > 0 else { throw ValidationError("--repeats must be positive") }
         let selfPath = try executablePath()
-        let rawPath = peer ?? URL(fileURLWithPath: selfPath).deletingLastPathComponent()
+        let rawPath =
+            peer
+            ?? URL(fileURLWithPath: selfPath).deletingLastPathComponent()
             .appendingPathComponent("rein-zmq-peer").path
         guard FileManager.default.isExecutableFile(atPath: rawPath) else {
-            throw CLIError("raw peer not found at \(rawPath); build it with `swift build` (or pass --peer PATH)")
+            throw CLIError(
+                "raw peer not found at \(rawPath); build it with `swift build` (or pass --peer PATH)")
         }
         let swiftPeer = [selfPath, "bench", "transport-peer"]
         let rawPeer = [rawPath]
@@ -78,7 +81,8 @@ struct TransportBench: AsyncParsableCommand {
                 var swiftRates: [Double] = []
                 var rawRates: [Double] = []
                 for _ in 0..<repeats {
-                    rawRates.append(try PeerRun.measure(rawPeer, transport: transport, bytes: bytes, count: count))
+                    rawRates.append(
+                        try PeerRun.measure(rawPeer, transport: transport, bytes: bytes, count: count))
                     swiftRates.append(
                         try PeerRun.measure(swiftPeer, transport: transport, bytes: bytes, count: count))
                 }
@@ -86,7 +90,8 @@ struct TransportBench: AsyncParsableCommand {
                 let r = median(rawRates)
                 let row = Row(
                     transport: transport, bytes: bytes, messages: count, swift_msgs_per_s: s.rounded(),
-                    raw_msgs_per_s: r.rounded(), swift_mb_per_s: (s * Double(bytes) / 1e6 * 10).rounded() / 10,
+                    raw_msgs_per_s: r.rounded(),
+                    swift_mb_per_s: (s * Double(bytes) / 1e6 * 10).rounded() / 10,
                     raw_mb_per_s: (r * Double(bytes) / 1e6 * 10).rounded() / 10,
                     ratio: (s / r * 1000).rounded() / 1000)
                 rows.append(row)
@@ -98,13 +103,14 @@ struct TransportBench: AsyncParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            emit(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
-            print("rein bench transport — libzmq \(report.libzmq), \(report.layout); median of \(repeats)")
-            print(pad("transport", 9) + pad("bytes", 9) + pad("swift msg/s", 13) + pad("raw msg/s", 13)
-                + pad("swift MB/s", 12) + pad("raw MB/s", 12) + "swift/raw")
+            emit("rein bench transport — libzmq \(report.libzmq), \(report.layout); median of \(repeats)")
+            emit(
+                pad("transport", 9) + pad("bytes", 9) + pad("swift msg/s", 13) + pad("raw msg/s", 13)
+                    + pad("swift MB/s", 12) + pad("raw MB/s", 12) + "swift/raw")
             for row in rows {
-                print(
+                emit(
                     pad(row.transport, 9) + pad("\(row.bytes)", 9) + pad("\(Int(row.swift_msgs_per_s))", 13)
                         + pad("\(Int(row.raw_msgs_per_s))", 13) + pad("\(row.swift_mb_per_s)", 12)
                         + pad("\(row.raw_mb_per_s)", 12) + String(format: "%.3f", row.ratio))
@@ -190,13 +196,16 @@ enum PeerRun {
         if transport == "ipc" { try? FileManager.default.removeItem(atPath: String(resolved.dropFirst(6))) }
         guard pull.terminationStatus == 0, push.terminationStatus == 0 else {
             let detail = String(decoding: pushErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            throw CLIError("peer \(command[0]) failed (pull \(pull.terminationStatus), push \(push.terminationStatus)): \(detail)")
+            throw CLIError(
+                "peer \(command[0]) failed (pull \(pull.terminationStatus), push \(push.terminationStatus)): \(detail)"
+            )
         }
         struct Line: Decodable { var msgs_per_s: Double }
         do {
             return try JSONDecoder().decode(Line.self, from: result).msgs_per_s
         } catch {
-            throw CLIError("peer \(command[0]) printed an unreadable result: \(String(decoding: result, as: UTF8.self))")
+            throw CLIError(
+                "peer \(command[0]) printed an unreadable result: \(String(decoding: result, as: UTF8.self))")
         }
     }
 
@@ -250,7 +259,9 @@ struct TransportPeer: ParsableCommand {
             for _ in 1..<count { _ = try pull.receive(take) }
             let elapsed = clock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-            print("{\"msgs\":\(count - 1),\"seconds\":\(seconds),\"msgs_per_s\":\(Double(count - 1) / seconds)}")
+            emit(
+                "{\"msgs\":\(count - 1),\"seconds\":\(seconds),\"msgs_per_s\":\(Double(count - 1) / seconds)}"
+            )
             pull.close()
         } else {
             let push = try context.socket(.push)

@@ -52,27 +52,27 @@ struct KLExactCommand: AsyncParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let data = try encoder.encode(Output(gradients: gradients, targets: targets))
-            print(String(decoding: data, as: UTF8.self))
+            emit(String(decoding: data, as: UTF8.self))
             return
         }
         let rkl = targets[KLTarget.rklSeq.rawValue]!
         let fkl = targets[KLTarget.fklSeq.rawValue]!
-        print(
+        emit(
             "vocab \(tabular.vocab), length \(tabular.length), \(tabular.sequenceCount) sequences drawn from behaviour; "
                 + "KL(θ‖ref) = \(format(tabular.reverseKL)), KL(ref‖θ) = \(format(tabular.forwardKL))")
-        print("")
+        emit("")
         func show(_ name: String, _ formula: String, _ rows: [[Double]]) {
             let cosR = cosineOrNil(rows, rkl).map(format) ?? "—"
             let cosF = cosineOrNil(rows, fkl).map(format) ?? "—"
-            print("\(name)  [\(formula)]  cos(rkl_seq) \(cosR)  cos(fkl_seq) \(cosF)")
+            emit("\(name)  [\(formula)]  cos(rkl_seq) \(cosR)  cos(fkl_seq) \(cosF)")
             for (r, row) in rows.enumerated() {
-                print("  row \(r): " + row.map { format($0) }.joined(separator: "  "))
+                emit("  row \(r): " + row.map { format($0) }.joined(separator: "  "))
             }
         }
         for implementation in implementations {
             show(implementation.id, implementation.formula, gradients[implementation.id]!)
         }
-        print("")
+        emit("")
         for target in KLTarget.required {
             show(target.rawValue, "target", targets[target.rawValue]!)
         }
@@ -165,30 +165,30 @@ struct KLTableCommand: AsyncParsableCommand {
             let output = Output(
                 seed: seed, vocab: vocab, length: length, referenceScale: referenceScale,
                 reverseKL: base.reverseKL, forwardKL: base.forwardKL, drifts: driftInfo, rows: rows)
-            print(String(decoding: try encoder.encode(output), as: UTF8.self))
+            emit(String(decoding: try encoder.encode(output), as: UTF8.self))
             return
         }
 
-        print(
+        emit(
             "Tabular policy: vocab \(vocab), length \(length), seed \(seed), reference scale \(format(referenceScale)); "
                 + "KL(θ‖ref) = \(format(base.reverseKL)), KL(ref‖θ) = \(format(base.forwardKL)) (whole sequences)."
         )
-        print(
+        emit(
             "Behaviour drift: "
                 + driftInfo.map {
                     "σ=\(format($0.drift)): KL(μ‖θ) = \(format($0.behaviourKL)), ESS/N of W = \(format($0.sequenceESSFraction))"
                 }.joined(separator: "; ") + ".")
-        print(
+        emit(
             "Each cell: cosine / relative L2 error of the exact expected gradient (sequences drawn from μ).")
         for (title, pick) in [
             ("against rkl_seq = ∇KL(π_θ‖π_ref)", { (r: TableRow) in (r.cosineRKL, r.relativeErrorRKL) }),
             ("against fkl_seq = ∇KL(π_ref‖π_θ)", { (r: TableRow) in (r.cosineFKL, r.relativeErrorFKL) }),
         ] as [(String, (TableRow) -> (Double?, Double))] {
-            print("")
-            print("### \(title)")
-            print("")
-            print("| id | " + driftLevels.map { "σ = \(format($0))" }.joined(separator: " | ") + " |")
-            print("|---|" + driftLevels.map { _ in "---|" }.joined())
+            emit("")
+            emit("### \(title)")
+            emit("")
+            emit("| id | " + driftLevels.map { "σ = \(format($0))" }.joined(separator: " | ") + " |")
+            emit("|---|" + driftLevels.map { _ in "---|" }.joined())
             var ids: [String] = []
             for r in rows where !ids.contains(r.id) { ids.append(r.id) }
             for id in ids {
@@ -197,7 +197,7 @@ struct KLTableCommand: AsyncParsableCommand {
                     let (c, e) = pick(r)
                     return "\(c.map { fixed($0) } ?? "—") / \(fixed(e))"
                 }
-                print("| `\(id)` | " + cells.joined(separator: " | ") + " |")
+                emit("| `\(id)` | " + cells.joined(separator: " | ") + " |")
             }
         }
     }

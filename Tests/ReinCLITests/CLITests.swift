@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import Testing
+
+@testable import ReinCLI
+
+/// Runs `rein ARGS…` in-process; returns its output, or throws the error the user would see.
+func runRein(_ arguments: [String]) async throws -> String {
+    let capture = Console.Capture()
+    try await Console.$capture.withValue(capture) {
+        var command = try Rein.parseAsRoot(arguments)
+        if var asyncCommand = command as? any AsyncParsableCommand {
+            try await asyncCommand.run()
+        } else {
+            try command.run()
+        }
+    }
+    return capture.text
+}
+
+/// The one line `rein` prints for an error.
+func userMessage(_ arguments: [String]) async -> String? {
+    do {
+        _ = try await runRein(arguments)
+        return nil
+    } catch {
+        return Rein.message(for: error)
+    }
+}
+
+func temporaryFile(_ contents: String, name: String = "file.json") throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let url = dir.appendingPathComponent(name)
+    try contents.write(to: url, atomically: true, encoding: .utf8)
+    return url.path
+}
+
+@Suite("rein command line")
+struct CLITests {
+    @Test func versionNamesLibzmq() {
+        #expect(Rein.configuration.version.contains("libzmq 4."))
+    }
+
+    @Test func klExactPrintsEveryRequiredIdAsJSON() async throws {
+        let policy = """
+            {"vocab": 2, "length": 1, "theta": [[0.1, -0.2]], "behaviour": [[0.0, 0.0]], "reference": [[0.3, 0.1]]}
+            """
+        let output = try await runRein(["kl", "exact", "--policy", try temporaryFile(policy), "--json"])
+        struct Output: Decodable {
+            var gradients: [String: [[Double]]]
+            var targets: [String: [[Double]]]
+        }
+        let decoded = try JSONDecoder().decode(Output.self, from: Data(output.utf8))
+        #expect(decoded.gradients.count >= 10)
+        #expect(decoded.gradients["k2_loss_sgw_token"]?.count == 1)
+        #expect(Set(decoded.targets.keys) == ["rkl_seq", "fkl_seq", "k2_token_onpolicy"])
+        // On a single action, the corrected k2 form equals the reverse-KL gradient.
+        let a = try #require(decoded.gradients["k2_loss_sgw_token"]?[0])
+        let b = try #require(decoded.targets["rkl_seq"]?[0])
+        for (x, y) in zip(a, b) { #expect(abs(x - y) < 1e-12) }
+    }
+
+    @Test func klExactRejectsABadFileInOneLine() async throws {
+        let wrongWidth = """
+            {"vocab": 3, "length": 1, "theta": [[0.1, -0.2]], "behaviour": [[0, 0, 0]], "reference": [[0, 0, 0]]}
+            """
+        let message = try #require(
+            await userMessage(["kl", "exact", "--policy", try temporaryFile(wrongWidth)]))
+        #expect(!message.contains("\n"))
+        #expect(message.contains("theta"))
+        let missing = try #require(
+            await userMessage(["kl", "exact", "--policy", "/nonexistent/policy.json"]))
+        #expect(message != missing)
+        #expect(!missing.contains("\n"))
+    }
+
+    @Test func transportBenchValidatesItsOptions() async throws {
+        let message = try #require(await userMessage(["bench", "transport", "--transports", "udp"]))
+        #expect(message == "unknown transport 'udp' in --transports (allowed: tcp, ipc)")
+        let sizes = try #require(await userMessage(["bench", "transport", "--sizes", "12,abc"]))
+        #expect(sizes.contains("bad size 'abc'"))
+    }
+}
