@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "rein", targets: ["rein"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .library(name: "ReinKL", targets: ["ReinKL"]),
+        .library(name: "ReinTasks", targets: ["ReinTasks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -58,11 +59,23 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Tokenizer, the verifiable arithmetic task, seeded splits and batches, rewards, evaluation.
+        .target(
+            name: "ReinTasks",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinTasksTests",
+            dependencies: ["ReinTasks"],
+            swiftSettings: strict
+        ),
+
         .executableTarget(
             name: "rein",
             dependencies: [
                 "ZeroMQ",
                 "ReinKL",
+                "ReinTasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
