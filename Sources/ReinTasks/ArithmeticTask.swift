@@ -3,7 +3,7 @@
 ///
 /// ```swift
 /// let task = try ArithmeticTask(config: .default)
-/// let data = task.makeDataset()                 // seeded, disjoint train / held-out splits
+/// let data = ArithmeticDataset(task: task)       // seeded, disjoint train / held-out splits
 /// let grade = task.grade(data.heldOut[0], completion: generatedTokens)
 /// ```
 public struct ArithmeticTask: Sendable, Hashable {
