@@ -18,22 +18,16 @@ public struct ArithmeticDataset: Sendable {
 
     /// Draws the splits of `task` (fast: about a microsecond per problem in release builds).
     public init(task: ArithmeticTask) {
-        struct Key: Hashable {
-            var lhs: Int
-            var operation: ArithmeticOperation
-            var rhs: Int
-        }
         let config = task.config
         var random = TaskRandom(seed: config.seed, stream: 1)
-        var seen = Set<Key>(minimumCapacity: config.heldOutSize + config.trainSize)
+        var seen = Set<ProblemKey>(minimumCapacity: config.heldOutSize + config.trainSize)
         func draw(_ count: Int) -> [ArithmeticProblem] {
             var problems: [ArithmeticProblem] = []
             problems.reserveCapacity(count)
             while problems.count < count {
-                let problem = task.randomProblem(using: &random)
-                if seen.insert(Key(lhs: problem.lhs, operation: problem.operation, rhs: problem.rhs)).inserted
-                {
-                    problems.append(problem)
+                let key = task.randomOperands(using: &random)
+                if seen.insert(key).inserted {
+                    problems.append(task.problem(key.lhs, key.operation, key.rhs))
                 }
             }
             return problems

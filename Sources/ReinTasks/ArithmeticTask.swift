@@ -29,7 +29,7 @@ public struct ArithmeticTask: Sendable, Hashable {
         let text = operand(lhs) + String(operation.symbol) + operand(rhs) + "="
         let answerText = String(operation.apply(lhs, rhs))
         // The table holds every digit, operator, sign and "=", so encoding cannot fail.
-        let prompt = (config.bos ? [tokenizer.bos] : []) + (try! tokenizer.encode(text))
+        let prompt = (config.prependBOS ? [tokenizer.bos] : []) + (try! tokenizer.encode(text))
         let answer = (try! tokenizer.encode(answerText)) + [tokenizer.eos]
         return ArithmeticProblem(
             lhs: lhs, operation: operation, rhs: rhs, text: text, prompt: prompt, answerText: answerText,
@@ -40,13 +40,19 @@ public struct ArithmeticTask: Sendable, Hashable {
     /// uniformly from ``ArithmeticTaskConfig/operandRange``, swapped when a non-negative
     /// subtraction would go below zero.
     public func randomProblem(using random: inout TaskRandom) -> ArithmeticProblem {
+        let draw = randomOperands(using: &random)
+        return problem(draw.lhs, draw.operation, draw.rhs)
+    }
+
+    /// The operands and operation of ``randomProblem(using:)``, without writing the problem.
+    func randomOperands(using random: inout TaskRandom) -> ProblemKey {
         let operation = config.operations[random.next(below: config.operations.count)]
         var lhs = random.next(in: config.operandRange)
         var rhs = random.next(in: config.operandRange)
         if operation == .sub && !config.allowNegative && lhs < rhs {
             swap(&lhs, &rhs)
         }
-        return problem(lhs, operation, rhs)
+        return ProblemKey(lhs: lhs, operation: operation, rhs: rhs)
     }
 
     /// The prompt length in tokens when every prompt has the same length (operands padded, or
@@ -56,7 +62,7 @@ public struct ArithmeticTask: Sendable, Hashable {
     }
 
     /// The longest prompt in tokens: BOS (if used), two operands, the operator and `=`.
-    public var maxPromptLength: Int { (config.bos ? 1 : 0) + 2 * config.maxDigits + 2 }
+    public var maxPromptLength: Int { (config.prependBOS ? 1 : 0) + 2 * config.maxDigits + 2 }
 
     /// The longest answer in characters (sign included), without EOS.
     public var maxAnswerLength: Int {
@@ -90,4 +96,11 @@ public struct ArithmeticTask: Sendable, Hashable {
         guard config.padOperands, digits.count < config.maxDigits else { return digits }
         return String(repeating: "0", count: config.maxDigits - digits.count) + digits
     }
+}
+
+/// What identifies a problem: its operands and operation.
+struct ProblemKey: Hashable {
+    var lhs: Int
+    var operation: ArithmeticOperation
+    var rhs: Int
 }

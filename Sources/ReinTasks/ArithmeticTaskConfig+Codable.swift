@@ -8,7 +8,7 @@ extension ArithmeticTaskConfig: Codable {
         case maxDigits = "max_digits"
         case padOperands = "pad_operands"
         case allowNegative = "allow_negative"
-        case bos
+        case prependBOS = "bos"
         case trainSize = "train_size"
         case heldOutSize = "held_out_size"
         case seed
@@ -26,7 +26,7 @@ extension ArithmeticTaskConfig: Codable {
             maxDigits: try c.decodeIfPresent(Int.self, forKey: .maxDigits) ?? base.maxDigits,
             padOperands: try c.decodeIfPresent(Bool.self, forKey: .padOperands) ?? base.padOperands,
             allowNegative: try c.decodeIfPresent(Bool.self, forKey: .allowNegative) ?? base.allowNegative,
-            bos: try c.decodeIfPresent(Bool.self, forKey: .bos) ?? base.bos,
+            prependBOS: try c.decodeIfPresent(Bool.self, forKey: .prependBOS) ?? base.prependBOS,
             trainSize: try c.decodeIfPresent(Int.self, forKey: .trainSize) ?? base.trainSize,
             heldOutSize: try c.decodeIfPresent(Int.self, forKey: .heldOutSize) ?? base.heldOutSize,
             seed: try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? base.seed,
@@ -41,7 +41,7 @@ extension ArithmeticTaskConfig: Codable {
         try c.encode(maxDigits, forKey: .maxDigits)
         try c.encode(padOperands, forKey: .padOperands)
         try c.encode(allowNegative, forKey: .allowNegative)
-        try c.encode(bos, forKey: .bos)
+        try c.encode(prependBOS, forKey: .prependBOS)
         try c.encode(trainSize, forKey: .trainSize)
         try c.encode(heldOutSize, forKey: .heldOutSize)
         try c.encode(seed, forKey: .seed)

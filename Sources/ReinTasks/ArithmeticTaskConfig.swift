@@ -22,7 +22,7 @@ public struct ArithmeticTaskConfig: Sendable, Hashable {
     /// Lets subtraction have negative answers (`-21`); otherwise `a ≥ b` in every `a-b`.
     public var allowNegative: Bool
     /// Starts every prompt with the beginning-of-sequence token.
-    public var bos: Bool
+    public var prependBOS: Bool
     /// Problems in the training split (1...1,000,000).
     public var trainSize: Int
     /// Problems in the held-out split (0...100,000), none of them in the training split.
@@ -35,7 +35,7 @@ public struct ArithmeticTaskConfig: Sendable, Hashable {
     /// A configuration; every argument defaults to its value in ``default``.
     public init(
         operations: [ArithmeticOperation] = [.add, .sub], minDigits: Int = 1, maxDigits: Int = 2,
-        padOperands: Bool = true, allowNegative: Bool = false, bos: Bool = true,
+        padOperands: Bool = true, allowNegative: Bool = false, prependBOS: Bool = true,
         trainSize: Int = 10_000, heldOutSize: Int = 1_000, seed: UInt64 = 1, formatReward: Double = 0
     ) {
         self.operations = operations
@@ -43,7 +43,7 @@ public struct ArithmeticTaskConfig: Sendable, Hashable {
         self.maxDigits = maxDigits
         self.padOperands = padOperands
         self.allowNegative = allowNegative
-        self.bos = bos
+        self.prependBOS = prependBOS
         self.trainSize = trainSize
         self.heldOutSize = heldOutSize
         self.seed = seed

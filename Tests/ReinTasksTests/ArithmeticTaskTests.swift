@@ -32,7 +32,7 @@ struct ArithmeticTaskTests {
 
         let unpadded = try ArithmeticTask(
             config: ArithmeticTaskConfig(
-                operations: [.sub, .mul], padOperands: false, allowNegative: true, bos: false))
+                operations: [.sub, .mul], padOperands: false, allowNegative: true, prependBOS: false))
         let q = unpadded.problem(3, .sub, 45)
         #expect(q.text == "3-45=")
         #expect(q.prompt == [6, 14, 7, 8, 16])
@@ -47,7 +47,7 @@ struct ArithmeticTaskTests {
             ArithmeticTaskConfig.easy, .default, .hard,
             ArithmeticTaskConfig(
                 operations: [.mul, .sub], minDigits: 2, maxDigits: 3, padOperands: false, allowNegative: true,
-                bos: false, trainSize: 100, heldOutSize: 10),
+                prependBOS: false, trainSize: 100, heldOutSize: 10),
         ])
     func randomProblems(config: ArithmeticTaskConfig) throws {
         let task = try ArithmeticTask(config: config)
@@ -60,7 +60,7 @@ struct ArithmeticTaskTests {
             let answer = try #require(independentAnswer(p.text))
             #expect(p.result == answer)
             #expect(p.answerText == String(answer))
-            #expect(try Tokenizer.standard.decode(p.prompt) == (config.bos ? "^" : "") + p.text)
+            #expect(try Tokenizer.standard.decode(p.prompt) == (config.prependBOS ? "^" : "") + p.text)
             #expect(try Tokenizer.standard.decode(p.answer) == p.answerText + "$")
             if !config.allowNegative { #expect(answer >= 0) }
             if let length = task.promptLength { #expect(p.prompt.count == length) }
@@ -153,7 +153,7 @@ struct ArithmeticTaskTests {
     func configCoding() throws {
         let config = ArithmeticTaskConfig(
             operations: [.mul], minDigits: 2, maxDigits: 3, padOperands: false, allowNegative: true,
-            bos: false,
+            prependBOS: false,
             trainSize: 7, heldOutSize: 3, seed: 99, formatReward: 0.1)
         let data = try JSONEncoder().encode(config)
         let json = String(decoding: data, as: UTF8.self)

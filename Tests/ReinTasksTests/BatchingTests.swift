@@ -15,7 +15,7 @@ struct BatchingTests {
     @Test("A batch pads every row with PAD and masks only answer tokens")
     func padding() throws {
         let task = try ArithmeticTask(
-            config: ArithmeticTaskConfig(operations: [.add, .sub], padOperands: false, bos: false))
+            config: ArithmeticTaskConfig(operations: [.add, .sub], padOperands: false, prependBOS: false))
         let examples = [task.problem(5, .sub, 5), task.problem(99, .add, 99), task.problem(12, .add, 3)]
             .map(\.supervisedExample)
         let batch = SupervisedBatch(examples, padID: Tokenizer.standard.pad)
