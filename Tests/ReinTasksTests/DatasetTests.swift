@@ -24,6 +24,13 @@ struct DatasetTests {
         #expect(train.count == data.train.count)
         #expect(heldOut.count == data.heldOut.count)
         #expect(train.isDisjoint(with: heldOut))
+        for p in data.train + data.heldOut {
+            #expect(independentAnswer(p.text) == p.result)
+            #expect(p.answerText == String(p.result))
+            #expect(p.prompt.count == 7)
+        }
+        var prompts = data.trainProblems(seed: 4)
+        #expect(Set(prompts.next(10_000).map(Key.init)) == train)
         #expect(data.heldOut(prefix: 10) == data.heldOut[..<10])
         #expect(data.heldOut(prefix: nil).count == 1_000)
         #expect(data.heldOut(prefix: 5_000).count == 1_000)
