@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "rein", targets: ["rein"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .library(name: "ReinKL", targets: ["ReinKL"]),
+        .library(name: "ReinTasks", targets: ["ReinTasks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -59,12 +60,24 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Tokenizer, the verifiable arithmetic task, seeded splits and batches, rewards, evaluation.
+        .target(
+            name: "ReinTasks",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinTasksTests",
+            dependencies: ["ReinTasks"],
+            swiftSettings: strict
+        ),
+
         // The command line as a library (testable); `rein` is a one-line executable around it.
         .target(
             name: "ReinCLI",
             dependencies: [
                 "ZeroMQ",
                 "ReinKL",
+                "ReinTasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -1,0 +1,62 @@
+/// The deterministic random number generator of ReinTasks (SplitMix64), with its own uniform
+/// integer and shuffle algorithms, so that every split and batch is identical on every platform
+/// and toolchain.
+///
+/// The standard library's `Int.random(in:using:)` and `shuffle(using:)` are not used anywhere in
+/// ReinTasks: their algorithms are not part of any stability promise. Use ``next(below:)`` and
+/// ``shuffle(_:)`` instead.
+public struct TaskRandom: RandomNumberGenerator, Sendable, Hashable, Codable {
+    /// The generator's whole state (save it to resume a stream).
+    public var state: UInt64
+
+    /// A stream fixed by `seed` and a stream number; distinct streams of one seed are unrelated.
+    ///
+    /// Both values are scrambled, so nearby seeds (0, 1, 2, …) start far apart.
+    public init(seed: UInt64, stream: UInt64 = 0) {
+        state = TaskRandom.mix(TaskRandom.mix(seed) &+ TaskRandom.mix(stream ^ 0x5EED_0F5E_ED5E_ED00))
+    }
+
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        return TaskRandom.mix(state)
+    }
+
+    /// A uniform integer in `0..<bound` (Lemire's multiply-and-reject method; exact, unbiased).
+    ///
+    /// - Precondition: `bound > 0`.
+    public mutating func next(below bound: Int) -> Int {
+        precondition(bound > 0, "TaskRandom.next(below:) needs a positive bound, got \(bound)")
+        let range = UInt64(bound)
+        var product = range.multipliedFullWidth(by: next())
+        if product.low < range {
+            let threshold = (0 &- range) % range
+            while product.low < threshold {
+                product = range.multipliedFullWidth(by: next())
+            }
+        }
+        return Int(product.high)
+    }
+
+    /// A uniform integer in `range`.
+    public mutating func next(in range: ClosedRange<Int>) -> Int {
+        range.lowerBound + next(below: range.upperBound - range.lowerBound + 1)
+    }
+
+    /// Shuffles `elements` in place (Fisher–Yates, from the last position down).
+    public mutating func shuffle<Element>(_ elements: inout [Element]) {
+        var i = elements.count - 1
+        while i > 0 {
+            elements.swapAt(i, next(below: i + 1))
+            i -= 1
+        }
+    }
+
+    /// The SplitMix64 output function (a bijection on 64-bit values).
+    static func mix(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
