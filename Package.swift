@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "rein", targets: ["rein"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
+        .library(name: "ReinModel", targets: ["ReinModel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -24,11 +25,23 @@ let package = Package(
             pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]
         ),
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
 
         // The only module that touches the libzmq C API.
         .target(
             name: "ZeroMQ",
             dependencies: ["CZeroMQ"],
+            swiftSettings: strict
+        ),
+
+        // The GPT policy engine: forward, backward, KV-cache sampler, AdamW, safetensors.
+        .target(
+            name: "ReinModel",
+            dependencies: ["COpenBLAS"],
             swiftSettings: strict
         ),
 
@@ -43,9 +56,16 @@ let package = Package(
             name: "rein",
             dependencies: [
                 "ZeroMQ",
+                "ReinModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(
+            name: "ReinModelTests",
+            dependencies: ["ReinModel"],
             swiftSettings: strict
         ),
     ]
