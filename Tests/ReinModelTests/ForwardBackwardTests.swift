@@ -10,14 +10,14 @@ func tinyBatch() throws -> TokenBatch {
 }
 
 /// Parameters with non-trivial LayerNorm weights and biases (the default init has them at 1 and 0).
-func tinyParameters(seed: UInt64 = 7) throws -> GPTParameters {
+func tinyParameters(seed: UInt64 = 7, scale: Float = 8) throws -> GPTParameters {
     var p = try GPTParameters(config: tiny, seed: seed)
     var rng = SplitMix64(seed: seed &+ 99)
     for spec in p.layout.tensors where spec.name.contains("ln_") || spec.name.hasSuffix(".bias") {
         for i in spec.range { p.values[i] += Float(rng.nextGaussian() * 0.3) }
     }
     // Larger weights so attention and GELU are not near-linear.
-    for i in p.values.indices { p.values[i] *= 8 }
+    for i in p.values.indices { p.values[i] *= scale }
     return p
 }
 
@@ -96,12 +96,12 @@ func tinyParameters(seed: UInt64 = 7) throws -> GPTParameters {
             var diff = 0.0
             var norm = 0.0
             for i in 0..<spec.count {
-                let saved = ref.weights[spec.name]![i]
-                ref.weights[spec.name]![i] = saved + h
+                let saved = ref.w[spec.offset + i]
+                ref.w[spec.offset + i] = saved + h
                 let up = loss(ref)
-                ref.weights[spec.name]![i] = saved - h
+                ref.w[spec.offset + i] = saved - h
                 let down = loss(ref)
-                ref.weights[spec.name]![i] = saved
+                ref.w[spec.offset + i] = saved
                 let fd = (up - down) / (2 * h)
                 let g = Double(model.gradients[spec.offset + i])
                 diff += (g - fd) * (g - fd)

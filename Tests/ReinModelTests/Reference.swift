@@ -5,68 +5,88 @@ import ReinModel
 /// It is the independent reference for the forward pass and the finite-difference gradient check.
 struct ReferenceGPT {
     let config: GPTConfig
-    var weights: [String: [Double]]
+    let layout: ParameterLayout
+    /// The weights in float64, in `layout` order.
+    var w: [Double]
 
     init(_ p: GPTParameters) {
         config = p.config
-        weights = Dictionary(
-            uniqueKeysWithValues: p.layout.tensors.map { ($0.name, p.values[$0.range].map(Double.init)) })
+        layout = p.layout
+        w = p.values.map(Double.init)
+    }
+
+    func offset(_ name: String) -> Int { layout.spec(named: name)!.offset }
+
+    private func layerNorm(_ x: [Double], _ name: String) -> [Double] {
+        let c = x.count
+        let (wo, bo) = (offset(name + ".weight"), offset(name + ".bias"))
+        var m = 0.0
+        for v in x { m += v }
+        m /= Double(c)
+        var variance = 0.0
+        for v in x { variance += (v - m) * (v - m) }
+        let s = 1 / (variance / Double(c) + 1e-5).squareRoot()
+        var y = [Double](repeating: 0, count: c)
+        for i in 0..<c { y[i] = (x[i] - m) * s * w[wo + i] + w[bo + i] }
+        return y
+    }
+
+    private func linear(_ x: [Double], _ name: String, out: Int) -> [Double] {
+        let (wo, bo) = (offset(name + ".weight"), offset(name + ".bias"))
+        var y = [Double](repeating: 0, count: out)
+        for o in 0..<out {
+            var s = w[bo + o]
+            for i in 0..<x.count { s += w[wo + o * x.count + i] * x[i] }
+            y[o] = s
+        }
+        return y
     }
 
     /// Raw logits `[t][vocab]` for one sequence.
     func logits(_ tokens: [Int32]) -> [[Double]] {
-        let (c, h) = (config.dModel, config.heads)
-        let hs = c / h
-        let wte = weights["transformer.wte.weight"]!
-        let wpe = weights["transformer.wpe.weight"]!
-        var x: [[Double]] = tokens.enumerated().map { t, tok in
-            (0..<c).map { wte[Int(tok) * c + $0] + wpe[t * c + $0] }
-        }
-        func ln(_ v: [Double], _ name: String) -> [Double] {
-            let m = v.reduce(0, +) / Double(c)
-            let varc = v.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(c)
-            let s = 1 / (varc + 1e-5).squareRoot()
-            let (w, b) = (weights[name + ".weight"]!, weights[name + ".bias"]!)
-            return (0..<c).map { (v[$0] - m) * s * w[$0] + b[$0] }
-        }
-        func linear(_ v: [Double], _ name: String) -> [Double] {
-            let w = weights[name + ".weight"]!
-            let b = weights[name + ".bias"]!
-            let inDim = v.count
-            return (0..<b.count).map { o in (0..<inDim).reduce(b[o]) { $0 + w[o * inDim + $1] * v[$1] } }
-        }
+        let (c, h, hs, n) = (config.dModel, config.heads, config.headDim, tokens.count)
+        let (wte, wpe) = (offset("transformer.wte.weight"), offset("transformer.wpe.weight"))
+        var x = [[Double]](repeating: [], count: n)
+        for t in 0..<n { x[t] = (0..<c).map { w[wte + Int(tokens[t]) * c + $0] + w[wpe + t * c + $0] } }
         for l in 0..<config.layers {
             let p = "transformer.h.\(l)."
-            let qkv = x.map { linear(ln($0, p + "ln_1"), p + "attn.c_attn") }
-            var y = [[Double]](repeating: [Double](repeating: 0, count: c), count: x.count)
-            for t in 0..<x.count {
+            var qkv = [[Double]](repeating: [], count: n)
+            for t in 0..<n { qkv[t] = linear(layerNorm(x[t], p + "ln_1"), p + "attn.c_attn", out: 3 * c) }
+            for t in 0..<n {
+                var y = [Double](repeating: 0, count: c)
                 for head in 0..<h {
-                    let q = Array(qkv[t][head * hs..<(head + 1) * hs])
-                    var s = (0...t).map { j in
-                        (0..<hs).reduce(0.0) { $0 + q[$1] * qkv[j][c + head * hs + $1] }
-                            / Double(hs).squareRoot()
+                    var s = [Double](repeating: 0, count: t + 1)
+                    for j in 0...t {
+                        for i in 0..<hs { s[j] += qkv[t][head * hs + i] * qkv[j][c + head * hs + i] }
+                        s[j] /= Double(hs).squareRoot()
                     }
                     let mx = s.max()!
-                    s = s.map { exp($0 - mx) }
-                    let z = s.reduce(0, +)
+                    var z = 0.0
                     for j in 0...t {
-                        for i in 0..<hs { y[t][head * hs + i] += s[j] / z * qkv[j][2 * c + head * hs + i] }
+                        s[j] = exp(s[j] - mx)
+                        z += s[j]
+                    }
+                    for j in 0...t {
+                        for i in 0..<hs { y[head * hs + i] += s[j] / z * qkv[j][2 * c + head * hs + i] }
                     }
                 }
-            }
-            for t in 0..<x.count {
-                let a = linear(y[t], p + "attn.c_proj")
+                let a = linear(y, p + "attn.c_proj", out: c)
                 for i in 0..<c { x[t][i] += a[i] }
-                let f = linear(ln(x[t], p + "ln_2"), p + "mlp.c_fc").map {
-                    0.5 * $0 * (1 + erf($0 / 2.0.squareRoot()))
-                }
-                let m = linear(f, p + "mlp.c_proj")
+            }
+            for t in 0..<n {
+                var f = linear(layerNorm(x[t], p + "ln_2"), p + "mlp.c_fc", out: 4 * c)
+                for i in 0..<f.count { f[i] = 0.5 * f[i] * (1 + erf(f[i] / 2.0.squareRoot())) }
+                let m = linear(f, p + "mlp.c_proj", out: c)
                 for i in 0..<c { x[t][i] += m[i] }
             }
         }
         return x.map { row in
-            let n = ln(row, "transformer.ln_f")
-            return (0..<config.vocab).map { v in (0..<c).reduce(0.0) { $0 + n[$1] * wte[v * c + $1] } }
+            let y = layerNorm(row, "transformer.ln_f")
+            var z = [Double](repeating: 0, count: config.vocab)
+            for v in 0..<config.vocab {
+                for i in 0..<c { z[v] += y[i] * w[wte + v * c + i] }
+            }
+            return z
         }
     }
 
