@@ -11,6 +11,6 @@ struct Rein: AsyncParsableCommand {
         commandName: "rein",
         abstract: "Distributed rollout/learner system for KL-regularised RL of language-model policies.",
         version: "rein \(version) (libzmq \(ZMQVersion.current))",
-        subcommands: []
+        subcommands: [ModelCommand.self, BenchCommand.self]
     )
 }
