@@ -140,11 +140,20 @@ func sum(_ x: ConstFloatPtr, _ n: Int) -> Float {
     return s
 }
 
+/// Lane-wise clamp (the generic `clamped` is not specialised and would dominate these kernels).
+@inline(__always)
+func clamp(_ x: F8, _ lo: Float, _ hi: Float) -> F8 {
+    var x = x
+    x.replace(with: F8(repeating: lo), where: x .< lo)
+    x.replace(with: F8(repeating: hi), where: x .> hi)
+    return x
+}
+
 /// eˣ on 8 lanes: Cephes `expf` polynomial after range reduction by ln 2 (relative error < 2e-7);
 /// inputs are clamped to [−87, 88].
 @inline(__always)
 func exp8(_ x: F8) -> F8 {
-    let x = x.clamped(lowerBound: F8(repeating: -87), upperBound: F8(repeating: 88))
+    let x = clamp(x, -87, 88)
     let magic = F8(repeating: 12_582_912)  // 1.5·2²³: adding it rounds to an integer in the low bits
     let t = x * 1.442_695_040_888_963_4 + magic
     let n = t - magic
@@ -164,7 +173,7 @@ func exp8(_ x: F8) -> F8 {
 /// inputs are clamped to [−4, 4], where erf is ±1 to float precision.
 @inline(__always)
 func erf8(_ x: F8) -> F8 {
-    let x = x.clamped(lowerBound: F8(repeating: -4), upperBound: F8(repeating: 4))
+    let x = clamp(x, -4, 4)
     let x2 = x * x
     var p = F8(repeating: -2.726_142_258_013_06e-10)
     p = p * x2 + 2.770_681_424_959_02e-08

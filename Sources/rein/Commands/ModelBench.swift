@@ -24,11 +24,22 @@ struct ModelBench: AsyncParsableCommand {
     @Option(help: "Timed repetitions (best is reported, after one warm-up).")
     var reps: Int = 5
 
+    @Option(help: "Comma-separated configs to run: default, small.")
+    var configs: String = "default,small"
+
+    @Option(help: "Comma-separated parts to run: sample, learner.")
+    var parts: String = "sample,learner"
+
     @Option(help: "Path of the PyTorch peer script.")
     var peerScript: String = "../shared/bench/torch_peer.py"
 
     func run() async throws {
-        let configs: [(String, GPTConfig)] = [("default", .default), ("small", .small)]
+        let known: [String: GPTConfig] = ["default": .default, "small": .small]
+        let configs = try self.configs.split(separator: ",").map { name -> (String, GPTConfig) in
+            guard let c = known[String(name)] else { throw ModelCLIError("unknown config '\(name)'") }
+            return (String(name), c)
+        }
+        let parts = Set(self.parts.split(separator: ",").map(String.init))
         let python = ProcessInfo.processInfo.environment["REIN_TORCH_PYTHON"].flatMap {
             $0.isEmpty ? nil : $0
         }
@@ -37,23 +48,28 @@ struct ModelBench: AsyncParsableCommand {
         var results: [String: [String: Double]] = [:]
         for (name, config) in configs {
             var r: [String: Double] = [:]
-            progress("\(name): sampling (\(config))")
-            r["sample_tokens_per_s"] = try ModelBenchmark.samplingTokensPerSecond(
-                config: config, threads: threads, reps: reps)
-            progress("\(name): learner step")
-            let ms = try ModelBenchmark.learnerStepMilliseconds(config: config, threads: threads, reps: reps)
-            r["learner_step_ms"] = ms
-            r["learner_gflops"] = ModelBenchmark.learnerFLOPs(config: config) / (ms * 1e-3) * 1e-9
-            r["learner_gemm_gflops"] = ModelBenchmark.learnerGEMMGFLOPS(config: config, threads: threads)
-            r["learner_gemm_fraction_of_peak"] = r["learner_gemm_gflops"]! / peak
+            if parts.contains("sample") {
+                progress("\(name): sampling (\(config))")
+                r["sample_tokens_per_s"] = try ModelBenchmark.samplingTokensPerSecond(
+                    config: config, threads: threads, reps: reps)
+            }
+            if parts.contains("learner") {
+                progress("\(name): learner step")
+                let ms = try ModelBenchmark.learnerStepMilliseconds(
+                    config: config, threads: threads, reps: reps)
+                r["learner_step_ms"] = ms
+                r["learner_gflops"] = ModelBenchmark.learnerFLOPs(config: config) / (ms * 1e-3) * 1e-9
+                r["learner_gemm_gflops"] = ModelBenchmark.learnerGEMMGFLOPS(config: config, threads: threads)
+                r["learner_gemm_fraction_of_peak"] = r["learner_gemm_gflops"]! / peak
+            }
             if let python {
                 progress("\(name): PyTorch peer (\(python) \(peerScript))")
                 let peer = try runPeer(python: python, config: config)
                 r["peer_sample_tokens_per_s"] = peer.sample
                 r["peer_learner_step_ms"] = peer.learnerMs
                 r["peer_threads"] = Double(peer.threads)
-                r["ratio_sample"] = r["sample_tokens_per_s"]! / peer.sample
-                r["ratio_learner"] = peer.learnerMs / ms
+                r["ratio_sample"] = r["sample_tokens_per_s"].map { $0 / peer.sample }
+                r["ratio_learner"] = r["learner_step_ms"].map { peer.learnerMs / $0 }
             }
             results[name] = r
         }
@@ -88,11 +104,12 @@ struct ModelBench: AsyncParsableCommand {
             print(
                 [
                     name.padding(toLength: 8, withPad: " ", startingAt: 0),
-                    pad(fmt(r["sample_tokens_per_s"]!, 0), 12),
-                    pad(peerS, 8), pad(ratioS, 7), pad(fmt(r["learner_step_ms"]!, 2), 9), pad(peerL, 9),
-                    pad(ratioL, 8), pad(fmt(r["learner_gflops"]!, 1), 8),
-                    pad(fmt(r["learner_gemm_gflops"]!, 1), 8)
-                        + " (\(fmt(100 * r["learner_gemm_fraction_of_peak"]!, 0))%)",
+                    pad(r["sample_tokens_per_s"].map { fmt($0, 0) } ?? "-", 12), pad(peerS, 8),
+                    pad(ratioS, 7),
+                    pad(r["learner_step_ms"].map { fmt($0, 2) } ?? "-", 9), pad(peerL, 9), pad(ratioL, 8),
+                    pad(r["learner_gflops"].map { fmt($0, 1) } ?? "-", 8),
+                    pad(r["learner_gemm_gflops"].map { fmt($0, 1) } ?? "-", 8)
+                        + (r["learner_gemm_fraction_of_peak"].map { " (\(fmt(100 * $0, 0))%)" } ?? ""),
                 ].joined(separator: " "))
         }
     }
