@@ -149,3 +149,29 @@ func tinyParameters(seed: UInt64 = 7, scale: Float = 8) throws -> GPTParameters 
         #expect(throws: ModelError.self) { try model.backward(dLogProbs: [1, 2]) }
     }
 }
+
+@Suite struct DeterminismTests {
+    /// Same parameters, batch and thread count → bit-identical log-probs, gradients and AdamW update,
+    /// across separate engine instances.
+    @Test(arguments: [1, 2])
+    func learnerStepIsBitIdentical(threads: Int) throws {
+        func step() throws -> (lp: [Float], grads: [Float], params: [Float]) {
+            let model = GPTModel(parameters: try GPTParameters(config: tiny, seed: 21), threads: threads)
+            var rng = SplitMix64(seed: 5)
+            let tokens = (0..<(6 * 8)).map { _ in Int32(rng.next() % 7) }
+            let out = try model.forward(
+                try TokenBatch(tokens: tokens, batch: 6, length: 8, lengths: [8, 3, 8, 5, 2, 8]))
+            try model.backward(dLogProbs: out.logProbs.map { $0 * 0.1 })
+            var grads = model.gradients
+            clipGradientNorm(&grads, maxNorm: 0.01)
+            var opt = AdamW(layout: model.parameters.layout)
+            opt.step(params: &model.parameters.values, grads: grads, lr: 1e-3)
+            return (out.logProbs, model.gradients, model.parameters.values)
+        }
+        let a = try step()
+        let b = try step()
+        #expect(a.lp.map(\.bitPattern) == b.lp.map(\.bitPattern))
+        #expect(a.grads.map(\.bitPattern) == b.grads.map(\.bitPattern))
+        #expect(a.params.map(\.bitPattern) == b.params.map(\.bitPattern))
+    }
+}
