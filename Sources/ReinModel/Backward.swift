@@ -111,7 +111,7 @@ func backwardShard(
         linearBackward(
             dInp: ws.dfc, dWeight: grads + w.mlpProjW, dBias: grads + w.mlpProjB, dOut: ws.dres,
             inp: a.fchGelu, weight: params + w.mlpProjW, rows: n, inDim: 4 * c, outDim: c)
-        geluBackward(ws.dfc, a.fch, n * 4 * c)
+        geluBackward(ws.dfc, a.fch, cdf: a.fchCdf, n * 4 * c)
         linearBackward(
             dInp: ws.dln, dWeight: grads + w.fcW, dBias: grads + w.fcB, dOut: ws.dfc, inp: a.ln2,
             weight: params + w.fcW, rows: n, inDim: c, outDim: 4 * c)
@@ -142,37 +142,39 @@ func backwardShard(
     }
 }
 
-/// Backward of ``attentionForward(_:att:qkv:rows:steps:config:)``: overwrites `dqkv` (N×3C).
+/// Backward of ``attentionForward(_:att:qkv:rows:steps:config:)``, per (row, head) with `dp` as T×T
+/// scratch: dP = dY·Vᵀ, dV = Pᵀ·dY, dS = P ⊙ (dP − Σⱼ P dP)/√d, dQ = dS·K, dK = dSᵀ·Q. Overwrites `dqkv`.
 func attentionBackward(
     dqkv: FloatPtr, scratch dp: FloatPtr, dOut: ConstFloatPtr, qkv: ConstFloatPtr, att: ConstFloatPtr,
-    rows: Int, steps: Int, config: GPTConfig
+    rows: Int, steps t: Int, config: GPTConfig
 ) {
     let (c, h, hs) = (config.dModel, config.heads, config.headDim)
     let scale = 1 / Float(hs).squareRoot()
-    dqkv.update(repeating: 0, count: rows * steps * 3 * c)
     for b in 0..<rows {
-        for t in 0..<steps {
-            for head in 0..<h {
-                let p = att + ((b * h + head) * steps + t) * steps
-                let dy = dOut + (b * steps + t) * c + head * hs
-                let q = qkv + (b * steps + t) * 3 * c + head * hs
-                let dq = dqkv + (b * steps + t) * 3 * c + head * hs
-                // y = Σ_j p_j v_j  →  dp_j = dy·v_j,  dv_j += p_j dy.
-                var pdp: Float = 0
-                for j in 0...t {
-                    let row = (b * steps + j) * 3 * c + head * hs
-                    dp[j] = dot(dy, qkv + row + 2 * c, hs)
-                    axpy(p[j], dy, dqkv + row + 2 * c, hs)
-                    pdp += p[j] * dp[j]
-                }
-                // Softmax backward, then the scaled q·k product.
-                for j in 0...t {
-                    let ds = p[j] * (dp[j] - pdp) * scale
-                    let row = (b * steps + j) * 3 * c + head * hs
-                    axpy(ds, qkv + row + c, dq, hs)
-                    axpy(ds, q, dqkv + row + c, hs)
-                }
+        for head in 0..<h {
+            let off = b * t * 3 * c + head * hs
+            let (q, dq) = (qkv + off, dqkv + off)
+            let p = att + (b * h + head) * t * t
+            let dy = dOut + b * t * c + head * hs
+            BLAS.gemm(
+                transA: false, transB: true, m: t, n: t, k: hs, dy, lda: c, q + 2 * c, ldb: 3 * c, beta: 0,
+                dp,
+                ldc: t)
+            BLAS.gemm(
+                transA: true, transB: false, m: t, n: hs, k: t, p, lda: t, dy, ldb: c, beta: 0, dq + 2 * c,
+                ldc: 3 * c)
+            for i in 0..<t {
+                let (pr, dr) = (p + i * t, dp + i * t)
+                let pdp = dot(pr, dr, i + 1)
+                for j in 0...i { dr[j] = pr[j] * (dr[j] - pdp) * scale }
+                (dr + i + 1).update(repeating: 0, count: t - i - 1)
             }
+            BLAS.gemm(
+                transA: false, transB: false, m: t, n: hs, k: t, dp, lda: t, q + c, ldb: 3 * c, beta: 0, dq,
+                ldc: 3 * c)
+            BLAS.gemm(
+                transA: true, transB: false, m: t, n: hs, k: t, dp, lda: t, q, ldb: 3 * c, beta: 0, dq + c,
+                ldc: 3 * c)
         }
     }
 }

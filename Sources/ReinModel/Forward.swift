@@ -189,7 +189,7 @@ func forwardShard(
             rows: n, width: c)
         linearForward(
             a.fch, a.ln2, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c)
-        geluForward(a.fchGelu, a.fch, n * 4 * c)
+        geluForward(a.fchGelu, cdf: a.fchCdf, a.fch, n * 4 * c)
         let next = l + 1 < ws.blocks.count ? ws.blocks[l + 1].res : ws.resFinal
         linearForward(
             next, a.fchGelu, weight: params + w.mlpProjW, bias: params + w.mlpProjB, rows: n, inDim: 4 * c,
@@ -207,37 +207,30 @@ func forwardShard(
 }
 
 /// Causal multi-head self-attention over `rows × steps` positions of packed q|k|v rows (width 3C).
-/// Saves the softmax probabilities in `att` (rows × heads × steps × steps) for the backward pass.
+/// Per (row, head): S = QKᵀ/√d (sgemm), causal softmax, Y = PV (sgemm). Saves the probabilities P in
+/// `att` (rows × heads × steps × steps, zero above the diagonal) for the backward pass.
 func attentionForward(
-    _ out: FloatPtr, att: FloatPtr, qkv: ConstFloatPtr, rows: Int, steps: Int, config: GPTConfig
+    _ out: FloatPtr, att: FloatPtr, qkv: ConstFloatPtr, rows: Int, steps t: Int, config: GPTConfig
 ) {
     let (c, h, hs) = (config.dModel, config.heads, config.headDim)
     let scale = 1 / Float(hs).squareRoot()
     for b in 0..<rows {
-        for t in 0..<steps {
-            for head in 0..<h {
-                let q = qkv + (b * steps + t) * 3 * c + head * hs
-                let p = att + ((b * h + head) * steps + t) * steps
-                var mx = -Float.infinity
-                for j in 0...t {
-                    let k = qkv + (b * steps + j) * 3 * c + c + head * hs
-                    p[j] = dot(q, k, hs) * scale
-                    mx = max(mx, p[j])
-                }
-                var total: Float = 0
-                for j in 0...t {
-                    p[j] = exp(p[j] - mx)
-                    total += p[j]
-                }
-                let inv = 1 / total
-                for j in 0...t { p[j] *= inv }
-                for j in (t + 1)..<steps { p[j] = 0 }
-                let y = out + (b * steps + t) * c + head * hs
-                y.update(repeating: 0, count: hs)
-                for j in 0...t {
-                    axpy(p[j], qkv + (b * steps + j) * 3 * c + 2 * c + head * hs, y, hs)
-                }
+        for head in 0..<h {
+            let q = qkv + b * t * 3 * c + head * hs
+            let p = att + (b * h + head) * t * t
+            BLAS.gemm(
+                transA: false, transB: true, m: t, n: t, k: hs, alpha: scale, q, lda: 3 * c, q + c,
+                ldb: 3 * c,
+                beta: 0, p, ldc: t)
+            for i in 0..<t {
+                let row = p + i * t
+                logSoftmaxInPlace(row, i + 1)
+                for j in 0...i { row[j] = exp(row[j]) }
+                (row + i + 1).update(repeating: 0, count: t - i - 1)
             }
+            BLAS.gemm(
+                transA: false, transB: false, m: t, n: hs, k: t, p, lda: t, q + 2 * c, ldb: 3 * c, beta: 0,
+                out + b * t * c + head * hs, ldc: c)
         }
     }
 }

@@ -245,33 +245,36 @@ func layerNormBackward(
 
 // MARK: - GELU (exact erf form, like torch.nn.GELU())
 
-/// `out = x · Φ(x)` elementwise.
-func geluForward(_ out: FloatPtr, _ inp: ConstFloatPtr, _ n: Int) {
+/// `out = x · Φ(x)` elementwise; also stores Φ(x) in `cdf` when given (for the backward pass).
+func geluForward(_ out: FloatPtr, cdf: FloatPtr? = nil, _ inp: ConstFloatPtr, _ n: Int) {
     var i = 0
     while i + 8 <= n {
         let x = load8(inp + i)
-        store8(0.5 * x * (1 + erf8(x * 0.707_106_781_186_547_5)), out + i)
+        let phi = 0.5 * (1 + erf8(x * 0.707_106_781_186_547_5))
+        store8(x * phi, out + i)
+        if let cdf { store8(phi, cdf + i) }
         i += 8
     }
     while i < n {
-        out[i] = 0.5 * inp[i] * (1 + erf(inp[i] * 0.707_106_781_186_547_5))
+        let phi = 0.5 * (1 + erf(inp[i] * 0.707_106_781_186_547_5))
+        out[i] = inp[i] * phi
+        cdf?[i] = phi
         i += 1
     }
 }
 
-/// `d[i] *= Φ(x) + x·φ(x)` in place, turning dL/dGELU into dL/dx.
-func geluBackward(_ d: FloatPtr, _ inp: ConstFloatPtr, _ n: Int) {
+/// `d[i] *= Φ(x) + x·φ(x)` in place, turning dL/dGELU into dL/dx (`cdf` holds Φ(x) from the forward).
+func geluBackward(_ d: FloatPtr, _ inp: ConstFloatPtr, cdf: ConstFloatPtr, _ n: Int) {
     var i = 0
     while i + 8 <= n {
         let x = load8(inp + i)
-        let cdf = 0.5 * (1 + erf8(x * 0.707_106_781_186_547_5))
         let pdf = exp8(-0.5 * x * x) * 0.398_942_280_401_432_7
-        store8(load8(d + i) * (cdf + x * pdf), d + i)
+        store8(load8(d + i) * (load8(cdf + i) + x * pdf), d + i)
         i += 8
     }
     while i < n {
         let x = inp[i]
-        d[i] *= 0.5 * (1 + erf(x * 0.707_106_781_186_547_5)) + x * exp(-0.5 * x * x) * 0.398_942_280_401_432_7
+        d[i] *= cdf[i] + x * exp(-0.5 * x * x) * 0.398_942_280_401_432_7
         i += 1
     }
 }

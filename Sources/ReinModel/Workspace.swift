@@ -8,6 +8,7 @@ struct BlockActivations {
     let res2: FloatPtr  // residual after attention, N×C
     let ln2: FloatPtr, ln2Mean: FloatPtr, ln2Rstd: FloatPtr
     let fch: FloatPtr, fchGelu: FloatPtr  // N×4C before / after GELU
+    let fchCdf: FloatPtr  // N×4C: Φ(fch), kept for the GELU backward
 }
 
 /// Carves named buffers out of one allocation (64-byte aligned). With a nil base it only counts.
@@ -81,7 +82,7 @@ final class Workspace: @unchecked Sendable {
                 res: c.take(n * d), ln1: c.take(n * d), ln1Mean: c.take(n), ln1Rstd: c.take(n),
                 qkv: c.take(n * 3 * d), att: c.take(rows * h * steps * steps), atty: c.take(n * d),
                 res2: c.take(n * d), ln2: c.take(n * d), ln2Mean: c.take(n), ln2Rstd: c.take(n),
-                fch: c.take(n * 4 * d), fchGelu: c.take(n * 4 * d))
+                fch: c.take(n * 4 * d), fchGelu: c.take(n * 4 * d), fchCdf: c.take(n * 4 * d))
         }
         resFinal = c.take(n * d)
         lnf = c.take(n * d)
@@ -94,6 +95,6 @@ final class Workspace: @unchecked Sendable {
         dy = c.take(n * d)
         dfc = c.take(n * 4 * d)
         dlogits = c.take(n * v)
-        datt = c.take(steps)
+        datt = c.take(steps * steps)
     }
 }

@@ -135,7 +135,10 @@ func tinyParameters(seed: UInt64 = 7, scale: Float = 8) throws -> GPTParameters 
         for (x, y) in zip(a.logProbs, b.logProbs) { #expect(abs(x - y) < 1e-5) }
         try one.backward(dLogProbs: a.logProbs)
         try two.backward(dLogProbs: b.logProbs)
-        for (x, y) in zip(one.gradients, two.gradients) { #expect(abs(x - y) < 1e-4 * max(1, abs(x))) }
+        // Shards sum in a different order: compare as vectors (float32 rounding, relative 1e-5).
+        let diff = zip(one.gradients, two.gradients).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +)
+        let norm = one.gradients.map { Double($0) * Double($0) }.reduce(0, +)
+        #expect((diff / norm).squareRoot() < 1e-5)
     }
 
     @Test func rejectsBadInput() throws {
