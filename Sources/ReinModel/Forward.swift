@@ -67,10 +67,8 @@ public struct ForwardOutput: Sendable {
 public final class GPTModel {
     /// Model shape.
     public let config: GPTConfig
-    /// The weights (a value: assign to swap them, copy to snapshot them).
-    public var parameters: GPTParameters {
-        didSet { precondition(parameters.config == config, "parameters of a different config") }
-    }
+    /// The weights (a value: assign to swap them, copy to snapshot them). Must keep ``config``.
+    public var parameters: GPTParameters
     /// dLoss/dθ, laid out like `parameters.values`; `backward` adds to it.
     public internal(set) var gradients: [Float]
     /// Number of shards run concurrently.
@@ -103,6 +101,9 @@ public final class GPTModel {
     public func forward(_ batch: TokenBatch, logSoftmaxRows: Bool = false) throws(ModelError) -> ForwardOutput
     {
         let (v, steps) = (config.vocab, batch.length - 1)
+        guard parameters.config == config, parameters.values.count == parameters.layout.count else {
+            throw .invalidArgument("parameters are for \(parameters.config), the model for \(config)")
+        }
         guard steps >= 1, steps <= config.context else {
             throw .invalidArgument("sequence length \(batch.length) must be in 2...\(config.context + 1)")
         }
@@ -224,8 +225,7 @@ func attentionForward(
                 beta: 0, p, ldc: t)
             for i in 0..<t {
                 let row = p + i * t
-                logSoftmaxInPlace(row, i + 1)
-                for j in 0...i { row[j] = exp(row[j]) }
+                softmaxInPlace(row, i + 1)
                 (row + i + 1).update(repeating: 0, count: t - i - 1)
             }
             BLAS.gemm(

@@ -204,12 +204,22 @@ func layerNormForward(
         let y = out + r * c
         let m = sum(x, c) / Float(c)
         var v: Float = 0
-        for i in 0..<c {
-            let d = x[i] - m
-            v += d * d
+        var i = 0
+        var acc = F8()
+        while i + 8 <= c {
+            let d = load8(x + i) - m
+            acc += d * d
+            i += 8
         }
+        v = acc.sum()
+        for j in i..<c { v += (x[j] - m) * (x[j] - m) }
         let s = 1 / (v / Float(c) + layerNormEps).squareRoot()
-        for i in 0..<c { y[i] = (x[i] - m) * s * weight[i] + bias[i] }
+        i = 0
+        while i + 8 <= c {
+            store8((load8(x + i) - m) * s * load8(weight + i) + load8(bias + i), y + i)
+            i += 8
+        }
+        for j in i..<c { y[j] = (x[j] - m) * s * weight[j] + bias[j] }
         mean?[r] = m
         rstd?[r] = s
     }
@@ -220,21 +230,31 @@ func layerNormBackward(
     dInp: FloatPtr, dWeight: FloatPtr, dBias: FloatPtr, dOut: ConstFloatPtr, inp: ConstFloatPtr,
     weight: ConstFloatPtr, mean: ConstFloatPtr, rstd: ConstFloatPtr, rows n: Int, width c: Int
 ) {
+    let simd = c - c % 8
     for r in 0..<n {
-        let x = inp + r * c
-        let dy = dOut + r * c
-        let dx = dInp + r * c
+        let (x, dy, dx) = (inp + r * c, dOut + r * c, dInp + r * c)
         let (m, s) = (mean[r], rstd[r])
-        var meanG: Float = 0
-        var meanGX: Float = 0
-        for i in 0..<c {
-            let g = dy[i] * weight[i]
-            meanG += g
-            meanGX += g * (x[i] - m) * s
+        // Means over the row of g = dy·w and g·x̂.
+        var (accG, accGX) = (F8(), F8())
+        for i in stride(from: 0, to: simd, by: 8) {
+            let g = load8(dy + i) * load8(weight + i)
+            accG += g
+            accGX += g * ((load8(x + i) - m) * s)
+        }
+        var (meanG, meanGX) = (accG.sum(), accGX.sum())
+        for i in simd..<c {
+            meanG += dy[i] * weight[i]
+            meanGX += dy[i] * weight[i] * (x[i] - m) * s
         }
         meanG /= Float(c)
         meanGX /= Float(c)
-        for i in 0..<c {
+        for i in stride(from: 0, to: simd, by: 8) {
+            let (g, xhat) = (load8(dy + i), (load8(x + i) - m) * s)
+            store8(load8(dBias + i) + g, dBias + i)
+            store8(load8(dWeight + i) + g * xhat, dWeight + i)
+            store8(load8(dx + i) + (g * load8(weight + i) - meanG - xhat * meanGX) * s, dx + i)
+        }
+        for i in simd..<c {
             let xhat = (x[i] - m) * s
             dBias[i] += dy[i]
             dWeight[i] += dy[i] * xhat
@@ -290,4 +310,26 @@ func logSoftmaxInPlace(_ row: FloatPtr, _ n: Int) {
     for i in 0..<n { s += exp(row[i] - mx) }
     let lse = mx + log(s)
     for i in 0..<n { row[i] -= lse }
+}
+
+/// In-place softmax of a row of length `n`.
+@inline(__always)
+func softmaxInPlace(_ row: FloatPtr, _ n: Int) {
+    var mx = -Float.infinity
+    for i in 0..<n { mx = max(mx, row[i]) }
+    var total: Float = 0
+    var i = 0
+    while i + 8 <= n {
+        let e = exp8(load8(row + i) - mx)
+        store8(e, row + i)
+        total += e.sum()
+        i += 8
+    }
+    while i < n {
+        row[i] = exp(row[i] - mx)
+        total += row[i]
+        i += 1
+    }
+    let inv = 1 / total
+    for j in 0..<n { row[j] *= inv }
 }

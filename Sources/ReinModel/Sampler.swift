@@ -302,20 +302,11 @@ final class DecodeShard: @unchecked Sendable {
                 let t = position + i
                 for head in 0..<h {
                     let q = qkv + (b * count + i) * 3 * c + head * hs
-                    var mx = -Float.infinity
-                    for j in 0...t {
-                        scores[j] = dot(q, k + j * c + head * hs, hs) * scale
-                        mx = max(mx, scores[j])
-                    }
-                    var total: Float = 0
-                    for j in 0...t {
-                        scores[j] = exp(scores[j] - mx)
-                        total += scores[j]
-                    }
+                    for j in 0...t { scores[j] = dot(q, k + j * c + head * hs, hs) * scale }
+                    softmaxInPlace(scores, t + 1)
                     let y = atty + (b * count + i) * c + head * hs
                     y.update(repeating: 0, count: hs)
-                    let inv = 1 / total
-                    for j in 0...t { axpy(scores[j] * inv, v + j * c + head * hs, y, hs) }
+                    for j in 0...t { axpy(scores[j], v + j * c + head * hs, y, hs) }
                 }
             }
         }
