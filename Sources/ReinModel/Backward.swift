@@ -54,6 +54,9 @@ extension GPTModel {
     /// shards' private gradients into ``gradients``.
     private func backward(seed: @escaping @Sendable (Workspace, Range<Int>) -> Void) throws(ModelError) {
         guard let batch = lastBatch else { throw .noForwardPass }
+        guard parameters.values.count == gradients.count else {
+            throw .invalidArgument("parameter buffer resized to \(parameters.values.count) floats")
+        }
         let shards = shardCount(rows: batch.batch)
         let (config, workspaces, count, threads) = (config, workspaces, gradients.count, threads)
         parameters.values.withUnsafeBufferPointer { params in

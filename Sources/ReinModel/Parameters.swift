@@ -124,6 +124,22 @@ public struct GPTParameters: Sendable {
         self.values = values
     }
 
+    /// Rebuilds weights from raw float32 bytes (host byte order, as sent by ``withUnsafeBytes(_:)``).
+    public init(config: GPTConfig, bytes: UnsafeRawBufferPointer) throws(ModelError) {
+        let count = ParameterLayout(config: config).count
+        guard bytes.count == 4 * count else {
+            throw .invalidArgument("\(bytes.count) bytes cannot hold the \(count) floats of \(config)")
+        }
+        var values = [Float](repeating: 0, count: count)
+        values.withUnsafeMutableBytes { $0.copyMemory(from: bytes) }
+        try self.init(config: config, values: values)
+    }
+
+    /// The flat buffer as raw float32 bytes, e.g. to broadcast without copying.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try values.withUnsafeBytes(body)
+    }
+
     /// Copy of the tensor called `name` (nil if there is none).
     public func tensor(_ name: String) -> [Float]? {
         layout.spec(named: name).map { Array(values[$0.range]) }

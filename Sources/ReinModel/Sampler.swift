@@ -168,7 +168,7 @@ public final class GPTSampler {
     }
 
     private func check(_ parameters: GPTParameters) throws(ModelError) {
-        guard parameters.config == config else {
+        guard parameters.config == config, parameters.values.count == parameters.layout.count else {
             throw .invalidArgument("parameters are for \(parameters.config), the sampler for \(config)")
         }
     }

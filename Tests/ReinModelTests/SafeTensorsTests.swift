@@ -125,6 +125,20 @@ func modelError(_ body: () throws -> Void) -> ModelError? {
         #expect(why.contains("cannot read"))
     }
 
+    @Test func flatBytesRoundTrip() throws {
+        let p = try tinyParameters()
+        let q = try p.withUnsafeBytes { try GPTParameters(config: tiny, bytes: $0) }
+        #expect(q.values == p.values)
+        #expect(throws: ModelError.self) {
+            try [UInt8](repeating: 0, count: 12).withUnsafeBytes {
+                try GPTParameters(config: tiny, bytes: $0)
+            }
+        }
+        var r = p
+        try r.load(flat: q.values.map { $0 * 2 })
+        #expect(r.values[5] == 2 * p.values[5] && p.values != r.values)
+    }
+
     @Test func initialisationIsDeterministic() throws {
         let a = try GPTParameters(config: .small, seed: 1)
         #expect(try GPTParameters(config: .small, seed: 1).values == a.values)
