@@ -136,6 +136,21 @@ public enum ModelBenchmark {
     /// The OpenBLAS kernel set in use.
     public static var blasCore: String { BLAS.coreName }
 
+    /// A warning when `OPENBLAS_CORETYPE` pins kernels narrower than the CPU supports (e.g. `Haswell`,
+    /// AVX2, on an AVX-512 CPU), which halves sgemm throughput; nil otherwise.
+    public static var blasPinNote: String? {
+        guard let pinned = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"],
+            let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+            cpuinfo.contains(" avx512f "), cpuinfo.contains(" avx512bw "), cpuinfo.contains(" avx512vl ")
+        else { return nil }
+        let narrow = [
+            "haswell", "zen", "sandybridge", "nehalem", "core2", "prescott", "excavator", "steamroller",
+        ]
+        guard narrow.contains(pinned.lowercased()) else { return nil }
+        return "OPENBLAS_CORETYPE=\(pinned) pins AVX2-or-narrower kernels on this AVX-512 CPU; "
+            + "unset it (or set SkylakeX) to let OpenBLAS use its AVX-512 kernels"
+    }
+
     /// Peak resident set size of this process in bytes.
     public static func peakRSSBytes() -> Int {
         var usage = rusage()

@@ -82,6 +82,7 @@ struct ModelBench: AsyncParsableCommand {
                 "configs": results,
             ]
             object["batch"] = 64
+            object["blas_note"] = ModelBenchmark.blasPinNote
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
@@ -89,6 +90,7 @@ struct ModelBench: AsyncParsableCommand {
         print(
             "rein bench model: \(threads) threads, OpenBLAS \(ModelBenchmark.blasCore), sgemm peak \(fmt(peak, 1)) GFLOP/s, peak RSS \(fmt(rss, 1)) MB"
         )
+        if let note = ModelBenchmark.blasPinNote { print("note: \(note)") }
         if python == nil {
             print("PyTorch peer skipped: set REIN_TORCH_PYTHON to a Python with torch installed")
         }
