@@ -140,6 +140,16 @@ public struct GPTParameters: Sendable {
         try values.withUnsafeBytes(body)
     }
 
+    /// The named tensor as a slice of ``values`` (read or write in place). Traps on an unknown name.
+    public subscript(tensor name: String) -> ArraySlice<Float> {
+        get { values[layout.spec(named: name)!.range] }
+        set {
+            let range = layout.spec(named: name)!.range
+            precondition(newValue.count == range.count, "\(name) holds \(range.count) values")
+            values.replaceSubrange(range, with: newValue)
+        }
+    }
+
     /// Copy of the tensor called `name` (nil if there is none).
     public func tensor(_ name: String) -> [Float]? {
         layout.spec(named: name).map { Array(values[$0.range]) }

@@ -174,23 +174,48 @@ public final class GPTSampler {
     }
 }
 
-/// Draws one token from `logits` (length `v`, overwritten) with temperature and top-k.
-/// Returns the token and its log-probability under the distribution sampled from.
+extension SamplingOptions {
+    /// log μ(·) of the distribution the sampler draws from, for each `vocab`-wide row of raw `logits`:
+    /// temperature, then top-k, then log-softmax. Greedy (temperature 0) gives 0 at the argmax and −∞
+    /// elsewhere. Use it to rebuild full behaviour rows from logits of the sampling weights.
+    public func behaviourLogProbs(logits: [Float], vocab: Int) -> [Float] {
+        precondition(vocab > 0 && logits.count % vocab == 0, "logits are not rows of width \(vocab)")
+        var rows = logits
+        rows.withUnsafeMutableBufferPointer { p in
+            for r in stride(from: 0, to: p.count, by: vocab) {
+                behaviourLogProbsInPlace(p.baseAddress! + r, vocab)
+            }
+        }
+        return rows
+    }
+
+    /// In-place version of ``behaviourLogProbs(logits:vocab:)`` for one row.
+    func behaviourLogProbsInPlace(_ row: FloatPtr, _ v: Int) {
+        if temperature == 0 {
+            var best = 0
+            for j in 1..<v where row[j] > row[best] { best = j }
+            for j in 0..<v { row[j] = j == best ? 0 : -.infinity }
+            return
+        }
+        for j in 0..<v { row[j] /= temperature }
+        if let k = topK, k > 0, k < v {
+            // The k largest values survive (ties: lower ids first).
+            let order = (0..<v).sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }
+            for j in order[k...] { row[j] = -.infinity }
+        }
+        logSoftmaxInPlace(row, v)
+    }
+}
+
+/// Draws one token from raw `logits` (length `v`, overwritten with log μ) by inverse CDF with one
+/// uniform draw. Returns the token and its behaviour log-probability.
 func drawToken(
     _ logits: FloatPtr, _ v: Int, options: SamplingOptions, rng: inout SplitMix64
 ) -> (token: Int32, logProb: Float) {
+    options.behaviourLogProbsInPlace(logits, v)
     if options.temperature == 0 {
-        var best = 0
-        for j in 1..<v where logits[j] > logits[best] { best = j }
-        return (Int32(best), 0)
+        for j in 0..<v where logits[j] == 0 { return (Int32(j), 0) }
     }
-    for j in 0..<v { logits[j] /= options.temperature }
-    if let k = options.topK, k > 0, k < v {
-        // The k-th largest value (ties: lower ids first) is the cut; everything after it is dropped.
-        let order = (0..<v).sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-        for j in order[k...] { logits[j] = -.infinity }
-    }
-    logSoftmaxInPlace(logits, v)
     let u = rng.nextUnit()
     var cdf = 0.0
     var chosen = -1

@@ -137,6 +137,9 @@ func modelError(_ body: () throws -> Void) -> ModelError? {
         var r = p
         try r.load(flat: q.values.map { $0 * 2 })
         #expect(r.values[5] == 2 * p.values[5] && p.values != r.values)
+        r[tensor: "transformer.ln_f.bias"] = ArraySlice(repeating: 7, count: tiny.dModel)
+        #expect(r.tensor("transformer.ln_f.bias") == [Float](repeating: 7, count: tiny.dModel))
+        #expect(Array(r[tensor: "transformer.wte.weight"]) == Array(r.values[0..<(tiny.vocab * tiny.dModel)]))
     }
 
     @Test func initialisationIsDeterministic() throws {

@@ -116,6 +116,10 @@ import Testing
                 let lse = mx + log(z.map { exp($0 - mx) }.reduce(0, +))
                 let y = Int(seqs[b][t + 1])
                 #expect(abs(Double(s.logProbs[b * s.maxNewTokens + i]) - (z[y] - lse)) < 1e-4)
+                // The public transform gives the same behaviour row from the same log-softmax input.
+                let row = (0..<v).map { full.logSoftmax![(b * full.positions + t) * v + $0] }
+                let mu = options.behaviourLogProbs(logits: row, vocab: v)
+                #expect(abs(mu[y] - s.logProbs[b * s.maxNewTokens + i]) < 2e-5)
                 if temperature == 1 && topK == nil {
                     #expect(
                         abs(s.logProbs[b * s.maxNewTokens + i] - full.logProbs[b * full.positions + t]) < 2e-5
