@@ -34,7 +34,7 @@ public enum ModelBenchmark {
         config: GPTConfig, batch: Int = 64, length: Int = 32, threads: Int, reps: Int = 5
     ) throws(ModelError) -> Double {
         let model = GPTModel(parameters: try GPTParameters(config: config, seed: 1), threads: threads)
-        var opt = AdamW(layout: model.parameters.layout)
+        var opt = AdamW(layout: model.parameters.layout, threads: threads)
         var rng = SplitMix64(seed: 3)
         let tokens = (0..<(batch * length)).map { _ in Int32(rng.next() % UInt64(config.vocab)) }
         let data = try TokenBatch(tokens: tokens, batch: batch, length: length)

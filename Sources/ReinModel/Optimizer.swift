@@ -27,13 +27,27 @@ public struct AdamW: Sendable {
     public private(set) var m: [Float], v: [Float]
     /// Ranges of the flat buffer that get weight decay.
     public let decayRanges: [Range<Int>]
+    /// Threads that share an update (each takes a contiguous part of the buffer).
+    public let threads: Int
+    /// The buffer cut into (range, decayed?) segments, in order.
+    private let segments: [(range: Range<Int>, decays: Bool)]
 
-    /// An optimizer for parameters laid out as `layout`.
-    public init(layout: ParameterLayout, config: AdamWConfig = AdamWConfig()) {
+    /// An optimizer for parameters laid out as `layout`; `threads` split each update.
+    public init(layout: ParameterLayout, config: AdamWConfig = AdamWConfig(), threads: Int = 1) {
         self.config = config
+        self.threads = max(1, threads)
         m = [Float](repeating: 0, count: layout.count)
         v = m
         decayRanges = layout.tensors.filter { $0.shape.count >= 2 }.map(\.range)
+        var segments: [(Range<Int>, Bool)] = []
+        var next = 0
+        for r in decayRanges {
+            if next < r.lowerBound { segments.append((next..<r.lowerBound, false)) }
+            segments.append((r, true))
+            next = r.upperBound
+        }
+        if next < layout.count { segments.append((next..<layout.count, false)) }
+        self.segments = segments
     }
 
     /// One update of `params` from `grads` at learning rate `lr`.
@@ -46,25 +60,29 @@ public struct AdamW: Sendable {
         let bc2Sqrt = (1 - pow(c.beta2, Float(stepCount))).squareRoot()
         let stepSize = lr / bc1
         let decay = 1 - lr * c.weightDecay
+        let (segments, threads, count) = (segments, threads, m.count)
         params.withUnsafeMutableBufferPointer { p in
             grads.withUnsafeBufferPointer { g in
                 m.withUnsafeMutableBufferPointer { m in
                     v.withUnsafeMutableBufferPointer { v in
-                        func update(_ r: Range<Int>, decay: Float) {
-                            for i in r {
-                                let gi = g[i]
-                                m[i] = c.beta1 * m[i] + (1 - c.beta1) * gi
-                                v[i] = c.beta2 * v[i] + (1 - c.beta2) * gi * gi
-                                p[i] = p[i] * decay - stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + c.eps)
+                        let (pp, gp) = (
+                            SendablePointer(p.baseAddress!),
+                            SendablePointer(UnsafeMutablePointer(mutating: g.baseAddress!))
+                        )
+                        let (mp, vp) = (SendablePointer(m.baseAddress!), SendablePointer(v.baseAddress!))
+                        parallel(threads) { part in
+                            let mine = shardRange(part, of: threads, total: count)
+                            let (p, g, m, v) = (pp.pointer, gp.pointer, mp.pointer, vp.pointer)
+                            for (range, decays) in segments where range.overlaps(mine) {
+                                let d = decays ? decay : 1
+                                for i in range.clamped(to: mine) {
+                                    let gi = g[i]
+                                    m[i] = c.beta1 * m[i] + (1 - c.beta1) * gi
+                                    v[i] = c.beta2 * v[i] + (1 - c.beta2) * gi * gi
+                                    p[i] = p[i] * d - stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + c.eps)
+                                }
                             }
                         }
-                        var next = 0
-                        for r in decayRanges {
-                            update(next..<r.lowerBound, decay: 1)
-                            update(r, decay: decay)
-                            next = r.upperBound
-                        }
-                        update(next..<p.count, decay: 1)
                     }
                 }
             }

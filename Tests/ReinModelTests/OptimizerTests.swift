@@ -15,6 +15,12 @@ import Testing
         opt.step(params: &params, grads: g1, lr: 0.1)
         opt.step(params: &params, grads: g2, lr: 0.05)
         #expect(opt.stepCount == 2)
+        // One thread gives the same bits as two (elementwise update, split only by range).
+        var single = AdamW(layout: layout, config: opt.config)
+        var again = start
+        single.step(params: &again, grads: g1, lr: 0.1)
+        single.step(params: &again, grads: g2, lr: 0.05)
+        #expect(again == params)
 
         // By hand, in float64, for one matrix element (decayed) and one bias element (not decayed).
         let matrix = layout.spec(named: "transformer.h.0.attn.c_attn.weight")!.offset + 5
