@@ -5,7 +5,8 @@ import Foundation
 /// machine's sgemm peak. Inputs are seeded, so repeated runs do the same work.
 public enum ModelBenchmark {
     /// Generated tokens per second for `batch` rows of `prompt` random prompt tokens plus `generate`
-    /// sampled tokens (temperature 1, no stop token), best of `reps` after one warm-up.
+    /// sampled tokens (temperature 1, no stop token): mean of `reps` runs after one warm-up, as the
+    /// PyTorch peer measures.
     public static func samplingTokensPerSecond(
         config: GPTConfig, batch: Int = 64, prompt: Int = 8, generate: Int = 24, threads: Int, reps: Int = 5
     ) throws(ModelError) -> Double {
@@ -16,20 +17,19 @@ public enum ModelBenchmark {
             (0..<prompt).map { _ in Int32(rng.next() % UInt64(config.vocab)) }
         }
         let options = SamplingOptions(maxNewTokens: generate)
-        var best = Double.infinity
+        var total = 0.0
         for rep in 0...reps {
             let start = DispatchTime.now().uptimeNanoseconds
             _ = try sampler.sample(
                 parameters: params, prompts: prompts, options: options,
                 seeds: (0..<batch).map { UInt64(rep * batch + $0) })
-            let t = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-            if rep > 0 { best = min(best, t) }
+            if rep > 0 { total += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9 }
         }
-        return Double(batch * generate) / best
+        return Double(batch * generate * reps) / total
     }
 
     /// Milliseconds for one learner step (zero grads, forward over `batch × (length − 1)` positions,
-    /// backward from random dLoss/d log-prob, AdamW), best of `reps` after one warm-up.
+    /// backward from random dLoss/d log-prob, AdamW): mean of `reps` steps after one warm-up.
     public static func learnerStepMilliseconds(
         config: GPTConfig, batch: Int = 64, length: Int = 32, threads: Int, reps: Int = 5
     ) throws(ModelError) -> Double {
@@ -41,17 +41,16 @@ public enum ModelBenchmark {
         let dlp = (0..<(batch * (length - 1))).map { _ in
             Float(rng.nextGaussian()) / Float(batch * (length - 1))
         }
-        var best = Double.infinity
+        var total = 0.0
         for rep in 0...reps {
             let start = DispatchTime.now().uptimeNanoseconds
             model.zeroGradients()
             _ = try model.forward(data)
             try model.backward(dLogProbs: dlp)
             opt.step(params: &model.parameters.values, grads: model.gradients, lr: 1e-4)
-            let t = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-            if rep > 0 { best = min(best, t) }
+            if rep > 0 { total += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9 }
         }
-        return best * 1e3
+        return total / Double(reps) * 1e3
     }
 
     /// Matrix-product FLOPs of one learner step (forward 1×, backward 2×) for `batch × steps` positions:

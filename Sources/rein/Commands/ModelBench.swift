@@ -21,7 +21,7 @@ struct ModelBench: AsyncParsableCommand {
     @Option(help: "Threads for both Rein and the peer (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: "Timed repetitions (best is reported, after one warm-up).")
+    @Option(help: "Timed repetitions (the mean is reported, after one warm-up, as the peer does).")
     var reps: Int = 5
 
     @Option(help: "Comma-separated configs to run: default, small.")
