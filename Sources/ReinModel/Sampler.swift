@@ -6,7 +6,7 @@ public struct SamplingOptions: Sendable, Hashable {
     public var maxNewTokens: Int
     /// Softmax temperature; 0 means greedy (argmax, behaviour log-prob 0).
     public var temperature: Float
-    /// Keep only the `topK` most likely tokens (ties broken by lower id); nil or ≥ vocab keeps all.
+    /// Keep only the `topK` most likely tokens (ties broken by lower id); nil, 0 or ≥ vocab keeps all.
     public var topK: Int?
     /// A row stops after emitting this token (the stop token is part of the output and its length).
     public var stopToken: Int32?
