@@ -59,7 +59,7 @@ extension GPTModel {
             throw .invalidArgument("parameter buffer resized to \(parameters.values.count) floats")
         }
         let shards = shardCount(rows: batch.batch)
-        let (config, workspaces, count, threads) = (config, workspaces, gradients.count, threads)
+        let (layout, workspaces, count, threads) = (parameters.layout, workspaces, gradients.count, threads)
         parameters.values.withUnsafeBufferPointer { params in
             gradients.withUnsafeMutableBufferPointer { grads in
                 batch.tokens.withUnsafeBufferPointer { tokens in
@@ -71,7 +71,7 @@ extension GPTModel {
                         let ws = workspaces[s]
                         seed(ws, rows)
                         backwardShard(
-                            config: config, params: p.pointer,
+                            layout: layout, params: p.pointer,
                             grads: s == 0 ? g.pointer : ws.zeroedGradients(count: count), ws: ws,
                             tokens: tok.pointer + rows.lowerBound * batch.length, stride: batch.length)
                     }
@@ -93,10 +93,11 @@ extension GPTModel {
 
 /// Backward pass of one shard, from `ws.dlogits` to `grads` (accumulated).
 func backwardShard(
-    config: GPTConfig, params: ConstFloatPtr, grads: FloatPtr, ws: Workspace, tokens: UnsafePointer<Int32>,
+    layout: ParameterLayout, params: ConstFloatPtr, grads: FloatPtr, ws: Workspace,
+    tokens: UnsafePointer<Int32>,
     stride: Int
 ) {
-    let layout = ParameterLayout(config: config)
+    let config = layout.config
     let (c, v, steps) = (config.dModel, config.vocab, ws.steps)
     let n = ws.rows * steps
 

@@ -112,8 +112,7 @@ public final class GPTModel {
         }
         lastBatch = batch
         let shards = shardCount(rows: batch.batch)
-        let config = config
-        let workspaces = workspaces
+        let (layout, workspaces) = (parameters.layout, workspaces)
         parameters.values.withUnsafeBufferPointer { params in
             batch.tokens.withUnsafeBufferPointer { tokens in
                 let p = SendablePointer(UnsafeMutablePointer(mutating: params.baseAddress!))
@@ -123,7 +122,7 @@ public final class GPTModel {
                     let ws = workspaces[s]
                     ws.ensure(rows: rows.count, steps: steps)
                     forwardShard(
-                        config: config, params: p.pointer, ws: ws,
+                        layout: layout, params: p.pointer, ws: ws,
                         tokens: tok.pointer + rows.lowerBound * batch.length, stride: batch.length)
                 }
             }
@@ -156,9 +155,9 @@ public final class GPTModel {
 /// Forward pass of one shard: `ws.rows` rows of `ws.steps` positions. `tokens` points at the shard's
 /// first row; consecutive rows are `stride` tokens apart.
 func forwardShard(
-    config: GPTConfig, params: ConstFloatPtr, ws: Workspace, tokens: UnsafePointer<Int32>, stride: Int
+    layout: ParameterLayout, params: ConstFloatPtr, ws: Workspace, tokens: UnsafePointer<Int32>, stride: Int
 ) {
-    let layout = ParameterLayout(config: config)
+    let config = layout.config
     let (c, v, steps) = (config.dModel, config.vocab, ws.steps)
     let n = ws.rows * steps
 
