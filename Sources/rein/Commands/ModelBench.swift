@@ -22,7 +22,10 @@ struct ModelBench: AsyncParsableCommand {
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: "Timed repetitions (the mean is reported, after one warm-up, as the peer does).")
-    var reps: Int = 5
+    var reps: Int = 10
+
+    @Option(help: "Runs of the PyTorch peer per config (the median of each figure is reported).")
+    var peerRuns: Int = 3
 
     @Option(help: "Comma-separated configs to run: default, small.")
     var configs: String = "default,small"
@@ -64,10 +67,16 @@ struct ModelBench: AsyncParsableCommand {
             }
             if let python {
                 progress("\(name): PyTorch peer (\(python) \(peerScript))")
-                let peer = try runPeer(python: python, config: config)
+                let runs = try (0..<max(1, peerRuns)).map { _ in try runPeer(python: python, config: config) }
+                func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+                let peer = (
+                    sample: median(runs.map(\.sample)), learnerMs: median(runs.map(\.learnerMs)),
+                    threads: runs[0].threads
+                )
                 r["peer_sample_tokens_per_s"] = peer.sample
                 r["peer_learner_step_ms"] = peer.learnerMs
                 r["peer_threads"] = Double(peer.threads)
+                r["peer_runs"] = Double(runs.count)
                 r["ratio_sample"] = r["sample_tokens_per_s"].map { $0 / peer.sample }
                 r["ratio_learner"] = r["learner_step_ms"].map { peer.learnerMs / $0 }
             }
