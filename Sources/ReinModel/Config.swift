@@ -46,6 +46,7 @@ public struct GPTConfig: Codable, Sendable, Hashable, CustomStringConvertible {
         if layers > 1024 { throw .invalidConfig("layers = \(layers) is more than 1024") }
     }
 
+    /// One line, e.g. `vocab 32, context 64, d_model 128, 4 layers, 4 heads`.
     public var description: String {
         "vocab \(vocab), context \(context), d_model \(dModel), \(layers) layers, \(heads) heads"
     }
@@ -66,6 +67,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     /// A well-formed safetensors file does not hold this model (missing, extra or mis-shaped tensors).
     case incompatibleCheckpoint(path: String, reason: String)
 
+    /// The one-line message shown to users.
     public var description: String {
         switch self {
         case .invalidConfig(let why): "invalid GPT config: \(why)"

@@ -2,11 +2,15 @@ import Foundation
 
 /// AdamW hyper-parameters (defaults as `torch.optim.AdamW`).
 public struct AdamWConfig: Codable, Sendable, Hashable {
+    /// Decay of the first-moment estimate.
     public var beta1: Float = 0.9
+    /// Decay of the second-moment estimate.
     public var beta2: Float = 0.999
+    /// Added to √v̂ in the denominator.
     public var eps: Float = 1e-8
     /// Decoupled weight decay, applied to matrices and embeddings only (not biases or LayerNorms).
     public var weightDecay: Float = 0.01
+    /// Hyper-parameters; the defaults are PyTorch's.
     public init(beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0.01) {
         (self.beta1, self.beta2, self.eps, self.weightDecay) = (beta1, beta2, eps, weightDecay)
     }
@@ -159,11 +163,16 @@ public func clipGradientNorm(_ grads: inout [Float], maxNorm: Float) -> Float {
 /// Learning-rate schedule: linear warmup to `maxLR` over `warmupSteps`, then cosine decay to `minLR`
 /// at `totalSteps`, then constant `minLR`.
 public struct LRSchedule: Codable, Sendable, Hashable {
+    /// Peak learning rate, reached at the end of warmup.
     public var maxLR: Float
+    /// Floor of the cosine decay (and the rate after `totalSteps`).
     public var minLR: Float
+    /// Steps of linear warmup: step `s` < `warmupSteps` gets `maxLR · (s + 1) / warmupSteps`.
     public var warmupSteps: Int
+    /// Step at which the cosine reaches `minLR`.
     public var totalSteps: Int
 
+    /// A schedule; `totalSteps` should exceed `warmupSteps`.
     public init(maxLR: Float, minLR: Float = 0, warmupSteps: Int = 0, totalSteps: Int) {
         (self.maxLR, self.minLR, self.warmupSteps, self.totalSteps) = (maxLR, minLR, warmupSteps, totalSteps)
     }

@@ -6,8 +6,11 @@ import Foundation
 public struct SafeTensors: Sendable, Equatable {
     /// One tensor: row-major float32 values of the given shape.
     public struct Tensor: Sendable, Equatable {
+        /// Row-major shape.
         public var shape: [Int]
+        /// Values, `shape.reduce(1, *)` of them.
         public var values: [Float]
+        /// A tensor; traps if `values` does not fill `shape`.
         public init(shape: [Int], values: [Float]) {
             precondition(
                 shape.reduce(1, *) == values.count, "shape \(shape) does not hold \(values.count) values")
@@ -21,6 +24,7 @@ public struct SafeTensors: Sendable, Equatable {
     /// Free-form string metadata (`__metadata__`).
     public var metadata: [String: String]
 
+    /// Contents to write with ``serialized()`` or ``write(to:)``.
     public init(tensors: [String: Tensor] = [:], metadata: [String: String] = [:]) {
         self.tensors = tensors
         self.metadata = metadata

@@ -11,6 +11,7 @@ public struct SamplingOptions: Sendable, Hashable {
     /// A row stops after emitting this token (the stop token is part of the output and its length).
     public var stopToken: Int32?
 
+    /// Options; the defaults sample the model's own distribution with no stop token.
     public init(maxNewTokens: Int, temperature: Float = 1, topK: Int? = nil, stopToken: Int32? = nil) {
         self.maxNewTokens = maxNewTokens
         self.temperature = temperature
