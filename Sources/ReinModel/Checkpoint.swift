@@ -56,15 +56,21 @@ public enum Checkpoint {
         } catch {
             throw bad("metadata config \(json) is not a valid GPTConfig (\(error))")
         }
-        var parameters = try GPTParameters(config: config, seed: 0)
-        for spec in parameters.layout.tensors {
+        // Check every tensor before allocating, so a forged config cannot request a huge buffer.
+        let layout = ParameterLayout(config: config)
+        for spec in layout.tensors {
             guard let t = file.tensors[spec.name] else { throw bad("missing tensor '\(spec.name)'") }
             guard t.shape == spec.shape else {
                 throw bad("tensor '\(spec.name)' has shape \(t.shape), expected \(spec.shape) for \(config)")
             }
-            parameters.values.replaceSubrange(spec.range, with: t.values)
         }
-        for name in file.tensors.keys where parameters.layout.spec(named: name) == nil {
+        var values = [Float](repeating: 0, count: layout.count)
+        for spec in layout.tensors {
+            values.replaceSubrange(spec.range, with: file.tensors[spec.name]!.values)
+        }
+        let parameters = try GPTParameters(config: config, values: values)
+        let known = Set(layout.tensors.map(\.name))
+        for name in file.tensors.keys where !known.contains(name) {
             if name == "lm_head.weight",
                 file.tensors[name]!.values == parameters.tensor("transformer.wte.weight")
             {

@@ -85,6 +85,31 @@ func modelError(_ body: () throws -> Void) -> ModelError? {
         #expect(malformed(notJSON).contains("JSON"))
     }
 
+    /// Random byte flips and truncations never crash the reader: each gives contents or an error.
+    @Test func mutatedFilesNeverCrash() throws {
+        let good = Checkpoint.encode(try tinyParameters()).serialized()
+        let headerEnd = 8 + Int(good[0]) + Int(good[1]) << 8
+        var rng = SplitMix64(seed: 99)
+        var rejected = 0
+        for trial in 0..<300 {
+            var bytes = good
+            if trial % 3 == 0 {
+                bytes.removeLast(Int(rng.next() % UInt64(bytes.count)))
+            } else {
+                for _ in 0..<(1 + trial % 4) {
+                    let i = Int(rng.next() % UInt64(headerEnd))
+                    bytes[i] = UInt8(truncatingIfNeeded: rng.next())
+                }
+            }
+            do {
+                _ = try Checkpoint.decode(try SafeTensors.parse(bytes))
+            } catch {
+                rejected += 1
+            }
+        }
+        #expect(rejected > 150)
+    }
+
     @Test func foreignOrMisShapedCheckpointsAreRejected() throws {
         let p = try tinyParameters()
         var file = Checkpoint.encode(p)
@@ -115,6 +140,11 @@ func modelError(_ body: () throws -> Void) -> ModelError? {
         var badConfig = Checkpoint.encode(p)
         badConfig.metadata[Checkpoint.configKey] = #"{"vocab": 7}"#
         #expect(incompatible(badConfig).contains("not a valid GPTConfig"))
+        // A forged config asking for a huge model is rejected by shape, before any allocation.
+        var huge = Checkpoint.encode(p)
+        huge.metadata[Checkpoint.configKey] =
+            #"{"vocab": 1000000, "context": 1000000, "dModel": 1000000, "layers": 1000, "heads": 1}"#
+        #expect(incompatible(huge).contains("has shape"))
         guard
             case .io(_, let why)? = modelError({ _ = try Checkpoint.load(from: "/nonexistent/x.safetensors") }
             )
