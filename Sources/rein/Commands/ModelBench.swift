@@ -46,6 +46,10 @@ struct ModelBench: AsyncParsableCommand {
         let python = ProcessInfo.processInfo.environment["REIN_TORCH_PYTHON"].flatMap {
             $0.isEmpty ? nil : $0
         }
+        // Load before we start (our own work raises it); the other engineers' builds make figures noisy.
+        let load =
+            (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
+            .map { $0.split(separator: " ").prefix(3).joined(separator: " ") } ?? "unknown"
         progress("measuring sgemm peak with \(threads) threads")
         let peak = ModelBenchmark.sgemmPeakGFLOPS(threads: threads)
         var results: [String: [String: Double]] = [:]
@@ -85,7 +89,8 @@ struct ModelBench: AsyncParsableCommand {
         let rss = Double(ModelBenchmark.peakRSSBytes()) / 1_048_576
         if json {
             var object: [String: Any] = [
-                "benchmark": "model", "threads": threads, "blas_core": ModelBenchmark.blasCore,
+                "benchmark": "model", "threads": threads, "load_average": load,
+                "blas_core": ModelBenchmark.blasCore,
                 "sgemm_peak_gflops": peak, "peak_rss_mb": rss,
                 "peer": python == nil ? "skipped (REIN_TORCH_PYTHON unset)" : "torch_peer.py",
                 "configs": results,
@@ -97,7 +102,7 @@ struct ModelBench: AsyncParsableCommand {
             return
         }
         print(
-            "rein bench model: \(threads) threads, OpenBLAS \(ModelBenchmark.blasCore), sgemm peak \(fmt(peak, 1)) GFLOP/s, peak RSS \(fmt(rss, 1)) MB"
+            "rein bench model: \(threads) threads, OpenBLAS \(ModelBenchmark.blasCore), sgemm peak \(fmt(peak, 1)) GFLOP/s, peak RSS \(fmt(rss, 1)) MB, load \(load)"
         )
         if let note = ModelBenchmark.blasPinNote { print("note: \(note)") }
         if python == nil {
