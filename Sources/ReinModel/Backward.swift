@@ -3,7 +3,8 @@ import Foundation
 extension GPTModel {
     /// Back-propagates dLoss/d log π(token[t+1] | …) (shape `batch × positions`, as returned by the
     /// last `forward`) and adds dLoss/dθ to ``gradients``. Padding targets are ignored. The parameters
-    /// must be those of that forward pass (step the optimizer after the backward).
+    /// must be those of that forward pass (step the optimizer after the backward). Several backward
+    /// calls may follow one forward (e.g. one per loss term); their gradients add up.
     public func backward(dLogProbs: [Float]) throws(ModelError) {
         guard let batch = lastBatch else { throw .noForwardPass }
         let steps = batch.length - 1
