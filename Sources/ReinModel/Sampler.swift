@@ -269,15 +269,17 @@ final class DecodeShard: @unchecked Sendable {
         )
     }
 
-    /// Appends `count` tokens per row (`tokens` is `rows × count`) at the current position; leaves
-    /// their logits in `logits` (`rows × count × vocab`).
-    func step(params: ConstFloatPtr, tokens: [Int32], count: Int) {
+    /// Appends `count` tokens to each row listed in `active` (cache rows; default all) at the current
+    /// position (`tokens` is `active.count × count`); leaves their logits in `logits` in the same order.
+    /// Finished rows drop out of `active`, so the products shrink as rows stop.
+    func step(params: ConstFloatPtr, tokens: [Int32], count: Int, active: [Int]? = nil) {
+        let active = active ?? Array(0..<rows)
         if count > capacity {
             for p in [x, ln, qkv, atty, fc, fcGelu, logits] { p.deallocate() }
             (x, ln, qkv, atty, fc, fcGelu, logits) = DecodeShard.scratch(config, rows: rows, steps: count)
             capacity = count
         }
-        let (c, ctx, n) = (config.dModel, config.context, rows * count)
+        let (c, ctx, n) = (config.dModel, config.context, active.count * count)
         for r in 0..<n {
             let te = params + layout.wte + Int(tokens[r]) * c
             let pe = params + layout.wpe + (position + r % count) * c
@@ -290,11 +292,11 @@ final class DecodeShard: @unchecked Sendable {
             linearForward(
                 qkv, ln, weight: params + w.qkvW, bias: params + w.qkvB, rows: n, inDim: c, outDim: 3 * c)
             for r in 0..<n {
-                let slot = (r / count) * ctx + position + r % count
+                let slot = active[r / count] * ctx + position + r % count
                 (keys[l] + slot * c).update(from: qkv + r * 3 * c + c, count: c)
                 (values[l] + slot * c).update(from: qkv + r * 3 * c + 2 * c, count: c)
             }
-            cachedAttention(layer: l, count: count)
+            cachedAttention(layer: l, count: count, active: active)
             linearForward(
                 ln, atty, weight: params + w.attnProjW, bias: params + w.attnProjB, rows: n, inDim: c,
                 outDim: c)
@@ -318,12 +320,12 @@ final class DecodeShard: @unchecked Sendable {
         position += count
     }
 
-    /// Attention of the `count` new positions of every row over that row's cached keys and values.
-    private func cachedAttention(layer l: Int, count: Int) {
+    /// Attention of the `count` new positions of each active row over that row's cached keys and values.
+    private func cachedAttention(layer l: Int, count: Int, active: [Int]) {
         let (c, h, hs, ctx) = (config.dModel, config.heads, config.headDim, config.context)
         let scale = 1 / Float(hs).squareRoot()
-        for b in 0..<rows {
-            let (k, v) = (keys[l] + b * ctx * c, values[l] + b * ctx * c)
+        for (b, row) in active.enumerated() {
+            let (k, v) = (keys[l] + row * ctx * c, values[l] + row * ctx * c)
             for i in 0..<count {
                 let t = position + i
                 for head in 0..<h {
@@ -346,27 +348,32 @@ final class DecodeShard: @unchecked Sendable {
         let (p, g, v) = (prompts[0].count, options.maxNewTokens, config.vocab)
         let width = p + g
         var rngs = seeds.map { SplitMix64(seed: $0) }
-        var done = [Bool](repeating: false, count: rows)
+        var active = Array(0..<rows)  // rows still generating, in logits order
         position = 0
         for b in 0..<rows {
             for t in 0..<p { tokens[b * width + t] = prompts[b][t] }
             lengths[b] = 0
         }
         step(params: params, tokens: Array(prompts.joined()), count: p)
-        var last = (0..<rows).map { b in logits + (b * p + p - 1) * v }
-        var next = [Int32](repeating: 0, count: rows)
+        var stride = p  // logits rows per active row: the prompt length, then 1
         for i in 0..<g {
-            for b in 0..<rows where !done[b] {
-                let (tok, lp) = drawToken(last[b], v, options: options, rng: &rngs[b])
+            var next: [Int32] = []
+            var still: [Int] = []
+            for (slot, b) in active.enumerated() {
+                let row = logits + (slot * stride + stride - 1) * v
+                let (tok, lp) = drawToken(row, v, options: options, rng: &rngs[b])
                 tokens[b * width + p + i] = tok
                 logProbs[b * g + i] = lp
                 lengths[b] = i + 1
-                next[b] = tok
-                if tok == options.stopToken { done[b] = true }
+                if tok != options.stopToken {
+                    next.append(tok)
+                    still.append(b)
+                }
             }
-            if i == g - 1 || !done.contains(false) { break }
-            step(params: params, tokens: next, count: 1)
-            last = (0..<rows).map { b in logits + b * v }
+            active = still
+            if i == g - 1 || active.isEmpty { break }
+            step(params: params, tokens: next, count: 1, active: active)
+            stride = 1
         }
     }
 }
