@@ -43,9 +43,10 @@ public struct SampleBatch: Sendable, Equatable {
     }
 }
 
-/// Batched autoregressive sampler with a KV cache. All rows step together; rows are split into
-/// `threads` shards that run the whole loop concurrently. Results depend only on the parameters,
-/// prompts, options, per-row seeds and the thread count.
+/// Batched autoregressive sampler with a KV cache. Rows step together (a row that emits the stop
+/// token leaves the batch); rows are split into `threads` shards that run the whole loop
+/// concurrently. Results depend only on the parameters, prompts, options, per-row seeds and the
+/// thread count.
 ///
 /// Not thread-safe: one owner. Weights are passed per call, so one sampler serves any version.
 public final class GPTSampler {
