@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "rein", targets: ["rein"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .library(name: "ReinKL", targets: ["ReinKL"]),
+        .library(name: "ReinModel", targets: ["ReinModel"]),
         .library(name: "ReinTasks", targets: ["ReinTasks"]),
     ],
     dependencies: [
@@ -29,11 +30,21 @@ let package = Package(
             pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]
         ),
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
 
         // The only module that touches the libzmq C API.
         .target(
             name: "ZeroMQ",
             dependencies: ["CZeroMQ"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ZeroMQTests",
+            dependencies: ["ZeroMQ"],
             swiftSettings: strict
         ),
 
@@ -60,6 +71,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The GPT policy engine: forward, backward, KV-cache sampler, AdamW, safetensors.
+        .target(
+            name: "ReinModel",
+            dependencies: ["COpenBLAS"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinModelTests",
+            dependencies: ["ReinModel"],
+            swiftSettings: strict
+        ),
+
         // Tokenizer, the verifiable arithmetic task, seeded splits and batches, rewards, evaluation.
         .target(
             name: "ReinTasks",
@@ -75,9 +98,7 @@ let package = Package(
         .target(
             name: "ReinCLI",
             dependencies: [
-                "ZeroMQ",
-                "ReinKL",
-                "ReinTasks",
+                "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -92,12 +113,6 @@ let package = Package(
         .testTarget(
             name: "ReinCLITests",
             dependencies: ["ReinCLI"],
-            swiftSettings: strict
-        ),
-
-        .testTarget(
-            name: "ZeroMQTests",
-            dependencies: ["ZeroMQ"],
             swiftSettings: strict
         ),
     ]

@@ -48,23 +48,23 @@ struct TaskSampleCommand: AsyncParsableCommand {
         let operands =
             "operands \(config.operandRange)"
             + (config.padOperands ? " zero-padded to \(config.maxDigits) digits" : "")
-        print(
+        emit(
             "preset \(preset): \(config.operations.map(\.rawValue).joined(separator: ", ")); \(operands); "
                 + (config.allowNegative ? "negative answers allowed" : "non-negative answers"))
-        print(
+        emit(
             "\(config.problemCount) problems; train \(config.trainSize), held-out \(config.heldOutSize), "
                 + "seed \(config.seed); format reward \(config.formatReward)")
-        print(
+        emit(
             "prompt \(task.promptLength.map { "\($0)" } ?? "≤ \(task.maxPromptLength)") tokens; "
                 + "answer ≤ \(task.maxAnswerLength) characters + EOS (max new tokens \(task.maxAnswerTokens)); "
                 + "sequence ≤ \(task.maxSequenceLength) tokens")
-        print("tokenizer \(task.tokenizer.jsonDescription)")
-        print("")
+        emit("tokenizer \(task.tokenizer.jsonDescription)")
+        emit("")
         let problems = split == "train" ? data.train : data.heldOut
         let width = (problems.prefix(count).map(\.description.count).max() ?? 0) + 2
         for problem in problems.prefix(count) {
             let name = problem.description.padding(toLength: width, withPad: " ", startingAt: 0)
-            print("\(name)prompt \(problem.prompt)  answer \(problem.answer)")
+            emit("\(name)prompt \(problem.prompt)  answer \(problem.answer)")
         }
     }
 }

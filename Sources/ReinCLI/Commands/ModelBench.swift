@@ -1,0 +1,174 @@
+import ArgumentParser
+import Foundation
+import ReinModel
+
+/// `rein bench model`: sampling throughput and learner-step time of the GPT engine on the default and
+/// small configs, against the machine's sgemm peak and, if `REIN_TORCH_PYTHON` is set, the PyTorch peer.
+struct ModelBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Benchmark the GPT policy engine (sampling, learner step) against PyTorch CPU eager.",
+        discussion: """
+            Batch 64, 8 prompt + 24 generated tokens for sampling; batch 64 × 31 positions for one learner \
+            step (forward + backward + AdamW). Set REIN_TORCH_PYTHON to a Python with PyTorch to run \
+            ../shared/bench/torch_peer.py in the same run with the same thread count.
+            """
+    )
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    @Option(help: "Threads for both Rein and the peer (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Timed repetitions (the mean is reported, after one warm-up, as the peer does).")
+    var reps: Int = 10
+
+    @Option(help: "Runs of the PyTorch peer per config (the median of each figure is reported).")
+    var peerRuns: Int = 3
+
+    @Option(help: "Comma-separated configs to run: default, small.")
+    var configs: String = "default,small"
+
+    @Option(help: "Comma-separated parts to run: sample, learner.")
+    var parts: String = "sample,learner"
+
+    @Option(help: "Path of the PyTorch peer script.")
+    var peerScript: String = "../shared/bench/torch_peer.py"
+
+    func run() async throws {
+        let known: [String: GPTConfig] = ["default": .default, "small": .small]
+        let configs = try self.configs.split(separator: ",").map { name -> (String, GPTConfig) in
+            guard let c = known[String(name)] else { throw ModelCLIError("unknown config '\(name)'") }
+            return (String(name), c)
+        }
+        let parts = Set(self.parts.split(separator: ",").map(String.init))
+        let python = ProcessInfo.processInfo.environment["REIN_TORCH_PYTHON"].flatMap {
+            $0.isEmpty ? nil : $0
+        }
+        // Load before we start (our own work raises it); the other engineers' builds make figures noisy.
+        let load =
+            (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
+            .map { $0.split(separator: " ").prefix(3).joined(separator: " ") } ?? "unknown"
+        progress("measuring sgemm peak with \(threads) threads")
+        let peak = ModelBenchmark.sgemmPeakGFLOPS(threads: threads)
+        var results: [String: [String: Double]] = [:]
+        for (name, config) in configs {
+            var r: [String: Double] = [:]
+            if parts.contains("sample") {
+                progress("\(name): sampling (\(config))")
+                r["sample_tokens_per_s"] = try ModelBenchmark.samplingTokensPerSecond(
+                    config: config, threads: threads, reps: reps)
+            }
+            if parts.contains("learner") {
+                progress("\(name): learner step")
+                let ms = try ModelBenchmark.learnerStepMilliseconds(
+                    config: config, threads: threads, reps: reps)
+                r["learner_step_ms"] = ms
+                r["learner_gflops"] = ModelBenchmark.learnerFLOPs(config: config) / (ms * 1e-3) * 1e-9
+                r["learner_gemm_gflops"] = ModelBenchmark.learnerGEMMGFLOPS(config: config, threads: threads)
+                r["learner_gemm_fraction_of_peak"] = r["learner_gemm_gflops"]! / peak
+            }
+            if let python {
+                progress("\(name): PyTorch peer (\(python) \(peerScript))")
+                let runs = try (0..<max(1, peerRuns)).map { _ in try runPeer(python: python, config: config) }
+                func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+                let peer = (
+                    sample: median(runs.map(\.sample)), learnerMs: median(runs.map(\.learnerMs)),
+                    threads: runs[0].threads
+                )
+                r["peer_sample_tokens_per_s"] = peer.sample
+                r["peer_learner_step_ms"] = peer.learnerMs
+                r["peer_threads"] = Double(peer.threads)
+                r["peer_runs"] = Double(runs.count)
+                r["ratio_sample"] = r["sample_tokens_per_s"].map { $0 / peer.sample }
+                r["ratio_learner"] = r["learner_step_ms"].map { peer.learnerMs / $0 }
+            }
+            results[name] = r
+        }
+        let rss = Double(ModelBenchmark.peakRSSBytes()) / 1_048_576
+        if json {
+            var object: [String: Any] = [
+                "benchmark": "model", "threads": threads, "load_average": load,
+                "blas_core": ModelBenchmark.blasCore,
+                "sgemm_peak_gflops": peak, "peak_rss_mb": rss,
+                "peer": python == nil ? "skipped (REIN_TORCH_PYTHON unset)" : "torch_peer.py",
+                "configs": results,
+            ]
+            object["batch"] = 64
+            object["blas_note"] = ModelBenchmark.blasPinNote
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            emit(String(decoding: data, as: UTF8.self))
+            return
+        }
+        emit(
+            "rein bench model: \(threads) threads, OpenBLAS \(ModelBenchmark.blasCore), sgemm peak \(fmt(peak, 1)) GFLOP/s, peak RSS \(fmt(rss, 1)) MB, load \(load)"
+        )
+        if let note = ModelBenchmark.blasPinNote { emit("note: \(note)") }
+        if python == nil {
+            emit("PyTorch peer skipped: set REIN_TORCH_PYTHON to a Python with torch installed")
+        }
+        emit(
+            "config   sample tok/s   peer     ratio   step ms   peer ms  speedup  GFLOP/s  GEMM GFLOP/s (% peak)"
+        )
+        for (name, _) in configs {
+            let r = results[name]!
+            let peerS = r["peer_sample_tokens_per_s"].map { fmt($0, 0) } ?? "-"
+            let peerL = r["peer_learner_step_ms"].map { fmt($0, 1) } ?? "-"
+            let ratioS = r["ratio_sample"].map { fmt($0, 2) + "×" } ?? "-"
+            let ratioL = r["ratio_learner"].map { fmt($0, 2) + "×" } ?? "-"
+            emit(
+                [
+                    name.padding(toLength: 8, withPad: " ", startingAt: 0),
+                    pad(r["sample_tokens_per_s"].map { fmt($0, 0) } ?? "-", 12), pad(peerS, 8),
+                    pad(ratioS, 7),
+                    pad(r["learner_step_ms"].map { fmt($0, 2) } ?? "-", 9), pad(peerL, 9), pad(ratioL, 8),
+                    pad(r["learner_gflops"].map { fmt($0, 1) } ?? "-", 8),
+                    pad(r["learner_gemm_gflops"].map { fmt($0, 1) } ?? "-", 8)
+                        + (r["learner_gemm_fraction_of_peak"].map { " (\(fmt(100 * $0, 0))%)" } ?? ""),
+                ].joined(separator: " "))
+        }
+    }
+
+    private func runPeer(python: String, config: GPTConfig) throws -> (
+        sample: Double, learnerMs: Double, threads: Int
+    ) {
+        guard FileManager.default.fileExists(atPath: peerScript) else {
+            throw ModelCLIError("peer script not found at \(peerScript) (use --peer-script)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        let cfg =
+            "{\"vocab\": \(config.vocab), \"ctx\": \(config.context), \"d\": \(config.dModel), "
+            + "\"layers\": \(config.layers), \"heads\": \(config.heads)}"
+        process.arguments = [peerScript, cfg]
+        var env = ProcessInfo.processInfo.environment
+        for key in ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"] {
+            env[key] = String(threads)
+        }
+        process.environment = env
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0,
+            let line = text.split(separator: "\n").last,
+            let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            let sample = (obj["sample_tokens_per_s"] as? NSNumber)?.doubleValue,
+            let learner = (obj["learner_step_ms"] as? NSNumber)?.doubleValue
+        else {
+            throw ModelCLIError(
+                "PyTorch peer failed (exit \(process.terminationStatus)): \(text.suffix(300))")
+        }
+        return (sample, learner, (obj["threads"] as? NSNumber)?.intValue ?? threads)
+    }
+}
+
+private func progress(_ message: String) {
+    FileHandle.standardError.write(Data("[bench model] \(message)\n".utf8))
+}
+
+private func fmt(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
+private func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }

@@ -1,0 +1,235 @@
+import Foundation
+
+/// A batch of token sequences, right-padded to a common length.
+/// Position `t` of row `b` predicts token `t + 1`; targets at or past `lengths[b]` are padding.
+public struct TokenBatch: Sendable, Equatable {
+    /// Row-major `batch × length` token ids; padding positions hold 0.
+    public private(set) var tokens: [Int32]
+    /// Number of rows.
+    public let batch: Int
+    /// Padded length of every row.
+    public let length: Int
+    /// Valid tokens in each row (`2...length` for a row that has at least one target).
+    public let lengths: [Int]
+
+    /// Builds a batch from a flat `batch × length` array. Tokens past a row's length are replaced by 0.
+    public init(tokens: [Int32], batch: Int, length: Int, lengths: [Int]? = nil) throws(ModelError) {
+        guard batch > 0, length > 0, tokens.count == batch * length else {
+            throw .invalidArgument("\(tokens.count) tokens do not form a \(batch) × \(length) batch")
+        }
+        let lengths = lengths ?? Array(repeating: length, count: batch)
+        guard lengths.count == batch, lengths.allSatisfy({ (0...length).contains($0) }) else {
+            throw .invalidArgument("need \(batch) row lengths in 0...\(length), got \(lengths)")
+        }
+        var tokens = tokens
+        for b in 0..<batch {
+            for t in lengths[b]..<length { tokens[b * length + t] = 0 }
+        }
+        self.tokens = tokens
+        self.batch = batch
+        self.length = length
+        self.lengths = lengths
+    }
+
+    /// Builds a batch from variable-length sequences, padding each to the longest.
+    public init(sequences: [[Int32]]) throws(ModelError) {
+        let length = sequences.map(\.count).max() ?? 0
+        var flat = [Int32](repeating: 0, count: sequences.count * length)
+        for (b, s) in sequences.enumerated() {
+            flat.replaceSubrange(b * length..<b * length + s.count, with: s)
+        }
+        try self.init(tokens: flat, batch: sequences.count, length: length, lengths: sequences.map(\.count))
+    }
+}
+
+/// What the training forward returns: one log-probability per (row, position) and, on request,
+/// the full log-softmax rows.
+public struct ForwardOutput: Sendable {
+    /// Number of rows.
+    public let batch: Int
+    /// Positions per row: `length − 1` of the input batch.
+    public let positions: Int
+    /// Vocabulary size (width of a log-softmax row).
+    public let vocab: Int
+    /// `batch × positions`: log π(token[t+1] | tokens[...t]); 0 where the target is padding.
+    public let logProbs: [Float]
+    /// `batch × positions × vocab` log-softmax rows (padding positions included), if requested.
+    public let logSoftmax: [Float]?
+    /// `batch × positions`: true where the target is a real token.
+    public let mask: [Bool]
+}
+
+/// The training engine: parameters, their gradient, and reusable activation memory. Batch rows are
+/// split into `threads` shards that run concurrently, each with single-threaded BLAS; the result for
+/// a given batch depends only on the parameters and the thread count.
+///
+/// Not thread-safe: one owner calls `forward` then `backward`.
+public final class GPTModel {
+    /// Model shape.
+    public let config: GPTConfig
+    /// The weights (a value: assign to swap them, copy to snapshot them). Must keep ``config``.
+    public var parameters: GPTParameters
+    /// dLoss/dθ, laid out like `parameters.values`; `backward` adds to it.
+    public internal(set) var gradients: [Float]
+    /// Number of shards run concurrently.
+    public let threads: Int
+
+    let workspaces: [Workspace]
+    /// The batch of the last forward pass (backward needs its tokens and lengths).
+    var lastBatch: TokenBatch?
+
+    /// Creates an engine around `parameters`, using up to `threads` cores.
+    public init(parameters: GPTParameters, threads: Int = 1) {
+        _ = BLAS.configureOnce
+        self.config = parameters.config
+        self.parameters = parameters
+        self.threads = max(1, threads)
+        gradients = [Float](repeating: 0, count: parameters.values.count)
+        workspaces = (0..<max(1, threads)).map { _ in Workspace(config: parameters.config) }
+    }
+
+    /// Sets every gradient to zero.
+    public func zeroGradients() {
+        gradients.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+    }
+
+    /// Shards used for a batch of `rows` rows.
+    func shardCount(rows: Int) -> Int { min(threads, rows) }
+
+    /// Runs the model over `batch` (positions `0..<length−1`), keeping activations for `backward`.
+    /// - Parameter logSoftmaxRows: also return the full `vocab`-wide log-softmax at every position.
+    public func forward(_ batch: TokenBatch, logSoftmaxRows: Bool = false) throws(ModelError) -> ForwardOutput
+    {
+        let (v, steps) = (config.vocab, batch.length - 1)
+        guard parameters.config == config, parameters.values.count == parameters.layout.count else {
+            throw .invalidArgument("parameters are for \(parameters.config), the model for \(config)")
+        }
+        guard steps >= 1, steps <= config.context else {
+            throw .invalidArgument("sequence length \(batch.length) must be in 2...\(config.context + 1)")
+        }
+        if let bad = batch.tokens.first(where: { $0 < 0 || Int($0) >= v }) {
+            throw .invalidArgument("token id \(bad) is outside the vocabulary 0..<\(v)")
+        }
+        lastBatch = batch
+        let shards = shardCount(rows: batch.batch)
+        let (layout, workspaces) = (parameters.layout, workspaces)
+        parameters.values.withUnsafeBufferPointer { params in
+            batch.tokens.withUnsafeBufferPointer { tokens in
+                let p = SendablePointer(UnsafeMutablePointer(mutating: params.baseAddress!))
+                let tok = SendablePointer(UnsafeMutablePointer(mutating: tokens.baseAddress!))
+                parallel(shards) { s in
+                    let rows = shardRange(s, of: shards, total: batch.batch)
+                    let ws = workspaces[s]
+                    ws.ensure(rows: rows.count, steps: steps)
+                    forwardShard(
+                        layout: layout, params: p.pointer, ws: ws,
+                        tokens: tok.pointer + rows.lowerBound * batch.length, stride: batch.length)
+                }
+            }
+        }
+        // Gather per-token log-probs (and rows) from the shards.
+        var logProbs = [Float](repeating: 0, count: batch.batch * steps)
+        var mask = [Bool](repeating: false, count: batch.batch * steps)
+        var rowsOut = logSoftmaxRows ? [Float](repeating: 0, count: batch.batch * steps * v) : nil
+        for s in 0..<shards {
+            let range = shardRange(s, of: shards, total: batch.batch)
+            let logp = workspaces[s].logp
+            for b in range {
+                let local = logp + (b - range.lowerBound) * steps * v
+                for t in 0..<steps where t + 1 < batch.lengths[b] {
+                    logProbs[b * steps + t] = local[t * v + Int(batch.tokens[b * batch.length + t + 1])]
+                    mask[b * steps + t] = true
+                }
+                if rowsOut != nil {
+                    let base = b * steps * v
+                    for i in 0..<(steps * v) { rowsOut![base + i] = local[i] }
+                }
+            }
+        }
+        return ForwardOutput(
+            batch: batch.batch, positions: steps, vocab: v, logProbs: logProbs, logSoftmax: rowsOut,
+            mask: mask)
+    }
+}
+
+/// Forward pass of one shard: `ws.rows` rows of `ws.steps` positions. `tokens` points at the shard's
+/// first row; consecutive rows are `stride` tokens apart.
+func forwardShard(
+    layout: ParameterLayout, params: ConstFloatPtr, ws: Workspace, tokens: UnsafePointer<Int32>, stride: Int
+) {
+    let config = layout.config
+    let (c, v, steps) = (config.dModel, config.vocab, ws.steps)
+    let n = ws.rows * steps
+
+    // Token + position embedding.
+    var x = ws.blocks.first?.res ?? ws.resFinal
+    for b in 0..<ws.rows {
+        for t in 0..<steps {
+            let out = x + (b * steps + t) * c
+            let te = params + layout.wte + Int(tokens[b * stride + t]) * c
+            let pe = params + layout.wpe + t * c
+            for i in 0..<c { out[i] = te[i] + pe[i] }
+        }
+    }
+
+    for (l, a) in ws.blocks.enumerated() {
+        let w = layout.blocks[l]
+        layerNormForward(
+            a.ln1, mean: a.ln1Mean, rstd: a.ln1Rstd, x, weight: params + w.ln1W, bias: params + w.ln1B,
+            rows: n, width: c)
+        linearForward(
+            a.qkv, a.ln1, weight: params + w.qkvW, bias: params + w.qkvB, rows: n, inDim: c, outDim: 3 * c)
+        attentionForward(a.atty, att: a.att, qkv: a.qkv, rows: ws.rows, steps: steps, config: config)
+        linearForward(
+            a.res2, a.atty, weight: params + w.attnProjW, bias: params + w.attnProjB, rows: n, inDim: c,
+            outDim: c)
+        add(a.res2, x, n * c)
+        layerNormForward(
+            a.ln2, mean: a.ln2Mean, rstd: a.ln2Rstd, a.res2, weight: params + w.ln2W, bias: params + w.ln2B,
+            rows: n, width: c)
+        linearForward(
+            a.fch, a.ln2, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c)
+        geluForward(a.fchGelu, cdf: a.fchCdf, a.fch, n * 4 * c)
+        let next = l + 1 < ws.blocks.count ? ws.blocks[l + 1].res : ws.resFinal
+        linearForward(
+            next, a.fchGelu, weight: params + w.mlpProjW, bias: params + w.mlpProjB, rows: n, inDim: 4 * c,
+            outDim: c)
+        add(next, a.res2, n * c)
+        x = next
+    }
+
+    layerNormForward(
+        ws.lnf, mean: ws.lnfMean, rstd: ws.lnfRstd, ws.resFinal, weight: params + layout.lnfW,
+        bias: params + layout.lnfB, rows: n, width: c)
+    // Tied head: logits = ln_f(x) · wteᵀ.
+    linearForward(ws.logp, ws.lnf, weight: params + layout.wte, bias: nil, rows: n, inDim: c, outDim: v)
+    for r in 0..<n { logSoftmaxInPlace(ws.logp + r * v, v) }
+}
+
+/// Causal multi-head self-attention over `rows × steps` positions of packed q|k|v rows (width 3C).
+/// Per (row, head): S = QKᵀ/√d (sgemm), causal softmax, Y = PV (sgemm). Saves the probabilities P in
+/// `att` (rows × heads × steps × steps, zero above the diagonal) for the backward pass.
+func attentionForward(
+    _ out: FloatPtr, att: FloatPtr, qkv: ConstFloatPtr, rows: Int, steps t: Int, config: GPTConfig
+) {
+    let (c, h, hs) = (config.dModel, config.heads, config.headDim)
+    let scale = 1 / Float(hs).squareRoot()
+    for b in 0..<rows {
+        for head in 0..<h {
+            let q = qkv + b * t * 3 * c + head * hs
+            let p = att + (b * h + head) * t * t
+            BLAS.gemm(
+                transA: false, transB: true, m: t, n: t, k: hs, alpha: scale, q, lda: 3 * c, q + c,
+                ldb: 3 * c,
+                beta: 0, p, ldc: t)
+            for i in 0..<t {
+                let row = p + i * t
+                softmaxInPlace(row, i + 1)
+                (row + i + 1).update(repeating: 0, count: t - i - 1)
+            }
+            BLAS.gemm(
+                transA: false, transB: false, m: t, n: hs, k: t, p, lda: t, q + 2 * c, ldb: 3 * c, beta: 0,
+                out + b * t * c + head * hs, ldc: c)
+        }
+    }
+}

@@ -1,0 +1,335 @@
+import COpenBLAS
+import Dispatch
+import Foundation
+
+// Small numeric kernels shared by the forward, backward and sampler: BLAS wrappers for the linear
+// layers, LayerNorm, GELU, softmax rows, and SIMD dot/axpy for attention. All row-major float32.
+
+typealias FloatPtr = UnsafeMutablePointer<Float>
+typealias ConstFloatPtr = UnsafePointer<Float>
+
+/// A raw pointer that may cross into a concurrent loop; each iteration touches a disjoint part.
+struct SendablePointer<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
+    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
+}
+
+/// Runs `body(i)` for `i` in `0..<n`, concurrently when `n > 1` (the calling thread takes part).
+func parallel(_ n: Int, _ body: @Sendable (Int) -> Void) {
+    if n <= 1 {
+        body(0)
+    } else {
+        DispatchQueue.concurrentPerform(iterations: n, execute: body)
+    }
+}
+
+/// Row range of shard `s` when `total` rows are split into `shards` nearly equal parts.
+func shardRange(_ s: Int, of shards: Int, total: Int) -> Range<Int> {
+    (total * s / shards)..<(total * (s + 1) / shards)
+}
+
+enum BLAS {
+    /// Makes OpenBLAS single-threaded: the engine runs its own shards on separate threads, and a
+    /// single-threaded kernel gives bit-identical results for a given shard split. (OpenBLAS picks its
+    /// kernels at load time; `OPENBLAS_CORETYPE` overrides that choice.)
+    static let configureOnce: Void = { openblas_set_num_threads(1) }()
+
+    /// The OpenBLAS kernel set in use (e.g. `Haswell`, `SkylakeX`).
+    static var coreName: String {
+        _ = configureOnce
+        return String(cString: openblas_get_corename())
+    }
+
+    /// `C[m×n] = alpha · op(A) · op(B) + beta · C`, row-major, with leading dimensions.
+    @inline(__always)
+    static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+        _ a: ConstFloatPtr, lda: Int, _ b: ConstFloatPtr, ldb: Int,
+        beta: Float, _ c: FloatPtr, ldc: Int
+    ) {
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
+/// `out[n×o] = inp[n×i] · W[o×i]ᵀ + bias` (the `torch.nn.Linear` layout).
+func linearForward(
+    _ out: FloatPtr, _ inp: ConstFloatPtr, weight: ConstFloatPtr, bias: ConstFloatPtr?,
+    rows n: Int, inDim: Int, outDim: Int
+) {
+    if let bias {
+        for r in 0..<n { (out + r * outDim).update(from: bias, count: outDim) }
+    }
+    BLAS.gemm(
+        transA: false, transB: true, m: n, n: outDim, k: inDim, inp, lda: inDim, weight, ldb: inDim,
+        beta: bias == nil ? 0 : 1, out, ldc: outDim)
+}
+
+/// Backward of ``linearForward(_:_:weight:bias:rows:inDim:outDim:)``: `dInp (+)= dOut · W`,
+/// `dW += dOutᵀ · inp`, `dBias += Σ_rows dOut`. `dInp` is overwritten unless `accumulate`.
+func linearBackward(
+    dInp: FloatPtr?, dWeight: FloatPtr, dBias: FloatPtr?, dOut: ConstFloatPtr, inp: ConstFloatPtr,
+    weight: ConstFloatPtr, rows n: Int, inDim: Int, outDim: Int, accumulate: Bool = false
+) {
+    if let dInp {
+        BLAS.gemm(
+            transA: false, transB: false, m: n, n: inDim, k: outDim, dOut, lda: outDim, weight, ldb: inDim,
+            beta: accumulate ? 1 : 0, dInp, ldc: inDim)
+    }
+    BLAS.gemm(
+        transA: true, transB: false, m: outDim, n: inDim, k: n, dOut, lda: outDim, inp, ldb: inDim,
+        beta: 1, dWeight, ldc: inDim)
+    if let dBias {
+        for r in 0..<n { add(dBias, dOut + r * outDim, outDim) }
+    }
+}
+
+// MARK: - Vector helpers
+
+typealias F8 = SIMD8<Float>
+
+@inline(__always) func load8(_ p: ConstFloatPtr) -> F8 { UnsafeRawPointer(p).loadUnaligned(as: F8.self) }
+@inline(__always) func store8(_ v: F8, _ p: FloatPtr) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self)
+}
+
+/// Σ a[i]·b[i], 8 lanes at a time (multiply then add: no fused op on the x86-64 baseline).
+@inline(__always)
+func dot(_ a: ConstFloatPtr, _ b: ConstFloatPtr, _ n: Int) -> Float {
+    var acc = F8()
+    var i = 0
+    while i + 8 <= n {
+        acc += load8(a + i) * load8(b + i)
+        i += 8
+    }
+    var s = acc.sum()
+    while i < n {
+        s += a[i] * b[i]
+        i += 1
+    }
+    return s
+}
+
+/// y[i] += alpha · x[i].
+@inline(__always)
+func axpy(_ alpha: Float, _ x: ConstFloatPtr, _ y: FloatPtr, _ n: Int) {
+    for i in 0..<n { y[i] += alpha * x[i] }
+}
+
+/// y[i] += x[i].
+@inline(__always)
+func add(_ y: FloatPtr, _ x: ConstFloatPtr, _ n: Int) {
+    for i in 0..<n { y[i] += x[i] }
+}
+
+/// Σ x[i], 8 lanes at a time.
+@inline(__always)
+func sum(_ x: ConstFloatPtr, _ n: Int) -> Float {
+    var acc = F8()
+    var i = 0
+    while i + 8 <= n {
+        acc += load8(x + i)
+        i += 8
+    }
+    var s = acc.sum()
+    while i < n {
+        s += x[i]
+        i += 1
+    }
+    return s
+}
+
+/// Lane-wise clamp (the generic `clamped` is not specialised and would dominate these kernels).
+@inline(__always)
+func clamp(_ x: F8, _ lo: Float, _ hi: Float) -> F8 {
+    var x = x
+    x.replace(with: F8(repeating: lo), where: x .< lo)
+    x.replace(with: F8(repeating: hi), where: x .> hi)
+    return x
+}
+
+/// eˣ on 8 lanes: Cephes `expf` polynomial after range reduction by ln 2 (relative error < 2e-7);
+/// inputs are clamped to [−87, 88].
+@inline(__always)
+func exp8(_ x: F8) -> F8 {
+    let x = clamp(x, -87, 88)
+    let magic = F8(repeating: 12_582_912)  // 1.5·2²³: adding it rounds to an integer in the low bits
+    let t = x * 1.442_695_040_888_963_4 + magic
+    let n = t - magic
+    let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4
+    var p = F8(repeating: 1.987_569_150_0e-4)
+    p = p * r + 1.398_199_950_7e-3
+    p = p * r + 8.333_451_907_3e-3
+    p = p * r + 4.166_579_589_4e-2
+    p = p * r + 1.666_666_545_9e-1
+    p = p * r + 5.000_000_120_1e-1
+    p = p * (r * r) + r + 1
+    let k = unsafeBitCast(t, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
+    return p * unsafeBitCast((k &+ 127) &<< 23, to: F8.self)
+}
+
+/// erf on 8 lanes: the rational approximation used by Eigen and XLA (absolute error ≈ 1e-7);
+/// inputs are clamped to [−4, 4], where erf is ±1 to float precision.
+@inline(__always)
+func erf8(_ x: F8) -> F8 {
+    let x = clamp(x, -4, 4)
+    let x2 = x * x
+    var p = F8(repeating: -2.726_142_258_013_06e-10)
+    p = p * x2 + 2.770_681_424_959_02e-08
+    p = p * x2 - 2.101_024_020_825_08e-06
+    p = p * x2 - 5.692_506_394_623_46e-05
+    p = p * x2 - 7.349_906_303_268_55e-04
+    p = p * x2 - 2.954_599_808_540_25e-03
+    p = p * x2 - 1.609_603_332_624_15e-02
+    var q = F8(repeating: -1.456_607_184_649_96e-05)
+    q = q * x2 - 2.133_740_552_789_05e-04
+    q = q * x2 - 1.682_826_974_382_03e-03
+    q = q * x2 - 7.373_329_167_204_68e-03
+    q = q * x2 - 1.426_473_905_141_89e-02
+    return x * p / q
+}
+
+// MARK: - LayerNorm (eps 1e-5, like torch.nn.LayerNorm)
+
+let layerNormEps: Float = 1e-5
+
+/// Normalises each of `n` rows of width `c`, saving mean and 1/std for the backward pass.
+func layerNormForward(
+    _ out: FloatPtr, mean: FloatPtr?, rstd: FloatPtr?, _ inp: ConstFloatPtr,
+    weight: ConstFloatPtr, bias: ConstFloatPtr, rows n: Int, width c: Int
+) {
+    for r in 0..<n {
+        let x = inp + r * c
+        let y = out + r * c
+        let m = sum(x, c) / Float(c)
+        var v: Float = 0
+        var i = 0
+        var acc = F8()
+        while i + 8 <= c {
+            let d = load8(x + i) - m
+            acc += d * d
+            i += 8
+        }
+        v = acc.sum()
+        for j in i..<c { v += (x[j] - m) * (x[j] - m) }
+        let s = 1 / (v / Float(c) + layerNormEps).squareRoot()
+        i = 0
+        while i + 8 <= c {
+            store8((load8(x + i) - m) * s * load8(weight + i) + load8(bias + i), y + i)
+            i += 8
+        }
+        for j in i..<c { y[j] = (x[j] - m) * s * weight[j] + bias[j] }
+        mean?[r] = m
+        rstd?[r] = s
+    }
+}
+
+/// Backward of LayerNorm: accumulates into `dInp`, `dWeight`, `dBias`.
+func layerNormBackward(
+    dInp: FloatPtr, dWeight: FloatPtr, dBias: FloatPtr, dOut: ConstFloatPtr, inp: ConstFloatPtr,
+    weight: ConstFloatPtr, mean: ConstFloatPtr, rstd: ConstFloatPtr, rows n: Int, width c: Int
+) {
+    let simd = c - c % 8
+    for r in 0..<n {
+        let (x, dy, dx) = (inp + r * c, dOut + r * c, dInp + r * c)
+        let (m, s) = (mean[r], rstd[r])
+        // Means over the row of g = dy·w and g·x̂.
+        var (accG, accGX) = (F8(), F8())
+        for i in stride(from: 0, to: simd, by: 8) {
+            let g = load8(dy + i) * load8(weight + i)
+            accG += g
+            accGX += g * ((load8(x + i) - m) * s)
+        }
+        var (meanG, meanGX) = (accG.sum(), accGX.sum())
+        for i in simd..<c {
+            meanG += dy[i] * weight[i]
+            meanGX += dy[i] * weight[i] * (x[i] - m) * s
+        }
+        meanG /= Float(c)
+        meanGX /= Float(c)
+        for i in stride(from: 0, to: simd, by: 8) {
+            let (g, xhat) = (load8(dy + i), (load8(x + i) - m) * s)
+            store8(load8(dBias + i) + g, dBias + i)
+            store8(load8(dWeight + i) + g * xhat, dWeight + i)
+            store8(load8(dx + i) + (g * load8(weight + i) - meanG - xhat * meanGX) * s, dx + i)
+        }
+        for i in simd..<c {
+            let xhat = (x[i] - m) * s
+            dBias[i] += dy[i]
+            dWeight[i] += dy[i] * xhat
+            dx[i] += (dy[i] * weight[i] - meanG - xhat * meanGX) * s
+        }
+    }
+}
+
+// MARK: - GELU (exact erf form, like torch.nn.GELU())
+
+/// `out = x · Φ(x)` elementwise; also stores Φ(x) in `cdf` when given (for the backward pass).
+func geluForward(_ out: FloatPtr, cdf: FloatPtr? = nil, _ inp: ConstFloatPtr, _ n: Int) {
+    var i = 0
+    while i + 8 <= n {
+        let x = load8(inp + i)
+        let phi = 0.5 * (1 + erf8(x * 0.707_106_781_186_547_5))
+        store8(x * phi, out + i)
+        if let cdf { store8(phi, cdf + i) }
+        i += 8
+    }
+    while i < n {
+        let phi = 0.5 * (1 + erf(inp[i] * 0.707_106_781_186_547_5))
+        out[i] = inp[i] * phi
+        cdf?[i] = phi
+        i += 1
+    }
+}
+
+/// `d[i] *= Φ(x) + x·φ(x)` in place, turning dL/dGELU into dL/dx (`cdf` holds Φ(x) from the forward).
+func geluBackward(_ d: FloatPtr, _ inp: ConstFloatPtr, cdf: ConstFloatPtr, _ n: Int) {
+    var i = 0
+    while i + 8 <= n {
+        let x = load8(inp + i)
+        let pdf = exp8(-0.5 * x * x) * 0.398_942_280_401_432_7
+        store8(load8(d + i) * (load8(cdf + i) + x * pdf), d + i)
+        i += 8
+    }
+    while i < n {
+        let x = inp[i]
+        d[i] *= cdf[i] + x * exp(-0.5 * x * x) * 0.398_942_280_401_432_7
+        i += 1
+    }
+}
+
+// MARK: - Softmax rows
+
+/// In-place log-softmax of a row of length `n`.
+@inline(__always)
+func logSoftmaxInPlace(_ row: FloatPtr, _ n: Int) {
+    var mx = -Float.infinity
+    for i in 0..<n { mx = max(mx, row[i]) }
+    var s: Float = 0
+    for i in 0..<n { s += exp(row[i] - mx) }
+    let lse = mx + log(s)
+    for i in 0..<n { row[i] -= lse }
+}
+
+/// In-place softmax of a row of length `n`.
+@inline(__always)
+func softmaxInPlace(_ row: FloatPtr, _ n: Int) {
+    var mx = -Float.infinity
+    for i in 0..<n { mx = max(mx, row[i]) }
+    var total: Float = 0
+    var i = 0
+    while i + 8 <= n {
+        let e = exp8(load8(row + i) - mx)
+        store8(e, row + i)
+        total += e.sum()
+        i += 8
+    }
+    while i < n {
+        row[i] = exp(row[i] - mx)
+        total += row[i]
+        i += 1
+    }
+    let inv = 1 / total
+    for j in 0..<n { row[j] *= inv }
+}

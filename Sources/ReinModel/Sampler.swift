@@ -1,0 +1,380 @@
+import Foundation
+
+/// How to draw continuations.
+public struct SamplingOptions: Sendable, Hashable {
+    /// Tokens to generate per row (at most; a row ends early at `stopToken`).
+    public var maxNewTokens: Int
+    /// Softmax temperature; 0 means greedy (argmax, behaviour log-prob 0).
+    public var temperature: Float
+    /// Keep only the `topK` most likely tokens (ties broken by lower id); nil, 0 or ≥ vocab keeps all.
+    public var topK: Int?
+    /// A row stops after emitting this token (the stop token is part of the output and its length).
+    public var stopToken: Int32?
+
+    /// Options; the defaults sample the model's own distribution with no stop token.
+    public init(maxNewTokens: Int, temperature: Float = 1, topK: Int? = nil, stopToken: Int32? = nil) {
+        self.maxNewTokens = maxNewTokens
+        self.temperature = temperature
+        self.topK = topK
+        self.stopToken = stopToken
+    }
+}
+
+/// Sampled continuations with the behaviour log-probability of every sampled token.
+public struct SampleBatch: Sendable, Equatable {
+    /// Number of rows.
+    public let batch: Int
+    /// Prompt tokens per row.
+    public let promptLength: Int
+    /// Generated positions per row (`options.maxNewTokens`).
+    public let maxNewTokens: Int
+    /// `batch × (promptLength + maxNewTokens)`: prompt, then generated tokens, then 0-padding.
+    public let tokens: [Int32]
+    /// `batch × maxNewTokens`: log μ(token) under the distribution actually sampled from
+    /// (temperature and top-k applied); 0 past a row's end.
+    public let logProbs: [Float]
+    /// Generated tokens per row, the stop token included.
+    public let lengths: [Int]
+
+    /// Generated tokens of row `b`.
+    public func generated(_ b: Int) -> ArraySlice<Int32> {
+        let start = b * (promptLength + maxNewTokens) + promptLength
+        return tokens[start..<start + lengths[b]]
+    }
+}
+
+/// Batched autoregressive sampler with a KV cache. Rows step together (a row that emits the stop
+/// token leaves the batch); rows are split into `threads` shards that run the whole loop
+/// concurrently. Results depend only on the parameters, prompts, options, per-row seeds and the
+/// thread count.
+///
+/// Not thread-safe: one owner. Weights are passed per call, so one sampler serves any version.
+public final class GPTSampler {
+    /// Model shape.
+    public let config: GPTConfig
+    /// Number of shards run concurrently.
+    public let threads: Int
+    private var shards: [DecodeShard] = []
+    private var batch = 0
+
+    /// Creates a sampler using up to `threads` cores.
+    public init(config: GPTConfig, threads: Int = 1) {
+        _ = BLAS.configureOnce
+        self.config = config
+        self.threads = max(1, threads)
+    }
+
+    /// Tokens already in the cache of every row.
+    public var position: Int { shards.first?.position ?? 0 }
+
+    /// Starts `batch` empty sequences.
+    public func reset(batch: Int) throws(ModelError) {
+        guard batch > 0 else { throw .invalidArgument("batch must be positive, got \(batch)") }
+        let n = min(threads, batch)
+        if shards.count != n || self.batch != batch {
+            shards = (0..<n).map { s in
+                DecodeShard(config: config, rows: shardRange(s, of: n, total: batch).count)
+            }
+        }
+        for s in shards { s.position = 0 }
+        self.batch = batch
+    }
+
+    /// Appends `count` tokens to every row (`tokens` is `batch × count`) and returns their logits,
+    /// `batch × count × vocab`.
+    public func append(parameters: GPTParameters, tokens: [Int32], count: Int) throws(ModelError) -> [Float] {
+        try check(parameters)
+        guard count > 0, tokens.count == batch * count else {
+            throw .invalidArgument("\(tokens.count) tokens do not form a \(batch) × \(count) block")
+        }
+        guard position + count <= config.context else {
+            throw .invalidArgument("position \(position) + \(count) exceeds the context \(config.context)")
+        }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocab }) {
+            throw .invalidArgument("token id \(bad) is outside the vocabulary 0..<\(config.vocab)")
+        }
+        let (v, shards, batch) = (config.vocab, shards, batch)
+        var logits = [Float](repeating: 0, count: batch * count * v)
+        parameters.values.withUnsafeBufferPointer { params in
+            logits.withUnsafeMutableBufferPointer { out in
+                let p = SendablePointer(UnsafeMutablePointer(mutating: params.baseAddress!))
+                let o = SendablePointer(out.baseAddress!)
+                parallel(shards.count) { s in
+                    let rows = shardRange(s, of: shards.count, total: batch)
+                    let shard = shards[s]
+                    let tok = Array(tokens[rows.lowerBound * count..<rows.upperBound * count])
+                    shard.step(params: p.pointer, tokens: tok, count: count)
+                    (o.pointer + rows.lowerBound * count * v).update(
+                        from: shard.logits, count: rows.count * count * v)
+                }
+            }
+        }
+        return logits
+    }
+
+    /// Samples continuations of `prompts` (equal lengths ≥ 1), one RNG stream per row from `seeds`.
+    /// Prompt plus `maxNewTokens` must fit in the context.
+    public func sample(
+        parameters: GPTParameters, prompts: [[Int32]], options: SamplingOptions, seeds: [UInt64]
+    ) throws(ModelError) -> SampleBatch {
+        let p = prompts.first?.count ?? 0
+        guard p >= 1, prompts.allSatisfy({ $0.count == p }) else {
+            throw .invalidArgument("prompts must be non-empty and of equal length")
+        }
+        guard seeds.count == prompts.count else {
+            throw .invalidArgument("\(seeds.count) seeds for \(prompts.count) prompts")
+        }
+        guard options.maxNewTokens >= 1, p + options.maxNewTokens <= config.context else {
+            throw .invalidArgument(
+                "prompt \(p) + maxNewTokens \(options.maxNewTokens) must be in \(p + 1)...\(config.context)")
+        }
+        guard options.temperature >= 0, options.temperature.isFinite else {
+            throw .invalidArgument("temperature must be finite and ≥ 0, got \(options.temperature)")
+        }
+        try check(parameters)
+        try reset(batch: prompts.count)
+        if let bad = prompts.joined().first(where: { $0 < 0 || Int($0) >= config.vocab }) {
+            throw .invalidArgument("token id \(bad) is outside the vocabulary 0..<\(config.vocab)")
+        }
+        let (batch, g, shards) = (prompts.count, options.maxNewTokens, shards)
+        let width = p + g
+        var tokens = [Int32](repeating: 0, count: batch * width)
+        var logProbs = [Float](repeating: 0, count: batch * g)
+        var lengths = [Int](repeating: 0, count: batch)
+        parameters.values.withUnsafeBufferPointer { params in
+            tokens.withUnsafeMutableBufferPointer { tok in
+                logProbs.withUnsafeMutableBufferPointer { lp in
+                    lengths.withUnsafeMutableBufferPointer { len in
+                        let (pp, tp) = (
+                            SendablePointer(UnsafeMutablePointer(mutating: params.baseAddress!)),
+                            SendablePointer(tok.baseAddress!)
+                        )
+                        let (lpp, lenp) = (
+                            SendablePointer(lp.baseAddress!), SendablePointer(len.baseAddress!)
+                        )
+                        parallel(shards.count) { s in
+                            let rows = shardRange(s, of: shards.count, total: batch)
+                            shards[s].generate(
+                                params: pp.pointer, prompts: Array(prompts[rows]), seeds: Array(seeds[rows]),
+                                options: options, tokens: tp.pointer + rows.lowerBound * width,
+                                logProbs: lpp.pointer + rows.lowerBound * g,
+                                lengths: lenp.pointer + rows.lowerBound)
+                        }
+                    }
+                }
+            }
+        }
+        return SampleBatch(
+            batch: batch, promptLength: p, maxNewTokens: g, tokens: tokens, logProbs: logProbs,
+            lengths: lengths)
+    }
+
+    private func check(_ parameters: GPTParameters) throws(ModelError) {
+        guard parameters.config == config, parameters.values.count == parameters.layout.count else {
+            throw .invalidArgument("parameters are for \(parameters.config), the sampler for \(config)")
+        }
+    }
+}
+
+extension SamplingOptions {
+    /// log μ(·) of the distribution the sampler draws from, for each `vocab`-wide row of raw `logits`:
+    /// temperature, then top-k, then log-softmax. Greedy (temperature 0) gives 0 at the argmax and −∞
+    /// elsewhere. Use it to rebuild full behaviour rows from logits of the sampling weights.
+    public func behaviourLogProbs(logits: [Float], vocab: Int) -> [Float] {
+        precondition(vocab > 0 && logits.count % vocab == 0, "logits are not rows of width \(vocab)")
+        var rows = logits
+        rows.withUnsafeMutableBufferPointer { p in
+            for r in stride(from: 0, to: p.count, by: vocab) {
+                behaviourLogProbsInPlace(p.baseAddress! + r, vocab)
+            }
+        }
+        return rows
+    }
+
+    /// In-place version of ``behaviourLogProbs(logits:vocab:)`` for one row.
+    func behaviourLogProbsInPlace(_ row: FloatPtr, _ v: Int) {
+        if temperature == 0 {
+            var best = 0
+            for j in 1..<v where row[j] > row[best] { best = j }
+            for j in 0..<v { row[j] = j == best ? 0 : -.infinity }
+            return
+        }
+        for j in 0..<v { row[j] /= temperature }
+        if let k = topK, k > 0, k < v {
+            // The k largest values survive (ties: lower ids first).
+            let order = (0..<v).sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }
+            for j in order[k...] { row[j] = -.infinity }
+        }
+        logSoftmaxInPlace(row, v)
+    }
+}
+
+/// Draws one token from raw `logits` (length `v`, overwritten with log μ) by inverse CDF with one
+/// uniform draw. Returns the token and its behaviour log-probability.
+func drawToken(
+    _ logits: FloatPtr, _ v: Int, options: SamplingOptions, rng: inout SplitMix64
+) -> (token: Int32, logProb: Float) {
+    options.behaviourLogProbsInPlace(logits, v)
+    if options.temperature == 0 {
+        for j in 0..<v where logits[j] == 0 { return (Int32(j), 0) }
+    }
+    let u = rng.nextUnit()
+    var cdf = 0.0
+    var chosen = -1
+    for j in 0..<v where logits[j] > -.infinity {
+        chosen = j
+        cdf += Double(exp(logits[j]))
+        if u < cdf { break }
+    }
+    return (Int32(chosen), logits[chosen])
+}
+
+/// KV cache and scratch for one shard of sampler rows.
+final class DecodeShard: @unchecked Sendable {
+    let config: GPTConfig
+    let layout: ParameterLayout
+    let rows: Int
+    var position = 0
+    /// Per layer: keys and values, `rows × context × C`.
+    private let keys: [FloatPtr], values: [FloatPtr]
+    private var capacity = 0  // positions per row the scratch buffers hold
+    private var x: FloatPtr, ln: FloatPtr, qkv: FloatPtr, atty: FloatPtr, fc: FloatPtr, fcGelu: FloatPtr
+    private(set) var logits: FloatPtr
+    private let scores: FloatPtr
+
+    init(config: GPTConfig, rows: Int) {
+        self.config = config
+        self.layout = ParameterLayout(config: config)
+        self.rows = rows
+        let cache = rows * config.context * config.dModel
+        keys = (0..<config.layers).map { _ in FloatPtr.allocate(capacity: cache) }
+        values = (0..<config.layers).map { _ in FloatPtr.allocate(capacity: cache) }
+        scores = FloatPtr.allocate(capacity: config.context)
+        (x, ln, qkv, atty, fc, fcGelu, logits) = DecodeShard.scratch(config, rows: rows, steps: 1)
+        capacity = 1
+    }
+
+    deinit {
+        for p in keys + values + [scores, x, ln, qkv, atty, fc, fcGelu, logits] { p.deallocate() }
+    }
+
+    private static func scratch(_ c: GPTConfig, rows: Int, steps: Int) -> (
+        FloatPtr, FloatPtr, FloatPtr, FloatPtr, FloatPtr, FloatPtr, FloatPtr
+    ) {
+        let n = rows * steps
+        let d = c.dModel
+        return (
+            .allocate(capacity: n * d), .allocate(capacity: n * d), .allocate(capacity: n * 3 * d),
+            .allocate(capacity: n * d), .allocate(capacity: n * 4 * d), .allocate(capacity: n * 4 * d),
+            .allocate(capacity: n * c.vocab)
+        )
+    }
+
+    /// Appends `count` tokens to each row listed in `active` (cache rows; default all) at the current
+    /// position (`tokens` is `active.count × count`); leaves their logits in `logits` in the same order.
+    /// Finished rows drop out of `active`, so the products shrink as rows stop.
+    func step(params: ConstFloatPtr, tokens: [Int32], count: Int, active: [Int]? = nil) {
+        let active = active ?? Array(0..<rows)
+        if count > capacity {
+            for p in [x, ln, qkv, atty, fc, fcGelu, logits] { p.deallocate() }
+            (x, ln, qkv, atty, fc, fcGelu, logits) = DecodeShard.scratch(config, rows: rows, steps: count)
+            capacity = count
+        }
+        let (c, ctx, n) = (config.dModel, config.context, active.count * count)
+        for r in 0..<n {
+            let te = params + layout.wte + Int(tokens[r]) * c
+            let pe = params + layout.wpe + (position + r % count) * c
+            for i in 0..<c { x[r * c + i] = te[i] + pe[i] }
+        }
+        for (l, w) in layout.blocks.enumerated() {
+            layerNormForward(
+                ln, mean: nil, rstd: nil, x, weight: params + w.ln1W, bias: params + w.ln1B, rows: n, width: c
+            )
+            linearForward(
+                qkv, ln, weight: params + w.qkvW, bias: params + w.qkvB, rows: n, inDim: c, outDim: 3 * c)
+            for r in 0..<n {
+                let slot = active[r / count] * ctx + position + r % count
+                (keys[l] + slot * c).update(from: qkv + r * 3 * c + c, count: c)
+                (values[l] + slot * c).update(from: qkv + r * 3 * c + 2 * c, count: c)
+            }
+            cachedAttention(layer: l, count: count, active: active)
+            linearForward(
+                ln, atty, weight: params + w.attnProjW, bias: params + w.attnProjB, rows: n, inDim: c,
+                outDim: c)
+            add(x, ln, n * c)
+            layerNormForward(
+                ln, mean: nil, rstd: nil, x, weight: params + w.ln2W, bias: params + w.ln2B, rows: n, width: c
+            )
+            linearForward(
+                fc, ln, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c)
+            geluForward(fcGelu, fc, n * 4 * c)
+            linearForward(
+                ln, fcGelu, weight: params + w.mlpProjW, bias: params + w.mlpProjB, rows: n, inDim: 4 * c,
+                outDim: c)
+            add(x, ln, n * c)
+        }
+        layerNormForward(
+            ln, mean: nil, rstd: nil, x, weight: params + layout.lnfW, bias: params + layout.lnfB, rows: n,
+            width: c)
+        linearForward(
+            logits, ln, weight: params + layout.wte, bias: nil, rows: n, inDim: c, outDim: config.vocab)
+        position += count
+    }
+
+    /// Attention of the `count` new positions of each active row over that row's cached keys and values.
+    private func cachedAttention(layer l: Int, count: Int, active: [Int]) {
+        let (c, h, hs, ctx) = (config.dModel, config.heads, config.headDim, config.context)
+        let scale = 1 / Float(hs).squareRoot()
+        for (b, row) in active.enumerated() {
+            let (k, v) = (keys[l] + row * ctx * c, values[l] + row * ctx * c)
+            for i in 0..<count {
+                let t = position + i
+                for head in 0..<h {
+                    let q = qkv + (b * count + i) * 3 * c + head * hs
+                    for j in 0...t { scores[j] = dot(q, k + j * c + head * hs, hs) * scale }
+                    softmaxInPlace(scores, t + 1)
+                    let y = atty + (b * count + i) * c + head * hs
+                    y.update(repeating: 0, count: hs)
+                    for j in 0...t { axpy(scores[j], v + j * c + head * hs, y, hs) }
+                }
+            }
+        }
+    }
+
+    /// The whole sampling loop for this shard's rows.
+    func generate(
+        params: ConstFloatPtr, prompts: [[Int32]], seeds: [UInt64], options: SamplingOptions,
+        tokens: UnsafeMutablePointer<Int32>, logProbs: FloatPtr, lengths: UnsafeMutablePointer<Int>
+    ) {
+        let (p, g, v) = (prompts[0].count, options.maxNewTokens, config.vocab)
+        let width = p + g
+        var rngs = seeds.map { SplitMix64(seed: $0) }
+        var active = Array(0..<rows)  // rows still generating, in logits order
+        position = 0
+        for b in 0..<rows {
+            for t in 0..<p { tokens[b * width + t] = prompts[b][t] }
+            lengths[b] = 0
+        }
+        step(params: params, tokens: Array(prompts.joined()), count: p)
+        var stride = p  // logits rows per active row: the prompt length, then 1
+        for i in 0..<g {
+            var next: [Int32] = []
+            var still: [Int] = []
+            for (slot, b) in active.enumerated() {
+                let row = logits + (slot * stride + stride - 1) * v
+                let (tok, lp) = drawToken(row, v, options: options, rng: &rngs[b])
+                tokens[b * width + p + i] = tok
+                logProbs[b * g + i] = lp
+                lengths[b] = i + 1
+                if tok != options.stopToken {
+                    next.append(tok)
+                    still.append(b)
+                }
+            }
+            active = still
+            if i == g - 1 || active.isEmpty { break }
+            step(params: params, tokens: next, count: 1, active: active)
+            stride = 1
+        }
+    }
+}

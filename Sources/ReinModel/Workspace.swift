@@ -1,0 +1,100 @@
+/// Saved activations of one block, for `rows × steps` token positions (pointers into a shard's arena).
+struct BlockActivations {
+    let res: FloatPtr  // block input (residual stream), N×C
+    let ln1: FloatPtr, ln1Mean: FloatPtr, ln1Rstd: FloatPtr  // N×C, N, N
+    let qkv: FloatPtr  // N×3C
+    let att: FloatPtr  // rows×H×T×T softmax probabilities (zero above the diagonal)
+    let atty: FloatPtr  // attention output before c_proj, N×C
+    let res2: FloatPtr  // residual after attention, N×C
+    let ln2: FloatPtr, ln2Mean: FloatPtr, ln2Rstd: FloatPtr
+    let fch: FloatPtr, fchGelu: FloatPtr  // N×4C before / after GELU
+    let fchCdf: FloatPtr  // N×4C: Φ(fch), kept for the GELU backward
+}
+
+/// Carves named buffers out of one allocation (64-byte aligned). With a nil base it only counts.
+private struct Carver {
+    let base: FloatPtr?
+    var used = 0
+    mutating func take(_ n: Int) -> FloatPtr {
+        defer { used += (n + 15) & ~15 }
+        // A counting pass hands out a dummy address that is never dereferenced.
+        return (base ?? FloatPtr(bitPattern: 64)!) + used
+    }
+}
+
+/// All memory of one shard (a contiguous range of batch rows): activations saved by the forward
+/// pass and scratch for the backward pass. Allocated once, reused while the shape fits.
+final class Workspace: @unchecked Sendable {
+    let config: GPTConfig
+    private(set) var rows = 0
+    private(set) var steps = 0
+    private var arena: FloatPtr?
+    private var capacity = 0
+
+    private(set) var blocks: [BlockActivations] = []
+    private(set) var resFinal = FloatPtr(bitPattern: 64)!, lnf = FloatPtr(bitPattern: 64)!
+    private(set) var lnfMean = FloatPtr(bitPattern: 64)!, lnfRstd = FloatPtr(bitPattern: 64)!
+    /// Log-softmax of the logits, N×V.
+    private(set) var logp = FloatPtr(bitPattern: 64)!
+    // Backward scratch.
+    private(set) var dres = FloatPtr(bitPattern: 64)!, dln = FloatPtr(bitPattern: 64)!
+    private(set) var dqkv = FloatPtr(bitPattern: 64)!, dy = FloatPtr(bitPattern: 64)!
+    private(set) var dfc = FloatPtr(bitPattern: 64)!, dlogits = FloatPtr(bitPattern: 64)!
+    private(set) var datt = FloatPtr(bitPattern: 64)!
+    /// Private gradient buffer (shards other than the first accumulate here, then get summed).
+    private(set) var grads: FloatPtr?
+
+    init(config: GPTConfig) { self.config = config }
+
+    deinit {
+        arena?.deallocate()
+        grads?.deallocate()
+    }
+
+    /// Makes room for `rows × steps` positions, reallocating only when the arena is too small.
+    func ensure(rows: Int, steps: Int) {
+        if rows == self.rows && steps == self.steps { return }
+        var counter = Carver(base: nil)
+        carve(&counter, rows: rows, steps: steps)
+        if counter.used > capacity {
+            arena?.deallocate()
+            arena = FloatPtr.allocate(capacity: counter.used)
+            capacity = counter.used
+        }
+        var carver = Carver(base: arena)
+        carve(&carver, rows: rows, steps: steps)
+        self.rows = rows
+        self.steps = steps
+    }
+
+    /// A zeroed private gradient buffer of `count` floats.
+    func zeroedGradients(count: Int) -> FloatPtr {
+        if grads == nil { grads = FloatPtr.allocate(capacity: count) }
+        grads!.initialize(repeating: 0, count: count)
+        return grads!
+    }
+
+    private func carve(_ c: inout Carver, rows: Int, steps: Int) {
+        let (d, h, v) = (config.dModel, config.heads, config.vocab)
+        let n = rows * steps
+        blocks = (0..<config.layers).map { _ in
+            BlockActivations(
+                res: c.take(n * d), ln1: c.take(n * d), ln1Mean: c.take(n), ln1Rstd: c.take(n),
+                qkv: c.take(n * 3 * d), att: c.take(rows * h * steps * steps), atty: c.take(n * d),
+                res2: c.take(n * d), ln2: c.take(n * d), ln2Mean: c.take(n), ln2Rstd: c.take(n),
+                fch: c.take(n * 4 * d), fchGelu: c.take(n * 4 * d), fchCdf: c.take(n * 4 * d))
+        }
+        resFinal = c.take(n * d)
+        lnf = c.take(n * d)
+        lnfMean = c.take(n)
+        lnfRstd = c.take(n)
+        logp = c.take(n * v)
+        dres = c.take(n * d)
+        dln = c.take(n * d)
+        dqkv = c.take(n * 3 * d)
+        dy = c.take(n * d)
+        dfc = c.take(n * 4 * d)
+        dlogits = c.take(n * v)
+        datt = c.take(steps * steps)
+    }
+}
