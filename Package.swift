@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ReinKL", targets: ["ReinKL"]),
         .library(name: "ReinModel", targets: ["ReinModel"]),
         .library(name: "ReinTasks", targets: ["ReinTasks"]),
+        .library(name: "Rein", targets: ["Rein"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -94,11 +95,27 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The algorithm: rollouts, GRPO advantages, learner step with any KL form, configuration.
+        .target(
+            name: "Rein",
+            dependencies: [
+                "ReinKL", "ReinModel", "ReinTasks",
+                .product(name: "RealModule", package: "swift-numerics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinTests",
+            dependencies: ["Rein"],
+            swiftSettings: strict
+        ),
+
         // The command line as a library (testable); `rein` is a one-line executable around it.
         .target(
             name: "ReinCLI",
             dependencies: [
-                "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks",
+                "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks", "Rein",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

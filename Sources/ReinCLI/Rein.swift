@@ -15,7 +15,10 @@ public struct Rein: AsyncParsableCommand {
         discussion:
             "Logging goes to stderr; set REIN_LOG_LEVEL (trace, debug, info, notice, warning, error).",
         version: "rein \(version) (libzmq \(ZMQVersion.current))",
-        subcommands: [KLCommand.self, ModelCommand.self, TaskCommand.self, BenchCommand.self]
+        subcommands: [
+            PretrainCommand.self, TrainCommand.self, KLCommand.self, ModelCommand.self, TaskCommand.self,
+            BenchCommand.self,
+        ]
     )
 
     /// Configures logging once, then parses and runs the command. Errors end as one line on stderr.

@@ -1,0 +1,114 @@
+import ReinKL
+
+/// The `train:` block: GRPO with a KL term in any of ReinKL's forms, on-policy or stale.
+public struct TrainConfig: Codable, Sendable, Hashable {
+    /// Optimizer steps (policy versions) to run.
+    public var steps = 200
+    /// Prompts per rollout batch.
+    public var promptsPerStep = 16
+    /// Samples per prompt (the GRPO group).
+    public var groupSize = 8
+    /// Sampling temperature (1 samples the policy itself, which is what the KL analysis assumes).
+    public var temperature = 1.0
+    /// Keep only the k most likely tokens when sampling (0 = all).
+    public var topK = 0
+    public var lr = 1e-4
+    public var minLR = 1e-5
+    public var warmupSteps = 10
+    public var weightDecay = 0.0
+    public var gradClip = 1.0
+    /// Passes over each rollout batch.
+    public var epochs = 1
+    /// Optimizer steps per pass (the batch is split into this many minibatches).
+    public var minibatches = 1
+    /// PPO clip range [ε_low, ε_high] of the policy-gradient surrogate.
+    public var clip = [0.2, 0.28]
+    /// How per-token policy-gradient losses are averaged.
+    public var aggregation = LossAggregation.tokenMean
+    public var advantage = AdvantageConfig()
+    /// KL coefficient β (0 = no KL term; the KL metrics are still recorded).
+    public var beta = 0.05
+    /// The KL implementation (estimator, placement, ratio, clipping…; see ReinKL's KLForms).
+    public var kl = KLConfiguration(estimator: .k2)
+    /// Largest admitted lag (learner version − token version); older samples are dropped, counted.
+    public var maxStaleness = 16
+    /// Sample with the weights exactly this many versions old (fewer at the start of a run).
+    public var injectLag = 0
+    /// Write a checkpoint every this many steps (0 = only at the end).
+    public var checkpointEvery = 50
+    /// Evaluate on held-out problems every this many steps (0 = only at the start and end).
+    public var evalEvery = 25
+    /// Held-out problems per evaluation.
+    public var evalSize = 300
+    /// Where the reference checkpoint is read from (written by `rein pretrain`).
+    public var reference = "runs/reference.safetensors"
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case steps
+        case promptsPerStep = "prompts_per_step"
+        case groupSize = "group_size"
+        case temperature
+        case topK = "top_k"
+        case lr
+        case minLR = "min_lr"
+        case warmupSteps = "warmup_steps"
+        case weightDecay = "weight_decay"
+        case gradClip = "grad_clip"
+        case epochs, minibatches, clip, aggregation, advantage, beta, kl
+        case maxStaleness = "max_staleness"
+        case injectLag = "inject_lag"
+        case checkpointEvery = "checkpoint_every"
+        case evalEvery = "eval_every"
+        case evalSize = "eval_size"
+        case reference
+    }
+
+    func validate() throws(ConfigError) {
+        try positive(steps, "train.steps")
+        try positive(promptsPerStep, "train.prompts_per_step")
+        guard groupSize >= 2 else {
+            throw ConfigError(path: "train.group_size", "must be at least 2, got \(groupSize)")
+        }
+        guard temperature > 0, temperature <= 10 else {
+            throw ConfigError(path: "train.temperature", "must be in (0, 10], got \(temperature)")
+        }
+        guard topK >= 0 else { throw ConfigError(path: "train.top_k", "must be ≥ 0 (0 = all tokens)") }
+        try rate(lr, "train.lr")
+        guard minLR >= 0, minLR <= lr else {
+            throw ConfigError(path: "train.min_lr", "must be in [0, train.lr]")
+        }
+        guard warmupSteps >= 0 else { throw ConfigError(path: "train.warmup_steps", "must be ≥ 0") }
+        guard weightDecay >= 0, weightDecay < 1 else {
+            throw ConfigError(path: "train.weight_decay", "must be in [0, 1)")
+        }
+        guard gradClip > 0 else { throw ConfigError(path: "train.grad_clip", "must be > 0") }
+        try positive(epochs, "train.epochs")
+        try positive(minibatches, "train.minibatches")
+        guard minibatches <= promptsPerStep * groupSize else {
+            throw ConfigError(
+                path: "train.minibatches",
+                "must not exceed the rollouts per batch (\(promptsPerStep * groupSize))")
+        }
+        guard clip.count == 2, clip.allSatisfy({ $0 > 0 && $0 < 1 }) else {
+            throw ConfigError(path: "train.clip", "must be [eps_low, eps_high] with both in (0, 1)")
+        }
+        guard beta >= 0, beta.isFinite else { throw ConfigError(path: "train.beta", "must be ≥ 0") }
+        do {
+            try kl.validate()
+        } catch {
+            throw ConfigError(path: "train.kl", "\(error)")
+        }
+        guard maxStaleness >= 0 else { throw ConfigError(path: "train.max_staleness", "must be ≥ 0") }
+        guard injectLag >= 0, injectLag <= maxStaleness else {
+            throw ConfigError(
+                path: "train.inject_lag",
+                "must be in 0...train.max_staleness (\(maxStaleness)), got \(injectLag)")
+        }
+        guard checkpointEvery >= 0 else { throw ConfigError(path: "train.checkpoint_every", "must be ≥ 0") }
+        guard evalEvery >= 0 else { throw ConfigError(path: "train.eval_every", "must be ≥ 0") }
+        try positive(evalSize, "train.eval_size")
+        guard !reference.isEmpty else { throw ConfigError(path: "train.reference", "must not be empty") }
+    }
+}

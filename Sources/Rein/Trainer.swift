@@ -1,0 +1,213 @@
+import Foundation
+import Logging
+import ReinKL
+import ReinModel
+import ReinTasks
+
+/// The single-process RL loop: a ``RolloutSampler`` (worker side) and a ``Learner`` exchanging
+/// plain ``RolloutBatch`` values, with lag injection from a ring of recent weights.
+///
+/// Everything random is a function of (seed, step), so a run resumed from a checkpoint repeats
+/// exactly what the uninterrupted run would have done.
+public final class Trainer {
+    public let config: RunConfig
+    public let task: ArithmeticTask
+    public let dataset: ArithmeticDataset
+    public let learner: Learner
+    public let folder: RunFolder
+    let sampler: RolloutSampler
+    let reference: GPTParameters
+    let logger: Logger
+    /// Recent weights by version, oldest first (for lag injection).
+    private(set) var ring: [(version: Int, parameters: GPTParameters)]
+    /// Steps (rollout batches) completed.
+    public private(set) var step = 0
+    /// Samples produced, trained, dropped (lag above max_staleness).
+    public private(set) var ledger = SampleLedger()
+
+    public init(config: RunConfig, reference: GPTParameters, folder: RunFolder, logger: Logger) throws {
+        self.config = config
+        self.task = try ArithmeticTask(config: config.task)
+        self.dataset = ArithmeticDataset(task: task)
+        self.reference = reference
+        self.folder = folder
+        self.logger = logger
+        let gpt = reference.config
+        guard gpt.vocab == task.tokenizer.vocabSize else {
+            throw TrainerError(
+                "the reference has vocab \(gpt.vocab), the task's tokenizer \(task.tokenizer.vocabSize)")
+        }
+        self.learner = try Learner(
+            config: config.train, policy: reference, reference: reference, threads: config.threads)
+        self.sampler = RolloutSampler(
+            task: task, config: gpt, temperature: config.train.temperature, topK: config.train.topK,
+            threads: config.threads)
+        self.ring = [(0, reference)]
+    }
+
+    /// The problems of step `s`: a pure function of the seed and the step.
+    func problems(forStep s: Int) -> [ArithmeticProblem] {
+        var random = TaskRandom(seed: config.seed, stream: 0x7261_696E + UInt64(s))
+        return (0..<config.train.promptsPerStep).map { _ in
+            dataset.train[random.next(below: dataset.train.count)]
+        }
+    }
+
+    /// The weights to sample step `step` with: the newest snapshot at least `inject_lag` versions
+    /// older than the learner (the oldest kept one at the start of a run).
+    func samplingWeights() -> (version: Int, parameters: GPTParameters) {
+        let target = learner.version - config.train.injectLag
+        return ring.last(where: { $0.version <= target }) ?? ring[0]
+    }
+
+    /// Runs one rollout batch and one learner step; returns the step's metrics.
+    public func runStep() throws -> StepMetrics {
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        let (version, weights) = samplingWeights()
+        let batch = try sampler.sample(
+            problems(forStep: step), groupSize: config.train.groupSize, parameters: weights, version: version,
+            seed: config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step), firstID: UInt64(step) << 20)
+        let sampleSeconds = seconds(clock.now - t0)
+        ledger.produced += batch.rollouts.count
+        let lag = learner.version - version
+        var metrics = StepMetrics(step: step + 1, version: learner.version)
+        metrics.reward = batch.rollouts.reduce(0) { $0 + $1.reward } / Double(batch.rollouts.count)
+        metrics.accuracy =
+            Double(batch.rollouts.count(where: { $0.outcome == .correct })) / Double(batch.rollouts.count)
+        metrics.responseLength = Double(batch.tokenCount) / Double(batch.rollouts.count)
+        metrics.lagMean = Double(lag)
+        metrics.lagMax = lag
+        metrics.sampleSeconds = sampleSeconds
+        if lag > config.train.maxStaleness {
+            ledger.dropped += batch.rollouts.count
+            metrics.dropped = batch.rollouts.count
+            logger.warning("dropped \(batch.rollouts.count) samples with lag \(lag) > max_staleness")
+        } else {
+            let learned = try learner.step(batch)
+            ledger.trained += batch.rollouts.count
+            metrics.learner = learned
+            metrics.tokensPerSecond = Double(batch.tokenCount) / (sampleSeconds + learned.seconds)
+        }
+        step += 1
+        remember()
+        metrics.version = learner.version
+        return metrics
+    }
+
+    /// Keeps the current weights in the ring and trims what lag injection can no longer use.
+    private func remember() {
+        ring.append((learner.version, learner.model.parameters))
+        let oldestNeeded = learner.version - config.train.injectLag
+        while ring.count > 1, ring[1].version <= oldestNeeded { ring.removeFirst() }
+    }
+
+    /// Greedy and sampled accuracy of the current policy on the first `eval_size` held-out problems.
+    public func evaluate() throws -> (greedy: EvaluationResult, sampled: EvaluationResult) {
+        let problems = dataset.heldOut(prefix: config.train.evalSize)
+        let greedy = try sampler.evaluate(problems, parameters: learner.model.parameters)
+        let sampled = try sampler.evaluate(
+            problems, parameters: learner.model.parameters, temperature: config.train.temperature,
+            seed: config.seed &+ UInt64(step))
+        return (greedy, sampled)
+    }
+
+    // MARK: Checkpoints
+
+    /// Writes `checkpoint/` atomically: policy, optimizer state, lag ring and loop state.
+    public func saveCheckpoint() throws {
+        let staging = folder.file(".checkpoint-\(getpid())")
+        try? FileManager.default.removeItem(atPath: staging)
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        let metadata = try checkpointMetadata(task: task, version: learner.version)
+        try RunFolder.writeAtomically(
+            Data(Checkpoint.encode(learner.model.parameters, metadata: metadata).serialized()),
+            to: staging + "/policy.safetensors")
+        try RunFolder.writeAtomically(
+            Data(learner.optimizer.encode().serialized()), to: staging + "/optimizer.safetensors")
+        for (i, entry) in ring.enumerated() {
+            let meta = [Checkpoint.policyVersionKey: "\(entry.version)"]
+            try RunFolder.writeAtomically(
+                Data(Checkpoint.encode(entry.parameters, metadata: meta).serialized()),
+                to: staging + "/ring-\(i).safetensors")
+        }
+        let state = CheckpointState(
+            step: step, version: learner.version, ring: ring.map(\.version), ledger: ledger)
+        try RunFolder.writeAtomically(try JSONEncoder().encode(state), to: staging + "/state.json")
+        let final = folder.file("checkpoint")
+        let old = folder.file(".checkpoint-old-\(getpid())")
+        if FileManager.default.fileExists(atPath: final) {
+            try FileManager.default.moveItem(atPath: final, toPath: old)
+        }
+        try FileManager.default.moveItem(atPath: staging, toPath: final)
+        try? FileManager.default.removeItem(atPath: old)
+    }
+
+    /// Restores the state written by ``saveCheckpoint()``.
+    public func resume(from directory: String) throws {
+        let state = try JSONDecoder().decode(
+            CheckpointState.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/state.json")))
+        let policy = try Checkpoint.load(from: directory + "/policy.safetensors").parameters
+        learner.model.parameters = policy
+        try learner.restore(
+            optimizer: try SafeTensors.read(from: directory + "/optimizer.safetensors"),
+            version: state.version)
+        ring = try state.ring.enumerated().map { i, version in
+            (version, try Checkpoint.load(from: directory + "/ring-\(i).safetensors").parameters)
+        }
+        step = state.step
+        ledger = state.ledger
+    }
+}
+
+/// What a checkpoint records besides tensors.
+struct CheckpointState: Codable {
+    var step: Int
+    var version: Int
+    var ring: [Int]
+    var ledger: SampleLedger
+}
+
+/// Sample accounting: every produced sample is trained or dropped (single process: nothing in
+/// flight between steps).
+public struct SampleLedger: Codable, Sendable, Hashable {
+    public var produced = 0
+    public var trained = 0
+    public var dropped = 0
+    public init() {}
+    public var balances: Bool { produced == trained + dropped }
+}
+
+/// One line of `metrics.jsonl`.
+public struct StepMetrics: Codable, Sendable {
+    public var step: Int
+    public var version: Int
+    public var reward = 0.0
+    /// Fraction of this batch's samples that were exactly correct.
+    public var accuracy = 0.0
+    public var responseLength = 0.0
+    public var lagMean = 0.0
+    public var lagMax = 0
+    public var dropped = 0
+    public var sampleSeconds = 0.0
+    public var tokensPerSecond = 0.0
+    public var learner: LearnerStepMetrics?
+    /// Held-out accuracy (greedy / sampled), on evaluation steps.
+    public var evalGreedy: Double?
+    public var evalSampled: Double?
+
+    init(step: Int, version: Int) {
+        self.step = step
+        self.version = version
+    }
+}
+
+/// A training-loop failure, as one line.
+public struct TrainerError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Rein
+import ReinModel
+import ReinTasks
+
+/// `rein train`: GRPO with the configured KL form, in one process.
+struct TrainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Run RL (GRPO + a KL term) from the reference policy; writes a run folder.",
+        discussion: """
+            Reads train.reference (write it with `rein pretrain`). The run folder (run_dir) gets \
+            config.yaml, metrics.jsonl (one JSON line per step), checkpoint/ (policy, optimizer, lag \
+            ring, loop state; atomic), ledger.json and eval.json.
+            """
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    @Flag(name: .long, help: "Continue from run_dir/checkpoint (started automatically if it exists).")
+    var resume = false
+
+    @Flag(name: .long, help: "Start over even if run_dir has a checkpoint.")
+    var fresh = false
+
+    func run() async throws {
+        let logger = Logger(label: "rein.train")
+        let config = try options.load()
+        let t = config.train
+        guard FileManager.default.fileExists(atPath: t.reference) else {
+            throw CLIError(
+                "no reference checkpoint at \(t.reference); run `rein pretrain` first (same config)")
+        }
+        let reference = try Checkpoint.load(from: t.reference).parameters
+        let folder = try RunFolder(path: config.runDir)
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
+        let checkpoint = folder.file("checkpoint")
+        if !fresh && FileManager.default.fileExists(atPath: checkpoint + "/state.json") {
+            try trainer.resume(from: checkpoint)
+            logger.info(
+                "resumed from \(checkpoint) at step \(trainer.step), version \(trainer.learner.version)")
+        } else if resume {
+            throw CLIError("--resume: no checkpoint in \(checkpoint)")
+        } else {
+            try? FileManager.default.removeItem(atPath: folder.file("metrics.jsonl"))
+        }
+        try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+
+        let start = trainer.step
+        if start == 0 {
+            let (greedy, sampled) = try trainer.evaluate()
+            logger.info(
+                "start: held-out accuracy \(percent(greedy.accuracy)) greedy, \(percent(sampled.accuracy)) sampled"
+            )
+            try folder.write(
+                try encoder.encode(["greedy": greedy, "sampled": sampled]), to: "eval-start.json")
+        }
+        var progress = ProgressLine(total: t.steps, label: "train")
+        var lastEval = "-"
+        while trainer.step < t.steps {
+            var metrics = try trainer.runStep()
+            let done = trainer.step
+            var forced = false
+            if t.evalEvery > 0 && done % t.evalEvery == 0 && done < t.steps {
+                let (greedy, sampled) = try trainer.evaluate()
+                metrics.evalGreedy = greedy.accuracy
+                metrics.evalSampled = sampled.accuracy
+                lastEval = percent(greedy.accuracy)
+                forced = true
+            }
+            try folder.append(
+                line: String(decoding: try encoder.encode(metrics), as: UTF8.self), to: "metrics.jsonl")
+            if t.checkpointEvery > 0 && done % t.checkpointEvery == 0 { try trainer.saveCheckpoint() }
+            let l = metrics.learner
+            progress.update(
+                done,
+                String(
+                    format: "v%d reward %.3f acc %@ eval %@ KL %.4f lag %d tok/s %.0f", metrics.version,
+                    metrics.reward,
+                    percent(metrics.accuracy), lastEval, l?.exactKL ?? 0, metrics.lagMax,
+                    metrics.tokensPerSecond),
+                force: forced)
+        }
+        progress.finish()
+        try trainer.saveCheckpoint()
+        let (greedy, sampled) = try trainer.evaluate()
+        try folder.write(try encoder.encode(["greedy": greedy, "sampled": sampled]), to: "eval.json")
+        guard trainer.ledger.balances else {
+            throw CLIError("sample ledger does not balance: \(trainer.ledger)")
+        }
+        try folder.write(try encoder.encode(trainer.ledger), to: "ledger.json")
+        emit(
+            "run folder \(config.runDir): held-out accuracy \(percent(greedy.accuracy)) greedy, "
+                + "\(percent(sampled.accuracy)) sampled after \(trainer.step) steps (policy version \(trainer.learner.version))"
+        )
+    }
+}
+
+func percent(_ x: Double) -> String { String(format: "%.1f%%", 100 * x) }
