@@ -129,7 +129,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ReinCLITests",
-            dependencies: ["ReinCLI"],
+            dependencies: ["ReinCLI", "Rein"],
             swiftSettings: strict
         ),
     ]

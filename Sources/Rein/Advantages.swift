@@ -36,6 +36,7 @@ public enum Advantages {
             let sum = group.reduce(0, +)
             let mean = sum / n
             let variance = group.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / n
+            guard variance > 0 else { continue }  // no signal in this group (and no 0/0)
             let scale = config.normalize ? 1 / (variance.squareRoot() + config.epsilon) : 1
             for (i, r) in zip(start..., group) {
                 let baseline = config.leaveOneOut && groupSize > 1 ? (sum - r) / (n - 1) : mean

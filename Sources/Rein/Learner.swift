@@ -89,42 +89,15 @@ public final class Learner {
                 let first = epoch == 0 && m == 0
                 let out = try model.forward(subBatch, logSoftmaxRows: epoch == 0)
                 let positions = subLength - 1
-                let logPi = Self.completionValues(out.logProbs, rows: sub, positions: positions)
-                let logMu = sub.flatMap(\.behaviourLogProbs)
-                let logRef = chosen.flatMap { refLogProbs[$0] }
-                let lengths = sub.map(\.completion.count)
-
-                // Policy gradient (clipped surrogate), aggregated.
-                var dLogPi = [Float](repeating: 0, count: logPi.count)
-                var pgLoss = 0.0
-                var clipped = 0
-                var offset = 0
+                let terms = try lossTerms(
+                    out, rows: sub, advantages: chosen.map { advantages[$0] },
+                    referenceLogProbs: chosen.map { refLogProbs[$0] })
+                let (logPi, logRef, kl) = (terms.logPolicy, terms.logReference, terms.kl)
                 let tokenTotal = max(1, logPi.count)
-                let sequenceTotal = max(1, lengths.filter { $0 > 0 }.count)
-                for (i, n) in lengths.enumerated() {
-                    let a = advantages[chosen[i]]
-                    let weight =
-                        config.aggregation == .tokenMean
-                        ? 1 / Double(tokenTotal) : 1 / (Double(sequenceTotal) * Double(max(n, 1)))
-                    for t in offset..<(offset + n) {
-                        let r = surrogate.token(
-                            logPolicy: Double(logPi[t]), logBehaviour: Double(logMu[t]), advantage: a)
-                        pgLoss += weight * r.loss
-                        dLogPi[t] = Float(weight * r.dLogPolicy)
-                        if r.clipped { clipped += 1 }
-                    }
-                    offset += n
-                }
-                // KL term.
-                let kl = try objective.evaluate(
-                    logPolicy: logPi, logBehaviour: logMu, logReference: logRef, mask: nil,
-                    sequenceLengths: lengths)
-                if config.beta > 0 {
-                    for t in dLogPi.indices { dLogPi[t] += Float(config.beta) * kl.dLogPolicy[t] }
-                }
+                let logMu = sub.flatMap(\.behaviourLogProbs)
                 // Back-propagate and step.
                 model.zeroGradients()
-                try model.backward(dLogProbs: Self.scatter(dLogPi, rows: sub, positions: positions))
+                try model.backward(dLogProbs: Self.scatter(terms.dLogPolicy, rows: sub, positions: positions))
                 var grads = model.gradients
                 let norm = clipGradientNorm(&grads, maxNorm: Float(config.gradClip))
                 let lr = schedule(optimizer.stepCount)
@@ -132,11 +105,11 @@ public final class Learner {
                 version += 1
 
                 metrics.optimizerSteps += 1
-                metrics.pgLoss += pgLoss
+                metrics.pgLoss += terms.pgLoss
                 metrics.klLoss += kl.loss
                 metrics.gradNorm = Double(norm)
                 metrics.learningRate = Double(lr)
-                metrics.clipFraction += Double(clipped) / Double(tokenTotal)
+                metrics.clipFraction += Double(terms.clipped) / Double(tokenTotal)
                 if first {
                     metrics.kl = kl.diagnostics
                     var gap = 0.0
@@ -165,6 +138,70 @@ public final class Learner {
         metrics.clipFraction /= steps
         metrics.seconds = seconds(clock.now - start)
         return metrics
+    }
+
+    /// The loss of one minibatch and its derivative w.r.t. each completion token's log π_θ.
+    public struct LossTerms {
+        /// log π_θ, log π_ref of the completion tokens, row after row.
+        public var logPolicy: [Float]
+        public var logReference: [Float]
+        /// The clipped policy-gradient surrogate (aggregated).
+        public var pgLoss: Double
+        /// The KL objective (per unit β).
+        public var kl: KLResult<Float>
+        /// dLoss/d log π_θ = PG + β·KL, per completion token.
+        public var dLogPolicy: [Float]
+        /// Tokens where the clipped surrogate branch was taken.
+        public var clipped: Int
+        /// pgLoss + β·kl.loss.
+        public var total: Double
+    }
+
+    /// Evaluates the loss of `rows` from a forward pass `out` over them (same row order).
+    public func lossTerms(
+        _ out: ForwardOutput, rows: [Rollout], advantages: [Double], referenceLogProbs: [[Float]]
+    ) throws -> LossTerms {
+        let positions = out.positions
+        let logPi = Self.completionValues(out.logProbs, rows: rows, positions: positions)
+        let logMu = rows.flatMap(\.behaviourLogProbs)
+        let logRef = referenceLogProbs.flatMap { $0 }
+        let lengths = rows.map(\.completion.count)
+        var dLogPi = [Float](repeating: 0, count: logPi.count)
+        var pgLoss = 0.0
+        var clipped = 0
+        var offset = 0
+        let tokenTotal = max(1, logPi.count)
+        let sequenceTotal = max(1, lengths.filter { $0 > 0 }.count)
+        for (i, n) in lengths.enumerated() {
+            let weight =
+                config.aggregation == .tokenMean
+                ? 1 / Double(tokenTotal) : 1 / (Double(sequenceTotal) * Double(max(n, 1)))
+            for t in offset..<(offset + n) {
+                let r = surrogate.token(
+                    logPolicy: Double(logPi[t]), logBehaviour: Double(logMu[t]), advantage: advantages[i])
+                pgLoss += weight * r.loss
+                dLogPi[t] = Float(weight * r.dLogPolicy)
+                if r.clipped { clipped += 1 }
+            }
+            offset += n
+        }
+        let kl = try objective.evaluate(
+            logPolicy: logPi, logBehaviour: logMu, logReference: logRef, mask: nil, sequenceLengths: lengths)
+        if config.beta > 0 {
+            for t in dLogPi.indices { dLogPi[t] += Float(config.beta) * kl.dLogPolicy[t] }
+        }
+        return LossTerms(
+            logPolicy: logPi, logReference: logRef, pgLoss: pgLoss, kl: kl, dLogPolicy: dLogPi,
+            clipped: clipped,
+            total: pgLoss + config.beta * kl.loss)
+    }
+
+    /// Reference log-probs of the completion tokens of `rows`, one array per row.
+    public func referenceLogProbs(_ rows: [Rollout]) throws -> [[Float]] {
+        let (tokens, length) = Self.pack(rows)
+        let batch = try TokenBatch(
+            tokens: tokens, batch: rows.count, length: length, lengths: rows.map(Self.sequenceLength))
+        return Self.completionRows(try reference.forward(batch).logProbs, rows: rows, positions: length - 1)
     }
 
     // MARK: Packing

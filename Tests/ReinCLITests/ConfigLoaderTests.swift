@@ -1,5 +1,6 @@
 import Testing
 
+import Rein
 @testable import ReinCLI
 
 struct ToyConfig: ValidatedConfig, Equatable {
