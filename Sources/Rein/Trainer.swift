@@ -19,7 +19,7 @@ public final class Trainer {
     let reference: GPTParameters
     let logger: Logger
     /// Recent weights by version, oldest first (for lag injection).
-    private(set) var ring: [(version: Int, parameters: GPTParameters)]
+    var ring: [(version: Int, parameters: GPTParameters)]
     /// Steps (rollout batches) completed.
     public private(set) var step = 0
     /// Samples produced, trained, dropped (lag above max_staleness).
@@ -174,7 +174,11 @@ public struct SampleLedger: Codable, Sendable, Hashable {
     public var produced = 0
     public var trained = 0
     public var dropped = 0
-    public init() {}
+    public init(produced: Int = 0, trained: Int = 0, dropped: Int = 0) {
+        self.produced = produced
+        self.trained = trained
+        self.dropped = dropped
+    }
     public var balances: Bool { produced == trained + dropped }
 }
 

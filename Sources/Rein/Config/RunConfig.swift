@@ -91,7 +91,7 @@ public struct ModelSection: Codable, Sendable, Hashable {
 public struct PretrainConfig: Codable, Sendable, Hashable {
     /// Optimizer steps. The default (about 20 s on 2 cores) stops while held-out accuracy is still
     /// far from 100%, leaving room for RL: accuracy climbs steeply between ~800 and ~1200 steps.
-    public var steps = 900
+    public var steps = 1000
     public var batchSize = 64
     public var lr = 3e-3
     public var minLR = 3e-4

@@ -106,6 +106,11 @@ public struct TrainConfig: Codable, Sendable, Hashable {
                 path: "train.inject_lag",
                 "must be in 0...train.max_staleness (\(maxStaleness)), got \(injectLag)")
         }
+        guard injectLag % (epochs * minibatches) == 0 else {
+            throw ConfigError(
+                path: "train.inject_lag",
+                "must be a multiple of epochs × minibatches (\(epochs * minibatches) versions per batch), got \(injectLag)")
+        }
         guard checkpointEvery >= 0 else { throw ConfigError(path: "train.checkpoint_every", "must be ≥ 0") }
         guard evalEvery >= 0 else { throw ConfigError(path: "train.eval_every", "must be ≥ 0") }
         try positive(evalSize, "train.eval_size")

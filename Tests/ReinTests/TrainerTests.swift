@@ -1,0 +1,113 @@
+import Foundation
+import Logging
+import ReinKL
+import ReinModel
+import ReinTasks
+import Testing
+
+@testable import Rein
+
+/// A tiny run: random tiny reference, few prompts, in a fresh temporary folder.
+func tinyRun(injectLag: Int = 0, maxStaleness: Int = 4) throws -> (RunConfig, GPTParameters, RunFolder) {
+    var config = RunConfig()
+    config.threads = 1
+    config.model.context = 16
+    config.model.dModel = 16
+    config.model.layers = 1
+    config.model.heads = 2
+    config.task.trainSize = 200
+    config.task.heldOutSize = 50
+    config.train.promptsPerStep = 4
+    config.train.groupSize = 4
+    config.train.evalSize = 20
+    config.train.lr = 3e-3
+    config.train.injectLag = injectLag
+    config.train.maxStaleness = maxStaleness
+    config.train.kl = KLConfiguration(estimator: .k2, ratio: .token)
+    try config.validate()
+    let reference = try GPTParameters(config: config.gptConfig(vocab: Tokenizer.standard.vocabSize), seed: 2)
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-trainer-\(UUID().uuidString)")
+    return (config, reference, try RunFolder(path: dir.path))
+}
+
+@Suite("Single-process trainer")
+struct TrainerTests {
+    let logger = Logger(label: "test")
+
+    @Test func lagInjectionSamplesWithTheWeightsLVersionsOld() throws {
+        let (config, reference, folder) = try tinyRun(injectLag: 2)
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
+        var snapshots: [Int: GPTParameters] = [0: reference]
+        for step in 0..<6 {
+            let versionBefore = trainer.learner.version
+            let (version, weights) = trainer.samplingWeights()
+            #expect(version == max(0, versionBefore - 2), "step \(step)")
+            #expect(weights.values == snapshots[version]?.values)
+            // The behaviour log-probs the sampler records are those of exactly those weights.
+            let batch = try trainer.sampler.sample(
+                trainer.problems(forStep: step), groupSize: 4, parameters: weights, version: version, seed: 7,
+                firstID: 0)
+            #expect(batch.rollouts.allSatisfy { $0.versions.allSatisfy { $0 == version } })
+            let scorer = GPTModel(parameters: weights, threads: 1)
+            let (tokens, length) = Learner.pack(batch.rollouts)
+            let out = try scorer.forward(
+                TokenBatch(
+                    tokens: tokens, batch: batch.rollouts.count, length: length,
+                    lengths: batch.rollouts.map(Learner.sequenceLength)))
+            let fresh = Learner.completionValues(out.logProbs, rows: batch.rollouts, positions: length - 1)
+            let recorded = batch.rollouts.flatMap(\.behaviourLogProbs)
+            for (a, b) in zip(fresh, recorded) { #expect(abs(a - b) < 1e-4) }
+            let metrics = try trainer.runStep()
+            #expect(metrics.lagMax == min(step, 2))
+            snapshots[trainer.learner.version] = trainer.learner.model.parameters
+        }
+        #expect(trainer.ledger.balances && trainer.ledger.trained == 6 * 16)
+    }
+
+    @Test func samplesOlderThanMaxStalenessAreDroppedAndCounted() throws {
+        let (config, reference, folder) = try tinyRun(injectLag: 0, maxStaleness: 0)
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
+        for _ in 0..<2 { _ = try trainer.runStep() }
+        #expect(trainer.ledger.dropped == 0)
+        // Only version 0 left to sample with while the learner is at version 2: lag 2 > 0.
+        trainer.ring = [(0, reference)]
+        let metrics = try trainer.runStep()
+        #expect(metrics.dropped == 16 && metrics.lagMax == 2 && metrics.learner == nil)
+        #expect(trainer.learner.version == 2)
+        #expect(trainer.ledger == SampleLedger(produced: 48, trained: 32, dropped: 16))
+        #expect(trainer.ledger.balances)
+    }
+
+    @Test func resumingFromACheckpointReproducesTheNextStepExactly() throws {
+        let (config, reference, folder) = try tinyRun(injectLag: 1)
+        let a = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
+        for _ in 0..<3 { _ = try a.runStep() }
+        try a.saveCheckpoint()
+        let next = try a.runStep()
+        let b = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
+        try b.resume(from: folder.file("checkpoint"))
+        #expect(b.step == 3 && b.learner.version == 3)
+        let replay = try b.runStep()
+        #expect(replay.reward == next.reward)
+        #expect(replay.learner?.pgLoss == next.learner?.pgLoss)
+        #expect(b.learner.model.parameters.values == a.learner.model.parameters.values)
+        #expect(b.learner.optimizer.m == a.learner.optimizer.m)
+    }
+
+    @Test func checkpointsAreWrittenAtomicallyAndReplaced() throws {
+        let (config, reference, folder) = try tinyRun()
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
+        _ = try trainer.runStep()
+        try trainer.saveCheckpoint()
+        _ = try trainer.runStep()
+        try trainer.saveCheckpoint()
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        #expect(files.filter { $0.hasPrefix(".") }.isEmpty, "no staging leftovers: \(files)")
+        let state = try JSONDecoder().decode(
+            CheckpointState.self, from: Data(contentsOf: URL(fileURLWithPath: folder.file("checkpoint/state.json"))))
+        #expect(state.step == 2 && state.version == 2)
+        let (policy, metadata) = try Checkpoint.load(from: folder.file("checkpoint/policy.safetensors"))
+        #expect(policy.values == trainer.learner.model.parameters.values)
+        #expect(metadata[Checkpoint.policyVersionKey] == "2")
+    }
+}
