@@ -10,9 +10,9 @@ setup:
 build: setup
 	$(SWIFT) build -c release
 
-# The main job on a small default.
-demo: build
-	$(REIN) bench transport --quick
+# The main job on a small default: pretrain π_ref if missing, then a short RL run.
+demo: setup
+	scripts/demo.sh
 
 # The test suite (what CI runs).
 test: setup
@@ -21,6 +21,7 @@ test: setup
 # Full benchmarks (minutes); each compares against a peer measured in the same run.
 bench: build
 	$(REIN) bench transport
+	$(REIN) bench model
 	$(REIN) bench kl
 
 bench-quick: build

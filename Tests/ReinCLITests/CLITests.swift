@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Rein
 import Testing
 
 @testable import ReinCLI
@@ -80,5 +81,58 @@ struct CLITests {
         #expect(message == "unknown transport 'udp' in --transports (allowed: tcp, ipc)")
         let sizes = try #require(await userMessage(["bench", "transport", "--sizes", "12,abc"]))
         #expect(sizes.contains("bad size 'abc'"))
+    }
+}
+
+@Suite("Run configurations")
+struct RunConfigTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test func everyCheckedInConfigLoadsAndDefaultYamlEqualsTheBuiltInDefaults() throws {
+        let dir = Self.repository.appendingPathComponent("configs")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter {
+            $0.hasSuffix(".yaml")
+        }
+        #expect(files.count >= 8)
+        for file in files {
+            let config = try ConfigLoader.load(RunConfig.self, file: dir.appendingPathComponent(file).path)
+            #expect(config.runDir == "runs/\(file.dropLast(5))")
+        }
+        var fromFile = try ConfigLoader.load(
+            RunConfig.self, file: dir.appendingPathComponent("default.yaml").path)
+        fromFile.runDir = RunConfig().runDir
+        #expect(fromFile == RunConfig())
+    }
+
+    @Test(arguments: [
+        ("train: {bta: 0.1}", "config: train.bta: unknown key (allowed here:"),
+        ("train: {beta: high}", "config: train.beta: expected a number"),
+        ("train: {beta: -1}", "config: train.beta: must be ≥ 0"),
+        ("train: {kl: {estimator: k4}}", "config: train.kl.estimator:"),
+        (
+            "train: {inject_lag: 5, max_staleness: 2}",
+            "config: train.inject_lag: must be in 0...train.max_staleness (2), got 5"
+        ),
+        (
+            "model: {d_model: 130}",
+            "config: model.d_model: must be a positive multiple of model.heads (4), got 130"
+        ),
+        ("task: {max_digits: 0}", "config: task:"),
+        ("model: {context: 8}", "config: model.context: 8 is shorter than the task's longest sequence"),
+    ])
+    func badValuesNameTheKeyPath(_ yaml: String, _ expected: String) throws {
+        let error = #expect(throws: ConfigError.self) { try ConfigLoader.load(RunConfig.self, yaml: yaml) }
+        let text = try #require(error).description
+        #expect(text.hasPrefix(expected), "got: \(text)")
+        #expect(!text.contains("\n"))
+    }
+
+    @Test func setOverridesAreValidatedToo() async throws {
+        let message = try #require(await userMessage(["train", "--set", "train.group_size=1"]))
+        #expect(message == "config: train.group_size: must be at least 2, got 1")
+        let missing = try #require(
+            await userMessage(["train", "--set", "train.reference=/nonexistent/ref.safetensors"]))
+        #expect(missing.hasPrefix("no reference checkpoint at /nonexistent/ref.safetensors"))
     }
 }

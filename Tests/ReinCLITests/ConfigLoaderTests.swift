@@ -1,6 +1,6 @@
+import Rein
 import Testing
 
-import Rein
 @testable import ReinCLI
 
 struct ToyConfig: ValidatedConfig, Equatable {

@@ -13,7 +13,7 @@ public struct TrainConfig: Codable, Sendable, Hashable {
     /// Keep only the k most likely tokens when sampling (0 = all).
     public var topK = 0
     public var lr = 1e-4
-    public var minLR = 1e-5
+    public var minLR = 1e-4
     public var warmupSteps = 10
     public var weightDecay = 0.0
     public var gradClip = 1.0
@@ -27,7 +27,7 @@ public struct TrainConfig: Codable, Sendable, Hashable {
     public var aggregation = LossAggregation.tokenMean
     public var advantage = AdvantageConfig()
     /// KL coefficient β (0 = no KL term; the KL metrics are still recorded).
-    public var beta = 0.05
+    public var beta = 0.02
     /// The KL implementation (estimator, placement, ratio, clipping…; see ReinKL's KLForms).
     public var kl = KLConfiguration(estimator: .k2)
     /// Largest admitted lag (learner version − token version); older samples are dropped, counted.
@@ -37,7 +37,7 @@ public struct TrainConfig: Codable, Sendable, Hashable {
     /// Write a checkpoint every this many steps (0 = only at the end).
     public var checkpointEvery = 50
     /// Evaluate on held-out problems every this many steps (0 = only at the start and end).
-    public var evalEvery = 25
+    public var evalEvery = 50
     /// Held-out problems per evaluation.
     public var evalSize = 300
     /// Where the reference checkpoint is read from (written by `rein pretrain`).
