@@ -24,11 +24,13 @@ public struct SamplingOptions: Sendable, Hashable {
 public struct SampleBatch: Sendable, Equatable {
     /// Number of rows.
     public let batch: Int
-    /// Prompt tokens per row.
-    public let promptLength: Int
+    /// Prompt tokens of each row.
+    public let promptLengths: [Int]
     /// Generated positions per row (`options.maxNewTokens`).
     public let maxNewTokens: Int
-    /// `batch × (promptLength + maxNewTokens)`: prompt, then generated tokens, then 0-padding.
+    /// Row stride of ``tokens``: the longest prompt plus `maxNewTokens`.
+    public let width: Int
+    /// `batch × width`: each row's prompt, then its generated tokens, then 0-padding.
     public let tokens: [Int32]
     /// `batch × maxNewTokens`: log μ(token) under the distribution actually sampled from
     /// (temperature and top-k applied); 0 past a row's end.
@@ -38,8 +40,13 @@ public struct SampleBatch: Sendable, Equatable {
 
     /// Generated tokens of row `b`.
     public func generated(_ b: Int) -> ArraySlice<Int32> {
-        let start = b * (promptLength + maxNewTokens) + promptLength
+        let start = b * width + promptLengths[b]
         return tokens[start..<start + lengths[b]]
+    }
+
+    /// Prompt and generated tokens of row `b` (what the learner scores).
+    public func sequence(_ b: Int) -> ArraySlice<Int32> {
+        tokens[(b * width)..<(b * width + promptLengths[b] + lengths[b])]
     }
 }
 
@@ -112,21 +119,23 @@ public final class GPTSampler {
         return logits
     }
 
-    /// Samples continuations of `prompts` (equal lengths ≥ 1), one RNG stream per row from `seeds`.
-    /// Prompt plus `maxNewTokens` must fit in the context.
+    /// Samples continuations of `prompts` (any lengths ≥ 1), one RNG stream per row from `seeds`.
+    /// Each prompt plus `maxNewTokens` must fit in the context. Rows are aligned by position: while a
+    /// longer prompt is still being fed, rows with shorter prompts are already sampling.
     public func sample(
         parameters: GPTParameters, prompts: [[Int32]], options: SamplingOptions, seeds: [UInt64]
     ) throws(ModelError) -> SampleBatch {
-        let p = prompts.first?.count ?? 0
-        guard p >= 1, prompts.allSatisfy({ $0.count == p }) else {
-            throw .invalidArgument("prompts must be non-empty and of equal length")
+        let p = prompts.map(\.count).max() ?? 0
+        guard !prompts.isEmpty, prompts.allSatisfy({ !$0.isEmpty }) else {
+            throw .invalidArgument("prompts must be non-empty")
         }
         guard seeds.count == prompts.count else {
             throw .invalidArgument("\(seeds.count) seeds for \(prompts.count) prompts")
         }
         guard options.maxNewTokens >= 1, p + options.maxNewTokens <= config.context else {
             throw .invalidArgument(
-                "prompt \(p) + maxNewTokens \(options.maxNewTokens) must be in \(p + 1)...\(config.context)")
+                "longest prompt \(p) + maxNewTokens \(options.maxNewTokens) must be in \(p + 1)...\(config.context)"
+            )
         }
         guard options.temperature >= 0, options.temperature.isFinite else {
             throw .invalidArgument("temperature must be finite and ≥ 0, got \(options.temperature)")
@@ -156,7 +165,7 @@ public final class GPTSampler {
                             let rows = shardRange(s, of: shards.count, total: batch)
                             shards[s].generate(
                                 params: pp.pointer, prompts: Array(prompts[rows]), seeds: Array(seeds[rows]),
-                                options: options, tokens: tp.pointer + rows.lowerBound * width,
+                                options: options, width: width, tokens: tp.pointer + rows.lowerBound * width,
                                 logProbs: lpp.pointer + rows.lowerBound * g,
                                 lengths: lenp.pointer + rows.lowerBound)
                         }
@@ -165,7 +174,8 @@ public final class GPTSampler {
             }
         }
         return SampleBatch(
-            batch: batch, promptLength: p, maxNewTokens: g, tokens: tokens, logProbs: logProbs,
+            batch: batch, promptLengths: prompts.map(\.count), maxNewTokens: g, width: width, tokens: tokens,
+            logProbs: logProbs,
             lengths: lengths)
     }
 
@@ -341,38 +351,46 @@ final class DecodeShard: @unchecked Sendable {
         }
     }
 
-    /// The whole sampling loop for this shard's rows.
+    /// The whole sampling loop for this shard's rows. Rows share one position counter: row `b` feeds
+    /// its own prompt token at positions below its prompt length and samples from there on.
     func generate(
-        params: ConstFloatPtr, prompts: [[Int32]], seeds: [UInt64], options: SamplingOptions,
+        params: ConstFloatPtr, prompts: [[Int32]], seeds: [UInt64], options: SamplingOptions, width: Int,
         tokens: UnsafeMutablePointer<Int32>, logProbs: FloatPtr, lengths: UnsafeMutablePointer<Int>
     ) {
-        let (p, g, v) = (prompts[0].count, options.maxNewTokens, config.vocab)
-        let width = p + g
+        let (g, v) = (options.maxNewTokens, config.vocab)
+        let shortest = prompts.map(\.count).min()!
         var rngs = seeds.map { SplitMix64(seed: $0) }
-        var active = Array(0..<rows)  // rows still generating, in logits order
         position = 0
         for b in 0..<rows {
-            for t in 0..<p { tokens[b * width + t] = prompts[b][t] }
+            for (t, token) in prompts[b].enumerated() { tokens[b * width + t] = token }
             lengths[b] = 0
         }
-        step(params: params, tokens: Array(prompts.joined()), count: p)
-        var stride = p  // logits rows per active row: the prompt length, then 1
-        for i in 0..<g {
+        // Prefill the common prompt prefix in one block, then step one position at a time.
+        step(params: params, tokens: prompts.flatMap { $0.prefix(shortest) }, count: shortest)
+        var stride = shortest  // logits rows per active row in the last step
+        var active = Array(0..<rows)  // rows still running, in logits order
+        while !active.isEmpty {
+            let pos = position  // the position every active row fills now
             var next: [Int32] = []
             var still: [Int] = []
             for (slot, b) in active.enumerated() {
+                if pos < prompts[b].count {  // still feeding this row's prompt
+                    next.append(prompts[b][pos])
+                    still.append(b)
+                    continue
+                }
                 let row = logits + (slot * stride + stride - 1) * v
                 let (tok, lp) = drawToken(row, v, options: options, rng: &rngs[b])
-                tokens[b * width + p + i] = tok
-                logProbs[b * g + i] = lp
-                lengths[b] = i + 1
-                if tok != options.stopToken {
+                tokens[b * width + pos] = tok
+                logProbs[b * g + lengths[b]] = lp
+                lengths[b] += 1
+                if tok != options.stopToken && lengths[b] < g {
                     next.append(tok)
                     still.append(b)
                 }
             }
             active = still
-            if i == g - 1 || active.isEmpty { break }
+            if active.isEmpty { break }
             step(params: params, tokens: next, count: 1, active: active)
             stride = 1
         }

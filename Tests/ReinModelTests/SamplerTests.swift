@@ -131,6 +131,35 @@ import Testing
         }
     }
 
+    /// Prompts of different lengths: rows are aligned by position, shorter prompts start sampling
+    /// while longer ones are still fed, and every behaviour log-prob matches a fresh forward.
+    @Test(arguments: [1, 2])
+    func raggedPromptsMatchFreshForward(threads: Int) throws {
+        let p = try tinyParameters(seed: 6, scale: 3)
+        let v = tiny.vocab
+        let prompts: [[Int32]] = [[1], [2, 3, 4, 5], [6, 0], [3, 3, 3], [5], [4, 1, 2, 0, 6]]
+        let options = SamplingOptions(maxNewTokens: 3, temperature: 0.9, topK: 5, stopToken: 2)
+        let s = try GPTSampler(config: tiny, threads: threads).sample(
+            parameters: p, prompts: prompts, options: options, seeds: Array(40..<46))
+        #expect(s.promptLengths == prompts.map(\.count) && s.width == 5 + 3)
+        let full = try GPTModel(parameters: p).forward(
+            try TokenBatch(sequences: (0..<s.batch).map { Array(s.sequence($0)) }), logSoftmaxRows: true)
+        for b in 0..<s.batch {
+            #expect(Array(s.sequence(b).prefix(prompts[b].count)) == prompts[b])
+            #expect((1...3).contains(s.lengths[b]))
+            for i in 0..<s.lengths[b] {
+                let t = prompts[b].count - 1 + i
+                let row = (0..<v).map { full.logSoftmax![(b * full.positions + t) * v + $0] }
+                let mu = options.behaviourLogProbs(logits: row, vocab: v)
+                let y = Int(s.sequence(b)[s.sequence(b).startIndex + t + 1])
+                #expect(abs(mu[y] - s.logProbs[b * s.maxNewTokens + i]) < 2e-5)
+            }
+        }
+        let again = try GPTSampler(config: tiny, threads: threads).sample(
+            parameters: p, prompts: prompts, options: options, seeds: Array(40..<46))
+        #expect(again == s)
+    }
+
     @Test func stopTokenEndsRowsAndPads() throws {
         let p = try tinyParameters(seed: 4, scale: 2)
         let options = SamplingOptions(maxNewTokens: 6, stopToken: 1)
@@ -183,7 +212,7 @@ import Testing
         let s = GPTSampler(config: tiny)
         #expect(throws: ModelError.self) {
             try s.sample(
-                parameters: p, prompts: [[1], [1, 2]], options: .init(maxNewTokens: 1), seeds: [1, 2])
+                parameters: p, prompts: [[1], []], options: .init(maxNewTokens: 1), seeds: [1, 2])
         }
         #expect(throws: ModelError.self) {
             try s.sample(
