@@ -16,7 +16,8 @@ public struct Rein: AsyncParsableCommand {
             "Logging goes to stderr; set REIN_LOG_LEVEL (trace, debug, info, notice, warning, error).",
         version: "rein \(version) (libzmq \(ZMQVersion.current))",
         subcommands: [
-            PretrainCommand.self, TrainCommand.self, ConfigCommand.self, KLCommand.self, ModelCommand.self,
+            PretrainCommand.self, TrainCommand.self, SummarizeCommand.self, ConfigCommand.self, KLCommand.self,
+            ModelCommand.self,
             TaskCommand.self,
             BenchCommand.self,
         ]
