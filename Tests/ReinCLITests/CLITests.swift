@@ -136,3 +136,34 @@ struct RunConfigTests {
         #expect(missing.hasPrefix("no reference checkpoint at /nonexistent/ref.safetensors"))
     }
 }
+
+@Suite("rein summarize")
+struct SummarizeTests {
+    @Test func summarizesARunFolder() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        func write(_ name: String, _ text: String) throws {
+            try text.write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        try write("eval-start.json", #"{"greedy":{"accuracy":0.5},"sampled":{"accuracy":0.25}}"#)
+        try write("eval.json", #"{"greedy":{"accuracy":0.75},"sampled":{"accuracy":0.5}}"#)
+        let line = { (kl: Double) in
+            #"{"lag_mean":2,"dropped":1,"learner":{"exact_kl":\#(kl),"log_prob_gap":0.5,"entropy":1}}"#
+        }
+        try write("metrics.jsonl", (0..<10).map { line(Double($0)) }.joined(separator: "\n") + "\n")
+        let output = try await runRein(["summarize", dir.path, "--json"])
+        struct Row: Decodable {
+            var steps: Int
+            var greedy_end: Double
+            var exact_kl: Double
+            var dropped: Int
+        }
+        let rows = try JSONDecoder().decode([Row].self, from: Data(output.utf8))
+        #expect(rows.count == 1)
+        #expect(rows[0].steps == 10 && rows[0].greedy_end == 0.75 && rows[0].dropped == 10)
+        #expect(rows[0].exact_kl == 9)  // mean over the last 10% of steps: the last line
+        try write("metrics.jsonl", "not json\n")
+        let message = try #require(await userMessage(["summarize", dir.path]))
+        #expect(message.hasSuffix("metrics.jsonl line 1 is not a metrics record"))
+    }
+}
