@@ -212,6 +212,7 @@ public struct TrainerError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-func seconds(_ d: Duration) -> Double {
+/// A duration in seconds, as a `Double`.
+public func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
 }

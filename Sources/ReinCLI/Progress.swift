@@ -1,4 +1,5 @@
 import Foundation
+import Rein
 
 /// A live progress line on stderr: rewritten in place on a terminal, one line every few percent
 /// otherwise (CI logs, pipes).
@@ -33,10 +34,6 @@ struct ProgressLine {
     func finish() {
         if interactive && lastPrinted != total { FileHandle.standardError.write(Data("\n".utf8)) }
     }
-}
-
-func seconds(_ d: Duration) -> Double {
-    Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
 }
 
 func clock(_ s: Double) -> String {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Rein
 import ReinKL
 
 /// `rein bench kl`: cost of the production KL objective per token.
@@ -89,7 +90,7 @@ struct KLBench: AsyncParsableCommand {
                 let elapsed = clock.now - start
                 sink += result.loss + Double(result.dLogPolicy[tokens / 2])
                 times.append(
-                    Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+                    seconds(elapsed))
             }
             times.removeFirst()  // warm-up
             times.sort()

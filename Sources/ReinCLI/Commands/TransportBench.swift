@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Rein
 import ZeroMQ
 
 /// `rein bench transport`: PUSH→PULL throughput of the Swift binding against raw C libzmq.
@@ -258,10 +259,8 @@ struct TransportPeer: ParsableCommand {
             let start = clock.now
             for _ in 1..<count { _ = try pull.receive(take) }
             let elapsed = clock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-            emit(
-                "{\"msgs\":\(count - 1),\"seconds\":\(seconds),\"msgs_per_s\":\(Double(count - 1) / seconds)}"
-            )
+            let time = seconds(elapsed)
+            emit("{\"msgs\":\(count - 1),\"seconds\":\(time),\"msgs_per_s\":\(Double(count - 1) / time)}")
             pull.close()
         } else {
             let push = try context.socket(.push)
