@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "rein", targets: ["rein"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .library(name: "ReinKL", targets: ["ReinKL"]),
+        .library(name: "ReinActors", targets: ["ReinActors"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -72,6 +73,21 @@ let package = Package(
         .testTarget(
             name: "ZeroMQTests",
             dependencies: ["ZeroMQ"],
+            swiftSettings: strict
+        ),
+
+        // A DistributedActorSystem over ZeroMQ (and an in-memory bus for tests); wire format.
+        .target(
+            name: "ReinActors",
+            dependencies: [
+                "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinActorsTests",
+            dependencies: ["ReinActors"],
             swiftSettings: strict
         ),
     ]
