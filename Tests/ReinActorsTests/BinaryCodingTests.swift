@@ -101,7 +101,7 @@ struct BinaryCodingTests {
 
     @Test func envelopesRoundTrip() throws {
         let call = CallEnvelope(
-            callID: 9, recipientNode: NodeID(rawValue: 5), recipientName: "learner",
+            callID: 9, recipientNode: NodeID(rawValue: 5), recipientName: "learner", recipientIncarnation: 3,
             target: "$s4main1LC4pushyyFTE",
             genericSubstitutions: ["Si", "SaySdG"], argumentCount: 2)
         #expect(try CallEnvelope.decode(call.encoded()) == call)

@@ -1,6 +1,7 @@
 /// The first payload frame of a ``MessageKind/call`` message; one frame per argument follows.
 ///
-/// Layout: call id (`UInt64`), recipient node (`UInt64`), recipient name (string), target
+/// Layout: call id (`UInt64`), recipient node (`UInt64`), recipient name (string), recipient
+/// incarnation (`UInt64`, 0 = whichever actor holds the name), target
 /// identifier (string), generic substitution count (`UInt16`) and that many mangled type names
 /// (strings), argument count (`UInt16`). Strings are `UInt32`-length-prefixed UTF-8.
 struct CallEnvelope: Sendable, Hashable {
@@ -8,6 +9,7 @@ struct CallEnvelope: Sendable, Hashable {
     /// The node the caller meant; a restarted node (new id) answers with a dead letter.
     var recipientNode: NodeID
     var recipientName: String
+    var recipientIncarnation: UInt64
     var target: String
     var genericSubstitutions: [String]
     var argumentCount: UInt16
@@ -17,6 +19,7 @@ struct CallEnvelope: Sendable, Hashable {
         w.write(callID)
         w.write(recipientNode.rawValue)
         w.write(recipientName)
+        w.write(recipientIncarnation)
         w.write(target)
         w.write(UInt16(genericSubstitutions.count))
         for name in genericSubstitutions { w.write(name) }
@@ -29,6 +32,7 @@ struct CallEnvelope: Sendable, Hashable {
         let callID = try r.read(UInt64.self, "call id")
         let node = NodeID(rawValue: try r.read(UInt64.self, "recipient node"))
         let name = try r.readString("recipient name")
+        let incarnation = try r.read(UInt64.self, "recipient incarnation")
         let target = try r.readString("target")
         let count = try r.read(UInt16.self, "substitution count")
         var substitutions: [String] = []
@@ -36,7 +40,8 @@ struct CallEnvelope: Sendable, Hashable {
         let arguments = try r.read(UInt16.self, "argument count")
         try r.expectEnd("call envelope")
         return CallEnvelope(
-            callID: callID, recipientNode: node, recipientName: name, target: target,
+            callID: callID, recipientNode: node, recipientName: name, recipientIncarnation: incarnation,
+            target: target,
             genericSubstitutions: substitutions, argumentCount: arguments)
     }
 
