@@ -2,6 +2,7 @@ import Dispatch
 import Distributed
 import Logging
 import Synchronization
+import ZeroMQ
 
 /// Distributed actors declared in modules that import `ReinActors` use this system by default.
 public typealias DefaultDistributedActorSystem = ReinActorSystem
@@ -142,4 +143,21 @@ public final class ReinActorSystem: DistributedActorSystem, Sendable {
     func isTransportable(_ type: any Error.Type) -> Bool {
         transportableErrors[_typeName(type, qualified: true)] != nil
     }
+}
+
+extension ReinActorSystem {
+    /// A system on a new ZeroMQ node.
+    /// - Parameters:
+    ///   - context: the process's ZeroMQ context.
+    ///   - configuration: the node's name and bind endpoint (`nil` for connect-only nodes).
+    public convenience init(
+        context: ZMQContext, configuration: ZMQTransport.Configuration, settings: Settings = Settings(),
+        logger: Logger
+    ) throws {
+        let transport = try ZMQTransport(context: context, configuration: configuration, logger: logger)
+        self.init(transport: transport, settings: settings, logger: logger)
+    }
+
+    /// The endpoint this node's ROUTER listens on, if it runs on ZeroMQ and binds.
+    public var endpoint: String? { (transport as? ZMQTransport)?.endpoint }
 }
