@@ -23,6 +23,7 @@ struct InMemorySystemTests {
                 try await proxy.move(Point(x: 1, y: 2, label: "q"), by: 2) == Point(x: 3, y: 2, label: "q"))
             // An actor reference as a result decodes with the resolving system.
             #expect(try await proxy.whoAmI() == target.id)
+            withExtendedLifetime(target) {}
         }
     }
 
@@ -38,6 +39,7 @@ struct InMemorySystemTests {
             #expect(refusal == Refusal(reason: "stale"))
             // The system still works after errors.
             #expect(try await proxy.add(1, 1) == 2)
+            withExtendedLifetime(target) {}
         }
     }
 
@@ -55,6 +57,24 @@ struct InMemorySystemTests {
             #expect(code == .timedOut)
             #expect(elapsed >= 0.19 && elapsed < 1.5, "took \(elapsed) s")
             #expect(systems[0].pending.count == 0)
+            withExtendedLifetime(target) {}
+        }
+    }
+
+    @Test func defaultTimeoutFromSettings() async throws {
+        var settings = testSettings
+        settings.callTimeout = .milliseconds(150)
+        try await withCluster(2, settings: settings) { _, systems in
+            let target = Echo(actorSystem: systems[1])
+            let proxy = try Echo.resolve(id: target.id, using: systems[0])
+            let (code, elapsed) = await seconds { await callErrorCode { try await proxy.slow(3_000) } }
+            #expect(code == .timedOut)
+            #expect(elapsed >= 0.14 && elapsed < 1.5, "took \(elapsed) s")
+            // Fast calls are unaffected, and a longer per-call override wins over the default.
+            #expect(try await proxy.add(1, 2) == 3)
+            let slow = try await ReinActorSystem.withCallTimeout(.seconds(5)) { try await proxy.slow(300) }
+            #expect(slow == 300)
+            withExtendedLifetime(target) {}
         }
     }
 
@@ -79,6 +99,7 @@ struct InMemorySystemTests {
                 return await callErrorCode { try await proxy.add(1, 2) }
             }
             #expect(await early.value == .cancelled)
+            withExtendedLifetime(target) {}
         }
     }
 
@@ -108,6 +129,7 @@ struct InMemorySystemTests {
             // The third node is unaffected.
             let survivor = Echo(actorSystem: systems[2])
             #expect(try await Echo.resolve(id: survivor.id, using: systems[0]).add(2, 2) == 4)
+            withExtendedLifetime((target, survivor)) {}
         }
     }
 
@@ -130,6 +152,7 @@ struct InMemorySystemTests {
             // heartbeat timeout 400 ms + one 50 ms interval, with scheduling slack.
             #expect(elapsed >= 0.35 && elapsed < 1.5, "took \(elapsed) s")
             #expect(await call.value == .peerLost)
+            withExtendedLifetime(target) {}
         }
     }
 
@@ -154,6 +177,7 @@ struct InMemorySystemTests {
             await systems[0].shutdown()
             #expect(await call.value == .systemShutDown)
             #expect(await callErrorCode { try await proxy.add(1, 1) } == .systemShutDown)
+            withExtendedLifetime(target) {}
         }
     }
 
@@ -174,6 +198,7 @@ struct InMemorySystemTests {
                 try Other.resolve(id: local.id, using: systems[0])
             }
             #expect(error?.code == .wrongType)
+            withExtendedLifetime(local) {}
         }
     }
 
@@ -194,6 +219,7 @@ struct InMemorySystemTests {
                 id: ActorID(node: systems[1].node, name: "learner", incarnation: again.id.incarnation + 1000),
                 using: systems[0])
             #expect(await callErrorCode { try await stale.add(1, 1) } == .deadLetter)
+            withExtendedLifetime(again) {}
         }
     }
 
@@ -212,6 +238,7 @@ struct InMemorySystemTests {
                 system: systems[0], substitutions: ["NotAType"], arguments: [])
             #expect(throws: InvocationDecodingError.self) { try decoder.decodeGenericSubstitutions() }
             #expect(throws: InvocationDecodingError.self) { let _: Int = try decoder.decodeNextArgument() }
+            withExtendedLifetime(target) {}
         }
     }
 
@@ -221,6 +248,7 @@ struct InMemorySystemTests {
             let target = Echo(actorSystem: systems[1])
             _ = try await Echo.resolve(id: target.id, using: systems[0]).add(1, 1)
             #expect(systems[1].lastPolicyVersion(of: systems[0].node) == 7)
+            withExtendedLifetime(target) {}
         }
     }
 
@@ -256,6 +284,7 @@ struct InMemorySystemTests {
             #expect(systems[0].pending.count == 0)
             #expect(systems[0].pending.completedCount == 2000)
             #expect(successes.count > 0 && successes.count < 2000)
+            withExtendedLifetime(targets) {}
         }
     }
 }

@@ -15,8 +15,9 @@ struct InboundReply: Sendable {
 final class PendingCalls: Sendable {
     private struct Entry {
         var continuation: CheckedContinuation<InboundReply, any Error>
-        var node: NodeID
-        var timer: Task<Void, Never>?
+        var callee: ActorID
+        var target: String
+        var timeout: Duration?
     }
 
     private struct State {
@@ -26,35 +27,56 @@ final class PendingCalls: Sendable {
     }
 
     private let state = Mutex(State())
+    private let deadlines: Deadlines
+
+    init(name: String) {
+        let box = WeakBox<PendingCalls>()
+        deadlines = Deadlines(
+            name: name, isLive: { id in box.value?.isPending(id) ?? false },
+            expire: { ids in box.value?.expire(ids) })
+        box.value = self
+    }
+
+    deinit { deadlines.stop() }
 
     /// Adds a call. Returns the shutdown error instead if the system is shut down (the caller
     /// must then resume the continuation itself).
     func register(
-        _ id: UInt64, node: NodeID, continuation: CheckedContinuation<InboundReply, any Error>
+        _ id: UInt64, callee: ActorID, target: String,
+        continuation: CheckedContinuation<InboundReply, any Error>
     ) -> RemoteCallError? {
         state.withLock { state in
             if let error = state.shutDownError { return error }
-            state.entries[id] = Entry(continuation: continuation, node: node)
+            state.entries[id] = Entry(continuation: continuation, callee: callee, target: target)
             return nil
         }
     }
 
-    /// Starts the call's timer, unless the call already ended.
-    func armTimeout(_ id: UInt64, after timeout: Duration, error: @escaping @Sendable () -> RemoteCallError) {
-        let timer = Task { [weak self] in
-            do {
-                try await Task.sleep(for: timeout)
-            } catch {
-                return  // cancelled: the call ended first
+    /// Fails call `id` with ``RemoteCallError/Code/timedOut`` if it is still pending after `timeout`.
+    func armTimeout(_ id: UInt64, after timeout: Duration) {
+        let armed = state.withLock { state -> Bool in
+            guard state.entries[id] != nil else { return false }
+            state.entries[id]!.timeout = timeout
+            return true
+        }
+        if armed { deadlines.add(id, at: ContinuousClock.now.advanced(by: timeout)) }
+    }
+
+    private func isPending(_ id: UInt64) -> Bool { state.withLock { $0.entries[id] != nil } }
+
+    private func expire(_ ids: [UInt64]) {
+        for id in ids {
+            let entry = state.withLock { state -> Entry? in
+                let entry = state.entries.removeValue(forKey: id)
+                if entry != nil { state.completed += 1 }
+                return entry
             }
-            self?.complete(id, with: .failure(error()))
+            guard let entry else { continue }
+            let timeout = entry.timeout.map { "\($0)" } ?? "?"
+            entry.continuation.resume(
+                throwing: RemoteCallError(
+                    .timedOut, "\(entry.target) on \(entry.callee): no reply within \(timeout)"))
         }
-        let stale = state.withLock { state -> Bool in
-            guard state.entries[id] != nil else { return true }
-            state.entries[id]!.timer = timer
-            return false
-        }
-        if stale { timer.cancel() }
     }
 
     /// Ends call `id` with `result` if it is still pending. Returns whether this call ended it.
@@ -66,7 +88,6 @@ final class PendingCalls: Sendable {
             return entry
         }
         guard let entry else { return false }
-        entry.timer?.cancel()
         entry.continuation.resume(with: result)
         return true
     }
@@ -74,14 +95,11 @@ final class PendingCalls: Sendable {
     /// Ends every call to `node` with `error`.
     func failAll(to node: NodeID, with error: RemoteCallError) {
         let ended = state.withLock { state -> [Entry] in
-            let ids = state.entries.compactMap { $0.value.node == node ? $0.key : nil }
+            let ids = state.entries.compactMap { $0.value.callee.node == node ? $0.key : nil }
             state.completed += UInt64(ids.count)
             return ids.compactMap { state.entries.removeValue(forKey: $0) }
         }
-        for entry in ended {
-            entry.timer?.cancel()
-            entry.continuation.resume(throwing: error)
-        }
+        for entry in ended { entry.continuation.resume(throwing: error) }
     }
 
     /// Ends every call with `error` and refuses new ones.
@@ -93,10 +111,8 @@ final class PendingCalls: Sendable {
             state.entries.removeAll()
             return all
         }
-        for entry in ended {
-            entry.timer?.cancel()
-            entry.continuation.resume(throwing: error)
-        }
+        deadlines.stop()
+        for entry in ended { entry.continuation.resume(throwing: error) }
     }
 
     /// Calls still waiting.
@@ -104,4 +120,11 @@ final class PendingCalls: Sendable {
 
     /// Calls ended so far (for tests and metrics).
     var completedCount: UInt64 { state.withLock { $0.completed } }
+}
+
+/// A weak reference that can be filled in after the closures capturing it were created.
+///
+/// `@unchecked Sendable`: written once, during the owner's `init`, before any closure can run.
+final class WeakBox<Value: AnyObject>: @unchecked Sendable {
+    weak var value: Value?
 }

@@ -52,7 +52,9 @@ extension ReinActorSystem {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 // Registered before anything is sent, so a reply can never arrive unmatched.
-                if let error = pending.register(callID, node: callee.node, continuation: continuation) {
+                if let error = pending.register(
+                    callID, callee: callee, target: target, continuation: continuation)
+                {
                     continuation.resume(throwing: error)
                     return
                 }
@@ -68,9 +70,7 @@ extension ReinActorSystem {
                         with: .failure(RemoteCallError(.peerLost, "\(target) on \(callee): node is gone")))
                     return
                 }
-                pending.armTimeout(callID, after: timeout) {
-                    RemoteCallError(.timedOut, "\(target) on \(callee): no reply within \(timeout)")
-                }
+                pending.armTimeout(callID, after: timeout)
                 send(.call, frames: frames, to: callee.node)
             }
         } onCancel: {

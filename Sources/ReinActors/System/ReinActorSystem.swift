@@ -36,7 +36,7 @@ public final class ReinActorSystem: DistributedActorSystem, Sendable {
     public let settings: Settings
     let logger: Logger
     let transport: any ReinTransport
-    let pending = PendingCalls()
+    let pending: PendingCalls
     let membership = Membership()
     let actors = Mutex<[String: LocalActor]>([:])
     let nextCallID = Atomic<UInt64>(0)
@@ -59,6 +59,7 @@ public final class ReinActorSystem: DistributedActorSystem, Sendable {
     public init(transport: some ReinTransport, settings: Settings = Settings(), logger: Logger) {
         self.transport = transport
         self.settings = settings
+        self.pending = PendingCalls(name: transport.localName)
         var logger = logger
         logger[metadataKey: "rein.node"] = "\(transport.localName)"
         self.logger = logger
