@@ -35,6 +35,7 @@ struct ZMQSystemTests {
 
         let member = try await worker.connect(to: try #require(learner.endpoint))
         #expect(member == learner.member)
+        #expect(try await worker.connect(to: try #require(learner.endpoint)) == member)  // idempotent
         #expect(worker.members == [learner.member])
         #expect(await learnerEvents.next() == .joined(worker.member))
 

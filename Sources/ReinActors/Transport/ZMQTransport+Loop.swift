@@ -24,6 +24,9 @@ extension ZMQTransport {
         private var dealers: [NodeID: ZMQSocket] = [:]
         private var routerPeers: Set<NodeID> = []
         private var handshakes: [Handshake] = []
+        /// The node reached at each address this node connected to (a second `connect` to the
+        /// same address returns it: a ROUTER refuses a second connection with the same routing id).
+        private var connected: [String: Member] = [:]
         private var sequence: UInt64 = 0
         private var loggedRejects: Set<String> = []
         private var running = true
@@ -203,11 +206,16 @@ extension ZMQTransport {
         private func connect(
             _ address: String, timeout: Duration, _ continuation: CheckedContinuation<Member, any Error>
         ) {
+            if let member = connected[address], dealers[member.node] != nil {
+                continuation.resume(returning: member)
+                return
+            }
             do {
                 let dealer = try context.socket(.dealer)
                 try dealer.setRoutingID(node.bytes)
                 try dealer.setSendHighWaterMark(0)
                 try dealer.setReceiveHighWaterMark(0)
+                try dealer.setMaxMessageSize(configuration.limits.maxPayloadBytes + WireHeader.size)
                 try dealer.setReconnectInterval(.milliseconds(100))
                 try dealer.connect(address)
                 let hello = HelloEnvelope(name: configuration.name, endpoint: endpoint ?? "")
@@ -342,6 +350,7 @@ extension ZMQTransport {
                 else { return }
                 let handshake = handshakes.remove(at: index)
                 let member = Member(node: sender, name: welcome.name)
+                connected[handshake.address] = member
                 if dealers[sender] == nil {
                     dealers[sender] = handshake.dealer
                 } else {

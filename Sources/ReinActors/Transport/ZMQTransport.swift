@@ -64,6 +64,7 @@ public final class ZMQTransport: ReinTransport {
             try socket.setRouterMandatory(true)
             try socket.setSendHighWaterMark(0)
             try socket.setReceiveHighWaterMark(0)
+            try socket.setMaxMessageSize(configuration.limits.maxPayloadBytes + WireHeader.size)
             try socket.bind(bind)
             endpoint = try socket.lastEndpoint
             router = socket
