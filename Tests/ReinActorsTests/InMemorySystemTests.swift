@@ -163,7 +163,7 @@ struct InMemorySystemTests {
             await systems[1].shutdown()
             #expect(await events.next() == .left(systems[1].member))
             let gone = try Echo.resolve(id: .wellKnown("x", on: systems[1].node), using: systems[0])
-            #expect(await callErrorCode { try await gone.add(1, 1) } == .peerLost)
+            #expect(await callErrorCode { try await gone.add(1, 1) } == .peerLeft)
         }
     }
 

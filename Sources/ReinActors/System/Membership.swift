@@ -38,7 +38,8 @@ final class Membership: Sendable {
 
     private struct State {
         var alive: [NodeID: Entry] = [:]
-        var gone: [NodeID: Member] = [:]
+        /// Nodes that left (`true`) or died (`false`).
+        var gone: [NodeID: Bool] = [:]
         var subscribers: [Int: AsyncStream<MembershipEvent>.Continuation] = [:]
         var nextSubscriber = 0
         var finished = false
@@ -75,7 +76,7 @@ final class Membership: Sendable {
         state.withLock { state in
             guard state.gone[node] == nil else { return nil }
             let member = state.alive.removeValue(forKey: node)?.member
-            state.gone[node] = member ?? Member(node: node, name: "?")
+            state.gone[node] = left
             guard let member else { return nil }
             let event: MembershipEvent = left ? .left(member) : .dead(member, reason: reason)
             for c in state.subscribers.values { c.yield(event) }
@@ -83,8 +84,8 @@ final class Membership: Sendable {
         }
     }
 
-    /// Whether `node` left or was declared dead.
-    func isGone(_ node: NodeID) -> Bool { state.withLock { $0.gone[node] != nil } }
+    /// `true` if `node` left, `false` if it was declared dead, `nil` if neither.
+    func hasLeft(_ node: NodeID) -> Bool? { state.withLock { $0.gone[node] } }
 
     /// Members not heard from for longer than `timeout`.
     func silent(for timeout: Duration) -> [NodeID] {

@@ -64,10 +64,12 @@ extension ReinActorSystem {
                         callID, with: .failure(RemoteCallError(.cancelled, "\(target) on \(callee)")))
                     return
                 }
-                if membership.isGone(callee.node) {
-                    pending.complete(
-                        callID,
-                        with: .failure(RemoteCallError(.peerLost, "\(target) on \(callee): node is gone")))
+                if let left = membership.hasLeft(callee.node) {
+                    let error =
+                        left
+                        ? RemoteCallError(.peerLeft, "\(target) on \(callee): node left")
+                        : RemoteCallError(.peerLost, "\(target) on \(callee): node is dead")
+                    pending.complete(callID, with: .failure(error))
                     return
                 }
                 pending.armTimeout(callID, after: timeout)
