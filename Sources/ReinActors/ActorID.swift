@@ -14,6 +14,7 @@ public struct ActorID: Hashable, Sendable, Codable, CustomStringConvertible {
     /// Which actor of that name (0: any).
     public var incarnation: UInt64
 
+    /// The ID of actor `name` (incarnation `incarnation`, 0 = any) on `node`.
     public init(node: NodeID, name: String, incarnation: UInt64 = 0) {
         self.node = node
         self.name = name

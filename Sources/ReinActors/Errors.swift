@@ -49,6 +49,7 @@ public struct RemoteCallError: DistributedActorSystemError, Hashable, CustomStri
     /// One line naming the call (callee, target) and the cause.
     public let context: String
 
+    /// An error with `code` and a one-line `context`.
     public init(_ code: Code, _ context: String) {
         self.code = code
         self.context = context
@@ -64,6 +65,7 @@ public struct RemoteError: DistributedActorSystemError, Hashable, CustomStringCo
     /// `String(describing:)` of the error on the remote side.
     public let message: String
 
+    /// The error `errorType` with `message`, as thrown on the remote side.
     public init(errorType: String, message: String) {
         self.errorType = errorType
         self.message = message
@@ -74,6 +76,7 @@ public struct RemoteError: DistributedActorSystemError, Hashable, CustomStringCo
 
 /// Why ``ReinActorSystem/resolve(id:as:)`` could not produce an actor or a proxy.
 public struct ResolveError: DistributedActorSystemError, Hashable, CustomStringConvertible {
+    /// What went wrong. Extensible.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private let name: String
         /// The ID names this node, but no live actor holds it.
@@ -85,9 +88,12 @@ public struct ResolveError: DistributedActorSystemError, Hashable, CustomStringC
         public var description: String { name }
     }
 
+    /// What went wrong.
     public let code: Code
+    /// One line naming the offending ID, type or argument.
     public let context: String
 
+    /// An error with `code` and a one-line `context`.
     public init(_ code: Code, _ context: String) {
         self.code = code
         self.context = context
@@ -99,6 +105,7 @@ public struct ResolveError: DistributedActorSystemError, Hashable, CustomStringC
 /// Why an invocation could not be decoded on the receiving side (reported to the caller as
 /// ``RemoteCallError/Code/invocationFailed``).
 public struct InvocationDecodingError: DistributedActorSystemError, Hashable, CustomStringConvertible {
+    /// What went wrong. Extensible.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private let name: String
         /// A generic substitution names a type this process does not have.
@@ -108,9 +115,12 @@ public struct InvocationDecodingError: DistributedActorSystemError, Hashable, Cu
         public var description: String { name }
     }
 
+    /// What went wrong.
     public let code: Code
+    /// One line naming the offending ID, type or argument.
     public let context: String
 
+    /// An error with `code` and a one-line `context`.
     public init(_ code: Code, _ context: String) {
         self.code = code
         self.context = context

@@ -7,6 +7,7 @@ public struct BinaryDecoder {
     /// references, under `CodingUserInfoKey.actorSystemKey`).
     public var userInfo: [CodingUserInfoKey: Any]
 
+    /// A decoder passing `userInfo` to `init(from:)` implementations.
     public init(userInfo: [CodingUserInfoKey: Any] = [:]) { self.userInfo = userInfo }
 
     /// Decodes a `T` from `raw`, which must hold exactly one framed value.

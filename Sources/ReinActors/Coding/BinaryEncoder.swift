@@ -10,6 +10,7 @@ public struct BinaryEncoder {
     /// Context for `encode(to:)` implementations.
     public var userInfo: [CodingUserInfoKey: Any]
 
+    /// An encoder passing `userInfo` to `encode(to:)` implementations.
     public init(userInfo: [CodingUserInfoKey: Any] = [:]) { self.userInfo = userInfo }
 
     /// Encodes `value` into bytes.

@@ -7,6 +7,7 @@ public struct Member: Hashable, Sendable, CustomStringConvertible {
     /// Its human-readable name (e.g. `learner`, `worker-3`).
     public var name: String
 
+    /// A member named `name` on `node`.
     public init(node: NodeID, name: String) {
         self.node = node
         self.name = name

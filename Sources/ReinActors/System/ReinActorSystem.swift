@@ -33,6 +33,7 @@ public final class ReinActorSystem: DistributedActorSystem, Sendable {
     /// This node as a ``Member``.
     public var member: Member { Member(node: node, name: name) }
 
+    /// Timeouts and error policy, fixed at creation.
     public let settings: Settings
     let logger: Logger
     let transport: any ReinTransport

@@ -13,6 +13,7 @@ extension ReinActorSystem {
         /// registered on both sides). Any other thrown error arrives as ``RemoteError``.
         public var transportableErrors: [any (Error & Codable).Type]
 
+        /// Settings with the given timeouts (all must be positive) and transportable errors.
         public init(
             callTimeout: Duration = .seconds(5),
             heartbeatInterval: Duration = .milliseconds(250),

@@ -78,6 +78,7 @@ public final class BulkReceiver: AsyncSequence, Sendable {
     /// Stops receiving and ends the sequence.
     public func close() { inbox.stop() }
 
+    /// Yields batches of checked bulk messages; malformed ones are skipped.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: ZMQInbox.AsyncIterator
         let receiver: BulkReceiver

@@ -22,6 +22,7 @@ public final class InMemoryBus: Sendable {
 
     private let state = Mutex(State())
 
+    /// An empty bus.
     public init() {}
 
     /// Adds a node named `name`; every current node learns of it, and it learns of them.

@@ -3,7 +3,9 @@ import Synchronization
 
 /// One node of an ``InMemoryBus``.
 public final class InMemoryTransport: ReinTransport {
+    /// This node (random per transport, so per process incarnation).
     public let localNode: NodeID
+    /// This node's name.
     public let localName: String
     let bus: InMemoryBus
     private let queue: DispatchQueue

@@ -24,7 +24,9 @@ import ZeroMQ
 /// Control sockets have no high-water mark (calls are bounded by their callers); bulk data goes
 /// over ``BulkSender``/``BulkReceiver`` sockets, which do have one.
 public final class ZMQTransport: ReinTransport {
+    /// This node (random per transport, so per process incarnation).
     public let localNode: NodeID
+    /// This node's name.
     public let localName: String
     /// The resolved endpoint of the inbound ROUTER (`tcp://127.0.0.1:41234`), if it binds.
     public let endpoint: String?

@@ -36,6 +36,7 @@ public struct WireError: DistributedActorSystemError, Hashable, CustomStringConv
     /// A one-line explanation naming the offending values.
     public let context: String
 
+    /// An error with `code` and a one-line `context`.
     public init(_ code: Code, _ context: String) {
         self.code = code
         self.context = context

@@ -39,6 +39,8 @@ public struct WireHeader: Sendable, Hashable {
     /// The total size of the payload frames in bytes.
     public var payloadBytes: UInt64
 
+    /// A header; ``WireMessage/init(header:frames:)`` fills in the frame and byte counts, and
+    /// transports stamp the sender and sequence number.
     public init(
         kind: MessageKind, sender: NodeID, sequence: UInt64 = 0, policyVersion: UInt64 = 0,
         frameCount: UInt16 = 0, payloadBytes: UInt64 = 0, flags: WireFlags = [],
@@ -139,6 +141,7 @@ public struct WireLimits: Sendable, Hashable {
     /// The most payload bytes a message may declare.
     public var maxPayloadBytes: Int
 
+    /// Limits of `maxFrames` payload frames and `maxPayloadBytes` payload bytes per message.
     public init(maxFrames: Int = 1024, maxPayloadBytes: Int = 1 << 30) {
         self.maxFrames = maxFrames
         self.maxPayloadBytes = maxPayloadBytes
