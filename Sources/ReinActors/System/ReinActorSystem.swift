@@ -77,6 +77,11 @@ public final class ReinActorSystem: DistributedActorSystem, Sendable {
     }
 
     /// A system on a new node of `bus` (for tests).
+    /// - Parameters:
+    ///   - bus: the in-memory network.
+    ///   - name: the node's name (``InMemoryTransport/connect(to:timeout:)`` finds nodes by name).
+    ///   - settings: timeouts and error policy.
+    ///   - logger: where the system logs.
     public convenience init(bus: InMemoryBus, name: String, settings: Settings = Settings(), logger: Logger) {
         self.init(transport: bus.makeTransport(name: name), settings: settings, logger: logger)
     }
@@ -152,6 +157,8 @@ extension ReinActorSystem {
     /// - Parameters:
     ///   - context: the process's ZeroMQ context.
     ///   - configuration: the node's name and bind endpoint (`nil` for connect-only nodes).
+    ///   - settings: timeouts and error policy.
+    ///   - logger: where the system and its transport log.
     public convenience init(
         context: ZMQContext, configuration: ZMQTransport.Configuration, settings: Settings = Settings(),
         logger: Logger

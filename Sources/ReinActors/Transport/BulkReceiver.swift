@@ -25,8 +25,13 @@ public final class BulkReceiver: AsyncSequence, Sendable {
 
     /// Opens the socket on its owner thread.
     /// - Parameters:
+    ///   - context: the ZeroMQ context.
+    ///   - link: bind or connect, and where.
     ///   - pattern: `.pull` (default) or `.sub` (subscribed to everything).
     ///   - highWaterMark: messages queued before senders are pushed back.
+    ///   - limits: the most frames and bytes a message may declare (and the socket's maximum
+    ///     message size).
+    ///   - logger: where rejected messages are reported (once).
     public init(
         context: ZMQContext, link: BulkLink, pattern: ZMQSocketType = .pull, highWaterMark: Int = 8,
         limits: WireLimits = .default, logger: Logger

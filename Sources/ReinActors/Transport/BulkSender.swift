@@ -8,7 +8,7 @@ import ZeroMQ
 ///
 /// Each message is a ``WireHeader`` of kind ``MessageKind/bulk`` (sender, sequence number, policy
 /// version, flags) followed by the caller's frames, which go out without copying when they are
-/// ``ZMQBuffer``s (see ``WireFrame/init(floats:)``). The socket is PUSH (load-balanced to pullers:
+/// `ZMQBuffer`s (see ``WireFrame/init(floats:)``). The socket is PUSH (load-balanced to pullers:
 /// workers → learner samples) or PUB (fan-out: learner → workers weights), owned by one thread.
 ///
 /// **Backpressure.** ``send(_:policyVersion:flags:)`` suspends until libzmq has queued the message.

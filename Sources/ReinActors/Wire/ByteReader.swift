@@ -2,7 +2,7 @@
 ///
 /// Every read that would run past the end throws ``WireError`` (`.truncated`) instead of trapping,
 /// so a reader can be pointed at untrusted input. The reader borrows its buffer: use it only inside
-/// the scope that lends the bytes (``ByteReader/read(_:_:)``, `ZMQMessage.withUnsafeBytes`…).
+/// the scope that lends the bytes (`ByteReader.read(_:_:)`, `ZMQMessage.withUnsafeBytes`…).
 public struct ByteReader {
     /// The bytes being read.
     public let buffer: UnsafeRawBufferPointer

@@ -3,7 +3,7 @@ import ZeroMQ
 /// One payload frame: owned bytes, a received ZeroMQ message, or a zero-copy send buffer.
 ///
 /// Frames are immutable and `Sendable`; a received frame is read in place (no copy out of libzmq),
-/// and a ``ZMQBuffer`` frame is handed to libzmq without copying.
+/// and a `ZMQBuffer` frame is handed to libzmq without copying.
 public struct WireFrame: Sendable {
     enum Storage: Sendable {
         case bytes([UInt8])

@@ -77,7 +77,10 @@ public struct WireHeader: Sendable, Hashable {
     /// Checks, in order: the magic, the protocol version (before the size, so that a peer with a
     /// longer header still gets "peer speaks protocol N"), the exact size, the kind, and the
     /// declared frame count and byte count against `limits`.
-    /// - Parameter localVersion: the version this side speaks (tests simulate other builds).
+    /// - Parameters:
+    ///   - raw: the header frame.
+    ///   - limits: the most payload frames and bytes a header may declare.
+    ///   - localVersion: the version this side speaks (tests simulate other builds).
     public static func decode(
         _ raw: UnsafeRawBufferPointer, limits: WireLimits = .default, localVersion: UInt16 = currentVersion
     ) throws(WireError) -> WireHeader {
