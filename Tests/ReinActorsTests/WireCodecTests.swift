@@ -167,6 +167,7 @@ struct WireCodecTests {
             _ = try? BinaryDecoder().decode([Float].self, from: bytes)
             _ = try? CallEnvelope.decode(bytes)
             _ = try? ReplyEnvelope.decode(bytes)
+            _ = try? bytes.withUnsafeBytes { try HelloEnvelope.decode($0) }
             outcomes[header == nil && message == nil ? 0 : 1] += 1
         }
         #expect(outcomes[0] > 0)

@@ -206,4 +206,48 @@ struct ZMQSystemTests {
         sender.close()
         receiver.close()
     }
+
+    /// Weights broadcast: PUB → SUB; malformed messages on a bulk socket are counted, not delivered.
+    @Test func bulkBroadcastAndRejects() async throws {
+        let context = try ZMQContext()
+        let node = NodeID.random()
+        let publisher = try BulkSender(
+            context: context, node: node, link: .bind("tcp://127.0.0.1:*"), pattern: .pub)
+        let subscriber = BulkReceiver(
+            context: context, link: .connect(try #require(publisher.endpoint)), pattern: .sub, logger: quiet)
+        _ = await subscriber.endpoint()
+        // Subscriptions propagate asynchronously ("slow joiner"): publish until one arrives.
+        let publishing = Task {
+            for version in 1...250 {
+                try await publisher.send([WireFrame(floats: [1, 2, 3])], policyVersion: UInt64(version))
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        var iterator = subscriber.makeAsyncIterator()
+        let first = try #require(try await iterator.next()?.first)
+        publishing.cancel()
+        #expect(first.header.policyVersion >= 1 && first.header.sender == node)
+        #expect(try first.frames[0].floats() == [1, 2, 3])
+        publisher.close()
+        subscriber.close()
+
+        let pull = BulkReceiver(context: context, link: .bind("tcp://127.0.0.1:*"), logger: quiet)
+        try pushGarbageThenValid(context: context, to: await pull.endpoint(), node: node)
+        var messages = pull.makeAsyncIterator()
+        let valid = try #require(try await messages.next())
+        #expect(valid.count == 1 && valid[0].header.policyVersion == 9)
+        #expect(pull.rejectedMessages == 2)
+        pull.close()
+    }
+
+    private func pushGarbageThenValid(context: ZMQContext, to endpoint: String, node: NodeID) throws {
+        let push = try context.socket(.push)
+        try push.setLinger(.seconds(1))
+        try push.connect(endpoint)
+        try push.send(multipart: [Array("garbage".utf8)])
+        try push.send(multipart: [WireHeader(kind: .call, sender: node).encoded()])  // not bulk
+        let valid = WireMessage(header: WireHeader(kind: .bulk, sender: node, policyVersion: 9), frames: [])
+        try push.send(multipart: valid.encodedFrames().map(\.bytes))
+        push.close()
+    }
 }
