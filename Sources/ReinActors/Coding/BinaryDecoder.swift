@@ -174,39 +174,40 @@ struct KeyedSliceDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
 struct UnkeyedSliceDecoder: UnkeyedDecodingContainer {
     let decoder: SliceDecoder
-    private var elements: [Range<Int>?] = []
+    /// Elements are read lazily, so hostile input cannot make the decoder materialise a huge
+    /// index of empty elements.
+    private var reader: ByteReader
+    private let base: Int
     private(set) var currentIndex = 0
 
     init(decoder: SliceDecoder, content: Range<Int>) throws {
         self.decoder = decoder
-        var reader = ByteReader(UnsafeRawBufferPointer(rebasing: decoder.slice.buffer[content]))
-        while !reader.isAtEnd {
-            let element = try reader.readFramed("element \(elements.count)")
-            elements.append(
-                element.map { $0.lowerBound + content.lowerBound..<$0.upperBound + content.lowerBound })
-        }
+        self.base = content.lowerBound
+        self.reader = ByteReader(UnsafeRawBufferPointer(rebasing: decoder.slice.buffer[content]))
     }
 
     var codingPath: [any CodingKey] { decoder.codingPath }
-    var count: Int? { elements.count }
-    var isAtEnd: Bool { currentIndex >= elements.count }
+    var count: Int? { nil }
+    var isAtEnd: Bool { reader.isAtEnd }
+
+    private func atEnd(_ type: Any.Type) -> DecodingError {
+        .valueNotFound(
+            type, .init(codingPath: codingPath, debugDescription: "unkeyed container is at its end"))
+    }
 
     private mutating func next(_ type: Any.Type) throws -> SliceDecoder {
-        guard !isAtEnd else {
-            throw DecodingError.valueNotFound(
-                type, .init(codingPath: codingPath, debugDescription: "unkeyed container is at its end"))
-        }
+        guard !isAtEnd else { throw atEnd(type) }
+        let element = try reader.readFramed("element \(currentIndex)")
         defer { currentIndex += 1 }
-        return decoder.child(elements[currentIndex], IndexKey(currentIndex))
+        return decoder.child(
+            element.map { $0.lowerBound + base..<$0.upperBound + base }, IndexKey(currentIndex))
     }
 
     mutating func decodeNil() throws -> Bool {
-        guard !isAtEnd else {
-            throw DecodingError.valueNotFound(
-                Never.self, .init(codingPath: codingPath, debugDescription: "unkeyed container is at its end")
-            )
-        }
-        if elements[currentIndex] == nil {
+        guard !isAtEnd else { throw atEnd(Never.self) }
+        var peek = reader
+        if try peek.readVarint("element \(currentIndex)") == 0 {
+            reader = peek
             currentIndex += 1
             return true
         }
