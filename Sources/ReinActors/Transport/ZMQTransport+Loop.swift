@@ -7,34 +7,34 @@ extension ZMQTransport {
     /// on the initialising thread and handed over once, before the thread starts (thread start is
     /// a full barrier, as libzmq requires for moving sockets between threads).
     final class IOLoop {
-        private let context: ZMQContext
-        private let node: NodeID
-        private let configuration: Configuration
-        private let endpoint: String?
-        private let wake: ZMQSocket
-        private let router: ZMQSocket?
-        private let logger: Logger
-        private let rejected: SharedCounter
-        private let commands: CommandQueue
+        let context: ZMQContext
+        let node: NodeID
+        let configuration: Configuration
+        let endpoint: String?
+        let wake: ZMQSocket
+        let router: ZMQSocket?
+        let logger: Logger
+        let rejected: SharedCounter
+        let commands: CommandQueue
 
-        private var handler: (@Sendable ([TransportEvent]) -> Void)?
-        private var events: [TransportEvent] = []
+        var handler: (@Sendable ([TransportEvent]) -> Void)?
+        var events: [TransportEvent] = []
         /// Continuations to resume once the current batch of events was delivered.
-        private var afterDelivery: [() -> Void] = []
-        private var dealers: [NodeID: ZMQSocket] = [:]
-        private var routerPeers: Set<NodeID> = []
-        private var handshakes: [Handshake] = []
+        var afterDelivery: [() -> Void] = []
+        var dealers: [NodeID: ZMQSocket] = [:]
+        var routerPeers: Set<NodeID> = []
+        var handshakes: [Handshake] = []
         /// The node reached at each address this node connected to (a second `connect` to the
         /// same address returns it: a ROUTER refuses a second connection with the same routing id).
-        private var connected: [String: Member] = [:]
-        private var sequence: UInt64 = 0
-        private var loggedRejects: Set<String> = []
-        private var running = true
+        var connected: [String: Member] = [:]
+        var sequence: UInt64 = 0
+        var loggedRejects: Set<String> = []
+        var running = true
         /// Whether the loop ends by request (say `leave`) rather than by context termination.
-        private var stopRequested = false
-        private var stopContinuations: [CheckedContinuation<Void, Never>] = []
+        var stopRequested = false
+        var stopContinuations: [CheckedContinuation<Void, Never>] = []
 
-        private struct Handshake {
+        struct Handshake {
             let dealer: ZMQSocket
             let address: String
             let deadline: ContinuousClock.Instant
@@ -67,7 +67,7 @@ extension ZMQTransport {
 
         // MARK: The loop
 
-        private func run() {
+        func run() {
             while running {
                 var poller = ZMQPoller()
                 poller.add(wake)
@@ -108,12 +108,12 @@ extension ZMQTransport {
             finish()
         }
 
-        private func pollTimeout() -> Duration {
+        func pollTimeout() -> Duration {
             guard let first = handshakes.map(\.deadline).min() else { return .milliseconds(500) }
             return max(.zero, min(.milliseconds(500), ContinuousClock.now.duration(to: first)))
         }
 
-        private func deliver() {
+        func deliver() {
             if let handler, !events.isEmpty {
                 let batch = events
                 events.removeAll(keepingCapacity: true)
@@ -126,7 +126,7 @@ extension ZMQTransport {
 
         /// Says goodbye (only when asked to stop: a terminated context is a crash, and peers find
         /// out by heartbeat), closes every socket, and resumes whoever asked to stop.
-        private func finish() {
+        func finish() {
             if stopRequested {
                 let goodbye = WireMessage(header: WireHeader(kind: .leave, sender: node), frames: [])
                 for peer in Set(dealers.keys).union(routerPeers) { route(goodbye, to: peer) }
@@ -148,14 +148,14 @@ extension ZMQTransport {
             for continuation in stopContinuations { continuation.resume() }
         }
 
-        private func close(_ socket: ZMQSocket, linger: Duration) {
+        func close(_ socket: ZMQSocket, linger: Duration) {
             try? socket.setLinger(linger)
             socket.close()
         }
 
         // MARK: Commands
 
-        private func drainWake() {
+        func drainWake() {
             do {
                 while try wake.receive(wait: .nonBlocking) != nil {}
             } catch {
@@ -172,7 +172,7 @@ extension ZMQTransport {
             }
         }
 
-        private func perform(_ command: Command) {
+        func perform(_ command: Command) {
             switch command {
             case .send(let message, let peer):
                 route(message, to: peer)
@@ -190,7 +190,7 @@ extension ZMQTransport {
             }
         }
 
-        private func abandon(_ command: Command) {
+        func abandon(_ command: Command) {
             switch command {
             case .connect(let address, _, let continuation):
                 continuation.resume(
@@ -203,7 +203,7 @@ extension ZMQTransport {
             }
         }
 
-        private func connect(
+        func connect(
             _ address: String, timeout: Duration, _ continuation: CheckedContinuation<Member, any Error>
         ) {
             if let member = connected[address], dealers[member.node] != nil {
@@ -233,7 +233,7 @@ extension ZMQTransport {
             }
         }
 
-        private func expireHandshakes() {
+        func expireHandshakes() {
             let now = ContinuousClock.now
             handshakes.removeAll { handshake in
                 guard handshake.deadline <= now else { return false }
@@ -241,169 +241,6 @@ extension ZMQTransport {
                 handshake.continuation.resume(
                     throwing: RemoteCallError(.timedOut, "no welcome from \(handshake.address)"))
                 return true
-            }
-        }
-
-        // MARK: Sending
-
-        private func nextSequence() -> UInt64 {
-            sequence += 1
-            return sequence
-        }
-
-        /// Sends `message` to `peer` over its DEALER, or back over the ROUTER connection it opened.
-        private func route(_ message: WireMessage, to peer: NodeID) {
-            var message = message
-            message.header.sender = node
-            message.header.sequence = nextSequence()
-            message.header.version = configuration.protocolVersion
-            do {
-                if let dealer = dealers[peer] {
-                    try send(message.encodedFrames(), on: dealer)
-                } else if let router, routerPeers.contains(peer) {
-                    try send([WireFrame(peer.bytes)] + message.encodedFrames(), on: router)
-                } else {
-                    events.append(.lost(peer, reason: "no connection to \(peer)"))
-                }
-            } catch let error as ZMQError where error.isHostUnreachable {
-                routerPeers.remove(peer)
-                events.append(.lost(peer, reason: "unreachable (disconnected)"))
-            } catch {
-                logger.warning("send to \(peer) failed: \(error)")
-                events.append(.lost(peer, reason: "send failed: \(error)"))
-            }
-        }
-
-        private func send(_ frames: [WireFrame], on socket: ZMQSocket) throws {
-            for (i, frame) in frames.enumerated() {
-                let more = i + 1 < frames.count
-                switch frame.storage {
-                case .bytes(let bytes): try socket.send(bytes, more: more)
-                case .buffer(let buffer): try socket.send(buffer, more: more)
-                case .message(let message):
-                    _ = try message.withUnsafeBytes { (raw) throws(ZMQError) in
-                        try socket.send(raw, more: more)
-                    }
-                }
-            }
-        }
-
-        // MARK: Receiving
-
-        private func receive(from socket: ZMQSocket, isRouter: Bool) {
-            var taken = 0
-            while taken < configuration.maxBatch {
-                let parts: [ZMQMessage]
-                do {
-                    guard let received = try socket.receiveMultipart(wait: .nonBlocking) else { return }
-                    parts = received
-                } catch {
-                    if error.isTerminated {
-                        running = false
-                    } else {
-                        logger.error("receive failed: \(error)")
-                    }
-                    return
-                }
-                taken += 1
-                if isRouter {
-                    guard parts.count >= 2 else { continue }
-                    accept(parts[1...].map(WireFrame.init), routingID: parts[0].bytes, on: socket)
-                } else {
-                    accept(parts.map(WireFrame.init), routingID: nil, on: socket)
-                }
-            }
-        }
-
-        /// Decodes and dispatches one inbound message; `routingID` is set for ROUTER traffic.
-        private func accept(_ frames: [WireFrame], routingID: [UInt8]?, on socket: ZMQSocket) {
-            let message: WireMessage
-            do {
-                message = try WireMessage.decode(
-                    frames, limits: configuration.limits, localVersion: configuration.protocolVersion)
-            } catch {
-                reject(error, routingID: routingID, on: socket)
-                return
-            }
-            let sender = message.header.sender
-            if let routingID {
-                guard NodeID(bytes: routingID) == sender else {
-                    reject(
-                        WireError(.malformed, "sender \(sender) arrived with routing id \(hex(routingID))"),
-                        routingID: routingID, on: socket)
-                    return
-                }
-                routerPeers.insert(sender)
-            }
-            switch message.header.kind {
-            case .hello:
-                guard routingID != nil, let hello = decodeHello(message) else { return }
-                let welcome = HelloEnvelope(name: configuration.name, endpoint: endpoint ?? "")
-                route(
-                    WireMessage(
-                        header: WireHeader(kind: .welcome, sender: node),
-                        frames: [WireFrame(welcome.encoded())]), to: sender)
-                events.append(.joined(Member(node: sender, name: hello.name)))
-            case .welcome:
-                guard let index = handshakes.firstIndex(where: { $0.dealer === socket }),
-                    let welcome = decodeHello(message)
-                else { return }
-                let handshake = handshakes.remove(at: index)
-                let member = Member(node: sender, name: welcome.name)
-                connected[handshake.address] = member
-                if dealers[sender] == nil {
-                    dealers[sender] = handshake.dealer
-                } else {
-                    close(handshake.dealer, linger: .zero)  // already connected to that node
-                }
-                events.append(.joined(member))
-                afterDelivery.append { handshake.continuation.resume(returning: member) }
-            case .leave:
-                if let dealer = dealers.removeValue(forKey: sender) { close(dealer, linger: .zero) }
-                routerPeers.remove(sender)
-                events.append(.left(sender))
-            case .call, .reply, .heartbeat:
-                events.append(.message(message))
-            case .bulk:
-                reject(
-                    WireError(.unknownKind, "bulk message on the control channel"), routingID: routingID,
-                    on: socket)
-            }
-        }
-
-        private func decodeHello(_ message: WireMessage) -> HelloEnvelope? {
-            guard let frame = message.frames.first else { return nil }
-            do {
-                return try frame.withUnsafeBytes { raw in try HelloEnvelope.decode(raw) }
-            } catch {
-                rejected.increment()
-                logger.warning("malformed \(message.header.kind) from \(message.header.sender): \(error)")
-                return nil
-            }
-        }
-
-        /// Counts and logs (once per peer) a message that failed its checks. A handshake that
-        /// meets another protocol version fails its `connect`; a `hello` in another version is
-        /// answered in ours, so the other side can report both versions too.
-        private func reject(_ error: any Error, routingID: [UInt8]?, on socket: ZMQSocket) {
-            rejected.increment()
-            let peer = routingID.map { NodeID(bytes: $0)?.description ?? hex($0) } ?? "a connection"
-            let key = "\(peer)/\((error as? WireError)?.code.description ?? "?")"
-            if loggedRejects.insert(key).inserted {
-                logger.warning("rejected message from \(peer): \(error) (further ones counted, not logged)")
-            }
-            guard let wire = error as? WireError, wire.code == .unsupportedVersion else { return }
-            if let index = handshakes.firstIndex(where: { $0.dealer === socket }) {
-                let handshake = handshakes.remove(at: index)
-                close(handshake.dealer, linger: .zero)
-                handshake.continuation.resume(throwing: wire)
-            } else if let router, let routingID {
-                var header = WireHeader(kind: .welcome, sender: node, version: configuration.protocolVersion)
-                header.sequence = nextSequence()
-                let welcome = HelloEnvelope(name: configuration.name, endpoint: endpoint ?? "")
-                let frames = WireMessage(header: header, frames: [WireFrame(welcome.encoded())])
-                    .encodedFrames()
-                try? send([WireFrame(routingID)] + frames, on: router)
             }
         }
     }
