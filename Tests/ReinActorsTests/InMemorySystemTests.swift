@@ -21,8 +21,12 @@ struct InMemorySystemTests {
             #expect(try await proxy.sum([1, 2, 3.5]) == 6.5)
             #expect(
                 try await proxy.move(Point(x: 1, y: 2, label: "q"), by: 2) == Point(x: 3, y: 2, label: "q"))
-            // An actor reference as a result decodes with the resolving system.
             #expect(try await proxy.whoAmI() == target.id)
+            // An actor passed as an argument is resolved by the receiving system (here: a proxy
+            // back to the caller's node, which the target then calls).
+            let local = Echo(actorSystem: systems[0])
+            #expect(try await proxy.askOther(local, 20, 22) == 42)
+            withExtendedLifetime(local) {}
             withExtendedLifetime(target) {}
         }
     }

@@ -44,6 +44,11 @@ distributed actor Echo {
     distributed func refuse(_ reason: String) throws -> Int { throw Refusal(reason: reason) }
     distributed func whoAmI() -> ActorID { id }
 
+    /// Calls `other` (an actor reference decoded on this node) and returns its sum.
+    distributed func askOther(_ other: Echo, _ a: Int, _ b: Int) async throws -> Int {
+        try await other.add(a, b)
+    }
+
     /// Sleeps `ms` milliseconds (reporting its start), then returns `ms`.
     distributed func slow(_ ms: Int) async throws -> Int {
         started?.yield(ms)

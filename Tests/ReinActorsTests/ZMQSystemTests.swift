@@ -53,6 +53,8 @@ struct ZMQSystemTests {
         let rollout = worker.withName("rollout-1") { Echo(actorSystem: worker) }
         let back = try Echo.resolve(id: .wellKnown("rollout-1", on: worker.node), using: learner)
         #expect(try await back.add(20, 22) == 42)
+        // An actor reference as an argument: the learner decodes a proxy and calls the worker.
+        #expect(try await proxy.askOther(rollout, 1, 2) == 3)
 
         await worker.shutdown()
         #expect(await learnerEvents.next() == .left(worker.member))
