@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "ReinModel", targets: ["ReinModel"]),
         .library(name: "ReinTasks", targets: ["ReinTasks"]),
         .library(name: "Rein", targets: ["Rein"]),
+        .library(name: "ReinActors", targets: ["ReinActors"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -108,6 +109,21 @@ let package = Package(
         .testTarget(
             name: "ReinTests",
             dependencies: ["Rein"],
+            swiftSettings: strict
+        ),
+
+        // A DistributedActorSystem over ZeroMQ (and an in-memory bus for tests); wire format.
+        .target(
+            name: "ReinActors",
+            dependencies: [
+                "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinActorsTests",
+            dependencies: ["ReinActors"],
             swiftSettings: strict
         ),
 

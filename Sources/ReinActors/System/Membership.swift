@@ -1,0 +1,135 @@
+import Synchronization
+
+/// A node of the cluster as the actor system sees it.
+public struct Member: Hashable, Sendable, CustomStringConvertible {
+    /// The node's identity.
+    public var node: NodeID
+    /// Its human-readable name (e.g. `learner`, `worker-3`).
+    public var name: String
+
+    /// A member named `name` on `node`.
+    public init(node: NodeID, name: String) {
+        self.node = node
+        self.name = name
+    }
+
+    public var description: String { "\(name) (\(node))" }
+}
+
+/// A change of membership, in the order the system observed it.
+public enum MembershipEvent: Hashable, Sendable {
+    /// A node completed its handshake (or was already a member when the subscription started).
+    case joined(Member)
+    /// A node left cleanly.
+    case left(Member)
+    /// A node was declared dead: heartbeat timeout or transport failure.
+    case dead(Member, reason: String)
+}
+
+/// Members, their liveness, and the subscribers to membership events.
+///
+/// A node that left or died is remembered (a tombstone): its messages are ignored from then on and
+/// calls to it fail at once. A restarted process has a new ``NodeID`` and joins as a new member.
+final class Membership: Sendable {
+    private struct Entry {
+        var member: Member
+        var lastSeen: ContinuousClock.Instant
+        var policyVersion: UInt64
+    }
+
+    private struct State {
+        var alive: [NodeID: Entry] = [:]
+        /// Nodes that left (`true`) or died (`false`).
+        var gone: [NodeID: Bool] = [:]
+        var subscribers: [Int: AsyncStream<MembershipEvent>.Continuation] = [:]
+        var nextSubscriber = 0
+        var finished = false
+    }
+
+    private let state = Mutex(State())
+    private let clock = ContinuousClock()
+
+    /// Adds a member; returns `false` if it is already one or is gone.
+    func join(_ member: Member) -> Bool {
+        state.withLock { state in
+            guard state.alive[member.node] == nil, state.gone[member.node] == nil, !state.finished else {
+                return false
+            }
+            state.alive[member.node] = Entry(member: member, lastSeen: clock.now, policyVersion: 0)
+            for c in state.subscribers.values { c.yield(.joined(member)) }
+            return true
+        }
+    }
+
+    /// Records a message from `node`. Returns `false` if the node is gone (ignore the message).
+    func seen(_ node: NodeID, policyVersion: UInt64) -> Bool {
+        let now = clock.now
+        return state.withLock { state in
+            if state.gone[node] != nil { return false }
+            state.alive[node]?.lastSeen = now
+            state.alive[node]?.policyVersion = policyVersion
+            return true
+        }
+    }
+
+    /// Marks `node` gone (left or dead) and reports it. Returns the member if it was alive.
+    func remove(_ node: NodeID, left: Bool, reason: String) -> Member? {
+        state.withLock { state in
+            guard state.gone[node] == nil else { return nil }
+            let member = state.alive.removeValue(forKey: node)?.member
+            state.gone[node] = left
+            guard let member else { return nil }
+            let event: MembershipEvent = left ? .left(member) : .dead(member, reason: reason)
+            for c in state.subscribers.values { c.yield(event) }
+            return member
+        }
+    }
+
+    /// `true` if `node` left, `false` if it was declared dead, `nil` if neither.
+    func hasLeft(_ node: NodeID) -> Bool? { state.withLock { $0.gone[node] } }
+
+    /// Members not heard from for longer than `timeout`.
+    func silent(for timeout: Duration) -> [NodeID] {
+        let now = clock.now
+        return state.withLock { state in
+            state.alive.values.filter { now - $0.lastSeen > timeout }.map(\.member.node)
+        }
+    }
+
+    /// The live members.
+    var members: [Member] { state.withLock { $0.alive.values.map(\.member) } }
+
+    /// The policy version in the last message from `node`.
+    func policyVersion(of node: NodeID) -> UInt64? { state.withLock { $0.alive[node]?.policyVersion } }
+
+    /// A stream of events that starts with a `joined` for every current member.
+    func events() -> AsyncStream<MembershipEvent> {
+        let (stream, continuation) = AsyncStream<MembershipEvent>.makeStream()
+        let id = state.withLock { state -> Int? in
+            guard !state.finished else { return nil }
+            for entry in state.alive.values { continuation.yield(.joined(entry.member)) }
+            let id = state.nextSubscriber
+            state.nextSubscriber += 1
+            state.subscribers[id] = continuation
+            return id
+        }
+        guard let id else {
+            continuation.finish()
+            return stream
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    /// Ends every subscription.
+    func finish() {
+        let subscribers = state.withLock { state in
+            state.finished = true
+            defer { state.subscribers.removeAll() }
+            return Array(state.subscribers.values)
+        }
+        for c in subscribers { c.finish() }
+    }
+}
