@@ -14,8 +14,10 @@ reference=$($rein config show --key train.reference)
 runs=()
 for form in "${forms[@]}"; do
     echo "== $form" >&2
+    b=$beta
+    [ "$form" = no_kl ] && b=0  # the no-KL baseline keeps β = 0
     $rein train --config "configs/$form.yaml" --fresh --set "train.steps=$steps" --set "train.eval_every=0" \
-        --set "train.beta=$beta" --set "run_dir=runs/compare/$form"
+        --set "train.beta=$b" --set "run_dir=runs/compare/$form"
     runs+=("runs/compare/$form")
 done
 $rein summarize "${runs[@]}" | tee runs/compare/summary.md
