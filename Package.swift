@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "ReinTasks", targets: ["ReinTasks"]),
         .library(name: "Rein", targets: ["Rein"]),
         .library(name: "ReinActors", targets: ["ReinActors"]),
+        .library(name: "ReinRuntime", targets: ["ReinRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -124,6 +125,21 @@ let package = Package(
         .testTarget(
             name: "ReinActorsTests",
             dependencies: ["ReinActors"],
+            swiftSettings: strict
+        ),
+
+        // The learner and rollout workers as distributed actors; the sample ledger; launch modes.
+        .target(
+            name: "ReinRuntime",
+            dependencies: [
+                "Rein", "ReinActors", "ReinModel", "ReinTasks", "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinRuntimeTests",
+            dependencies: ["ReinRuntime", "Rein", "ReinActors"],
             swiftSettings: strict
         ),
 

@@ -1,0 +1,170 @@
+import Distributed
+import Logging
+import Rein
+import ReinActors
+import ReinModel
+import ReinTasks
+
+/// The learner as a distributed actor: hands out batch indices to rollout workers, admits the
+/// batches they deliver under `max_staleness`, trains them in index order and keeps the sample
+/// ledger.
+///
+/// Batch `s` is a pure function of (seed, `s`, weights version): its prompts, sampling seed and
+/// sample ids are those of step `s` of the single-process ``Rein/Trainer``. Index `s` is assigned
+/// only while `s - consumed <= max_staleness` (`consumed`: batches trained or dropped so far), so
+/// with `max_staleness: 0` the run is synchronous and on-policy and equals the single-process run.
+/// A batch whose worker dies before delivering it is counted lost and its index assigned again.
+public distributed actor LearnerActor {
+    public typealias ActorSystem = ReinActorSystem
+
+    /// The well-known name the learner is registered under on its node.
+    public static let name = "learner"
+
+    private struct Assignment {
+        var worker: NodeID
+        var attempt: Int
+        var version: Int
+        var count: Int
+    }
+
+    private let config: RunConfig
+    private let learner: Learner
+    private let logger: Logger
+    private let batchSize: Int
+    /// Batches to train (or drop) before the run is over.
+    private let steps: Int
+    private var ledger = RuntimeLedger()
+    private var nextFresh = 0
+    private var retry: [Int] = []
+    private var attempts: [Int: Int] = [:]
+    private var assigned: [Int: Assignment] = [:]
+    private var delivered: [Int: (batch: RolloutBatch, version: Int)] = [:]
+    private var consumed = 0
+    private var metrics: [StepMetrics] = []
+    private var workers: Set<NodeID> = []
+
+    /// A learner starting from `reference` (also the KL reference) that trains `config.train.steps`
+    /// batches.
+    public init(
+        actorSystem: ReinActorSystem, config: RunConfig, reference: GPTParameters, logger: Logger
+    ) throws {
+        self.actorSystem = actorSystem
+        self.config = config
+        self.logger = logger
+        self.steps = config.train.steps
+        self.batchSize = config.train.promptsPerStep * config.train.groupSize
+        self.learner = try Learner(
+            config: config.train, policy: reference, reference: reference, threads: config.threads)
+    }
+
+    /// A worker joins (or rejoins): the current weights and version.
+    public distributed func join(worker: NodeID) -> PolicyWeights {
+        workers.insert(worker)
+        logger.info("worker \(worker) joined at version \(learner.version)")
+        return PolicyWeights(version: learner.version, values: learner.model.parameters.values)
+    }
+
+    /// The next piece of work for `worker`, whose weights are at `haveVersion`.
+    public distributed func requestWork(worker: NodeID, haveVersion: Int) -> WorkOrder {
+        guard consumed < steps else { return WorkOrder(status: .finished) }
+        let candidate: Int
+        if let index = retry.min() {
+            candidate = index
+        } else if nextFresh < steps {
+            candidate = nextFresh
+        } else {
+            return WorkOrder(status: .wait)  // everything assigned; wait for the end or a loss
+        }
+        guard candidate - consumed <= config.train.maxStaleness else { return WorkOrder(status: .wait) }
+        if candidate == nextFresh { nextFresh += 1 } else { retry.removeAll { $0 == candidate } }
+        let attempt = attempts[candidate, default: 0]
+        attempts[candidate] = attempt + 1
+        assigned[candidate] = Assignment(
+            worker: worker, attempt: attempt, version: learner.version, count: batchSize)
+        ledger.produced += batchSize
+        ledger.inFlight += batchSize
+        let weights =
+            haveVersion == learner.version
+            ? nil : PolicyWeights(version: learner.version, values: learner.model.parameters.values)
+        return WorkOrder(
+            status: .sample, index: candidate, attempt: attempt, version: learner.version, weights: weights)
+    }
+
+    /// `worker` delivers batch `index` (attempt `attempt`); trains every batch now ready in index order.
+    public distributed func deliver(worker: NodeID, index: Int, attempt: Int, batch: RolloutBatch) throws {
+        guard let assignment = assigned[index], assignment.worker == worker, assignment.attempt == attempt
+        else {
+            // Its batch was given up as lost (and counted so) and reassigned: never trained.
+            logger.warning("late batch \(index) attempt \(attempt) from \(worker) ignored")
+            return
+        }
+        guard batch.rollouts.count == assignment.count else {
+            throw RuntimeError(
+                "batch \(index) has \(batch.rollouts.count) samples, expected \(assignment.count)")
+        }
+        assigned[index] = nil
+        delivered[index] = (batch, assignment.version)
+        try trainReady()
+    }
+
+    /// Trains (or drops) delivered batches while the next index is there.
+    private func trainReady() throws {
+        while let next = delivered.removeValue(forKey: consumed) {
+            let batch = next.batch
+            let n = batch.rollouts.count
+            ledger.inFlight -= n
+            let lag = learner.version - next.version
+            var step = StepMetrics(step: consumed + 1, version: learner.version)
+            step.reward = batch.rollouts.reduce(0) { $0 + $1.reward } / Double(n)
+            step.accuracy = Double(batch.rollouts.count(where: { $0.outcome == .correct })) / Double(n)
+            step.responseLength = Double(batch.tokenCount) / Double(n)
+            step.lagMean = Double(lag)
+            step.lagMax = lag
+            if lag > config.train.maxStaleness {
+                ledger.dropped["stale", default: 0] += n
+                step.dropped = n
+                logger.warning("dropped \(n) samples of batch \(consumed) with lag \(lag) > max_staleness")
+            } else {
+                let learned = try learner.step(batch)
+                ledger.trained += n
+                step.learner = learned
+            }
+            step.version = learner.version
+            actorSystem.policyVersion = UInt64(learner.version)
+            metrics.append(step)
+            consumed += 1
+        }
+    }
+
+    /// Counts the batches `worker` holds as lost and makes their indices available again.
+    public distributed func workerLost(_ worker: NodeID) {
+        workers.remove(worker)
+        for (index, assignment) in assigned where assignment.worker == worker {
+            assigned[index] = nil
+            ledger.inFlight -= assignment.count
+            ledger.lost += assignment.count
+            retry.append(index)
+            logger.warning("worker \(worker) lost with batch \(index): \(assignment.count) samples lost")
+        }
+    }
+
+    /// The sample ledger now.
+    public distributed func currentLedger() -> RuntimeLedger { ledger }
+
+    /// The policy version now.
+    public distributed func currentVersion() -> Int { learner.version }
+
+    /// The current weights and version.
+    public distributed func currentWeights() -> PolicyWeights {
+        PolicyWeights(version: learner.version, values: learner.model.parameters.values)
+    }
+
+    /// Metrics of every batch trained or dropped so far, in index order.
+    public distributed func stepMetrics() -> [StepMetrics] { metrics }
+
+    /// Whether every batch of the run has been trained or dropped.
+    public distributed func isFinished() -> Bool { consumed >= steps }
+
+    /// Workers currently joined.
+    public distributed func workerCount() -> Int { workers.count }
+}
