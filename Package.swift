@@ -139,7 +139,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ReinRuntimeTests",
-            dependencies: ["ReinRuntime", "Rein", "ReinActors"],
+            dependencies: ["ReinRuntime", "Rein", "ReinActors", "ZeroMQ"],
             swiftSettings: strict
         ),
 

@@ -29,7 +29,7 @@ public func watchMembership(of system: ReinActorSystem, for learner: LearnerActo
 
 /// The learner and `workers` rollout workers in one process, each on its own node of an
 /// ``InMemoryBus``, talking through the actor system exactly as separate processes do.
-public struct DistributedTrainer {
+public struct DistributedTrainer: Sendable {
     public let config: RunConfig
     public let reference: GPTParameters
     public let folder: RunFolder
@@ -56,51 +56,36 @@ public struct DistributedTrainer {
         let bus = InMemoryBus()
         let learnerSystem = ReinActorSystem(
             bus: bus, name: LearnerActor.name, settings: settings, logger: logger)
-        let learner = try learnerSystem.withName(LearnerActor.name) {
-            try LearnerActor(actorSystem: learnerSystem, config: config, reference: reference, logger: logger)
+        let workerSystems = (0..<workers).map {
+            ReinActorSystem(bus: bus, name: "worker-\($0)", settings: settings, logger: logger)
         }
-        let watcher = Task { await watchMembership(of: learnerSystem, for: learner) }
-        var systems = [learnerSystem]
-        defer { watcher.cancel() }
+        let systems = [learnerSystem] + workerSystems
         do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for i in 0..<workers {
-                    let system = ReinActorSystem(
-                        bus: bus, name: "worker-\(i)", settings: settings, logger: logger)
-                    systems.append(system)
-                    let worker = try RolloutWorkerActor(
-                        actorSystem: system, config: config, gpt: reference.config, logger: logger)
+            let learner = try LearnerActor.named(
+                on: learnerSystem, config: config, reference: reference, logger: logger)
+            let result = try await withThrowingTaskGroup(of: DistributedRunResult?.self) { group in
+                for system in workerSystems {
                     group.addTask {
-                        let peer = try await system.connect(to: LearnerActor.name)
-                        let remote = try LearnerActor.resolve(
-                            id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
-                        try await worker.whenLocal { try await $0.run(learner: remote) }
+                        try await runWorker(
+                            on: system, learnerAddress: LearnerActor.name, config: config,
+                            gpt: reference.config,
+                            logger: logger)
+                        return nil
                     }
                 }
-                try await group.waitForAll()
+                group.addTask {
+                    try await serveLearner(learner, on: learnerSystem, folder: folder, logger: logger)
+                }
+                var result: DistributedRunResult?
+                for try await value in group { result = result ?? value }
+                return result
             }
+            for system in systems { await system.shutdown() }
+            guard let result else { throw RuntimeError("the learner returned no result") }
+            return result
         } catch {
             for system in systems { await system.shutdown() }
             throw error
         }
-        let result = DistributedRunResult(
-            metrics: try await learner.stepMetrics(), ledger: try await learner.currentLedger(),
-            weights: try await learner.currentWeights())
-        for system in systems { await system.shutdown() }
-        try finish(result)
-        return result
-    }
-
-    /// Writes the run's metrics and ledger, then checks the ledger.
-    func finish(_ result: DistributedRunResult) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        for step in result.metrics {
-            try folder.append(
-                line: String(decoding: try encoder.encode(step), as: UTF8.self), to: "metrics.jsonl")
-        }
-        try result.ledger.write(to: folder)
-        try result.ledger.check(final: true)
-        logger.info("ledger: \(result.ledger.summary)")
     }
 }

@@ -42,6 +42,8 @@ public distributed actor LearnerActor {
     private var consumed = 0
     private var metrics: [StepMetrics] = []
     private var workers: Set<NodeID> = []
+    /// Workers told that the run is over.
+    private var released: Set<NodeID> = []
 
     /// A learner starting from `reference` (also the KL reference) that trains `config.train.steps`
     /// batches.
@@ -57,6 +59,15 @@ public distributed actor LearnerActor {
             config: config.train, policy: reference, reference: reference, threads: config.threads)
     }
 
+    /// A learner registered on `system` under the well-known ``name``, where workers resolve it.
+    public static func named(
+        on system: ReinActorSystem, config: RunConfig, reference: GPTParameters, logger: Logger
+    ) throws -> LearnerActor {
+        try system.withName(name) {
+            try LearnerActor(actorSystem: system, config: config, reference: reference, logger: logger)
+        }
+    }
+
     /// A worker joins (or rejoins): the current weights and version.
     public distributed func join(worker: NodeID) -> PolicyWeights {
         workers.insert(worker)
@@ -66,7 +77,10 @@ public distributed actor LearnerActor {
 
     /// The next piece of work for `worker`, whose weights are at `haveVersion`.
     public distributed func requestWork(worker: NodeID, haveVersion: Int) -> WorkOrder {
-        guard consumed < steps else { return WorkOrder(status: .finished) }
+        guard consumed < steps else {
+            released.insert(worker)
+            return WorkOrder(status: .finished)
+        }
         let candidate: Int
         if let index = retry.min() {
             candidate = index
@@ -164,6 +178,9 @@ public distributed actor LearnerActor {
 
     /// Whether every batch of the run has been trained or dropped.
     public distributed func isFinished() -> Bool { consumed >= steps }
+
+    /// Whether every worker still joined has been told that the run is over.
+    public distributed func allWorkersReleased() -> Bool { workers.isSubset(of: released) }
 
     /// Workers currently joined.
     public distributed func workerCount() -> Int { workers.count }

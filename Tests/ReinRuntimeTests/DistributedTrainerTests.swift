@@ -8,6 +8,7 @@ import ReinModel
 import ReinRuntime
 import ReinTasks
 import Testing
+import ZeroMQ
 
 let quiet = Logger(label: "rein.runtime.test") { _ in SwiftLogNoOpLogHandler() }
 
@@ -87,5 +88,50 @@ struct DistributedTrainerTests {
         #expect(result.metrics.count == 6)
         #expect(result.metrics.allSatisfy { $0.lagMax <= 2 && $0.learner != nil })
         #expect(result.ledger.balances && result.ledger.trained == 6 * 16 && result.ledger.inFlight == 0)
+    }
+}
+
+@Suite("Learner and workers over ZeroMQ")
+struct ZMQRuntimeTests {
+    @Test func learnerAndTwoWorkersOverLoopbackTCPMatchTheSingleProcessTrainer() async throws {
+        let (config, reference, folder) = try tinyRun(steps: 3, maxStaleness: 0)
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
+        var expected: [StepMetrics] = []
+        for _ in 0..<config.train.steps { expected.append(try trainer.runStep()) }
+
+        let context = try ZMQContext()
+        let learnerSystem = try ReinActorSystem(
+            context: context, configuration: .init(name: "learner", bind: "tcp://127.0.0.1:*"),
+            settings: testSettings, logger: quiet)
+        let endpoint = try #require(learnerSystem.endpoint)
+        let workerSystems = try (0..<2).map {
+            try ReinActorSystem(
+                context: context, configuration: .init(name: "worker-\($0)"), settings: testSettings,
+                logger: quiet)
+        }
+        let learner = try LearnerActor.named(
+            on: learnerSystem, config: config, reference: reference, logger: quiet)
+        let (_, _, folder2) = try tinyRun()
+        let result = try await withThrowingTaskGroup(of: DistributedRunResult?.self) { group in
+            for system in workerSystems {
+                group.addTask {
+                    try await runWorker(
+                        on: system, learnerAddress: endpoint, config: config, gpt: reference.config,
+                        logger: quiet)
+                    return nil
+                }
+            }
+            group.addTask {
+                try await serveLearner(learner, on: learnerSystem, folder: folder2, logger: quiet)
+            }
+            var result: DistributedRunResult?
+            for try await value in group { result = result ?? value }
+            return result
+        }
+        for system in workerSystems + [learnerSystem] { await system.shutdown() }
+        let run = try #require(result)
+        #expect(run.metrics.map(comparable) == expected.map(comparable))
+        #expect(run.ledger.balances && run.ledger.trained == 3 * 16 && run.ledger.produced == 3 * 16)
+        #expect(FileManager.default.fileExists(atPath: folder2.file("ledger.json")))
     }
 }
