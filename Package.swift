@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries from Debian.
@@ -134,6 +135,7 @@ let package = Package(
             dependencies: [
                 "Rein", "ReinActors", "ReinModel", "ReinTasks", "ZeroMQ",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -147,7 +149,8 @@ let package = Package(
         .target(
             name: "ReinCLI",
             dependencies: [
-                "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks", "Rein",
+                "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks", "Rein", "ReinActors", "ReinRuntime",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -31,8 +31,8 @@ public distributed actor LearnerActor {
     private let learner: Learner
     private let logger: Logger
     private let batchSize: Int
-    /// Batches to train (or drop) before the run is over.
-    private let steps: Int
+    /// Batches to train (or drop) before the run is over: `train.steps`, or fewer after ``drain()``.
+    private var end: Int
     private var ledger = RuntimeLedger()
     private var nextFresh = 0
     private var retry: [Int] = []
@@ -53,7 +53,7 @@ public distributed actor LearnerActor {
         self.actorSystem = actorSystem
         self.config = config
         self.logger = logger
-        self.steps = config.train.steps
+        self.end = config.train.steps
         self.batchSize = config.train.promptsPerStep * config.train.groupSize
         self.learner = try Learner(
             config: config.train, policy: reference, reference: reference, threads: config.threads)
@@ -77,14 +77,14 @@ public distributed actor LearnerActor {
 
     /// The next piece of work for `worker`, whose weights are at `haveVersion`.
     public distributed func requestWork(worker: NodeID, haveVersion: Int) -> WorkOrder {
-        guard consumed < steps else {
+        guard consumed < end else {
             released.insert(worker)
             return WorkOrder(status: .finished)
         }
         let candidate: Int
         if let index = retry.min() {
             candidate = index
-        } else if nextFresh < steps {
+        } else if nextFresh < end {
             candidate = nextFresh
         } else {
             return WorkOrder(status: .wait)  // everything assigned; wait for the end or a loss
@@ -177,7 +177,33 @@ public distributed actor LearnerActor {
     public distributed func stepMetrics() -> [StepMetrics] { metrics }
 
     /// Whether every batch of the run has been trained or dropped.
-    public distributed func isFinished() -> Bool { consumed >= steps }
+    public distributed func isFinished() -> Bool { consumed >= end }
+
+    /// Stops handing out new batch indices: the run ends once the batches already handed out are
+    /// trained (or lost and resampled). For SIGTERM.
+    public distributed func drain() {
+        if nextFresh < end { logger.notice("draining: no new batches after \(nextFresh)") }
+        end = min(end, nextFresh)
+    }
+
+    /// Gives up on everything still in flight (after a drain timed out): assigned batches count
+    /// lost, delivered ones that could not be trained in order count dropped (`abandoned`); the
+    /// run ends here.
+    public distributed func abandonInFlight() {
+        for (index, assignment) in assigned {
+            ledger.inFlight -= assignment.count
+            ledger.lost += assignment.count
+            logger.warning("abandoned batch \(index) assigned to \(assignment.worker)")
+        }
+        for (_, waiting) in delivered {
+            ledger.inFlight -= waiting.batch.rollouts.count
+            ledger.dropped["abandoned", default: 0] += waiting.batch.rollouts.count
+        }
+        assigned = [:]
+        delivered = [:]
+        retry = []
+        end = min(end, consumed)
+    }
 
     /// Whether every worker still joined has been told that the run is over.
     public distributed func allWorkersReleased() -> Bool { workers.isSubset(of: released) }

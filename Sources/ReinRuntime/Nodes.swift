@@ -4,6 +4,7 @@ import Logging
 import Rein
 import ReinActors
 import ReinModel
+import Synchronization
 
 /// The learner side of every launch mode: serves `learner` (made with
 /// ``LearnerActor/named(on:config:reference:logger:)``) on `system` until the run is
@@ -11,17 +12,31 @@ import ReinModel
 /// `folder` and checks the ledger.
 ///
 /// - Parameters:
-///   - drainTimeout: how long to wait, once every batch is trained, for the workers to be told.
+///   - stop: when raised (SIGTERM), the learner drains: no new batches, the ones handed out are
+///     trained, then the run ends early with a balanced ledger.
+///   - drainTimeout: how long a drain may wait for batches in flight (then they are abandoned), and
+///     how long to wait, once every batch is trained, for the workers to be told.
 ///   - poll: how often to look at the learner's progress.
 /// - Throws: ``RuntimeError`` if the ledger does not balance, or what the learner threw.
 public func serveLearner(
     _ learner: LearnerActor, on system: ReinActorSystem, folder: RunFolder, logger: Logger,
-    drainTimeout: Duration = .seconds(3), poll: Duration = .milliseconds(20)
+    stop: StopSignal? = nil, drainTimeout: Duration = .seconds(3), poll: Duration = .milliseconds(20)
 ) async throws -> DistributedRunResult {
     let watcher = Task { await watchMembership(of: system, for: learner) }
     defer { watcher.cancel() }
-    while try await !learner.isFinished() { try await Task.sleep(for: poll) }
     let clock = ContinuousClock()
+    var drainDeadline: ContinuousClock.Instant?
+    while try await !learner.isFinished() {
+        if drainDeadline == nil, stop?.isStopped == true {
+            try await learner.drain()
+            drainDeadline = clock.now + drainTimeout
+        }
+        if let drainDeadline, clock.now >= drainDeadline {
+            logger.warning("drain timed out; abandoning what is still in flight")
+            try await learner.abandonInFlight()
+        }
+        try await Task.sleep(for: poll)
+    }
     let deadline = clock.now + drainTimeout
     while clock.now < deadline, try await !learner.allWorkersReleased() { try await Task.sleep(for: poll) }
     let result = DistributedRunResult(
@@ -46,17 +61,20 @@ public func writeRun(_ result: DistributedRunResult, to folder: RunFolder) throw
 
 /// The worker side of every launch mode: connects `system` to the learner at `learnerAddress`
 /// (retrying until `connectTimeout`), resolves it and runs a ``RolloutWorkerActor`` until the run
-/// is over.
+/// is over (or `stop` is raised: then it delivers the batch it is sampling and stops).
 /// - Throws: ``RemoteCallError`` if the learner cannot be reached or is lost.
 public func runWorker(
     on system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig, logger: Logger,
-    connectTimeout: Duration = .seconds(30), beforeDelivery: (@Sendable (Int) async -> Void)? = nil
+    connectTimeout: Duration = .seconds(30), stop: StopSignal? = nil,
+    beforeDelivery: (@Sendable (Int) async -> Void)? = nil
 ) async throws {
     let worker = try RolloutWorkerActor(actorSystem: system, config: config, gpt: gpt, logger: logger)
     let peer = try await connectWithRetry(system, to: learnerAddress, within: connectTimeout, logger: logger)
     logger.info("connected to the learner at \(learnerAddress) (\(peer))")
     let learner = try LearnerActor.resolve(id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
-    try await worker.whenLocal { try await $0.run(learner: learner, beforeDelivery: beforeDelivery) }
+    try await worker.whenLocal {
+        try await $0.run(learner: learner, stop: stop, beforeDelivery: beforeDelivery)
+    }
 }
 
 /// Connects to `address`, retrying every 200 ms until `limit` has passed.
@@ -76,4 +94,18 @@ func connectWithRetry(
             try await Task.sleep(for: .milliseconds(200))
         }
     }
+}
+
+/// A flag raised once to ask a learner or worker to stop gracefully (SIGTERM, Ctrl-C).
+public final class StopSignal: Sendable {
+    private let raised = Mutex(false)
+
+    /// A signal not raised yet.
+    public init() {}
+
+    /// Raises the signal.
+    public func stop() { raised.withLock { $0 = true } }
+
+    /// Whether the signal was raised.
+    public var isStopped: Bool { raised.withLock { $0 } }
 }

@@ -43,16 +43,21 @@ public distributed actor RolloutWorkerActor {
     ///
     /// - Parameters:
     ///   - poll: how long to wait before asking again when the learner says `wait`.
+    ///   - stop: checked between batches; when raised, the worker returns.
     ///   - beforeDelivery: called with each batch index after sampling, before delivering (tests use
     ///     it to kill the worker with a batch in flight).
     /// - Throws: ``RemoteCallError`` when the learner is lost; ``RuntimeError`` on bad weights.
     public func run(
-        learner: LearnerActor, poll: Duration = .milliseconds(2),
+        learner: LearnerActor, poll: Duration = .milliseconds(2), stop: StopSignal? = nil,
         beforeDelivery: (@Sendable (Int) async -> Void)? = nil
     ) async throws {
         let node = actorSystem.node
         try swap(to: try await learner.join(worker: node))
         while true {
+            if stop?.isStopped == true {
+                logger.notice("stopping after \(batches) batches")
+                return
+            }
             let order = try await learner.requestWork(worker: node, haveVersion: version)
             switch order.status {
             case .finished:

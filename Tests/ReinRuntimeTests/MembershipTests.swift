@@ -80,3 +80,45 @@ struct MembershipTests {
         for system in [learnerSystem, victimSystem, newSystem] { await system.shutdown() }
     }
 }
+
+@Suite("Graceful drain")
+struct DrainTests {
+    @Test func aDrainedLearnerTrainsWhatItHandedOutAndEndsWithABalancedLedger() async throws {
+        let (config, reference, folder) = try tinyRun(steps: 50, maxStaleness: 2)
+        let bus = InMemoryBus()
+        let learnerSystem = ReinActorSystem(
+            bus: bus, name: LearnerActor.name, settings: testSettings, logger: quiet)
+        let workerSystems = (0..<2).map {
+            ReinActorSystem(bus: bus, name: "worker-\($0)", settings: testSettings, logger: quiet)
+        }
+        let learner = try LearnerActor.named(
+            on: learnerSystem, config: config, reference: reference, logger: quiet)
+        let stop = StopSignal()
+        let result = try await withThrowingTaskGroup(of: DistributedRunResult?.self) { group in
+            for system in workerSystems {
+                group.addTask {
+                    try await runWorker(
+                        on: system, learnerAddress: LearnerActor.name, config: config, gpt: reference.config,
+                        logger: quiet)
+                    return nil
+                }
+            }
+            group.addTask {
+                try await serveLearner(learner, on: learnerSystem, folder: folder, logger: quiet, stop: stop)
+            }
+            group.addTask {
+                _ = await eventually { (try? await learner.currentVersion()) ?? 0 >= 3 }
+                stop.stop()
+                return nil
+            }
+            var result: DistributedRunResult?
+            for try await value in group { result = result ?? value }
+            return result
+        }
+        for system in workerSystems + [learnerSystem] { await system.shutdown() }
+        let run = try #require(result)
+        #expect(run.metrics.count >= 3 && run.metrics.count < 50)
+        #expect(run.ledger.trained == run.metrics.count * 16 && run.ledger.produced == run.ledger.trained)
+        try run.ledger.check(final: true)
+    }
+}
