@@ -151,6 +151,7 @@ let package = Package(
             dependencies: [
                 "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks", "Rein", "ReinActors", "ReinRuntime",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

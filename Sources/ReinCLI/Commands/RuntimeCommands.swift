@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Rein
+import ReinActors
+import ReinModel
+import ReinRuntime
+import ReinTasks
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+import ZeroMQ
+
+/// Where the reference policy comes from: `train.reference`, or a random one (tests, demos).
+struct ReferenceOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Start from a random reference with this seed instead of train.reference (tests, demos).",
+            visibility: .hidden))
+    var randomReference: UInt64?
+
+    func load(_ config: RunConfig) throws -> GPTParameters {
+        if let seed = randomReference {
+            let task = try ArithmeticTask(config: config.task)
+            return try GPTParameters(config: config.gptConfig(vocab: task.tokenizer.vocabSize), seed: seed)
+        }
+        guard FileManager.default.fileExists(atPath: config.train.reference) else {
+            throw CLIError(
+                "no reference checkpoint at \(config.train.reference); run `rein pretrain` first (same config)"
+            )
+        }
+        return try Checkpoint.load(from: config.train.reference).parameters
+    }
+}
+
+/// Writes a line to stdout at once (a parent process may be waiting for it on a pipe).
+func emitNow(_ line: String) {
+    emit(line)
+    fflush(nil)
+}
+
+/// `rein learner`: the learner of a multi-process run.
+struct LearnerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "learner",
+        abstract: "Serve the learner: rollout workers (`rein worker`) connect to it; writes the run folder.",
+        discussion: """
+            Prints `learner listening on ENDPOINT` once bound. Trains train.steps batches, admitting \
+            samples under train.max_staleness, then writes metrics.jsonl and ledger.json. SIGTERM or \
+            Ctrl-C drains (no new batches; those handed out are trained) and exits 0.
+            """
+    )
+
+    @OptionGroup var options: ConfigOptions
+    @OptionGroup var reference: ReferenceOptions
+
+    @Option(name: .long, help: "Endpoint to listen on (tcp://HOST:PORT, port * for any; ipc://PATH).")
+    var bind = "tcp://0.0.0.0:7070"
+
+    func run() async throws {
+        let logger = Logger(label: "rein.learner")
+        let config = try options.load()
+        let parameters = try reference.load(config)
+        let folder = try RunFolder(path: config.runDir)
+        try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
+        let context = try ZMQContext()
+        let system = try ReinActorSystem(
+            context: context, configuration: .init(name: "learner", bind: bind), logger: logger)
+        let learner = try LearnerActor.named(
+            on: system, config: config, reference: parameters, logger: logger)
+        emitNow("learner listening on \(system.endpoint ?? bind)")
+        let outcome = Mutex<DistributedRunResult?>(nil)
+        let service = LearnerService(learner: learner, system: system, folder: folder, logger: logger) {
+            result in
+            outcome.withLock { $0 = result }
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        guard let result = outcome.withLock({ $0 }) else {
+            throw CLIError("the learner stopped without a result")
+        }
+        emitNow(
+            "run folder \(config.runDir): \(result.metrics.count) batches, policy version \(result.weights.version); "
+                + "ledger: \(result.ledger.summary)")
+    }
+}
+
+/// `rein worker`: a rollout worker of a multi-process run.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a rollout worker: connect to a learner, sample the batches it assigns, deliver them.",
+        discussion:
+            "Use the learner's config. SIGTERM or Ctrl-C delivers the batch being sampled and exits 0."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(name: .long, help: "The learner's endpoint (tcp://HOST:PORT or ipc://PATH).")
+    var learner: String
+
+    @Option(name: .long, help: "This worker's name (default worker-PID).")
+    var name: String?
+
+    func run() async throws {
+        let logger = Logger(label: "rein.worker")
+        let config = try options.load()
+        let task = try ArithmeticTask(config: config.task)
+        let context = try ZMQContext()
+        let system = try ReinActorSystem(
+            context: context, configuration: .init(name: name ?? "worker-\(getpid())"), logger: logger)
+        let service = WorkerService(
+            system: system, learnerAddress: learner, config: config,
+            gpt: config.gptConfig(vocab: task.tokenizer.vocabSize), logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
