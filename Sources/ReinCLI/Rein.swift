@@ -20,7 +20,7 @@ public struct Rein: AsyncParsableCommand {
             KLCommand.self,
             ModelCommand.self,
             TaskCommand.self,
-            BenchCommand.self, LearnerCommand.self, WorkerCommand.self,
+            BenchCommand.self, LearnerCommand.self, WorkerCommand.self, LaunchCommand.self,
         ]
     )
 
