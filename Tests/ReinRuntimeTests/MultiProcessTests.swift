@@ -1,0 +1,72 @@
+import Foundation
+import Rein
+import ReinRuntime
+import Testing
+
+/// The `rein` executable built next to the test bundle, if any.
+let reinExecutable: String? = {
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<3 {
+        let candidate = dir.appendingPathComponent("rein").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return nil
+}()
+
+/// `--set` overrides reproducing ``tinyRun(steps:maxStaleness:)`` (random reference seed 2).
+func tinyOverrides(steps: Int, maxStaleness: Int, runDir: String) -> [String] {
+    [
+        "threads=1", "model.context=16", "model.d_model=16", "model.layers=1", "model.heads=2",
+        "task.train_size=200", "task.held_out_size=50", "train.steps=\(steps)", "train.prompts_per_step=4",
+        "train.group_size=4", "train.eval_size=20", "train.lr=0.003", "train.max_staleness=\(maxStaleness)",
+        "train.kl.estimator=k2", "train.kl.ratio=token", "run_dir=\(runDir)",
+    ].flatMap { ["--set", $0] }
+}
+
+/// Runs `rein` with `arguments`; its exit status and standard output.
+func runRein(_ arguments: [String], timeout: Duration = .seconds(120)) async throws -> (Int32, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try #require(reinExecutable))
+    process.arguments = arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while process.isRunning, clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    return (process.terminationStatus, text)
+}
+
+@Suite(
+    "Multi-process runs on loopback (rein launch)",
+    .enabled(if: reinExecutable != nil, "needs the built rein"))
+struct MultiProcessTests {
+    @Test func launchWithThreeWorkersBalancesTheLedgerAndEqualsTheSingleProcessRun() async throws {
+        let (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: 0)
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
+        var expected: [StepMetrics] = []
+        for _ in 0..<config.train.steps { expected.append(try trainer.runStep()) }
+
+        let runDir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-launch-\(UUID().uuidString)"
+        ).path
+        let (status, output) = try await runRein(
+            ["launch", "--workers", "3", "--random-reference", "2"]
+                + tinyOverrides(steps: 4, maxStaleness: 0, runDir: runDir))
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("[learner] learner listening on tcp://127.0.0.1:"))
+        let ledger = try JSONDecoder().decode(
+            RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: runDir + "/ledger.json")))
+        #expect(
+            ledger.balances && ledger.trained == 4 * 16 && ledger.produced == 4 * 16 && ledger.inFlight == 0)
+        let lines = try String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8).split(
+            separator: "\n")
+        let metrics = try lines.map { try JSONDecoder().decode(StepMetrics.self, from: Data($0.utf8)) }
+        #expect(metrics.map(comparable) == expected.map(comparable))
+    }
+}
