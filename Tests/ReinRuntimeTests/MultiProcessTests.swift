@@ -42,6 +42,15 @@ func runRein(_ arguments: [String], timeout: Duration = .seconds(120)) async thr
     return (process.terminationStatus, text)
 }
 
+/// The child processes of `pid` (spawned from any of its threads), from /proc.
+func childProcesses(of pid: Int32) -> [Int32] {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+    return tasks.flatMap { task in
+        ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? "")
+            .split(separator: " ").compactMap { Int32($0) }
+    }
+}
+
 @Suite(
     "Multi-process runs on loopback (rein launch)",
     .enabled(if: reinExecutable != nil, "needs the built rein"))
@@ -68,5 +77,57 @@ struct MultiProcessTests {
             separator: "\n")
         let metrics = try lines.map { try JSONDecoder().decode(StepMetrics.self, from: Data($0.utf8)) }
         #expect(metrics.map(comparable) == expected.map(comparable))
+    }
+
+    @Test func aWorkerKilledWithSIGKILLIsRestartedAndSIGTERMDrainsTheRunToABalancedLedger() async throws {
+        let runDir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-kill-\(UUID().uuidString)"
+        ).path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(reinExecutable))
+        process.arguments =
+            ["launch", "--workers", "2", "--random-reference", "2"]
+            + tinyOverrides(steps: 1_000_000, maxStaleness: 2, runDir: runDir)
+        let errors = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-kill-\(UUID().uuidString).log")
+        #expect(FileManager.default.createFile(atPath: errors.path, contents: nil))
+        let errorHandle = try FileHandle(forWritingTo: errors)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errorHandle
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let log = { (try? String(contentsOf: errors, encoding: .utf8)) ?? "" }
+
+        // Wait for both workers to be at work, then SIGKILL one of them.
+        #expect(
+            await eventually(within: .seconds(30)) {
+                log().components(separatedBy: "joined at version").count >= 3
+            })
+        let workers = childProcesses(of: process.processIdentifier).filter {
+            ((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").contains("worker")
+        }
+        let victim = try #require(workers.first, "\(log())")
+        kill(victim, SIGKILL)
+        #expect(
+            await eventually(within: .seconds(30)) { log().contains("restart 1") }, "the launcher restarts it"
+        )
+        #expect(
+            await eventually(within: .seconds(30)) {
+                log().components(separatedBy: "joined at version").count >= 4
+            },
+            "the restarted worker rejoins")
+
+        let running = childProcesses(of: process.processIdentifier)
+        #expect(running.count == 3, "the learner and two workers")
+        kill(process.processIdentifier, SIGTERM)
+        #expect(await eventually(within: .seconds(40)) { !process.isRunning })
+        process.waitUntilExit()
+        try errorHandle.close()
+        #expect(process.terminationStatus == 0, "\(log())")
+        let ledger = try JSONDecoder().decode(
+            RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: runDir + "/ledger.json")))
+        #expect(ledger.balances && ledger.inFlight == 0 && ledger.trained > 0)
+        #expect(ledger.produced == ledger.trained + ledger.lost + ledger.droppedTotal)
+        #expect(running.allSatisfy { kill($0, 0) != 0 }, "no child outlives the launcher")
     }
 }
