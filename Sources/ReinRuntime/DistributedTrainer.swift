@@ -4,6 +4,7 @@ import Logging
 import Rein
 import ReinActors
 import ReinModel
+import ZeroMQ
 
 /// What a distributed run produced.
 public struct DistributedRunResult: Sendable {
@@ -27,25 +28,37 @@ public func watchMembership(of system: ReinActorSystem, for learner: LearnerActo
     }
 }
 
-/// The learner and `workers` rollout workers in one process, each on its own node of an
-/// ``InMemoryBus``, talking through the actor system exactly as separate processes do.
+/// The learner and `workers` rollout workers in one process, each on its own node (of an
+/// ``InMemoryBus``, or of ZeroMQ over `inproc://`), talking through the actor system exactly as
+/// separate processes do.
 public struct DistributedTrainer: Sendable {
+    /// How the nodes of a one-process run reach each other.
+    public enum Transport: String, Sendable, CaseIterable {
+        /// The in-memory bus (tests).
+        case inMemory
+        /// ZeroMQ `inproc://` sockets: the same transport code as multi-process runs.
+        case inproc
+    }
+
     public let config: RunConfig
     public let reference: GPTParameters
     public let folder: RunFolder
     public let workers: Int
+    public let transport: Transport
     public let settings: ReinActorSystem.Settings
     let logger: Logger
 
     /// A run of `config` from `reference` with `workers` workers, writing into `folder`.
     public init(
         config: RunConfig, reference: GPTParameters, folder: RunFolder, workers: Int,
-        settings: ReinActorSystem.Settings = ReinActorSystem.Settings(), logger: Logger
+        transport: Transport = .inMemory, settings: ReinActorSystem.Settings = ReinActorSystem.Settings(),
+        logger: Logger
     ) {
         self.config = config
         self.reference = reference
         self.folder = folder
         self.workers = workers
+        self.transport = transport
         self.settings = settings
         self.logger = logger
     }
@@ -53,13 +66,39 @@ public struct DistributedTrainer: Sendable {
     /// Runs `config.train.steps` batches; writes `metrics.jsonl` and `ledger.json`.
     /// - Throws: ``RuntimeError`` if the ledger does not balance at the end, or what a part threw.
     public func run() async throws -> DistributedRunResult {
-        let bus = InMemoryBus()
-        let learnerSystem = ReinActorSystem(
-            bus: bus, name: LearnerActor.name, settings: settings, logger: logger)
-        let workerSystems = (0..<workers).map {
-            ReinActorSystem(bus: bus, name: "worker-\($0)", settings: settings, logger: logger)
+        let learnerSystem: ReinActorSystem
+        let workerSystems: [ReinActorSystem]
+        let learnerAddress: String
+        var context: ZMQContext?  // kept alive until every system has shut down
+        defer { withExtendedLifetime(context) {} }
+        switch transport {
+        case .inMemory:
+            let bus = InMemoryBus()
+            learnerSystem = ReinActorSystem(
+                bus: bus, name: LearnerActor.name, settings: settings, logger: logger)
+            workerSystems = (0..<workers).map {
+                ReinActorSystem(bus: bus, name: "worker-\($0)", settings: settings, logger: logger)
+            }
+            learnerAddress = LearnerActor.name
+        case .inproc:
+            let zmq = try ZMQContext()
+            context = zmq
+            learnerSystem = try ReinActorSystem(
+                context: zmq,
+                configuration: .init(
+                    name: LearnerActor.name, bind: "inproc://rein-learner-\(UUID().uuidString)"),
+                settings: settings, logger: logger)
+            workerSystems = try (0..<workers).map {
+                try ReinActorSystem(
+                    context: zmq, configuration: .init(name: "worker-\($0)"), settings: settings,
+                    logger: logger)
+            }
+            guard let endpoint = learnerSystem.endpoint else {
+                throw RuntimeError("the learner did not bind")
+            }
+            learnerAddress = endpoint
         }
-        let systems = [learnerSystem] + workerSystems
+        let systems = workerSystems + [learnerSystem]  // workers leave first
         do {
             let learner = try LearnerActor.named(
                 on: learnerSystem, config: config, reference: reference, logger: logger)
@@ -67,7 +106,7 @@ public struct DistributedTrainer: Sendable {
                 for system in workerSystems {
                     group.addTask {
                         try await runWorker(
-                            on: system, learnerAddress: LearnerActor.name, config: config,
+                            on: system, learnerAddress: learnerAddress, config: config,
                             gpt: reference.config,
                             logger: logger)
                         return nil

@@ -53,7 +53,8 @@ func comparable(_ m: StepMetrics) -> [Double] {
 
 @Suite("Distributed trainer, one process")
 struct DistributedTrainerTests {
-    @Test func synchronousRunEqualsTheSingleProcessTrainer() async throws {
+    @Test(arguments: DistributedTrainer.Transport.allCases)
+    func synchronousRunEqualsTheSingleProcessTrainer(transport: DistributedTrainer.Transport) async throws {
         let (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: 0)
         let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
         var expected: [StepMetrics] = []
@@ -61,7 +62,8 @@ struct DistributedTrainerTests {
 
         let (_, _, folder2) = try tinyRun()
         let result = try await DistributedTrainer(
-            config: config, reference: reference, folder: folder2, workers: 3, settings: testSettings,
+            config: config, reference: reference, folder: folder2, workers: 3, transport: transport,
+            settings: testSettings,
             logger: quiet
         ).run()
         #expect(result.metrics.count == expected.count)
