@@ -42,6 +42,8 @@ public distributed actor LearnerActor {
     private var consumed = 0
     private var metrics: [StepMetrics] = []
     private var workers: Set<NodeID> = []
+    /// Recent weights by version, oldest first (for lag injection).
+    private var ring: [(version: Int, parameters: GPTParameters)]
     /// Workers told that the run is over.
     private var released: Set<NodeID> = []
 
@@ -57,6 +59,7 @@ public distributed actor LearnerActor {
         self.batchSize = config.train.promptsPerStep * config.train.groupSize
         self.learner = try Learner(
             config: config.train, policy: reference, reference: reference, threads: config.threads)
+        self.ring = [(0, reference)]
     }
 
     /// A learner registered on `system` under the well-known ``name``, where workers resolve it.
@@ -89,19 +92,42 @@ public distributed actor LearnerActor {
         } else {
             return WorkOrder(status: .wait)  // everything assigned; wait for the end or a loss
         }
-        guard candidate - consumed <= config.train.maxStaleness else { return WorkOrder(status: .wait) }
+        guard candidate - consumed <= aheadLimit else { return WorkOrder(status: .wait) }
         if candidate == nextFresh { nextFresh += 1 } else { retry.removeAll { $0 == candidate } }
         let attempt = attempts[candidate, default: 0]
         attempts[candidate] = attempt + 1
+        let sampling = samplingWeights()
         assigned[candidate] = Assignment(
-            worker: worker, attempt: attempt, version: learner.version, count: batchSize)
+            worker: worker, attempt: attempt, version: sampling.version, count: batchSize)
         ledger.produced += batchSize
         ledger.inFlight += batchSize
         let weights =
-            haveVersion == learner.version
-            ? nil : PolicyWeights(version: learner.version, values: learner.model.parameters.values)
+            haveVersion == sampling.version
+            ? nil : PolicyWeights(version: sampling.version, values: sampling.parameters.values)
         return WorkOrder(
-            status: .sample, index: candidate, attempt: attempt, version: learner.version, weights: weights)
+            status: .sample, index: candidate, attempt: attempt, version: sampling.version, weights: weights)
+    }
+
+    /// How far past the last trained batch indices may be handed out: `max_staleness` minus the
+    /// lag injected on purpose (so injected lag alone never gets a batch dropped).
+    private var aheadLimit: Int { max(0, config.train.maxStaleness - config.train.injectLag) }
+
+    /// The weights to sample with: the newest kept version at least `inject_lag` versions older
+    /// than the learner (as ``Rein/Trainer`` does).
+    private func samplingWeights() -> (version: Int, parameters: GPTParameters) {
+        let target = learner.version - config.train.injectLag
+        return ring.last(where: { $0.version <= target }) ?? ring[0]
+    }
+
+    /// Keeps the current weights in the ring and trims what lag injection can no longer use.
+    private func remember() {
+        guard config.train.injectLag > 0 else {
+            ring = [(learner.version, learner.model.parameters)]
+            return
+        }
+        ring.append((learner.version, learner.model.parameters))
+        let oldestNeeded = learner.version - config.train.injectLag
+        while ring.count > 1, ring[1].version <= oldestNeeded { ring.removeFirst() }
     }
 
     /// `worker` delivers batch `index` (attempt `attempt`); trains every batch now ready in index order.
@@ -147,6 +173,7 @@ public distributed actor LearnerActor {
             actorSystem.policyVersion = UInt64(learner.version)
             metrics.append(step)
             consumed += 1
+            remember()
         }
     }
 

@@ -18,7 +18,9 @@ let testSettings = ReinActorSystem.Settings(
     transportableErrors: [RuntimeError.self])
 
 /// A tiny run: random tiny reference, 4 prompts × group 4, in a fresh temporary folder.
-func tinyRun(steps: Int = 4, maxStaleness: Int = 0) throws -> (RunConfig, GPTParameters, RunFolder) {
+func tinyRun(steps: Int = 4, maxStaleness: Int = 0, injectLag: Int = 0) throws -> (
+    RunConfig, GPTParameters, RunFolder
+) {
     var config = RunConfig()
     config.threads = 1
     config.model.context = 16
@@ -33,6 +35,7 @@ func tinyRun(steps: Int = 4, maxStaleness: Int = 0) throws -> (RunConfig, GPTPar
     config.train.evalSize = 20
     config.train.lr = 3e-3
     config.train.maxStaleness = maxStaleness
+    config.train.injectLag = injectLag
     config.train.kl = KLConfiguration(estimator: .k2, ratio: .token)
     try config.validate()
     let reference = try GPTParameters(config: config.gptConfig(vocab: Tokenizer.standard.vocabSize), seed: 2)
@@ -79,6 +82,22 @@ struct DistributedTrainerTests {
         let written = try JSONDecoder().decode(
             RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: folder2.file("ledger.json"))))
         #expect(written == ledger)
+    }
+
+    @Test func injectedLagSamplesWithOlderWeightsExactlyAsTheSingleProcessTrainer() async throws {
+        let (config, reference, folder) = try tinyRun(steps: 5, maxStaleness: 2, injectLag: 2)
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
+        var expected: [StepMetrics] = []
+        for _ in 0..<config.train.steps { expected.append(try trainer.runStep()) }
+        #expect(expected.map(\.lagMax) == [0, 1, 2, 2, 2])
+
+        let (_, _, folder2) = try tinyRun()
+        let result = try await DistributedTrainer(
+            config: config, reference: reference, folder: folder2, workers: 2, settings: testSettings,
+            logger: quiet
+        ).run()
+        #expect(result.metrics.map(comparable) == expected.map(comparable))
+        #expect(result.weights.values == trainer.learner.model.parameters.values)
     }
 
     @Test func asynchronousRunTrainsEveryBatchWithinTheStalenessBound() async throws {
