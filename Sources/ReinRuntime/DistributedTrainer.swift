@@ -69,8 +69,12 @@ public struct DistributedTrainer: Sendable {
         let learnerSystem: ReinActorSystem
         let workerSystems: [ReinActorSystem]
         let learnerAddress: String
+        var broadcaster: WeightBroadcaster?
         var context: ZMQContext?  // kept alive until every system has shut down
-        defer { withExtendedLifetime(context) {} }
+        defer {
+            broadcaster?.close()
+            withExtendedLifetime(context) {}
+        }
         switch transport {
         case .inMemory:
             let bus = InMemoryBus()
@@ -97,18 +101,21 @@ public struct DistributedTrainer: Sendable {
                 throw RuntimeError("the learner did not bind")
             }
             learnerAddress = endpoint
+            broadcaster = try WeightBroadcaster(
+                context: zmq, node: learnerSystem.node, bind: "inproc://rein-weights-\(UUID().uuidString)")
         }
         let systems = workerSystems + [learnerSystem]  // workers leave first
         do {
             let learner = try LearnerActor.named(
-                on: learnerSystem, config: config, reference: reference, logger: logger)
+                on: learnerSystem, config: config, reference: reference, broadcaster: broadcaster,
+                logger: logger)
+            let workerContext = context
             let result = try await withThrowingTaskGroup(of: DistributedRunResult?.self) { group in
                 for system in workerSystems {
                     group.addTask {
                         try await runWorker(
                             on: system, learnerAddress: learnerAddress, config: config,
-                            gpt: reference.config,
-                            logger: logger)
+                            gpt: reference.config, logger: logger, context: workerContext)
                         return nil
                     }
                 }

@@ -31,6 +31,7 @@ public distributed actor LearnerActor {
     private let learner: Learner
     private let logger: Logger
     private let batchSize: Int
+    private let broadcaster: WeightBroadcaster?
     /// Batches to train (or drop) before the run is over: `train.steps`, or fewer after ``drain()``.
     private var end: Int
     private var ledger = RuntimeLedger()
@@ -46,13 +47,16 @@ public distributed actor LearnerActor {
     private var ring: [(version: Int, parameters: GPTParameters)]
     /// Workers told that the run is over.
     private var released: Set<NodeID> = []
+    private var fetches = 0
 
     /// A learner starting from `reference` (also the KL reference) that trains `config.train.steps`
     /// batches.
     public init(
-        actorSystem: ReinActorSystem, config: RunConfig, reference: GPTParameters, logger: Logger
+        actorSystem: ReinActorSystem, config: RunConfig, reference: GPTParameters,
+        broadcaster: WeightBroadcaster? = nil, logger: Logger
     ) throws {
         self.actorSystem = actorSystem
+        self.broadcaster = broadcaster
         self.config = config
         self.logger = logger
         self.end = config.train.steps
@@ -64,22 +68,47 @@ public distributed actor LearnerActor {
 
     /// A learner registered on `system` under the well-known ``name``, where workers resolve it.
     public static func named(
-        on system: ReinActorSystem, config: RunConfig, reference: GPTParameters, logger: Logger
+        on system: ReinActorSystem, config: RunConfig, reference: GPTParameters,
+        broadcaster: WeightBroadcaster? = nil, logger: Logger
     ) throws -> LearnerActor {
         try system.withName(name) {
-            try LearnerActor(actorSystem: system, config: config, reference: reference, logger: logger)
+            try LearnerActor(
+                actorSystem: system, config: config, reference: reference, broadcaster: broadcaster,
+                logger: logger)
         }
     }
 
-    /// A worker joins (or rejoins): the current weights and version.
-    public distributed func join(worker: NodeID) -> PolicyWeights {
+    /// A worker joins (or rejoins): the current weights and version, and where new versions are
+    /// broadcast (if they are).
+    public distributed func join(worker: NodeID) -> JoinReply {
         workers.insert(worker)
         logger.info("worker \(worker) joined at version \(learner.version)")
-        return PolicyWeights(version: learner.version, values: learner.model.parameters.values)
+        return JoinReply(
+            weights: PolicyWeights(version: learner.version, values: learner.model.parameters.values),
+            broadcast: broadcaster?.endpoint, keepVersions: config.train.injectLag + 2)
     }
 
+    /// The weights of `version`, if the learner still has them (the current version, or one kept
+    /// for lag injection): for workers that missed a broadcast.
+    public distributed func fetchWeights(version: Int) throws -> PolicyWeights {
+        fetches += 1
+        if version == learner.version {
+            return PolicyWeights(version: version, values: learner.model.parameters.values)
+        }
+        guard let kept = ring.last(where: { $0.version == version }) else {
+            throw RuntimeError(
+                "weights of version \(version) are no longer kept (learner at \(learner.version))")
+        }
+        return PolicyWeights(version: version, values: kept.parameters.values)
+    }
+
+    /// Weight fetches so far (broadcasts missed by workers).
+    public distributed func fetchCount() -> Int { fetches }
+
     /// The next piece of work for `worker`, whose weights are at `haveVersion`.
-    public distributed func requestWork(worker: NodeID, haveVersion: Int) -> WorkOrder {
+    /// With `inline` false the order never carries weights (the worker gets them from the
+    /// broadcast, or ``fetchWeights(version:)``).
+    public distributed func requestWork(worker: NodeID, haveVersion: Int, inline: Bool = true) -> WorkOrder {
         guard consumed < end else {
             released.insert(worker)
             return WorkOrder(status: .finished)
@@ -102,7 +131,7 @@ public distributed actor LearnerActor {
         ledger.produced += batchSize
         ledger.inFlight += batchSize
         let weights =
-            haveVersion == sampling.version
+            haveVersion == sampling.version || !inline
             ? nil : PolicyWeights(version: sampling.version, values: sampling.parameters.values)
         return WorkOrder(
             status: .sample, index: candidate, attempt: attempt, version: sampling.version, weights: weights)
@@ -131,7 +160,9 @@ public distributed actor LearnerActor {
     }
 
     /// `worker` delivers batch `index` (attempt `attempt`); trains every batch now ready in index order.
-    public distributed func deliver(worker: NodeID, index: Int, attempt: Int, batch: RolloutBatch) throws {
+    public distributed func deliver(worker: NodeID, index: Int, attempt: Int, batch: RolloutBatch)
+        async throws
+    {
         guard let assignment = assigned[index], assignment.worker == worker, assignment.attempt == attempt
         else {
             // Its batch was given up as lost (and counted so) and reassigned: never trained.
@@ -144,7 +175,16 @@ public distributed actor LearnerActor {
         }
         assigned[index] = nil
         delivered[index] = (batch, assignment.version)
+        let before = learner.version
         try trainReady()
+        if let broadcaster, learner.version != before {
+            do {
+                try await broadcaster.publish(
+                    PolicyWeights(version: learner.version, values: learner.model.parameters.values))
+            } catch {
+                logger.warning("weight broadcast of version \(learner.version) failed: \(error)")
+            }
+        }
     }
 
     /// Trains (or drops) delivered batches while the next index is there.

@@ -51,3 +51,20 @@ public struct WorkOrder: Codable, Sendable, Hashable {
         UInt64(index) << 20 | UInt64(attempt) << 16
     }
 }
+
+/// The learner's answer to a joining worker.
+public struct JoinReply: Codable, Sendable, Hashable {
+    /// The current weights.
+    public var weights: PolicyWeights
+    /// Where new versions are broadcast (a ``WeightBroadcaster``), if they are.
+    public var broadcast: String?
+    /// How many recent versions a worker should keep (lag injection samples with older ones).
+    public var keepVersions: Int
+
+    /// A reply with every field given.
+    public init(weights: PolicyWeights, broadcast: String?, keepVersions: Int) {
+        self.weights = weights
+        self.broadcast = broadcast
+        self.keepVersions = keepVersions
+    }
+}

@@ -5,6 +5,7 @@ import Rein
 import ReinActors
 import ReinModel
 import Synchronization
+import ZeroMQ
 
 /// The learner side of every launch mode: serves `learner` (made with
 /// ``LearnerActor/named(on:config:reference:logger:)``) on `system` until the run is
@@ -65,7 +66,7 @@ public func writeRun(_ result: DistributedRunResult, to folder: RunFolder) throw
 /// - Throws: ``RemoteCallError`` if the learner cannot be reached or is lost.
 public func runWorker(
     on system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig, logger: Logger,
-    connectTimeout: Duration = .seconds(30), stop: StopSignal? = nil,
+    context: ZMQContext? = nil, connectTimeout: Duration = .seconds(30), stop: StopSignal? = nil,
     beforeDelivery: (@Sendable (Int) async -> Void)? = nil
 ) async throws {
     let worker = try RolloutWorkerActor(actorSystem: system, config: config, gpt: gpt, logger: logger)
@@ -73,7 +74,9 @@ public func runWorker(
     logger.info("connected to the learner at \(learnerAddress) (\(peer))")
     let learner = try LearnerActor.resolve(id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
     try await worker.whenLocal {
-        try await $0.run(learner: learner, stop: stop, beforeDelivery: beforeDelivery)
+        try await $0.run(
+            learner: learner, context: context, learnerAddress: learnerAddress, stop: stop,
+            beforeDelivery: beforeDelivery)
     }
 }
 
