@@ -3,6 +3,7 @@ import Rein
 import ReinActors
 import ReinModel
 import ServiceLifecycle
+import ZeroMQ
 
 /// The learner process as a swift-service-lifecycle `Service`: serves the learner until the run
 /// is over; on graceful shutdown (SIGTERM) it drains — no new batches, the ones handed out are
@@ -51,11 +52,15 @@ public struct WorkerService: Service, CustomStringConvertible {
     let config: RunConfig
     let gpt: GPTConfig
     let logger: Logger
+    let context: ZMQContext?
 
-    /// A worker on `system` for the learner at `learnerAddress`.
+    /// A worker on `system` for the learner at `learnerAddress`; with a `context`, it subscribes
+    /// to the learner's weight broadcast.
     public init(
-        system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig, logger: Logger
+        system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig,
+        context: ZMQContext? = nil, logger: Logger
     ) {
+        self.context = context
         self.system = system
         self.learnerAddress = learnerAddress
         self.config = config
@@ -71,7 +76,7 @@ public struct WorkerService: Service, CustomStringConvertible {
             try await withGracefulShutdownHandler {
                 try await runWorker(
                     on: system, learnerAddress: learnerAddress, config: config, gpt: gpt, logger: logger,
-                    stop: stop)
+                    context: context, stop: stop)
             } onGracefulShutdown: {
                 stop.stop()
             }

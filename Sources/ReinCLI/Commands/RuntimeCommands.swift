@@ -58,6 +58,23 @@ struct LearnerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Endpoint to listen on (tcp://HOST:PORT, port * for any; ipc://PATH).")
     var bind = "tcp://0.0.0.0:7070"
 
+    @Option(
+        name: .long,
+        help: "Endpoint of the weight broadcast (PUB); default: the --bind host on any free port.")
+    var broadcastBind: String?
+
+    /// The default broadcast endpoint for a learner bound to `bind`: same host, any port (tcp),
+    /// `PATH.weights` (ipc), none otherwise.
+    static func broadcastEndpoint(for bind: String) -> String? {
+        if bind.hasPrefix("tcp://"), let colon = bind.lastIndex(of: ":"),
+            colon > bind.index(bind.startIndex, offsetBy: 5)
+        {
+            return String(bind[..<colon]) + ":*"
+        }
+        if bind.hasPrefix("ipc://") { return bind + ".weights" }
+        return nil
+    }
+
     func run() async throws {
         let logger = Logger(label: "rein.learner")
         let config = try options.load()
@@ -67,9 +84,14 @@ struct LearnerCommand: AsyncParsableCommand {
         let context = try ZMQContext()
         let system = try ReinActorSystem(
             context: context, configuration: .init(name: "learner", bind: bind), logger: logger)
+        let broadcaster = try (broadcastBind ?? Self.broadcastEndpoint(for: bind)).map {
+            try WeightBroadcaster(context: context, node: system.node, bind: $0)
+        }
+        defer { broadcaster?.close() }
         let learner = try LearnerActor.named(
-            on: system, config: config, reference: parameters, logger: logger)
+            on: system, config: config, reference: parameters, broadcaster: broadcaster, logger: logger)
         emitNow("learner listening on \(system.endpoint ?? bind)")
+        if let endpoint = broadcaster?.endpoint { logger.info("weights broadcast on \(endpoint)") }
         let outcome = Mutex<DistributedRunResult?>(nil)
         let service = LearnerService(learner: learner, system: system, folder: folder, logger: logger) {
             result in
@@ -115,7 +137,7 @@ struct WorkerCommand: AsyncParsableCommand {
             context: context, configuration: .init(name: name ?? "worker-\(getpid())"), logger: logger)
         let service = WorkerService(
             system: system, learnerAddress: learner, config: config,
-            gpt: config.gptConfig(vocab: task.tokenizer.vocabSize), logger: logger)
+            gpt: config.gptConfig(vocab: task.tokenizer.vocabSize), context: context, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
