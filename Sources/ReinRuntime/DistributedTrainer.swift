@@ -40,11 +40,17 @@ public struct DistributedTrainer: Sendable {
         case inproc
     }
 
+    /// The run configuration.
     public let config: RunConfig
+    /// The reference policy (also the starting policy).
     public let reference: GPTParameters
+    /// Where metrics.jsonl and ledger.json go.
     public let folder: RunFolder
+    /// Rollout workers.
     public let workers: Int
+    /// How the nodes reach each other.
     public let transport: Transport
+    /// Timeouts and heartbeats of every node.
     public let settings: ReinActorSystem.Settings
     let logger: Logger
 

@@ -24,6 +24,7 @@ public struct WorkOrder: Codable, Sendable, Hashable {
         case finished
     }
 
+    /// What the worker should do.
     public var status: Status
     /// The batch index (step) to sample: it fixes the prompts, the seed and the sample ids.
     public var index: Int
