@@ -14,6 +14,13 @@ public struct DistributedRunResult: Sendable {
     public var ledger: RuntimeLedger
     /// The final weights and version.
     public var weights: PolicyWeights
+    /// How busy the learner was.
+    public var utilisation = LearnerUtilisation(busySeconds: 0, wallSeconds: 0)
+
+    /// Samples trained per second of the run's wall time.
+    public var trainedPerSecond: Double {
+        utilisation.wallSeconds > 0 ? Double(ledger.trained) / utilisation.wallSeconds : 0
+    }
 }
 
 /// Forwards the death or departure of worker nodes to the learner, so their batches count lost.

@@ -48,6 +48,13 @@ public distributed actor LearnerActor {
     /// Workers told that the run is over.
     private var released: Set<NodeID> = []
     private var fetches = 0
+    private let clock = ContinuousClock()
+    /// When the first worker joined (the start of the learner's working time).
+    private var firstJoin: ContinuousClock.Instant?
+    /// When the last batch was consumed.
+    private var lastConsumed: ContinuousClock.Instant?
+    /// Time spent in learner steps.
+    private var busy = Duration.zero
 
     /// A learner starting from `reference` (also the KL reference) that trains `config.train.steps`
     /// batches.
@@ -82,6 +89,7 @@ public distributed actor LearnerActor {
     /// broadcast (if they are).
     public distributed func join(worker: NodeID) -> JoinReply {
         workers.insert(worker)
+        if firstJoin == nil { firstJoin = clock.now }
         logger.info("worker \(worker) joined at version \(learner.version)")
         return JoinReply(
             weights: PolicyWeights(version: learner.version, values: learner.model.parameters.values),
@@ -100,6 +108,12 @@ public distributed actor LearnerActor {
                 "weights of version \(version) are no longer kept (learner at \(learner.version))")
         }
         return PolicyWeights(version: version, values: kept.parameters.values)
+    }
+
+    /// Seconds spent training and seconds from the first join to the last batch consumed.
+    public distributed func utilisation() -> LearnerUtilisation {
+        let wall = firstJoin.flatMap { start in lastConsumed.map { $0 - start } } ?? .zero
+        return LearnerUtilisation(busySeconds: seconds(busy), wallSeconds: seconds(wall))
     }
 
     /// Weight fetches so far (broadcasts missed by workers).
@@ -205,7 +219,9 @@ public distributed actor LearnerActor {
                 step.dropped = n
                 logger.warning("dropped \(n) samples of batch \(consumed) with lag \(lag) > max_staleness")
             } else {
+                let t0 = clock.now
                 let learned = try learner.step(batch)
+                busy += clock.now - t0
                 ledger.trained += n
                 step.learner = learned
             }
@@ -213,6 +229,7 @@ public distributed actor LearnerActor {
             actorSystem.policyVersion = UInt64(learner.version)
             metrics.append(step)
             consumed += 1
+            lastConsumed = clock.now
             remember()
         }
     }

@@ -69,3 +69,20 @@ public struct JoinReply: Codable, Sendable, Hashable {
         self.keepVersions = keepVersions
     }
 }
+
+/// How busy the learner was: time in learner steps against the wall time of the run.
+public struct LearnerUtilisation: Codable, Sendable, Hashable {
+    /// Seconds spent in learner steps.
+    public var busySeconds: Double
+    /// Seconds from the first worker joining to the last batch trained or dropped.
+    public var wallSeconds: Double
+
+    /// Utilisation from its two times.
+    public init(busySeconds: Double, wallSeconds: Double) {
+        self.busySeconds = busySeconds
+        self.wallSeconds = wallSeconds
+    }
+
+    /// busy / wall (0 before any work).
+    public var busyFraction: Double { wallSeconds > 0 ? busySeconds / wallSeconds : 0 }
+}

@@ -42,7 +42,7 @@ public func serveLearner(
     while clock.now < deadline, try await !learner.allWorkersReleased() { try await Task.sleep(for: poll) }
     let result = DistributedRunResult(
         metrics: try await learner.stepMetrics(), ledger: try await learner.currentLedger(),
-        weights: try await learner.currentWeights())
+        weights: try await learner.currentWeights(), utilisation: try await learner.utilisation())
     try writeRun(result, to: folder)
     logger.info("ledger: \(result.ledger.summary)")
     return result

@@ -108,6 +108,11 @@ struct LearnerCommand: AsyncParsableCommand {
         emitNow(
             "run folder \(config.runDir): \(result.metrics.count) batches, policy version \(result.weights.version); "
                 + "ledger: \(result.ledger.summary)")
+        emitNow(
+            String(
+                format: "learner busy %.0f%% of %.2f s; %.0f samples trained per second",
+                100 * result.utilisation.busyFraction, result.utilisation.wallSeconds, result.trainedPerSecond
+            ))
     }
 }
 

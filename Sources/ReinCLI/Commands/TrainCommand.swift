@@ -140,6 +140,11 @@ extension TrainCommand {
             "run folder \(config.runDir): held-out accuracy \(percent(greedy.accuracy)) greedy after "
                 + "\(result.metrics.count) batches with \(workers) workers (policy version \(result.weights.version)); "
                 + "ledger: \(result.ledger.summary)")
+        emit(
+            String(
+                format: "learner busy %.0f%% of %.2f s; %.0f samples trained per second",
+                100 * result.utilisation.busyFraction, result.utilisation.wallSeconds, result.trainedPerSecond
+            ))
     }
 }
 
