@@ -1,4 +1,5 @@
 import Distributed
+import Foundation
 import Logging
 import Rein
 import ReinActors
@@ -28,7 +29,16 @@ public distributed actor LearnerActor {
     }
 
     private let config: RunConfig
-    private let learner: Learner
+    /// The model and optimizer; touched only by the training task (see ``trainLoop()``).
+    private let core: LearnerCore
+    /// The policy version after the last completed step.
+    private var version = 0
+    /// The weights of ``version``.
+    private var current: GPTParameters
+    /// Whether the training task is running.
+    private var training = false
+    /// The error that stopped training, rethrown by ``isFinished()``.
+    private var failure: RuntimeError?
     private let logger: Logger
     private let batchSize: Int
     private let broadcaster: WeightBroadcaster?
@@ -68,8 +78,10 @@ public distributed actor LearnerActor {
         self.logger = logger
         self.end = config.train.steps
         self.batchSize = config.train.promptsPerStep * config.train.groupSize
-        self.learner = try Learner(
-            config: config.train, policy: reference, reference: reference, threads: config.threads)
+        self.core = LearnerCore(
+            try Learner(
+                config: config.train, policy: reference, reference: reference, threads: config.threads))
+        self.current = reference
         self.ring = [(0, reference)]
     }
 
@@ -90,24 +102,22 @@ public distributed actor LearnerActor {
     public distributed func join(worker: NodeID) -> JoinReply {
         workers.insert(worker)
         if firstJoin == nil { firstJoin = clock.now }
-        logger.info("worker \(worker) joined at version \(learner.version)")
+        logger.info("worker \(worker) joined at version \(version)")
         return JoinReply(
-            weights: PolicyWeights(version: learner.version, values: learner.model.parameters.values),
+            weights: PolicyWeights(version: version, values: current.values),
             broadcast: broadcaster?.endpoint, keepVersions: config.train.injectLag + 2)
     }
 
     /// The weights of `version`, if the learner still has them (the current version, or one kept
     /// for lag injection): for workers that missed a broadcast.
-    public distributed func fetchWeights(version: Int) throws -> PolicyWeights {
+    public distributed func fetchWeights(version wanted: Int) throws -> PolicyWeights {
         fetches += 1
-        if version == learner.version {
-            return PolicyWeights(version: version, values: learner.model.parameters.values)
-        }
-        guard let kept = ring.last(where: { $0.version == version }) else {
+        if wanted == version { return PolicyWeights(version: version, values: current.values) }
+        guard let kept = ring.last(where: { $0.version == wanted }) else {
             throw RuntimeError(
-                "weights of version \(version) are no longer kept (learner at \(learner.version))")
+                "weights of version \(wanted) are no longer kept (learner at \(version))")
         }
-        return PolicyWeights(version: version, values: kept.parameters.values)
+        return PolicyWeights(version: wanted, values: kept.parameters.values)
     }
 
     /// Seconds spent training and seconds from the first join to the last batch consumed.
@@ -158,18 +168,18 @@ public distributed actor LearnerActor {
     /// The weights to sample with: the newest kept version at least `inject_lag` versions older
     /// than the learner (as ``Rein/Trainer`` does).
     private func samplingWeights() -> (version: Int, parameters: GPTParameters) {
-        let target = learner.version - config.train.injectLag
+        let target = version - config.train.injectLag
         return ring.last(where: { $0.version <= target }) ?? ring[0]
     }
 
     /// Keeps the current weights in the ring and trims what lag injection can no longer use.
     private func remember() {
         guard config.train.injectLag > 0 else {
-            ring = [(learner.version, learner.model.parameters)]
+            ring = [(version, current)]
             return
         }
-        ring.append((learner.version, learner.model.parameters))
-        let oldestNeeded = learner.version - config.train.injectLag
+        ring.append((version, current))
+        let oldestNeeded = version - config.train.injectLag
         while ring.count > 1, ring[1].version <= oldestNeeded { ring.removeFirst() }
     }
 
@@ -189,26 +199,21 @@ public distributed actor LearnerActor {
         }
         assigned[index] = nil
         delivered[index] = (batch, assignment.version)
-        let before = learner.version
-        try trainReady()
-        if let broadcaster, learner.version != before {
-            do {
-                try await broadcaster.publish(
-                    PolicyWeights(version: learner.version, values: learner.model.parameters.values))
-            } catch {
-                logger.warning("weight broadcast of version \(learner.version) failed: \(error)")
-            }
+        if !training {
+            training = true
+            Task { await self.trainLoop() }
         }
     }
 
-    /// Trains (or drops) delivered batches while the next index is there.
-    private func trainReady() throws {
+    /// Trains (or drops) delivered batches in index order while the next one is there. The step
+    /// itself runs off the actor, so workers' calls are answered while the learner computes.
+    private func trainLoop() async {
+        defer { training = false }
         while let next = delivered.removeValue(forKey: consumed) {
             let batch = next.batch
             let n = batch.rollouts.count
-            ledger.inFlight -= n
-            let lag = learner.version - next.version
-            var step = StepMetrics(step: consumed + 1, version: learner.version)
+            let lag = version - next.version
+            var step = StepMetrics(step: consumed + 1, version: version)
             step.reward = batch.rollouts.reduce(0) { $0 + $1.reward } / Double(n)
             step.accuracy = Double(batch.rollouts.count(where: { $0.outcome == .correct })) / Double(n)
             step.responseLength = Double(batch.tokenCount) / Double(n)
@@ -220,17 +225,34 @@ public distributed actor LearnerActor {
                 logger.warning("dropped \(n) samples of batch \(consumed) with lag \(lag) > max_staleness")
             } else {
                 let t0 = clock.now
-                let learned = try learner.step(batch)
+                let outcome = await core.step(batch)
                 busy += clock.now - t0
-                ledger.trained += n
-                step.learner = learned
+                switch outcome {
+                case .failure(let error):
+                    failure = RuntimeError("learner step of batch \(consumed) failed: \(error)")
+                    delivered[consumed] = next  // still in flight: the run fails with the error
+                    return
+                case .success(let (learned, parameters, newVersion)):
+                    ledger.trained += n
+                    step.learner = learned
+                    version = newVersion
+                    current = parameters
+                }
             }
-            step.version = learner.version
-            actorSystem.policyVersion = UInt64(learner.version)
+            ledger.inFlight -= n
+            step.version = version
+            actorSystem.policyVersion = UInt64(version)
             metrics.append(step)
             consumed += 1
             lastConsumed = clock.now
             remember()
+            if let broadcaster, step.learner != nil {
+                do {
+                    try await broadcaster.publish(PolicyWeights(version: version, values: current.values))
+                } catch {
+                    logger.warning("weight broadcast of version \(version) failed: \(error)")
+                }
+            }
         }
     }
 
@@ -250,18 +272,22 @@ public distributed actor LearnerActor {
     public distributed func currentLedger() -> RuntimeLedger { ledger }
 
     /// The policy version now.
-    public distributed func currentVersion() -> Int { learner.version }
+    public distributed func currentVersion() -> Int { version }
 
     /// The current weights and version.
     public distributed func currentWeights() -> PolicyWeights {
-        PolicyWeights(version: learner.version, values: learner.model.parameters.values)
+        PolicyWeights(version: version, values: current.values)
     }
 
     /// Metrics of every batch trained or dropped so far, in index order.
     public distributed func stepMetrics() -> [StepMetrics] { metrics }
 
     /// Whether every batch of the run has been trained or dropped.
-    public distributed func isFinished() -> Bool { consumed >= end }
+    /// - Throws: ``RuntimeError`` if a learner step failed.
+    public distributed func isFinished() throws -> Bool {
+        if let failure { throw failure }
+        return consumed >= end && !training
+    }
 
     /// Stops handing out new batch indices: the run ends once the batches already handed out are
     /// trained (or lost and resampled). For SIGTERM.
@@ -294,4 +320,29 @@ public distributed actor LearnerActor {
 
     /// Workers currently joined.
     public distributed func workerCount() -> Int { workers.count }
+}
+
+/// The `Learner` with exclusive access by one training task at a time: ``LearnerActor`` starts at
+/// most one ``LearnerActor`` training loop, and nothing else touches the learner.
+final class LearnerCore: @unchecked Sendable {
+    private let learner: Learner
+
+    init(_ learner: Learner) { self.learner = learner }
+
+    /// One learner step on a thread of its own (it is long and CPU-bound): the metrics, the new
+    /// weights and version, or the error.
+    func step(_ batch: RolloutBatch) async -> Result<(LearnerStepMetrics, GPTParameters, Int), any Error> {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { [self] in
+                let result = Result { () throws -> (LearnerStepMetrics, GPTParameters, Int) in
+                    let learned = try learner.step(batch)
+                    return (learned, learner.model.parameters, learner.version)
+                }
+                continuation.resume(returning: result)
+            }
+            thread.name = "rein-learner-step"
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
 }
