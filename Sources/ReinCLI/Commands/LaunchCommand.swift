@@ -47,6 +47,7 @@ struct LaunchCommand: AsyncParsableCommand {
         var shared: [String] = []
         if let config = options.config { shared += ["--config", config] }
         for item in options.overrides { shared += ["--set", item] }
+        shared.append("--exit-with-parent")
         var learnerArgs = ["learner", "--bind", bind] + shared
         if let seed = reference.randomReference { learnerArgs += ["--random-reference", "\(seed)"] }
         let supervisor = Supervisor(

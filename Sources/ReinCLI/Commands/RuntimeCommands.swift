@@ -34,6 +34,25 @@ struct ReferenceOptions: ParsableArguments {
     }
 }
 
+/// `--exit-with-parent`: a child of `rein launch` stops (as on SIGTERM) when its parent dies, so a
+/// killed launcher leaves no orphans.
+struct ParentOptions: ParsableArguments {
+    @Flag(
+        name: .long, help: ArgumentHelp("Stop gracefully when the parent process dies.", visibility: .hidden))
+    var exitWithParent = false
+
+    /// Starts watching the parent, if asked to.
+    func watch() {
+        guard exitWithParent else { return }
+        signal(SIGPIPE, SIG_IGN)  // our output pipes die with the parent; drain anyway
+        let parent = getppid()
+        Task.detached {
+            while getppid() == parent { try? await Task.sleep(for: .milliseconds(250)) }
+            kill(getpid(), SIGTERM)
+        }
+    }
+}
+
 /// Writes a line to stdout at once (a parent process may be waiting for it on a pipe).
 func emitNow(_ line: String) {
     emit(line)
@@ -52,6 +71,7 @@ struct LearnerCommand: AsyncParsableCommand {
             """
     )
 
+    @OptionGroup var parent: ParentOptions
     @OptionGroup var options: ConfigOptions
     @OptionGroup var reference: ReferenceOptions
 
@@ -77,6 +97,7 @@ struct LearnerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "rein.learner")
+        parent.watch()
         let config = try options.load()
         let parameters = try reference.load(config)
         let folder = try RunFolder(path: config.runDir)
@@ -125,6 +146,7 @@ struct WorkerCommand: AsyncParsableCommand {
             "Use the learner's config. SIGTERM or Ctrl-C delivers the batch being sampled and exits 0."
     )
 
+    @OptionGroup var parent: ParentOptions
     @OptionGroup var options: ConfigOptions
 
     @Option(name: .long, help: "The learner's endpoint (tcp://HOST:PORT or ipc://PATH).")
@@ -135,6 +157,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "rein.worker")
+        parent.watch()
         let config = try options.load()
         let task = try ArithmeticTask(config: config.task)
         let context = try ZMQContext()
