@@ -130,4 +130,38 @@ struct MultiProcessTests {
         #expect(ledger.produced == ledger.trained + ledger.lost + ledger.droppedTotal)
         #expect(running.allSatisfy { kill($0, 0) != 0 }, "no child outlives the launcher")
     }
+
+    @Test func aSIGKILLedLauncherLeavesNoOrphansAndTheLearnerStillWritesABalancedLedger() async throws {
+        let runDir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-orphan-\(UUID().uuidString)"
+        )
+        .path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(reinExecutable))
+        process.arguments =
+            ["launch", "--workers", "2", "--random-reference", "2"]
+            + tinyOverrides(steps: 1_000_000, maxStaleness: 2, runDir: runDir)
+        let errors = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-orphan-\(UUID().uuidString).log")
+        #expect(FileManager.default.createFile(atPath: errors.path, contents: nil))
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: errors)
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let log = { (try? String(contentsOf: errors, encoding: .utf8)) ?? "" }
+        #expect(
+            await eventually(within: .seconds(30)) {
+                log().components(separatedBy: "joined at version").count >= 3
+            })
+        let children = childProcesses(of: process.processIdentifier)
+        #expect(children.count == 3)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(
+            await eventually(within: .seconds(20)) { children.allSatisfy { kill($0, 0) != 0 } },
+            "every child notices its parent died, drains and exits")
+        let ledger = try JSONDecoder().decode(
+            RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: runDir + "/ledger.json")))
+        #expect(ledger.balances && ledger.inFlight == 0 && ledger.trained > 0)
+    }
 }
