@@ -20,6 +20,7 @@ struct LaunchCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOptions
     @OptionGroup var reference: ReferenceOptions
+    @OptionGroup var node: NodeOptions
 
     @Option(name: .long, help: "Number of rollout worker processes.")
     var workers = 2
@@ -47,7 +48,7 @@ struct LaunchCommand: AsyncParsableCommand {
         var shared: [String] = []
         if let config = options.config { shared += ["--config", config] }
         for item in options.overrides { shared += ["--set", item] }
-        shared.append("--exit-with-parent")
+        shared += node.arguments + ["--exit-with-parent"]
         var learnerArgs = ["learner", "--bind", bind] + shared
         if let seed = reference.randomReference { learnerArgs += ["--random-reference", "\(seed)"] }
         let supervisor = Supervisor(

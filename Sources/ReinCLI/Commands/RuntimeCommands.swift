@@ -34,6 +34,36 @@ struct ReferenceOptions: ParsableArguments {
     }
 }
 
+/// Liveness and call timeouts of a node.
+struct NodeOptions: ParsableArguments {
+    @Option(
+        name: .long, help: "Seconds a silent peer is given before it is declared dead (and its batch lost).")
+    var heartbeatTimeout = 1.5
+
+    @Option(name: .long, help: "Seconds a remote call may wait for its reply.")
+    var callTimeout = 30.0
+
+    func validate() throws {
+        guard heartbeatTimeout > 0, callTimeout > 0 else {
+            throw ValidationError("--heartbeat-timeout and --call-timeout must be positive")
+        }
+    }
+
+    /// The actor-system settings: heartbeats every quarter of the timeout (at most 250 ms).
+    var settings: ReinActorSystem.Settings {
+        let timeout = Duration.milliseconds(Int(heartbeatTimeout * 1000))
+        return ReinActorSystem.Settings(
+            callTimeout: .milliseconds(Int(callTimeout * 1000)),
+            heartbeatInterval: min(.milliseconds(250), timeout / 4),
+            heartbeatTimeout: timeout, transportableErrors: [RuntimeError.self])
+    }
+
+    /// The same options as arguments (for child processes).
+    var arguments: [String] {
+        ["--heartbeat-timeout", "\(heartbeatTimeout)", "--call-timeout", "\(callTimeout)"]
+    }
+}
+
 /// `--exit-with-parent`: a child of `rein launch` stops (as on SIGTERM) when its parent dies, so a
 /// killed launcher leaves no orphans.
 struct ParentOptions: ParsableArguments {
@@ -72,6 +102,7 @@ struct LearnerCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var parent: ParentOptions
+    @OptionGroup var node: NodeOptions
     @OptionGroup var options: ConfigOptions
     @OptionGroup var reference: ReferenceOptions
 
@@ -104,7 +135,8 @@ struct LearnerCommand: AsyncParsableCommand {
         try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
         let context = try ZMQContext()
         let system = try ReinActorSystem(
-            context: context, configuration: .init(name: "learner", bind: bind), logger: logger)
+            context: context, configuration: .init(name: "learner", bind: bind), settings: node.settings,
+            logger: logger)
         let broadcaster = try (broadcastBind ?? Self.broadcastEndpoint(for: bind)).map {
             try WeightBroadcaster(context: context, node: system.node, bind: $0)
         }
@@ -147,6 +179,7 @@ struct WorkerCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var parent: ParentOptions
+    @OptionGroup var node: NodeOptions
     @OptionGroup var options: ConfigOptions
 
     @Option(name: .long, help: "The learner's endpoint (tcp://HOST:PORT or ipc://PATH).")
@@ -162,7 +195,9 @@ struct WorkerCommand: AsyncParsableCommand {
         let task = try ArithmeticTask(config: config.task)
         let context = try ZMQContext()
         let system = try ReinActorSystem(
-            context: context, configuration: .init(name: name ?? "worker-\(getpid())"), logger: logger)
+            context: context, configuration: .init(name: name ?? "worker-\(getpid())"),
+            settings: node.settings,
+            logger: logger)
         let service = WorkerService(
             system: system, learnerAddress: learner, config: config,
             gpt: config.gptConfig(vocab: task.tokenizer.vocabSize), context: context, logger: logger)

@@ -35,6 +35,7 @@ struct TrainCommand: AsyncParsableCommand {
     var workers = 0
 
     @OptionGroup var reference: ReferenceOptions
+    @OptionGroup var node: NodeOptions
 
     func run() async throws {
         let logger = Logger(label: "rein.train")
@@ -123,6 +124,7 @@ extension TrainCommand {
         try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
         let trainer = DistributedTrainer(
             config: config, reference: parameters, folder: folder, workers: workers, transport: .inproc,
+            settings: node.settings,
             logger: logger)
         let result = try await trainer.run()
         let task = try ArithmeticTask(config: config.task)
