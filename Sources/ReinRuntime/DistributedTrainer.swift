@@ -83,8 +83,10 @@ public struct DistributedTrainer: Sendable {
         let workerSystems: [ReinActorSystem]
         let learnerAddress: String
         var broadcaster: WeightBroadcaster?
+        var samples: SampleSink?
         var context: ZMQContext?  // kept alive until every system has shut down
         defer {
+            samples?.close()
             broadcaster?.close()
             withExtendedLifetime(context) {}
         }
@@ -122,6 +124,13 @@ public struct DistributedTrainer: Sendable {
             let learner = try LearnerActor.named(
                 on: learnerSystem, config: config, reference: reference, broadcaster: broadcaster,
                 logger: logger)
+            if let context {
+                let sink = SampleSink(
+                    context: context, bind: "inproc://rein-samples-\(UUID().uuidString)", logger: logger)
+                sink.attach(to: learner)
+                try await learner.acceptSamples(at: await sink.endpoint())
+                samples = sink
+            }
             let workerContext = context
             let result = try await withThrowingTaskGroup(of: DistributedRunResult?.self) { group in
                 for system in workerSystems {

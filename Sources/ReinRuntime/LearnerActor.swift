@@ -58,6 +58,8 @@ public distributed actor LearnerActor {
     /// Workers told that the run is over.
     private var released: Set<NodeID> = []
     private var fetches = 0
+    /// Where workers push sample batches (a ``SampleSink``), if anywhere.
+    private var samplesEndpoint: String?
     private let clock = ContinuousClock()
     /// When the first worker joined (the start of the learner's working time).
     private var firstJoin: ContinuousClock.Instant?
@@ -105,7 +107,8 @@ public distributed actor LearnerActor {
         logger.info("worker \(worker) joined at version \(version)")
         return JoinReply(
             weights: PolicyWeights(version: version, values: current.values),
-            broadcast: broadcaster?.endpoint, keepVersions: config.train.injectLag + 2)
+            broadcast: broadcaster?.endpoint, keepVersions: config.train.injectLag + 2,
+            samples: samplesEndpoint)
     }
 
     /// The weights of `version`, if the learner still has them (the current version, or one kept
@@ -125,6 +128,10 @@ public distributed actor LearnerActor {
         let wall = firstJoin.flatMap { start in lastConsumed.map { $0 - start } } ?? .zero
         return LearnerUtilisation(busySeconds: seconds(busy), wallSeconds: seconds(wall))
     }
+
+    /// Tells joining workers to push their batches to `endpoint` (a ``SampleSink`` attached to
+    /// this learner) instead of delivering them by call.
+    public distributed func acceptSamples(at endpoint: String) { samplesEndpoint = endpoint }
 
     /// Weight fetches so far (broadcasts missed by workers).
     public distributed func fetchCount() -> Int { fetches }

@@ -61,9 +61,12 @@ public struct JoinReply: Codable, Sendable, Hashable {
     public var broadcast: String?
     /// How many recent versions a worker should keep (lag injection samples with older ones).
     public var keepVersions: Int
+    /// Where to push sample batches (a ``SampleSink``), if the learner takes them on a stream.
+    public var samples: String?
 
     /// A reply with every field given.
-    public init(weights: PolicyWeights, broadcast: String?, keepVersions: Int) {
+    public init(weights: PolicyWeights, broadcast: String?, keepVersions: Int, samples: String? = nil) {
+        self.samples = samples
         self.weights = weights
         self.broadcast = broadcast
         self.keepVersions = keepVersions

@@ -71,7 +71,16 @@ public distributed actor RolloutWorkerActor {
                 context: context, endpoint: WeightCache.reachable(endpoint, from: learnerAddress),
                 keep: joined.keepVersions, logger: logger)
         }
-        defer { cache?.close() }
+        var stream: BulkSender?
+        if let context, let endpoint = joined.samples {
+            stream = try BulkSender(
+                context: context, node: node,
+                link: .connect(WeightCache.reachable(endpoint, from: learnerAddress)))
+        }
+        defer {
+            cache?.close()
+            stream?.close()
+        }
         while true {
             if stop?.isStopped == true {
                 logger.notice("stopping after \(batches) batches")
@@ -83,8 +92,9 @@ public distributed actor RolloutWorkerActor {
             case .finished:
                 logger.info(
                     """
-                    run finished after \(batches) batches from this worker; weights swapped \(broadcastSwaps) \
-                    times from the broadcast, fetched \(fetchedSwaps) times
+                    run finished after \(batches) batches from this worker \
+                    (\(stream == nil ? "delivered by call" : "on the sample stream")); weights swapped \
+                    \(broadcastSwaps) times from the broadcast, fetched \(fetchedSwaps) times
                     """)
                 return
             case .wait:
@@ -110,8 +120,16 @@ public distributed actor RolloutWorkerActor {
                     seed: Trainer.samplingSeed(forStep: order.index, seed: config.seed),
                     firstID: WorkOrder.firstID(index: order.index, attempt: order.attempt))
                 await beforeDelivery?(order.index)
-                try await learner.deliver(
-                    worker: node, index: order.index, attempt: order.attempt, batch: batch)
+                if let stream {
+                    let columns = SampleColumns(
+                        batch, worker: node, index: order.index, attempt: order.attempt)
+                    try await stream.send(
+                        [WireFrame(try BinaryEncoder().encode(columns))], policyVersion: UInt64(order.version)
+                    )
+                } else {
+                    try await learner.deliver(
+                        worker: node, index: order.index, attempt: order.attempt, batch: batch)
+                }
                 batches += 1
             }
         }

@@ -1,6 +1,8 @@
 import Foundation
+import Rein
 import ReinActors
 import ReinRuntime
+import ReinTasks
 import Testing
 import ZeroMQ
 
@@ -37,5 +39,28 @@ struct WeightBroadcastTests {
             WeightCache.reachable("tcp://127.0.0.1:7071", from: "tcp://10.0.0.5:7070")
                 == "tcp://127.0.0.1:7071")
         #expect(WeightCache.reachable("ipc:///tmp/w", from: "ipc:///tmp/l") == "ipc:///tmp/w")
+    }
+}
+
+@Suite("Sample stream")
+struct SampleStreamTests {
+    @Test func columnsRoundTripABatchThroughTheBinaryEncoding() throws {
+        let rollouts = (0..<8).map { r in
+            Rollout(
+                id: UInt64(100 + r), group: r / 4, prompt: [1, 2, Int32(r)],
+                completion: Array(repeating: Int32(r), count: r % 3),
+                behaviourLogProbs: Array(repeating: -0.5, count: r % 3),
+                versions: Array(repeating: 7, count: r % 3), reward: Double(r % 2),
+                outcome: r % 2 == 1 ? .correct : .malformed)
+        }
+        let batch = RolloutBatch(rollouts: rollouts, groupSize: 4)
+        let columns = SampleColumns(batch, worker: NodeID(rawValue: 42), index: 3, attempt: 1)
+        let bytes = try BinaryEncoder().encode(columns)
+        let decoded = try BinaryDecoder().decode(SampleColumns.self, from: bytes)
+        #expect(decoded == columns)
+        #expect(try decoded.batch() == batch)
+        var broken = columns
+        broken.completionOffsets[2] = 99
+        #expect(throws: RuntimeError.self) { try broken.batch() }
     }
 }

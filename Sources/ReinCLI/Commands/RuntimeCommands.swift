@@ -114,15 +114,20 @@ struct LearnerCommand: AsyncParsableCommand {
         help: "Endpoint of the weight broadcast (PUB); default: the --bind host on any free port.")
     var broadcastBind: String?
 
+    @Option(
+        name: .long,
+        help: "Endpoint of the sample stream (PULL); default: the --bind host on any free port.")
+    var samplesBind: String?
+
     /// The default broadcast endpoint for a learner bound to `bind`: same host, any port (tcp),
     /// `PATH.weights` (ipc), none otherwise.
-    static func broadcastEndpoint(for bind: String) -> String? {
+    static func broadcastEndpoint(for bind: String, suffix: String = ".weights") -> String? {
         if bind.hasPrefix("tcp://"), let colon = bind.lastIndex(of: ":"),
             colon > bind.index(bind.startIndex, offsetBy: 5)
         {
             return String(bind[..<colon]) + ":*"
         }
-        if bind.hasPrefix("ipc://") { return bind + ".weights" }
+        if bind.hasPrefix("ipc://") { return bind + suffix }
         return nil
     }
 
@@ -143,6 +148,16 @@ struct LearnerCommand: AsyncParsableCommand {
         defer { broadcaster?.close() }
         let learner = try LearnerActor.named(
             on: system, config: config, reference: parameters, broadcaster: broadcaster, logger: logger)
+        let sink = (samplesBind ?? Self.broadcastEndpoint(for: bind, suffix: ".samples")).map {
+            SampleSink(context: context, bind: $0, logger: logger)
+        }
+        defer { sink?.close() }
+        if let sink {
+            sink.attach(to: learner)
+            let endpoint = await sink.endpoint()
+            try await learner.acceptSamples(at: endpoint)
+            logger.info("samples stream in on \(endpoint)")
+        }
         emitNow("learner listening on \(system.endpoint ?? bind)")
         if let endpoint = broadcaster?.endpoint { logger.info("weights broadcast on \(endpoint)") }
         let outcome = Mutex<DistributedRunResult?>(nil)
