@@ -10,21 +10,33 @@ import ZeroMQ
 /// columns (every array travels as one raw little-endian block under ``BinaryEncoder``), so a
 /// batch is a handful of memcpys rather than a value-by-value encoding of each rollout.
 public struct SampleColumns: Codable, Sendable, Hashable {
+    /// The delivering worker.
     public var worker: NodeID
+    /// The batch index assigned.
     public var index: Int
+    /// The assignment attempt.
     public var attempt: Int
+    /// Rollouts per group.
     public var groupSize: Int
+    /// Sample ids, one per row.
     public var ids: [UInt64]
+    /// Group ids, one per row.
     public var groups: [Int]
     /// Row r's prompt is `prompts[promptOffsets[r]..<promptOffsets[r + 1]]`.
     public var promptOffsets: [Int]
+    /// Every row's prompt tokens, concatenated.
     public var prompts: [Int32]
     /// Row r's completion, log-probs and versions span `completionOffsets[r]..<completionOffsets[r + 1]`.
     public var completionOffsets: [Int]
+    /// Every row's completion tokens, concatenated.
     public var completions: [Int32]
+    /// log μ of every completion token.
     public var behaviourLogProbs: [Float]
+    /// The policy version of every completion token.
     public var versions: [Int]
+    /// Rewards, one per row.
     public var rewards: [Double]
+    /// Outcomes (`AnswerOutcome` raw values), one per row.
     public var outcomes: [String]
 
     /// The columns of `batch`, assignment `index`/`attempt`, from `worker`.
