@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "ReinTasks", targets: ["ReinTasks"]),
         .library(name: "Rein", targets: ["Rein"]),
         .library(name: "ReinActors", targets: ["ReinActors"]),
+        .library(name: "ReinRuntime", targets: ["ReinRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries from Debian.
@@ -127,11 +129,29 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The learner and rollout workers as distributed actors; the sample ledger; launch modes.
+        .target(
+            name: "ReinRuntime",
+            dependencies: [
+                "Rein", "ReinActors", "ReinModel", "ReinTasks", "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinRuntimeTests",
+            dependencies: ["ReinRuntime", "Rein", "ReinActors", "ZeroMQ"],
+            swiftSettings: strict
+        ),
+
         // The command line as a library (testable); `rein` is a one-line executable around it.
         .target(
             name: "ReinCLI",
             dependencies: [
-                "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks", "Rein",
+                "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks", "Rein", "ReinActors", "ReinRuntime",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

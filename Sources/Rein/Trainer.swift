@@ -47,10 +47,23 @@ public final class Trainer {
 
     /// The problems of step `s`: a pure function of the seed and the step.
     func problems(forStep s: Int) -> [ArithmeticProblem] {
+        Trainer.problems(forStep: s, config: config, dataset: dataset)
+    }
+
+    /// The problems of step `s` of a run with `config` over `dataset` (shared with the distributed
+    /// runtime, so that every launch mode samples the same prompts for the same step).
+    public static func problems(forStep s: Int, config: RunConfig, dataset: ArithmeticDataset)
+        -> [ArithmeticProblem]
+    {
         var random = TaskRandom(seed: config.seed, stream: 0x7261_696E + UInt64(s))
         return (0..<config.train.promptsPerStep).map { _ in
             dataset.train[random.next(below: dataset.train.count)]
         }
+    }
+
+    /// The sampling seed of step `s` of a run seeded with `seed`.
+    public static func samplingSeed(forStep s: Int, seed: UInt64) -> UInt64 {
+        seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(s)
     }
 
     /// The weights to sample step `step` with: the newest snapshot at least `inject_lag` versions
@@ -67,7 +80,7 @@ public final class Trainer {
         let (version, weights) = samplingWeights()
         let batch = try sampler.sample(
             problems(forStep: step), groupSize: config.train.groupSize, parameters: weights, version: version,
-            seed: config.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(step), firstID: UInt64(step) << 20)
+            seed: Trainer.samplingSeed(forStep: step, seed: config.seed), firstID: UInt64(step) << 20)
         let sampleSeconds = seconds(clock.now - t0)
         ledger.produced += batch.rollouts.count
         let lag = learner.version - version
@@ -200,7 +213,8 @@ public struct StepMetrics: Codable, Sendable {
     public var evalGreedy: Double?
     public var evalSampled: Double?
 
-    init(step: Int, version: Int) {
+    /// Metrics of step `step` (1-based), taken at policy `version`.
+    public init(step: Int, version: Int) {
         self.step = step
         self.version = version
     }

@@ -5,6 +5,8 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks; each compares against a peer or a ceiling measured in the same run.",
-        subcommands: [TransportBench.self, ModelBench.self, KLBench.self, TransportPeer.self]
+        subcommands: [
+            TransportBench.self, ModelBench.self, KLBench.self, RuntimeBench.self, TransportPeer.self,
+        ]
     )
 }

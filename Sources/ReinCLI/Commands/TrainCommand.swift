@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Rein
 import ReinModel
+import ReinRuntime
 import ReinTasks
 
 /// `rein train`: GRPO with the configured KL form, in one process.
@@ -25,15 +26,26 @@ struct TrainCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Start over even if run_dir has a checkpoint.")
     var fresh = false
 
+    @Option(
+        name: .long,
+        help: """
+            Run the learner and this many rollout workers as distributed actors in this process \
+            (ZeroMQ inproc://), as `rein launch` does across processes; 0: the plain loop.
+            """)
+    var workers = 0
+
+    @OptionGroup var reference: ReferenceOptions
+    @OptionGroup var node: NodeOptions
+
     func run() async throws {
         let logger = Logger(label: "rein.train")
         let config = try options.load()
         let t = config.train
-        guard FileManager.default.fileExists(atPath: t.reference) else {
-            throw CLIError(
-                "no reference checkpoint at \(t.reference); run `rein pretrain` first (same config)")
+        if workers > 0 {
+            try await runDistributed(config: config, logger: logger)
+            return
         }
-        let reference = try Checkpoint.load(from: t.reference).parameters
+        let reference = try reference.load(config)
         let folder = try RunFolder(path: config.runDir)
         let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
         let checkpoint = folder.file("checkpoint")
@@ -100,6 +112,41 @@ struct TrainCommand: AsyncParsableCommand {
             "run folder \(config.runDir): held-out accuracy \(percent(greedy.accuracy)) greedy, "
                 + "\(percent(sampled.accuracy)) sampled after \(trainer.step) steps (policy version \(trainer.learner.version))"
         )
+    }
+}
+
+extension TrainCommand {
+    /// `--workers N`: the learner and N workers as distributed actors over `inproc://`.
+    func runDistributed(config: RunConfig, logger: Logger) async throws {
+        guard !resume else { throw CLIError("--resume is not supported with --workers yet") }
+        let parameters = try reference.load(config)
+        let folder = try RunFolder(path: config.runDir)
+        try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
+        let trainer = DistributedTrainer(
+            config: config, reference: parameters, folder: folder, workers: workers, transport: .inproc,
+            settings: node.settings,
+            logger: logger)
+        let result = try await trainer.run()
+        let task = try ArithmeticTask(config: config.task)
+        let sampler = RolloutSampler(
+            task: task, config: parameters.config, temperature: config.train.temperature,
+            topK: config.train.topK,
+            threads: config.threads)
+        let final = try GPTParameters(config: parameters.config, values: result.weights.values)
+        let greedy = try sampler.evaluate(
+            ArithmeticDataset(task: task).heldOut(prefix: config.train.evalSize), parameters: final)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try folder.write(try encoder.encode(["greedy": greedy]), to: "eval.json")
+        emit(
+            "run folder \(config.runDir): held-out accuracy \(percent(greedy.accuracy)) greedy after "
+                + "\(result.metrics.count) batches with \(workers) workers (policy version \(result.weights.version)); "
+                + "ledger: \(result.ledger.summary)")
+        emit(
+            String(
+                format: "learner busy %.0f%% of %.2f s; %.0f samples trained per second",
+                100 * result.utilisation.busyFraction, result.utilisation.wallSeconds, result.trainedPerSecond
+            ))
     }
 }
 

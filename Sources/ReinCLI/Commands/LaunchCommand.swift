@@ -1,0 +1,263 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ReinRuntime
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// `rein launch`: a learner and N workers as child processes on this host.
+struct LaunchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "launch",
+        abstract: "Run `rein learner` and N `rein worker` processes on this host (loopback TCP).",
+        discussion: """
+            Child output is prefixed with [learner] / [worker-i]. A worker that crashes is restarted \
+            (up to --max-restarts times each). Ctrl-C or SIGTERM asks every child to drain and exit; \
+            children still running after --kill-after seconds are killed. Exits with the learner's status.
+            """
+    )
+
+    @OptionGroup var options: ConfigOptions
+    @OptionGroup var reference: ReferenceOptions
+    @OptionGroup var node: NodeOptions
+
+    @Option(name: .long, help: "Number of rollout worker processes.")
+    var workers = 2
+
+    @Option(name: .long, help: "The learner's endpoint (port * picks a free one).")
+    var bind = "tcp://127.0.0.1:*"
+
+    @Option(name: .long, help: "Restarts allowed per crashed worker.")
+    var maxRestarts = 3
+
+    @Option(name: .long, help: "Seconds to wait for children to exit after asking them to stop.")
+    var killAfter = 15.0
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The rein executable to spawn (default: this one).", visibility: .hidden))
+    var executable: String?
+
+    func validate() throws {
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+    }
+
+    func run() async throws {
+        let logger = Logger(label: "rein.launch")
+        var shared: [String] = []
+        if let config = options.config { shared += ["--config", config] }
+        for item in options.overrides { shared += ["--set", item] }
+        shared += node.arguments + ["--exit-with-parent"]
+        var learnerArgs = ["learner", "--bind", bind] + shared
+        if let seed = reference.randomReference { learnerArgs += ["--random-reference", "\(seed)"] }
+        let supervisor = Supervisor(
+            executable: executable ?? Supervisor.currentExecutable(), learnerArguments: learnerArgs,
+            workerArguments: shared, workers: workers, maxRestarts: maxRestarts,
+            killAfter: .milliseconds(Int(killAfter * 1000)), logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        let status = supervisor.learnerStatus
+        guard status == 0 else {
+            throw CLIError("the learner exited with status \(status.map(String.init) ?? "?")")
+        }
+    }
+}
+
+/// Runs the learner and the workers as child processes, prefixes their output, restarts crashed
+/// workers, and stops them all on graceful shutdown.
+final class Supervisor: Service, Sendable {
+    let executable: String
+    let learnerArguments: [String]
+    let workerArguments: [String]
+    let workers: Int
+    let maxRestarts: Int
+    let killAfter: Duration
+    let logger: Logger
+    private let status = Mutex<Int32?>(nil)
+
+    init(
+        executable: String, learnerArguments: [String], workerArguments: [String], workers: Int,
+        maxRestarts: Int,
+        killAfter: Duration, logger: Logger
+    ) {
+        self.executable = executable
+        self.learnerArguments = learnerArguments
+        self.workerArguments = workerArguments
+        self.workers = workers
+        self.maxRestarts = maxRestarts
+        self.killAfter = killAfter
+        self.logger = logger
+    }
+
+    /// The learner's exit status, once it exited.
+    var learnerStatus: Int32? { status.withLock { $0 } }
+
+    /// The path of the running executable.
+    static func currentExecutable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+    }
+
+    func run() async throws {
+        let stop = StopSignal()
+        try await withGracefulShutdownHandler {
+            try await supervise(stop: stop)
+        } onGracefulShutdown: {
+            stop.stop()
+        }
+    }
+
+    private func supervise(stop: StopSignal) async throws {
+        let learner = try Child(name: "learner", executable: executable, arguments: learnerArguments)
+        var children: [Child] = [learner]
+        defer { for child in children where child.isRunning { child.signal(SIGKILL) } }
+        let clock = ContinuousClock()
+        let bindDeadline = clock.now + .seconds(60)
+        var endpoint: String?
+        while endpoint == nil {
+            endpoint = learner.listeningEndpoint
+            if !learner.isRunning || stop.isStopped || clock.now > bindDeadline { break }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        var workerChildren: [Child] = []
+        var restarts = Array(repeating: 0, count: workers)
+        if let endpoint {
+            logger.info("learner listening on \(endpoint); starting \(workers) workers")
+            for i in 0..<workers {
+                let child = try Child(
+                    name: "worker-\(i)", executable: executable,
+                    arguments: ["worker", "--learner", endpoint, "--name", "worker-\(i)"] + workerArguments)
+                workerChildren.append(child)
+                children.append(child)
+            }
+        }
+        var stopSent: ContinuousClock.Instant?
+        while learner.isRunning {
+            if stopSent == nil, stop.isStopped {
+                logger.notice("stopping: asking every child to drain")
+                for child in children where child.isRunning { child.signal(SIGTERM) }
+                stopSent = clock.now
+            }
+            if let stopSent, clock.now - stopSent > killAfter { break }
+            if stopSent == nil, let endpoint {
+                for i in workerChildren.indices
+                where !workerChildren[i].isRunning && workerChildren[i].exitStatus != 0 {
+                    guard restarts[i] < maxRestarts else { continue }
+                    restarts[i] += 1
+                    logger.warning(
+                        "worker-\(i) exited with status \(workerChildren[i].exitStatus ?? 0); restart \(restarts[i])"
+                    )
+                    let child = try Child(
+                        name: "worker-\(i)", executable: executable,
+                        arguments: ["worker", "--learner", endpoint, "--name", "worker-\(i)"]
+                            + workerArguments)
+                    workerChildren[i] = child
+                    children.append(child)
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        // The learner is done (or would not stop): give the workers a moment, then stop them.
+        let end = clock.now
+        var termSent = false
+        while children.contains(where: \.isRunning) {
+            if clock.now - end > .seconds(3), !termSent {
+                for child in children where child.isRunning { child.signal(SIGTERM) }
+                termSent = true
+            }
+            if clock.now - end > killAfter {
+                for child in children where child.isRunning {
+                    logger.warning("killing \(child.name) (pid \(child.pid))")
+                    child.signal(SIGKILL)
+                }
+                break
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for child in children { child.waitUntilExit() }
+        status.withLock { $0 = learner.exitStatus }
+    }
+}
+
+/// A child process whose stdout and stderr lines are copied to ours with a `[name]` prefix.
+final class Child: Sendable {
+    let name: String
+    private let process: Process
+    private let endpoint = Mutex<String?>(nil)
+    private let outBuffer = LineBuffer()
+    private let errBuffer = LineBuffer()
+
+    init(name: String, executable: String, arguments: [String]) throws {
+        self.name = name
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        out.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            self?.consume(handle.availableData, isStdout: true)
+        }
+        err.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            self?.consume(handle.availableData, isStdout: false)
+        }
+        do {
+            try process.run()
+        } catch {
+            throw CLIError("cannot start \(name) (\(executable)): \(error)")
+        }
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+    /// The exit status (or terminating signal), once exited.
+    var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
+    /// The endpoint the learner printed, if this child is the learner and has printed it.
+    var listeningEndpoint: String? { endpoint.withLock { $0 } }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+    func waitUntilExit() { process.waitUntilExit() }
+
+    private func consume(_ data: Data, isStdout: Bool) {
+        let lines = (isStdout ? outBuffer : errBuffer).lines(adding: data)
+        for line in lines {
+            if isStdout, line.hasPrefix("learner listening on ") {
+                let address = String(line.dropFirst("learner listening on ".count))
+                endpoint.withLock { $0 = address }
+            }
+            let text = Data("[\(name)] \(line)\n".utf8)
+            if isStdout {
+                FileHandle.standardOutput.write(text)
+            } else {
+                FileHandle.standardError.write(text)
+            }
+        }
+    }
+}
+
+/// Bytes read from a pipe, cut into complete lines.
+final class LineBuffer: Sendable {
+    private let pending = Mutex<[UInt8]>([])
+
+    /// The complete lines after adding `data` (empty `data`: end of file, flush a partial line).
+    func lines(adding data: Data) -> [String] {
+        pending.withLock { pending in
+            if data.isEmpty {
+                defer { pending = [] }
+                return pending.isEmpty ? [] : [String(decoding: pending, as: UTF8.self)]
+            }
+            pending.append(contentsOf: data)
+            var complete: [String] = []
+            while let newline = pending.firstIndex(of: 10) {
+                complete.append(String(decoding: pending[..<newline], as: UTF8.self))
+                pending.removeSubrange(...newline)
+            }
+            return complete
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import Distributed
+import Foundation
+import Logging
+import Rein
+import ReinActors
+import ReinModel
+import ZeroMQ
+
+/// What a distributed run produced.
+public struct DistributedRunResult: Sendable {
+    /// Metrics of every batch, in index order.
+    public var metrics: [StepMetrics]
+    /// The final sample ledger (balanced, nothing in flight).
+    public var ledger: RuntimeLedger
+    /// The final weights and version.
+    public var weights: PolicyWeights
+    /// How busy the learner was.
+    public var utilisation = LearnerUtilisation(busySeconds: 0, wallSeconds: 0)
+
+    /// Samples trained per second of the run's wall time.
+    public var trainedPerSecond: Double {
+        utilisation.wallSeconds > 0 ? Double(ledger.trained) / utilisation.wallSeconds : 0
+    }
+}
+
+/// Forwards the death or departure of worker nodes to the learner, so their batches count lost.
+public func watchMembership(of system: ReinActorSystem, for learner: LearnerActor) async {
+    for await event in system.membershipEvents() {
+        switch event {
+        case .dead(let member, _), .left(let member):
+            try? await learner.workerLost(member.node)
+        case .joined:
+            break
+        }
+    }
+}
+
+/// The learner and `workers` rollout workers in one process, each on its own node (of an
+/// ``InMemoryBus``, or of ZeroMQ over `inproc://`), talking through the actor system exactly as
+/// separate processes do.
+public struct DistributedTrainer: Sendable {
+    /// How the nodes of a one-process run reach each other.
+    public enum Transport: String, Sendable, CaseIterable {
+        /// The in-memory bus (tests).
+        case inMemory
+        /// ZeroMQ `inproc://` sockets: the same transport code as multi-process runs.
+        case inproc
+    }
+
+    /// The run configuration.
+    public let config: RunConfig
+    /// The reference policy (also the starting policy).
+    public let reference: GPTParameters
+    /// Where metrics.jsonl and ledger.json go.
+    public let folder: RunFolder
+    /// Rollout workers.
+    public let workers: Int
+    /// How the nodes reach each other.
+    public let transport: Transport
+    /// Timeouts and heartbeats of every node.
+    public let settings: ReinActorSystem.Settings
+    let logger: Logger
+
+    /// A run of `config` from `reference` with `workers` workers, writing into `folder`.
+    public init(
+        config: RunConfig, reference: GPTParameters, folder: RunFolder, workers: Int,
+        transport: Transport = .inMemory, settings: ReinActorSystem.Settings = ReinActorSystem.Settings(),
+        logger: Logger
+    ) {
+        self.config = config
+        self.reference = reference
+        self.folder = folder
+        self.workers = workers
+        self.transport = transport
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// Runs `config.train.steps` batches; writes `metrics.jsonl` and `ledger.json`.
+    /// - Throws: ``RuntimeError`` if the ledger does not balance at the end, or what a part threw.
+    public func run() async throws -> DistributedRunResult {
+        let learnerSystem: ReinActorSystem
+        let workerSystems: [ReinActorSystem]
+        let learnerAddress: String
+        var broadcaster: WeightBroadcaster?
+        var samples: SampleSink?
+        var context: ZMQContext?  // kept alive until every system has shut down
+        defer {
+            samples?.close()
+            broadcaster?.close()
+            withExtendedLifetime(context) {}
+        }
+        switch transport {
+        case .inMemory:
+            let bus = InMemoryBus()
+            learnerSystem = ReinActorSystem(
+                bus: bus, name: LearnerActor.name, settings: settings, logger: logger)
+            workerSystems = (0..<workers).map {
+                ReinActorSystem(bus: bus, name: "worker-\($0)", settings: settings, logger: logger)
+            }
+            learnerAddress = LearnerActor.name
+        case .inproc:
+            let zmq = try ZMQContext()
+            context = zmq
+            learnerSystem = try ReinActorSystem(
+                context: zmq,
+                configuration: .init(
+                    name: LearnerActor.name, bind: "inproc://rein-learner-\(UUID().uuidString)"),
+                settings: settings, logger: logger)
+            workerSystems = try (0..<workers).map {
+                try ReinActorSystem(
+                    context: zmq, configuration: .init(name: "worker-\($0)"), settings: settings,
+                    logger: logger)
+            }
+            guard let endpoint = learnerSystem.endpoint else {
+                throw RuntimeError("the learner did not bind")
+            }
+            learnerAddress = endpoint
+            broadcaster = try WeightBroadcaster(
+                context: zmq, node: learnerSystem.node, bind: "inproc://rein-weights-\(UUID().uuidString)")
+        }
+        let systems = workerSystems + [learnerSystem]  // workers leave first
+        do {
+            let learner = try LearnerActor.named(
+                on: learnerSystem, config: config, reference: reference, broadcaster: broadcaster,
+                logger: logger)
+            if let context {
+                let sink = SampleSink(
+                    context: context, bind: "inproc://rein-samples-\(UUID().uuidString)", logger: logger)
+                sink.attach(to: learner)
+                try await learner.acceptSamples(at: await sink.endpoint())
+                samples = sink
+            }
+            let workerContext = context
+            let result = try await withThrowingTaskGroup(of: DistributedRunResult?.self) { group in
+                for system in workerSystems {
+                    group.addTask {
+                        try await runWorker(
+                            on: system, learnerAddress: learnerAddress, config: config,
+                            gpt: reference.config, logger: logger, context: workerContext)
+                        return nil
+                    }
+                }
+                group.addTask {
+                    try await serveLearner(learner, on: learnerSystem, folder: folder, logger: logger)
+                }
+                var result: DistributedRunResult?
+                for try await value in group { result = result ?? value }
+                return result
+            }
+            for system in systems { await system.shutdown() }
+            guard let result else { throw RuntimeError("the learner returned no result") }
+            return result
+        } catch {
+            for system in systems { await system.shutdown() }
+            throw error
+        }
+    }
+}

@@ -1,0 +1,91 @@
+/// The weights a worker samples with, and their policy version.
+public struct PolicyWeights: Codable, Sendable, Hashable {
+    /// The learner's policy version (optimizer updates so far).
+    public var version: Int
+    /// The flat parameter values (`GPTParameters.values`).
+    public var values: [Float]
+
+    /// Weights `values` at `version`.
+    public init(version: Int, values: [Float]) {
+        self.version = version
+        self.values = values
+    }
+}
+
+/// The learner's answer to a worker asking for work.
+public struct WorkOrder: Codable, Sendable, Hashable {
+    /// What the worker should do.
+    public enum Status: String, Codable, Sendable {
+        /// Sample batch ``WorkOrder/index`` with policy ``WorkOrder/version``.
+        case sample
+        /// Too far ahead of the learner (`max_staleness`): ask again shortly.
+        case wait
+        /// The run is over: stop.
+        case finished
+    }
+
+    /// What the worker should do.
+    public var status: Status
+    /// The batch index (step) to sample: it fixes the prompts, the seed and the sample ids.
+    public var index: Int
+    /// How many times this index was assigned before (its earlier batches were lost).
+    public var attempt: Int
+    /// The policy version to sample with.
+    public var version: Int
+    /// New weights, when the worker's are older than ``version``.
+    public var weights: PolicyWeights?
+
+    /// An order with every field given.
+    public init(
+        status: Status, index: Int = 0, attempt: Int = 0, version: Int = 0, weights: PolicyWeights? = nil
+    ) {
+        self.status = status
+        self.index = index
+        self.attempt = attempt
+        self.version = version
+        self.weights = weights
+    }
+
+    /// The first sample id of batch `index`, attempt `attempt` (step `s` of the single-process
+    /// trainer uses `s << 20`, which attempt 0 matches).
+    public static func firstID(index: Int, attempt: Int) -> UInt64 {
+        UInt64(index) << 20 | UInt64(attempt) << 16
+    }
+}
+
+/// The learner's answer to a joining worker.
+public struct JoinReply: Codable, Sendable, Hashable {
+    /// The current weights.
+    public var weights: PolicyWeights
+    /// Where new versions are broadcast (a ``WeightBroadcaster``), if they are.
+    public var broadcast: String?
+    /// How many recent versions a worker should keep (lag injection samples with older ones).
+    public var keepVersions: Int
+    /// Where to push sample batches (a ``SampleSink``), if the learner takes them on a stream.
+    public var samples: String?
+
+    /// A reply with every field given.
+    public init(weights: PolicyWeights, broadcast: String?, keepVersions: Int, samples: String? = nil) {
+        self.samples = samples
+        self.weights = weights
+        self.broadcast = broadcast
+        self.keepVersions = keepVersions
+    }
+}
+
+/// How busy the learner was: time in learner steps against the wall time of the run.
+public struct LearnerUtilisation: Codable, Sendable, Hashable {
+    /// Seconds spent in learner steps.
+    public var busySeconds: Double
+    /// Seconds from the first worker joining to the last batch trained or dropped.
+    public var wallSeconds: Double
+
+    /// Utilisation from its two times.
+    public init(busySeconds: Double, wallSeconds: Double) {
+        self.busySeconds = busySeconds
+        self.wallSeconds = wallSeconds
+    }
+
+    /// busy / wall (0 before any work).
+    public var busyFraction: Double { wallSeconds > 0 ? busySeconds / wallSeconds : 0 }
+}

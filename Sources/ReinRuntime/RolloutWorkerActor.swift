@@ -1,0 +1,146 @@
+import Distributed
+import Logging
+import Rein
+import ReinActors
+import ReinModel
+import ReinTasks
+import ZeroMQ
+
+/// A rollout worker as a distributed actor: joins a ``LearnerActor``, then asks it for work,
+/// samples each assigned batch with its local engine and the weights of the assigned version, and
+/// delivers it, swapping weights between batches.
+public distributed actor RolloutWorkerActor {
+    public typealias ActorSystem = ReinActorSystem
+
+    private let config: RunConfig
+    private let gpt: GPTConfig
+    private let dataset: ArithmeticDataset
+    private let sampler: RolloutSampler
+    private let logger: Logger
+    private var weights: GPTParameters?
+    private var version = -1
+    private var batches = 0
+    private var broadcastSwaps = 0
+    private var fetchedSwaps = 0
+
+    /// A worker for a run with `config` whose model has shape `gpt`.
+    public init(actorSystem: ReinActorSystem, config: RunConfig, gpt: GPTConfig, logger: Logger) throws {
+        self.actorSystem = actorSystem
+        self.config = config
+        self.gpt = gpt
+        self.logger = logger
+        let task = try ArithmeticTask(config: config.task)
+        self.dataset = ArithmeticDataset(task: task)
+        self.sampler = RolloutSampler(
+            task: task, config: gpt, temperature: config.train.temperature, topK: config.train.topK,
+            threads: config.threads)
+    }
+
+    /// Weight swaps served by the broadcast and by fetch calls.
+    public distributed func swapCounts() -> [Int] { [broadcastSwaps, fetchedSwaps] }
+
+    /// Batches this worker delivered.
+    public distributed func deliveredCount() -> Int { batches }
+
+    /// The policy version of the weights this worker holds (-1 before joining).
+    public distributed func weightsVersion() -> Int { version }
+
+    /// Joins `learner` and works until it says the run is over.
+    ///
+    /// - Parameters:
+    ///   - context: the ZeroMQ context to subscribe to the learner's weight broadcast with (`nil`:
+    ///     weights come with the work orders).
+    ///   - learnerAddress: the learner's address, to reach a broadcast bound to a wildcard host.
+    ///   - poll: how long to wait before asking again when the learner says `wait`.
+    ///   - stop: checked between batches; when raised, the worker returns.
+    ///   - beforeDelivery: called with each batch index after sampling, before delivering (tests use
+    ///     it to kill the worker with a batch in flight).
+    /// - Throws: ``RemoteCallError`` when the learner is lost; ``RuntimeError`` on bad weights.
+    public func run(
+        learner: LearnerActor, context: ZMQContext? = nil, learnerAddress: String = "",
+        poll: Duration = .milliseconds(2),
+        stop: StopSignal? = nil,
+        beforeDelivery: (@Sendable (Int) async -> Void)? = nil
+    ) async throws {
+        let node = actorSystem.node
+        let joined = try await learner.join(worker: node)
+        try swap(to: joined.weights)
+        var cache: WeightCache?
+        if let context, let endpoint = joined.broadcast {
+            cache = WeightCache(
+                context: context, endpoint: WeightCache.reachable(endpoint, from: learnerAddress),
+                keep: joined.keepVersions, logger: logger)
+        }
+        var stream: BulkSender?
+        if let context, let endpoint = joined.samples {
+            stream = try BulkSender(
+                context: context, node: node,
+                link: .connect(WeightCache.reachable(endpoint, from: learnerAddress)))
+        }
+        defer {
+            cache?.close()
+            stream?.close()
+        }
+        while true {
+            if stop?.isStopped == true {
+                logger.notice("stopping after \(batches) batches")
+                return
+            }
+            let order = try await learner.requestWork(
+                worker: node, haveVersion: version, inline: cache == nil)
+            switch order.status {
+            case .finished:
+                logger.info(
+                    """
+                    run finished after \(batches) batches from this worker \
+                    (\(stream == nil ? "delivered by call" : "on the sample stream")); weights swapped \
+                    \(broadcastSwaps) times from the broadcast, fetched \(fetchedSwaps) times
+                    """)
+                return
+            case .wait:
+                try await Task.sleep(for: poll)
+            case .sample:
+                if let update = order.weights {
+                    try swap(to: update)
+                } else if order.version != version {
+                    if let values = await cache?.weights(order.version, within: .milliseconds(500)) {
+                        try swap(to: PolicyWeights(version: order.version, values: values))
+                        broadcastSwaps += 1
+                    } else {
+                        try swap(to: try await learner.fetchWeights(version: order.version))
+                        fetchedSwaps += 1
+                    }
+                }
+                guard let weights, version == order.version else {
+                    throw RuntimeError("asked to sample with version \(order.version), holding \(version)")
+                }
+                let batch = try sampler.sample(
+                    Trainer.problems(forStep: order.index, config: config, dataset: dataset),
+                    groupSize: config.train.groupSize, parameters: weights, version: version,
+                    seed: Trainer.samplingSeed(forStep: order.index, seed: config.seed),
+                    firstID: WorkOrder.firstID(index: order.index, attempt: order.attempt))
+                await beforeDelivery?(order.index)
+                if let stream {
+                    let columns = SampleColumns(
+                        batch, worker: node, index: order.index, attempt: order.attempt)
+                    try await stream.send(
+                        [WireFrame(try BinaryEncoder().encode(columns))], policyVersion: UInt64(order.version)
+                    )
+                } else {
+                    try await learner.deliver(
+                        worker: node, index: order.index, attempt: order.attempt, batch: batch)
+                }
+                batches += 1
+            }
+        }
+    }
+
+    private func swap(to update: PolicyWeights) throws {
+        do {
+            weights = try GPTParameters(config: gpt, values: update.values)
+        } catch {
+            throw RuntimeError("weights of version \(update.version) do not fit the model: \(error)")
+        }
+        version = update.version
+    }
+}

@@ -1,0 +1,150 @@
+import Distributed
+import Logging
+import Rein
+import ReinActors
+import ReinTasks
+import Synchronization
+import ZeroMQ
+
+/// A delivered batch on the sample stream: who sent which assignment, and the rollouts as flat
+/// columns (every array travels as one raw little-endian block under ``BinaryEncoder``), so a
+/// batch is a handful of memcpys rather than a value-by-value encoding of each rollout.
+public struct SampleColumns: Codable, Sendable, Hashable {
+    /// The delivering worker.
+    public var worker: NodeID
+    /// The batch index assigned.
+    public var index: Int
+    /// The assignment attempt.
+    public var attempt: Int
+    /// Rollouts per group.
+    public var groupSize: Int
+    /// Sample ids, one per row.
+    public var ids: [UInt64]
+    /// Group ids, one per row.
+    public var groups: [Int]
+    /// Row r's prompt is `prompts[promptOffsets[r]..<promptOffsets[r + 1]]`.
+    public var promptOffsets: [Int]
+    /// Every row's prompt tokens, concatenated.
+    public var prompts: [Int32]
+    /// Row r's completion, log-probs and versions span `completionOffsets[r]..<completionOffsets[r + 1]`.
+    public var completionOffsets: [Int]
+    /// Every row's completion tokens, concatenated.
+    public var completions: [Int32]
+    /// log μ of every completion token.
+    public var behaviourLogProbs: [Float]
+    /// The policy version of every completion token.
+    public var versions: [Int]
+    /// Rewards, one per row.
+    public var rewards: [Double]
+    /// Outcomes (`AnswerOutcome` raw values), one per row.
+    public var outcomes: [String]
+
+    /// The columns of `batch`, assignment `index`/`attempt`, from `worker`.
+    public init(_ batch: RolloutBatch, worker: NodeID, index: Int, attempt: Int) {
+        self.worker = worker
+        self.index = index
+        self.attempt = attempt
+        groupSize = batch.groupSize
+        ids = batch.rollouts.map(\.id)
+        groups = batch.rollouts.map(\.group)
+        promptOffsets = [0]
+        prompts = []
+        completionOffsets = [0]
+        completions = []
+        behaviourLogProbs = []
+        versions = []
+        for rollout in batch.rollouts {
+            prompts += rollout.prompt
+            promptOffsets.append(prompts.count)
+            completions += rollout.completion
+            behaviourLogProbs += rollout.behaviourLogProbs
+            versions += rollout.versions
+            completionOffsets.append(completions.count)
+        }
+        rewards = batch.rollouts.map(\.reward)
+        outcomes = batch.rollouts.map(\.outcome.rawValue)
+    }
+
+    /// The batch back.
+    /// - Throws: ``RuntimeError`` if the columns are inconsistent.
+    public func batch() throws(RuntimeError) -> RolloutBatch {
+        let n = ids.count
+        guard groups.count == n, rewards.count == n, outcomes.count == n, promptOffsets.count == n + 1,
+            completionOffsets.count == n + 1, promptOffsets.last == prompts.count,
+            completionOffsets.last == completions.count, behaviourLogProbs.count == completions.count,
+            versions.count == completions.count, groupSize > 0, n % groupSize == 0,
+            zip(promptOffsets, promptOffsets.dropFirst()).allSatisfy({ $0 <= $1 }),
+            zip(completionOffsets, completionOffsets.dropFirst()).allSatisfy({ $0 <= $1 })
+        else { throw RuntimeError("sample batch \(index) from \(worker): inconsistent columns") }
+        var rollouts: [Rollout] = []
+        rollouts.reserveCapacity(n)
+        for r in 0..<n {
+            guard let outcome = AnswerOutcome(rawValue: outcomes[r]) else {
+                throw RuntimeError("sample batch \(index): unknown outcome \(outcomes[r])")
+            }
+            let p = promptOffsets[r]..<promptOffsets[r + 1]
+            let c = completionOffsets[r]..<completionOffsets[r + 1]
+            rollouts.append(
+                Rollout(
+                    id: ids[r], group: groups[r], prompt: Array(prompts[p]),
+                    completion: Array(completions[c]),
+                    behaviourLogProbs: Array(behaviourLogProbs[c]), versions: Array(versions[c]),
+                    reward: rewards[r],
+                    outcome: outcome))
+        }
+        return RolloutBatch(rollouts: rollouts, groupSize: groupSize)
+    }
+}
+
+/// The learner's end of the sample stream: a PULL socket whose batches are handed to the learner
+/// as deliveries (with the same checks as ``LearnerActor/deliver(worker:index:attempt:batch:)``).
+public final class SampleSink: Sendable {
+    private let receiver: BulkReceiver
+    private let task = Mutex<Task<Void, Never>?>(nil)
+    private let logger: Logger
+
+    /// Binds `address`; nothing is delivered before ``attach(to:)``.
+    public init(context: ZMQContext, bind address: String, logger: Logger) {
+        receiver = BulkReceiver(context: context, link: .bind(address), pattern: .pull, logger: logger)
+        self.logger = logger
+    }
+
+    /// Delivers what arrives to `learner`.
+    public func attach(to learner: LearnerActor) {
+        let receiver = self.receiver
+        let logger = self.logger
+        let started = Task {
+            do {
+                for try await messages in receiver {
+                    for message in messages { await Self.deliver(message, to: learner, logger: logger) }
+                }
+            } catch {
+                logger.warning("sample stream stopped: \(error)")
+            }
+        }
+        task.withLock { $0 = started }
+    }
+
+    private static func deliver(_ message: BulkMessage, to learner: LearnerActor, logger: Logger) async {
+        do {
+            guard let frame = message.frames.first else { throw RuntimeError("empty sample message") }
+            let columns = try frame.withUnsafeBytes { raw in
+                try BinaryDecoder().decode(SampleColumns.self, from: raw)
+            }
+            try await learner.deliver(
+                worker: columns.worker, index: columns.index, attempt: columns.attempt,
+                batch: try columns.batch())
+        } catch {
+            logger.warning("sample message rejected: \(error)")
+        }
+    }
+
+    /// The bound endpoint (`tcp://127.0.0.1:41234`).
+    public func endpoint() async -> String { await receiver.endpoint() }
+
+    /// Stops receiving.
+    public func close() {
+        receiver.close()
+        task.withLock { $0?.cancel() }
+    }
+}

@@ -1,0 +1,89 @@
+import Logging
+import Rein
+import ReinActors
+import ReinModel
+import ServiceLifecycle
+import ZeroMQ
+
+/// The learner process as a swift-service-lifecycle `Service`: serves the learner until the run
+/// is over; on graceful shutdown (SIGTERM) it drains — no new batches, the ones handed out are
+/// trained — writes `metrics.jsonl` and `ledger.json`, and returns normally.
+public struct LearnerService: Service, CustomStringConvertible {
+    let learner: LearnerActor
+    let system: ReinActorSystem
+    let folder: RunFolder
+    let logger: Logger
+    let drainTimeout: Duration
+    let finished: @Sendable (DistributedRunResult) -> Void
+
+    /// A service for `learner` on `system`; `finished` receives the run's result.
+    public init(
+        learner: LearnerActor, system: ReinActorSystem, folder: RunFolder, logger: Logger,
+        drainTimeout: Duration = .seconds(10), finished: @escaping @Sendable (DistributedRunResult) -> Void
+    ) {
+        self.learner = learner
+        self.system = system
+        self.folder = folder
+        self.logger = logger
+        self.drainTimeout = drainTimeout
+        self.finished = finished
+    }
+
+    public var description: String { "LearnerService(\(system.member))" }
+
+    public func run() async throws {
+        let stop = StopSignal()
+        let result = try await withGracefulShutdownHandler {
+            try await serveLearner(
+                learner, on: system, folder: folder, logger: logger, stop: stop, drainTimeout: drainTimeout)
+        } onGracefulShutdown: {
+            stop.stop()
+        }
+        await system.shutdown()
+        finished(result)
+    }
+}
+
+/// A rollout-worker process as a `Service`: connects to the learner and works until the run is
+/// over; on graceful shutdown it delivers the batch it is sampling, leaves, and returns normally.
+public struct WorkerService: Service, CustomStringConvertible {
+    let system: ReinActorSystem
+    let learnerAddress: String
+    let config: RunConfig
+    let gpt: GPTConfig
+    let logger: Logger
+    let context: ZMQContext?
+
+    /// A worker on `system` for the learner at `learnerAddress`; with a `context`, it subscribes
+    /// to the learner's weight broadcast.
+    public init(
+        system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig,
+        context: ZMQContext? = nil, logger: Logger
+    ) {
+        self.context = context
+        self.system = system
+        self.learnerAddress = learnerAddress
+        self.config = config
+        self.gpt = gpt
+        self.logger = logger
+    }
+
+    public var description: String { "WorkerService(\(system.member) → \(learnerAddress))" }
+
+    public func run() async throws {
+        let stop = StopSignal()
+        do {
+            try await withGracefulShutdownHandler {
+                try await runWorker(
+                    on: system, learnerAddress: learnerAddress, config: config, gpt: gpt, logger: logger,
+                    context: context, stop: stop)
+            } onGracefulShutdown: {
+                stop.stop()
+            }
+        } catch {
+            await system.shutdown()
+            throw error
+        }
+        await system.shutdown()
+    }
+}

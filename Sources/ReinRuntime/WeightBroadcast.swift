@@ -1,0 +1,114 @@
+import Foundation
+import Logging
+import ReinActors
+import Synchronization
+import ZeroMQ
+
+/// The learner's side of the weight broadcast: every new policy version goes out once, on a PUB
+/// socket, as one bulk message — the header carries the version, the payload is the flat
+/// parameters as raw little-endian `Float` frames of at most ``chunkFloats`` values each.
+public final class WeightBroadcaster: Sendable {
+    /// Floats per payload frame.
+    public static let chunkFloats = 1 << 20
+
+    private let sender: BulkSender
+    /// The endpoint workers subscribe to (a wildcard host is replaced by the learner's host on the
+    /// worker side).
+    public var endpoint: String? { sender.endpoint }
+
+    /// A broadcaster bound to `address` (`tcp://0.0.0.0:*`, `inproc://…`).
+    public init(context: ZMQContext, node: NodeID, bind address: String) throws {
+        sender = try BulkSender(
+            context: context, node: node, link: .bind(address), pattern: .pub, highWaterMark: 4,
+            sendTimeout: .seconds(5))
+    }
+
+    /// Publishes `weights`.
+    public func publish(_ weights: PolicyWeights) async throws {
+        var frames: [WireFrame] = []
+        var start = 0
+        repeat {
+            let end = min(start + Self.chunkFloats, weights.values.count)
+            frames.append(WireFrame(floats: Array(weights.values[start..<end])))
+            start = end
+        } while start < weights.values.count
+        try await sender.send(frames, policyVersion: UInt64(weights.version))
+    }
+
+    /// Closes the socket.
+    public func close() { sender.close() }
+}
+
+/// A worker's side of the weight broadcast: subscribes, and keeps the last few versions received.
+public final class WeightCache: Sendable {
+    private final class Store: Sendable {
+        let versions = Mutex<[Int: [Float]]>([:])
+        let received = Atomic<Int>(0)
+        let keep: Int
+        init(keep: Int) { self.keep = keep }
+
+        func insert(_ values: [Float], version: Int) {
+            versions.withLock { cache in
+                cache[version] = values
+                while cache.count > keep, let oldest = cache.keys.min() { cache[oldest] = nil }
+            }
+            received.add(1, ordering: .relaxed)
+        }
+    }
+
+    private let receiver: BulkReceiver
+    private let store: Store
+    private let task: Task<Void, Never>
+
+    /// Subscribes to `endpoint`, keeping the newest `keep` versions.
+    public init(context: ZMQContext, endpoint: String, keep: Int, logger: Logger) {
+        let receiver = BulkReceiver(context: context, link: .connect(endpoint), pattern: .sub, logger: logger)
+        let store = Store(keep: max(1, keep))
+        self.receiver = receiver
+        self.store = store
+        task = Task {
+            do {
+                for try await batch in receiver {
+                    for message in batch {
+                        var values: [Float] = []
+                        for frame in message.frames { values += try frame.floats() }
+                        store.insert(values, version: Int(message.header.policyVersion))
+                    }
+                }
+            } catch {
+                logger.warning("weight broadcast stopped: \(error)")
+            }
+        }
+    }
+
+    /// Versions received so far.
+    public var receivedCount: Int { store.received.load(ordering: .relaxed) }
+
+    /// The weights of `version`, waiting up to `timeout` for them to arrive.
+    public func weights(_ version: Int, within timeout: Duration) async -> [Float]? {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while true {
+            if let values = store.versions.withLock({ $0[version] }) { return values }
+            if clock.now >= deadline { return nil }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    /// Stops receiving.
+    public func close() {
+        receiver.close()
+        task.cancel()
+    }
+    /// `endpoint` with a wildcard host (`0.0.0.0`, `*`) replaced by the host of `learnerAddress`.
+    public static func reachable(_ endpoint: String, from learnerAddress: String) -> String {
+        guard endpoint.hasPrefix("tcp://"), learnerAddress.hasPrefix("tcp://") else { return endpoint }
+        let rest = endpoint.dropFirst("tcp://".count)
+        guard let colon = rest.lastIndex(of: ":") else { return endpoint }
+        let host = rest[..<colon]
+        guard host == "0.0.0.0" || host == "*" || host == "[::]" else { return endpoint }
+        let learnerRest = learnerAddress.dropFirst("tcp://".count)
+        guard let learnerColon = learnerRest.lastIndex(of: ":") else { return endpoint }
+        return "tcp://" + learnerRest[..<learnerColon] + rest[colon...]
+    }
+}

@@ -1,0 +1,158 @@
+import Distributed
+import Foundation
+import Logging
+import Rein
+import ReinActors
+import ReinKL
+import ReinModel
+import ReinRuntime
+import ReinTasks
+import Testing
+import ZeroMQ
+
+let quiet = Logger(label: "rein.runtime.test") { _ in SwiftLogNoOpLogHandler() }
+
+/// Generous heartbeats: a loaded 2-core machine never declares a live peer dead.
+let testSettings = ReinActorSystem.Settings(
+    callTimeout: .seconds(10), heartbeatInterval: .milliseconds(100), heartbeatTimeout: .seconds(3),
+    transportableErrors: [RuntimeError.self])
+
+/// A tiny run: random tiny reference, 4 prompts × group 4, in a fresh temporary folder.
+func tinyRun(steps: Int = 4, maxStaleness: Int = 0, injectLag: Int = 0) throws -> (
+    RunConfig, GPTParameters, RunFolder
+) {
+    var config = RunConfig()
+    config.threads = 1
+    config.model.context = 16
+    config.model.dModel = 16
+    config.model.layers = 1
+    config.model.heads = 2
+    config.task.trainSize = 200
+    config.task.heldOutSize = 50
+    config.train.steps = steps
+    config.train.promptsPerStep = 4
+    config.train.groupSize = 4
+    config.train.evalSize = 20
+    config.train.lr = 3e-3
+    config.train.maxStaleness = maxStaleness
+    config.train.injectLag = injectLag
+    config.train.kl = KLConfiguration(estimator: .k2, ratio: .token)
+    try config.validate()
+    let reference = try GPTParameters(config: config.gptConfig(vocab: Tokenizer.standard.vocabSize), seed: 2)
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "rein-runtime-\(UUID().uuidString)")
+    return (config, reference, try RunFolder(path: dir.path))
+}
+
+/// The metrics that must match exactly between launch modes (not timings).
+func comparable(_ m: StepMetrics) -> [Double] {
+    let l = m.learner
+    return [
+        Double(m.step), Double(m.version), m.reward, m.accuracy, m.responseLength, m.lagMean,
+        Double(m.dropped),
+        l?.pgLoss ?? .nan, l?.klLoss ?? .nan, l?.gradNorm ?? .nan, l?.entropy ?? .nan, l?.ratioMax ?? .nan,
+    ]
+}
+
+@Suite("Distributed trainer, one process")
+struct DistributedTrainerTests {
+    @Test(arguments: DistributedTrainer.Transport.allCases)
+    func synchronousRunEqualsTheSingleProcessTrainer(transport: DistributedTrainer.Transport) async throws {
+        let (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: 0)
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
+        var expected: [StepMetrics] = []
+        for _ in 0..<config.train.steps { expected.append(try trainer.runStep()) }
+
+        let (_, _, folder2) = try tinyRun()
+        let result = try await DistributedTrainer(
+            config: config, reference: reference, folder: folder2, workers: 3, transport: transport,
+            settings: testSettings,
+            logger: quiet
+        ).run()
+        #expect(result.metrics.count == expected.count)
+        for (a, b) in zip(result.metrics, expected) {
+            #expect(comparable(a) == comparable(b), "step \(b.step)")
+        }
+        #expect(result.weights.values == trainer.learner.model.parameters.values)
+        #expect(result.weights.version == config.train.steps)
+        var ledger = RuntimeLedger()
+        ledger.produced = 4 * 16
+        ledger.trained = 4 * 16
+        #expect(result.ledger == ledger)
+        let written = try JSONDecoder().decode(
+            RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: folder2.file("ledger.json"))))
+        #expect(written == ledger)
+    }
+
+    @Test func injectedLagSamplesWithOlderWeightsExactlyAsTheSingleProcessTrainer() async throws {
+        let (config, reference, folder) = try tinyRun(steps: 5, maxStaleness: 2, injectLag: 2)
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
+        var expected: [StepMetrics] = []
+        for _ in 0..<config.train.steps { expected.append(try trainer.runStep()) }
+        #expect(expected.map(\.lagMax) == [0, 1, 2, 2, 2])
+
+        let (_, _, folder2) = try tinyRun()
+        let result = try await DistributedTrainer(
+            config: config, reference: reference, folder: folder2, workers: 2, settings: testSettings,
+            logger: quiet
+        ).run()
+        #expect(result.metrics.map(comparable) == expected.map(comparable))
+        #expect(result.weights.values == trainer.learner.model.parameters.values)
+    }
+
+    @Test func asynchronousRunTrainsEveryBatchWithinTheStalenessBound() async throws {
+        let (config, reference, folder) = try tinyRun(steps: 6, maxStaleness: 2)
+        let result = try await DistributedTrainer(
+            config: config, reference: reference, folder: folder, workers: 2, settings: testSettings,
+            logger: quiet
+        ).run()
+        #expect(result.metrics.count == 6)
+        #expect(result.metrics.allSatisfy { $0.lagMax <= 2 && $0.learner != nil })
+        #expect(result.ledger.balances && result.ledger.trained == 6 * 16 && result.ledger.inFlight == 0)
+    }
+}
+
+@Suite("Learner and workers over ZeroMQ")
+struct ZMQRuntimeTests {
+    @Test func learnerAndTwoWorkersOverLoopbackTCPMatchTheSingleProcessTrainer() async throws {
+        let (config, reference, folder) = try tinyRun(steps: 3, maxStaleness: 0)
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
+        var expected: [StepMetrics] = []
+        for _ in 0..<config.train.steps { expected.append(try trainer.runStep()) }
+
+        let context = try ZMQContext()
+        let learnerSystem = try ReinActorSystem(
+            context: context, configuration: .init(name: "learner", bind: "tcp://127.0.0.1:*"),
+            settings: testSettings, logger: quiet)
+        let endpoint = try #require(learnerSystem.endpoint)
+        let workerSystems = try (0..<2).map {
+            try ReinActorSystem(
+                context: context, configuration: .init(name: "worker-\($0)"), settings: testSettings,
+                logger: quiet)
+        }
+        let learner = try LearnerActor.named(
+            on: learnerSystem, config: config, reference: reference, logger: quiet)
+        let (_, _, folder2) = try tinyRun()
+        let result = try await withThrowingTaskGroup(of: DistributedRunResult?.self) { group in
+            for system in workerSystems {
+                group.addTask {
+                    try await runWorker(
+                        on: system, learnerAddress: endpoint, config: config, gpt: reference.config,
+                        logger: quiet)
+                    return nil
+                }
+            }
+            group.addTask {
+                try await serveLearner(learner, on: learnerSystem, folder: folder2, logger: quiet)
+            }
+            var result: DistributedRunResult?
+            for try await value in group { result = result ?? value }
+            return result
+        }
+        for system in workerSystems + [learnerSystem] { await system.shutdown() }
+        let run = try #require(result)
+        #expect(run.metrics.map(comparable) == expected.map(comparable))
+        #expect(run.ledger.balances && run.ledger.trained == 3 * 16 && run.ledger.produced == 3 * 16)
+        #expect(FileManager.default.fileExists(atPath: folder2.file("ledger.json")))
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Rein
+import ReinActors
+import ReinRuntime
+import ReinTasks
+import Testing
+import ZeroMQ
+
+@Suite("Weight broadcast")
+struct WeightBroadcastTests {
+    @Test func versionsArriveWholeAcrossChunksAndOnlyTheNewestAreKept() async throws {
+        let context = try ZMQContext()
+        let broadcaster = try WeightBroadcaster(context: context, node: .random(), bind: "tcp://127.0.0.1:*")
+        defer { broadcaster.close() }
+        let endpoint = try #require(broadcaster.endpoint)
+        let cache = WeightCache(context: context, endpoint: endpoint, keep: 2, logger: quiet)
+        defer { cache.close() }
+        let count = WeightBroadcaster.chunkFloats + 12_345  // two frames
+        func weights(_ version: Int) -> PolicyWeights {
+            PolicyWeights(version: version, values: (0..<count).map { Float($0 % 1000) + Float(version) })
+        }
+        // PUB/SUB drops messages sent before the subscription is up: publish until version 0 lands.
+        #expect(
+            await eventually(within: .seconds(10)) {
+                try? await broadcaster.publish(weights(0))
+                return await cache.weights(0, within: .milliseconds(50)) != nil
+            })
+        for version in 1...3 { try await broadcaster.publish(weights(version)) }
+        let newest = await cache.weights(3, within: .seconds(5))
+        #expect(newest == weights(3).values)
+        #expect(await cache.weights(2, within: .seconds(1)) == weights(2).values)
+        #expect(await cache.weights(1, within: .milliseconds(10)) == nil, "only the newest two are kept")
+    }
+
+    @Test func aWildcardHostIsReplacedByTheLearnersHost() {
+        #expect(
+            WeightCache.reachable("tcp://0.0.0.0:7071", from: "tcp://10.0.0.5:7070") == "tcp://10.0.0.5:7071")
+        #expect(
+            WeightCache.reachable("tcp://127.0.0.1:7071", from: "tcp://10.0.0.5:7070")
+                == "tcp://127.0.0.1:7071")
+        #expect(WeightCache.reachable("ipc:///tmp/w", from: "ipc:///tmp/l") == "ipc:///tmp/w")
+    }
+}
+
+@Suite("Sample stream")
+struct SampleStreamTests {
+    @Test func columnsRoundTripABatchThroughTheBinaryEncoding() throws {
+        let rollouts = (0..<8).map { r in
+            Rollout(
+                id: UInt64(100 + r), group: r / 4, prompt: [1, 2, Int32(r)],
+                completion: Array(repeating: Int32(r), count: r % 3),
+                behaviourLogProbs: Array(repeating: -0.5, count: r % 3),
+                versions: Array(repeating: 7, count: r % 3), reward: Double(r % 2),
+                outcome: r % 2 == 1 ? .correct : .malformed)
+        }
+        let batch = RolloutBatch(rollouts: rollouts, groupSize: 4)
+        let columns = SampleColumns(batch, worker: NodeID(rawValue: 42), index: 3, attempt: 1)
+        let bytes = try BinaryEncoder().encode(columns)
+        let decoded = try BinaryDecoder().decode(SampleColumns.self, from: bytes)
+        #expect(decoded == columns)
+        #expect(try decoded.batch() == batch)
+        var broken = columns
+        broken.completionOffsets[2] = 99
+        #expect(throws: RuntimeError.self) { try broken.batch() }
+    }
+}
