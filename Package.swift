@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "ReinTasks", targets: ["ReinTasks"]),
         .library(name: "Rein", targets: ["Rein"]),
         .library(name: "ReinActors", targets: ["ReinActors"]),
+        .library(name: "ReinTracker", targets: ["ReinTracker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -109,6 +110,21 @@ let package = Package(
         .testTarget(
             name: "ReinTests",
             dependencies: ["Rein"],
+            swiftSettings: strict
+        ),
+
+        // The staleness tracker: exact per-lag bias of every KL implementation, IS diagnostics.
+        .target(
+            name: "ReinTracker",
+            dependencies: [
+                "Rein", "ReinKL", "ReinModel",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinTrackerTests",
+            dependencies: ["ReinTracker", "Rein", "ReinKL", "ReinModel"],
             swiftSettings: strict
         ),
 

@@ -1,0 +1,124 @@
+import Foundation
+import Logging
+import Rein
+import ReinKL
+import ReinModel
+
+extension StalenessTracker {
+    /// Recomputes the full rows of a learner batch with the model and analyses them.
+    ///
+    /// Three kinds of forward pass over the batch, each with full log-softmax rows: θ, π_ref, and
+    /// one per distinct behaviour version of its tokens. μ(·|s) is the softmax of the behaviour
+    /// logits divided by `temperature` (top-k sampling is not a softmax and is refused).
+    ///
+    /// - Parameters:
+    ///   - step: the trainer step (1-based).
+    ///   - batch: the rollouts the learner is about to train on.
+    ///   - version: the learner's version θ.
+    ///   - policy: θ's weights.
+    ///   - reference: π_ref's weights.
+    ///   - behaviour: the weights of a behaviour version (nil if unknown).
+    ///   - temperature: the sampling temperature.
+    ///   - threads: threads of the scratch model.
+    public func observe(
+        step: Int, batch: RolloutBatch, version: Int, policy: GPTParameters, reference: GPTParameters,
+        behaviour: (Int) -> GPTParameters?, temperature: Double = 1, threads: Int = 1
+    ) throws(TrackerError) -> TrackerRecord {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let rollouts = batch.rollouts
+        guard !rollouts.isEmpty else { throw .shape("empty batch") }
+        guard temperature > 0 else { throw .unsupportedSampling("temperature \(temperature)") }
+        for r in rollouts
+        where r.versions.count != r.completion.count || r.behaviourLogProbs.count != r.completion.count {
+            throw .shape("rollout \(r.id): \(r.completion.count) tokens, \(r.versions.count) versions")
+        }
+        let length = max(2, rollouts.map { $0.prompt.count + $0.completion.count }.max() ?? 2)
+        var tokens = [Int32](repeating: 0, count: rollouts.count * length)
+        for (b, r) in rollouts.enumerated() {
+            for (t, id) in (r.prompt + r.completion).enumerated() { tokens[b * length + t] = id }
+        }
+        let model = GPTModel(parameters: policy, threads: threads)
+        let vocab = model.config.vocab
+        let positions = length - 1
+        func rows(_ parameters: GPTParameters) throws(TrackerError) -> [Float] {
+            model.parameters = parameters
+            do {
+                let tokenBatch = try TokenBatch(
+                    tokens: tokens, batch: rollouts.count, length: length,
+                    lengths: rollouts.map { $0.prompt.count + $0.completion.count })
+                guard let out = try model.forward(tokenBatch, logSoftmaxRows: true).logSoftmax else {
+                    throw TrackerError.model("no log-softmax rows")
+                }
+                return out
+            } catch let error as TrackerError {
+                throw error
+            } catch {
+                throw .model("\(error)")
+            }
+        }
+        let theta = try rows(policy)
+        let ref = try rows(reference)
+        var behaviourRows: [Int: [Float]] = [:]
+        for v in Set(rollouts.flatMap(\.versions)).sorted() {
+            guard let weights = behaviour(v) else { throw .missingBehaviour(version: v) }
+            behaviourRows[v] = try rows(weights)
+        }
+        var tracked: [TrackedPosition] = []
+        var sequenceLags: [Int] = []
+        var maxError = 0.0
+        for (b, r) in rollouts.enumerated() {
+            sequenceLags.append(version - r.oldestVersion)
+            for t in 0..<r.completion.count {
+                let base = (b * positions + r.prompt.count - 1 + t) * vocab
+                let range = base..<(base + vocab)
+                let mu = behaviourRows[r.versions[t]]![range].map { Double($0) / temperature }
+                let position: KLPosition
+                do {
+                    position = try KLPosition(
+                        thetaLogits: theta[range].map(Double.init), behaviourLogits: mu,
+                        referenceLogits: ref[range].map(Double.init))
+                } catch {
+                    throw .badRow("\(error)")
+                }
+                let token = Int(r.completion[t])
+                maxError = max(
+                    maxError, abs(position.logBehaviour[token] - Double(r.behaviourLogProbs[t])))
+                tracked.append(
+                    TrackedPosition(
+                        lag: version - r.versions[t], sequence: b, token: token, rows: position))
+            }
+        }
+        let recompute = ReinTracker.seconds(clock.now - start)
+        return try analyse(
+            step: step, version: version, positions: tracked, sequenceLags: sequenceLags,
+            maxBehaviourLogProbError: maxError, seconds: recompute)
+    }
+
+    /// Installs the tracker on `trainer`: every ``every`` steps, before the learner step, the
+    /// batch is analysed and one line is appended to `tracker.jsonl` in the run folder.
+    /// Failures are logged and never stop training.
+    public func attach(to trainer: Trainer) throws(TrackerError) {
+        guard trainer.config.train.topK == 0 else {
+            throw .unsupportedSampling("top_k \(trainer.config.train.topK) (μ is not a softmax)")
+        }
+        let tracker = self
+        let temperature = trainer.config.train.temperature
+        let threads = trainer.config.threads
+        let logger = self.logger
+        trainer.beforeLearnerStep = { [unowned trainer] batch, samplingVersion, weights in
+            let step = trainer.step + 1
+            guard tracker.shouldObserve(step: step) else { return }
+            do {
+                let record = try tracker.observe(
+                    step: step, batch: batch, version: trainer.learner.version,
+                    policy: trainer.learner.model.parameters, reference: trainer.referenceParameters,
+                    behaviour: { $0 == samplingVersion ? weights : trainer.parameters(ofVersion: $0) },
+                    temperature: temperature, threads: threads)
+                try trainer.folder.append(line: try StalenessTracker.jsonLine(record), to: "tracker.jsonl")
+            } catch {
+                logger.warning("staleness tracker failed at step \(step): \(error)")
+            }
+        }
+    }
+}
