@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "Rein", targets: ["Rein"]),
         .library(name: "ReinActors", targets: ["ReinActors"]),
         .library(name: "ReinTracker", targets: ["ReinTracker"]),
+        .library(name: "ReinReport", targets: ["ReinReport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -128,6 +129,22 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Reports: report.html (inline SVG), report.json (versioned), CSV, from run folders.
+        .target(
+            name: "ReinReport",
+            dependencies: [
+                "ReinTracker",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinReportTests",
+            dependencies: ["ReinReport", "ReinTracker"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+
         // A DistributedActorSystem over ZeroMQ (and an in-memory bus for tests); wire format.
         .target(
             name: "ReinActors",
@@ -147,7 +164,7 @@ let package = Package(
         .target(
             name: "ReinCLI",
             dependencies: [
-                "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks", "Rein",
+                "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks", "Rein", "ReinTracker", "ReinReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
