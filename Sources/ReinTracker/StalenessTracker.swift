@@ -151,7 +151,7 @@ public struct StalenessTracker: Sendable {
                 dots[i] += dot(g, target)
                 gradientSquares[i] += dot(g, g)
                 meanRelative[i] += GradientComparison.relativeError(g, to: target)
-                meanCosine[i] += GradientComparison.cosine(g, target)
+                meanCosine[i] += dot(g, g) > 1e-24 * tt ? GradientComparison.cosine(g, target) : 0
             }
             var kl = 0.0
             for v in rows.logBehaviour.indices {
@@ -172,7 +172,7 @@ public struct StalenessTracker: Sendable {
                 forwardSquares > 0
                 ? (forwardErrorSquares[i] / forwardSquares).squareRoot() : forwardErrorSquares[i].squareRoot()
             let cosine =
-                targetSquares > 0 && gradientSquares[i] > 0
+                targetSquares > 0 && gradientSquares[i] > 1e-24 * targetSquares
                 ? dots[i] / (targetSquares * gradientSquares[i]).squareRoot() : 0
             biases.append(
                 ImplementationBias(
