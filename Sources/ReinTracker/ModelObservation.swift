@@ -19,10 +19,13 @@ extension StalenessTracker {
     ///   - reference: π_ref's weights.
     ///   - behaviour: the weights of a behaviour version (nil if unknown).
     ///   - temperature: the sampling temperature.
-    ///   - threads: threads of the scratch model.
+    ///   - threads: threads of the scratch model (when `scratch` is nil).
+    ///   - scratch: a model of the same shape to run the forwards with (its parameters are
+    ///     replaced); one is made when nil.
     public func observe(
         step: Int, batch: RolloutBatch, version: Int, policy: GPTParameters, reference: GPTParameters,
-        behaviour: (Int) -> GPTParameters?, temperature: Double = 1, threads: Int = 1
+        behaviour: (Int) -> GPTParameters?, temperature: Double = 1, threads: Int = 1,
+        scratch: GPTModel? = nil
     ) throws(TrackerError) -> TrackerRecord {
         let clock = ContinuousClock()
         let start = clock.now
@@ -38,7 +41,9 @@ extension StalenessTracker {
         for (b, r) in rollouts.enumerated() {
             for (t, id) in (r.prompt + r.completion).enumerated() { tokens[b * length + t] = id }
         }
-        let model = GPTModel(parameters: policy, threads: threads)
+        let model =
+            scratch.flatMap { $0.config == policy.config ? $0 : nil }
+            ?? GPTModel(parameters: policy, threads: threads)
         let vocab = model.config.vocab
         let positions = length - 1
         func rows(_ parameters: GPTParameters) throws(TrackerError) -> [Float] {
@@ -106,6 +111,7 @@ extension StalenessTracker {
         let temperature = trainer.config.train.temperature
         let threads = trainer.config.threads
         let logger = self.logger
+        let scratch = GPTModel(parameters: trainer.referenceParameters, threads: threads)
         trainer.beforeLearnerStep = { [unowned trainer] batch, samplingVersion, weights in
             let step = trainer.step + 1
             guard tracker.shouldObserve(step: step) else { return }
@@ -114,7 +120,7 @@ extension StalenessTracker {
                     step: step, batch: batch, version: trainer.learner.version,
                     policy: trainer.learner.model.parameters, reference: trainer.referenceParameters,
                     behaviour: { $0 == samplingVersion ? weights : trainer.parameters(ofVersion: $0) },
-                    temperature: temperature, threads: threads)
+                    temperature: temperature, threads: threads, scratch: scratch)
                 try trainer.folder.append(line: try StalenessTracker.jsonLine(record), to: "tracker.jsonl")
             } catch {
                 logger.warning("staleness tracker failed at step \(step): \(error)")

@@ -108,10 +108,12 @@ public struct StalenessTracker: Sendable {
                 try bucket(lag: lag, positions: inBucket, sequenceRatios: sequenceRatios))
         }
         let elapsed = ReinTracker.seconds(clock.now - start)
-        return TrackerRecord(
+        var record = TrackerRecord(
             step: step, version: version, positions: positions.count, sequences: sequenceLags.count,
             lagHistogram: histogram, buckets: buckets, maxBehaviourLogProbError: maxBehaviourLogProbError,
             seconds: seconds + elapsed)
+        record.analysisSeconds = elapsed
+        return record
     }
 
     func bucket(lag: Int, positions: [TrackedPosition], sequenceRatios: [Double]) throws(TrackerError)

@@ -24,6 +24,9 @@ public struct TrackerRecord: Sendable, Codable, Hashable {
     public var maxBehaviourLogProbError: Double
     /// Wall time of the observation in seconds (forwards included).
     public var seconds: Double
+    /// The part of ``seconds`` spent on the arithmetic after the rows were at hand (nil in
+    /// records written before it existed).
+    public var analysisSeconds: Double?
 
     /// A record with every field given.
     public init(
@@ -48,6 +51,7 @@ public struct TrackerRecord: Sendable, Codable, Hashable {
         case buckets
         case maxBehaviourLogProbError = "max_behaviour_log_prob_error"
         case seconds
+        case analysisSeconds = "analysis_seconds"
     }
 }
 
