@@ -125,14 +125,15 @@ enum HTML {
         table(
             header: [
                 "run", "settings", "steps", "greedy start", "greedy end", "sampled start", "sampled end",
-                "exact KL (last 10%)", "entropy (last 10%)", "tracker obs.", "tracker overhead",
+                "exact KL (last 10%)", "entropy (last 10%)", "tracker obs.", "tracker time / learner time",
             ],
             rows: runs.map { r in
                 [
                     r.name, describe(r), "\(r.steps)", percent(r.greedyStart), percent(r.greedyEnd),
                     percent(r.sampledStart), percent(r.sampledEnd), number(tail(r.curves.map(\.exactKL))),
                     number(tail(r.curves.map(\.entropy))), "\(r.tracker.observations)",
-                    r.tracker.learnerSeconds > 0 ? percent(r.tracker.overheadFraction) : "–",
+                    r.tracker.observations > 0 && r.tracker.learnerSeconds > 0
+                        ? percent(r.tracker.overheadFraction) : "–",
                 ]
             }, nameColumns: 2)
     }
