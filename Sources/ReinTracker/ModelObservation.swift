@@ -22,10 +22,13 @@ extension StalenessTracker {
     ///   - threads: threads of the scratch model (when `scratch` is nil).
     ///   - scratch: a model of the same shape to run the forwards with (its parameters are
     ///     replaced); one is made when nil.
+    ///   - parameterSpace: also back-propagate every implementation's expected logit-space
+    ///     gradient through θ (one backward each) and compare in parameter space
+    ///     (``TrackerRecord/parameterBias``).
     public func observe(
         step: Int, batch: RolloutBatch, version: Int, policy: GPTParameters, reference: GPTParameters,
         behaviour: (Int) -> GPTParameters?, temperature: Double = 1, threads: Int = 1,
-        scratch: GPTModel? = nil
+        scratch: GPTModel? = nil, parameterSpace: Bool = false
     ) throws(TrackerError) -> TrackerRecord {
         let clock = ContinuousClock()
         let start = clock.now
@@ -62,13 +65,14 @@ extension StalenessTracker {
                 throw .model("\(error)")
             }
         }
-        let theta = try rows(policy)
         let ref = try rows(reference)
         var behaviourRows: [Int: [Float]] = [:]
         for v in Set(rollouts.flatMap(\.versions)).sorted() {
             guard let weights = behaviour(v) else { throw .missingBehaviour(version: v) }
             behaviourRows[v] = try rows(weights)
         }
+        // θ last: its activations stay in the model for the parameter-space backward passes.
+        let theta = try rows(policy)
         var tracked: [TrackedPosition] = []
         var sequenceLags: [Int] = []
         var maxError = 0.0
@@ -95,9 +99,66 @@ extension StalenessTracker {
             }
         }
         let recompute = ReinTracker.seconds(clock.now - start)
-        return try analyse(
+        var record = try analyse(
             step: step, version: version, positions: tracked, sequenceLags: sequenceLags,
             maxBehaviourLogProbError: maxError, seconds: recompute)
+        if parameterSpace {
+            let t0 = clock.now
+            var slots: [Int] = []  // flat offset of each tracked position's logit row
+            for (b, r) in rollouts.enumerated() {
+                for t in 0..<r.completion.count {
+                    slots.append((b * positions + r.prompt.count - 1 + t) * vocab)
+                }
+            }
+            record.parameterBias = try parameterBias(
+                model: model, positions: tracked, slots: slots, size: rollouts.count * positions * vocab)
+            record.seconds += ReinTracker.seconds(clock.now - t0)
+        }
+        return record
+    }
+
+    /// Back-propagates the target and every implementation's expected logit-space gradient
+    /// through the model's last forward pass and compares them in parameter space.
+    func parameterBias(model: GPTModel, positions: [TrackedPosition], slots: [Int], size: Int)
+        throws(TrackerError) -> [ParameterBias]
+    {
+        var perPosition: [[[Double]]] = []  // [position][implementation][vocab]
+        var targets: [[Double]] = []
+        for p in positions {
+            do {
+                perPosition.append(try p.rows.expectedGradients(of: implementations))
+            } catch {
+                throw .badImplementation("\(error)")
+            }
+            targets.append(p.rows.reverseKLGradient)
+        }
+        func backPropagate(_ row: (Int) -> [Double]) throws(TrackerError) -> [Double] {
+            var dLogits = [Float](repeating: 0, count: size)
+            for (k, slot) in slots.enumerated() {
+                for (j, x) in row(k).enumerated() { dLogits[slot + j] = Float(x) }
+            }
+            model.zeroGradients()
+            do {
+                try model.backward(dLogits: dLogits)
+            } catch {
+                throw .model("\(error)")
+            }
+            return model.gradients.map(Double.init)
+        }
+        let target = try backPropagate { targets[$0] }
+        let targetNorm = GradientComparison.norm(target)
+        var result: [ParameterBias] = []
+        for (i, implementation) in implementations.enumerated() {
+            let g = try backPropagate { perPosition[$0][i] }
+            let norm = GradientComparison.norm(g)
+            result.append(
+                ParameterBias(
+                    id: implementation.id, relativeError: GradientComparison.relativeError(g, to: target),
+                    cosine: norm <= 1e-12 * targetNorm ? 0 : GradientComparison.cosine(g, target), norm: norm,
+                    targetNorm: targetNorm))
+        }
+        model.zeroGradients()
+        return result
     }
 
     /// Installs the tracker on `trainer`: every ``every`` steps, before the learner step, the
@@ -120,7 +181,8 @@ extension StalenessTracker {
                     step: step, batch: batch, version: trainer.learner.version,
                     policy: trainer.learner.model.parameters, reference: trainer.referenceParameters,
                     behaviour: { $0 == samplingVersion ? weights : trainer.parameters(ofVersion: $0) },
-                    temperature: temperature, threads: threads, scratch: scratch)
+                    temperature: temperature, threads: threads, scratch: scratch,
+                    parameterSpace: tracker.shouldCompareParameters(step: step))
                 try trainer.folder.append(line: try StalenessTracker.jsonLine(record), to: "tracker.jsonl")
             } catch {
                 logger.warning("staleness tracker failed at step \(step): \(error)")

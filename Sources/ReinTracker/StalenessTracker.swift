@@ -39,17 +39,24 @@ public struct StalenessTracker: Sendable {
     public let implementations: [KLImplementation]
     /// Observe every `every` trainer steps (step 1 and then every `every`-th).
     public let every: Int
+    /// Run the parameter-space comparison on every `parameterEvery`-th observation (0: never).
+    public let parameterEvery: Int
     let logger: Logger
 
     /// - Parameters:
     ///   - implementations: what to measure (validated here).
     ///   - every: the observation interval in trainer steps (≥ 1).
+    ///   - parameterEvery: the parameter-space comparison runs on every `parameterEvery`-th
+    ///     observation (0: never; it costs one backward pass per implementation).
     ///   - logger: where to log (the CLI configures it).
     public init(
         implementations: [KLImplementation] = StalenessTracker.defaultImplementations, every: Int = 10,
-        logger: Logger
+        parameterEvery: Int = 0, logger: Logger
     ) throws(TrackerError) {
         guard every >= 1 else { throw .shape("tracker interval must be at least 1, got \(every)") }
+        guard parameterEvery >= 0 else {
+            throw .shape("parameter interval must be ≥ 0, got \(parameterEvery)")
+        }
         for implementation in implementations {
             do {
                 try implementation.configuration.validate()
@@ -59,11 +66,17 @@ public struct StalenessTracker: Sendable {
         }
         self.implementations = implementations
         self.every = every
+        self.parameterEvery = parameterEvery
         self.logger = logger
     }
 
     /// True on the trainer steps (1-based) the tracker observes: 1, 1 + every, 1 + 2·every, …
     public func shouldObserve(step: Int) -> Bool { (step - 1) % every == 0 }
+
+    /// True on the observed steps that also run the parameter-space comparison.
+    public func shouldCompareParameters(step: Int) -> Bool {
+        shouldObserve(step: step) && parameterEvery > 0 && ((step - 1) / every) % parameterEvery == 0
+    }
 
     /// Computes a record from rows already at hand.
     ///

@@ -27,6 +27,9 @@ public struct TrackerRecord: Sendable, Codable, Hashable {
     /// The part of ``seconds`` spent on the arithmetic after the rows were at hand (nil in
     /// records written before it existed).
     public var analysisSeconds: Double?
+    /// Parameter-space comparison over the whole batch (all lags together), on observations
+    /// that ran it; nil otherwise.
+    public var parameterBias: [ParameterBias]?
 
     /// A record with every field given.
     public init(
@@ -52,6 +55,7 @@ public struct TrackerRecord: Sendable, Codable, Hashable {
         case maxBehaviourLogProbError = "max_behaviour_log_prob_error"
         case seconds
         case analysisSeconds = "analysis_seconds"
+        case parameterBias = "parameter_bias"
     }
 }
 
@@ -234,5 +238,36 @@ public enum TrackerError: Error, Sendable, Hashable, CustomStringConvertible {
         case .model(let m): return "tracker: model: \(m)"
         case .shape(let m): return "tracker: \(m)"
         }
+    }
+}
+
+/// One implementation's expected gradient back-propagated through the model, against the
+/// back-propagated exact ∇KL(π_θ‖π_ref), summed over every visited prefix of the batch.
+public struct ParameterBias: Sendable, Codable, Hashable {
+    /// The ``KLImplementation`` id.
+    public var id: String
+    /// ‖G − T‖ / ‖T‖ in parameter space.
+    public var relativeError: Double
+    /// cos(G, T) in parameter space (0 when G is rounding noise).
+    public var cosine: Double
+    /// ‖G‖.
+    public var norm: Double
+    /// ‖T‖.
+    public var targetNorm: Double
+
+    /// A comparison with every field given.
+    public init(id: String, relativeError: Double, cosine: Double, norm: Double, targetNorm: Double) {
+        self.id = id
+        self.relativeError = relativeError
+        self.cosine = cosine
+        self.norm = norm
+        self.targetNorm = targetNorm
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case relativeError = "relative_error"
+        case cosine, norm
+        case targetNorm = "target_norm"
     }
 }

@@ -35,11 +35,19 @@ struct TrainerIntegrationTests {
         let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
         // Start θ away from π_ref so the KL term moves it (a random tiny model earns no reward).
         trainer.learner.model.parameters = try GPTParameters(config: reference.config, seed: 3)
-        try StalenessTracker(every: 2, logger: logger).attach(to: trainer)
+        try StalenessTracker(every: 2, parameterEvery: 2, logger: logger).attach(to: trainer)
         var lags: [Int] = []
         for _ in 0..<5 { lags.append(try trainer.runStep().lagMax) }
         let records = try StalenessTracker.readRecords(from: folder.file("tracker.jsonl"))
         #expect(records.map(\.step) == [1, 3, 5])
+        #expect(records.map { $0.parameterBias != nil } == [true, false, true])
+        // Parameter space (Float backward): corrected forms match the back-propagated target.
+        let parameter = try #require(records.last?.parameterBias)
+        for bias in parameter where correctedIDs.contains(bias.id) {
+            #expect(bias.relativeError < 1e-4 && bias.cosine > 0.9999, "\(bias.id)")
+        }
+        let naiveParameter = try #require(parameter.first { $0.id == "k2_loss" })
+        #expect(naiveParameter.relativeError > 1e-6 && naiveParameter.targetNorm > 0)
         #expect(records.map { $0.lagHistogram.map(\.lag) } == [[lags[0]], [lags[2]], [lags[4]]])
         for record in records {
             #expect(record.maxBehaviourLogProbError < 1e-4)

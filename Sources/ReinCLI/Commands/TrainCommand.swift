@@ -53,7 +53,9 @@ struct TrainCommand: AsyncParsableCommand {
             if t.topK > 0 {
                 logger.notice("staleness tracker off: top_k sampling is not a softmax of the logits")
             } else {
-                try StalenessTracker(every: t.trackerEvery, logger: logger).attach(to: trainer)
+                try StalenessTracker(
+                    every: t.trackerEvery, parameterEvery: t.trackerParameterEvery, logger: logger
+                ).attach(to: trainer)
             }
         }
         let encoder = JSONEncoder()
