@@ -197,6 +197,16 @@ enum HTML {
                 })
         }
         if runs.allSatisfy({ $0.bias.isEmpty }) { s += "<p>No tracker data.</p>\n" }
+        for r in runs where !r.parameterBias.isEmpty {
+            s += "<h3>\(escape(r.name)): parameter space</h3>\n"
+            s +=
+                "<p class=\"note\">Each form's expected logit-space gradient back-propagated through θ over the whole batch (all lags), against the back-propagated ∇KL(π_θ‖π_ref); mean over \(r.parameterBias[0].observations) observation(s).</p>\n"
+            s += table(
+                header: ["implementation", "relative error", "cosine"],
+                rows: r.parameterBias.map {
+                    [$0.implementation, number($0.relativeError, digits: 3), number($0.cosine, digits: 4)]
+                })
+        }
         return s
     }
 

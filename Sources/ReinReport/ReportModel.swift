@@ -55,6 +55,9 @@ public struct RunReport: Sendable, Codable, Hashable {
     public var lagHistogram: [LagCount]
     /// Tracker observations and their cost.
     public var tracker: TrackerCost
+    /// Parameter-space bias per implementation, averaged over the observations that ran it
+    /// (empty when none did).
+    public var parameterBias: [ParameterBiasPoint]
 
     enum CodingKeys: String, CodingKey {
         case name, path, settings, steps
@@ -65,6 +68,25 @@ public struct RunReport: Sendable, Codable, Hashable {
         case curves, bias, importance
         case lagHistogram = "lag_histogram"
         case tracker
+        case parameterBias = "parameter_bias"
+    }
+}
+
+/// One implementation's parameter-space bias, averaged over observations.
+public struct ParameterBiasPoint: Sendable, Codable, Hashable {
+    /// The `KLImplementation` id.
+    public var implementation: String
+    /// Observations averaged.
+    public var observations: Int
+    /// Mean ‖G − T‖ / ‖T‖ of the back-propagated gradients.
+    public var relativeError: Double
+    /// Mean cos(G, T).
+    public var cosine: Double
+
+    enum CodingKeys: String, CodingKey {
+        case implementation, observations
+        case relativeError = "relative_error"
+        case cosine
     }
 }
 

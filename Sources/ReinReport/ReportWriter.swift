@@ -12,7 +12,7 @@ public struct ReportWriter: Sendable {
     /// The files a report consists of, in writing order.
     public static let files = [
         "report.html", "report.json", "runs.csv", "curves.csv", "bias.csv", "importance.csv",
-        "lag_histogram.csv",
+        "lag_histogram.csv", "parameter_bias.csv",
     ]
 
     /// Reads every run folder (names deduplicated by their last path component).
@@ -54,6 +54,7 @@ public struct ReportWriter: Sendable {
             ("runs.csv", CSV.runs(document)), ("curves.csv", CSV.curves(document)),
             ("bias.csv", CSV.bias(document)), ("importance.csv", CSV.importance(document)),
             ("lag_histogram.csv", CSV.lagHistogram(document)),
+            ("parameter_bias.csv", CSV.parameterBias(document)),
         ]
         for (name, text) in contents {
             let path = (directory as NSString).appendingPathComponent(name)
@@ -167,6 +168,16 @@ enum CSV {
                         n($0.essFraction),
                         n($0.sequenceESSFraction), n($0.behaviourKL),
                     ]
+                }
+            })
+    }
+
+    static func parameterBias(_ d: ReportDocument) -> String {
+        lines(
+            ["run", "implementation", "observations", "relative_error", "cosine"],
+            d.runs.flatMap { r in
+                r.parameterBias.map {
+                    [r.name, $0.implementation, "\($0.observations)", n($0.relativeError), n($0.cosine)]
                 }
             })
     }

@@ -30,7 +30,8 @@ extension RunReport {
             importance: aggregateImportance(records), lagHistogram: aggregateLags(records),
             tracker: TrackerCost(
                 observations: records.count, seconds: trackerSeconds, learnerSeconds: learnerSeconds,
-                overheadFraction: learnerSeconds > 0 ? trackerSeconds / learnerSeconds : 0))
+                overheadFraction: learnerSeconds > 0 ? trackerSeconds / learnerSeconds : 0),
+            parameterBias: aggregateParameterBias(records))
     }
 
     static func number(_ any: Any?) -> Double {
@@ -133,6 +134,29 @@ extension RunReport {
             }
         }
         return points
+    }
+
+    static func aggregateParameterBias(_ records: [TrackerRecord]) -> [ParameterBiasPoint] {
+        var order: [String] = []
+        var sums: [String: ParameterBiasPoint] = [:]
+        for record in records {
+            for b in record.parameterBias ?? [] {
+                if sums[b.id] == nil {
+                    order.append(b.id)
+                    sums[b.id] = ParameterBiasPoint(
+                        implementation: b.id, observations: 0, relativeError: 0, cosine: 0)
+                }
+                sums[b.id]!.observations += 1
+                sums[b.id]!.relativeError += b.relativeError
+                sums[b.id]!.cosine += b.cosine
+            }
+        }
+        return order.map { id in
+            var p = sums[id]!
+            p.relativeError /= Double(p.observations)
+            p.cosine /= Double(p.observations)
+            return p
+        }
     }
 
     static func aggregateImportance(_ records: [TrackerRecord]) -> [ImportancePoint] {

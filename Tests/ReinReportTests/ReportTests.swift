@@ -93,7 +93,7 @@ struct ReportTests {
         let run = try #require(runs.first)
         for key in [
             "name", "path", "settings", "steps", "greedy_start", "greedy_end", "curves", "bias", "importance",
-            "lag_histogram", "tracker",
+            "lag_histogram", "tracker", "parameter_bias",
         ] {
             #expect(run[key] != nil, "report.json runs[0] lacks \(key)")
         }
