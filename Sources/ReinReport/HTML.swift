@@ -157,6 +157,15 @@ enum HTML {
                 items.append("lag \(lag): \(text)")
             }
             s += "<li><b>\(escape(r.name))</b> — \(escape(items.joined(separator: "; ")))</li>\n"
+            if !r.theory.isEmpty {
+                s +=
+                    "</ul>\n"
+                    + table(
+                        header: ["\(r.name): theory says", "measured", "agrees"],
+                        rows: r.theory.map { [$0.claim, $0.measured, $0.agrees ? "yes" : "NO"] },
+                        nameColumns: 2)
+                s += "<ul>\n"
+            }
         }
         if !any { s += "<li>No tracker observations in these runs (tracker_every 0, or an old run).</li>\n" }
         return s + "</ul>\n"

@@ -58,6 +58,8 @@ public struct RunReport: Sendable, Codable, Hashable {
     /// Parameter-space bias per implementation, averaged over the observations that ran it
     /// (empty when none did).
     public var parameterBias: [ParameterBiasPoint]
+    /// The theory's predictions checked against ``bias`` (see ``TheoryCheck``).
+    public var theory: [TheoryCheck]
 
     enum CodingKeys: String, CodingKey {
         case name, path, settings, steps
@@ -69,6 +71,7 @@ public struct RunReport: Sendable, Codable, Hashable {
         case lagHistogram = "lag_histogram"
         case tracker
         case parameterBias = "parameter_bias"
+        case theory
     }
 }
 

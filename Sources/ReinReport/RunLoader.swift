@@ -23,15 +23,16 @@ extension RunReport {
         let end = try readEval(file("eval.json"))
         let learnerSeconds = curves.reduce(0.0) { $0 + ($1.learnerSeconds.isFinite ? $1.learnerSeconds : 0) }
         let trackerSeconds = records.reduce(0.0) { $0 + $1.seconds }
+        let bias = aggregateBias(records)
         return RunReport(
             name: name, path: path, settings: readSettings(file("config.yaml")), steps: curves.count,
             greedyStart: start?.greedy, greedyEnd: end?.greedy, sampledStart: start?.sampled,
-            sampledEnd: end?.sampled, curves: curves, bias: aggregateBias(records),
+            sampledEnd: end?.sampled, curves: curves, bias: bias,
             importance: aggregateImportance(records), lagHistogram: aggregateLags(records),
             tracker: TrackerCost(
                 observations: records.count, seconds: trackerSeconds, learnerSeconds: learnerSeconds,
                 overheadFraction: learnerSeconds > 0 ? trackerSeconds / learnerSeconds : 0),
-            parameterBias: aggregateParameterBias(records))
+            parameterBias: aggregateParameterBias(records), theory: TheoryCheck.checks(bias))
     }
 
     static func number(_ any: Any?) -> Double {

@@ -58,6 +58,9 @@ struct ReportTests {
         }
         let naive = try #require(run.bias.first { $0.implementation == "k2_loss" && $0.lag == 4 })
         #expect(naive.relativeError > 1e-3)
+        // The fixture agrees with every prediction it can test.
+        #expect(run.theory.count >= 6)
+        for check in run.theory { #expect(check.agrees, "\(check.claim): \(check.measured)") }
     }
 
     @Test func writesWellFormedSelfContainedHTML() throws {
@@ -93,7 +96,7 @@ struct ReportTests {
         let run = try #require(runs.first)
         for key in [
             "name", "path", "settings", "steps", "greedy_start", "greedy_end", "curves", "bias", "importance",
-            "lag_histogram", "tracker", "parameter_bias",
+            "lag_histogram", "tracker", "parameter_bias", "theory",
         ] {
             #expect(run[key] != nil, "report.json runs[0] lacks \(key)")
         }
