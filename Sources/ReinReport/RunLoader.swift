@@ -110,8 +110,11 @@ extension RunReport {
         }
         var sums: [String: [Int: Sum]] = [:]
         var order: [String] = []
+        // Buckets where θ = π_ref exactly (the first step) have a zero target and no relative
+        // error; leave them out unless nothing else was observed.
+        let informative = records.flatMap(\.buckets).contains { $0.reverseKL > 0 }
         for record in records {
-            for bucket in record.buckets {
+            for bucket in record.buckets where !informative || bucket.reverseKL > 0 {
                 for b in bucket.implementations {
                     if sums[b.id] == nil { order.append(b.id) }
                     var s = sums[b.id, default: [:]][bucket.lag, default: Sum()]

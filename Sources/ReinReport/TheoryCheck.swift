@@ -23,12 +23,16 @@ public struct TheoryCheck: Sendable, Codable, Hashable {
             let onPolicy = ["k2_loss", "k1_reward"].compactMap { at($0, 0) }
             if !onPolicy.isEmpty {
                 let worst = onPolicy.map(\.relativeError).max()!
+                // Exactly 0 only when θ = π_ref at every lag-0 position (the first step of a run).
+                let trivial = onPolicy.allSatisfy { $0.relativeError == 0 }
                 out.append(
                     TheoryCheck(
                         claim:
                             "on-policy (lag 0), k2 as loss and k1 in reward are unbiased for ∇KL(π_θ‖π_ref)",
                         measured: onPolicy.map { "\($0.implementation) \(format($0.relativeError))" }
-                            .joined(separator: ", "), agrees: worst <= 1e-6))
+                            .joined(separator: ", ")
+                            + (trivial ? " (trivially: θ = π_ref at every lag-0 position observed)" : ""),
+                        agrees: worst <= 1e-6))
             }
             if let k3 = at("k3_loss", 0) {
                 out.append(
