@@ -16,6 +16,11 @@ enum SVG {
 
     static func color(_ i: Int) -> String { palette[i % palette.count] }
 
+    /// A legend label that fits the legend column (the full name stays in the tooltip).
+    static func short(_ name: String) -> String {
+        name.count <= 26 ? name : String(name.prefix(25)) + "…"
+    }
+
     /// Tick values covering `lo...hi` at a 1-2-5 step.
     static func ticks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
         guard hi > lo, lo.isFinite, hi.isFinite else { return [lo] }
@@ -48,9 +53,11 @@ enum SVG {
     static func lineChart(
         title: String, xLabel: String, yLabel: String, series: [ChartSeries], logY: Bool = false,
         floor: Double = 1e-12, yDomain: ClosedRange<Double>? = nil, guides: [(x: Double, label: String)] = [],
-        width: Double = 620, height: Double = 300, markers: Bool = true
+        width: Double = 620, height requested: Double = 300, markers: Bool = true
     ) -> String {
         let legendWidth = series.count > 1 ? 190.0 : 0
+        // Tall enough for the legend (15 px per entry).
+        let height = max(requested, 28 + 16 + Double(series.count) * 15 + 44)
         let (left, right, top, bottom) = (62.0, 14.0 + legendWidth, 28.0, 44.0)
         let plotW = width - left - right
         let plotH = height - top - bottom
@@ -146,7 +153,7 @@ enum SVG {
                 svg +=
                     "<line x1=\"\(f(lx))\" x2=\"\(f(lx + 18))\" y1=\"\(f(y))\" y2=\"\(f(y))\" stroke=\"\(color(i))\" stroke-width=\"2.5\"\(dash)/>"
                 svg +=
-                    "<text x=\"\(f(lx + 24))\" y=\"\(f(y + 4))\" class=\"legend\">\(HTML.escape(s.name))</text>\n"
+                    "<text x=\"\(f(lx + 24))\" y=\"\(f(y + 4))\" class=\"legend\">\(HTML.escape(short(s.name)))<title>\(HTML.escape(s.name))</title></text>\n"
             }
         }
         svg += "</svg>"
@@ -157,9 +164,10 @@ enum SVG {
     static func barChart(
         title: String, xLabel: String, yLabel: String, categories: [String],
         series: [(name: String, values: [Double])],
-        width: Double = 620, height: Double = 260
+        width: Double = 620, height requested: Double = 260
     ) -> String {
         let legendWidth = 190.0
+        let height = max(requested, 28 + 16 + Double(series.count) * 15 + 44)
         let (left, right, top, bottom) = (62.0, 14.0 + legendWidth, 28.0, 44.0)
         let plotW = width - left - right
         let plotH = height - top - bottom
@@ -201,7 +209,7 @@ enum SVG {
             let y = top + 6 + Double(i) * 15
             svg += "<rect x=\"\(f(lx))\" y=\"\(f(y - 5))\" width=\"12\" height=\"10\" fill=\"\(color(i))\"/>"
             svg +=
-                "<text x=\"\(f(lx + 18))\" y=\"\(f(y + 4))\" class=\"legend\">\(HTML.escape(s.name))</text>\n"
+                "<text x=\"\(f(lx + 18))\" y=\"\(f(y + 4))\" class=\"legend\">\(HTML.escape(short(s.name)))<title>\(HTML.escape(s.name))</title></text>\n"
         }
         svg += "</svg>"
         return svg
