@@ -27,6 +27,9 @@ public final class Trainer {
     /// Called by ``runStep()`` just before each learner step with the batch, the version that
     /// sampled it and that version's weights (the staleness tracker's hook; nil by default).
     public var beforeLearnerStep: ((RolloutBatch, Int, GPTParameters) throws -> Void)?
+    /// Called by ``runStep()`` with each batch dropped for staleness and its lag (the tracker's
+    /// selection-skew hook; nil by default).
+    public var onDroppedBatch: ((RolloutBatch, Int) -> Void)?
 
     /// The frozen reference weights π_ref.
     public var referenceParameters: GPTParameters { reference }
@@ -94,6 +97,7 @@ public final class Trainer {
         metrics.sampleSeconds = sampleSeconds
         if lag > config.train.maxStaleness {
             ledger.dropped += batch.rollouts.count
+            onDroppedBatch?(batch, lag)
             metrics.dropped = batch.rollouts.count
             logger.warning("dropped \(batch.rollouts.count) samples with lag \(lag) > max_staleness")
         } else {

@@ -173,16 +173,21 @@ extension StalenessTracker {
         let threads = trainer.config.threads
         let logger = self.logger
         let scratch = GPTModel(parameters: trainer.referenceParameters, threads: threads)
+        final class Box { var selection = SelectionAccumulator() }
+        let box = Box()
+        trainer.onDroppedBatch = { batch, _ in box.selection.addDropped(batch) }
         trainer.beforeLearnerStep = { [unowned trainer] batch, samplingVersion, weights in
+            box.selection.addTrained(batch)
             let step = trainer.step + 1
             guard tracker.shouldObserve(step: step) else { return }
             do {
-                let record = try tracker.observe(
+                var record = try tracker.observe(
                     step: step, batch: batch, version: trainer.learner.version,
                     policy: trainer.learner.model.parameters, reference: trainer.referenceParameters,
                     behaviour: { $0 == samplingVersion ? weights : trainer.parameters(ofVersion: $0) },
                     temperature: temperature, threads: threads, scratch: scratch,
                     parameterSpace: tracker.shouldCompareParameters(step: step))
+                record.selection = box.selection.summary
                 try trainer.folder.append(line: try StalenessTracker.jsonLine(record), to: "tracker.jsonl")
             } catch {
                 logger.warning("staleness tracker failed at step \(step): \(error)")

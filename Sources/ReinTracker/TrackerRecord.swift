@@ -30,6 +30,8 @@ public struct TrackerRecord: Sendable, Codable, Hashable {
     /// Parameter-space comparison over the whole batch (all lags together), on observations
     /// that ran it; nil otherwise.
     public var parameterBias: [ParameterBias]?
+    /// Trained versus dropped samples since the run began (set by ``StalenessTracker/attach(to:)``).
+    public var selection: SelectionSummary?
 
     /// A record with every field given.
     public init(
@@ -56,6 +58,7 @@ public struct TrackerRecord: Sendable, Codable, Hashable {
         case seconds
         case analysisSeconds = "analysis_seconds"
         case parameterBias = "parameter_bias"
+        case selection
     }
 }
 

@@ -187,3 +187,29 @@ struct TrackerTests {
         #expect(tracker.shouldObserve(step: 11))
     }
 }
+
+@Suite("Selection skew")
+struct SelectionTests {
+    func batch(lengths: [Int], rewards: [Double]) -> RolloutBatch {
+        RolloutBatch(
+            rollouts: zip(lengths, rewards).enumerated().map { i, lr in
+                Rollout(
+                    id: UInt64(i), group: 0, prompt: [1], completion: Array(repeating: 2, count: lr.0),
+                    behaviourLogProbs: Array(repeating: 0, count: lr.0),
+                    versions: Array(repeating: 0, count: lr.0),
+                    reward: lr.1, outcome: lr.1 > 0 ? .correct : .wrongAnswer)
+            }, groupSize: lengths.count)
+    }
+
+    @Test func summarisesTrainedAndDroppedSides() {
+        var selection = SelectionAccumulator()
+        selection.addTrained(batch(lengths: [2, 4, 6, 8], rewards: [1, 0, 1, 1]))
+        selection.addDropped(batch(lengths: [10, 10], rewards: [0, 0]))
+        let s = selection.summary
+        #expect(s.trained.count == 4 && s.trained.lengthMean == 5 && s.trained.lengthP50 == 4)
+        #expect(
+            s.trained.lengthP90 == 8 && s.trained.rewardMean == 0.75
+                && s.trained.rewardPositiveFraction == 0.75)
+        #expect(s.dropped.count == 2 && s.dropped.lengthMean == 10 && s.dropped.rewardMean == 0)
+    }
+}

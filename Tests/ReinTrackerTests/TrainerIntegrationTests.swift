@@ -41,6 +41,9 @@ struct TrainerIntegrationTests {
         let records = try StalenessTracker.readRecords(from: folder.file("tracker.jsonl"))
         #expect(records.map(\.step) == [1, 3, 5])
         #expect(records.map { $0.parameterBias != nil } == [true, false, true])
+        // Selection: everything trained so far (max_staleness 16), counted cumulatively.
+        #expect(records.map { $0.selection?.trained.count } == [8, 24, 40])
+        #expect(records.last?.selection?.dropped.count == 0)
         // Parameter space (Float backward): corrected forms match the back-propagated target.
         let parameter = try #require(records.last?.parameterBias)
         for bias in parameter where correctedIDs.contains(bias.id) {
