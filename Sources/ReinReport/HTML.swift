@@ -83,6 +83,7 @@ enum HTML {
         body += curvesSection(runs)
         body += lagSection(runs)
         body += importanceSection(runs)
+        body += selectionSection(runs)
         body += figureOne()
         return """
             <?xml version="1.0" encoding="UTF-8"?>
@@ -319,6 +320,30 @@ enum HTML {
                 })
         }
         return s
+    }
+
+    static func selectionSection(_ runs: [RunReport]) -> String {
+        var s = "<h2>Selection skew of the staleness policy</h2>\n"
+        let rows = runs.flatMap { r -> [[String]] in
+            guard let sel = r.selection else { return [] }
+            return [("trained", sel.trained), ("dropped", sel.dropped)].map { side, x in
+                [
+                    r.name, side, "\(x.count)", x.count > 0 ? number(x.lengthMean) : "–", "\(x.lengthP50)",
+                    "\(x.lengthP90)", x.count > 0 ? number(x.rewardMean) : "–",
+                    x.count > 0 ? percent(x.rewardPositiveFraction) : "–",
+                ]
+            }
+        }
+        guard !rows.isEmpty else { return s + "<p>No selection data (runs without the tracker).</p>\n" }
+        s +=
+            "<p class=\"note\">Samples dropped for staleness (lag above max_staleness) versus trained, since the start of each run.</p>\n"
+        return s
+            + table(
+                header: [
+                    "run", "side", "samples", "length mean", "length p50", "length p90", "reward mean",
+                    "reward > 0",
+                ],
+                rows: rows, nameColumns: 2)
     }
 
     /// The seed paper's Figure 1: the score-function coefficient c of each form against

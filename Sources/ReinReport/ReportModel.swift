@@ -60,6 +60,8 @@ public struct RunReport: Sendable, Codable, Hashable {
     public var parameterBias: [ParameterBiasPoint]
     /// The theory's predictions checked against ``bias`` (see ``TheoryCheck``).
     public var theory: [TheoryCheck]
+    /// Trained versus dropped samples (the last tracker record's cumulative summary), if recorded.
+    public var selection: SelectionSummary?
 
     enum CodingKeys: String, CodingKey {
         case name, path, settings, steps
@@ -71,7 +73,7 @@ public struct RunReport: Sendable, Codable, Hashable {
         case lagHistogram = "lag_histogram"
         case tracker
         case parameterBias = "parameter_bias"
-        case theory
+        case theory, selection
     }
 }
 

@@ -32,7 +32,8 @@ extension RunReport {
             tracker: TrackerCost(
                 observations: records.count, seconds: trackerSeconds, learnerSeconds: learnerSeconds,
                 overheadFraction: learnerSeconds > 0 ? trackerSeconds / learnerSeconds : 0),
-            parameterBias: aggregateParameterBias(records), theory: TheoryCheck.checks(bias))
+            parameterBias: aggregateParameterBias(records), theory: TheoryCheck.checks(bias),
+            selection: records.last(where: { $0.selection != nil })?.selection)
     }
 
     static func number(_ any: Any?) -> Double {
