@@ -27,7 +27,7 @@ struct PaperExperimentTests {
             to: dir + "/ref.safetensors")
         let output = try await runRein(
             [
-                "experiment", "paper", "--quick", "--steps", "3", "--forms", "no_kl,k2_loss_sgw_token",
+                "experiment", "paper", "--quick", "--steps", "2", "--forms", "no_kl,k2_loss_sgw_token",
                 "--lags", "0,1",
                 "--out", dir + "/out",
             ] + tiny.flatMap { ["--set", $0] })
@@ -37,7 +37,7 @@ struct PaperExperimentTests {
             "k2_loss_sgw_token-lag1-seed1",
         ] {
             let records = try String(contentsOfFile: "\(dir)/out/\(run)/tracker.jsonl", encoding: .utf8)
-            #expect(records.split(separator: "\n").count == 3, "\(run)")
+            #expect(records.split(separator: "\n").count == 2, "\(run)")
         }
         #expect(FileManager.default.fileExists(atPath: dir + "/out/report/report.html"))
         let config0 = try String(contentsOfFile: dir + "/out/no_kl-lag1-seed1/config.yaml", encoding: .utf8)
