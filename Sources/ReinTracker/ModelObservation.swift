@@ -8,7 +8,8 @@ extension StalenessTracker {
     /// Recomputes the full rows of a learner batch with the model and analyses them.
     ///
     /// Three kinds of forward pass over the batch, each with full log-softmax rows: θ, π_ref, and
-    /// one per distinct behaviour version of its tokens. μ(·|s) is the softmax of the behaviour
+    /// one per distinct behaviour version of its tokens whose weights differ from θ's (identical
+    /// weights reuse θ's rows). μ(·|s) is the softmax of the behaviour
     /// logits divided by `temperature` (top-k sampling is not a softmax and is refused).
     ///
     /// - Parameters:
@@ -67,12 +68,19 @@ extension StalenessTracker {
         }
         let ref = try rows(reference)
         var behaviourRows: [Int: [Float]] = [:]
+        // Behaviour weights identical to θ's (lag 0) reuse θ's rows: no extra forward.
+        var sameAsPolicy: [Int] = []
         for v in Set(rollouts.flatMap(\.versions)).sorted() {
             guard let weights = behaviour(v) else { throw .missingBehaviour(version: v) }
-            behaviourRows[v] = try rows(weights)
+            if weights.values == policy.values {
+                sameAsPolicy.append(v)
+            } else {
+                behaviourRows[v] = try rows(weights)
+            }
         }
         // θ last: its activations stay in the model for the parameter-space backward passes.
         let theta = try rows(policy)
+        for v in sameAsPolicy { behaviourRows[v] = theta }
         var tracked: [TrackedPosition] = []
         var sequenceLags: [Int] = []
         var maxError = 0.0
