@@ -176,7 +176,14 @@ enum HTML {
         var s = "<h2>Bias versus lag per implementation</h2>\n"
         s +=
             "<p class=\"note\">Exact, per visited prefix: Σ_y μ(y|s)·c(y)·∇_z log π_θ(y|s) versus ∇_z KL(π_θ(·|s)‖π_ref(·|s)). Log scale; values below 1e-12 (exactly unbiased up to rounding) are drawn at 1e-12.</p>\n"
-        for r in runs where !r.bias.isEmpty {
+        let withBias = runs.filter { !$0.bias.isEmpty }
+        var pooledRuns = withBias
+        if withBias.count > 1 {
+            // Every run pooled (position-weighted): the bias is a property of θ, μ and π_ref at the
+            // visited prefixes, whatever form trained the run.
+            pooledRuns = [pooled(withBias)] + withBias
+        }
+        for r in pooledRuns {
             let ids = r.bias.reduce(into: [String]()) {
                 if !$0.contains($1.implementation) { $0.append($1.implementation) }
             }
@@ -218,6 +225,39 @@ enum HTML {
                 })
         }
         return s
+    }
+
+    /// All runs' bias points pooled, position-weighted, as one pseudo-run named "all runs".
+    static func pooled(_ runs: [RunReport]) -> RunReport {
+        var sums: [String: [Int: (n: Int, rel: Double, cos: Double, fwd: Double)]] = [:]
+        var order: [String] = []
+        for r in runs {
+            for p in r.bias {
+                if sums[p.implementation] == nil { order.append(p.implementation) }
+                var e = sums[p.implementation, default: [:]][p.lag] ?? (0, 0, 0, 0)
+                let w = Double(p.positions)
+                e = (
+                    e.n + p.positions, e.rel + w * p.relativeError, e.cos + w * p.cosine,
+                    e.fwd + w * p.forwardRelativeError
+                )
+                sums[p.implementation, default: [:]][p.lag] = e
+            }
+        }
+        var bias: [BiasPoint] = []
+        for id in order {
+            for (lag, e) in sums[id]!.sorted(by: { $0.key < $1.key }) {
+                let n = Double(max(e.n, 1))
+                bias.append(
+                    BiasPoint(
+                        implementation: id, lag: lag, positions: e.n, relativeError: e.rel / n,
+                        cosine: e.cos / n,
+                        forwardRelativeError: e.fwd / n))
+            }
+        }
+        var all = runs[0]
+        all.name = "all \(runs.count) runs pooled"
+        all.bias = bias
+        return all
     }
 
     static func curvesSection(_ runs: [RunReport]) -> String {

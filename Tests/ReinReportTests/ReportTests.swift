@@ -77,8 +77,9 @@ struct ReportTests {
         let check = XMLCheck()
         parser.delegate = check
         #expect(parser.parse(), "report.html is not well-formed XML: \(String(describing: check.error))")
-        // Bias (2 runs), 5 curves, 2 histograms, lag over time, ESS, Figure 1.
-        #expect(check.svgCount == 12)
+        // Bias (pooled + 2 runs), 5 curves, 2 histograms, lag over time, ESS, Figure 1.
+        #expect(check.svgCount == 13)
+        #expect(String(decoding: html, as: UTF8.self).contains("all 2 runs pooled"))
         #expect((check.elements["polyline"] ?? 0) > 20 && (check.elements["table"] ?? 0) >= 4)
         let text = String(decoding: html, as: UTF8.self)
         #expect(!text.contains("http://") || !text.contains("src="), "no external resources")
