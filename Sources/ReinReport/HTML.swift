@@ -267,6 +267,8 @@ enum HTML {
             ("Exact KL(π_θ‖π_ref)", "nats / position", \.exactKL),
             ("Log-prob gap log π_θ − log π_ref", "nats / token", \.logProbGap),
             ("Entropy of π_θ", "nats / position", \.entropy),
+            ("PPO clip fraction", "fraction of tokens", \.ppoClipFraction),
+            ("KL clip / clamp fraction", "fraction of terms", \.klClampFraction),
         ]
         for (title, unit, key) in metrics {
             let series = runs.map { r in

@@ -113,6 +113,11 @@ public struct CurvePoint: Sendable, Codable, Hashable {
     public var lagMean: Double
     /// Learner step wall time (s).
     public var learnerSeconds: Double
+    /// Fraction of tokens where the PPO surrogate's clipped branch was taken.
+    public var ppoClipFraction: Double
+    /// Fraction of KL terms or ratios touched by any clamp, clip or cap (the KL objective's
+    /// `any_clamp_fraction`).
+    public var klClampFraction: Double
 
     enum CodingKeys: String, CodingKey {
         case step, reward, accuracy
@@ -121,6 +126,8 @@ public struct CurvePoint: Sendable, Codable, Hashable {
         case entropy
         case lagMean = "lag_mean"
         case learnerSeconds = "learner_seconds"
+        case ppoClipFraction = "ppo_clip_fraction"
+        case klClampFraction = "kl_clamp_fraction"
     }
 }
 

@@ -125,14 +125,14 @@ enum CSV {
         lines(
             [
                 "run", "step", "reward", "accuracy", "exact_kl", "log_prob_gap", "entropy", "lag_mean",
-                "learner_seconds",
+                "learner_seconds", "ppo_clip_fraction", "kl_clamp_fraction",
             ],
             d.runs.flatMap { r in
                 r.curves.map { c in
                     [
                         r.name, "\(c.step)", n(c.reward), n(c.accuracy), n(c.exactKL), n(c.logProbGap),
                         n(c.entropy),
-                        n(c.lagMean), n(c.learnerSeconds),
+                        n(c.lagMean), n(c.learnerSeconds), n(c.ppoClipFraction), n(c.klClampFraction),
                     ]
                 }
             })

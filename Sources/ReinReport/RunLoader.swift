@@ -60,7 +60,9 @@ extension RunReport {
                     reward: number(object["reward"]), accuracy: number(object["accuracy"]),
                     exactKL: number(learner?["exact_kl"]), logProbGap: number(learner?["log_prob_gap"]),
                     entropy: number(learner?["entropy"]), lagMean: number(object["lag_mean"]),
-                    learnerSeconds: number(learner?["seconds"])))
+                    learnerSeconds: number(learner?["seconds"]),
+                    ppoClipFraction: number(learner?["clip_fraction"]),
+                    klClampFraction: number((learner?["kl"] as? [String: Any])?["any_clamp_fraction"])))
         }
         return points
     }

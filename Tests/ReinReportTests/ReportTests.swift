@@ -77,8 +77,8 @@ struct ReportTests {
         let check = XMLCheck()
         parser.delegate = check
         #expect(parser.parse(), "report.html is not well-formed XML: \(String(describing: check.error))")
-        // Bias (pooled + 2 runs), 5 curves, 2 histograms, lag over time, ESS, Figure 1.
-        #expect(check.svgCount == 13)
+        // Bias (pooled + 2 runs), 7 curves, 2 histograms, lag over time, ESS, Figure 1.
+        #expect(check.svgCount == 15)
         #expect(String(decoding: html, as: UTF8.self).contains("all 2 runs pooled"))
         #expect((check.elements["polyline"] ?? 0) > 20 && (check.elements["table"] ?? 0) >= 4)
         let text = String(decoding: html, as: UTF8.self)
@@ -121,6 +121,7 @@ struct ReportTests {
         let curves = csvRows(try String(contentsOfFile: out + "/curves.csv", encoding: .utf8))
         #expect(curves.map { Int($0["step"]!)! } == report.curves.map(\.step))
         #expect(curves.map { Double($0["exact_kl"]!)! } == report.curves.map(\.exactKL))
+        #expect(curves.map { Double($0["ppo_clip_fraction"]!)! } == report.curves.map(\.ppoClipFraction))
         let lags = csvRows(try String(contentsOfFile: out + "/lag_histogram.csv", encoding: .utf8))
         #expect(lags.map { Int($0["tokens"]!)! } == report.lagHistogram.map(\.tokens))
         let importance = csvRows(try String(contentsOfFile: out + "/importance.csv", encoding: .utf8))
