@@ -26,8 +26,10 @@ public struct TrackedPosition: Sendable {
 /// gradient under the behaviour policy μ is from the exact ∇_z KL(π_θ‖π_ref) at every visited
 /// prefix of a batch, with importance-sampling diagnostics and lag histograms.
 ///
-/// ``analyse(step:version:positions:sequenceLags:)`` is pure arithmetic on rows (what the tests
-/// check); ``ModelRows`` recomputes the rows of a real batch with the model.
+/// ``analyse(step:version:positions:sequenceLags:maxBehaviourLogProbError:seconds:)`` is pure
+/// arithmetic on rows (what the tests check);
+/// ``observe(step:batch:version:policy:reference:behaviour:temperature:threads:scratch:parameterSpace:)``
+/// recomputes the rows of a real batch with the model.
 public struct StalenessTracker: Sendable {
     /// The implementations measured by default: the ten of `rein kl exact` and the
     /// coefficient-level corrections (with and without the PPO clip).

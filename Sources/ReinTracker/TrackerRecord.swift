@@ -180,7 +180,7 @@ public struct LagBucket: Sendable, Codable, Hashable {
 /// How far one implementation's exact expected logit-space gradient is from the exact
 /// ∇_z KL(π_θ(·|s)‖π_ref(·|s)), pooled over the positions of a bucket.
 public struct ImplementationBias: Sendable, Codable, Hashable {
-    /// The ``KLImplementation`` id.
+    /// The `KLImplementation` id.
     public var id: String
     /// √(Σ_s ‖g_s − t_s‖² / Σ_s ‖t_s‖²) (the unnormalised √Σ‖g_s − t_s‖² when every target is 0).
     public var relativeError: Double
@@ -247,7 +247,7 @@ public enum TrackerError: Error, Sendable, Hashable, CustomStringConvertible {
 /// One implementation's expected gradient back-propagated through the model, against the
 /// back-propagated exact ∇KL(π_θ‖π_ref), summed over every visited prefix of the batch.
 public struct ParameterBias: Sendable, Codable, Hashable {
-    /// The ``KLImplementation`` id.
+    /// The `KLImplementation` id.
     public var id: String
     /// ‖G − T‖ / ‖T‖ in parameter space.
     public var relativeError: Double
