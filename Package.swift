@@ -18,6 +18,8 @@ let package = Package(
         .library(name: "Rein", targets: ["Rein"]),
         .library(name: "ReinActors", targets: ["ReinActors"]),
         .library(name: "ReinRuntime", targets: ["ReinRuntime"]),
+        .library(name: "ReinTracker", targets: ["ReinTracker"]),
+        .library(name: "ReinReport", targets: ["ReinReport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -114,6 +116,37 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The staleness tracker: exact per-lag bias of every KL implementation, IS diagnostics.
+        .target(
+            name: "ReinTracker",
+            dependencies: [
+                "Rein", "ReinKL", "ReinModel",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinTrackerTests",
+            dependencies: ["ReinTracker", "Rein", "ReinKL", "ReinModel"],
+            swiftSettings: strict
+        ),
+
+        // Reports: report.html (inline SVG), report.json (versioned), CSV, from run folders.
+        .target(
+            name: "ReinReport",
+            dependencies: [
+                "ReinTracker",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinReportTests",
+            dependencies: ["ReinReport", "ReinTracker"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+
         // A DistributedActorSystem over ZeroMQ (and an in-memory bus for tests); wire format.
         .target(
             name: "ReinActors",
@@ -150,6 +183,7 @@ let package = Package(
             name: "ReinCLI",
             dependencies: [
                 "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks", "Rein", "ReinActors", "ReinRuntime",
+                "ReinTracker", "ReinReport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -24,6 +24,22 @@ public final class Trainer {
     public private(set) var step = 0
     /// Samples produced, trained, dropped (lag above max_staleness).
     public private(set) var ledger = SampleLedger()
+    /// Called by ``runStep()`` just before each learner step with the batch, the version that
+    /// sampled it and that version's weights (the staleness tracker's hook; nil by default).
+    public var beforeLearnerStep: ((RolloutBatch, Int, GPTParameters) throws -> Void)?
+    /// Called by ``runStep()`` with each batch dropped for staleness and its lag (the tracker's
+    /// selection-skew hook; nil by default).
+    public var onDroppedBatch: ((RolloutBatch, Int) -> Void)?
+
+    /// The frozen reference weights π_ref.
+    public var referenceParameters: GPTParameters { reference }
+
+    /// The weights of `version` if the lag ring still holds them (the learner's current weights
+    /// for the current version).
+    public func parameters(ofVersion version: Int) -> GPTParameters? {
+        if version == learner.version { return learner.model.parameters }
+        return ring.last(where: { $0.version == version })?.parameters
+    }
 
     public init(config: RunConfig, reference: GPTParameters, folder: RunFolder, logger: Logger) throws {
         self.config = config
@@ -94,9 +110,11 @@ public final class Trainer {
         metrics.sampleSeconds = sampleSeconds
         if lag > config.train.maxStaleness {
             ledger.dropped += batch.rollouts.count
+            onDroppedBatch?(batch, lag)
             metrics.dropped = batch.rollouts.count
             logger.warning("dropped \(batch.rollouts.count) samples with lag \(lag) > max_staleness")
         } else {
+            try beforeLearnerStep?(batch, version, weights)
             let learned = try learner.step(batch)
             ledger.trained += batch.rollouts.count
             metrics.learner = learned

@@ -16,8 +16,8 @@ public struct Rein: AsyncParsableCommand {
             "Logging goes to stderr; set REIN_LOG_LEVEL (trace, debug, info, notice, warning, error).",
         version: "rein \(version) (libzmq \(ZMQVersion.current))",
         subcommands: [
-            PretrainCommand.self, TrainCommand.self, SummarizeCommand.self, ConfigCommand.self,
-            KLCommand.self,
+            PretrainCommand.self, TrainCommand.self, SummarizeCommand.self, ReportCommand.self,
+            ExperimentCommand.self, ConfigCommand.self, KLCommand.self,
             ModelCommand.self,
             TaskCommand.self,
             BenchCommand.self, LearnerCommand.self, WorkerCommand.self, LaunchCommand.self,

@@ -42,6 +42,11 @@ public struct TrainConfig: Codable, Sendable, Hashable {
     public var evalSize = 300
     /// Where the reference checkpoint is read from (written by `rein pretrain`).
     public var reference = "runs/reference.safetensors"
+    /// Run the staleness tracker every this many steps (0: never); it writes `tracker.jsonl`.
+    public var trackerEvery = 10
+    /// Also compare in parameter space (one backward per KL implementation) on every this many
+    /// tracker observations (0: never).
+    public var trackerParameterEvery = 0
 
     public init() {}
 
@@ -63,6 +68,8 @@ public struct TrainConfig: Codable, Sendable, Hashable {
         case evalEvery = "eval_every"
         case evalSize = "eval_size"
         case reference
+        case trackerEvery = "tracker_every"
+        case trackerParameterEvery = "tracker_parameter_every"
     }
 
     func validate() throws(ConfigError) {
@@ -109,9 +116,14 @@ public struct TrainConfig: Codable, Sendable, Hashable {
         guard injectLag % (epochs * minibatches) == 0 else {
             throw ConfigError(
                 path: "train.inject_lag",
-                "must be a multiple of epochs × minibatches (\(epochs * minibatches) versions per batch), got \(injectLag)")
+                "must be a multiple of epochs × minibatches (\(epochs * minibatches) versions per batch), got \(injectLag)"
+            )
         }
         guard checkpointEvery >= 0 else { throw ConfigError(path: "train.checkpoint_every", "must be ≥ 0") }
+        guard trackerEvery >= 0 else { throw ConfigError(path: "train.tracker_every", "must be ≥ 0") }
+        guard trackerParameterEvery >= 0 else {
+            throw ConfigError(path: "train.tracker_parameter_every", "must be ≥ 0")
+        }
         guard evalEvery >= 0 else { throw ConfigError(path: "train.eval_every", "must be ≥ 0") }
         try positive(evalSize, "train.eval_size")
         guard !reference.isEmpty else { throw ConfigError(path: "train.reference", "must not be empty") }

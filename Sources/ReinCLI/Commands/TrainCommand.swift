@@ -5,6 +5,7 @@ import Rein
 import ReinModel
 import ReinRuntime
 import ReinTasks
+import ReinTracker
 
 /// `rein train`: GRPO with the configured KL form, in one process.
 struct TrainCommand: AsyncParsableCommand {
@@ -57,8 +58,18 @@ struct TrainCommand: AsyncParsableCommand {
             throw CLIError("--resume: no checkpoint in \(checkpoint)")
         } else {
             try? FileManager.default.removeItem(atPath: folder.file("metrics.jsonl"))
+            try? FileManager.default.removeItem(atPath: folder.file("tracker.jsonl"))
         }
         try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
+        if t.trackerEvery > 0 {
+            if t.topK > 0 {
+                logger.notice("staleness tracker off: top_k sampling is not a softmax of the logits")
+            } else {
+                try StalenessTracker(
+                    every: t.trackerEvery, parameterEvery: t.trackerParameterEvery, logger: logger
+                ).attach(to: trainer)
+            }
+        }
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys]

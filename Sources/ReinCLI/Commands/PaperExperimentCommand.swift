@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Rein
+import ReinKL
+import ReinModel
+import ReinReport
+import ReinTasks
+import ReinTracker
+
+/// `rein experiment paper [--quick]`: the seed paper's comparison at Rein's scale, then a report.
+struct PaperExperimentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "paper",
+        abstract:
+            "Run the seed paper's KL comparison (every form × injected lag × seed) and write one report.",
+        discussion: """
+            Forms: no KL, k1 / k2 / k3 as loss, k1 in reward, sg(w)·k2 and w·k3 (ids no_kl, k1_loss, k2_loss, \
+            k3_loss, k1_reward, k2_loss_sgw_token, k3_loss_w_token). Each run starts from train.reference with the \
+            base configuration (--config / --set) and gets its own folder OUT/<form>-lag<L>-seed<S> with the \
+            staleness tracker on; the report goes to OUT/report.
+            """
+    )
+
+    /// The forms of the comparison: nil is "no KL" (β = 0).
+    static let forms: [(id: String, implementation: String?)] = [
+        ("no_kl", nil), ("k1_loss", "k1_loss"), ("k2_loss", "k2_loss"), ("k3_loss", "k3_loss"),
+        ("k1_reward", "k1_reward"), ("k2_loss_sgw_token", "k2_loss_sgw_token"),
+        ("k3_loss_w_token", "k3_loss_w_token"),
+    ]
+
+    @OptionGroup var options: ConfigOptions
+    @Option(name: .long, help: "Output folder.") var out = "runs/paper"
+    @Flag(name: .long, help: "A few steps, lags 0 and 4, one seed (minutes).") var quick = false
+    @Option(name: .long, help: "Steps per run (default 100; 10 with --quick).") var steps: Int?
+    @Option(name: .long, help: "Comma-separated injected lags (default 0,1,2,4,8; 0,4 with --quick).")
+    var lags: String?
+    @Option(name: .long, help: "Comma-separated seeds.") var seeds = "1"
+    @Option(name: .long, help: "Comma-separated form ids (default: all seven).") var forms: String?
+
+    func run() async throws {
+        let logger = Logger(label: "rein.experiment")
+        let base = try options.load()
+        func integers(_ text: String, _ name: String) throws -> [Int] {
+            try text.split(separator: ",").map {
+                guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v >= 0 else {
+                    throw CLIError("--\(name): '\($0)' is not an integer ≥ 0")
+                }
+                return v
+            }
+        }
+        let lagList = try integers(lags ?? (quick ? "0,4" : "0,1,2,4,8"), "lags")
+        let seedList = try integers(seeds, "seeds")
+        let stepCount = steps ?? (quick ? 10 : 100)
+        guard stepCount >= 1 else { throw CLIError("--steps must be at least 1") }
+        let chosen = try (forms?.split(separator: ",").map(String.init) ?? Self.forms.map(\.id)).map { id in
+            guard let form = Self.forms.first(where: { $0.id == id }) else {
+                throw CLIError(
+                    "--forms: unknown form '\(id)' (known: \(Self.forms.map(\.id).joined(separator: ", ")))")
+            }
+            return form
+        }
+        guard FileManager.default.fileExists(atPath: base.train.reference) else {
+            throw CLIError("no reference checkpoint at \(base.train.reference); run `rein pretrain` first")
+        }
+        let reference = try Checkpoint.load(from: base.train.reference).parameters
+        var folders: [String] = []
+        let total = chosen.count * lagList.count * seedList.count
+        for form in chosen {
+            for lag in lagList {
+                for seed in seedList {
+                    var config = base
+                    config.seed = UInt64(seed)
+                    config.train.steps = stepCount
+                    config.train.injectLag = lag * config.train.epochs * config.train.minibatches
+                    config.train.maxStaleness = max(config.train.maxStaleness, config.train.injectLag)
+                    config.train.evalEvery = 0
+                    config.train.checkpointEvery = 0
+                    config.train.trackerEvery = max(1, min(config.train.trackerEvery, stepCount / 5))
+                    if let id = form.implementation {
+                        do {
+                            config.train.kl = try KLImplementation.named(id).configuration
+                        } catch {
+                            throw CLIError("\(error)")
+                        }
+                    } else {
+                        config.train.beta = 0
+                    }
+                    config.runDir = (out as NSString).appendingPathComponent(
+                        "\(form.id)-lag\(lag)-seed\(seed)")
+                    try config.validate()
+                    let started = ContinuousClock.now
+                    let accuracy = try runOne(config, reference: reference, logger: logger)
+                    folders.append(config.runDir)
+                    emit(
+                        "[\(folders.count)/\(total)] \(form.id) lag \(lag) seed \(seed): held-out greedy accuracy "
+                            + "\(percent(accuracy)) (\(String(format: "%.0f", seconds(ContinuousClock.now - started))) s)"
+                    )
+                }
+            }
+        }
+        let writer = ReportWriter(logger: logger)
+        let directory = (out as NSString).appendingPathComponent("report")
+        do {
+            try writer.write(
+                try writer.document(runs: folders), to: directory,
+                title: "Rein: the seed paper's KL comparison under injected staleness")
+        } catch {
+            throw CLIError("\(error)")
+        }
+        emit("wrote \((directory as NSString).appendingPathComponent("report.html"))")
+    }
+
+    /// One training run with the tracker; returns the final held-out greedy accuracy.
+    func runOne(_ config: RunConfig, reference: GPTParameters, logger: Logger) throws -> Double {
+        let folder = try RunFolder(path: config.runDir)
+        for name in ["metrics.jsonl", "tracker.jsonl"] {
+            try? FileManager.default.removeItem(atPath: folder.file(name))
+        }
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
+        try StalenessTracker(
+            every: config.train.trackerEvery, parameterEvery: config.train.trackerParameterEvery,
+            logger: logger
+        ).attach(to: trainer)
+        try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let (greedyStart, sampledStart) = try trainer.evaluate()
+        try folder.write(
+            try encoder.encode(["greedy": greedyStart, "sampled": sampledStart]), to: "eval-start.json")
+        while trainer.step < config.train.steps {
+            let metrics = try trainer.runStep()
+            try folder.append(
+                line: String(decoding: try encoder.encode(metrics), as: UTF8.self), to: "metrics.jsonl")
+        }
+        let (greedy, sampled) = try trainer.evaluate()
+        try folder.write(try encoder.encode(["greedy": greedy, "sampled": sampled]), to: "eval.json")
+        try folder.write(try encoder.encode(trainer.ledger), to: "ledger.json")
+        return greedy.accuracy
+    }
+}

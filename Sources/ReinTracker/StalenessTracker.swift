@@ -1,0 +1,243 @@
+import Foundation
+import Logging
+import ReinKL
+
+/// One visited prefix s of a batch, with the exact rows the tracker compares at it.
+public struct TrackedPosition: Sendable {
+    /// Learner version − the version that sampled the token at s.
+    public var lag: Int
+    /// The sequence (row of the batch) the position belongs to.
+    public var sequence: Int
+    /// The sampled token y at s.
+    public var token: Int
+    /// log π_θ(·|s), log μ(·|s), log π_ref(·|s).
+    public var rows: KLPosition
+
+    /// A position from its rows.
+    public init(lag: Int, sequence: Int, token: Int, rows: KLPosition) {
+        self.lag = lag
+        self.sequence = sequence
+        self.token = token
+        self.rows = rows
+    }
+}
+
+/// Measures, per lag bucket and per KL implementation, how far the exact expected logit-space
+/// gradient under the behaviour policy μ is from the exact ∇_z KL(π_θ‖π_ref) at every visited
+/// prefix of a batch, with importance-sampling diagnostics and lag histograms.
+///
+/// ``analyse(step:version:positions:sequenceLags:maxBehaviourLogProbError:seconds:)`` is pure
+/// arithmetic on rows (what the tests check);
+/// ``observe(step:batch:version:policy:reference:behaviour:temperature:threads:scratch:parameterSpace:)``
+/// recomputes the rows of a real batch with the model.
+public struct StalenessTracker: Sendable {
+    /// The implementations measured by default: the ten of `rein kl exact` and the
+    /// coefficient-level corrections (with and without the PPO clip).
+    public static let defaultImplementations: [KLImplementation] =
+        KLImplementation.required
+        + KLImplementation.catalog.dropFirst(10).filter { $0.id.contains("coef") }
+
+    /// The implementations measured, in record order.
+    public let implementations: [KLImplementation]
+    /// Observe every `every` trainer steps (step 1 and then every `every`-th).
+    public let every: Int
+    /// Run the parameter-space comparison on every `parameterEvery`-th observation (0: never).
+    public let parameterEvery: Int
+    let logger: Logger
+
+    /// - Parameters:
+    ///   - implementations: what to measure (validated here).
+    ///   - every: the observation interval in trainer steps (≥ 1).
+    ///   - parameterEvery: the parameter-space comparison runs on every `parameterEvery`-th
+    ///     observation (0: never; it costs one backward pass per implementation).
+    ///   - logger: where to log (the CLI configures it).
+    public init(
+        implementations: [KLImplementation] = StalenessTracker.defaultImplementations, every: Int = 10,
+        parameterEvery: Int = 0, logger: Logger
+    ) throws(TrackerError) {
+        guard every >= 1 else { throw .shape("tracker interval must be at least 1, got \(every)") }
+        guard parameterEvery >= 0 else {
+            throw .shape("parameter interval must be ≥ 0, got \(parameterEvery)")
+        }
+        for implementation in implementations {
+            do {
+                try implementation.configuration.validate()
+            } catch {
+                throw .badImplementation("\(implementation.id): \(error)")
+            }
+        }
+        self.implementations = implementations
+        self.every = every
+        self.parameterEvery = parameterEvery
+        self.logger = logger
+    }
+
+    /// True on the trainer steps (1-based) the tracker observes: 1, 1 + every, 1 + 2·every, …
+    public func shouldObserve(step: Int) -> Bool { (step - 1) % every == 0 }
+
+    /// True on the observed steps that also run the parameter-space comparison.
+    public func shouldCompareParameters(step: Int) -> Bool {
+        shouldObserve(step: step) && parameterEvery > 0 && ((step - 1) / every) % parameterEvery == 0
+    }
+
+    /// Computes a record from rows already at hand.
+    ///
+    /// - Parameters:
+    ///   - step: the trainer step (1-based).
+    ///   - version: the learner's version θ.
+    ///   - positions: every visited prefix of the batch.
+    ///   - sequenceLags: the lag of each sequence (its oldest token), indexed by
+    ///     ``TrackedPosition/sequence``.
+    ///   - maxBehaviourLogProbError: carried into the record.
+    ///   - seconds: time already spent (recomputing rows), added to the analysis time.
+    public func analyse(
+        step: Int, version: Int, positions: [TrackedPosition], sequenceLags: [Int],
+        maxBehaviourLogProbError: Double = 0, seconds: Double = 0
+    ) throws(TrackerError) -> TrackerRecord {
+        let clock = ContinuousClock()
+        let start = clock.now
+        for p in positions where p.sequence < 0 || p.sequence >= sequenceLags.count {
+            throw .shape("position of sequence \(p.sequence) outside \(sequenceLags.count) sequences")
+        }
+        // Histograms.
+        var tokensAt: [Int: Int] = [:]
+        var sequencesAt: [Int: Int] = [:]
+        for p in positions { tokensAt[p.lag, default: 0] += 1 }
+        for lag in sequenceLags { sequencesAt[lag, default: 0] += 1 }
+        let lags = Set(tokensAt.keys).union(sequencesAt.keys).sorted()
+        let histogram = lags.map {
+            LagCount(lag: $0, sequences: sequencesAt[$0] ?? 0, tokens: tokensAt[$0] ?? 0)
+        }
+        // Sequence ratios W = Π_t w_t.
+        var logW = [Double](repeating: 0, count: sequenceLags.count)
+        for p in positions {
+            logW[p.sequence] += p.rows.logPolicy[p.token] - p.rows.logBehaviour[p.token]
+        }
+        var buckets: [LagBucket] = []
+        for lag in lags {
+            let inBucket = positions.filter { $0.lag == lag }
+            let sequenceRatios = sequenceLags.indices.filter { sequenceLags[$0] == lag }.map {
+                Foundation.exp(logW[$0])
+            }
+            buckets.append(
+                try bucket(lag: lag, positions: inBucket, sequenceRatios: sequenceRatios))
+        }
+        let elapsed = ReinTracker.seconds(clock.now - start)
+        var record = TrackerRecord(
+            step: step, version: version, positions: positions.count, sequences: sequenceLags.count,
+            lagHistogram: histogram, buckets: buckets, maxBehaviourLogProbError: maxBehaviourLogProbError,
+            seconds: seconds + elapsed)
+        record.analysisSeconds = elapsed
+        return record
+    }
+
+    func bucket(lag: Int, positions: [TrackedPosition], sequenceRatios: [Double]) throws(TrackerError)
+        -> LagBucket
+    {
+        let n = implementations.count
+        var errorSquares = [Double](repeating: 0, count: n)
+        var forwardErrorSquares = [Double](repeating: 0, count: n)
+        var dots = [Double](repeating: 0, count: n)
+        var gradientSquares = [Double](repeating: 0, count: n)
+        var meanRelative = [Double](repeating: 0, count: n)
+        var meanCosine = [Double](repeating: 0, count: n)
+        var targetSquares = 0.0
+        var forwardSquares = 0.0
+        var behaviourKL = 0.0
+        var behaviourKLMax = 0.0
+        var reverseKL = 0.0
+        var ratios: [Double] = []
+        ratios.reserveCapacity(positions.count)
+        for p in positions {
+            let rows = p.rows
+            let target = rows.reverseKLGradient
+            let forward = rows.forwardKLGradient
+            let gradients: [[Double]]
+            do {
+                gradients = try rows.expectedGradients(of: implementations)
+            } catch {
+                throw .badImplementation("\(error)")
+            }
+            let tt = dot(target, target)
+            targetSquares += tt
+            forwardSquares += dot(forward, forward)
+            for i in 0..<n {
+                let g = gradients[i]
+                errorSquares[i] += distanceSquared(g, target)
+                forwardErrorSquares[i] += distanceSquared(g, forward)
+                dots[i] += dot(g, target)
+                gradientSquares[i] += dot(g, g)
+                meanRelative[i] += GradientComparison.relativeError(g, to: target)
+                meanCosine[i] += dot(g, g) > 1e-24 * tt ? GradientComparison.cosine(g, target) : 0
+            }
+            var kl = 0.0
+            for v in rows.logBehaviour.indices {
+                kl += Foundation.exp(rows.logBehaviour[v]) * (rows.logBehaviour[v] - rows.logPolicy[v])
+            }
+            behaviourKL += kl
+            behaviourKLMax = max(behaviourKLMax, kl)
+            reverseKL += rows.reverseKL
+            ratios.append(Foundation.exp(rows.logPolicy[p.token] - rows.logBehaviour[p.token]))
+        }
+        let count = Double(max(positions.count, 1))
+        var biases: [ImplementationBias] = []
+        for i in 0..<n {
+            let relative =
+                targetSquares > 0
+                ? (errorSquares[i] / targetSquares).squareRoot() : errorSquares[i].squareRoot()
+            let forwardRelative =
+                forwardSquares > 0
+                ? (forwardErrorSquares[i] / forwardSquares).squareRoot() : forwardErrorSquares[i].squareRoot()
+            let cosine =
+                targetSquares > 0 && gradientSquares[i] > 1e-24 * targetSquares
+                ? dots[i] / (targetSquares * gradientSquares[i]).squareRoot() : 0
+            biases.append(
+                ImplementationBias(
+                    id: implementations[i].id, relativeError: relative, cosine: cosine,
+                    meanRelativeError: meanRelative[i] / count, meanCosine: meanCosine[i] / count,
+                    forwardRelativeError: forwardRelative))
+        }
+        return LagBucket(
+            lag: lag, positions: positions.count, behaviourKL: behaviourKL / count,
+            behaviourKLMax: behaviourKLMax, reverseKL: reverseKL / count,
+            tokenRatio: RatioSummary(ratios), sequenceRatio: RatioSummary(sequenceRatios),
+            implementations: biases)
+    }
+
+    /// Encodes `record` as one JSON line (snake_case keys, sorted).
+    public static func jsonLine(_ record: TrackerRecord) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return String(decoding: try encoder.encode(record), as: UTF8.self)
+    }
+
+    /// Reads every record of a `tracker.jsonl` file.
+    public static func readRecords(from path: String) throws -> [TrackerRecord] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try text.split(separator: "\n").filter { !$0.isEmpty }.map {
+            try decoder.decode(TrackerRecord.self, from: Data($0.utf8))
+        }
+    }
+}
+
+func dot(_ a: [Double], _ b: [Double]) -> Double {
+    var s = 0.0
+    for i in a.indices { s += a[i] * b[i] }
+    return s
+}
+
+func distanceSquared(_ a: [Double], _ b: [Double]) -> Double {
+    var s = 0.0
+    for i in a.indices { s += (a[i] - b[i]) * (a[i] - b[i]) }
+    return s
+}
+
+/// A duration in seconds.
+func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+}

@@ -1,0 +1,142 @@
+import Foundation
+import Logging
+import ReinTracker
+import Testing
+
+@testable import ReinReport
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
+
+let fixture = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent(
+    "run-lag4"
+).path
+
+func temporaryDirectory() -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("rein-report-\(UUID().uuidString)").path
+}
+
+/// Collects parse errors of an XML document.
+final class XMLCheck: NSObject, XMLParserDelegate {
+    var error: (any Error)?
+    var svgCount = 0
+    var elements: [String: Int] = [:]
+    func parser(_ parser: XMLParser, parseErrorOccurred parseError: any Error) { error = parseError }
+    func parser(
+        _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
+        qualifiedName: String?,
+        attributes: [String: String] = [:]
+    ) {
+        elements[elementName, default: 0] += 1
+        if elementName == "svg" { svgCount += 1 }
+    }
+}
+
+/// Parses a CSV without quoted commas (what these files hold for fixture runs).
+func csvRows(_ text: String) -> [[String: String]] {
+    let lines = text.split(separator: "\n").map {
+        $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+    }
+    return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(lines[0], $0)) }
+}
+
+@Suite("Reports")
+struct ReportTests {
+    let writer = ReportWriter(logger: Logger(label: "report-test"))
+
+    @Test func readsTheFixtureRun() throws {
+        let document = try writer.document(runs: [fixture])
+        let run = try #require(document.runs.first)
+        #expect(run.name == "run-lag4" && run.steps == 6 && run.tracker.observations == 6)
+        #expect(run.settings["estimator"] == "k2" && run.settings["inject_lag"] == "4")
+        #expect(run.lagHistogram.map(\.lag) == [0, 1, 2, 3, 4])
+        #expect(run.tracker.overheadFraction > 0 && run.greedyStart != nil && run.greedyEnd != nil)
+        // Corrected forms: no bias at any lag; naive k2 biased once stale.
+        for p in run.bias where ["k2_loss_sgw_token", "k3_loss_w_token"].contains(p.implementation) {
+            #expect(p.relativeError < 1e-6, "\(p.implementation) lag \(p.lag)")
+        }
+        let naive = try #require(run.bias.first { $0.implementation == "k2_loss" && $0.lag == 4 })
+        #expect(naive.relativeError > 1e-3)
+        // The fixture agrees with every prediction it can test.
+        // (Lag 0 occurs only at step 1, where θ = π_ref: no on-policy check is possible.)
+        #expect(run.theory.count == 4)
+        for check in run.theory { #expect(check.agrees, "\(check.claim): \(check.measured)") }
+    }
+
+    @Test func writesWellFormedSelfContainedHTML() throws {
+        let out = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        // Two runs compared (the same folder twice gets distinct names).
+        try writer.write(try writer.document(runs: [fixture, fixture]), to: out)
+        for name in ReportWriter.files {
+            #expect(FileManager.default.fileExists(atPath: out + "/" + name), "\(name)")
+        }
+        let html = try Data(contentsOf: URL(fileURLWithPath: out + "/report.html"))
+        let parser = XMLParser(data: html)
+        let check = XMLCheck()
+        parser.delegate = check
+        #expect(parser.parse(), "report.html is not well-formed XML: \(String(describing: check.error))")
+        // Bias (pooled + 2 runs), 7 curves, 2 histograms, lag over time, ESS, Figure 1.
+        #expect(check.svgCount == 15)
+        #expect(String(decoding: html, as: UTF8.self).contains("all 2 runs pooled"))
+        #expect((check.elements["polyline"] ?? 0) > 20 && (check.elements["table"] ?? 0) >= 4)
+        let text = String(decoding: html, as: UTF8.self)
+        #expect(!text.contains("http://") || !text.contains("src="), "no external resources")
+        #expect(!text.contains("<script") && !text.contains("<link") && !text.contains("<img"))
+        #expect(text.contains("run-lag4-2") || text.contains("Fixtures/run-lag4"))
+    }
+
+    @Test func jsonHasTheSchemaAndCSVAgreesWithIt() throws {
+        let out = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try writer.write(try writer.document(runs: [fixture]), to: out)
+        let data = try Data(contentsOf: URL(fileURLWithPath: out + "/report.json"))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(object["schema_version"] as? Int == ReportDocument.currentSchemaVersion)
+        let runs = try #require(object["runs"] as? [[String: Any]])
+        let run = try #require(runs.first)
+        for key in [
+            "name", "path", "settings", "steps", "greedy_start", "greedy_end", "curves", "bias", "importance",
+            "lag_histogram", "tracker", "parameter_bias", "theory",
+        ] {
+            #expect(run[key] != nil, "report.json runs[0] lacks \(key)")
+        }
+        let bias0 = try #require((run["bias"] as? [[String: Any]])?.first)
+        for key in [
+            "implementation", "lag", "positions", "relative_error", "cosine", "forward_relative_error",
+        ] {
+            #expect(bias0[key] != nil, "bias lacks \(key)")
+        }
+        let document = try ReportWriter.decode(data)
+        let report = document.runs[0]
+        // bias.csv row for row.
+        let bias = csvRows(try String(contentsOfFile: out + "/bias.csv", encoding: .utf8))
+        #expect(bias.count == report.bias.count)
+        for (row, point) in zip(bias, report.bias) {
+            #expect(row["implementation"] == point.implementation && row["lag"] == "\(point.lag)")
+            #expect(Double(row["relative_error"]!) == point.relativeError)
+            #expect(Double(row["cosine"]!) == point.cosine)
+        }
+        let curves = csvRows(try String(contentsOfFile: out + "/curves.csv", encoding: .utf8))
+        #expect(curves.map { Int($0["step"]!)! } == report.curves.map(\.step))
+        #expect(curves.map { Double($0["exact_kl"]!)! } == report.curves.map(\.exactKL))
+        #expect(curves.map { Double($0["ppo_clip_fraction"]!)! } == report.curves.map(\.ppoClipFraction))
+        let lags = csvRows(try String(contentsOfFile: out + "/lag_histogram.csv", encoding: .utf8))
+        #expect(lags.map { Int($0["tokens"]!)! } == report.lagHistogram.map(\.tokens))
+        let importance = csvRows(try String(contentsOfFile: out + "/importance.csv", encoding: .utf8))
+        #expect(importance.map { Double($0["ess_fraction"]!)! } == report.importance.map(\.essFraction))
+    }
+
+    @Test func rejectsAFolderThatIsNotARun() throws {
+        let empty = temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        #expect(throws: ReportError.notARun(empty)) { try writer.document(runs: [empty]) }
+    }
+
+    @Test func svgTicksAndEscaping() {
+        #expect(SVG.ticks(0, 1) == [0, 0.2, 0.4, 0.6000000000000001, 0.8, 1] || SVG.ticks(0, 1).count == 6)
+        #expect(HTML.escape("a<b & \"c\"") == "a&lt;b &amp; &quot;c&quot;")
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import Logging
+import Rein
+import ReinKL
+import ReinModel
+import ReinTasks
+import Testing
+
+@testable import ReinTracker
+
+@Suite("Staleness tracker on the trainer")
+struct TrainerIntegrationTests {
+    @Test func writesOneRecordPerObservedStepWithTheInjectedLag() throws {
+        var config = RunConfig()
+        config.threads = 1
+        config.model.context = 16
+        config.model.dModel = 16
+        config.model.layers = 1
+        config.model.heads = 2
+        config.task.trainSize = 200
+        config.task.heldOutSize = 50
+        config.train.promptsPerStep = 2
+        config.train.groupSize = 4
+        config.train.evalSize = 10
+        config.train.lr = 3e-3
+        config.train.injectLag = 2
+        config.train.kl = KLConfiguration(estimator: .k2, ratio: .token)
+        try config.validate()
+        let reference = try GPTParameters(
+            config: config.gptConfig(vocab: Tokenizer.standard.vocabSize), seed: 2)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-tracker-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let folder = try RunFolder(path: dir.path)
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
+        // Start θ away from π_ref so the KL term moves it (a random tiny model earns no reward).
+        trainer.learner.model.parameters = try GPTParameters(config: reference.config, seed: 3)
+        try StalenessTracker(every: 2, parameterEvery: 2, logger: logger).attach(to: trainer)
+        var lags: [Int] = []
+        for _ in 0..<5 { lags.append(try trainer.runStep().lagMax) }
+        let records = try StalenessTracker.readRecords(from: folder.file("tracker.jsonl"))
+        #expect(records.map(\.step) == [1, 3, 5])
+        #expect(records.map { $0.parameterBias != nil } == [true, false, true])
+        // Selection: everything trained so far (max_staleness 16), counted cumulatively.
+        #expect(records.map { $0.selection?.trained.count } == [8, 24, 40])
+        #expect(records.last?.selection?.dropped.count == 0)
+        // Parameter space (Float backward): corrected forms match the back-propagated target.
+        let parameter = try #require(records.last?.parameterBias)
+        for bias in parameter where correctedIDs.contains(bias.id) {
+            #expect(bias.relativeError < 1e-4 && bias.cosine > 0.9999, "\(bias.id)")
+        }
+        let naiveParameter = try #require(parameter.first { $0.id == "k2_loss" })
+        #expect(naiveParameter.relativeError > 1e-6 && naiveParameter.targetNorm > 0)
+        #expect(records.map { $0.lagHistogram.map(\.lag) } == [[lags[0]], [lags[2]], [lags[4]]])
+        for record in records {
+            #expect(record.maxBehaviourLogProbError < 1e-4)
+            #expect(record.positions == record.lagHistogram.reduce(0) { $0 + $1.tokens })
+            for bias in record.buckets[0].implementations where correctedIDs.contains(bias.id) {
+                #expect(bias.relativeError < 1e-6, "\(bias.id) at step \(record.step)")
+            }
+        }
+        let last = try #require(records.last?.buckets.first)
+        #expect(last.lag == 2 && last.behaviourKL > 0 && last.reverseKL > 0)
+        let naive = try #require(last.implementations.first { $0.id == "k2_loss" })
+        #expect(naive.relativeError > 1e-6)
+    }
+}
