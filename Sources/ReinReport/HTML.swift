@@ -395,12 +395,16 @@ enum HTML {
         let xs = stride(from: -4.0, through: -0.01, by: 0.05).map { $0 }
         let series = [
             ChartSeries(name: "k1 in reward / k2 as loss", points: xs.map { ($0, $0 - log(ref)) }),
-            ChartSeries(name: "k3 as loss: 1 − π_ref/π_θ", points: xs.map { ($0, 1 - ref / exp($0)) }),
+            // Points below the plotted range are left out, so the curve leaves the chart instead of
+            // running along its edge (which would read as a saturating coefficient).
+            ChartSeries(
+                name: "k3 as loss: 1 − π_ref/π_θ",
+                points: xs.map { ($0, 1 - ref / exp($0)) }.filter { $0.1 >= -4 }),
             ChartSeries(name: "k1 as loss: 1", points: xs.map { ($0, 1) }),
         ]
         var s = "<h2>Coefficient curves (the seed paper's Figure 1)</h2>\n"
         s +=
-            "<p class=\"note\">The scalar c multiplying ∇_θ log π_θ(y|x) on-policy, against log π_θ(y|x), with π_ref(y|x) = 0.25 (dashed line). k3 as loss diverges as π_θ → 0 (clipped at −4 here).</p>\n"
+            "<p class=\"note\">The scalar c multiplying ∇_θ log π_θ(y|x) on-policy, against log π_θ(y|x), with π_ref(y|x) = 0.25 (dashed line). k3 as loss diverges as π_θ → 0 (it leaves the chart below −4).</p>\n"
         s +=
             "<div class=\"charts\">"
             + SVG.lineChart(
