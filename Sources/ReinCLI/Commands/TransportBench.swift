@@ -191,10 +191,22 @@ enum PeerRun {
         let pushErr = Pipe()
         push.standardError = pushErr
         try push.run()
+        // The pusher ends first (it exits once libzmq has delivered everything). If it failed, or
+        // the puller does not finish soon after, stop the puller instead of waiting forever.
+        push.waitUntilExit()
+        if push.terminationStatus != 0 { pull.terminate() }
+        let deadline = Date().addingTimeInterval(30)
+        while pull.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        let timedOut = pull.isRunning
+        if timedOut { pull.terminate() }
         let result = out.fileHandleForReading.readDataToEndOfFile()
         pull.waitUntilExit()
-        push.waitUntilExit()
         if transport == "ipc" { try? FileManager.default.removeItem(atPath: String(resolved.dropFirst(6))) }
+        if timedOut {
+            throw CLIError(
+                "peer \(command[0]) pull did not receive all \(count) messages within 30 s of the pusher ending"
+            )
+        }
         guard pull.terminationStatus == 0, push.terminationStatus == 0 else {
             let detail = String(decoding: pushErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             throw CLIError(
