@@ -110,9 +110,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Fixtures shared by the test targets (tiny runs).
+        .target(
+            name: "ReinTestKit",
+            dependencies: ["Rein", "ReinKL", "ReinModel", "ReinTasks"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "ReinTests",
-            dependencies: ["Rein"],
+            dependencies: ["Rein", "ReinTestKit"],
             swiftSettings: strict
         ),
 
@@ -127,7 +133,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ReinTrackerTests",
-            dependencies: ["ReinTracker", "Rein", "ReinKL", "ReinModel"],
+            dependencies: ["ReinTracker", "Rein", "ReinKL", "ReinModel", "ReinTestKit"],
             swiftSettings: strict
         ),
 
@@ -174,7 +180,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ReinRuntimeTests",
-            dependencies: ["ReinRuntime", "Rein", "ReinActors", "ZeroMQ"],
+            dependencies: ["ReinRuntime", "Rein", "ReinActors", "ZeroMQ", "ReinTestKit"],
             swiftSettings: strict
         ),
 

@@ -7,6 +7,7 @@ import ReinKL
 import ReinModel
 import ReinRuntime
 import ReinTasks
+import ReinTestKit
 import Testing
 import ZeroMQ
 
@@ -17,31 +18,11 @@ let testSettings = ReinActorSystem.Settings(
     callTimeout: .seconds(10), heartbeatInterval: .milliseconds(100), heartbeatTimeout: .seconds(3),
     transportableErrors: [RuntimeError.self])
 
-/// A tiny run: random tiny reference, 4 prompts × group 4, in a fresh temporary folder.
+/// A tiny run (see ``TestKit/tinyRun(steps:maxStaleness:injectLag:)``).
 func tinyRun(steps: Int = 4, maxStaleness: Int = 0, injectLag: Int = 0) throws -> (
     RunConfig, GPTParameters, RunFolder
 ) {
-    var config = RunConfig()
-    config.threads = 1
-    config.model.context = 16
-    config.model.dModel = 16
-    config.model.layers = 1
-    config.model.heads = 2
-    config.task.trainSize = 200
-    config.task.heldOutSize = 50
-    config.train.steps = steps
-    config.train.promptsPerStep = 4
-    config.train.groupSize = 4
-    config.train.evalSize = 20
-    config.train.lr = 3e-3
-    config.train.maxStaleness = maxStaleness
-    config.train.injectLag = injectLag
-    config.train.kl = KLConfiguration(estimator: .k2, ratio: .token)
-    try config.validate()
-    let reference = try GPTParameters(config: config.gptConfig(vocab: Tokenizer.standard.vocabSize), seed: 2)
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
-        "rein-runtime-\(UUID().uuidString)")
-    return (config, reference, try RunFolder(path: dir.path))
+    try TestKit.tinyRun(steps: steps, maxStaleness: maxStaleness, injectLag: injectLag)
 }
 
 /// The metrics that must match exactly between launch modes (not timings).

@@ -3,31 +3,14 @@ import Logging
 import ReinKL
 import ReinModel
 import ReinTasks
+import ReinTestKit
 import Testing
 
 @testable import Rein
 
-/// A tiny run: random tiny reference, few prompts, in a fresh temporary folder.
+/// A tiny run as the trainer tests use it (default step count for the learning-rate schedule).
 func tinyRun(injectLag: Int = 0, maxStaleness: Int = 4) throws -> (RunConfig, GPTParameters, RunFolder) {
-    var config = RunConfig()
-    config.threads = 1
-    config.model.context = 16
-    config.model.dModel = 16
-    config.model.layers = 1
-    config.model.heads = 2
-    config.task.trainSize = 200
-    config.task.heldOutSize = 50
-    config.train.promptsPerStep = 4
-    config.train.groupSize = 4
-    config.train.evalSize = 20
-    config.train.lr = 3e-3
-    config.train.injectLag = injectLag
-    config.train.maxStaleness = maxStaleness
-    config.train.kl = KLConfiguration(estimator: .k2, ratio: .token)
-    try config.validate()
-    let reference = try GPTParameters(config: config.gptConfig(vocab: Tokenizer.standard.vocabSize), seed: 2)
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-trainer-\(UUID().uuidString)")
-    return (config, reference, try RunFolder(path: dir.path))
+    try TestKit.tinyRun(steps: RunConfig().train.steps, maxStaleness: maxStaleness, injectLag: injectLag)
 }
 
 @Suite("Single-process trainer")
@@ -104,7 +87,8 @@ struct TrainerTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
         #expect(files.filter { $0.hasPrefix(".") }.isEmpty, "no staging leftovers: \(files)")
         let state = try JSONDecoder().decode(
-            CheckpointState.self, from: Data(contentsOf: URL(fileURLWithPath: folder.file("checkpoint/state.json"))))
+            CheckpointState.self,
+            from: Data(contentsOf: URL(fileURLWithPath: folder.file("checkpoint/state.json"))))
         #expect(state.step == 2 && state.version == 2)
         let (policy, metadata) = try Checkpoint.load(from: folder.file("checkpoint/policy.safetensors"))
         #expect(policy.values == trainer.learner.model.parameters.values)

@@ -4,6 +4,7 @@ import Rein
 import ReinKL
 import ReinModel
 import ReinTasks
+import ReinTestKit
 import Testing
 
 @testable import ReinTracker
@@ -11,27 +12,11 @@ import Testing
 @Suite("Staleness tracker on the trainer")
 struct TrainerIntegrationTests {
     @Test func writesOneRecordPerObservedStepWithTheInjectedLag() throws {
-        var config = RunConfig()
-        config.threads = 1
-        config.model.context = 16
-        config.model.dModel = 16
-        config.model.layers = 1
-        config.model.heads = 2
-        config.task.trainSize = 200
-        config.task.heldOutSize = 50
-        config.train.promptsPerStep = 2
-        config.train.groupSize = 4
-        config.train.evalSize = 10
-        config.train.lr = 3e-3
-        config.train.injectLag = 2
-        config.train.kl = KLConfiguration(estimator: .k2, ratio: .token)
-        try config.validate()
-        let reference = try GPTParameters(
-            config: config.gptConfig(vocab: Tokenizer.standard.vocabSize), seed: 2)
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "rein-tracker-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let folder = try RunFolder(path: dir.path)
+        let config = try TestKit.tinyConfig(
+            steps: RunConfig().train.steps, maxStaleness: 16, injectLag: 2, promptsPerStep: 2, evalSize: 10)
+        let reference = try TestKit.tinyReference(for: config)
+        let folder = try TestKit.temporaryRunFolder(prefix: "rein-tracker")
+        defer { try? FileManager.default.removeItem(atPath: folder.path) }
         let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
         // Start θ away from π_ref so the KL term moves it (a random tiny model earns no reward).
         trainer.learner.model.parameters = try GPTParameters(config: reference.config, seed: 3)
