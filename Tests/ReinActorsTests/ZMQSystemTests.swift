@@ -90,7 +90,8 @@ struct ZMQSystemTests {
             return
         }
         #expect(member == b.member)
-        #expect(elapsed >= 0.35 && elapsed < 1.5, "detected after \(elapsed) s (timeout 0.4 s)")
+        // Below the 5 s call timeout, so the heartbeats noticed (slack for a loaded CI machine).
+        #expect(elapsed >= 0.35 && elapsed < 4, "detected after \(elapsed) s (timeout 0.4 s)")
         #expect(await call.value == .peerLost)
         await a.shutdown()
         await b.shutdown()
