@@ -145,49 +145,50 @@ public final class Trainer {
 
     // MARK: Checkpoints
 
-    /// Writes `checkpoint/` atomically: policy, optimizer state, lag ring and loop state.
+    /// The ``CheckpointStore`` kind of single-process trainer checkpoints.
+    public static let checkpointKind = "single-process trainer"
+
+    /// Writes `checkpoint/` atomically (keeping the previous one as `checkpoint.prev/`): policy,
+    /// optimizer state, lag ring and loop state, each file checksummed (see ``CheckpointStore``).
     public func saveCheckpoint() throws {
-        let staging = folder.file(".checkpoint-\(getpid())")
-        try? FileManager.default.removeItem(atPath: staging)
-        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         let metadata = try checkpointMetadata(task: task, version: learner.version)
-        try RunFolder.writeAtomically(
-            Data(Checkpoint.encode(learner.model.parameters, metadata: metadata).serialized()),
-            to: staging + "/policy.safetensors")
-        try RunFolder.writeAtomically(
-            Data(learner.optimizer.encode().serialized()), to: staging + "/optimizer.safetensors")
+        var files: [String: Data] = [
+            "policy.safetensors": Data(
+                Checkpoint.encode(learner.model.parameters, metadata: metadata).serialized()),
+            "optimizer.safetensors": Data(learner.optimizer.encode().serialized()),
+        ]
         for (i, entry) in ring.enumerated() {
             let meta = [Checkpoint.policyVersionKey: "\(entry.version)"]
-            try RunFolder.writeAtomically(
-                Data(Checkpoint.encode(entry.parameters, metadata: meta).serialized()),
-                to: staging + "/ring-\(i).safetensors")
+            files["ring-\(i).safetensors"] = Data(
+                Checkpoint.encode(entry.parameters, metadata: meta).serialized())
         }
         let state = CheckpointState(
             step: step, version: learner.version, ring: ring.map(\.version), ledger: ledger)
-        try RunFolder.writeAtomically(try JSONEncoder().encode(state), to: staging + "/state.json")
-        let final = folder.file("checkpoint")
-        let old = folder.file(".checkpoint-old-\(getpid())")
-        if FileManager.default.fileExists(atPath: final) {
-            try FileManager.default.moveItem(atPath: final, toPath: old)
-        }
-        try FileManager.default.moveItem(atPath: staging, toPath: final)
-        try? FileManager.default.removeItem(atPath: old)
+        files["state.json"] = try JSONEncoder().encode(state)
+        try CheckpointStore(folder: folder).save(files, kind: Self.checkpointKind)
     }
 
-    /// Restores the state written by ``saveCheckpoint()``.
-    public func resume(from directory: String) throws {
-        let state = try JSONDecoder().decode(
-            CheckpointState.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/state.json")))
-        let policy = try Checkpoint.load(from: directory + "/policy.safetensors").parameters
-        learner.model.parameters = policy
+    /// Restores the state written by ``saveCheckpoint()`` (read and verified by
+    /// ``CheckpointStore/load(kind:logger:)``).
+    public func resume(from stored: StoredCheckpoint) throws {
+        let state = try JSONDecoder().decode(CheckpointState.self, from: try stored.data("state.json"))
+        learner.model.parameters = try Self.parameters(stored, "policy.safetensors")
         try learner.restore(
-            optimizer: try SafeTensors.read(from: directory + "/optimizer.safetensors"),
+            optimizer: try SafeTensors.parse(Array(try stored.data("optimizer.safetensors"))),
             version: state.version)
         ring = try state.ring.enumerated().map { i, version in
-            (version, try Checkpoint.load(from: directory + "/ring-\(i).safetensors").parameters)
+            (version, try Self.parameters(stored, "ring-\(i).safetensors"))
         }
         step = state.step
         ledger = state.ledger
+    }
+
+    /// The weights in file `name` of a stored checkpoint.
+    static func parameters(_ stored: StoredCheckpoint, _ name: String) throws -> GPTParameters {
+        try Checkpoint.decode(
+            try SafeTensors.parse(Array(try stored.data(name)), path: stored.directory + "/" + name),
+            path: stored.directory + "/" + name
+        ).parameters
     }
 }
 

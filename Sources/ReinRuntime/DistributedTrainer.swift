@@ -59,14 +59,18 @@ public struct DistributedTrainer: Sendable {
     public let transport: Transport
     /// Timeouts and heartbeats of every node.
     public let settings: ReinActorSystem.Settings
+    /// The checkpoint to continue from (`nil`: start from the reference).
+    public let resume: LearnerCheckpoint?
     let logger: Logger
 
-    /// A run of `config` from `reference` with `workers` workers, writing into `folder`.
+    /// A run of `config` from `reference` (or continued from `resume`) with `workers` workers,
+    /// writing into `folder` (checkpoints included, as ``LearnerActor`` does).
     public init(
         config: RunConfig, reference: GPTParameters, folder: RunFolder, workers: Int,
         transport: Transport = .inMemory, settings: ReinActorSystem.Settings = ReinActorSystem.Settings(),
-        logger: Logger
+        resume: LearnerCheckpoint? = nil, logger: Logger
     ) {
+        self.resume = resume
         self.config = config
         self.reference = reference
         self.folder = folder
@@ -123,7 +127,7 @@ public struct DistributedTrainer: Sendable {
         do {
             let learner = try LearnerActor.named(
                 on: learnerSystem, config: config, reference: reference, broadcaster: broadcaster,
-                logger: logger)
+                folder: folder, resume: resume, logger: logger)
             if let context {
                 let sink = SampleSink(
                     context: context, bind: "inproc://rein-samples-\(UUID().uuidString)", logger: logger)

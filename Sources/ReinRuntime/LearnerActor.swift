@@ -15,6 +15,13 @@ import ReinTasks
 /// only while `s - consumed <= max_staleness` (`consumed`: batches trained or dropped so far), so
 /// with `max_staleness: 0` the run is synchronous and on-policy and equals the single-process run.
 /// A batch whose worker dies before delivering it is counted lost and its index assigned again.
+///
+/// With a run folder, the learner checkpoints every `train.checkpoint_every` batches and at the
+/// end of the run (``checkpoint()``); a learner made from a ``LearnerCheckpoint`` continues that
+/// run: same version numbering, metrics and ledger (samples in flight at the checkpoint count
+/// lost). Every work order names the learner's *incarnation* (its node id): a batch assigned by an
+/// earlier incarnation — a learner that crashed and was restarted — is refused on delivery and
+/// counted in ``RuntimeLedger/refused``, never trained.
 public distributed actor LearnerActor {
     public typealias ActorSystem = ReinActorSystem
 
@@ -29,6 +36,10 @@ public distributed actor LearnerActor {
     }
 
     private let config: RunConfig
+    /// Where checkpoints go (none without a folder).
+    private let folder: RunFolder?
+    /// The reference the run trains against (recorded in checkpoints).
+    private let referenceIdentity: ReferenceIdentity
     /// The model and optimizer; touched only by the training task (see ``trainLoop()``).
     private let core: LearnerCore
     /// The policy version after the last completed step.
@@ -69,39 +80,93 @@ public distributed actor LearnerActor {
     private var busy = Duration.zero
 
     /// A learner starting from `reference` (also the KL reference) that trains `config.train.steps`
-    /// batches.
+    /// batches — or, given a checkpoint, continuing the run that wrote it.
+    ///
+    /// - Parameters:
+    ///   - folder: where to write checkpoints (every `train.checkpoint_every` batches and on
+    ///     ``checkpoint()``); `nil`: none.
+    ///   - resume: a checkpoint of this run to continue from.
+    /// - Throws: ``RuntimeError`` if `resume` was trained against another reference or model.
     public init(
         actorSystem: ReinActorSystem, config: RunConfig, reference: GPTParameters,
-        broadcaster: WeightBroadcaster? = nil, logger: Logger
+        broadcaster: WeightBroadcaster? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
+        logger: Logger
     ) throws {
         self.actorSystem = actorSystem
         self.broadcaster = broadcaster
         self.config = config
+        self.folder = folder
         self.logger = logger
         self.end = config.train.steps
         self.batchSize = config.train.promptsPerStep * config.train.groupSize
-        self.core = LearnerCore(
-            try Learner(
-                config: config.train, policy: reference, reference: reference, threads: config.threads))
-        self.current = reference
-        self.ring = [(0, reference)]
+        let identity = ReferenceIdentity(reference, source: config.train.reference)
+        self.referenceIdentity = identity
+        guard let resume else {
+            self.core = LearnerCore(
+                try Learner(
+                    config: config.train, policy: reference, reference: reference, threads: config.threads))
+            self.current = reference
+            self.ring = [(0, reference)]
+            return
+        }
+        let state = resume.state
+        guard state.reference.parameters == identity.parameters, state.reference.fnv1a64 == identity.fnv1a64
+        else {
+            throw RuntimeError(
+                "the checkpoint was trained against reference \(state.reference), this learner has \(identity)")
+        }
+        guard resume.policy.config == reference.config, resume.ring.count == state.ring.count,
+            resume.ring.allSatisfy({ $0.config == reference.config })
+        else { throw RuntimeError("the checkpoint's model does not match the reference's \(reference.config)") }
+        let learner = try Learner(
+            config: config.train, policy: resume.policy, reference: reference, threads: config.threads)
+        try learner.restore(optimizer: resume.optimizer, version: state.version)
+        self.core = LearnerCore(learner)
+        self.version = state.version
+        self.current = resume.policy
+        self.ring = state.ring.isEmpty ? [(state.version, resume.policy)] : Array(zip(state.ring, resume.ring))
+        self.consumed = state.consumed
+        self.nextFresh = state.consumed
+        self.attempts = state.attempts
+        self.metrics = state.metrics
+        self.busy = .milliseconds(Int64(state.busySeconds * 1000))
+        var ledger = state.ledger
+        // Whatever was handed out then belongs to the incarnation that wrote the checkpoint: its
+        // batches are refused if they ever arrive, so they count lost and their indices are
+        // assigned again.
+        ledger.lost += ledger.inFlight
+        ledger.inFlight = 0
+        self.ledger = ledger
+        actorSystem.policyVersion = UInt64(state.version)
+        logger.notice(
+            """
+            resumed at batch \(state.consumed), policy version \(state.version) (checkpoint of incarnation \
+            \(FNV1a64.hex(state.incarnation))); \(state.ledger.inFlight) samples in flight then count lost; \
+            ledger: \(ledger.summary)
+            """)
     }
 
     /// A learner registered on `system` under the well-known ``name``, where workers resolve it.
     public static func named(
         on system: ReinActorSystem, config: RunConfig, reference: GPTParameters,
-        broadcaster: WeightBroadcaster? = nil, logger: Logger
+        broadcaster: WeightBroadcaster? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
+        logger: Logger
     ) throws -> LearnerActor {
         try system.withName(name) {
             try LearnerActor(
                 actorSystem: system, config: config, reference: reference, broadcaster: broadcaster,
-                logger: logger)
+                folder: folder, resume: resume, logger: logger)
         }
     }
+
+    /// This learner's incarnation: its node id, new with every process (and every restart).
+    public nonisolated var incarnation: UInt64 { id.node.rawValue }
 
     /// A worker joins (or rejoins): the current weights and version, and where new versions are
     /// broadcast (if they are).
     public distributed func join(worker: NodeID) -> JoinReply {
+        // A worker that joins again (it lost us for a while) will not deliver what it held.
+        releaseAssignments(of: worker, reason: "rejoined")
         workers.insert(worker)
         if firstJoin == nil { firstJoin = clock.now }
         logger.info("worker \(worker) joined at version \(version)")
@@ -165,7 +230,8 @@ public distributed actor LearnerActor {
             haveVersion == sampling.version || !inline
             ? nil : PolicyWeights(version: sampling.version, values: sampling.parameters.values)
         return WorkOrder(
-            status: .sample, index: candidate, attempt: attempt, version: sampling.version, weights: weights)
+            status: .sample, index: candidate, attempt: attempt, version: sampling.version, weights: weights,
+            incarnation: incarnation)
     }
 
     /// How far past the last trained batch indices may be handed out: `max_staleness` minus the
@@ -190,15 +256,33 @@ public distributed actor LearnerActor {
         while ring.count > 1, ring[1].version <= oldestNeeded { ring.removeFirst() }
     }
 
-    /// `worker` delivers batch `index` (attempt `attempt`); trains every batch now ready in index order.
-    public distributed func deliver(worker: NodeID, index: Int, attempt: Int, batch: RolloutBatch)
-        async throws
-    {
+    /// `worker` delivers batch `index` (attempt `attempt`, assigned by learner incarnation
+    /// `incarnation`); trains every batch now ready in index order.
+    ///
+    /// A batch assigned by an earlier incarnation of the learner (before a restart), or given up
+    /// as lost and reassigned, is refused: counted in ``RuntimeLedger/refused``, never trained.
+    public distributed func deliver(
+        worker: NodeID, index: Int, attempt: Int, incarnation: UInt64, batch: RolloutBatch
+    ) async throws {
+        guard incarnation == self.incarnation else {
+            ledger.refused["previous learner", default: 0] += batch.rollouts.count
+            logger.warning(
+                """
+                refused batch \(index) attempt \(attempt) from \(worker): assigned by learner incarnation \
+                \(FNV1a64.hex(incarnation)), before a restart
+                """)
+            return
+        }
         guard let assignment = assigned[index], assignment.worker == worker, assignment.attempt == attempt
         else {
             // Its batch was given up as lost (and counted so) and reassigned: never trained.
-            logger.warning("late batch \(index) attempt \(attempt) from \(worker) ignored")
+            ledger.refused["late", default: 0] += batch.rollouts.count
+            logger.warning("late batch \(index) attempt \(attempt) from \(worker) refused")
             return
+        }
+        guard batch.rollouts.allSatisfy({ $0.versions.allSatisfy { $0 == assignment.version } }) else {
+            throw RuntimeError(
+                "batch \(index) from \(worker) was not sampled with version \(assignment.version) as assigned")
         }
         guard batch.rollouts.count == assignment.count else {
             throw RuntimeError(
@@ -206,10 +290,14 @@ public distributed actor LearnerActor {
         }
         assigned[index] = nil
         delivered[index] = (batch, assignment.version)
-        if !training {
-            training = true
-            Task { await self.trainLoop() }
-        }
+        startTraining()
+    }
+
+    /// Starts the training task unless it runs (or a checkpoint is being written).
+    private func startTraining() {
+        guard !training, delivered[consumed] != nil else { return }
+        training = true
+        Task { await self.trainLoop() }
     }
 
     /// Trains (or drops) delivered batches in index order while the next one is there. The step
@@ -260,19 +348,56 @@ public distributed actor LearnerActor {
                     logger.warning("weight broadcast of version \(version) failed: \(error)")
                 }
             }
+            let every = config.train.checkpointEvery
+            if every > 0, consumed % every == 0, consumed < end {
+                do {
+                    try await writeCheckpoint()
+                } catch {
+                    logger.error("checkpoint at batch \(consumed) failed: \(error)")
+                }
+            }
+        }
+    }
+
+    /// Writes a checkpoint of the current state into the run folder (if the learner has one). The
+    /// encoding and writing run off the actor; only the training task or the end of the run call it.
+    private func writeCheckpoint() async throws {
+        guard let folder else { return }
+        let state = LearnerState(
+            version: version, consumed: consumed, attempts: attempts.filter { $0.key >= consumed },
+            ledger: ledger, metrics: metrics, ring: ring.map { $0.version }, incarnation: incarnation,
+            reference: referenceIdentity, busySeconds: seconds(busy))
+        try await core.save(state, ring: ring.map { $0.parameters }, to: folder).get()
+        logger.info("checkpoint at batch \(consumed), policy version \(version)")
+    }
+
+    /// Writes a checkpoint now (the end of a run, or a graceful stop): call it once nothing trains.
+    /// - Throws: ``RuntimeError`` if training is still running, or the write failed.
+    public distributed func checkpoint() async throws {
+        guard !training else { throw RuntimeError("cannot checkpoint while a batch is training") }
+        training = true
+        defer {
+            training = false
+            startTraining()
+        }
+        try await writeCheckpoint()
+    }
+
+    /// Counts the batches `worker` holds as lost and makes their indices available again.
+    private func releaseAssignments(of worker: NodeID, reason: String) {
+        for (index, assignment) in assigned where assignment.worker == worker {
+            assigned[index] = nil
+            ledger.inFlight -= assignment.count
+            ledger.lost += assignment.count
+            retry.append(index)
+            logger.warning("worker \(worker) \(reason) with batch \(index): \(assignment.count) samples lost")
         }
     }
 
     /// Counts the batches `worker` holds as lost and makes their indices available again.
     public distributed func workerLost(_ worker: NodeID) {
         workers.remove(worker)
-        for (index, assignment) in assigned where assignment.worker == worker {
-            assigned[index] = nil
-            ledger.inFlight -= assignment.count
-            ledger.lost += assignment.count
-            retry.append(index)
-            logger.warning("worker \(worker) lost with batch \(index): \(assignment.count) samples lost")
-        }
+        releaseAssignments(of: worker, reason: "lost")
     }
 
     /// The sample ledger now.
@@ -338,6 +463,24 @@ final class LearnerCore: @unchecked Sendable {
 
     /// One learner step on a thread of its own (it is long and CPU-bound): the metrics, the new
     /// weights and version, or the error.
+    /// Writes a ``LearnerCheckpoint`` of `state` with the learner's policy and optimizer, on a
+    /// thread of its own (never while ``step(_:)`` runs: the training task calls both in turn).
+    func save(_ state: LearnerState, ring: [GPTParameters], to folder: RunFolder) async -> Result<Void, any Error> {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { [self] in
+                let result = Result {
+                    try LearnerCheckpoint(
+                        state: state, policy: learner.model.parameters, optimizer: learner.optimizer.encode(),
+                        ring: ring
+                    ).save(to: folder)
+                }
+                continuation.resume(returning: result)
+            }
+            thread.name = "rein-learner-checkpoint"
+            thread.start()
+        }
+    }
+
     func step(_ batch: RolloutBatch) async -> Result<(LearnerStepMetrics, GPTParameters, Int), any Error> {
         await withCheckedContinuation { continuation in
             let thread = Thread { [self] in

@@ -34,11 +34,16 @@ public struct WorkOrder: Codable, Sendable, Hashable {
     public var version: Int
     /// New weights, when the worker's are older than ``version``.
     public var weights: PolicyWeights?
+    /// The incarnation of the learner that made the assignment (``LearnerActor/incarnation``);
+    /// the worker hands it back with the batch.
+    public var incarnation: UInt64
 
     /// An order with every field given.
     public init(
-        status: Status, index: Int = 0, attempt: Int = 0, version: Int = 0, weights: PolicyWeights? = nil
+        status: Status, index: Int = 0, attempt: Int = 0, version: Int = 0, weights: PolicyWeights? = nil,
+        incarnation: UInt64 = 0
     ) {
+        self.incarnation = incarnation
         self.status = status
         self.index = index
         self.attempt = attempt

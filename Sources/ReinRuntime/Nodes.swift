@@ -9,12 +9,12 @@ import ZeroMQ
 
 /// The learner side of every launch mode: serves `learner` (made with
 /// ``LearnerActor/named(on:config:reference:logger:)``) on `system` until the run is
-/// over, lets the workers hear that it is over, then writes `metrics.jsonl` and `ledger.json` to
-/// `folder` and checks the ledger.
+/// over, lets the workers hear that it is over, then writes a checkpoint (if the learner has a run
+/// folder), `metrics.jsonl` and `ledger.json` to `folder` and checks the ledger.
 ///
 /// - Parameters:
 ///   - stop: when raised (SIGTERM), the learner drains: no new batches, the ones handed out are
-///     trained, then the run ends early with a balanced ledger.
+///     trained, then the run ends early with a balanced ledger and a checkpoint to resume from.
 ///   - drainTimeout: how long a drain may wait for batches in flight (then they are abandoned), and
 ///     how long to wait, once every batch is trained, for the workers to be told.
 ///   - poll: how often to look at the learner's progress.
@@ -40,6 +40,7 @@ public func serveLearner(
     }
     let deadline = clock.now + drainTimeout
     while clock.now < deadline, try await !learner.allWorkersReleased() { try await Task.sleep(for: poll) }
+    try await learner.checkpoint()
     let result = DistributedRunResult(
         metrics: try await learner.stepMetrics(), ledger: try await learner.currentLedger(),
         weights: try await learner.currentWeights(), utilisation: try await learner.utilisation())
@@ -63,20 +64,69 @@ public func writeRun(_ result: DistributedRunResult, to folder: RunFolder) throw
 /// The worker side of every launch mode: connects `system` to the learner at `learnerAddress`
 /// (retrying until `connectTimeout`), resolves it and runs a ``RolloutWorkerActor`` until the run
 /// is over (or `stop` is raised: then it delivers the batch it is sampling and stops).
-/// - Throws: ``RemoteCallError`` if the learner cannot be reached or is lost.
+///
+/// When the learner is lost (it crashed, or stopped answering), the worker connects again,
+/// retrying for up to `reconnectTimeout`, joins the learner it finds there (a restarted one
+/// resumes from its checkpoint), gets its current weights and carries on. A learner that leaves
+/// cleanly (the run ended, or it was stopped with SIGTERM) ends the worker normally.
+/// - Throws: ``RemoteCallError`` if the learner cannot be reached (within the timeouts).
 public func runWorker(
     on system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig, logger: Logger,
-    context: ZMQContext? = nil, connectTimeout: Duration = .seconds(30), stop: StopSignal? = nil,
+    context: ZMQContext? = nil, connectTimeout: Duration = .seconds(30),
+    reconnectTimeout: Duration = .seconds(60), stop: StopSignal? = nil,
     beforeDelivery: (@Sendable (Int) async -> Void)? = nil
 ) async throws {
     let worker = try RolloutWorkerActor(actorSystem: system, config: config, gpt: gpt, logger: logger)
-    let peer = try await connectWithRetry(system, to: learnerAddress, within: connectTimeout, logger: logger)
-    logger.info("connected to the learner at \(learnerAddress) (\(peer))")
-    let learner = try LearnerActor.resolve(id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
-    try await worker.whenLocal {
-        try await $0.run(
-            learner: learner, context: context, learnerAddress: learnerAddress, stop: stop,
+    var window = connectTimeout
+    while true {
+        let peer = try await connectWithRetry(system, to: learnerAddress, within: window, logger: logger)
+        logger.info("connected to the learner at \(learnerAddress) (\(peer))")
+        let learner = try LearnerActor.resolve(id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
+        let outcome = try await work(
+            worker, for: learner, context: context, learnerAddress: learnerAddress, stop: stop,
             beforeDelivery: beforeDelivery)
+        switch outcome {
+        case .finished:
+            return
+        case .learnerLeft(let error):
+            logger.notice("the learner left (\(error)); stopping")
+            return
+        case .learnerLost(let error):
+            guard reconnectTimeout > .zero, stop?.isStopped != true else { throw error }
+            logger.warning("lost the learner (\(error)); reconnecting for up to \(reconnectTimeout)")
+            window = reconnectTimeout
+        }
+    }
+}
+
+/// How one stint of work with a learner ended.
+enum WorkOutcome {
+    /// The learner said the run is over (or the worker was asked to stop).
+    case finished
+    /// The learner left cleanly.
+    case learnerLeft(RemoteCallError)
+    /// The learner died or stopped answering.
+    case learnerLost(RemoteCallError)
+}
+
+/// Runs `worker` for `learner` until the run is over or the learner is gone.
+func work(
+    _ worker: RolloutWorkerActor, for learner: LearnerActor, context: ZMQContext?, learnerAddress: String,
+    stop: StopSignal?, beforeDelivery: (@Sendable (Int) async -> Void)?
+) async throws -> WorkOutcome {
+    do {
+        try await worker.whenLocal {
+            try await $0.run(
+                learner: learner, context: context, learnerAddress: learnerAddress, stop: stop,
+                beforeDelivery: beforeDelivery)
+        }
+        return .finished
+    } catch let error as RemoteCallError {
+        switch error.code {
+        case .peerLeft: return .learnerLeft(error)
+        case .peerLost, .timedOut, .deadLetter: return .learnerLost(error)
+        default: throw error
+        }
     }
 }
 

@@ -122,13 +122,15 @@ public distributed actor RolloutWorkerActor {
                 await beforeDelivery?(order.index)
                 if let stream {
                     let columns = SampleColumns(
-                        batch, worker: node, index: order.index, attempt: order.attempt)
+                        batch, worker: node, index: order.index, attempt: order.attempt,
+                        incarnation: order.incarnation)
                     try await stream.send(
                         [WireFrame(try BinaryEncoder().encode(columns))], policyVersion: UInt64(order.version)
                     )
                 } else {
                     try await learner.deliver(
-                        worker: node, index: order.index, attempt: order.attempt, batch: batch)
+                        worker: node, index: order.index, attempt: order.attempt,
+                        incarnation: order.incarnation, batch: batch)
                 }
                 batches += 1
             }

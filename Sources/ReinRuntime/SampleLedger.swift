@@ -12,13 +12,18 @@ public struct RuntimeLedger: Codable, Sendable, Hashable {
     public var produced = 0
     /// Samples the learner trained on.
     public var trained = 0
-    /// Samples dropped, by reason (`stale`: lag above `max_staleness`; `late`: delivered after
-    /// their batch had been given up as lost).
+    /// Samples dropped, by reason (`stale`: lag above `max_staleness`; `abandoned`: delivered but
+    /// not trainable in order when a drain timed out).
     public var dropped: [String: Int] = [:]
     /// Samples assigned or delivered but neither trained nor dropped yet.
     public var inFlight = 0
     /// Samples whose worker died (or left) before delivering them.
     public var lost = 0
+    /// Samples delivered but refused, by reason (`late`: their batch had been given up as lost;
+    /// `previous learner`: assigned by the learner before it restarted). They are already counted
+    /// lost (or were assigned after the checkpoint the learner resumed from), so they are outside
+    /// the balance; they are never trained.
+    public var refused: [String: Int] = [:]
 
     /// An empty ledger.
     public init() {}
@@ -35,6 +40,10 @@ public struct RuntimeLedger: Codable, Sendable, Hashable {
             separator: ", ")
         return "produced \(produced) = trained \(trained) + dropped \(droppedTotal)"
             + (reasons.isEmpty ? "" : " (\(reasons))") + " + in flight \(inFlight) + lost \(lost)"
+            + (refused.isEmpty
+                ? ""
+                : "; refused on delivery: "
+                    + refused.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
     }
 
     /// Writes the ledger as `ledger.json` in `folder` (atomically).

@@ -16,6 +16,8 @@ public struct SampleColumns: Codable, Sendable, Hashable {
     public var index: Int
     /// The assignment attempt.
     public var attempt: Int
+    /// The incarnation of the learner that made the assignment.
+    public var incarnation: UInt64
     /// Rollouts per group.
     public var groupSize: Int
     /// Sample ids, one per row.
@@ -39,8 +41,9 @@ public struct SampleColumns: Codable, Sendable, Hashable {
     /// Outcomes (`AnswerOutcome` raw values), one per row.
     public var outcomes: [String]
 
-    /// The columns of `batch`, assignment `index`/`attempt`, from `worker`.
-    public init(_ batch: RolloutBatch, worker: NodeID, index: Int, attempt: Int) {
+    /// The columns of `batch`, assignment `index`/`attempt` by learner `incarnation`, from `worker`.
+    public init(_ batch: RolloutBatch, worker: NodeID, index: Int, attempt: Int, incarnation: UInt64 = 0) {
+        self.incarnation = incarnation
         self.worker = worker
         self.index = index
         self.attempt = attempt
@@ -97,7 +100,7 @@ public struct SampleColumns: Codable, Sendable, Hashable {
 }
 
 /// The learner's end of the sample stream: a PULL socket whose batches are handed to the learner
-/// as deliveries (with the same checks as ``LearnerActor/deliver(worker:index:attempt:batch:)``).
+/// as deliveries (with the same checks as ``LearnerActor/deliver(worker:index:attempt:incarnation:batch:)``).
 public final class SampleSink: Sendable {
     private let receiver: BulkReceiver
     private let task = Mutex<Task<Void, Never>?>(nil)
@@ -133,7 +136,7 @@ public final class SampleSink: Sendable {
             }
             try await learner.deliver(
                 worker: columns.worker, index: columns.index, attempt: columns.attempt,
-                batch: try columns.batch())
+                incarnation: columns.incarnation, batch: try columns.batch())
         } catch {
             logger.warning("sample message rejected: \(error)")
         }

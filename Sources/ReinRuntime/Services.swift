@@ -7,7 +7,8 @@ import ZeroMQ
 
 /// The learner process as a swift-service-lifecycle `Service`: serves the learner until the run
 /// is over; on graceful shutdown (SIGTERM) it drains — no new batches, the ones handed out are
-/// trained — writes `metrics.jsonl` and `ledger.json`, and returns normally.
+/// trained, the workers are told the run is over — writes a checkpoint (a later learner on the
+/// same run folder resumes from it), `metrics.jsonl` and `ledger.json`, and returns normally.
 public struct LearnerService: Service, CustomStringConvertible {
     let learner: LearnerActor
     let system: ReinActorSystem
@@ -53,14 +54,17 @@ public struct WorkerService: Service, CustomStringConvertible {
     let gpt: GPTConfig
     let logger: Logger
     let context: ZMQContext?
+    let reconnectTimeout: Duration
 
     /// A worker on `system` for the learner at `learnerAddress`; with a `context`, it subscribes
-    /// to the learner's weight broadcast.
+    /// to the learner's weight broadcast. A lost learner is looked for again for up to
+    /// `reconnectTimeout` (see ``runWorker(on:learnerAddress:config:gpt:logger:context:connectTimeout:reconnectTimeout:stop:beforeDelivery:)``).
     public init(
         system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig,
-        context: ZMQContext? = nil, logger: Logger
+        context: ZMQContext? = nil, reconnectTimeout: Duration = .seconds(60), logger: Logger
     ) {
         self.context = context
+        self.reconnectTimeout = reconnectTimeout
         self.system = system
         self.learnerAddress = learnerAddress
         self.config = config
@@ -76,7 +80,7 @@ public struct WorkerService: Service, CustomStringConvertible {
             try await withGracefulShutdownHandler {
                 try await runWorker(
                     on: system, learnerAddress: learnerAddress, config: config, gpt: gpt, logger: logger,
-                    context: context, stop: stop)
+                    context: context, reconnectTimeout: reconnectTimeout, stop: stop)
             } onGracefulShutdown: {
                 stop.stop()
             }

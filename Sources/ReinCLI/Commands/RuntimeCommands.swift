@@ -83,6 +83,24 @@ struct ParentOptions: ParsableArguments {
     }
 }
 
+/// The learner checkpoint to continue from, with `rein train`'s semantics: the run folder's
+/// checkpoint if it has one (unless `fresh`, which removes it); `resume` requires one.
+/// - Throws: ``CLIError`` when `resume` finds none; ``Rein/CheckpointError`` when checkpoints
+///   exist but none is usable (nothing is overwritten then).
+func loadLearnerCheckpoint(folder: RunFolder, resume: Bool, fresh: Bool, logger: Logger) throws
+    -> LearnerCheckpoint?
+{
+    if fresh {
+        try CheckpointStore(folder: folder).removeAll()
+        return nil
+    }
+    let checkpoint = try LearnerCheckpoint.load(from: folder, logger: logger)
+    if checkpoint == nil, resume {
+        throw CLIError("--resume: no checkpoint in \(CheckpointStore(folder: folder).current)")
+    }
+    return checkpoint
+}
+
 /// Writes a line to stdout at once (a parent process may be waiting for it on a pipe).
 func emitNow(_ line: String) {
     emit(line)
@@ -96,10 +114,20 @@ struct LearnerCommand: AsyncParsableCommand {
         abstract: "Serve the learner: rollout workers (`rein worker`) connect to it; writes the run folder.",
         discussion: """
             Prints `learner listening on ENDPOINT` once bound. Trains train.steps batches, admitting \
-            samples under train.max_staleness, then writes metrics.jsonl and ledger.json. SIGTERM or \
-            Ctrl-C drains (no new batches; those handed out are trained) and exits 0.
+            samples under train.max_staleness, then writes metrics.jsonl and ledger.json. Checkpoints \
+            into run_dir/checkpoint/ (the previous one kept as checkpoint.prev/) every \
+            train.checkpoint_every batches and at the end; a learner started on a run folder with a \
+            checkpoint resumes from it (workers reconnect by themselves). SIGTERM or Ctrl-C drains \
+            (no new batches; those handed out are trained; workers are told to stop), checkpoints \
+            and exits 0.
             """
     )
+
+    @Flag(name: .long, help: "Continue from run_dir/checkpoint (started automatically if it exists).")
+    var resume = false
+
+    @Flag(name: .long, help: "Start over even if run_dir has a checkpoint (removes it).")
+    var fresh = false
 
     @OptionGroup var parent: ParentOptions
     @OptionGroup var node: NodeOptions
@@ -137,6 +165,13 @@ struct LearnerCommand: AsyncParsableCommand {
         let config = try options.load()
         let parameters = try reference.load(config)
         let folder = try RunFolder(path: config.runDir)
+        let checkpoint = try loadLearnerCheckpoint(
+            folder: folder, resume: resume, fresh: fresh, logger: logger)
+        if let state = checkpoint?.state {
+            emitNow(
+                "resuming from a checkpoint at batch \(state.consumed), policy version \(state.version); "
+                    + "ledger then: \(state.ledger.summary)")
+        }
         try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
         let context = try ZMQContext()
         let system = try ReinActorSystem(
@@ -147,7 +182,8 @@ struct LearnerCommand: AsyncParsableCommand {
         }
         defer { broadcaster?.close() }
         let learner = try LearnerActor.named(
-            on: system, config: config, reference: parameters, broadcaster: broadcaster, logger: logger)
+            on: system, config: config, reference: parameters, broadcaster: broadcaster, folder: folder,
+            resume: checkpoint, logger: logger)
         let sink = (samplesBind ?? Self.broadcastEndpoint(for: bind, suffix: ".samples")).map {
             SampleSink(context: context, bind: $0, logger: logger)
         }
@@ -203,6 +239,15 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "This worker's name (default worker-PID).")
     var name: String?
 
+    @Option(
+        name: .long,
+        help: "Seconds to keep trying to reach the learner again after losing it (0: give up at once).")
+    var reconnectTimeout = 60.0
+
+    func validate() throws {
+        guard reconnectTimeout >= 0 else { throw ValidationError("--reconnect-timeout must be ≥ 0") }
+    }
+
     func run() async throws {
         let logger = Logger(label: "rein.worker")
         parent.watch()
@@ -215,7 +260,8 @@ struct WorkerCommand: AsyncParsableCommand {
             logger: logger)
         let service = WorkerService(
             system: system, learnerAddress: learner, config: config,
-            gpt: config.gptConfig(vocab: task.tokenizer.vocabSize), context: context, logger: logger)
+            gpt: config.gptConfig(vocab: task.tokenizer.vocabSize), context: context,
+            reconnectTimeout: .milliseconds(Int(reconnectTimeout * 1000)), logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],

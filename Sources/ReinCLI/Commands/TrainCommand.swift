@@ -49,14 +49,15 @@ struct TrainCommand: AsyncParsableCommand {
         let reference = try reference.load(config)
         let folder = try RunFolder(path: config.runDir)
         let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
-        let checkpoint = folder.file("checkpoint")
-        if !fresh && FileManager.default.fileExists(atPath: checkpoint + "/state.json") {
-            try trainer.resume(from: checkpoint)
+        let store = CheckpointStore(folder: folder)
+        if !fresh, let stored = try store.load(kind: Trainer.checkpointKind, logger: logger) {
+            try trainer.resume(from: stored)
             logger.info(
-                "resumed from \(checkpoint) at step \(trainer.step), version \(trainer.learner.version)")
+                "resumed from \(stored.directory) at step \(trainer.step), version \(trainer.learner.version)")
         } else if resume {
-            throw CLIError("--resume: no checkpoint in \(checkpoint)")
+            throw CLIError("--resume: no checkpoint in \(store.current)")
         } else {
+            try store.removeAll()
             try? FileManager.default.removeItem(atPath: folder.file("metrics.jsonl"))
             try? FileManager.default.removeItem(atPath: folder.file("tracker.jsonl"))
         }
@@ -129,13 +130,17 @@ struct TrainCommand: AsyncParsableCommand {
 extension TrainCommand {
     /// `--workers N`: the learner and N workers as distributed actors over `inproc://`.
     func runDistributed(config: RunConfig, logger: Logger) async throws {
-        guard !resume else { throw CLIError("--resume is not supported with --workers yet") }
         let parameters = try reference.load(config)
         let folder = try RunFolder(path: config.runDir)
+        let checkpoint = try loadLearnerCheckpoint(
+            folder: folder, resume: resume, fresh: fresh, logger: logger)
+        if let state = checkpoint?.state {
+            logger.info("resuming from a checkpoint at batch \(state.consumed), policy version \(state.version)")
+        }
         try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
         let trainer = DistributedTrainer(
             config: config, reference: parameters, folder: folder, workers: workers, transport: .inproc,
-            settings: node.settings,
+            settings: node.settings, resume: checkpoint,
             logger: logger)
         let result = try await trainer.run()
         let task = try ArithmeticTask(config: config.task)
