@@ -129,7 +129,6 @@ public distributed actor LearnerActor {
         self.nextFresh = state.consumed
         self.attempts = state.attempts
         self.metrics = state.metrics
-        self.busy = .milliseconds(Int64(state.busySeconds * 1000))
         var ledger = state.ledger
         // Whatever was handed out then belongs to the incarnation that wrote the checkpoint: its
         // batches are refused if they ever arrive, so they count lost and their indices are
@@ -366,7 +365,7 @@ public distributed actor LearnerActor {
         let state = LearnerState(
             version: version, consumed: consumed, attempts: attempts.filter { $0.key >= consumed },
             ledger: ledger, metrics: metrics, ring: ring.map { $0.version }, incarnation: incarnation,
-            reference: referenceIdentity, busySeconds: seconds(busy))
+            reference: referenceIdentity)
         try await core.save(state, ring: ring.map { $0.parameters }, to: folder).get()
         logger.info("checkpoint at batch \(consumed), policy version \(version)")
     }

@@ -47,8 +47,6 @@ public struct LearnerState: Codable, Sendable {
     public var incarnation: UInt64
     /// The reference the run trains against.
     public var reference: ReferenceIdentity
-    /// Seconds spent in learner steps so far.
-    public var busySeconds: Double
 }
 
 /// A distributed learner's checkpoint: the policy, the optimizer state, the lag-injection ring and

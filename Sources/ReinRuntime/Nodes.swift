@@ -78,8 +78,10 @@ public func runWorker(
 ) async throws {
     let worker = try RolloutWorkerActor(actorSystem: system, config: config, gpt: gpt, logger: logger)
     var window = connectTimeout
+    var lost: NodeID?
     while true {
-        let peer = try await connectWithRetry(system, to: learnerAddress, within: window, logger: logger)
+        let peer = try await connectWithRetry(
+            system, to: learnerAddress, within: window, excluding: lost, logger: logger)
         logger.info("connected to the learner at \(learnerAddress) (\(peer))")
         let learner = try LearnerActor.resolve(id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
         let outcome = try await work(
@@ -95,6 +97,7 @@ public func runWorker(
             guard reconnectTimeout > .zero, stop?.isStopped != true else { throw error }
             logger.warning("lost the learner (\(error)); reconnecting for up to \(reconnectTimeout)")
             window = reconnectTimeout
+            lost = peer.node
         }
     }
 }
@@ -130,17 +133,24 @@ func work(
     }
 }
 
-/// Connects to `address`, retrying every 200 ms until `limit` has passed.
+/// Connects to `address`, retrying every 200 ms until `limit` has passed. A node answering
+/// there as `excluded` (the learner just lost, whose connection is still being torn down) does
+/// not count: the retries go on until another one answers.
 func connectWithRetry(
-    _ system: ReinActorSystem, to address: String, within limit: Duration, logger: Logger
+    _ system: ReinActorSystem, to address: String, within limit: Duration, excluding excluded: NodeID? = nil,
+    logger: Logger
 ) async throws -> Member {
     let clock = ContinuousClock()
     let deadline = clock.now + limit
     while true {
         let remaining = deadline - clock.now
         do {
-            return try await system.connect(
+            let member = try await system.connect(
                 to: address, timeout: min(.seconds(2), max(remaining, .milliseconds(100))))
+            guard member.node != excluded else {
+                throw RemoteCallError(.peerLost, "\(address) is still the lost \(member)")
+            }
+            return member
         } catch {
             if clock.now >= deadline { throw error }
             logger.debug("learner at \(address) not reachable yet: \(error)")

@@ -1,0 +1,207 @@
+import Foundation
+import Rein
+import ReinRuntime
+import Testing
+
+/// A `rein` child process whose standard output and error go to files (read while it runs).
+final class ReinProcess {
+    let process = Process()
+    let out: URL
+    let err: URL
+
+    init(_ arguments: [String]) throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("rein-proc-\(UUID().uuidString)")
+        out = base.appendingPathExtension("out")
+        err = base.appendingPathExtension("err")
+        #expect(FileManager.default.createFile(atPath: out.path, contents: nil))
+        #expect(FileManager.default.createFile(atPath: err.path, contents: nil))
+        process.executableURL = URL(fileURLWithPath: try #require(reinExecutable))
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        try process.run()
+    }
+
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+
+    var pid: Int32 { process.processIdentifier }
+    var stdout: String { (try? String(contentsOf: out, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOf: err, encoding: .utf8)) ?? "" }
+    var log: String { stdout + stderr }
+
+    /// Waits up to `limit` for the process to exit; its status, or nil if it still runs.
+    func exit(within limit: Duration) async -> Int32? {
+        guard await eventually(within: limit, { !process.isRunning }) else { return nil }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// How many times `text` occurs in the output so far.
+    func count(_ text: String) -> Int { log.components(separatedBy: text).count - 1 }
+}
+
+/// The endpoint a learner printed (`learner listening on ENDPOINT`).
+func listeningEndpoint(_ learner: ReinProcess) async -> String? {
+    guard await eventually(within: .seconds(60), { learner.stdout.contains("learner listening on ") }) else {
+        return nil
+    }
+    let line = learner.stdout.split(separator: "\n").first { $0.hasPrefix("learner listening on ") }
+    return line.map { String($0.dropFirst("learner listening on ".count)) }
+}
+
+/// The lines of `metrics.jsonl` in `runDir`.
+func readMetrics(_ runDir: String) throws -> [StepMetrics] {
+    try String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+        try JSONDecoder().decode(StepMetrics.self, from: Data($0.utf8))
+    }
+}
+
+func readLedger(_ runDir: String) throws -> RuntimeLedger {
+    try JSONDecoder().decode(
+        RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: runDir + "/ledger.json")))
+}
+
+func temporaryRunDir(_ label: String) -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("rein-\(label)-\(UUID().uuidString)").path
+}
+
+@Suite(
+    "Learner restart: checkpoint, SIGKILL and SIGTERM (multi-process)",
+    .enabled(if: reinExecutable != nil, "needs the built rein"), .serialized)
+struct LearnerRestartTests {
+    @Test func aLearnerKilledWithSIGKILLResumesAndItsWorkersReconnectByThemselves() async throws {
+        let runDir = temporaryRunDir("learner-kill")
+        let steps = 200
+        let maxStaleness = 2
+        let sets =
+            tinyOverrides(steps: steps, maxStaleness: maxStaleness, runDir: runDir)
+            + ["--set", "train.checkpoint_every=10"]
+        let first = try ReinProcess(
+            ["learner", "--bind", "tcp://127.0.0.1:*", "--random-reference", "2"] + sets)
+        let endpoint = try #require(await listeningEndpoint(first), "\(first.log)")
+        let workers = try (0..<2).map {
+            try ReinProcess(["worker", "--learner", endpoint, "--name", "worker-\($0)"] + sets)
+        }
+
+        // Kill the learner once it checkpointed twice, with the run well under way.
+        #expect(await eventually(within: .seconds(90)) { first.count("checkpoint at batch") >= 2 }, "\(first.log)")
+        kill(first.pid, SIGKILL)
+        #expect(await first.exit(within: .seconds(10)) != nil)
+        #expect(
+            await eventually(within: .seconds(20)) { workers.allSatisfy { $0.count("lost the learner") >= 1 } },
+            "\(workers.map { $0.log })")
+
+        // The same command on the same endpoint and run folder resumes from the checkpoint.
+        let second = try ReinProcess(
+            ["learner", "--bind", endpoint, "--random-reference", "2"] + sets)
+        let status = await second.exit(within: .seconds(180))
+        #expect(status == 0, "\(second.log)")
+        let resumed = try #require(
+            second.stdout.split(separator: "\n").first { $0.hasPrefix("resuming from a checkpoint") },
+            "\(second.log)")
+        // "resuming from a checkpoint at batch B, policy version V; ..."
+        let numbers = resumed.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+        let (batch, version) = (numbers[0], numbers[1])
+        #expect(batch >= 10 && batch % 10 == 0 && batch < steps)
+
+        // The workers were never restarted: they reconnected and finish normally.
+        for worker in workers {
+            #expect(await worker.exit(within: .seconds(30)) == 0, "\(worker.log)")
+            #expect(worker.count("connected to the learner") >= 2, "\(worker.log)")
+        }
+
+        let metrics = try readMetrics(runDir)
+        #expect(metrics.map(\.step) == Array(1...steps))
+        #expect(metrics[batch - 1].version == version)
+        #expect(metrics[batch].version == version + 1, "numbering continues after the checkpoint")
+        for (previous, step) in zip(metrics, metrics.dropFirst()) {
+            #expect(step.version == previous.version + (step.learner == nil ? 0 : 1), "step \(step.step)")
+        }
+        #expect(
+            metrics.allSatisfy { $0.learner == nil || $0.lagMax <= maxStaleness },
+            "no batch older than max_staleness was trained: \(metrics.map(\.lagMax))")
+        let ledger = try readLedger(runDir)
+        #expect(ledger.balances && ledger.inFlight == 0, "\(ledger.summary)")
+        #expect(ledger.trained + ledger.droppedTotal == steps * 16, "\(ledger.summary)")
+        #expect(second.stdout.contains("ledger: \(ledger.summary)"))
+    }
+
+    @Test func SIGTERMMakesTheLearnerCheckpointAndEveryoneExitZeroAndALaterLearnerResumes() async throws {
+        let runDir = temporaryRunDir("learner-term")
+        let sets =
+            tinyOverrides(steps: 1_000_000, maxStaleness: 2, runDir: runDir)
+            + ["--set", "train.checkpoint_every=0"]  // only the one SIGTERM writes
+        let learner = try ReinProcess(["learner", "--bind", "tcp://127.0.0.1:*", "--random-reference", "2"] + sets)
+        let endpoint = try #require(await listeningEndpoint(learner), "\(learner.log)")
+        let workers = try (0..<2).map {
+            try ReinProcess(["worker", "--learner", endpoint, "--name", "worker-\($0)"] + sets)
+        }
+        #expect(await eventually(within: .seconds(60)) { learner.count("joined at version") >= 2 }, "\(learner.log)")
+        try await Task.sleep(for: .seconds(1))
+        kill(learner.pid, SIGTERM)
+        #expect(await learner.exit(within: .seconds(40)) == 0, "\(learner.log)")
+        for worker in workers { #expect(await worker.exit(within: .seconds(30)) == 0, "\(worker.log)") }
+
+        let metrics = try readMetrics(runDir)
+        let checkpoint = try #require(
+            try LearnerCheckpoint.load(from: try RunFolder(path: runDir), logger: quiet), "SIGTERM checkpointed")
+        #expect(checkpoint.state.consumed == metrics.count && metrics.count > 0)
+        #expect(checkpoint.state.version == metrics.last?.version)
+        #expect(checkpoint.state.ledger.inFlight == 0 && checkpoint.state.ledger.balances)
+
+        // A later learner on the run folder carries on from there (here for 3 more batches).
+        let done = metrics.count + 3
+        let more = tinyOverrides(steps: done, maxStaleness: 2, runDir: runDir)
+        let again = try ReinProcess(
+            ["learner", "--resume", "--bind", "tcp://127.0.0.1:*", "--random-reference", "2"] + more)
+        let endpoint2 = try #require(await listeningEndpoint(again), "\(again.log)")
+        let worker = try ReinProcess(["worker", "--learner", endpoint2] + more)
+        #expect(await again.exit(within: .seconds(60)) == 0, "\(again.log)")
+        #expect(await worker.exit(within: .seconds(30)) == 0, "\(worker.log)")
+        #expect(again.stdout.contains("resuming from a checkpoint at batch \(metrics.count), "), "\(again.log)")
+        let after = try readMetrics(runDir)
+        #expect(after.count == done && Array(after.prefix(metrics.count)).map(comparable) == metrics.map(comparable))
+    }
+
+    @Test func trainWithWorkersResumesAndUnusableCheckpointsStopTheLearnerWithOneClearLine() async throws {
+        let runDir = temporaryRunDir("train-workers-resume")
+        func train(steps: Int, _ extra: [String] = []) async throws -> ReinProcess {
+            let process = try ReinProcess(
+                ["train", "--workers", "2", "--random-reference", "2"] + extra
+                    + tinyOverrides(steps: steps, maxStaleness: 0, runDir: runDir))
+            _ = await process.exit(within: .seconds(120))
+            return process
+        }
+        let four = try await train(steps: 4)
+        #expect(four.process.terminationStatus == 0, "\(four.log)")
+        #expect(four.stdout.contains("(policy version 4)"), "\(four.log)")
+        let six = try await train(steps: 6)
+        #expect(six.process.terminationStatus == 0, "\(six.log)")
+        #expect(six.log.contains("resuming from a checkpoint at batch 4, policy version 4"), "\(six.log)")
+        #expect(six.stdout.contains("after 6 batches with 2 workers (policy version 6)"), "\(six.log)")
+        #expect(try readMetrics(runDir).map(\.version) == [1, 2, 3, 4, 5, 6])
+
+        // Damage both checkpoints: every command refuses to start, and leaves them as they are.
+        try flipByte(in: runDir + "/checkpoint/policy.safetensors")
+        try truncate(runDir + "/checkpoint.prev/state.json")
+        let before = try [snapshot(runDir + "/checkpoint"), snapshot(runDir + "/checkpoint.prev")]
+        let learner = try ReinProcess(
+            ["learner", "--bind", "tcp://127.0.0.1:*", "--random-reference", "2"]
+                + tinyOverrides(steps: 8, maxStaleness: 0, runDir: runDir))
+        #expect(await learner.exit(within: .seconds(60)) != 0)
+        let failed = try await train(steps: 8)
+        #expect(failed.process.terminationStatus != 0)
+        for process in [learner, failed] {
+            let errors = process.stderr.split(separator: "\n").filter { $0.hasPrefix("Error: ") }
+            #expect(errors.count == 1, "\(process.log)")
+            #expect(errors.first?.contains("no usable checkpoint") == true, "\(process.log)")
+            #expect(errors.first?.contains("checkpoint/policy.safetensors has checksum") == true, "\(process.log)")
+        }
+        #expect(try [snapshot(runDir + "/checkpoint"), snapshot(runDir + "/checkpoint.prev")] == before)
+
+        // --fresh starts over.
+        let fresh = try await train(steps: 2, ["--fresh"])
+        #expect(fresh.process.terminationStatus == 0, "\(fresh.log)")
+        #expect(try readMetrics(runDir).map(\.version) == [1, 2])
+    }
+}
