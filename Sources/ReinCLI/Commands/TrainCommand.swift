@@ -15,7 +15,9 @@ struct TrainCommand: AsyncParsableCommand {
         discussion: """
             Reads train.reference (write it with `rein pretrain`). The run folder (run_dir) gets \
             config.yaml, metrics.jsonl (one JSON line per step), checkpoint/ (policy, optimizer, lag \
-            ring, loop state; atomic), ledger.json and eval.json.
+            ring, loop state; atomic, checksummed, the previous one kept as checkpoint.prev/ and used \
+            if the newest is damaged), ledger.json and eval.json. With --workers the learner \
+            checkpoints the same way and resumes the same way.
             """
     )
 
