@@ -80,8 +80,13 @@ public func runWorker(
     var window = connectTimeout
     var lost: NodeID?
     while true {
-        let peer = try await connectWithRetry(
-            system, to: learnerAddress, within: window, excluding: lost, logger: logger)
+        guard
+            let peer = try await connectWithRetry(
+                system, to: learnerAddress, within: window, excluding: lost, stop: stop, logger: logger)
+        else {
+            logger.notice("stopped before reaching the learner")
+            return
+        }
         logger.info("connected to the learner at \(learnerAddress) (\(peer))")
         let learner = try LearnerActor.resolve(id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
         let outcome = try await work(
@@ -133,16 +138,17 @@ func work(
     }
 }
 
-/// Connects to `address`, retrying every 200 ms until `limit` has passed. A node answering
-/// there as `excluded` (the learner just lost, whose connection is still being torn down) does
-/// not count: the retries go on until another one answers.
+/// Connects to `address`, retrying every 200 ms until `limit` has passed (`nil` if `stop` is
+/// raised first). A node answering there as `excluded` (the learner just lost, whose connection is
+/// still being torn down) does not count: the retries go on until another one answers.
 func connectWithRetry(
     _ system: ReinActorSystem, to address: String, within limit: Duration, excluding excluded: NodeID? = nil,
-    logger: Logger
-) async throws -> Member {
+    stop: StopSignal? = nil, logger: Logger
+) async throws -> Member? {
     let clock = ContinuousClock()
     let deadline = clock.now + limit
     while true {
+        if stop?.isStopped == true { return nil }
         let remaining = deadline - clock.now
         do {
             let member = try await system.connect(
