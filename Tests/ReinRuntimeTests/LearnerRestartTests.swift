@@ -126,6 +126,32 @@ struct LearnerRestartTests {
         #expect(second.stdout.contains("ledger: \(ledger.summary)"))
     }
 
+    @Test func launchRestartsASIGKILLedLearnerWhichResumesWhileTheWorkersReconnect() async throws {
+        let runDir = temporaryRunDir("launch-learner-kill")
+        let steps = 150
+        let launch = try ReinProcess(
+            ["launch", "--workers", "2", "--random-reference", "2"]
+                + tinyOverrides(steps: steps, maxStaleness: 2, runDir: runDir)
+                + ["--set", "train.checkpoint_every=10"])
+        #expect(await eventually(within: .seconds(90)) { launch.count("checkpoint at batch") >= 2 }, "\(launch.log)")
+        let children = childProcesses(of: launch.pid)
+        let learner = try #require(
+            children.first {
+                let cmdline = (try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? ""
+                return cmdline.split(separator: "\0").dropFirst().first == "learner"  // not `worker --learner`
+            }, "\(launch.log)")
+        kill(learner, SIGKILL)
+        #expect(await launch.exit(within: .seconds(180)) == 0, "\(launch.log)")
+        #expect(launch.log.contains("the learner exited with status 9; restart 1"), "\(launch.log)")
+        #expect(launch.log.contains("resuming from a checkpoint at batch"), "\(launch.log)")
+        #expect(!launch.log.contains("worker-0 exited") && !launch.log.contains("worker-1 exited"), "\(launch.log)")
+        let metrics = try readMetrics(runDir)
+        #expect(metrics.map(\.step) == Array(1...steps))
+        #expect(metrics.allSatisfy { $0.learner == nil || $0.lagMax <= 2 })
+        let ledger = try readLedger(runDir)
+        #expect(ledger.balances && ledger.inFlight == 0 && ledger.trained + ledger.droppedTotal == steps * 16)
+    }
+
     @Test func SIGTERMMakesTheLearnerCheckpointAndEveryoneExitZeroAndALaterLearnerResumes() async throws {
         let runDir = temporaryRunDir("learner-term")
         let sets =

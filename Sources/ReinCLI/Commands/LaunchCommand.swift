@@ -13,8 +13,10 @@ struct LaunchCommand: AsyncParsableCommand {
         abstract: "Run `rein learner` and N `rein worker` processes on this host (loopback TCP).",
         discussion: """
             Child output is prefixed with [learner] / [worker-i]. A worker that crashes is restarted \
-            (up to --max-restarts times each). Ctrl-C or SIGTERM asks every child to drain and exit; \
-            children still running after --kill-after seconds are killed. Exits with the learner's status.
+            (up to --max-restarts times each); so is a crashed learner, on the same endpoint: it \
+            resumes from its last checkpoint and the workers reconnect to it. Ctrl-C or SIGTERM asks \
+            every child to drain and exit; children still running after --kill-after seconds are \
+            killed. Exits with the learner's status.
             """
     )
 
@@ -28,7 +30,7 @@ struct LaunchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The learner's endpoint (port * picks a free one).")
     var bind = "tcp://127.0.0.1:*"
 
-    @Option(name: .long, help: "Restarts allowed per crashed worker.")
+    @Option(name: .long, help: "Restarts allowed per crashed worker (and for the learner).")
     var maxRestarts = 3
 
     @Option(name: .long, help: "Seconds to wait for children to exit after asking them to stop.")
@@ -97,6 +99,13 @@ final class Supervisor: Service, Sendable {
     var learnerStatus: Int32? { status.withLock { $0 } }
 
     /// The path of the running executable.
+    /// `arguments` with the value of `--bind` replaced by `endpoint` (the port the first learner got).
+    static func rebind(_ arguments: [String], to endpoint: String) -> [String] {
+        var result = arguments
+        if let i = result.firstIndex(of: "--bind"), i + 1 < result.count { result[i + 1] = endpoint }
+        return result
+    }
+
     static func currentExecutable() -> String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
@@ -112,7 +121,7 @@ final class Supervisor: Service, Sendable {
     }
 
     private func supervise(stop: StopSignal) async throws {
-        let learner = try Child(name: "learner", executable: executable, arguments: learnerArguments)
+        var learner = try Child(name: "learner", executable: executable, arguments: learnerArguments)
         var children: [Child] = [learner]
         defer { for child in children where child.isRunning { child.signal(SIGKILL) } }
         let clock = ContinuousClock()
@@ -136,7 +145,22 @@ final class Supervisor: Service, Sendable {
             }
         }
         var stopSent: ContinuousClock.Instant?
-        while learner.isRunning {
+        var learnerRestarts = 0
+        while true {
+            if !learner.isRunning {
+                // A crashed learner comes back on the same endpoint and resumes from its checkpoint;
+                // the workers reconnect to it by themselves.
+                guard stopSent == nil, !stop.isStopped, learner.exitStatus != 0, let endpoint,
+                    learnerRestarts < maxRestarts
+                else { break }
+                learnerRestarts += 1
+                logger.warning(
+                    "the learner exited with status \(learner.exitStatus ?? 0); restart \(learnerRestarts) on \(endpoint)"
+                )
+                learner = try Child(
+                    name: "learner", executable: executable, arguments: Self.rebind(learnerArguments, to: endpoint))
+                children.append(learner)
+            }
             if stopSent == nil, stop.isStopped {
                 logger.notice("stopping: asking every child to drain")
                 for child in children where child.isRunning { child.signal(SIGTERM) }
