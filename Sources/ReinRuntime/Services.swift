@@ -55,14 +55,17 @@ public struct WorkerService: Service, CustomStringConvertible {
     let logger: Logger
     let context: ZMQContext?
     let reconnectTimeout: Duration
+    let beforeDelivery: (@Sendable (Int) async -> Void)?
 
     /// A worker on `system` for the learner at `learnerAddress`; with a `context`, it subscribes
     /// to the learner's weight broadcast. A lost learner is looked for again for up to
     /// `reconnectTimeout` (see ``runWorker(on:learnerAddress:config:gpt:logger:context:connectTimeout:reconnectTimeout:stop:beforeDelivery:)``).
     public init(
         system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig,
-        context: ZMQContext? = nil, reconnectTimeout: Duration = .seconds(60), logger: Logger
+        context: ZMQContext? = nil, reconnectTimeout: Duration = .seconds(60),
+        beforeDelivery: (@Sendable (Int) async -> Void)? = nil, logger: Logger
     ) {
+        self.beforeDelivery = beforeDelivery
         self.context = context
         self.reconnectTimeout = reconnectTimeout
         self.system = system
@@ -80,7 +83,8 @@ public struct WorkerService: Service, CustomStringConvertible {
             try await withGracefulShutdownHandler {
                 try await runWorker(
                     on: system, learnerAddress: learnerAddress, config: config, gpt: gpt, logger: logger,
-                    context: context, reconnectTimeout: reconnectTimeout, stop: stop)
+                    context: context, reconnectTimeout: reconnectTimeout, stop: stop,
+                    beforeDelivery: beforeDelivery)
             } onGracefulShutdown: {
                 stop.stop()
             }

@@ -126,6 +126,46 @@ struct LearnerRestartTests {
         #expect(second.stdout.contains("ledger: \(ledger.summary)"))
     }
 
+    /// End to end: a batch sampled for the learner that is then killed reaches the restarted
+    /// learner (same sample-stream endpoint, so the worker's PUSH socket reconnects to it) and is
+    /// refused, counted, never trained.
+    @Test func aBatchInFlightAcrossTheRestartReachesTheNewLearnerAndIsRefused() async throws {
+        let runDir = temporaryRunDir("learner-refuse")
+        let steps = 4
+        let sets =
+            tinyOverrides(steps: steps, maxStaleness: 2, runDir: runDir) + ["--set", "train.checkpoint_every=1"]
+        let first = try ReinProcess(
+            ["learner", "--bind", "tcp://127.0.0.1:*", "--random-reference", "2"] + sets)
+        let endpoint = try #require(await listeningEndpoint(first), "\(first.log)")
+        func logged(_ prefix: String) -> String? {
+            first.stderr.split(separator: "\n").lazy.compactMap { line in
+                line.range(of: prefix).map { String(line[$0.upperBound...]) }
+            }.first
+        }
+        #expect(await eventually(within: .seconds(20)) { logged("weights broadcast on ") != nil }, "\(first.log)")
+        let samples = try #require(logged("samples stream in on "), "\(first.log)")
+        let weights = try #require(logged("weights broadcast on "), "\(first.log)")
+        // The worker holds every batch 4 s before delivering it: longer than the heartbeat
+        // timeout (1.5 s) plus the restart.
+        let worker = try ReinProcess(
+            ["worker", "--learner", endpoint, "--delay-delivery", "4"] + sets)
+        #expect(await eventually(within: .seconds(60)) { first.count("checkpoint at batch 1,") == 1 }, "\(first.log)")
+        kill(first.pid, SIGKILL)
+        #expect(await first.exit(within: .seconds(10)) != nil)
+        let second = try ReinProcess(
+            ["learner", "--bind", endpoint, "--samples-bind", samples, "--broadcast-bind", weights,
+             "--random-reference", "2"] + sets)
+        #expect(await second.exit(within: .seconds(120)) == 0, "\(second.log)")
+        #expect(await worker.exit(within: .seconds(30)) == 0, "\(worker.log)")
+        #expect(second.log.contains("refused batch 1 attempt 0"), "\(second.log)")
+        let ledger = try readLedger(runDir)
+        #expect(ledger.refused["previous learner", default: 0] >= 16, "\(ledger.summary)")
+        #expect(ledger.balances && ledger.inFlight == 0 && ledger.trained + ledger.droppedTotal == steps * 16)
+        let metrics = try readMetrics(runDir)
+        #expect(metrics.map(\.version) == Array(1...steps), "every batch trained once, in order")
+        #expect(metrics.allSatisfy { $0.learner != nil && $0.lagMax <= 2 })
+    }
+
     @Test func launchRestartsASIGKILLedLearnerWhichResumesWhileTheWorkersReconnect() async throws {
         let runDir = temporaryRunDir("launch-learner-kill")
         let steps = 150

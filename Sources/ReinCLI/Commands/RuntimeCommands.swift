@@ -244,8 +244,24 @@ struct WorkerCommand: AsyncParsableCommand {
         help: "Seconds to keep trying to reach the learner again after losing it (0: give up at once).")
     var reconnectTimeout = 60.0
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Hold each sampled batch this many seconds before delivering it (tests: a batch in flight "
+                + "across a learner restart).", visibility: .hidden))
+    var delayDelivery = 0.0
+
+    /// Sleeps `--delay-delivery` seconds before each delivery (nil when 0).
+    func holdBatches() -> (@Sendable (Int) async -> Void)? {
+        guard delayDelivery > 0 else { return nil }
+        let hold = Duration.milliseconds(Int(delayDelivery * 1000))
+        return { _ in try? await Task.sleep(for: hold) }
+    }
+
     func validate() throws {
-        guard reconnectTimeout >= 0 else { throw ValidationError("--reconnect-timeout must be ≥ 0") }
+        guard reconnectTimeout >= 0, delayDelivery >= 0 else {
+            throw ValidationError("--reconnect-timeout and --delay-delivery must be ≥ 0")
+        }
     }
 
     func run() async throws {
@@ -261,7 +277,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let service = WorkerService(
             system: system, learnerAddress: learner, config: config,
             gpt: config.gptConfig(vocab: task.tokenizer.vocabSize), context: context,
-            reconnectTimeout: .milliseconds(Int(reconnectTimeout * 1000)), logger: logger)
+            reconnectTimeout: .milliseconds(Int(reconnectTimeout * 1000)),
+            beforeDelivery: holdBatches(), logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
