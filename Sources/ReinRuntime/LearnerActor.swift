@@ -69,6 +69,8 @@ public distributed actor LearnerActor {
     /// Workers told that the run is over.
     private var released: Set<NodeID> = []
     private var fetches = 0
+    /// The checkpoint being written, if any (the next one waits for it).
+    private var pendingWrite: Task<Void, any Error>?
     /// Where workers push sample batches (a ``SampleSink``), if anywhere.
     private var samplesEndpoint: String?
     private let clock = ContinuousClock()
@@ -348,38 +350,44 @@ public distributed actor LearnerActor {
                 }
             }
             let every = config.train.checkpointEvery
-            if every > 0, consumed % every == 0, consumed < end {
-                do {
-                    try await writeCheckpoint()
-                } catch {
-                    logger.error("checkpoint at batch \(consumed) failed: \(error)")
-                }
-            }
+            if every > 0, consumed % every == 0, consumed < end { startCheckpoint() }
         }
     }
 
-    /// Writes a checkpoint of the current state into the run folder (if the learner has one). The
-    /// encoding and writing run off the actor; only the training task or the end of the run call it.
-    private func writeCheckpoint() async throws {
-        guard let folder else { return }
+    /// Takes a checkpoint of the current state and writes it into the run folder (if the learner
+    /// has one) on a thread of its own, after any write still in progress; training goes on
+    /// meanwhile. Only the training task (between steps) or ``checkpoint()`` (when nothing
+    /// trains) call it, so the optimizer state is read while no step changes it.
+    @discardableResult
+    private func startCheckpoint() -> Task<Void, any Error>? {
+        guard let folder else { return nil }
         let state = LearnerState(
             version: version, consumed: consumed, attempts: attempts.filter { $0.key >= consumed },
             ledger: ledger, metrics: metrics, ring: ring.map { $0.version }, incarnation: incarnation,
             reference: referenceIdentity)
-        try await core.save(state, ring: ring.map { $0.parameters }, to: folder).get()
-        logger.info("checkpoint at batch \(consumed), policy version \(version)")
+        let checkpoint = LearnerCheckpoint(
+            state: state, policy: current, optimizer: core.optimizerState(), ring: ring.map { $0.parameters })
+        let previous = pendingWrite
+        let logger = self.logger
+        let write = Task {
+            _ = await previous?.result
+            do {
+                try await onThread("rein-learner-checkpoint") { try checkpoint.save(to: folder) }
+                logger.info("checkpoint at batch \(state.consumed), policy version \(state.version)")
+            } catch {
+                logger.error("checkpoint at batch \(state.consumed) failed: \(error)")
+                throw error
+            }
+        }
+        pendingWrite = write
+        return write
     }
 
     /// Writes a checkpoint now (the end of a run, or a graceful stop): call it once nothing trains.
     /// - Throws: ``RuntimeError`` if training is still running, or the write failed.
     public distributed func checkpoint() async throws {
         guard !training else { throw RuntimeError("cannot checkpoint while a batch is training") }
-        training = true
-        defer {
-            training = false
-            startTraining()
-        }
-        try await writeCheckpoint()
+        try await startCheckpoint()?.value
     }
 
     /// Counts the batches `worker` holds as lost and makes their indices available again.
@@ -460,26 +468,11 @@ final class LearnerCore: @unchecked Sendable {
 
     init(_ learner: Learner) { self.learner = learner }
 
+    /// The optimizer state (never called while ``step(_:)`` runs: see ``LearnerActor``).
+    func optimizerState() -> SafeTensors { learner.optimizer.encode() }
+
     /// One learner step on a thread of its own (it is long and CPU-bound): the metrics, the new
     /// weights and version, or the error.
-    /// Writes a ``LearnerCheckpoint`` of `state` with the learner's policy and optimizer, on a
-    /// thread of its own (never while ``step(_:)`` runs: the training task calls both in turn).
-    func save(_ state: LearnerState, ring: [GPTParameters], to folder: RunFolder) async -> Result<Void, any Error> {
-        await withCheckedContinuation { continuation in
-            let thread = Thread { [self] in
-                let result = Result {
-                    try LearnerCheckpoint(
-                        state: state, policy: learner.model.parameters, optimizer: learner.optimizer.encode(),
-                        ring: ring
-                    ).save(to: folder)
-                }
-                continuation.resume(returning: result)
-            }
-            thread.name = "rein-learner-checkpoint"
-            thread.start()
-        }
-    }
-
     func step(_ batch: RolloutBatch) async -> Result<(LearnerStepMetrics, GPTParameters, Int), any Error> {
         await withCheckedContinuation { continuation in
             let thread = Thread { [self] in
@@ -493,5 +486,15 @@ final class LearnerCore: @unchecked Sendable {
             thread.stackSize = 8 << 20
             thread.start()
         }
+    }
+}
+
+/// Runs `body` on a thread of its own (file writes and hashing would block a thread of the shared
+/// cooperative pool, which heartbeats need).
+func onThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.name = name
+        thread.start()
     }
 }
