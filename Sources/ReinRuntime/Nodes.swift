@@ -102,7 +102,10 @@ public func runWorker(
             guard reconnectTimeout > .zero, stop?.isStopped != true else { throw error }
             logger.warning("lost the learner (\(error)); reconnecting for up to \(reconnectTimeout)")
             window = reconnectTimeout
-            lost = peer.node
+            // A dead node is skipped while its connection is torn down; one that timed out or
+            // answered "dead letter" (not started yet, or replaced) may be the one to rejoin.
+            lost = error.code == .peerLost ? peer.node : nil
+            try await Task.sleep(for: .milliseconds(200))
         }
     }
 }
