@@ -55,8 +55,8 @@ func snapshot(_ directory: String) throws -> [String: Data] {
 struct CheckpointResumeTests {
     /// A synchronous 4-batch run checkpointing every 2 batches: `checkpoint/` holds the end,
     /// `checkpoint.prev/` the state after batch 2.
-    func checkpointedRun() async throws -> (RunConfig, GPTParameters, RunFolder, DistributedRunResult) {
-        var (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: 0)
+    func checkpointedRun(injectLag: Int = 0) async throws -> (RunConfig, GPTParameters, RunFolder, DistributedRunResult) {
+        var (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: injectLag, injectLag: injectLag)
         config.train.checkpointEvery = 2
         let result = try await DistributedTrainer(
             config: config, reference: reference, folder: folder, workers: 2, settings: testSettings,
@@ -65,8 +65,10 @@ struct CheckpointResumeTests {
         return (config, reference, folder, result)
     }
 
-    @Test func theCheckpointHoldsTheLearnersStateAndARunResumedFromItContinuesExactly() async throws {
-        let (config, reference, folder, result) = try await checkpointedRun()
+    /// With `inject_lag` 2 the lag-injection ring holds three versions, all of which the checkpoint keeps.
+    @Test(arguments: [0, 2])
+    func theCheckpointHoldsTheLearnersStateAndARunResumedFromItContinuesExactly(injectLag: Int) async throws {
+        let (config, reference, folder, result) = try await checkpointedRun(injectLag: injectLag)
         let last = try #require(try LearnerCheckpoint.load(from: folder, logger: quiet))
         #expect(last.state.version == 4 && last.state.consumed == 4)
         #expect(last.policy.values == result.weights.values)
@@ -80,6 +82,8 @@ struct CheckpointResumeTests {
             atPath: folder.file("checkpoint.prev"), toPath: resumed.file("checkpoint"))
         let middle = try #require(try LearnerCheckpoint.load(from: resumed, logger: quiet))
         #expect(middle.state.version == 2 && middle.state.consumed == 2 && middle.state.metrics.count == 2)
+        #expect(middle.state.ring == (injectLag == 0 ? [2] : [0, 1, 2]))
+        #expect(result.metrics.map(\.lagMax) == (injectLag == 0 ? [0, 0, 0, 0] : [0, 1, 2, 2]))
         #expect(middle.state.ledger.inFlight == 0 && middle.state.ledger.trained == 32)
         let continued = try await DistributedTrainer(
             config: config, reference: reference, folder: resumed, workers: 2, settings: testSettings,
