@@ -80,9 +80,11 @@ public struct DistributedTrainer: Sendable {
         self.logger = logger
     }
 
-    /// Runs `config.train.steps` batches; writes `metrics.jsonl` and `ledger.json`.
+    /// Runs `config.train.steps` batches; writes `metrics.jsonl`, `ledger.json` and a checkpoint.
+    /// - Parameter stop: when raised (SIGTERM), the learner drains and the run ends early, with a
+    ///   checkpoint to resume from (see ``serveLearner(_:on:folder:logger:stop:drainTimeout:poll:)``).
     /// - Throws: ``RuntimeError`` if the ledger does not balance at the end, or what a part threw.
-    public func run() async throws -> DistributedRunResult {
+    public func run(stop: StopSignal? = nil) async throws -> DistributedRunResult {
         let learnerSystem: ReinActorSystem
         let workerSystems: [ReinActorSystem]
         let learnerAddress: String
@@ -146,7 +148,9 @@ public struct DistributedTrainer: Sendable {
                     }
                 }
                 group.addTask {
-                    try await serveLearner(learner, on: learnerSystem, folder: folder, logger: logger)
+                    try await serveLearner(
+                        learner, on: learnerSystem, folder: folder, logger: logger, stop: stop,
+                        drainTimeout: .seconds(10))
                 }
                 var result: DistributedRunResult?
                 for try await value in group { result = result ?? value }

@@ -233,6 +233,22 @@ struct LearnerRestartTests {
         #expect(after.count == done && Array(after.prefix(metrics.count)).map(comparable) == metrics.map(comparable))
     }
 
+    @Test func SIGTERMToTrainWithWorkersDrainsAndCheckpoints() async throws {
+        let runDir = temporaryRunDir("train-workers-term")
+        let train = try ReinProcess(
+            ["train", "--workers", "2", "--random-reference", "2"]
+                + tinyOverrides(steps: 1_000_000, maxStaleness: 2, runDir: runDir)
+                + ["--set", "train.checkpoint_every=0"])
+        #expect(await eventually(within: .seconds(60)) { train.count("joined at version") >= 2 }, "\(train.log)")
+        try await Task.sleep(for: .seconds(1))
+        kill(train.pid, SIGTERM)
+        #expect(await train.exit(within: .seconds(60)) == 0, "\(train.log)")
+        let metrics = try readMetrics(runDir)
+        let checkpoint = try #require(try LearnerCheckpoint.load(from: try RunFolder(path: runDir), logger: quiet))
+        #expect(checkpoint.state.consumed == metrics.count && metrics.count > 0)
+        #expect(checkpoint.state.ledger.inFlight == 0 && checkpoint.state.ledger.balances)
+    }
+
     @Test func trainWithWorkersResumesAndUnusableCheckpointsStopTheLearnerWithOneClearLine() async throws {
         let runDir = temporaryRunDir("train-workers-resume")
         func train(steps: Int, _ extra: [String] = []) async throws -> ReinProcess {

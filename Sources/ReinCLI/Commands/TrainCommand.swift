@@ -6,6 +6,7 @@ import ReinModel
 import ReinRuntime
 import ReinTasks
 import ReinTracker
+import UnixSignals
 
 /// `rein train`: GRPO with the configured KL form, in one process.
 struct TrainCommand: AsyncParsableCommand {
@@ -17,7 +18,8 @@ struct TrainCommand: AsyncParsableCommand {
             config.yaml, metrics.jsonl (one JSON line per step), checkpoint/ (policy, optimizer, lag \
             ring, loop state; atomic, checksummed, the previous one kept as checkpoint.prev/ and used \
             if the newest is damaged), ledger.json and eval.json. With --workers the learner \
-            checkpoints the same way and resumes the same way.
+            checkpoints the same way and resumes the same way; SIGTERM or Ctrl-C then drains, \
+            checkpoints and exits 0.
             """
     )
 
@@ -144,7 +146,17 @@ extension TrainCommand {
             config: config, reference: parameters, folder: folder, workers: workers, transport: .inproc,
             settings: node.settings, resume: checkpoint,
             logger: logger)
-        let result = try await trainer.run()
+        // SIGTERM / Ctrl-C: drain, checkpoint, finish normally (as `rein learner` does).
+        let stop = StopSignal()
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let watcher = Task {
+            for await signal in signals {
+                logger.notice("\(signal): draining, then checkpointing")
+                stop.stop()
+            }
+        }
+        defer { watcher.cancel() }
+        let result = try await trainer.run(stop: stop)
         let task = try ArithmeticTask(config: config.task)
         let sampler = RolloutSampler(
             task: task, config: parameters.config, temperature: config.train.temperature,
