@@ -79,7 +79,18 @@ enum HTML {
         var body = "<h1>\(escape(title))</h1>\n"
         body +=
             "<p class=\"note\">\(runs.count) run(s); report schema v\(document.schemaVersion). Data: <code>report.json</code> and the CSV files beside this page.</p>\n"
-        body += "<h2>Runs</h2>\n" + runTable(runs)
+        body += "<h2>Runs</h2>\n"
+        let groups = seedGroups(runs)
+        if groups.contains(where: { $0.runs.count > 1 }) {
+            body +=
+                "<p class=\"note\">Runs that differ only in their seed, averaged (± the standard deviation over seeds).</p>\n"
+                + groupTable(groups)
+        }
+        if runs.count > 14 {
+            body += "<details><summary>Every run (\(runs.count))</summary>\n" + runTable(runs) + "</details>\n"
+        } else {
+            body += runTable(runs)
+        }
         body += "<h2>Closing note: what the tracker measured</h2>\n" + closingNote(runs)
         body += biasSection(runs)
         body += curvesSection(runs)
@@ -127,6 +138,46 @@ enum HTML {
         }
         if let l = s["inject_lag"] { parts.append("lag \(l)") }
         return parts.joined(separator: ", ")
+    }
+
+    /// Runs grouped by name without a trailing `-seedN`, in first-seen order.
+    static func seedGroups(_ runs: [RunReport]) -> [(name: String, runs: [RunReport])] {
+        var order: [String] = []
+        var members: [String: [RunReport]] = [:]
+        for r in runs {
+            var name = r.name
+            if let range = name.range(of: "-seed[0-9]+$", options: .regularExpression) {
+                name.removeSubrange(range)
+            }
+            if members[name] == nil { order.append(name) }
+            members[name, default: []].append(r)
+        }
+        return order.map { ($0, members[$0]!) }
+    }
+
+    /// "mean ± sd" of the finite values (just the value for one; "–" for none).
+    static func meanSD(_ values: [Double?], format: (Double) -> String) -> String {
+        let xs = values.compactMap { $0 }.filter(\.isFinite)
+        guard !xs.isEmpty else { return "–" }
+        let mean = xs.reduce(0, +) / Double(xs.count)
+        guard xs.count > 1 else { return format(mean) }
+        let sd = (xs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()
+        return "\(format(mean)) ± \(format(sd))"
+    }
+
+    static func groupTable(_ groups: [(name: String, runs: [RunReport])]) -> String {
+        table(
+            header: [
+                "runs (seeds averaged)", "settings", "seeds", "greedy end", "sampled end", "exact KL (last 10%)",
+            ],
+            rows: groups.map { g in
+                [
+                    g.name, describe(g.runs[0]), "\(g.runs.count)",
+                    meanSD(g.runs.map(\.greedyEnd)) { percent($0) },
+                    meanSD(g.runs.map(\.sampledEnd)) { percent($0) },
+                    meanSD(g.runs.map { tail($0.curves.map(\.exactKL)) }) { number($0) },
+                ]
+            }, nameColumns: 2)
     }
 
     static func runTable(_ runs: [RunReport]) -> String {
