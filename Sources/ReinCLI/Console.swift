@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// Where commands write their results (stdout, or a capture in tests). Progress and logs go to
@@ -16,11 +17,13 @@ public enum Console {
     }
 }
 
-/// Writes one line of command output.
+/// Writes one line of command output, flushed at once: progress lines of long commands must
+/// reach a pipe or a log file as they happen, not when the process exits.
 func emit(_ line: String) {
     if let capture = Console.capture {
         capture.append(line)
     } else {
         print(line)
+        fflush(nil)  // every output stream (naming stdout is not concurrency-safe in Swift 6)
     }
 }

@@ -32,7 +32,7 @@ enum HTML {
     }
 
     static let style = """
-        body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1080px; color: #222; line-height: 1.45; padding: 0 16px; }
+        body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1200px; color: #222; line-height: 1.45; padding: 0 16px; }
         h1 { font-size: 1.6em; margin-bottom: 0.2em; }
         h2 { font-size: 1.25em; border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 2em; }
         h3 { font-size: 1.05em; margin-bottom: 0.3em; }
@@ -53,6 +53,8 @@ enum HTML {
         svg .guide { stroke: #666; stroke-dasharray: 4 3; }
         svg .empty { font-size: 12px; fill: #999; }
         code { background: #f6f6f6; padding: 0 3px; }
+        details { margin: 8px 0 16px; }
+        summary { cursor: pointer; color: #225; font-weight: 600; }
         """
 
     static func table(header: [String], rows: [[String]], nameColumns: Int = 1) -> String {
@@ -77,7 +79,18 @@ enum HTML {
         var body = "<h1>\(escape(title))</h1>\n"
         body +=
             "<p class=\"note\">\(runs.count) run(s); report schema v\(document.schemaVersion). Data: <code>report.json</code> and the CSV files beside this page.</p>\n"
-        body += "<h2>Runs</h2>\n" + runTable(runs)
+        body += "<h2>Runs</h2>\n"
+        let groups = seedGroups(runs)
+        if groups.contains(where: { $0.runs.count > 1 }) {
+            body +=
+                "<p class=\"note\">Runs that differ only in their seed, averaged (± the standard deviation over seeds).</p>\n"
+                + groupTable(groups)
+        }
+        if runs.count > 14 {
+            body += "<details><summary>Every run (\(runs.count))</summary>\n" + runTable(runs) + "</details>\n"
+        } else {
+            body += runTable(runs)
+        }
         body += "<h2>Closing note: what the tracker measured</h2>\n" + closingNote(runs)
         body += biasSection(runs)
         body += curvesSection(runs)
@@ -114,12 +127,57 @@ enum HTML {
     static func describe(_ run: RunReport) -> String {
         let s = run.settings
         var parts: [String] = []
-        if let e = s["estimator"] { parts.append("\(e) \(s["placement"] ?? "")") }
-        if let r = s["ratio"], r != "none" { parts.append("ratio \(r) (\(s["ratio_grad"] ?? ""))") }
-        if let c = s["correction"], c != "none" { parts.append("correction \(c)") }
-        if let b = s["beta"] { parts.append("β \(b)") }
+        let beta = s["beta"].flatMap(Double.init)
+        if beta == 0 {
+            parts.append("no KL (β = 0)")
+        } else {
+            if let e = s["estimator"] { parts.append("\(e) \(s["placement"] ?? "")") }
+            if let r = s["ratio"], r != "none" { parts.append("ratio \(r) (\(s["ratio_grad"] ?? ""))") }
+            if let c = s["correction"], c != "none" { parts.append("correction \(c)") }
+            if let beta { parts.append("β \(number(beta, digits: 3))") } else if let b = s["beta"] { parts.append("β \(b)") }
+        }
         if let l = s["inject_lag"] { parts.append("lag \(l)") }
         return parts.joined(separator: ", ")
+    }
+
+    /// Runs grouped by name without a trailing `-seedN`, in first-seen order.
+    static func seedGroups(_ runs: [RunReport]) -> [(name: String, runs: [RunReport])] {
+        var order: [String] = []
+        var members: [String: [RunReport]] = [:]
+        for r in runs {
+            var name = r.name
+            if let range = name.range(of: "-seed[0-9]+$", options: .regularExpression) {
+                name.removeSubrange(range)
+            }
+            if members[name] == nil { order.append(name) }
+            members[name, default: []].append(r)
+        }
+        return order.map { ($0, members[$0]!) }
+    }
+
+    /// "mean ± sd" of the finite values (just the value for one; "–" for none).
+    static func meanSD(_ values: [Double?], format: (Double) -> String) -> String {
+        let xs = values.compactMap { $0 }.filter(\.isFinite)
+        guard !xs.isEmpty else { return "–" }
+        let mean = xs.reduce(0, +) / Double(xs.count)
+        guard xs.count > 1 else { return format(mean) }
+        let sd = (xs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()
+        return "\(format(mean)) ± \(format(sd))"
+    }
+
+    static func groupTable(_ groups: [(name: String, runs: [RunReport])]) -> String {
+        table(
+            header: [
+                "runs (seeds averaged)", "settings", "seeds", "greedy end", "sampled end", "exact KL (last 10%)",
+            ],
+            rows: groups.map { g in
+                [
+                    g.name, describe(g.runs[0]), "\(g.runs.count)",
+                    meanSD(g.runs.map(\.greedyEnd)) { percent($0) },
+                    meanSD(g.runs.map(\.sampledEnd)) { percent($0) },
+                    meanSD(g.runs.map { tail($0.curves.map(\.exactKL)) }) { number($0) },
+                ]
+            }, nameColumns: 2)
     }
 
     static func runTable(_ runs: [RunReport]) -> String {
@@ -141,41 +199,60 @@ enum HTML {
 
     static func closingNote(_ runs: [RunReport]) -> String {
         var s =
-            "<p class=\"note\">Relative L2 error of each form's exact expected logit-space gradient to ∇KL(π_θ‖π_ref), position-weighted over the tracker's observations. Theory: on-policy, k2-as-loss and k1-in-reward are unbiased and k3-as-loss follows the forward KL; off-policy the naive forms drift with the lag while sg(w)·k2 and w·k3 stay unbiased at the token level.</p>\n<ul>\n"
-        let watched = [
-            "k1_loss", "k2_loss", "k3_loss", "k1_reward", "k2_loss_sgw_token", "k3_loss_w_token",
-            "k2_loss_coefclip_token",
-        ]
-        var any = false
-        for r in runs where !r.bias.isEmpty {
-            any = true
+            "<p class=\"note\">Relative L2 error of each form's exact expected logit-space gradient to ∇KL(π_θ‖π_ref), position-weighted over the tracker's observations. Theory: on-policy, k2-as-loss and k1-in-reward are unbiased and k3-as-loss follows the forward KL; off-policy the naive forms drift with the lag while sg(w)·k2 and w·k3 stay unbiased at the token level.</p>\n"
+        let checked = runs.filter { !$0.theory.isEmpty }
+        guard !checked.isEmpty else {
+            return s + "<p>No tracker observations in these runs (tracker_every 0, or an old run).</p>\n"
+        }
+        // One row per prediction, over every run that could check it.
+        var claims: [String] = []
+        var verdicts: [String: [(run: String, check: TheoryCheck)]] = [:]
+        for r in checked {
+            for c in r.theory {
+                if verdicts[c.claim] == nil { claims.append(c.claim) }
+                verdicts[c.claim, default: []].append((r.name, c))
+            }
+        }
+        s += table(
+            header: ["theory says", "runs checked", "runs agreeing", "disagreeing runs"],
+            rows: claims.map { claim in
+                let all = verdicts[claim]!
+                let against = all.filter { !$0.check.agrees }.map(\.run)
+                return [
+                    claim, "\(all.count)", "\(all.count - against.count)",
+                    against.isEmpty ? "none" : against.joined(separator: ", "),
+                ]
+            })
+        let watched = paperForms
+        s += "<details><summary>Per-run numbers behind each verdict</summary>\n"
+        for r in checked {
             let lags = Set(r.bias.map(\.lag)).sorted()
             var items: [String] = []
-            for lag in lags.count > 1 ? [lags[0], lags[lags.count - 1]] : [lags[0]] {
+            for lag in lags.count > 1 ? [lags[0], lags[lags.count - 1]] : Array(lags.prefix(1)) {
                 let here = r.bias.filter { $0.lag == lag && watched.contains($0.implementation) }
                 let text = here.map { "\($0.implementation) \(number($0.relativeError, digits: 3))" }
                     .joined(separator: ", ")
                 items.append("lag \(lag): \(text)")
             }
-            s += "<li><b>\(escape(r.name))</b> — \(escape(items.joined(separator: "; ")))</li>\n"
-            if !r.theory.isEmpty {
-                s +=
-                    "</ul>\n"
-                    + table(
-                        header: ["\(r.name): theory says", "measured", "agrees"],
-                        rows: r.theory.map { [$0.claim, $0.measured, $0.agrees ? "yes" : "NO"] },
-                        nameColumns: 2)
-                s += "<ul>\n"
-            }
+            s += "<p><b>\(escape(r.name))</b> — \(escape(items.joined(separator: "; ")))</p>\n"
+            s += table(
+                header: ["\(r.name): theory says", "measured", "agrees"],
+                rows: r.theory.map { [$0.claim, $0.measured, $0.agrees ? "yes" : "NO"] },
+                nameColumns: 2)
         }
-        if !any { s += "<li>No tracker observations in these runs (tracker_every 0, or an old run).</li>\n" }
-        return s + "</ul>\n"
+        return s + "</details>\n"
     }
+
+    /// The forms of the seed paper's comparison, the ones the bias charts draw.
+    static let paperForms = [
+        "k1_loss", "k2_loss", "k3_loss", "k1_reward", "k2_loss_sgw_token", "k3_loss_w_token",
+        "k2_loss_coefclip_token",
+    ]
 
     static func biasSection(_ runs: [RunReport]) -> String {
         var s = "<h2>Bias versus lag per implementation</h2>\n"
         s +=
-            "<p class=\"note\">Exact, per visited prefix: Σ_y μ(y|s)·c(y)·∇_z log π_θ(y|s) versus ∇_z KL(π_θ(·|s)‖π_ref(·|s)). Log scale; values below 1e-12 (exactly unbiased up to rounding) are drawn at 1e-12.</p>\n"
+            "<p class=\"note\">Exact, per visited prefix: Σ_y μ(y|s)·c(y)·∇_z log π_θ(y|s) versus ∇_z KL(π_θ(·|s)‖π_ref(·|s)). Log scale; values below 1e-12 (exactly unbiased up to rounding) are drawn at 1e-12. Charts draw the seed paper's forms; the tables list every form measured. Lines that coincide hide each other: k2 as loss and k1 in reward have the same expected gradient at every lag, and so do sg(w)·k2 and w·k3.</p>\n"
         let withBias = runs.filter { !$0.bias.isEmpty }
         var pooledRuns = withBias
         if withBias.count > 1 {
@@ -183,11 +260,14 @@ enum HTML {
             // visited prefixes, whatever form trained the run.
             pooledRuns = [pooled(withBias)] + withBias
         }
-        for r in pooledRuns {
+        for (index, r) in pooledRuns.enumerated() {
+            if index == 1 { s += "<details><summary>Each run on its own</summary>\n" }
             let ids = r.bias.reduce(into: [String]()) {
                 if !$0.contains($1.implementation) { $0.append($1.implementation) }
             }
-            let series = ids.map { id in
+            // The chart shows the paper's forms (when measured); the table lists every form.
+            let charted = ids.filter { paperForms.contains($0) }
+            let series = (charted.isEmpty ? ids : charted).map { id in
                 ChartSeries(
                     name: id,
                     points: r.bias.filter { $0.implementation == id }.map {
@@ -213,6 +293,7 @@ enum HTML {
                         }
                 })
         }
+        if pooledRuns.count > 1 { s += "</details>\n" }
         if runs.allSatisfy({ $0.bias.isEmpty }) { s += "<p>No tracker data.</p>\n" }
         for r in runs where !r.parameterBias.isEmpty {
             s += "<h3>\(escape(r.name)): parameter space</h3>\n"
@@ -351,13 +432,14 @@ enum HTML {
             s += table(
                 header: [
                     "lag", "positions", "ratio mean", "ratio max", "ESS/N token", "ESS/N sequence",
-                    "KL(μ‖π_θ) / position",
+                    "ESS/N prefix", "prefix shift", "KL(μ‖π_θ) / position",
                 ],
                 rows: r.importance.map {
                     [
                         "\($0.lag)", "\($0.positions)", number($0.ratioMean), number($0.ratioMax),
-                        number($0.essFraction),
-                        number($0.sequenceESSFraction), number($0.behaviourKL),
+                        number($0.essFraction), number($0.sequenceESSFraction),
+                        number($0.prefixESSFraction), number($0.prefixShift),
+                        number($0.behaviourKL),
                     ]
                 })
         }

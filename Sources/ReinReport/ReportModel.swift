@@ -170,9 +170,16 @@ public struct ImportancePoint: Sendable, Codable, Hashable {
     public var sequenceESSFraction: Double
     /// Mean exact KL(μ‖π_θ) per position.
     public var behaviourKL: Double
+    /// Prefix-ratio ESS / N (nil for tracker records that predate prefix ratios).
+    public var prefixESSFraction: Double?
+    /// The prefix-distribution part of the bias, estimated with prefix ratios (mean over
+    /// observations, position-weighted; nil when not measured).
+    public var prefixShift: Double?
 
     enum CodingKeys: String, CodingKey {
         case lag, positions
+        case prefixESSFraction = "prefix_ess_fraction"
+        case prefixShift = "prefix_shift"
         case ratioMean = "ratio_mean"
         case ratioMax = "ratio_max"
         case essFraction = "ess_fraction"

@@ -159,7 +159,7 @@ enum CSV {
         lines(
             [
                 "run", "lag", "positions", "ratio_mean", "ratio_max", "ess_fraction", "sequence_ess_fraction",
-                "behaviour_kl",
+                "behaviour_kl", "prefix_ess_fraction", "prefix_shift",
             ],
             d.runs.flatMap { r in
                 r.importance.map {
@@ -167,6 +167,7 @@ enum CSV {
                         r.name, "\($0.lag)", "\($0.positions)", n($0.ratioMean), n($0.ratioMax),
                         n($0.essFraction),
                         n($0.sequenceESSFraction), n($0.behaviourKL),
+                        n($0.prefixESSFraction), n($0.prefixShift),
                     ]
                 }
             })

@@ -168,6 +168,7 @@ extension RunReport {
 
     static func aggregateImportance(_ records: [TrackerRecord]) -> [ImportancePoint] {
         var byLag: [Int: ImportancePoint] = [:]
+        var prefix: [Int: (positions: Double, ess: Double, shift: Double)] = [:]
         for record in records {
             for b in record.buckets {
                 var p =
@@ -183,10 +184,21 @@ extension RunReport {
                 p.sequenceESSFraction += w * b.sequenceRatio.essFraction
                 p.behaviourKL += w * b.behaviourKL
                 byLag[b.lag] = p
+                if let ratio = b.prefixRatio, let shift = b.prefixShift {
+                    var sums = prefix[b.lag] ?? (0, 0, 0)
+                    sums.positions += w
+                    sums.ess += w * ratio.essFraction
+                    sums.shift += w * shift
+                    prefix[b.lag] = sums
+                }
             }
         }
         return byLag.values.sorted { $0.lag < $1.lag }.map { p in
             var q = p
+            if let sums = prefix[p.lag], sums.positions > 0 {
+                q.prefixESSFraction = sums.ess / sums.positions
+                q.prefixShift = sums.shift / sums.positions
+            }
             let n = Double(max(p.positions, 1))
             q.ratioMean /= n
             q.essFraction /= n

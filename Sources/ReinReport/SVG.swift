@@ -16,9 +16,17 @@ enum SVG {
 
     static func color(_ i: Int) -> String { palette[i % palette.count] }
 
-    /// A legend label that fits the legend column (the full name stays in the tooltip).
-    static func short(_ name: String) -> String {
-        name.count <= 26 ? name : String(name.prefix(25)) + "…"
+    /// A legend label of at most `limit` characters (the full name stays in the tooltip).
+    static func short(_ name: String, limit: Int = 26) -> String {
+        name.count <= limit ? name : String(name.prefix(limit - 1)) + "…"
+    }
+
+    /// Width of a legend column that fits the longest name (monospace, about 6.5 px a character),
+    /// between 190 and 330 px; and how many characters it holds.
+    static func legend(for series: [ChartSeries]) -> (width: Double, characters: Int) {
+        let longest = Double(series.map(\.name.count).max() ?? 0)
+        let width = min(330, max(190, 34 + 6.5 * longest))
+        return (width, Int((width - 34) / 6.5))
     }
 
     /// Tick values covering `lo...hi` at a 1-2-5 step.
@@ -53,9 +61,12 @@ enum SVG {
     static func lineChart(
         title: String, xLabel: String, yLabel: String, series: [ChartSeries], logY: Bool = false,
         floor: Double = 1e-12, yDomain: ClosedRange<Double>? = nil, guides: [(x: Double, label: String)] = [],
-        width: Double = 620, height requested: Double = 300, markers: Bool = true
+        width requestedWidth: Double = 620, height requested: Double = 300, markers: Bool = true
     ) -> String {
-        let legendWidth = series.count > 1 ? 190.0 : 0
+        let legend = legend(for: series)
+        let legendWidth = series.count > 1 ? legend.width : 0
+        // The plot keeps the width it would have had next to a 190 px legend.
+        let width = requestedWidth + max(0, legendWidth - 190)
         // Tall enough for the legend (15 px per entry).
         let height = max(requested, 28 + 16 + Double(series.count) * 15 + 44)
         let (left, right, top, bottom) = (62.0, 14.0 + legendWidth, 28.0, 44.0)
@@ -153,7 +164,7 @@ enum SVG {
                 svg +=
                     "<line x1=\"\(f(lx))\" x2=\"\(f(lx + 18))\" y1=\"\(f(y))\" y2=\"\(f(y))\" stroke=\"\(color(i))\" stroke-width=\"2.5\"\(dash)/>"
                 svg +=
-                    "<text x=\"\(f(lx + 24))\" y=\"\(f(y + 4))\" class=\"legend\">\(HTML.escape(short(s.name)))<title>\(HTML.escape(s.name))</title></text>\n"
+                    "<text x=\"\(f(lx + 24))\" y=\"\(f(y + 4))\" class=\"legend\">\(HTML.escape(short(s.name, limit: legend.characters)))<title>\(HTML.escape(s.name))</title></text>\n"
             }
         }
         svg += "</svg>"
@@ -164,9 +175,11 @@ enum SVG {
     static func barChart(
         title: String, xLabel: String, yLabel: String, categories: [String],
         series: [(name: String, values: [Double])],
-        width: Double = 620, height requested: Double = 260
+        width requestedWidth: Double = 620, height requested: Double = 260
     ) -> String {
-        let legendWidth = 190.0
+        let legend = legend(for: series.map { ChartSeries(name: $0.name, points: []) })
+        let legendWidth = legend.width
+        let width = requestedWidth + legendWidth - 190
         let height = max(requested, 28 + 16 + Double(series.count) * 15 + 44)
         let (left, right, top, bottom) = (62.0, 14.0 + legendWidth, 28.0, 44.0)
         let plotW = width - left - right
@@ -209,7 +222,7 @@ enum SVG {
             let y = top + 6 + Double(i) * 15
             svg += "<rect x=\"\(f(lx))\" y=\"\(f(y - 5))\" width=\"12\" height=\"10\" fill=\"\(color(i))\"/>"
             svg +=
-                "<text x=\"\(f(lx + 18))\" y=\"\(f(y + 4))\" class=\"legend\">\(HTML.escape(short(s.name)))<title>\(HTML.escape(s.name))</title></text>\n"
+                "<text x=\"\(f(lx + 18))\" y=\"\(f(y + 4))\" class=\"legend\">\(HTML.escape(short(s.name, limit: legend.characters)))<title>\(HTML.escape(s.name))</title></text>\n"
         }
         svg += "</svg>"
         return svg

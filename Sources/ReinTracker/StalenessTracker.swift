@@ -108,19 +108,24 @@ public struct StalenessTracker: Sendable {
         let histogram = lags.map {
             LagCount(lag: $0, sequences: sequencesAt[$0] ?? 0, tokens: tokensAt[$0] ?? 0)
         }
-        // Sequence ratios W = Π_t w_t.
+        // Sequence ratios W = Π_t w_t, and prefix ratios ρ_s = Π_{t' < t} w_t' (positions of a
+        // sequence come in time order).
         var logW = [Double](repeating: 0, count: sequenceLags.count)
-        for p in positions {
+        var logPrefix = [Double](repeating: 0, count: positions.count)
+        for (i, p) in positions.enumerated() {
+            logPrefix[i] = logW[p.sequence]
             logW[p.sequence] += p.rows.logPolicy[p.token] - p.rows.logBehaviour[p.token]
         }
         var buckets: [LagBucket] = []
         for lag in lags {
-            let inBucket = positions.filter { $0.lag == lag }
+            let members = positions.indices.filter { positions[$0].lag == lag }
             let sequenceRatios = sequenceLags.indices.filter { sequenceLags[$0] == lag }.map {
                 Foundation.exp(logW[$0])
             }
             buckets.append(
-                try bucket(lag: lag, positions: inBucket, sequenceRatios: sequenceRatios))
+                try bucket(
+                    lag: lag, positions: members.map { positions[$0] }, sequenceRatios: sequenceRatios,
+                    prefixRatios: members.map { Foundation.exp(logPrefix[$0]) }))
         }
         let elapsed = ReinTracker.seconds(clock.now - start)
         var record = TrackerRecord(
@@ -131,9 +136,9 @@ public struct StalenessTracker: Sendable {
         return record
     }
 
-    func bucket(lag: Int, positions: [TrackedPosition], sequenceRatios: [Double]) throws(TrackerError)
-        -> LagBucket
-    {
+    func bucket(
+        lag: Int, positions: [TrackedPosition], sequenceRatios: [Double], prefixRatios: [Double]
+    ) throws(TrackerError) -> LagBucket {
         let n = implementations.count
         var errorSquares = [Double](repeating: 0, count: n)
         var forwardErrorSquares = [Double](repeating: 0, count: n)
@@ -148,6 +153,8 @@ public struct StalenessTracker: Sendable {
         var reverseKL = 0.0
         var ratios: [Double] = []
         ratios.reserveCapacity(positions.count)
+        var targetNorms: [Double] = []
+        targetNorms.reserveCapacity(positions.count)
         for p in positions {
             let rows = p.rows
             let target = rows.reverseKLGradient
@@ -160,6 +167,7 @@ public struct StalenessTracker: Sendable {
             }
             let tt = dot(target, target)
             targetSquares += tt
+            targetNorms.append(tt)
             forwardSquares += dot(forward, forward)
             for i in 0..<n {
                 let g = gradients[i]
@@ -197,11 +205,34 @@ public struct StalenessTracker: Sendable {
                     meanRelativeError: meanRelative[i] / count, meanCosine: meanCosine[i] / count,
                     forwardRelativeError: forwardRelative))
         }
-        return LagBucket(
+        var result = LagBucket(
             lag: lag, positions: positions.count, behaviourKL: behaviourKL / count,
             behaviourKLMax: behaviourKLMax, reverseKL: reverseKL / count,
             tokenRatio: RatioSummary(ratios), sequenceRatio: RatioSummary(sequenceRatios),
             implementations: biases)
+        result.prefixRatio = RatioSummary(prefixRatios)
+        result.prefixShift = Self.prefixShift(prefixRatios: prefixRatios, targetSquares: targetNorms)
+        return result
+    }
+
+    /// The prefix-distribution part of the bias, estimated: with self-normalised prefix ratios
+    /// ρ̃_s = ρ_s·N/Σρ, the relative L2 distance √(Σ_s (1 − ρ̃_s)²‖t_s‖² / Σ_s ρ̃_s²‖t_s‖²) between the
+    /// exact per-position targets t_s as sampled (prefixes from μ) and reweighted to π_θ's prefix
+    /// distribution, stacked over positions as ``ImplementationBias/relativeError`` is. It is what
+    /// remains for a form whose per-position (token-level) bias is zero; a sample estimate, so it
+    /// carries the ratios' noise (read it with the prefix ESS). 0 when every ρ is 1.
+    public static func prefixShift(prefixRatios: [Double], targetSquares: [Double]) -> Double {
+        let total = prefixRatios.reduce(0, +)
+        guard total > 0, total.isFinite else { return 0 }
+        let scale = Double(prefixRatios.count) / total
+        var shift = 0.0
+        var reweighted = 0.0
+        for (rho, tt) in zip(prefixRatios, targetSquares) {
+            let r = rho * scale
+            shift += (1 - r) * (1 - r) * tt
+            reweighted += r * r * tt
+        }
+        return reweighted > 0 ? (shift / reweighted).squareRoot() : 0
     }
 
     /// Encodes `record` as one JSON line (snake_case keys, sorted).

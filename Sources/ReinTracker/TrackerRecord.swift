@@ -150,6 +150,12 @@ public struct LagBucket: Sendable, Codable, Hashable {
     public var sequenceRatio: RatioSummary
     /// Bias of each implementation, in the tracker's order.
     public var implementations: [ImplementationBias]
+    /// Prefix ratios ρ_s = Π_{t' < t} w_t' at the positions (absent in records written before
+    /// they were measured).
+    public var prefixRatio: RatioSummary?
+    /// The prefix-distribution part of the bias, estimated with prefix ratios (see
+    /// ``StalenessTracker/prefixShift(prefixRatios:targetSquares:)``); absent in older records.
+    public var prefixShift: Double?
 
     /// A bucket with every field given.
     public init(
@@ -174,6 +180,8 @@ public struct LagBucket: Sendable, Codable, Hashable {
         case tokenRatio = "token_ratio"
         case sequenceRatio = "sequence_ratio"
         case implementations
+        case prefixRatio = "prefix_ratio"
+        case prefixShift = "prefix_shift"
     }
 }
 

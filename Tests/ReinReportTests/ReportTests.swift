@@ -87,6 +87,24 @@ struct ReportTests {
         #expect(text.contains("run-lag4-2") || text.contains("Fixtures/run-lag4"))
     }
 
+    @Test func runsDifferingOnlyInSeedAreAveraged() throws {
+        let root = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        for seed in [1, 2] {
+            try FileManager.default.copyItem(atPath: fixture, toPath: root + "/k2_loss-lag4-seed\(seed)")
+        }
+        let document = try writer.document(runs: [root + "/k2_loss-lag4-seed1", root + "/k2_loss-lag4-seed2"])
+        let groups = HTML.seedGroups(document.runs)
+        #expect(groups.map(\.name) == ["k2_loss-lag4"] && groups[0].runs.count == 2)
+        let html = HTML.page(document, title: "seeds")
+        #expect(html.contains("Runs that differ only in their seed"))
+        // Identical copies: the spread over seeds is exactly zero.
+        #expect(html.contains("± 0.0%"))
+        #expect(HTML.meanSD([1, 3, nil]) { String($0) } == "2.0 ± 1.4142135623730951")
+        #expect(HTML.meanSD([nil]) { String($0) } == "–")
+    }
+
     @Test func jsonHasTheSchemaAndCSVAgreesWithIt() throws {
         let out = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: out) }

@@ -169,6 +169,42 @@ struct TrackerTests {
         #expect(decoded == record)
     }
 
+    @Test func prefixRatiosAndPrefixShift() throws {
+        let tracker = try StalenessTracker(
+            implementations: [try KLImplementation.named("k2_loss_sgw_token")], logger: logger)
+        // On-policy: every prefix ratio is 1, nothing to reweight.
+        let onPolicy = try (0..<3).map { try position(lag: 0, sequence: 0, token: $0, seed: UInt64(40 + $0)) }
+        let zero = try #require(
+            try tracker.analyse(step: 1, version: 0, positions: onPolicy, sequenceLags: [0]).buckets.first)
+        #expect(zero.prefixShift == 0)
+        #expect(zero.prefixRatio?.max == 1 && zero.prefixRatio?.min == 1)
+        // One stale sequence of two tokens: ρ = (1, w₀). The token-corrected form has no
+        // per-position bias, so the prefix shift is all that remains.
+        let stale = try [
+            position(lag: 2, sequence: 0, token: 1, seed: 11), position(lag: 2, sequence: 0, token: 2, seed: 12),
+        ]
+        let bucket = try #require(
+            try tracker.analyse(step: 1, version: 2, positions: stale, sequenceLags: [2]).buckets.first)
+        let w0 = exp(stale[0].rows.logPolicy[1] - stale[0].rows.logBehaviour[1])
+        #expect(abs(w0 - 1) > 1e-3, "the fixture must be off-policy")
+        #expect(abs((bucket.prefixRatio?.mean ?? 0) - (1 + w0) / 2) < 1e-12)
+        let a = stale[0].rows.reverseKLGradient.reduce(0) { $0 + $1 * $1 }
+        let b = stale[1].rows.reverseKLGradient.reduce(0) { $0 + $1 * $1 }
+        let r0 = 2 / (1 + w0)
+        let r1 = 2 * w0 / (1 + w0)
+        let expected = (((1 - r0) * (1 - r0) * a + (1 - r1) * (1 - r1) * b) / (r0 * r0 * a + r1 * r1 * b)).squareRoot()
+        #expect(abs(try #require(bucket.prefixShift) - expected) < 1e-12 * max(1, expected))
+        #expect(try #require(bucket.prefixShift) > 0)
+        #expect(try #require(bucket.implementations.first).relativeError < 1e-9)
+        // Older records without the fields still decode.
+        let line = try StalenessTracker.jsonLine(
+            try tracker.analyse(step: 1, version: 2, positions: stale, sequenceLags: [2]))
+        #expect(line.contains("\"prefix_shift\""))
+        let old = line.replacingOccurrences(of: "\"prefix_shift\"", with: "\"unused_key\"")
+        let decoded = try JSONDecoder().decode(TrackerRecord.self, from: Data(old.utf8))
+        #expect(decoded.buckets.first?.prefixShift == nil)
+    }
+
     @Test func ratioSummaryQuantilesAndESS() {
         let s = RatioSummary([1, 2, 3, 4])
         #expect(s.mean == 2.5 && s.min == 1 && s.max == 4 && s.p50 == 2 && s.p90 == 4)

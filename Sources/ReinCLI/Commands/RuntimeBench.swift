@@ -8,25 +8,41 @@ import ReinRuntime
 import ReinTasks
 import ZeroMQ
 
-/// `rein bench runtime`: weight broadcast against the raw transport time for the same bytes.
+/// `rein bench runtime`: the runtime against the transport under it, and the pipeline against
+/// itself: weight broadcast vs raw PUSH/PULL of the same bytes to as many receivers, sample
+/// batches over the wire vs raw transfer of the same bytes, and the same distributed run in sync
+/// (`max_staleness` 0) and async (`max_staleness` 4) mode.
 struct RuntimeBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runtime",
         abstract:
-            "Weight broadcast of the default model to 1, 2 and 4 subscribers vs raw PUSH/PULL of the same bytes.",
+            "Broadcast and sample transport against raw PUSH/PULL, and async vs sync training, in one run.",
         discussion: """
-            Everything runs in this process over loopback TCP (subscribers are WeightCaches, as in \
-            workers). Broadcast time: publish until every subscriber holds the new version; raw: one \
-            PUSH/PULL bulk message of the same frames. Medians over --repeats. Goal: broadcast ≤ 2× raw.
+            broadcast: publish the default model's weights until 1, 2 and 4 subscribers (WeightCaches,             as in workers) hold them, against the same frames sent over 1, 2 and 4 raw PUSH/PULL pairs at             once; the two alternate, medians over --repeats. Goal: broadcast ≤ 2× raw.
+            samples: one real sampled batch (train.prompts_per_step × train.group_size rollouts)             encoded as SampleColumns, sent, received and decoded back into a RolloutBatch, against             raw PUSH/PULL of the same bytes (the transport ceiling).
+            pipeline: the same in-process run (learner + --workers rollout workers over inproc             ZeroMQ, --steps batches, threads 1 per part) with max_staleness 0 and then 4: samples             trained per second and learner busy fraction. Goals: async ≥ 1.5× sync, busy ≥ 90% async.
             """
     )
 
+    enum Part: String, CaseIterable, ExpressibleByArgument {
+        case broadcast, samples, pipeline
+    }
+
     @OptionGroup var options: ConfigOptions
 
-    @Option(name: .long, help: "Measurements per row (the median is reported).")
+    @Option(name: .long, help: "Measurements per broadcast/sample row (the median is reported).")
     var repeats = 10
 
-    @Flag(name: .long, help: "Print one JSON object instead of a table.")
+    @Option(name: .long, help: "Parts to run: broadcast, samples, pipeline (comma-separated; default all).")
+    var parts = "broadcast,samples,pipeline"
+
+    @Option(name: .long, help: "Pipeline: batches per mode.")
+    var steps = 12
+
+    @Option(name: .long, help: "Pipeline: rollout workers.")
+    var workers = 1
+
+    @Flag(name: .long, help: "Print one JSON object instead of tables.")
     var json = false
 
     struct Row: Codable {
@@ -37,41 +53,233 @@ struct RuntimeBench: AsyncParsableCommand {
         var ratio: Double
     }
 
+    struct SampleRow: Codable {
+        var rollouts: Int
+        var bytes: Int
+        var batchesPerSecond: Double
+        var rawBatchesPerSecond: Double
+        var ratio: Double
+    }
+
+    struct PipelineRow: Codable {
+        var maxStaleness: Int
+        var trained: Int
+        var wallSeconds: Double
+        var trainedPerSecond: Double
+        var busyFraction: Double
+        var learnerStepMs: Double
+        /// Wall time per batch outside learner steps (in sync mode: sampling and delivery).
+        var samplingMs: Double
+    }
+
+    struct Report: Codable {
+        var broadcast: [Row]
+        var samples: SampleRow?
+        var pipeline: [PipelineRow]
+        var asyncOverSync: Double?
+        /// (sampling + learner step) / max of the two in the sync run: what perfect overlap gives.
+        var overlapCeiling: Double?
+    }
+
+    func validate() throws {
+        guard repeats >= 1, steps >= 2, workers >= 1 else {
+            throw ValidationError("--repeats ≥ 1, --steps ≥ 2 and --workers ≥ 1")
+        }
+        for part in parts.split(separator: ",") where Part(rawValue: String(part)) == nil {
+            throw ValidationError("--parts: unknown part '\(part)' (broadcast, samples, pipeline)")
+        }
+    }
+
     func run() async throws {
         let logger = Logger(label: "rein.bench.runtime")
         let config = try options.load()
+        let chosen = Set(parts.split(separator: ",").compactMap { Part(rawValue: String($0)) })
         let task = try ArithmeticTask(config: config.task)
-        let parameters = try GPTParameters(config: config.gptConfig(vocab: task.tokenizer.vocabSize), seed: 1)
+        let gpt = config.gptConfig(vocab: task.tokenizer.vocabSize)
+        let parameters = try GPTParameters(config: gpt, seed: 1)
         let values = parameters.values
         let context = try ZMQContext()
-        let raw = try await rawTransferMs(values, context: context, logger: logger)
-        var rows: [Row] = []
-        for subscribers in [1, 2, 4] {
-            let ms = try await broadcastMs(values, subscribers: subscribers, context: context, logger: logger)
-            rows.append(
-                Row(
-                    subscribers: subscribers, bytes: values.count * 4, broadcastMs: ms, rawMs: raw,
-                    ratio: ms / raw))
+        var report = Report(broadcast: [], samples: nil, pipeline: [], asyncOverSync: nil, overlapCeiling: nil)
+        if chosen.contains(.broadcast) {
+            if !json { emit("broadcast: \(values.count) floats (\(values.count * 4 / 1024) KiB), median of \(repeats)") }
+            for subscribers in [1, 2, 4] {
+                let (broadcast, raw) = try await broadcastAndRawMs(
+                    values, subscribers: subscribers, context: context, logger: logger)
+                let row = Row(
+                    subscribers: subscribers, bytes: values.count * 4, broadcastMs: broadcast, rawMs: raw,
+                    ratio: broadcast / raw)
+                report.broadcast.append(row)
+                if !json {
+                    emit(
+                        String(
+                            format: "  %d subscriber(s): broadcast %.2f ms, raw PUSH/PULL ×%d %.2f ms, ratio %.2f (goal ≤ 2)",
+                            subscribers, broadcast, subscribers, raw, broadcast / raw))
+                }
+            }
+        }
+        if chosen.contains(.samples) {
+            let row = try await sampleThroughput(config: config, task: task, gpt: gpt, parameters: parameters,
+                context: context, logger: logger)
+            report.samples = row
+            if !json {
+                emit(
+                    String(
+                        format:
+                            "samples: batch of %d rollouts (%d bytes): %.0f batches/s over the wire, raw PUSH/PULL %.0f/s, ratio %.2f",
+                        row.rollouts, row.bytes, row.batchesPerSecond, row.rawBatchesPerSecond, row.ratio))
+            }
+        }
+        if chosen.contains(.pipeline) {
+            if !json {
+                emit("pipeline: \(steps) batches of \(config.train.promptsPerStep * config.train.groupSize) rollouts, \(workers) worker(s), threads 1 per part")
+            }
+            for staleness in [0, 4] {
+                let row = try await pipeline(config, parameters: parameters, maxStaleness: staleness, logger: logger)
+                report.pipeline.append(row)
+                if !json {
+                    emit(
+                        String(
+                            format:
+                                "  max_staleness %d: %.1f samples trained/s, learner busy %.0f%% of %.1f s (learner step %.0f ms, idle %.0f ms per batch)",
+                            row.maxStaleness, row.trainedPerSecond, 100 * row.busyFraction, row.wallSeconds,
+                            row.learnerStepMs, row.samplingMs))
+                }
+            }
+            if report.pipeline.count == 2, report.pipeline[0].trainedPerSecond > 0 {
+                let ratio = report.pipeline[1].trainedPerSecond / report.pipeline[0].trainedPerSecond
+                report.asyncOverSync = ratio
+                // Two threads that alternate (sync) can at best overlap completely (async): the
+                // ceiling is (sample + learn) / max(sample, learn), from the sync run's times.
+                let sync = report.pipeline[0]
+                let ceiling =
+                    (sync.samplingMs + sync.learnerStepMs) / max(sync.samplingMs, sync.learnerStepMs, 1e-9)
+                report.overlapCeiling = ceiling
+                if !json {
+                    emit(
+                        String(
+                            format: "  async / sync: %.2f× (goal ≥ 1.5×; full overlap of this run's sampling and learning would give %.2f×)",
+                            ratio, ceiling))
+                }
+            }
         }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            emit(String(decoding: try encoder.encode(rows), as: UTF8.self))
-        } else {
-            emit("weights: \(values.count) floats (\(values.count * 4 / 1024) KiB), median of \(repeats)")
-            for row in rows {
-                emit(
-                    String(
-                        format:
-                            "%d subscriber(s): broadcast %.2f ms, raw PUSH/PULL %.2f ms, ratio %.2f (goal ≤ 2)",
-                        row.subscribers, row.broadcastMs, row.rawMs, row.ratio))
-            }
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            emit(String(decoding: try encoder.encode(report), as: UTF8.self))
         }
     }
 
-    /// Median milliseconds from publishing a version until all `subscribers` caches hold it.
-    func broadcastMs(_ values: [Float], subscribers: Int, context: ZMQContext, logger: Logger) async throws
-        -> Double
+    /// One in-process distributed run with `maxStaleness`, every part on one thread.
+    func pipeline(_ base: RunConfig, parameters: GPTParameters, maxStaleness: Int, logger: Logger) async throws
+        -> PipelineRow
+    {
+        var config = base
+        config.threads = 1
+        config.train.steps = steps
+        config.train.maxStaleness = maxStaleness
+        config.train.injectLag = 0
+        config.train.evalEvery = 0
+        config.train.checkpointEvery = 0
+        config.train.trackerEvery = 0
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-bench-pipeline-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        config.runDir = directory
+        let folder = try RunFolder(path: directory)
+        var quiet = logger  // the run's own progress lines would drown the figures
+        quiet.logLevel = max(logger.logLevel, .warning)
+        let result = try await DistributedTrainer(
+            config: config, reference: parameters, folder: folder, workers: workers, transport: .inproc,
+            logger: quiet
+        ).run()
+        let trained = result.metrics.filter { $0.learner != nil }.count
+        return PipelineRow(
+            maxStaleness: maxStaleness, trained: result.ledger.trained, wallSeconds: result.utilisation.wallSeconds,
+            trainedPerSecond: result.trainedPerSecond, busyFraction: result.utilisation.busyFraction,
+            learnerStepMs: trained > 0 ? 1000 * result.utilisation.busySeconds / Double(trained) : 0,
+            samplingMs: trained > 0 ? 1000 * (result.utilisation.wallSeconds - result.utilisation.busySeconds) / Double(trained) : 0)
+    }
+
+    /// Batches per second through the sample path (encode, send, receive, decode) against raw
+    /// PUSH/PULL of the same bytes.
+    func sampleThroughput(
+        config: RunConfig, task: ArithmeticTask, gpt: GPTConfig, parameters: GPTParameters, context: ZMQContext,
+        logger: Logger
+    ) async throws -> SampleRow {
+        let sampler = RolloutSampler(
+            task: task, config: gpt, temperature: config.train.temperature, topK: config.train.topK,
+            threads: config.threads)
+        var random = TaskRandom(seed: 7, stream: 3)
+        let problems = (0..<config.train.promptsPerStep).map { _ in task.randomProblem(using: &random) }
+        let batch = try sampler.sample(
+            problems, groupSize: config.train.groupSize, parameters: parameters, version: 0, seed: 1, firstID: 0)
+        let node = NodeID.random()
+        let encoded = try BinaryEncoder().encode(SampleColumns(batch, worker: node, index: 0, attempt: 0))
+        let count = max(50, repeats * 20)
+        // Over the wire: encode, send, receive, decode back into a batch.
+        let wire = try await bulkRate(count: count, context: context, logger: logger) { sender in
+            let bytes = try BinaryEncoder().encode(SampleColumns(batch, worker: node, index: 0, attempt: 0))
+            try await sender.send([WireFrame(bytes)], policyVersion: 0)
+        } receive: { message in
+            guard let frame = message.frames.first else { throw CLIError("empty sample message") }
+            let columns = try frame.withUnsafeBytes { try BinaryDecoder().decode(SampleColumns.self, from: $0) }
+            guard try columns.batch().rollouts.count == batch.rollouts.count else {
+                throw CLIError("sample batch decoded wrong")
+            }
+        }
+        // Raw: the same bytes, already encoded, not decoded.
+        let raw = try await bulkRate(count: count, context: context, logger: logger) { sender in
+            try await sender.send([WireFrame(encoded)], policyVersion: 0)
+        } receive: { _ in }
+        return SampleRow(
+            rollouts: batch.rollouts.count, bytes: encoded.count, batchesPerSecond: wire,
+            rawBatchesPerSecond: raw, ratio: wire / raw)
+    }
+
+    /// Messages per second from one PUSH to one PULL over loopback TCP: `send` is called `count`
+    /// times (after a warm-up message), `receive` on each message.
+    func bulkRate(
+        count: Int, context: ZMQContext, logger: Logger, send: (BulkSender) async throws -> Void,
+        receive: (BulkMessage) throws -> Void
+    ) async throws -> Double {
+        let receiver = BulkReceiver(context: context, link: .bind("tcp://127.0.0.1:*"), logger: logger)
+        defer { receiver.close() }
+        let sender = try BulkSender(
+            context: context, node: .random(), link: .connect(await receiver.endpoint()), highWaterMark: 64)
+        defer { sender.close() }
+        var iterator = receiver.makeAsyncIterator()
+        try await send(sender)  // warm-up: the connection is up once this arrives
+        var pending = try await iterator.next() ?? []
+        pending.removeFirst()
+        let clock = ContinuousClock()
+        let start = clock.now
+        // Windows of 16 in flight: the receiver's thread drains while the next ones are sent, and
+        // nothing waits on a full queue.
+        var sent = 0
+        var received = 0
+        while received < count {
+            let window = min(16, count - sent)
+            for _ in 0..<window { try await send(sender) }
+            sent += window
+            while received < sent {
+                if pending.isEmpty {
+                    guard let next = try await iterator.next() else { throw CLIError("raw receiver closed") }
+                    pending = next
+                }
+                try receive(pending.removeFirst())
+                received += 1
+            }
+        }
+        return Double(count) / seconds(clock.now - start)
+    }
+
+    /// Median milliseconds from publishing a version until all `subscribers` caches hold it, and
+    /// median milliseconds to send the same frames over `subscribers` raw PUSH/PULL pairs at once
+    /// until every puller has read them as floats. The two alternate, so both see the same machine.
+    func broadcastAndRawMs(_ values: [Float], subscribers: Int, context: ZMQContext, logger: Logger)
+        async throws -> (broadcast: Double, raw: Double)
     {
         let broadcaster = try WeightBroadcaster(context: context, node: .random(), bind: "tcp://127.0.0.1:*")
         defer { broadcaster.close() }
@@ -80,6 +288,17 @@ struct RuntimeBench: AsyncParsableCommand {
             WeightCache(context: context, endpoint: endpoint, keep: 2, logger: logger)
         }
         defer { for cache in caches { cache.close() } }
+        let receivers = (0..<subscribers).map { _ in
+            BulkReceiver(context: context, link: .bind("tcp://127.0.0.1:*"), logger: logger)
+        }
+        defer { for receiver in receivers { receiver.close() } }
+        var senders: [BulkSender] = []
+        for receiver in receivers {
+            senders.append(try BulkSender(context: context, node: .random(), link: .connect(await receiver.endpoint())))
+        }
+        defer { for sender in senders { sender.close() } }
+        var iterators = receivers.map { $0.makeAsyncIterator() }
+        var pending = [[BulkMessage]](repeating: [], count: subscribers)
         // Warm up until every subscription is live (PUB drops messages sent before).
         var ready = false
         for _ in 0..<200 where !ready {
@@ -91,33 +310,11 @@ struct RuntimeBench: AsyncParsableCommand {
         }
         guard ready else { throw CLIError("subscribers never received the broadcast") }
         let clock = ContinuousClock()
-        var samples: [Double] = []
-        for version in 1...repeats {
-            let start = clock.now
-            try await broadcaster.publish(PolicyWeights(version: version, values: values))
-            for cache in caches {
-                guard await cache.weights(version, within: .seconds(10)) != nil else {
-                    throw CLIError("a subscriber missed version \(version)")
-                }
-            }
-            samples.append(seconds(clock.now - start) * 1000)
-        }
-        return samples.sorted()[samples.count / 2]
-    }
-
-    /// Median milliseconds to move the same frames once over PUSH/PULL and read them as floats.
-    func rawTransferMs(_ values: [Float], context: ZMQContext, logger: Logger) async throws -> Double {
-        let receiver = BulkReceiver(context: context, link: .bind("tcp://127.0.0.1:*"), logger: logger)
-        defer { receiver.close() }
-        let endpoint = await receiver.endpoint()
-        let sender = try BulkSender(context: context, node: .random(), link: .connect(endpoint))
-        defer { sender.close() }
-        var iterator = receiver.makeAsyncIterator()
-        var pending: [BulkMessage] = []
-        let clock = ContinuousClock()
-        var samples: [Double] = []
-        for _ in 0...repeats {
-            let start = clock.now
+        var broadcastSamples: [Double] = []
+        var rawSamples: [Double] = []
+        for round in 0...repeats {
+            // Raw: the broadcaster's chunking, one PUSH per receiver.
+            var start = clock.now
             var frames: [WireFrame] = []
             var index = 0
             repeat {
@@ -125,15 +322,32 @@ struct RuntimeBench: AsyncParsableCommand {
                 frames.append(WireFrame(floats: Array(values[index..<end])))
                 index = end
             } while index < values.count
-            try await sender.send(frames, policyVersion: 1)
-            if pending.isEmpty { pending = try await iterator.next() ?? [] }
-            guard !pending.isEmpty else { throw CLIError("raw receiver closed") }
-            let message = pending.removeFirst()
-            var received: [Float] = []
-            for frame in message.frames { received += try frame.floats() }
-            samples.append(seconds(clock.now - start) * 1000)
+            for sender in senders { try await sender.send(frames, policyVersion: 1) }
+            for i in 0..<subscribers {
+                if pending[i].isEmpty { pending[i] = try await iterators[i].next() ?? [] }
+                guard !pending[i].isEmpty else { throw CLIError("raw receiver closed") }
+                var received: [Float] = []
+                for frame in pending[i].removeFirst().frames { received += try frame.floats() }
+                guard received.count == values.count else { throw CLIError("raw transfer lost floats") }
+            }
+            let raw = seconds(clock.now - start) * 1000
+            // Broadcast.
+            let version = round + 1
+            start = clock.now
+            try await broadcaster.publish(PolicyWeights(version: version, values: values))
+            for cache in caches {
+                guard await cache.weights(version, within: .seconds(10)) != nil else {
+                    throw CLIError("a subscriber missed version \(version)")
+                }
+            }
+            let broadcast = seconds(clock.now - start) * 1000
+            if round > 0 {  // round 0 warms the raw connections up
+                rawSamples.append(raw)
+                broadcastSamples.append(broadcast)
+            }
         }
-        samples.removeFirst()  // connection warm-up
-        return samples.sorted()[samples.count / 2]
+        return (median(broadcastSamples), median(rawSamples))
     }
+
+    func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 }
