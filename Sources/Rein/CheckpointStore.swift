@@ -203,12 +203,14 @@ public struct CheckpointStore: Sendable {
             let data = try read(file)
             guard data.count == entry.bytes else {
                 throw CheckpointError(
-                    "\(directory)/\(file) has \(data.count) bytes, the manifest says \(entry.bytes) (truncated?)")
+                    "\(directory)/\(file) has \(data.count) bytes, the manifest says \(entry.bytes) (truncated?)"
+                )
             }
             let sum = FNV1a64.hex(FNV1a64.hash(data))
             guard sum == entry.fnv1a64 else {
                 throw CheckpointError(
-                    "\(directory)/\(file) has checksum \(sum), the manifest says \(entry.fnv1a64) (corrupted)")
+                    "\(directory)/\(file) has checksum \(sum), the manifest says \(entry.fnv1a64) (corrupted)"
+                )
             }
             files[file] = data
         }

@@ -115,18 +115,22 @@ public distributed actor LearnerActor {
         guard state.reference.parameters == identity.parameters, state.reference.fnv1a64 == identity.fnv1a64
         else {
             throw RuntimeError(
-                "the checkpoint was trained against reference \(state.reference), this learner has \(identity)")
+                "the checkpoint was trained against reference \(state.reference), this learner has \(identity)"
+            )
         }
         guard resume.policy.config == reference.config, resume.ring.count == state.ring.count,
             resume.ring.allSatisfy({ $0.config == reference.config })
-        else { throw RuntimeError("the checkpoint's model does not match the reference's \(reference.config)") }
+        else {
+            throw RuntimeError("the checkpoint's model does not match the reference's \(reference.config)")
+        }
         let learner = try Learner(
             config: config.train, policy: resume.policy, reference: reference, threads: config.threads)
         try learner.restore(optimizer: resume.optimizer, version: state.version)
         self.core = LearnerCore(learner)
         self.version = state.version
         self.current = resume.policy
-        self.ring = state.ring.isEmpty ? [(state.version, resume.policy)] : Array(zip(state.ring, resume.ring))
+        self.ring =
+            state.ring.isEmpty ? [(state.version, resume.policy)] : Array(zip(state.ring, resume.ring))
         self.consumed = state.consumed
         self.nextFresh = state.consumed
         self.attempts = state.attempts
@@ -283,7 +287,8 @@ public distributed actor LearnerActor {
         }
         guard batch.rollouts.allSatisfy({ $0.versions.allSatisfy { $0 == assignment.version } }) else {
             throw RuntimeError(
-                "batch \(index) from \(worker) was not sampled with version \(assignment.version) as assigned")
+                "batch \(index) from \(worker) was not sampled with version \(assignment.version) as assigned"
+            )
         }
         guard batch.rollouts.count == assignment.count else {
             throw RuntimeError(

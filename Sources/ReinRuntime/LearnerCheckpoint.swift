@@ -88,7 +88,8 @@ public struct LearnerCheckpoint: Sendable {
         ]
         for (i, (version, parameters)) in zip(state.ring, ring).enumerated() {
             files["ring-\(i).safetensors"] = Data(
-                Checkpoint.encode(parameters, metadata: [Checkpoint.policyVersionKey: "\(version)"]).serialized())
+                Checkpoint.encode(parameters, metadata: [Checkpoint.policyVersionKey: "\(version)"])
+                    .serialized())
         }
         try CheckpointStore(folder: folder).save(files, kind: Self.kind)
     }

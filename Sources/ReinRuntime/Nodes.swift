@@ -88,7 +88,8 @@ public func runWorker(
             return
         }
         logger.info("connected to the learner at \(learnerAddress) (\(peer))")
-        let learner = try LearnerActor.resolve(id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
+        let learner = try LearnerActor.resolve(
+            id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
         let outcome = try await work(
             worker, for: learner, context: context, learnerAddress: learnerAddress, stop: stop,
             beforeDelivery: beforeDelivery)

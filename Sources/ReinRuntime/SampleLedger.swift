@@ -43,7 +43,8 @@ public struct RuntimeLedger: Codable, Sendable, Hashable {
             + (refused.isEmpty
                 ? ""
                 : "; refused on delivery: "
-                    + refused.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+                    + refused.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(
+                        separator: ", "))
     }
 
     /// Writes the ledger as `ledger.json` in `folder` (atomically).

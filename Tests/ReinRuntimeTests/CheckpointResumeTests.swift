@@ -55,7 +55,9 @@ func snapshot(_ directory: String) throws -> [String: Data] {
 struct CheckpointResumeTests {
     /// A synchronous 4-batch run checkpointing every 2 batches: `checkpoint/` holds the end,
     /// `checkpoint.prev/` the state after batch 2.
-    func checkpointedRun(injectLag: Int = 0) async throws -> (RunConfig, GPTParameters, RunFolder, DistributedRunResult) {
+    func checkpointedRun(injectLag: Int = 0) async throws -> (
+        RunConfig, GPTParameters, RunFolder, DistributedRunResult
+    ) {
         var (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: injectLag, injectLag: injectLag)
         config.train.checkpointEvery = 2
         let result = try await DistributedTrainer(
@@ -150,7 +152,8 @@ struct CheckpointResumeTests {
         let checkpoint = try #require(try LearnerCheckpoint.load(from: folder, logger: quiet))
         var other = reference
         other.values[0] += 1
-        let system = ReinActorSystem(bus: InMemoryBus(), name: "learner", settings: testSettings, logger: quiet)
+        let system = ReinActorSystem(
+            bus: InMemoryBus(), name: "learner", settings: testSettings, logger: quiet)
         defer { Task { await system.shutdown() } }
         #expect(throws: RuntimeError.self) {
             _ = try LearnerActor(
@@ -167,7 +170,8 @@ struct CheckpointResumeTests {
         let task = try ArithmeticTask(config: config.task)
         let dataset = ArithmeticDataset(task: task)
         let sampler = RolloutSampler(
-            task: task, config: reference.config, temperature: config.train.temperature, topK: config.train.topK,
+            task: task, config: reference.config, temperature: config.train.temperature,
+            topK: config.train.topK,
             threads: 1)
         let worker = NodeID(rawValue: 77)
         func sample(_ order: WorkOrder, with parameters: GPTParameters) throws -> RolloutBatch {
@@ -185,12 +189,16 @@ struct CheckpointResumeTests {
         func trainOne(_ learner: LearnerActor) async throws {
             let order = try await assign(learner)
             let weights = try #require(order.weights)
-            let batch = try sample(order, with: try GPTParameters(config: reference.config, values: weights.values))
+            let batch = try sample(
+                order, with: try GPTParameters(config: reference.config, values: weights.values))
             let before = try await learner.stepMetrics().count
             try await learner.deliver(
                 worker: worker, index: order.index, attempt: order.attempt, incarnation: order.incarnation,
                 batch: batch)
-            #expect(try await eventually(within: .seconds(20)) { try await learner.stepMetrics().count == before + 1 })
+            #expect(
+                try await eventually(within: .seconds(20)) {
+                    try await learner.stepMetrics().count == before + 1
+                })
         }
 
         // The first learner trains batch 0 (checkpoint: batch 1 next, version 1), then batch 1,
@@ -200,16 +208,18 @@ struct CheckpointResumeTests {
         let learner1 = try LearnerActor(
             actorSystem: first, config: config, reference: reference, folder: folder, logger: quiet)
         try await trainOne(learner1)
-        #expect(await eventually(within: .seconds(20)) {
-            (try? LearnerCheckpoint.load(from: folder, logger: quiet))??.state.consumed == 1
-        })
+        #expect(
+            await eventually(within: .seconds(20)) {
+                (try? LearnerCheckpoint.load(from: folder, logger: quiet))??.state.consumed == 1
+            })
         let checkpoint = try #require(try LearnerCheckpoint.load(from: folder, logger: quiet))
         try await trainOne(learner1)
         let oldOrder = try await assign(learner1)
         #expect(oldOrder.index == 2 && oldOrder.version == 2 && oldOrder.attempt == 0)
         // Its weights at version 2: the batch is sampled with version-2 weights of the crashed learner.
         let oldBatch = try sample(
-            oldOrder, with: try GPTParameters(config: reference.config, values: try #require(oldOrder.weights).values))
+            oldOrder,
+            with: try GPTParameters(config: reference.config, values: try #require(oldOrder.weights).values))
         await first.shutdown()
 
         // The restarted learner resumes at version 1 and reaches batch 2 (version 2) again.
@@ -226,7 +236,8 @@ struct CheckpointResumeTests {
 
         // The old batch matches the new assignment in everything but the incarnation: refused.
         try await learner2.deliver(
-            worker: worker, index: oldOrder.index, attempt: oldOrder.attempt, incarnation: oldOrder.incarnation,
+            worker: worker, index: oldOrder.index, attempt: oldOrder.attempt,
+            incarnation: oldOrder.incarnation,
             batch: oldBatch)
         try await Task.sleep(for: .milliseconds(300))
         #expect(try await learner2.stepMetrics().count == 2, "the stale batch was not trained")
@@ -236,9 +247,11 @@ struct CheckpointResumeTests {
 
         // The batch of the current assignment is trained, with a lag within max_staleness.
         let fresh = try sample(
-            newOrder, with: try GPTParameters(config: reference.config, values: try #require(newOrder.weights).values))
+            newOrder,
+            with: try GPTParameters(config: reference.config, values: try #require(newOrder.weights).values))
         try await learner2.deliver(
-            worker: worker, index: newOrder.index, attempt: newOrder.attempt, incarnation: newOrder.incarnation,
+            worker: worker, index: newOrder.index, attempt: newOrder.attempt,
+            incarnation: newOrder.incarnation,
             batch: fresh)
         #expect(try await eventually(within: .seconds(20)) { try await learner2.stepMetrics().count == 3 })
         let metrics = try await learner2.stepMetrics()

@@ -10,7 +10,8 @@ final class ReinProcess {
     let err: URL
 
     init(_ arguments: [String]) throws {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("rein-proc-\(UUID().uuidString)")
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-proc-\(UUID().uuidString)")
         out = base.appendingPathExtension("out")
         err = base.appendingPathExtension("err")
         #expect(FileManager.default.createFile(atPath: out.path, contents: nil))
@@ -84,11 +85,15 @@ struct LearnerRestartTests {
         }
 
         // Kill the learner once it checkpointed twice, with the run well under way.
-        #expect(await eventually(within: .seconds(90)) { first.count("checkpoint at batch") >= 2 }, "\(first.log)")
+        #expect(
+            await eventually(within: .seconds(90)) { first.count("checkpoint at batch") >= 2 }, "\(first.log)"
+        )
         kill(first.pid, SIGKILL)
         #expect(await first.exit(within: .seconds(10)) != nil)
         #expect(
-            await eventually(within: .seconds(20)) { workers.allSatisfy { $0.count("lost the learner") >= 1 } },
+            await eventually(within: .seconds(20)) {
+                workers.allSatisfy { $0.count("lost the learner") >= 1 }
+            },
             "\(workers.map { $0.log })")
 
         // The same command on the same endpoint and run folder resumes from the checkpoint.
@@ -133,7 +138,9 @@ struct LearnerRestartTests {
         let runDir = temporaryRunDir("learner-refuse")
         let steps = 4
         let sets =
-            tinyOverrides(steps: steps, maxStaleness: 2, runDir: runDir) + ["--set", "train.checkpoint_every=1"]
+            tinyOverrides(steps: steps, maxStaleness: 2, runDir: runDir) + [
+                "--set", "train.checkpoint_every=1",
+            ]
         let first = try ReinProcess(
             ["learner", "--bind", "tcp://127.0.0.1:*", "--random-reference", "2"] + sets)
         let endpoint = try #require(await listeningEndpoint(first), "\(first.log)")
@@ -142,27 +149,34 @@ struct LearnerRestartTests {
                 line.range(of: prefix).map { String(line[$0.upperBound...]) }
             }.first
         }
-        #expect(await eventually(within: .seconds(20)) { logged("weights broadcast on ") != nil }, "\(first.log)")
+        #expect(
+            await eventually(within: .seconds(20)) { logged("weights broadcast on ") != nil }, "\(first.log)")
         let samples = try #require(logged("samples stream in on "), "\(first.log)")
         let weights = try #require(logged("weights broadcast on "), "\(first.log)")
         // The worker holds every batch 4 s before delivering it: longer than the heartbeat
         // timeout (1.5 s) plus the restart.
         let worker = try ReinProcess(
             ["worker", "--learner", endpoint, "--delay-delivery", "4"] + sets)
-        #expect(await eventually(within: .seconds(60)) { first.count("checkpoint at batch 1,") == 1 }, "\(first.log)")
+        #expect(
+            await eventually(within: .seconds(60)) { first.count("checkpoint at batch 1,") == 1 },
+            "\(first.log)")
         kill(first.pid, SIGKILL)
         #expect(await first.exit(within: .seconds(10)) != nil)
         let second = try ReinProcess(
-            ["learner", "--bind", endpoint, "--samples-bind", samples, "--broadcast-bind", weights,
-             "--random-reference", "2"] + sets)
+            [
+                "learner", "--bind", endpoint, "--samples-bind", samples, "--broadcast-bind", weights,
+                "--random-reference", "2",
+            ] + sets)
         #expect(await second.exit(within: .seconds(120)) == 0, "\(second.log)")
         #expect(await worker.exit(within: .seconds(30)) == 0, "\(worker.log)")
         let ledger = try readLedger(runDir)
         // Refused by the learner (counted in the ledger), or — where the sample stream first asks
         // the learner whether the batch is assigned — by the stream, before it reaches the learner.
-        let refusedByLearner = ledger.refused["previous learner", default: 0] >= 16
+        let refusedByLearner =
+            ledger.refused["previous learner", default: 0] >= 16
             && second.log.contains("refused batch 1 attempt 0")
-        let refusedByStream = second.log.contains("sample batch 1 attempt 0 from") && second.log.contains("is not assigned")
+        let refusedByStream =
+            second.log.contains("sample batch 1 attempt 0 from") && second.log.contains("is not assigned")
         #expect(refusedByLearner || refusedByStream, "\(ledger.summary)\n\(second.log)")
         #expect(ledger.balances && ledger.inFlight == 0 && ledger.trained + ledger.droppedTotal == steps * 16)
         let metrics = try readMetrics(runDir)
@@ -177,18 +191,23 @@ struct LearnerRestartTests {
             ["launch", "--workers", "2", "--random-reference", "2"]
                 + tinyOverrides(steps: steps, maxStaleness: 2, runDir: runDir)
                 + ["--set", "train.checkpoint_every=10"])
-        #expect(await eventually(within: .seconds(90)) { launch.count("checkpoint at batch") >= 2 }, "\(launch.log)")
+        #expect(
+            await eventually(within: .seconds(90)) { launch.count("checkpoint at batch") >= 2 },
+            "\(launch.log)")
         let children = childProcesses(of: launch.pid)
         let learner = try #require(
             children.first {
                 let cmdline = (try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? ""
-                return cmdline.split(separator: "\0").dropFirst().first == "learner"  // not `worker --learner`
+                // `rein learner …`, not `rein worker --learner …`
+                return cmdline.split(separator: "\0").dropFirst().first == "learner"
             }, "\(launch.log)")
         kill(learner, SIGKILL)
         #expect(await launch.exit(within: .seconds(180)) == 0, "\(launch.log)")
         #expect(launch.log.contains("the learner exited with status 9; restart 1"), "\(launch.log)")
         #expect(launch.log.contains("resuming from a checkpoint at batch"), "\(launch.log)")
-        #expect(!launch.log.contains("worker-0 exited") && !launch.log.contains("worker-1 exited"), "\(launch.log)")
+        #expect(
+            !launch.log.contains("worker-0 exited") && !launch.log.contains("worker-1 exited"),
+            "\(launch.log)")
         let metrics = try readMetrics(runDir)
         #expect(metrics.map(\.step) == Array(1...steps))
         #expect(metrics.allSatisfy { $0.learner == nil || $0.lagMax <= 2 })
@@ -196,17 +215,20 @@ struct LearnerRestartTests {
         #expect(ledger.balances && ledger.inFlight == 0 && ledger.trained + ledger.droppedTotal == steps * 16)
     }
 
-    @Test func SIGTERMMakesTheLearnerCheckpointAndEveryoneExitZeroAndALaterLearnerResumes() async throws {
+    @Test func sigtermMakesTheLearnerCheckpointAndEveryoneExitZeroAndALaterLearnerResumes() async throws {
         let runDir = temporaryRunDir("learner-term")
         let sets =
             tinyOverrides(steps: 1_000_000, maxStaleness: 2, runDir: runDir)
             + ["--set", "train.checkpoint_every=0"]  // only the one SIGTERM writes
-        let learner = try ReinProcess(["learner", "--bind", "tcp://127.0.0.1:*", "--random-reference", "2"] + sets)
+        let learner = try ReinProcess(
+            ["learner", "--bind", "tcp://127.0.0.1:*", "--random-reference", "2"] + sets)
         let endpoint = try #require(await listeningEndpoint(learner), "\(learner.log)")
         let workers = try (0..<2).map {
             try ReinProcess(["worker", "--learner", endpoint, "--name", "worker-\($0)"] + sets)
         }
-        #expect(await eventually(within: .seconds(60)) { learner.count("joined at version") >= 2 }, "\(learner.log)")
+        #expect(
+            await eventually(within: .seconds(60)) { learner.count("joined at version") >= 2 },
+            "\(learner.log)")
         try await Task.sleep(for: .seconds(1))
         kill(learner.pid, SIGTERM)
         #expect(await learner.exit(within: .seconds(40)) == 0, "\(learner.log)")
@@ -214,7 +236,8 @@ struct LearnerRestartTests {
 
         let metrics = try readMetrics(runDir)
         let checkpoint = try #require(
-            try LearnerCheckpoint.load(from: try RunFolder(path: runDir), logger: quiet), "SIGTERM checkpointed")
+            try LearnerCheckpoint.load(from: try RunFolder(path: runDir), logger: quiet),
+            "SIGTERM checkpointed")
         #expect(checkpoint.state.consumed == metrics.count && metrics.count > 0)
         #expect(checkpoint.state.version == metrics.last?.version)
         #expect(checkpoint.state.ledger.inFlight == 0 && checkpoint.state.ledger.balances)
@@ -228,23 +251,28 @@ struct LearnerRestartTests {
         let worker = try ReinProcess(["worker", "--learner", endpoint2] + more)
         #expect(await again.exit(within: .seconds(60)) == 0, "\(again.log)")
         #expect(await worker.exit(within: .seconds(30)) == 0, "\(worker.log)")
-        #expect(again.stdout.contains("resuming from a checkpoint at batch \(metrics.count), "), "\(again.log)")
+        #expect(
+            again.stdout.contains("resuming from a checkpoint at batch \(metrics.count), "), "\(again.log)")
         let after = try readMetrics(runDir)
-        #expect(after.count == done && Array(after.prefix(metrics.count)).map(comparable) == metrics.map(comparable))
+        #expect(
+            after.count == done
+                && Array(after.prefix(metrics.count)).map(comparable) == metrics.map(comparable))
     }
 
-    @Test func SIGTERMToTrainWithWorkersDrainsAndCheckpoints() async throws {
+    @Test func sigtermToTrainWithWorkersDrainsAndCheckpoints() async throws {
         let runDir = temporaryRunDir("train-workers-term")
         let train = try ReinProcess(
             ["train", "--workers", "2", "--random-reference", "2"]
                 + tinyOverrides(steps: 1_000_000, maxStaleness: 2, runDir: runDir)
                 + ["--set", "train.checkpoint_every=0"])
-        #expect(await eventually(within: .seconds(60)) { train.count("joined at version") >= 2 }, "\(train.log)")
+        #expect(
+            await eventually(within: .seconds(60)) { train.count("joined at version") >= 2 }, "\(train.log)")
         try await Task.sleep(for: .seconds(1))
         kill(train.pid, SIGTERM)
         #expect(await train.exit(within: .seconds(60)) == 0, "\(train.log)")
         let metrics = try readMetrics(runDir)
-        let checkpoint = try #require(try LearnerCheckpoint.load(from: try RunFolder(path: runDir), logger: quiet))
+        let checkpoint = try #require(
+            try LearnerCheckpoint.load(from: try RunFolder(path: runDir), logger: quiet))
         #expect(checkpoint.state.consumed == metrics.count && metrics.count > 0)
         #expect(checkpoint.state.ledger.inFlight == 0 && checkpoint.state.ledger.balances)
     }
@@ -281,7 +309,9 @@ struct LearnerRestartTests {
             let errors = process.stderr.split(separator: "\n").filter { $0.hasPrefix("Error: ") }
             #expect(errors.count == 1, "\(process.log)")
             #expect(errors.first?.contains("no usable checkpoint") == true, "\(process.log)")
-            #expect(errors.first?.contains("checkpoint/policy.safetensors has checksum") == true, "\(process.log)")
+            #expect(
+                errors.first?.contains("checkpoint/policy.safetensors has checksum") == true, "\(process.log)"
+            )
         }
         #expect(try [snapshot(runDir + "/checkpoint"), snapshot(runDir + "/checkpoint.prev")] == before)
 

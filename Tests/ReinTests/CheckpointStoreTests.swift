@@ -90,7 +90,9 @@ struct CheckpointStoreTests {
     @Test func aCheckpointOfAnotherKindOrWithAPathInItsManifestIsRefused() throws {
         let store = try store()
         try store.save(["a.bin": Data([1])], kind: "single-process trainer")
-        #expect(throws: CheckpointError.self) { _ = try store.load(kind: "distributed learner", logger: quiet) }
+        #expect(throws: CheckpointError.self) {
+            _ = try store.load(kind: "distributed learner", logger: quiet)
+        }
         let manifest = store.current + "/manifest.json"
         let text = try String(contentsOfFile: manifest, encoding: .utf8).replacingOccurrences(
             of: "\"a.bin\"", with: "\"..\\/a.bin\"")
@@ -111,7 +113,8 @@ struct CheckpointStoreTests {
         try bytes.prefix(100).write(to: URL(fileURLWithPath: policy))
         let b = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
         try b.resume(
-            from: try #require(try CheckpointStore(folder: folder).load(kind: Trainer.checkpointKind, logger: quiet)))
+            from: try #require(
+                try CheckpointStore(folder: folder).load(kind: Trainer.checkpointKind, logger: quiet)))
         #expect(b.step == 1 && b.learner.version == 1)
         #expect(b.learner.model.parameters.values == afterOne)
     }

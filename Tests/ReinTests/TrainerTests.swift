@@ -68,7 +68,9 @@ struct TrainerTests {
         try a.saveCheckpoint()
         let next = try a.runStep()
         let b = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
-        try b.resume(from: try #require(try CheckpointStore(folder: folder).load(kind: Trainer.checkpointKind, logger: logger)))
+        try b.resume(
+            from: try #require(
+                try CheckpointStore(folder: folder).load(kind: Trainer.checkpointKind, logger: logger)))
         #expect(b.step == 3 && b.learner.version == 3)
         let replay = try b.runStep()
         #expect(replay.reward == next.reward)

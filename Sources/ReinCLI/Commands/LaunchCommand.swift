@@ -158,7 +158,8 @@ final class Supervisor: Service, Sendable {
                     "the learner exited with status \(learner.exitStatus ?? 0); restart \(learnerRestarts) on \(endpoint)"
                 )
                 learner = try Child(
-                    name: "learner", executable: executable, arguments: Self.rebind(learnerArguments, to: endpoint))
+                    name: "learner", executable: executable,
+                    arguments: Self.rebind(learnerArguments, to: endpoint))
                 children.append(learner)
             }
             if stopSent == nil, stop.isStopped {

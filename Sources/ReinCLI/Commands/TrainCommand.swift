@@ -57,7 +57,8 @@ struct TrainCommand: AsyncParsableCommand {
         if !fresh, let stored = try store.load(kind: Trainer.checkpointKind, logger: logger) {
             try trainer.resume(from: stored)
             logger.info(
-                "resumed from \(stored.directory) at step \(trainer.step), version \(trainer.learner.version)")
+                "resumed from \(stored.directory) at step \(trainer.step), version \(trainer.learner.version)"
+            )
         } else if resume {
             throw CLIError("--resume: no checkpoint in \(store.current)")
         } else {
@@ -139,7 +140,8 @@ extension TrainCommand {
         let checkpoint = try loadLearnerCheckpoint(
             folder: folder, resume: resume, fresh: fresh, logger: logger)
         if let state = checkpoint?.state {
-            logger.info("resuming from a checkpoint at batch \(state.consumed), policy version \(state.version)")
+            logger.info(
+                "resuming from a checkpoint at batch \(state.consumed), policy version \(state.version)")
         }
         try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
         let trainer = DistributedTrainer(
