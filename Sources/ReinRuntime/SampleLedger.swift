@@ -28,6 +28,21 @@ public struct RuntimeLedger: Codable, Sendable, Hashable {
     /// An empty ledger.
     public init() {}
 
+    private enum CodingKeys: String, CodingKey {
+        case produced, trained, dropped, inFlight, lost, refused
+    }
+
+    /// Decodes a ledger; `refused` may be absent (ledgers written before it existed).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        produced = try c.decode(Int.self, forKey: .produced)
+        trained = try c.decode(Int.self, forKey: .trained)
+        dropped = try c.decode([String: Int].self, forKey: .dropped)
+        inFlight = try c.decode(Int.self, forKey: .inFlight)
+        lost = try c.decode(Int.self, forKey: .lost)
+        refused = try c.decodeIfPresent([String: Int].self, forKey: .refused) ?? [:]
+    }
+
     /// All dropped samples, whatever the reason.
     public var droppedTotal: Int { dropped.values.reduce(0, +) }
 

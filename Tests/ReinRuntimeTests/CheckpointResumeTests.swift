@@ -147,6 +147,16 @@ struct CheckpointResumeTests {
         #expect(try LearnerCheckpoint.load(from: folder, logger: quiet)?.state.consumed == 4)
     }
 
+    @Test func aLedgerWrittenBeforeRefusedExistedStillDecodes() throws {
+        let old = #"{"dropped":{"stale":16},"inFlight":0,"lost":16,"produced":64,"trained":32}"#
+        let ledger = try JSONDecoder().decode(RuntimeLedger.self, from: Data(old.utf8))
+        #expect(ledger.refused.isEmpty && ledger.balances && ledger.droppedTotal == 16)
+        var refused = ledger
+        refused.refused["previous learner"] = 16
+        let again = try JSONDecoder().decode(RuntimeLedger.self, from: try JSONEncoder().encode(refused))
+        #expect(again == refused && again.summary.hasSuffix("refused on delivery: previous learner 16"))
+    }
+
     @Test func aCheckpointOfAnotherReferenceIsRefused() async throws {
         let (config, reference, folder, _) = try await checkpointedRun()
         let checkpoint = try #require(try LearnerCheckpoint.load(from: folder, logger: quiet))
