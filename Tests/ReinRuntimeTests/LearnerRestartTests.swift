@@ -315,6 +315,15 @@ struct LearnerRestartTests {
         }
         #expect(try [snapshot(runDir + "/checkpoint"), snapshot(runDir + "/checkpoint.prev")] == before)
 
+        // --resume insists on a checkpoint.
+        let empty = temporaryRunDir("learner-no-checkpoint")
+        let insist = try ReinProcess(
+            ["learner", "--resume", "--bind", "tcp://127.0.0.1:*", "--random-reference", "2"]
+                + tinyOverrides(steps: 2, maxStaleness: 0, runDir: empty))
+        #expect(await insist.exit(within: .seconds(60)) != 0)
+        #expect(
+            insist.stderr.contains("Error: --resume: no checkpoint in \(empty)/checkpoint"), "\(insist.log)")
+
         // --fresh starts over.
         let fresh = try await train(steps: 2, ["--fresh"])
         #expect(fresh.process.terminationStatus == 0, "\(fresh.log)")
