@@ -22,7 +22,7 @@ public struct RunFolder: Sendable {
     public func append(line: String, to name: String) throws {
         let url = URL(fileURLWithPath: file(name))
         if !FileManager.default.fileExists(atPath: url.path) {
-            FileManager.default.createFile(atPath: url.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
         }
         let handle = try FileHandle(forWritingTo: url)
         defer { try? handle.close() }
