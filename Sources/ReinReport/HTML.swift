@@ -175,7 +175,7 @@ enum HTML {
                     g.name, describe(g.runs[0]), "\(g.runs.count)",
                     meanSD(g.runs.map(\.greedyEnd)) { percent($0) },
                     meanSD(g.runs.map(\.sampledEnd)) { percent($0) },
-                    meanSD(g.runs.map { tail($0.curves.map(\.exactKL)) }) { number($0) },
+                    meanSD(g.runs.map { tail($0.curves.map(\.exactKL)) }) { number($0, digits: 3) },
                 ]
             }, nameColumns: 2)
     }
