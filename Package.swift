@@ -172,7 +172,7 @@ let package = Package(
         .target(
             name: "ReinRuntime",
             dependencies: [
-                "Rein", "ReinActors", "ReinModel", "ReinTasks", "ZeroMQ",
+                "Rein", "ReinActors", "ReinModel", "ReinTasks", "ReinTracker", "ZeroMQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -180,7 +180,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ReinRuntimeTests",
-            dependencies: ["ReinRuntime", "Rein", "ReinActors", "ZeroMQ", "ReinTestKit"],
+            dependencies: ["ReinRuntime", "Rein", "ReinActors", "ReinTracker", "ZeroMQ", "ReinTestKit"],
             swiftSettings: strict
         ),
 

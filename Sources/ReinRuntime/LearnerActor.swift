@@ -5,6 +5,7 @@ import Rein
 import ReinActors
 import ReinModel
 import ReinTasks
+import ReinTracker
 
 /// The learner as a distributed actor: hands out batch indices to rollout workers, admits the
 /// batches they deliver under `max_staleness`, trains them in index order and keeps the sample
@@ -40,6 +41,13 @@ public distributed actor LearnerActor {
     private let folder: RunFolder?
     /// The reference the run trains against (recorded in checkpoints).
     private let referenceIdentity: ReferenceIdentity
+    /// π_ref's weights (the staleness tracker's reference rows).
+    private let referenceWeights: GPTParameters
+    /// The staleness tracker (`train.tracker_every` > 0): one line of `tracker.jsonl` in the run
+    /// folder every `tracker_every` batches, before they are trained.
+    private let tracker: StalenessTracker?
+    /// Trained versus dropped samples, for the tracker's selection skew.
+    private var selection = SelectionAccumulator()
     /// The model and optimizer; touched only by the training task (see ``trainLoop()``).
     private let core: LearnerCore
     /// The policy version after the last completed step.
@@ -103,6 +111,8 @@ public distributed actor LearnerActor {
         self.batchSize = config.train.promptsPerStep * config.train.groupSize
         let identity = ReferenceIdentity(reference, source: config.train.reference)
         self.referenceIdentity = identity
+        self.referenceWeights = reference
+        self.tracker = Self.makeTracker(config, logger: logger)
         guard let resume else {
             self.core = LearnerCore(
                 try Learner(
@@ -256,8 +266,10 @@ public distributed actor LearnerActor {
     /// (at most `max_staleness` + 1 versions).
     private func remember() {
         ring.append((version, current))
+        // Versions still sampling or waiting to be trained stay (the tracker needs their weights).
         let outstanding = assigned.values.map(\.version).min() ?? version
-        let oldestNeeded = min(version - config.train.injectLag, outstanding)
+        let waiting = delivered.values.map(\.version).min() ?? version
+        let oldestNeeded = min(version - config.train.injectLag, outstanding, waiting)
         while ring.count > 1, ring[1].version <= oldestNeeded { ring.removeFirst() }
     }
 
@@ -321,10 +333,15 @@ public distributed actor LearnerActor {
             step.lagMean = Double(lag)
             step.lagMax = lag
             if lag > config.train.maxStaleness {
+                selection.addDropped(batch)
                 ledger.dropped["stale", default: 0] += n
                 step.dropped = n
                 logger.warning("dropped \(n) samples of batch \(consumed) with lag \(lag) > max_staleness")
             } else {
+                selection.addTrained(batch)
+                if let tracker, tracker.shouldObserve(step: consumed + 1) {
+                    await observe(batch, sampledBy: next.version, with: tracker)
+                }
                 let t0 = clock.now
                 let outcome = await core.step(batch)
                 busy += clock.now - t0
@@ -356,6 +373,48 @@ public distributed actor LearnerActor {
             }
             let every = config.train.checkpointEvery
             if every > 0, consumed % every == 0, consumed < end { startCheckpoint() }
+        }
+    }
+
+    /// The staleness tracker `config` asks for, if any (top-k sampling has no softmax μ to compare).
+    private static func makeTracker(_ config: RunConfig, logger: Logger) -> StalenessTracker? {
+        let t = config.train
+        guard t.trackerEvery > 0 else { return nil }
+        guard t.topK == 0 else {
+            logger.notice("staleness tracker off: top_k sampling is not a softmax of the logits")
+            return nil
+        }
+        do {
+            return try StalenessTracker(every: t.trackerEvery, parameterEvery: t.trackerParameterEvery, logger: logger)
+        } catch {
+            logger.warning("staleness tracker off: \(error)")
+            return nil
+        }
+    }
+
+    /// Runs the staleness tracker on `batch` (about to be trained; sampled by `sampledBy`) on the
+    /// learner's thread and appends its record to `tracker.jsonl`. Failures are logged, never
+    /// stop training.
+    private func observe(_ batch: RolloutBatch, sampledBy: Int, with tracker: StalenessTracker) async {
+        let step = consumed + 1
+        let kept = ring.map { (version: $0.version, parameters: $0.parameters) }
+        let (policy, reference, version) = (current, referenceWeights, self.version)
+        let selection = self.selection.summary
+        let (temperature, threads) = (config.train.temperature, config.threads)
+        let parameterSpace = tracker.shouldCompareParameters(step: step)
+        let outcome = await core.observe(threads: threads) { scratch in
+            var record = try tracker.observe(
+                step: step, batch: batch, version: version, policy: policy, reference: reference,
+                behaviour: { wanted in kept.last(where: { $0.version == wanted })?.parameters },
+                temperature: temperature, threads: threads, scratch: scratch, parameterSpace: parameterSpace)
+            record.selection = selection
+            return try StalenessTracker.jsonLine(record)
+        }
+        do {
+            let line = try outcome.get()
+            try folder?.append(line: line, to: "tracker.jsonl")
+        } catch {
+            logger.warning("staleness tracker failed at step \(step) (batch sampled by version \(sampledBy)): \(error)")
         }
     }
 
@@ -470,11 +529,29 @@ public distributed actor LearnerActor {
 /// most one ``LearnerActor`` training loop, and nothing else touches the learner.
 final class LearnerCore: @unchecked Sendable {
     private let learner: Learner
+    /// The staleness tracker's model (made on first use; only ``observe(threads:_:)`` touches it).
+    private var scratch: GPTModel?
 
     init(_ learner: Learner) { self.learner = learner }
 
     /// The optimizer state (never called while ``step(_:)`` runs: see ``LearnerActor``).
     func optimizerState() -> SafeTensors { learner.optimizer.encode() }
+
+    /// Runs `body` with the tracker's scratch model on a thread of its own (between learner steps).
+    func observe<T: Sendable>(threads: Int, _ body: @escaping @Sendable (GPTModel) throws -> T) async
+        -> Result<T, any Error>
+    {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { [self] in
+                let model = scratch ?? GPTModel(parameters: learner.model.parameters, threads: threads)
+                scratch = model
+                continuation.resume(returning: Result { try body(model) })
+            }
+            thread.name = "rein-tracker"
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
 
     /// One learner step on a thread of its own (it is long and CPU-bound): the metrics, the new
     /// weights and version, or the error.

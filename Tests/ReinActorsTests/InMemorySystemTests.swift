@@ -95,7 +95,8 @@ struct InMemorySystemTests {
                 return await call.value
             }
             #expect(code == .cancelled)
-            #expect(elapsed < 1)
+            // Well below any timeout; slack for a loaded 2-core machine (seen: 1.02 s at load 11).
+            #expect(elapsed < 2.5)
             #expect(systems[0].pending.count == 0)
             // A call from an already cancelled task ends at once too.
             let early = Task {
@@ -125,7 +126,7 @@ struct InMemorySystemTests {
                 return codes
             }
             #expect(codes.allSatisfy { $0 == .peerLost })
-            #expect(elapsed < 1, "took \(elapsed) s with a 5 s call timeout")
+            #expect(elapsed < 2.5, "took \(elapsed) s with a 5 s call timeout")
             // Later calls to the dead node fail at once, without waiting for a timeout.
             let (later, laterElapsed) = await seconds { await callErrorCode { try await proxy.add(1, 2) } }
             #expect(later == .peerLost)

@@ -8,6 +8,7 @@ import ReinModel
 import ReinRuntime
 import ReinTasks
 import ReinTestKit
+import ReinTracker
 import Testing
 import ZeroMQ
 
@@ -37,6 +38,35 @@ func comparable(_ m: StepMetrics) -> [Double] {
 
 @Suite("Distributed trainer, one process")
 struct DistributedTrainerTests {
+    @Test func theStalenessTrackerObservesTheDistributedLearner() async throws {
+        var (config, reference, folder) = try tinyRun(steps: 6, maxStaleness: 2, injectLag: 1)
+        config.train.trackerEvery = 1
+        // The tiny random policy earns no reward (no policy-gradient signal) and the KL gradient
+        // is zero at θ = π_ref, so without weight decay θ would never move: nothing to measure.
+        config.train.weightDecay = 0.5
+        let result = try await DistributedTrainer(
+            config: config, reference: reference, folder: folder, workers: 2, transport: .inMemory,
+            settings: testSettings, logger: quiet
+        ).run()
+        let records = try StalenessTracker.readRecords(from: folder.file("tracker.jsonl"))
+        #expect(records.map(\.step) == Array(1...6))
+        for (record, step) in zip(records, result.metrics) {
+            // The tracker saw the batch the learner trained, at the lag it trained it with.
+            #expect(record.lagHistogram.map(\.lag) == [step.lagMax], "step \(step.step)")
+            #expect(record.sequences == 16)
+            for bucket in record.buckets {
+                for bias in bucket.implementations where ["k2_loss_sgw_token", "k3_loss_w_token"].contains(bias.id) {
+                    #expect(bias.relativeError < 1e-9, "\(bias.id) at lag \(bucket.lag)")
+                }
+            }
+            #expect((record.selection?.trained.count ?? 0) > 0)
+        }
+        // Injected lag 1: the learner trains stale batches, and the naive k2 loss is biased there.
+        let stale = records.flatMap(\.buckets).filter { $0.lag > 0 }
+        #expect(!stale.isEmpty)
+        #expect(stale.contains { $0.implementations.contains { $0.id == "k2_loss" && $0.relativeError > 1e-6 } })
+    }
+
     @Test(arguments: DistributedTrainer.Transport.allCases)
     func synchronousRunEqualsTheSingleProcessTrainer(transport: DistributedTrainer.Transport) async throws {
         let (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: 0)
