@@ -135,7 +135,7 @@ extension TrainCommand {
         try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
         let trainer = DistributedTrainer(
             config: config, reference: parameters, folder: folder, workers: workers, transport: .inproc,
-            settings: node.settings,
+            settings: node.settings(config),
             logger: logger)
         let result = try await trainer.run()
         let task = try ArithmeticTask(config: config.task)
