@@ -211,7 +211,11 @@ let package = Package(
         // deploy/ and scripts/: manifests, units, Dockerfile and shell scripts checked statically.
         .testTarget(
             name: "ReinDeployTests",
-            dependencies: ["ReinCLI", "Rein", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "ReinCLI", "Rein",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: strict
         ),
     ]
