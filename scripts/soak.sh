@@ -3,7 +3,8 @@
 # open file descriptors of the learner and of every worker (from /proc) and the learner's
 # throughput (its status.json: samples trained, policy version) every few seconds, writes a CSV and
 # prints a summary: RSS growth per process (mean of the first minute vs mean of the last minute) and
-# fd count min/max. Ends the run with SIGTERM (drain) and checks that the ledger balances.
+# fd count min/max. Ends the run with SIGTERM (drain); exits with rein launch's status, which is
+# non-zero if the learner failed or its ledger did not balance.
 #
 #   scripts/soak.sh [--minutes 10] [--workers 8] [--interval 5] [--rein PATH] [--out DIR] [-- ARGS]
 #

@@ -132,7 +132,22 @@ struct KubernetesTests {
                 #expect(volumes[name] != nil || claims.contains(name), "\(mount) names no volume")
             }
         }
+        let user = pod["securityContext"]["runAsUser"].int
+        #expect(user != nil && user != 0 && pod["securityContext"]["runAsNonRoot"].node?.bool == true)
         for (name, volume) in volumes {
+            if volume["secret"].exists {
+                // Secret files are root-owned: the non-root user reads them through fsGroup.
+                #expect(pod["securityContext"]["fsGroup"].int != nil, "\(name): no fsGroup to read the Secret")
+                // Kubernetes reads `0440` as octal (YAML 1.1).
+                let text = try #require(volume["secret"]["defaultMode"].string, "\(name): no defaultMode")
+                let mode = try #require(
+                    text.hasPrefix("0o") ? Int(text.dropFirst(2), radix: 8)
+                        : text.hasPrefix("0") ? Int(text, radix: 8) : Int(text))
+                #expect(mode & 0o040 != 0, "\(name): group-readable (mode \(String(mode, radix: 8)))")
+                if volume["secret"]["items"].array.contains(where: { $0["path"].string?.hasSuffix(".key") == true }) {
+                    #expect(mode & 0o004 == 0, "\(name): a secret key must not be world-readable")
+                }
+            }
             if let map = volume["configMap"]["name"].string {
                 #expect(objects["ConfigMap/\(map)"] != nil, "\(name): no ConfigMap \(map)")
             }
