@@ -179,14 +179,14 @@ public distributed actor LearnerActor {
         return ring.last(where: { $0.version <= target }) ?? ring[0]
     }
 
-    /// Keeps the current weights in the ring and trims what lag injection can no longer use.
+    /// Keeps the current weights in the ring and trims what neither lag injection nor a batch still
+    /// out with a worker can use: a worker that missed the broadcast of its order's version fetches
+    /// it (``fetchWeights(version:)``), so that version is kept until the batch is back or lost
+    /// (at most `max_staleness` + 1 versions).
     private func remember() {
-        guard config.train.injectLag > 0 else {
-            ring = [(version, current)]
-            return
-        }
         ring.append((version, current))
-        let oldestNeeded = version - config.train.injectLag
+        let outstanding = assigned.values.map(\.version).min() ?? version
+        let oldestNeeded = min(version - config.train.injectLag, outstanding)
         while ring.count > 1, ring[1].version <= oldestNeeded { ring.removeFirst() }
     }
 
