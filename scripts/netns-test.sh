@@ -5,10 +5,12 @@
 # whose ledger.json must balance:
 #   direct   `rein learner --bind tcp://10.77.0.1:7070` + `rein worker --learner tcp://10.77.0.1:7070`
 #   ssh      deploy/ssh/rein-ssh-launch.sh with REIN_SSH = `ip netns exec HOST sh -c` (no sshd)
+#   sshd     the same launcher over real ssh: an sshd (openssh-server) in each host namespace, the
+#            launcher in the bridge namespace (10.77.0.254); skipped, visibly, without /usr/sbin/sshd
 #   systemd  the ExecStart lines of deploy/systemd/*.service, expanded as systemd would (%i, %H,
 #            ${VAR}, $VAR from an EnvironmentFile), endpoints from the config's runtime: section
 #
-#   scripts/netns-test.sh [--rein PATH] [--mode direct|ssh|systemd|all] [--keep]
+#   scripts/netns-test.sh [--rein PATH] [--mode direct|ssh|sshd|systemd|all] [--keep]
 #
 # Needs root and `ip netns`; otherwise prints "SKIPPED: needs root and ip netns" and exits 0.
 # Namespaces, processes and temporary files are removed on any exit (--keep keeps the logs).
@@ -25,7 +27,7 @@ while (($#)); do
         *) echo "netns-test: unknown option $1" >&2; exit 2 ;;
     esac
 done
-case "$mode" in direct|ssh|systemd|all) ;; *) echo "netns-test: --mode direct|ssh|systemd|all" >&2; exit 2 ;; esac
+case "$mode" in direct|ssh|sshd|systemd|all) ;; *) echo "netns-test: --mode direct|ssh|sshd|systemd|all" >&2; exit 2 ;; esac
 
 skip() { echo "SKIPPED: needs root and ip netns ($1)"; exit 0; }
 [[ "$(id -u)" == 0 ]] || skip "not running as root"
@@ -47,6 +49,7 @@ hub="$prefix-hub"
 nodes=(learner w1 w2)
 declare -A address=([learner]=10.77.0.1 [w1]=10.77.0.2 [w2]=10.77.0.3)
 started=()
+created_run_sshd=0
 
 cleanup() {
     local code=$?
@@ -59,6 +62,7 @@ cleanup() {
     for pid in "${started[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     for ns in "${nodes[@]}" hub; do ip netns del "$prefix-$ns" 2>/dev/null || true; done
+    ((created_run_sshd)) && rmdir /run/sshd 2>/dev/null
     if ((keep)) || ((code != 0)); then echo "netns-test: logs in $work" >&2; else rm -rf "$work"; fi
     exit "$code"
 }
@@ -69,6 +73,7 @@ echo "== netns: bridge in $hub, hosts ${nodes[*]} (10.77.0.1-3)"
 ip netns add "$hub"
 ip -n "$hub" link add br0 type bridge
 ip -n "$hub" link set br0 up
+ip -n "$hub" addr add 10.77.0.254/24 dev br0
 ip -n "$hub" link set lo up
 i=0
 for n in "${nodes[@]}"; do
@@ -185,6 +190,58 @@ WRAP
     check_ledger "$run" "$work/ssh-logs/learner.log"
 }
 
+run_sshd() {
+    local sshd=/usr/sbin/sshd
+    if [[ ! -x "$sshd" ]] || ! command -v ssh >/dev/null 2>&1 || ! command -v ssh-keygen >/dev/null 2>&1; then
+        echo "== sshd: SKIPPED (needs openssh-server and openssh-client: apt-get install openssh-server)"
+        return 0
+    fi
+    echo "== sshd: deploy/ssh/rein-ssh-launch.sh over ssh to an sshd in each host namespace"
+    local run="$work/sshd" ssh_dir="$work/ssh"
+    mkdir -p "$ssh_dir"
+    chmod 700 "$ssh_dir"
+    ssh-keygen -q -t ed25519 -N "" -f "$ssh_dir/host" -C rein-netns-host
+    ssh-keygen -q -t ed25519 -N "" -f "$ssh_dir/client" -C rein-netns-client
+    cp "$ssh_dir/client.pub" "$ssh_dir/authorized_keys"
+    cat > "$ssh_dir/sshd_config" <<SSHD
+Port 2222
+ListenAddress 0.0.0.0
+HostKey $ssh_dir/host
+AuthorizedKeysFile $ssh_dir/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile none
+SSHD
+    # sshd insists on its privilege-separation directory.
+    [[ -d /run/sshd ]] || { mkdir -p /run/sshd; created_run_sshd=1; }
+    local n
+    for n in "${nodes[@]}"; do
+        in_ns "$n" "$work/sshd-$n.log" "$sshd" -D -e -f "$ssh_dir/sshd_config"
+    done
+    local ssh_cmd="ssh -i $ssh_dir/client -p 2222 -o BatchMode=yes -o StrictHostKeyChecking=no"
+    ssh_cmd+=" -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5"
+    for n in "${nodes[@]}"; do  # every sshd answers (they start in the background)
+        local ok=0
+        for _ in $(seq 50); do
+            if ip netns exec "$hub" $ssh_cmd "${address[$n]}" true >/dev/null 2>&1; then ok=1; break; fi
+            sleep 0.2
+        done
+        ((ok)) || { echo "netns-test: no ssh to ${address[$n]}:" >&2; cat "$work/sshd-$n.log" >&2; return 1; }
+    done
+    printf '10.77.0.1\n10.77.0.2\n10.77.0.3\n' > "$work/ssh-hosts"
+    local status=0
+    REIN_SSH="$ssh_cmd" timeout 300 ip netns exec "$hub" deploy/ssh/rein-ssh-launch.sh --hosts "$work/ssh-hosts" \
+        --port 7073 --rein "$rein" --logs "$work/sshd-logs" \
+        --learner-arg --random-reference --learner-arg 2 -- "${tiny[@]}" --set "run_dir=$run" \
+        > "$work/sshd.log" 2>&1 || status=$?
+    grep -h "workers connect to" "$work/sshd.log" | sed 's/^/   /'
+    ((status == 0)) || { echo "netns-test: the ssh launcher exited with $status" >&2; tail -30 "$work/sshd.log" >&2; return 1; }
+    check_ledger "$run" "$work/sshd-logs/learner.log"
+}
+
 # The ExecStart line of UNIT as systemd would run it for INSTANCE on HOST with ENVFILE:
 # %i, %H and ${VAR} / $VAR expanded; /usr/local/bin/rein replaced by the rein under test.
 exec_start() {  # UNIT ENVFILE INSTANCE HOST
@@ -247,7 +304,8 @@ YAML
 case "$mode" in
     direct) run_direct ;;
     ssh) run_ssh ;;
+    sshd) run_sshd ;;
     systemd) run_systemd ;;
-    all) run_direct; run_ssh; run_systemd ;;
+    all) run_direct; run_ssh; run_sshd; run_systemd ;;
 esac
 echo "PASSED: multi-host runs in network namespaces ($mode)"
