@@ -2,7 +2,7 @@
 # Multi-host test in network namespaces: a learner "host" and two worker "hosts", each its own
 # network namespace with a 10.77.0.x address, joined by veth pairs to a bridge in a fourth
 # namespace (nothing is added to the host's own network). Three launch paths, each a full tiny run
-# whose ledger.json must balance:
+# whose ledger.json must balance (each ends by SIGTERM to the learner: a drain across hosts):
 #   direct   `rein learner --bind tcp://10.77.0.1:7070` + `rein worker --learner tcp://10.77.0.1:7070`
 #   ssh      deploy/ssh/rein-ssh-launch.sh with REIN_SSH = `ip netns exec HOST sh -c` (no sshd)
 #   sshd     the same launcher over real ssh: an sshd (openssh-server) in each host namespace, the
@@ -96,14 +96,44 @@ for n in w1 w2; do
     ((ok)) || { echo "netns-test: $n cannot reach 10.77.0.1" >&2; exit 1; }
 done
 
-# A tiny run (the tiny model of the multi-process tests; random reference seed 2).
-tiny_steps=12
+# A tiny run (the tiny model of the multi-process tests; random reference seed 2), long enough never
+# to end by itself: once both workers joined and the policy reached version $min_version, the learner
+# gets SIGTERM and drains (a release build trains thousands of tiny steps a second, so a fixed step
+# count could end the run before the second worker connects).
+tiny_steps=1000000
+min_version=10
 tiny=(--set threads=1 --set model.context=16 --set model.d_model=16 --set model.layers=1 --set model.heads=2
       --set task.train_size=200 --set task.held_out_size=50 --set "train.steps=$tiny_steps"
       --set train.prompts_per_step=4 --set train.group_size=4 --set train.eval_size=20 --set train.lr=0.003
       --set train.max_staleness=2 --set train.kl.estimator=k2 --set train.kl.ratio=token
       --set runtime.heartbeat_timeout=3)
-expected=$((tiny_steps * 4 * 4))
+
+# The pid of `rein learner` in the learner namespace.
+learner_pid() {
+    local pid
+    for pid in $(ip netns pids "$prefix-learner" 2>/dev/null); do
+        [[ "$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" == "$rein learner "* ]] && { echo "$pid"; return; }
+    done
+}
+
+# Waits until both workers joined and the policy reached $min_version, then SIGTERMs the learner.
+drain_when_ready() {  # RUN_DIR LEARNER_LOG
+    local deadline=$((SECONDS + 120)) joined version pid
+    while ((SECONDS < deadline)); do
+        joined="$(grep -c "joined at version" "$2" 2>/dev/null || true)"
+        version="$(sed -n 's/.*"version" *: *\([0-9][0-9]*\).*/\1/p' "$1/status.json" 2>/dev/null || true)"
+        if ((${joined:-0} >= 2 && ${version:-0} >= min_version)); then
+            pid="$(learner_pid)"
+            [[ -n "$pid" ]] || break
+            echo "   2 workers joined, version $version: SIGTERM to the learner (drain)"
+            kill -TERM "$pid"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "netns-test: not ready in time (workers joined: ${joined:-0}, version ${version:-none})" >&2
+    return 1
+}
 
 in_ns() {  # NODE LOG ARGS... (background; pid appended to `started`)
     local node="$1" log="$2"; shift 2
@@ -141,7 +171,10 @@ check_ledger() {  # RUN_DIR LEARNER_LOG
     dropped="$(sed -n '/"dropped"/,/}/p' "$file" | { grep -o ': *[0-9][0-9]*' || true; } | tr -dc '0-9\n' | awk '{s+=$1} END {print s+0}')"
     echo "   ledger: produced $produced = trained $trained + dropped $dropped + in flight $in_flight + lost $lost"
     ((produced == trained + dropped + in_flight + lost)) || { echo "netns-test: the ledger does not balance" >&2; return 1; }
-    ((trained == expected)) || { echo "netns-test: trained $trained, expected $expected" >&2; return 1; }
+    ((trained >= min_version * 16 && trained % 16 == 0)) || {
+        echo "netns-test: trained $trained, expected whole batches of 16 up to at least version $min_version" >&2
+        return 1
+    }
     local joined
     joined="$(grep -c "joined at version" "$2" || true)"
     ((joined >= 2)) || { echo "netns-test: $joined workers joined, expected 2" >&2; return 1; }
@@ -160,8 +193,9 @@ run_direct() {
     local w1=${started[-1]}
     in_ns w2 "$work/direct-w2.log" "$rein" worker --learner tcp://10.77.0.1:7070 --name w2 "${tiny[@]}" --set "run_dir=$run"
     local w2=${started[-1]}
+    drain_when_ready "$run" "$work/direct-learner.log"
     local status=0
-    wait_for 300 "$learner" || status=$?
+    wait_for 120 "$learner" || status=$?
     ((status == 0)) || { echo "netns-test: learner exited with $status" >&2; tail -20 "$work/direct-learner.log" >&2; return 1; }
     for w in "$w1" "$w2"; do
         status=0; wait_for 30 "$w" || status=$?
@@ -180,11 +214,15 @@ exec ip netns exec "$prefix-\$1" sh -c "\$2"
 WRAP
     chmod +x "$work/netns-sh"
     printf '# learner first\nlearner\nw1\nw2\n' > "$work/hosts"
-    local status=0
-    REIN_SSH="$work/netns-sh" timeout 300 deploy/ssh/rein-ssh-launch.sh --hosts "$work/hosts" --port 7071 \
+    REIN_SSH="$work/netns-sh" deploy/ssh/rein-ssh-launch.sh --hosts "$work/hosts" --port 7071 \
         --learner-address 10.77.0.1 --rein "$rein" --logs "$work/ssh-logs" \
         --learner-arg --random-reference --learner-arg 2 -- "${tiny[@]}" --set "run_dir=$run" \
-        > "$work/ssh.log" 2>&1 || status=$?
+        > "$work/ssh.log" 2>&1 &
+    local launcher=$!
+    started+=("$launcher")
+    local status=0
+    drain_when_ready "$run" "$work/ssh-logs/learner.log" || status=1
+    wait_for 120 "$launcher" || status=$?
     grep -h "learner listening on\|workers connect to" "$work/ssh.log" | sed 's/^/   /'
     ((status == 0)) || { echo "netns-test: the ssh launcher exited with $status" >&2; tail -30 "$work/ssh.log" >&2; return 1; }
     check_ledger "$run" "$work/ssh-logs/learner.log"
@@ -232,11 +270,15 @@ SSHD
         ((ok)) || { echo "netns-test: no ssh to ${address[$n]}:" >&2; cat "$work/sshd-$n.log" >&2; return 1; }
     done
     printf '10.77.0.1\n10.77.0.2\n10.77.0.3\n' > "$work/ssh-hosts"
-    local status=0
-    REIN_SSH="$ssh_cmd" timeout 300 ip netns exec "$hub" deploy/ssh/rein-ssh-launch.sh --hosts "$work/ssh-hosts" \
+    REIN_SSH="$ssh_cmd" ip netns exec "$hub" deploy/ssh/rein-ssh-launch.sh --hosts "$work/ssh-hosts" \
         --port 7073 --rein "$rein" --logs "$work/sshd-logs" \
         --learner-arg --random-reference --learner-arg 2 -- "${tiny[@]}" --set "run_dir=$run" \
-        > "$work/sshd.log" 2>&1 || status=$?
+        > "$work/sshd.log" 2>&1 &
+    local launcher=$!
+    started+=("$launcher")
+    local status=0
+    drain_when_ready "$run" "$work/sshd-logs/learner.log" || status=1
+    wait_for 120 "$launcher" || status=$?
     grep -h "workers connect to" "$work/sshd.log" | sed 's/^/   /'
     ((status == 0)) || { echo "netns-test: the ssh launcher exited with $status" >&2; tail -30 "$work/sshd.log" >&2; return 1; }
     check_ledger "$run" "$work/sshd-logs/learner.log"
@@ -290,14 +332,14 @@ YAML
     local w1=${started[-1]}
     in_ns w2 "$work/systemd-w2.log" "${w2_cmd[@]}"
     local w2=${started[-1]}
+    drain_when_ready "$run" "$work/systemd-learner.log"
     local status=0
-    wait_for 300 "$learner" || status=$?
+    wait_for 120 "$learner" || status=$?
     ((status == 0)) || { echo "netns-test: learner exited with $status" >&2; tail -20 "$work/systemd-learner.log" >&2; return 1; }
     for w in "$w1" "$w2"; do
         status=0; wait_for 30 "$w" || status=$?
         ((status == 0)) || { echo "netns-test: a worker exited with $status" >&2; tail -20 "$work"/systemd-w*.log >&2; return 1; }
     done
-    grep -q "joined" "$work/systemd-learner.log"
     check_ledger "$run" "$work/systemd-learner.log"
 }
 

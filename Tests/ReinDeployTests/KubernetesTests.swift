@@ -161,6 +161,14 @@ struct KubernetesTests {
         }
     }
 
+    @Test(.enabled(if: which("kubectl") != nil, "needs kubectl (no cluster: kustomize renders offline)"))
+    func kubectlKustomizeRendersEveryObject() throws {
+        let (status, output) = try run(try #require(which("kubectl")), ["kustomize", "deploy/kubernetes"])
+        #expect(status == 0, "\(output)")
+        let kinds = output.split(separator: "\n").filter { $0.hasPrefix("kind: ") }.map { $0.dropFirst(6) }
+        #expect(kinds.sorted() == ["ConfigMap", "Deployment", "Secret", "Service", "StatefulSet"])
+    }
+
     @Test func theSecretHasBothKeyPairsAndNoRealKeyMaterial() throws {
         let secret = try #require(try Self.objects()["Secret/rein-curve"])
         let data = secret["stringData"].mapping
