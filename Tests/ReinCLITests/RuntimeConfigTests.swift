@@ -9,16 +9,34 @@ import Testing
 @Suite("runtime: config section and rein status")
 struct RuntimeConfigTests {
     @Test(arguments: [
-        ("runtime: {learner_bind: 'udp://0.0.0.0:7070'}", "config: runtime.learner_bind: expected tcp://HOST:PORT"),
-        ("runtime: {learner_bind: 'tcp://0.0.0.0'}", "config: runtime.learner_bind: expected tcp://HOST:PORT"),
-        ("runtime: {learner_bind: 'tcp://0.0.0.0:70000'}", "config: runtime.learner_bind: port must be in 1...65535"),
+        (
+            "runtime: {learner_bind: 'udp://0.0.0.0:7070'}",
+            "config: runtime.learner_bind: expected tcp://HOST:PORT"
+        ),
+        (
+            "runtime: {learner_bind: 'tcp://0.0.0.0'}",
+            "config: runtime.learner_bind: expected tcp://HOST:PORT"
+        ),
+        (
+            "runtime: {learner_bind: 'tcp://0.0.0.0:70000'}",
+            "config: runtime.learner_bind: port must be in 1...65535"
+        ),
         ("runtime: {broadcast_bind: 'tcp://h:x'}", "config: runtime.broadcast_bind: port must be"),
         ("runtime: {samples_bind: 'ipc://'}", "config: runtime.samples_bind: expected"),
-        ("runtime: {learner: 'tcp://0.0.0.0:7070'}", "config: runtime.learner: 'tcp://0.0.0.0:7070' is a bind address"),
-        ("runtime: {learner: 'tcp://learner:*'}", "config: runtime.learner: port must be in 1...65535, got '*'"),
+        (
+            "runtime: {learner: 'tcp://0.0.0.0:7070'}",
+            "config: runtime.learner: 'tcp://0.0.0.0:7070' is a bind address"
+        ),
+        (
+            "runtime: {learner: 'tcp://learner:*'}",
+            "config: runtime.learner: port must be in 1...65535, got '*'"
+        ),
         ("runtime: {heartbeat_timeout: 0}", "config: runtime.heartbeat_timeout: must be in (0, 3600]"),
         ("runtime: {call_timeout: -1}", "config: runtime.call_timeout: must be in (0, 86400]"),
-        ("runtime: {learner_port: 7070}", "config: runtime.learner_port: unknown key (allowed here: broadcast_bind,"),
+        (
+            "runtime: {learner_port: 7070}",
+            "config: runtime.learner_port: unknown key (allowed here: broadcast_bind,"
+        ),
     ])
     func badRuntimeValuesNameTheirKeyPath(yaml: String, message: String) {
         #expect {
@@ -82,17 +100,21 @@ struct RuntimeConfigTests {
 
     @Test func aWorkerWithABindAddressAsItsLearnerIsRejectedInOneLine() async throws {
         let message = await userMessage(["worker", "--set", "runtime.learner=tcp://learner:0"])
-        #expect(message?.contains("runtime.learner: port must be in 1...65535") == true, "\(message ?? "nil")")
+        #expect(
+            message?.contains("runtime.learner: port must be in 1...65535") == true, "\(message ?? "nil")")
         let flag = await userMessage(["worker", "--learner", "tcp://0.0.0.0:7070"])
-        #expect(flag?.contains("--learner: 'tcp://0.0.0.0:7070' is a bind address") == true, "\(flag ?? "nil")")
+        #expect(
+            flag?.contains("--learner: 'tcp://0.0.0.0:7070' is a bind address") == true, "\(flag ?? "nil")")
     }
 
     // MARK: rein status
 
     func statusFolder(_ status: LearnerStatus?) throws -> String {
         let folder = try RunFolder(
-            path: FileManager.default.temporaryDirectory.appendingPathComponent("rein-status-\(UUID().uuidString)")
-                .path)
+            path: FileManager.default.temporaryDirectory.appendingPathComponent(
+                "rein-status-\(UUID().uuidString)"
+            )
+            .path)
         try status?.write(to: folder)
         return folder.path
     }

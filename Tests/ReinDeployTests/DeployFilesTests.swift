@@ -48,7 +48,9 @@ struct DeployFilesTests {
         #expect(runtimeImage.contains(release), "\(swiftImage) vs \(runtimeImage)")
 
         let build = stages[0].lines.joined(separator: "\n")
-        #expect(build.contains("libzmq3-dev") && build.contains("libopenblas-dev") && build.contains("pkg-config"))
+        #expect(
+            build.contains("libzmq3-dev") && build.contains("libopenblas-dev") && build.contains("pkg-config")
+        )
         #expect(build.contains("swift build -c release --product rein"))
         let runtime = stages[1].lines.joined(separator: "\n")
         let install = try #require(stages[1].lines.first { $0.contains("apt-get install") })
@@ -63,7 +65,8 @@ struct DeployFilesTests {
                 let words = line.split(separator: " ").dropFirst().map(String.init)
                 for source in words.dropLast() where !source.hasSuffix("*") {
                     #expect(
-                        FileManager.default.fileExists(atPath: repository.appendingPathComponent(source).path),
+                        FileManager.default.fileExists(
+                            atPath: repository.appendingPathComponent(source).path),
                         "COPY \(source): not in the repository")
                 }
             }
@@ -128,7 +131,8 @@ struct DeployFilesTests {
         for variable in variables { #expect(env[variable] != nil, "\(variable) is not in rein.env") }
 
         // The expanded command line parses with the real command (no extra arguments).
-        let arguments = exec.split(separator: " ").dropFirst(2).map(String.init).compactMap { word -> String? in
+        let arguments = exec.split(separator: " ").dropFirst(2).map(String.init).compactMap {
+            word -> String? in
             if word.hasPrefix("$") && !word.hasPrefix("${") { return nil }  // $REIN_*_ARGS, empty by default
             return word.replacingOccurrences(of: "${REIN_CONFIG}", with: env["REIN_CONFIG"] ?? "")
                 .replacingOccurrences(of: "%H", with: "host").replacingOccurrences(of: "%i", with: "1")
@@ -142,7 +146,8 @@ struct DeployFilesTests {
 
     @Test(.enabled(if: which("systemd-analyze") != nil, "needs systemd-analyze"))
     func systemdAnalyzeVerifiesBothUnits() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-units-\(UUID().uuidString)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-units-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         var paths: [String] = []
@@ -154,7 +159,8 @@ struct DeployFilesTests {
             try text.write(to: url, atomically: true, encoding: .utf8)
             paths.append(url.path)
         }
-        let (status, output) = try run(try #require(which("systemd-analyze")), ["verify", "--man=no"] + paths)
+        let (status, output) = try run(
+            try #require(which("systemd-analyze")), ["verify", "--man=no"] + paths)
         #expect(status == 0, "\(output)")
         #expect(output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(output)")
     }
@@ -172,7 +178,9 @@ struct DeployFilesTests {
         }
         // #SBATCH lines must come before the first command, or sbatch ignores them.
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        let firstCommand = lines.firstIndex { !$0.hasPrefix("#") && !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        let firstCommand = lines.firstIndex {
+            !$0.hasPrefix("#") && !$0.trimmingCharacters(in: .whitespaces).isEmpty
+        }
         let lastDirective = lines.lastIndex { $0.hasPrefix("#SBATCH") }
         #expect(try #require(lastDirective) < (firstCommand ?? lines.endIndex))
         #expect(text.contains("scontrol show hostnames \"$SLURM_JOB_NODELIST\""))
@@ -188,7 +196,8 @@ struct DeployFilesTests {
     // MARK: Shell scripts
 
     static let shellScripts = [
-        "scripts/netns-test.sh", "scripts/soak.sh", "deploy/ssh/rein-ssh-launch.sh", "deploy/slurm/rein.sbatch",
+        "scripts/netns-test.sh", "scripts/soak.sh", "deploy/ssh/rein-ssh-launch.sh",
+        "deploy/slurm/rein.sbatch",
     ]
 
     @Test(arguments: shellScripts)
@@ -196,7 +205,8 @@ struct DeployFilesTests {
         let (status, output) = try run("/bin/bash", ["-n", path])
         #expect(status == 0, "\(output)")
         if path.hasSuffix(".sh") {
-            #expect(FileManager.default.isExecutableFile(atPath: repository.appendingPathComponent(path).path))
+            #expect(
+                FileManager.default.isExecutableFile(atPath: repository.appendingPathComponent(path).path))
         }
     }
 
@@ -206,7 +216,8 @@ struct DeployFilesTests {
         #expect(help == 0 && usage.contains("REIN_SSH"))
         let (missing, message) = try run(launcher, [])
         #expect(missing == 2 && message.contains("--hosts FILE is required"), "\(message)")
-        let hosts = FileManager.default.temporaryDirectory.appendingPathComponent("rein-hosts-\(UUID().uuidString)")
+        let hosts = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-hosts-\(UUID().uuidString)")
         try "# only a learner\nnode-1\n".write(to: hosts, atomically: true, encoding: .utf8)
         let (one, text) = try run(launcher, ["--hosts", hosts.path])
         #expect(one == 2 && text.contains("needs a learner host and at least one worker host"), "\(text)")

@@ -36,7 +36,8 @@ struct KubernetesTests {
         let objects = try Self.objects()
         #expect(
             Set(objects.keys) == [
-                "ConfigMap/rein-config", "Secret/rein-curve", "Service/rein-learner", "StatefulSet/rein-learner",
+                "ConfigMap/rein-config", "Secret/rein-curve", "Service/rein-learner",
+                "StatefulSet/rein-learner",
                 "Deployment/rein-workers",
             ])
         for (key, object) in objects {
@@ -52,7 +53,8 @@ struct KubernetesTests {
         let objects = try Self.objects()
         let config = try Self.config()
         let runtime = config.runtime
-        #expect(![runtime.broadcastBind, runtime.samplesBind].contains(RuntimeConfig.automatic), "fixed ports")
+        #expect(
+            ![runtime.broadcastBind, runtime.samplesBind].contains(RuntimeConfig.automatic), "fixed ports")
         let bound = [runtime.learnerBind, runtime.broadcastBind, runtime.samplesBind].compactMap(Self.port)
         #expect(bound.count == 3)
 
@@ -65,7 +67,8 @@ struct KubernetesTests {
         // Workers dial the Service by name on the actor port.
         #expect(runtime.learner == "tcp://rein-learner:\(bound[0])")
         #expect(config.runDir.hasPrefix("/data/"))
-        #expect(config.train.reference.hasPrefix("/data/") && config.pretrain.output == config.train.reference)
+        #expect(
+            config.train.reference.hasPrefix("/data/") && config.pretrain.output == config.train.reference)
     }
 
     @Test func theLearnerIsAStatefulSetWithAVolumeAProbeAndTheCurveKeys() throws {
@@ -109,7 +112,9 @@ struct KubernetesTests {
         for (key, value) in spec["selector"]["matchLabels"].mapping {
             #expect(podLabels[key] == value.string)
         }
-        #expect(podLabels["app.kubernetes.io/component"] == "worker", "the learner Service must not select workers")
+        #expect(
+            podLabels["app.kubernetes.io/component"] == "worker",
+            "the learner Service must not select workers")
         let args = spec["template"]["spec"]["containers"][0]["args"].strings
         #expect(args.first == "worker")
         #expect(args.contains("--config=/etc/rein/config.yaml"))
@@ -137,14 +142,18 @@ struct KubernetesTests {
         for (name, volume) in volumes {
             if volume["secret"].exists {
                 // Secret files are root-owned: the non-root user reads them through fsGroup.
-                #expect(pod["securityContext"]["fsGroup"].int != nil, "\(name): no fsGroup to read the Secret")
+                #expect(
+                    pod["securityContext"]["fsGroup"].int != nil, "\(name): no fsGroup to read the Secret")
                 // Kubernetes reads `0440` as octal (YAML 1.1).
                 let text = try #require(volume["secret"]["defaultMode"].string, "\(name): no defaultMode")
                 let mode = try #require(
-                    text.hasPrefix("0o") ? Int(text.dropFirst(2), radix: 8)
+                    text.hasPrefix("0o")
+                        ? Int(text.dropFirst(2), radix: 8)
                         : text.hasPrefix("0") ? Int(text, radix: 8) : Int(text))
                 #expect(mode & 0o040 != 0, "\(name): group-readable (mode \(String(mode, radix: 8)))")
-                if volume["secret"]["items"].array.contains(where: { $0["path"].string?.hasSuffix(".key") == true }) {
+                if volume["secret"]["items"].array.contains(where: {
+                    $0["path"].string?.hasSuffix(".key") == true
+                }) {
                     #expect(mode & 0o004 == 0, "\(name): a secret key must not be world-readable")
                 }
             }
@@ -155,7 +164,8 @@ struct KubernetesTests {
                 let object = try #require(objects["Secret/\(secret)"], "\(name): no Secret \(secret)")
                 let keys = Set(object["stringData"].mapping.keys).union(object["data"].mapping.keys)
                 for item in volume["secret"]["items"].array {
-                    #expect(keys.contains(item["key"].string ?? ""), "\(name): Secret \(secret) has no \(item)")
+                    #expect(
+                        keys.contains(item["key"].string ?? ""), "\(name): Secret \(secret) has no \(item)")
                 }
             }
         }
@@ -182,6 +192,8 @@ struct KubernetesTests {
 extension RuntimeConfig {
     /// The ports of the three learner endpoints (fixed ports only).
     var learnerBindPorts: [Int] {
-        [learnerBind, broadcastBind, samplesBind].compactMap { $0.split(separator: ":").last.flatMap { Int($0) } }
+        [learnerBind, broadcastBind, samplesBind].compactMap {
+            $0.split(separator: ":").last.flatMap { Int($0) }
+        }
     }
 }

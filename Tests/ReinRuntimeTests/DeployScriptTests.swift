@@ -1,11 +1,12 @@
 import Foundation
 import Rein
-import Synchronization
 import ReinRuntime
+import Synchronization
 import Testing
 
 /// The repository root (this file is Tests/ReinRuntimeTests/DeployScriptTests.swift).
-private let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+private let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent()
     .deletingLastPathComponent()
 
 /// A TCP port nobody listens on right now (bound to port 0 and released).
@@ -116,7 +117,8 @@ struct SlurmScriptTests {
         """
 
     @Test func theSbatchScriptRunsALearnerOnTheFirstNodeAndWorkersOnTheOthers() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-slurm-\(UUID().uuidString)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-slurm-\(UUID().uuidString)")
         let bin = dir.appendingPathComponent("bin")
         try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -10,10 +10,13 @@ import Testing
 @Suite("Learner: weights kept for batches still out")
 struct WeightRetentionTests {
     /// Samples `order` as a worker would (the same prompts and seed for the index).
-    static func sample(_ order: WorkOrder, config: RunConfig, parameters: GPTParameters) throws -> RolloutBatch {
+    static func sample(_ order: WorkOrder, config: RunConfig, parameters: GPTParameters) throws
+        -> RolloutBatch
+    {
         let task = try ArithmeticTask(config: config.task)
         let sampler = RolloutSampler(
-            task: task, config: parameters.config, temperature: config.train.temperature, topK: config.train.topK,
+            task: task, config: parameters.config, temperature: config.train.temperature,
+            topK: config.train.topK,
             threads: 1)
         return try sampler.sample(
             Trainer.problems(forStep: order.index, config: config, dataset: ArithmeticDataset(task: task)),
@@ -26,14 +29,16 @@ struct WeightRetentionTests {
     /// after the learner moved on (it used to fail "no longer kept" and the worker died).
     @Test func theVersionOfABatchStillOutCanBeFetchedAfterTheLearnerMovesOn() async throws {
         let (config, reference, _) = try tinyRun(steps: 6, maxStaleness: 4)
-        let system = ReinActorSystem(bus: InMemoryBus(), name: LearnerActor.name, settings: testSettings, logger: quiet)
+        let system = ReinActorSystem(
+            bus: InMemoryBus(), name: LearnerActor.name, settings: testSettings, logger: quiet)
         defer { Task { await system.shutdown() } }
         let learner = try LearnerActor.named(on: system, config: config, reference: reference, logger: quiet)
         let worker = system.node
 
         func deliver(_ order: WorkOrder, with parameters: GPTParameters, reaching version: Int) async throws {
             let batch = try Self.sample(order, config: config, parameters: parameters)
-            try await learner.deliver(worker: worker, index: order.index, attempt: order.attempt, batch: batch)
+            try await learner.deliver(
+                worker: worker, index: order.index, attempt: order.attempt, batch: batch)
             #expect(await eventually { (try? await learner.currentVersion()) == version })
         }
 

@@ -36,7 +36,9 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         if let problem = Self.problem(bindEndpoint: learnerBind) {
             throw ConfigError(path: "runtime.learner_bind", problem)
         }
-        for (value, path) in [(broadcastBind, "runtime.broadcast_bind"), (samplesBind, "runtime.samples_bind")]
+        for (value, path) in [
+            (broadcastBind, "runtime.broadcast_bind"), (samplesBind, "runtime.samples_bind"),
+        ]
         where value != Self.automatic {
             if let problem = Self.problem(bindEndpoint: value) {
                 throw ConfigError(path: path, "\(problem), or `\(Self.automatic)`")
@@ -46,10 +48,12 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
             throw ConfigError(path: "runtime.learner", problem)
         }
         guard heartbeatTimeout > 0, heartbeatTimeout <= 3600 else {
-            throw ConfigError(path: "runtime.heartbeat_timeout", "must be in (0, 3600] seconds, got \(heartbeatTimeout)")
+            throw ConfigError(
+                path: "runtime.heartbeat_timeout", "must be in (0, 3600] seconds, got \(heartbeatTimeout)")
         }
         guard callTimeout > 0, callTimeout <= 86400 else {
-            throw ConfigError(path: "runtime.call_timeout", "must be in (0, 86400] seconds, got \(callTimeout)")
+            throw ConfigError(
+                path: "runtime.call_timeout", "must be in (0, 86400] seconds, got \(callTimeout)")
         }
     }
 
@@ -64,7 +68,8 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
     }
 
     private static func problem(_ endpoint: String, bind: Bool) -> String? {
-        let expected = bind ? "tcp://HOST:PORT (PORT may be *) or ipc://PATH" : "tcp://HOST:PORT or ipc://PATH"
+        let expected =
+            bind ? "tcp://HOST:PORT (PORT may be *) or ipc://PATH" : "tcp://HOST:PORT or ipc://PATH"
         if endpoint.hasPrefix("ipc://") {
             return endpoint.count > "ipc://".count ? nil : "expected \(expected), got '\(endpoint)'"
         }

@@ -39,7 +39,8 @@ struct ReferenceOptions: ParsableArguments {
 struct NodeOptions: ParsableArguments {
     @Option(
         name: .long,
-        help: "Seconds a silent peer is given before it is declared dead (and its batch lost); default runtime.heartbeat_timeout."
+        help:
+            "Seconds a silent peer is given before it is declared dead (and its batch lost); default runtime.heartbeat_timeout."
     )
     var heartbeatTimeout: Double?
 
@@ -103,8 +104,10 @@ struct LearnerCommand: AsyncParsableCommand {
         abstract: "Serve the learner: rollout workers (`rein worker`) connect to it; writes the run folder.",
         discussion: """
             Prints `learner listening on ENDPOINT` once bound. Trains train.steps batches, admitting \
-            samples under train.max_staleness, then writes metrics.jsonl and ledger.json. SIGTERM or \
-            Ctrl-C drains (no new batches; those handed out are trained) and exits 0.
+            samples under train.max_staleness, then writes metrics.jsonl and ledger.json. Endpoints and \
+            timeouts come from the config's runtime: section unless given as flags. Rewrites \
+            RUN_DIR/status.json every 2 s (`rein status` reads it). SIGTERM or Ctrl-C drains (no new \
+            batches; those handed out are trained) and exits 0.
             """
     )
 
@@ -115,17 +118,23 @@ struct LearnerCommand: AsyncParsableCommand {
 
     @Option(
         name: .long,
-        help: "Endpoint to listen on (tcp://HOST:PORT, port * for any; ipc://PATH); default runtime.learner_bind.")
+        help:
+            "Endpoint to listen on (tcp://HOST:PORT, port * for any; ipc://PATH); default runtime.learner_bind."
+    )
     var bind: String?
 
     @Option(
         name: .long,
-        help: "Endpoint of the weight broadcast (PUB); default runtime.broadcast_bind (auto: the --bind host on any free port).")
+        help:
+            "Endpoint of the weight broadcast (PUB); default runtime.broadcast_bind (auto: the --bind host on any free port)."
+    )
     var broadcastBind: String?
 
     @Option(
         name: .long,
-        help: "Endpoint of the sample stream (PULL); default runtime.samples_bind (auto: the --bind host on any free port).")
+        help:
+            "Endpoint of the sample stream (PULL); default runtime.samples_bind (auto: the --bind host on any free port)."
+    )
     var samplesBind: String?
 
     /// The endpoints to bind: flags over `runtime:`, `auto` resolved (nil: none).
@@ -134,7 +143,8 @@ struct LearnerCommand: AsyncParsableCommand {
         if let problem = RuntimeConfig.problem(bindEndpoint: bind) { throw CLIError("--bind: \(problem)") }
         func resolve(_ flag: String?, _ configured: String, suffix: String) -> String? {
             let value = flag ?? configured
-            return value == RuntimeConfig.automatic ? Self.broadcastEndpoint(for: bind, suffix: suffix) : value
+            return value == RuntimeConfig.automatic
+                ? Self.broadcastEndpoint(for: bind, suffix: suffix) : value
         }
         return (
             bind, resolve(broadcastBind, runtime.broadcastBind, suffix: ".weights"),
@@ -164,7 +174,8 @@ struct LearnerCommand: AsyncParsableCommand {
         try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
         let context = try ZMQContext()
         let system = try ReinActorSystem(
-            context: context, configuration: .init(name: "learner", bind: bind), settings: node.settings(config),
+            context: context, configuration: .init(name: "learner", bind: bind),
+            settings: node.settings(config),
             logger: logger)
         let broadcaster = try broadcastBind.map {
             try WeightBroadcaster(context: context, node: system.node, bind: $0)
@@ -202,7 +213,8 @@ struct LearnerCommand: AsyncParsableCommand {
         await statusWriter.value
         let state: LearnerStatus.State =
             failure == nil && outcome.withLock({ $0 }) != nil ? .finished : .failed
-        try? await LearnerStatus.current(learner: learner, endpoint: listening, state: state).write(to: folder)
+        try? await LearnerStatus.current(learner: learner, endpoint: listening, state: state).write(
+            to: folder)
         if let failure { throw failure }
         guard let result = outcome.withLock({ $0 }) else {
             throw CLIError("the learner stopped without a result")
@@ -231,7 +243,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
     @OptionGroup var options: ConfigOptions
 
-    @Option(name: .long, help: "The learner's endpoint (tcp://HOST:PORT or ipc://PATH); default runtime.learner.")
+    @Option(
+        name: .long, help: "The learner's endpoint (tcp://HOST:PORT or ipc://PATH); default runtime.learner.")
     var learner: String?
 
     @Option(name: .long, help: "This worker's name (default worker-PID).")

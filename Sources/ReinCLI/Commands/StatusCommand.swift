@@ -95,7 +95,8 @@ struct StatusCommand: AsyncParsableCommand {
         }
         let age = Date().timeIntervalSince1970 - status.updated
         let summary = String(
-            format: "learner %@ on %@ (pid %d on %@): version %d, %d workers, %d samples trained; updated %.1f s ago",
+            format:
+                "learner %@ on %@ (pid %d on %@): version %d, %d workers, %d samples trained; updated %.1f s ago",
             status.state.rawValue, status.endpoint, status.pid, status.host, status.version, status.workers,
             status.trained, age)
         guard status.state == .listening else { throw CLIError(summary) }
