@@ -205,7 +205,17 @@ let package = Package(
         ),
         .testTarget(
             name: "ReinCLITests",
-            dependencies: ["ReinCLI", "Rein"],
+            dependencies: ["ReinCLI", "Rein", "ReinActors"],
+            swiftSettings: strict
+        ),
+        // deploy/ and scripts/: manifests, units, Dockerfile and shell scripts checked statically.
+        .testTarget(
+            name: "ReinDeployTests",
+            dependencies: [
+                "ReinCLI", "Rein",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: strict
         ),
     ]

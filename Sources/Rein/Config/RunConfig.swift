@@ -19,13 +19,15 @@ public struct RunConfig: ValidatedConfig, Sendable, Hashable {
     public var pretrain = PretrainConfig()
     /// RL fine-tuning.
     public var train = TrainConfig()
+    /// Endpoints and liveness of a multi-process run (`rein learner`, `rein worker`).
+    public var runtime = RuntimeConfig()
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case seed
         case runDir = "run_dir"
-        case threads, model, task, pretrain, train
+        case threads, model, task, pretrain, train, runtime
     }
 
     public func validate() throws(ConfigError) {
@@ -41,6 +43,7 @@ public struct RunConfig: ValidatedConfig, Sendable, Hashable {
         try model.validate()
         try pretrain.validate()
         try train.validate()
+        try runtime.validate()
         let task = try? ArithmeticTask(config: task)
         if let task, task.maxSequenceLength > model.context {
             throw ConfigError(

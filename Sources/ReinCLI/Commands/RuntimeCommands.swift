@@ -34,33 +34,41 @@ struct ReferenceOptions: ParsableArguments {
     }
 }
 
-/// Liveness and call timeouts of a node.
+/// Liveness and call timeouts of a node: the flags override `runtime.heartbeat_timeout` and
+/// `runtime.call_timeout`.
 struct NodeOptions: ParsableArguments {
     @Option(
-        name: .long, help: "Seconds a silent peer is given before it is declared dead (and its batch lost).")
-    var heartbeatTimeout = 1.5
+        name: .long,
+        help:
+            "Seconds a silent peer is given before it is declared dead (and its batch lost); default runtime.heartbeat_timeout."
+    )
+    var heartbeatTimeout: Double?
 
-    @Option(name: .long, help: "Seconds a remote call may wait for its reply.")
-    var callTimeout = 30.0
+    @Option(name: .long, help: "Seconds a remote call may wait for its reply; default runtime.call_timeout.")
+    var callTimeout: Double?
 
     func validate() throws {
-        guard heartbeatTimeout > 0, callTimeout > 0 else {
+        guard (heartbeatTimeout ?? 1) > 0, (callTimeout ?? 1) > 0 else {
             throw ValidationError("--heartbeat-timeout and --call-timeout must be positive")
         }
     }
 
-    /// The actor-system settings: heartbeats every quarter of the timeout (at most 250 ms).
-    var settings: ReinActorSystem.Settings {
-        let timeout = Duration.milliseconds(Int(heartbeatTimeout * 1000))
+    /// The actor-system settings of a node of `config`'s run: heartbeats every quarter of the
+    /// timeout (at most 250 ms).
+    func settings(_ config: RunConfig) -> ReinActorSystem.Settings {
+        let heartbeat = heartbeatTimeout ?? config.runtime.heartbeatTimeout
+        let call = callTimeout ?? config.runtime.callTimeout
+        let timeout = Duration.milliseconds(Int(heartbeat * 1000))
         return ReinActorSystem.Settings(
-            callTimeout: .milliseconds(Int(callTimeout * 1000)),
+            callTimeout: .milliseconds(Int(call * 1000)),
             heartbeatInterval: min(.milliseconds(250), timeout / 4),
             heartbeatTimeout: timeout, transportableErrors: [RuntimeError.self])
     }
 
-    /// The same options as arguments (for child processes).
+    /// The options given on the command line, as arguments (for child processes).
     var arguments: [String] {
-        ["--heartbeat-timeout", "\(heartbeatTimeout)", "--call-timeout", "\(callTimeout)"]
+        (heartbeatTimeout.map { ["--heartbeat-timeout", "\($0)"] } ?? [])
+            + (callTimeout.map { ["--call-timeout", "\($0)"] } ?? [])
     }
 }
 
@@ -114,10 +122,12 @@ struct LearnerCommand: AsyncParsableCommand {
         abstract: "Serve the learner: rollout workers (`rein worker`) connect to it; writes the run folder.",
         discussion: """
             Prints `learner listening on ENDPOINT` once bound. Trains train.steps batches, admitting \
-            samples under train.max_staleness, then writes metrics.jsonl and ledger.json. Checkpoints \
+            samples under train.max_staleness, then writes metrics.jsonl and ledger.json. Endpoints and \
+            timeouts come from the config's runtime: section unless given as flags. Checkpoints \
             into run_dir/checkpoint/ (the previous one kept as checkpoint.prev/) every \
             train.checkpoint_every batches and at the end; a learner started on a run folder with a \
-            checkpoint resumes from it (workers reconnect by themselves). SIGTERM or Ctrl-C drains \
+            checkpoint resumes from it (workers reconnect by themselves). Rewrites \
+            RUN_DIR/status.json every 2 s (`rein status` reads it). SIGTERM or Ctrl-C drains \
             (no new batches; those handed out are trained; workers are told to stop), checkpoints \
             and exits 0.
             """
@@ -134,18 +144,41 @@ struct LearnerCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
     @OptionGroup var reference: ReferenceOptions
 
-    @Option(name: .long, help: "Endpoint to listen on (tcp://HOST:PORT, port * for any; ipc://PATH).")
-    var bind = "tcp://0.0.0.0:7070"
+    @Option(
+        name: .long,
+        help:
+            "Endpoint to listen on (tcp://HOST:PORT, port * for any; ipc://PATH); default runtime.learner_bind."
+    )
+    var bind: String?
 
     @Option(
         name: .long,
-        help: "Endpoint of the weight broadcast (PUB); default: the --bind host on any free port.")
+        help:
+            "Endpoint of the weight broadcast (PUB); default runtime.broadcast_bind (auto: the --bind host on any free port)."
+    )
     var broadcastBind: String?
 
     @Option(
         name: .long,
-        help: "Endpoint of the sample stream (PULL); default: the --bind host on any free port.")
+        help:
+            "Endpoint of the sample stream (PULL); default runtime.samples_bind (auto: the --bind host on any free port)."
+    )
     var samplesBind: String?
+
+    /// The endpoints to bind: flags over `runtime:`, `auto` resolved (nil: none).
+    func endpoints(_ runtime: RuntimeConfig) throws -> (bind: String, broadcast: String?, samples: String?) {
+        let bind = self.bind ?? runtime.learnerBind
+        if let problem = RuntimeConfig.problem(bindEndpoint: bind) { throw CLIError("--bind: \(problem)") }
+        func resolve(_ flag: String?, _ configured: String, suffix: String) -> String? {
+            let value = flag ?? configured
+            return value == RuntimeConfig.automatic
+                ? Self.broadcastEndpoint(for: bind, suffix: suffix) : value
+        }
+        return (
+            bind, resolve(broadcastBind, runtime.broadcastBind, suffix: ".weights"),
+            resolve(samplesBind, runtime.samplesBind, suffix: ".samples")
+        )
+    }
 
     /// The default broadcast endpoint for a learner bound to `bind`: same host, any port (tcp),
     /// `PATH.weights` (ipc), none otherwise.
@@ -163,6 +196,7 @@ struct LearnerCommand: AsyncParsableCommand {
         let logger = Logger(label: "rein.learner")
         parent.watch()
         let config = try options.load()
+        let (bind, broadcastBind, samplesBind) = try endpoints(config.runtime)
         let parameters = try reference.load(config)
         let folder = try RunFolder(path: config.runDir)
         let checkpoint = try loadLearnerCheckpoint(
@@ -175,16 +209,17 @@ struct LearnerCommand: AsyncParsableCommand {
         try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
         let context = try ZMQContext()
         let system = try ReinActorSystem(
-            context: context, configuration: .init(name: "learner", bind: bind), settings: node.settings,
+            context: context, configuration: .init(name: "learner", bind: bind),
+            settings: node.settings(config),
             logger: logger)
-        let broadcaster = try (broadcastBind ?? Self.broadcastEndpoint(for: bind)).map {
+        let broadcaster = try broadcastBind.map {
             try WeightBroadcaster(context: context, node: system.node, bind: $0)
         }
         defer { broadcaster?.close() }
         let learner = try LearnerActor.named(
             on: system, config: config, reference: parameters, broadcaster: broadcaster, folder: folder,
             resume: checkpoint, logger: logger)
-        let sink = (samplesBind ?? Self.broadcastEndpoint(for: bind, suffix: ".samples")).map {
+        let sink = samplesBind.map {
             SampleSink(context: context, bind: $0, logger: logger)
         }
         defer { sink?.close() }
@@ -194,7 +229,9 @@ struct LearnerCommand: AsyncParsableCommand {
             try await learner.acceptSamples(at: endpoint)
             logger.info("samples stream in on \(endpoint)")
         }
-        emitNow("learner listening on \(system.endpoint ?? bind)")
+        let listening = system.endpoint ?? bind
+        emitNow("learner listening on \(listening)")
+        let statusWriter = LearnerStatus.keepWriting(learner: learner, endpoint: listening, folder: folder)
         if let endpoint = broadcaster?.endpoint { logger.info("weights broadcast on \(endpoint)") }
         let outcome = Mutex<DistributedRunResult?>(nil)
         let service = LearnerService(learner: learner, system: system, folder: folder, logger: logger) {
@@ -205,7 +242,16 @@ struct LearnerCommand: AsyncParsableCommand {
             configuration: .init(
                 services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        var failure: (any Error)?
+        do { try await group.run() } catch { failure = error }
+        // The last status: finished (the probe turns unready) or failed.
+        statusWriter.cancel()
+        await statusWriter.value
+        let state: LearnerStatus.State =
+            failure == nil && outcome.withLock({ $0 }) != nil ? .finished : .failed
+        try? await LearnerStatus.current(learner: learner, endpoint: listening, state: state).write(
+            to: folder)
+        if let failure { throw failure }
         guard let result = outcome.withLock({ $0 }) else {
             throw CLIError("the learner stopped without a result")
         }
@@ -237,8 +283,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
     @OptionGroup var options: ConfigOptions
 
-    @Option(name: .long, help: "The learner's endpoint (tcp://HOST:PORT or ipc://PATH).")
-    var learner: String
+    @Option(
+        name: .long, help: "The learner's endpoint (tcp://HOST:PORT or ipc://PATH); default runtime.learner.")
+    var learner: String?
 
     @Option(name: .long, help: "This worker's name (default worker-PID).")
     var name: String?
@@ -272,11 +319,15 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = Logger(label: "rein.worker")
         parent.watch()
         let config = try options.load()
+        let learner = self.learner ?? config.runtime.learner
+        if let problem = RuntimeConfig.problem(connectEndpoint: learner) {
+            throw CLIError("--learner: \(problem)")
+        }
         let task = try ArithmeticTask(config: config.task)
         let context = try ZMQContext()
         let system = try ReinActorSystem(
             context: context, configuration: .init(name: name ?? "worker-\(getpid())"),
-            settings: node.settings,
+            settings: node.settings(config),
             logger: logger)
         let service = WorkerService(
             system: system, learnerAddress: learner, config: config,

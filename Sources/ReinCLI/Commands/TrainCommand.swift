@@ -146,7 +146,7 @@ extension TrainCommand {
         try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
         let trainer = DistributedTrainer(
             config: config, reference: parameters, folder: folder, workers: workers, transport: .inproc,
-            settings: node.settings, resume: checkpoint,
+            settings: node.settings(config), resume: checkpoint,
             logger: logger)
         // SIGTERM / Ctrl-C: drain, checkpoint, finish normally (as `rein learner` does).
         let stop = StopSignal()

@@ -1,0 +1,93 @@
+/// The `runtime:` block: where a multi-process run's learner listens, where its workers connect,
+/// and the liveness settings of every node. `rein learner` / `rein worker` flags override each key.
+///
+/// Endpoints are ZeroMQ addresses: `tcp://HOST:PORT` (HOST may be `0.0.0.0` or `*` to bind every
+/// interface; PORT may be `*` for any free port when binding) or `ipc://PATH`.
+public struct RuntimeConfig: Codable, Sendable, Hashable {
+    /// The value of `broadcast_bind` / `samples_bind` that derives the endpoint from `learner_bind`
+    /// (same host, any free port for tcp; `PATH.weights` / `PATH.samples` for ipc).
+    public static let automatic = "auto"
+
+    /// Where `rein learner` listens for workers (its actor system's ROUTER socket).
+    public var learnerBind = "tcp://0.0.0.0:7070"
+    /// Where the learner publishes weights (PUB), or `auto`.
+    public var broadcastBind = RuntimeConfig.automatic
+    /// Where the learner pulls sample batches (PULL), or `auto`.
+    public var samplesBind = RuntimeConfig.automatic
+    /// The learner endpoint `rein worker` connects to (a host name or address, never `0.0.0.0`).
+    public var learner = "tcp://127.0.0.1:7070"
+    /// Seconds a silent peer is given before it is declared dead (its batch counted lost).
+    public var heartbeatTimeout = 1.5
+    /// Seconds a remote call may wait for its reply.
+    public var callTimeout = 30.0
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case learnerBind = "learner_bind"
+        case broadcastBind = "broadcast_bind"
+        case samplesBind = "samples_bind"
+        case learner
+        case heartbeatTimeout = "heartbeat_timeout"
+        case callTimeout = "call_timeout"
+    }
+
+    public func validate() throws(ConfigError) {
+        if let problem = Self.problem(bindEndpoint: learnerBind) {
+            throw ConfigError(path: "runtime.learner_bind", problem)
+        }
+        for (value, path) in [
+            (broadcastBind, "runtime.broadcast_bind"), (samplesBind, "runtime.samples_bind"),
+        ]
+        where value != Self.automatic {
+            if let problem = Self.problem(bindEndpoint: value) {
+                throw ConfigError(path: path, "\(problem), or `\(Self.automatic)`")
+            }
+        }
+        if let problem = Self.problem(connectEndpoint: learner) {
+            throw ConfigError(path: "runtime.learner", problem)
+        }
+        guard heartbeatTimeout > 0, heartbeatTimeout <= 3600 else {
+            throw ConfigError(
+                path: "runtime.heartbeat_timeout", "must be in (0, 3600] seconds, got \(heartbeatTimeout)")
+        }
+        guard callTimeout > 0, callTimeout <= 86400 else {
+            throw ConfigError(
+                path: "runtime.call_timeout", "must be in (0, 86400] seconds, got \(callTimeout)")
+        }
+    }
+
+    /// Why `endpoint` cannot be bound, or nil if it looks bindable.
+    public static func problem(bindEndpoint endpoint: String) -> String? {
+        problem(endpoint, bind: true)
+    }
+
+    /// Why `endpoint` cannot be connected to, or nil if it looks connectable.
+    public static func problem(connectEndpoint endpoint: String) -> String? {
+        problem(endpoint, bind: false)
+    }
+
+    private static func problem(_ endpoint: String, bind: Bool) -> String? {
+        let expected =
+            bind ? "tcp://HOST:PORT (PORT may be *) or ipc://PATH" : "tcp://HOST:PORT or ipc://PATH"
+        if endpoint.hasPrefix("ipc://") {
+            return endpoint.count > "ipc://".count ? nil : "expected \(expected), got '\(endpoint)'"
+        }
+        guard endpoint.hasPrefix("tcp://") else { return "expected \(expected), got '\(endpoint)'" }
+        let address = endpoint.dropFirst("tcp://".count)
+        guard let colon = address.lastIndex(of: ":") else {
+            return "expected \(expected), got '\(endpoint)' (no port)"
+        }
+        let host = address[..<colon]
+        let port = address[address.index(after: colon)...]
+        guard !host.isEmpty else { return "expected \(expected), got '\(endpoint)' (no host)" }
+        if bind, port == "*" { return nil }
+        guard let number = Int(port), (1...65535).contains(number) else {
+            return "port must be in 1...65535\(bind ? " or *" : ""), got '\(port)' in '\(endpoint)'"
+        }
+        if !bind, host == "0.0.0.0" || host == "*" {
+            return "'\(endpoint)' is a bind address; give the learner's host name or address"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+import Rein
+import ReinActors
+import Testing
+
+@testable import ReinCLI
+
+@Suite("runtime: config section and rein status")
+struct RuntimeConfigTests {
+    @Test(arguments: [
+        (
+            "runtime: {learner_bind: 'udp://0.0.0.0:7070'}",
+            "config: runtime.learner_bind: expected tcp://HOST:PORT"
+        ),
+        (
+            "runtime: {learner_bind: 'tcp://0.0.0.0'}",
+            "config: runtime.learner_bind: expected tcp://HOST:PORT"
+        ),
+        (
+            "runtime: {learner_bind: 'tcp://0.0.0.0:70000'}",
+            "config: runtime.learner_bind: port must be in 1...65535"
+        ),
+        ("runtime: {broadcast_bind: 'tcp://h:x'}", "config: runtime.broadcast_bind: port must be"),
+        ("runtime: {samples_bind: 'ipc://'}", "config: runtime.samples_bind: expected"),
+        (
+            "runtime: {learner: 'tcp://0.0.0.0:7070'}",
+            "config: runtime.learner: 'tcp://0.0.0.0:7070' is a bind address"
+        ),
+        (
+            "runtime: {learner: 'tcp://learner:*'}",
+            "config: runtime.learner: port must be in 1...65535, got '*'"
+        ),
+        ("runtime: {heartbeat_timeout: 0}", "config: runtime.heartbeat_timeout: must be in (0, 3600]"),
+        ("runtime: {call_timeout: -1}", "config: runtime.call_timeout: must be in (0, 86400]"),
+        (
+            "runtime: {learner_port: 7070}",
+            "config: runtime.learner_port: unknown key (allowed here: broadcast_bind,"
+        ),
+    ])
+    func badRuntimeValuesNameTheirKeyPath(yaml: String, message: String) {
+        #expect {
+            _ = try ConfigLoader.load(RunConfig.self, yaml: yaml)
+        } throws: { error in
+            "\(error)".hasPrefix(message)
+        }
+    }
+
+    @Test func goodEndpointsLoad() throws {
+        let config = try ConfigLoader.load(
+            RunConfig.self,
+            yaml: """
+                runtime: {learner_bind: 'tcp://*:*', broadcast_bind: 'ipc:///tmp/w', samples_bind: auto,
+                          learner: 'tcp://[::1]:7070', heartbeat_timeout: 4, call_timeout: 9}
+                """)
+        #expect(config.runtime.learnerBind == "tcp://*:*")
+        #expect(config.runtime.broadcastBind == "ipc:///tmp/w")
+        #expect(config.runtime.learner == "tcp://[::1]:7070")
+        #expect(config.runtime.heartbeatTimeout == 4 && config.runtime.callTimeout == 9)
+    }
+
+    @Test func configShowPrintsTheRuntimeSection() async throws {
+        let output = try await runRein(["config", "show", "--set", "runtime.learner=tcp://learner-0:7171"])
+        #expect(output.contains("runtime:\n  learner_bind: tcp://0.0.0.0:7070\n"))
+        #expect(output.contains("  learner: tcp://learner-0:7171\n"))
+        let value = try await runRein(["config", "show", "--key", "runtime.samples_bind"])
+        #expect(value.trimmingCharacters(in: .newlines) == "auto")
+    }
+
+    @Test func learnerEndpointsComeFromConfigAndFlagsOverrideThem() throws {
+        var runtime = RuntimeConfig()
+        runtime.learnerBind = "tcp://10.0.0.1:7000"
+        runtime.samplesBind = "tcp://10.0.0.1:7002"
+        let fromConfig = try LearnerCommand.parse([]).endpoints(runtime)
+        #expect(fromConfig.bind == "tcp://10.0.0.1:7000")
+        #expect(fromConfig.broadcast == "tcp://10.0.0.1:*", "auto: same host, any port")
+        #expect(fromConfig.samples == "tcp://10.0.0.1:7002")
+        let flags = try LearnerCommand.parse([
+            "--bind", "ipc:///tmp/l", "--broadcast-bind", "tcp://*:7100",
+        ]).endpoints(runtime)
+        #expect(flags.bind == "ipc:///tmp/l")
+        #expect(flags.broadcast == "tcp://*:7100")
+        #expect(flags.samples == "tcp://10.0.0.1:7002")
+        #expect(throws: CLIError.self) { try LearnerCommand.parse(["--bind", "nope"]).endpoints(runtime) }
+    }
+
+    @Test func nodeTimeoutsComeFromConfigAndFlagsOverrideThem() throws {
+        var config = RunConfig()
+        config.runtime.heartbeatTimeout = 4
+        config.runtime.callTimeout = 12
+        let fromConfig = try NodeOptions.parse([]).settings(config)
+        #expect(fromConfig.heartbeatTimeout == .seconds(4))
+        #expect(fromConfig.callTimeout == .seconds(12))
+        #expect(try NodeOptions.parse([]).arguments.isEmpty, "children read the same config")
+        let flags = try NodeOptions.parse(["--heartbeat-timeout", "0.5"])
+        #expect(flags.settings(config).heartbeatTimeout == .milliseconds(500))
+        #expect(flags.settings(config).callTimeout == .seconds(12))
+        #expect(flags.arguments == ["--heartbeat-timeout", "0.5"])
+    }
+
+    @Test func aWorkerWithABindAddressAsItsLearnerIsRejectedInOneLine() async throws {
+        let message = await userMessage(["worker", "--set", "runtime.learner=tcp://learner:0"])
+        #expect(
+            message?.contains("runtime.learner: port must be in 1...65535") == true, "\(message ?? "nil")")
+        let flag = await userMessage(["worker", "--learner", "tcp://0.0.0.0:7070"])
+        #expect(
+            flag?.contains("--learner: 'tcp://0.0.0.0:7070' is a bind address") == true, "\(flag ?? "nil")")
+    }
+
+    // MARK: rein status
+
+    func statusFolder(_ status: LearnerStatus?) throws -> String {
+        let folder = try RunFolder(
+            path: FileManager.default.temporaryDirectory.appendingPathComponent(
+                "rein-status-\(UUID().uuidString)"
+            )
+            .path)
+        try status?.write(to: folder)
+        return folder.path
+    }
+
+    func status(_ state: LearnerStatus.State, age: Double, pid: Int32 = getpid()) -> LearnerStatus {
+        LearnerStatus(
+            state: state, endpoint: "tcp://10.0.0.1:7070", pid: pid, host: ProcessInfo.processInfo.hostName,
+            version: 7, workers: 3, trained: 448, updated: Date().timeIntervalSince1970 - age)
+    }
+
+    @Test func statusIsReadyOnlyWhileAFreshLearnerListens() async throws {
+        let ready = try await runRein(["status", "--run-dir", try statusFolder(status(.listening, age: 1))])
+        #expect(ready.hasPrefix("learner listening on tcp://10.0.0.1:7070"))
+        #expect(ready.contains("version 7, 3 workers, 448 samples trained"))
+
+        let stale = await userMessage(["status", "--run-dir", try statusFolder(status(.listening, age: 60))])
+        #expect(stale?.contains("stale: more than 10.0 s") == true, "\(stale ?? "nil")")
+        let finished = await userMessage(["status", "--run-dir", try statusFolder(status(.finished, age: 0))])
+        #expect(finished?.contains("learner finished") == true)
+        let missing = await userMessage(["status", "--run-dir", try statusFolder(nil)])
+        #expect(missing?.contains("no learner status at") == true)
+    }
+
+    @Test func statusOfADeadLearnerOnThisHostIsNotReady() async throws {
+        // A pid that cannot be running: above the kernel's pid_max.
+        let dead = await userMessage([
+            "status", "--run-dir", try statusFolder(status(.listening, age: 0, pid: 1 << 30)),
+        ])
+        #expect(dead?.contains("but no process 1073741824 runs here") == true, "\(dead ?? "nil")")
+    }
+
+    @Test func aCorruptStatusFileIsAOneLineError() async throws {
+        let dir = try statusFolder(nil)
+        try Data("{\"state\": \"listen".utf8).write(to: URL(fileURLWithPath: dir + "/status.json"))
+        let message = await userMessage(["status", "--run-dir", dir])
+        #expect(message?.contains("unreadable learner status at") == true)
+        #expect(message?.contains("\n") == false)
+    }
+}
