@@ -361,6 +361,7 @@ public distributed actor LearnerActor {
             step.version = version
             actorSystem.policyVersion = UInt64(version)
             metrics.append(step)
+            attempts[consumed] = nil  // only batches not yet consumed can be assigned again
             consumed += 1
             lastConsumed = clock.now
             remember()
