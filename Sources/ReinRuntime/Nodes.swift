@@ -67,16 +67,26 @@ public func writeRun(_ result: DistributedRunResult, to folder: RunFolder) throw
 public func runWorker(
     on system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig, logger: Logger,
     context: ZMQContext? = nil, connectTimeout: Duration = .seconds(30), stop: StopSignal? = nil,
-    beforeDelivery: (@Sendable (Int) async -> Void)? = nil
+    beforeDelivery: (@Sendable (Int) async -> Void)? = nil, wire: WireOptions = WireOptions()
 ) async throws {
     let worker = try RolloutWorkerActor(actorSystem: system, config: config, gpt: gpt, logger: logger)
-    let peer = try await connectWithRetry(system, to: learnerAddress, within: connectTimeout, logger: logger)
+    let peer: Member
+    do {
+        peer = try await connectWithRetry(system, to: learnerAddress, within: connectTimeout, logger: logger)
+    } catch let error as RemoteCallError where error.code == .timedOut && wire.security != nil {
+        throw RuntimeError(
+            """
+            no answer from the learner at \(learnerAddress) within \(connectTimeout) with CURVE on: \
+            is this worker's public key on the learner's allow-list, and is --learner-key the learner's \
+            public key? (\(error))
+            """)
+    }
     logger.info("connected to the learner at \(learnerAddress) (\(peer))")
     let learner = try LearnerActor.resolve(id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
     try await worker.whenLocal {
         try await $0.run(
             learner: learner, context: context, learnerAddress: learnerAddress, stop: stop,
-            beforeDelivery: beforeDelivery)
+            beforeDelivery: beforeDelivery, wire: wire)
     }
 }
 

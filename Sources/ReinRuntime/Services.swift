@@ -53,14 +53,16 @@ public struct WorkerService: Service, CustomStringConvertible {
     let gpt: GPTConfig
     let logger: Logger
     let context: ZMQContext?
+    let wire: WireOptions
 
     /// A worker on `system` for the learner at `learnerAddress`; with a `context`, it subscribes
-    /// to the learner's weight broadcast.
+    /// to the learner's weight broadcast. `wire` secures and limits its bulk sockets.
     public init(
         system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig,
-        context: ZMQContext? = nil, logger: Logger
+        context: ZMQContext? = nil, wire: WireOptions = WireOptions(), logger: Logger
     ) {
         self.context = context
+        self.wire = wire
         self.system = system
         self.learnerAddress = learnerAddress
         self.config = config
@@ -76,7 +78,7 @@ public struct WorkerService: Service, CustomStringConvertible {
             try await withGracefulShutdownHandler {
                 try await runWorker(
                     on: system, learnerAddress: learnerAddress, config: config, gpt: gpt, logger: logger,
-                    context: context, stop: stop)
+                    context: context, stop: stop, wire: wire)
             } onGracefulShutdown: {
                 stop.stop()
             }
