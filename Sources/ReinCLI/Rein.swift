@@ -20,7 +20,7 @@ public struct Rein: AsyncParsableCommand {
             ExperimentCommand.self, ConfigCommand.self, KLCommand.self,
             ModelCommand.self,
             TaskCommand.self,
-            BenchCommand.self, LearnerCommand.self, WorkerCommand.self, LaunchCommand.self,
+            BenchCommand.self, LearnerCommand.self, WorkerCommand.self, LaunchCommand.self, KeysCommand.self,
         ]
     )
 

@@ -105,6 +105,7 @@ struct LearnerCommand: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
     @OptionGroup var options: ConfigOptions
     @OptionGroup var reference: ReferenceOptions
+    @OptionGroup(title: "Security and wire limits") var security: WireSecurityOptions
 
     @Option(name: .long, help: "Endpoint to listen on (tcp://HOST:PORT, port * for any; ipc://PATH).")
     var bind = "tcp://0.0.0.0:7070"
@@ -138,18 +139,28 @@ struct LearnerCommand: AsyncParsableCommand {
         let parameters = try reference.load(config)
         let folder = try RunFolder(path: config.runDir)
         try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
+        try security.check(server: true)
+        let wire = try security.wire()
         let context = try ZMQContext()
+        // The ZAP handler must be up before the CURVE server sockets bind.
+        let authenticator = try security.allowedKeys().map {
+            try startAuthenticator(context: context, allowed: $0, rejections: wire.rejections, logger: logger)
+        }
+        defer { authenticator?.stop() }
         let system = try ReinActorSystem(
-            context: context, configuration: .init(name: "learner", bind: bind), settings: node.settings,
-            logger: logger)
+            context: context,
+            configuration: .init(
+                name: "learner", bind: bind, limits: wire.limits, security: wire.security,
+                rejections: wire.rejections),
+            settings: node.settings, logger: logger)
         let broadcaster = try (broadcastBind ?? Self.broadcastEndpoint(for: bind)).map {
-            try WeightBroadcaster(context: context, node: system.node, bind: $0)
+            try WeightBroadcaster(context: context, node: system.node, bind: $0, security: wire.security)
         }
         defer { broadcaster?.close() }
         let learner = try LearnerActor.named(
             on: system, config: config, reference: parameters, broadcaster: broadcaster, logger: logger)
         let sink = (samplesBind ?? Self.broadcastEndpoint(for: bind, suffix: ".samples")).map {
-            SampleSink(context: context, bind: $0, logger: logger)
+            SampleSink(context: context, bind: $0, wire: wire, logger: logger)
         }
         defer { sink?.close() }
         if let sink {
@@ -170,6 +181,7 @@ struct LearnerCommand: AsyncParsableCommand {
                 services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        logger.info("wire: \(wire.rejections.summary)")
         guard let result = outcome.withLock({ $0 }) else {
             throw CLIError("the learner stopped without a result")
         }
@@ -197,6 +209,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
     @OptionGroup var options: ConfigOptions
 
+    @OptionGroup(title: "Security and wire limits") var security: WireSecurityOptions
+
     @Option(name: .long, help: "The learner's endpoint (tcp://HOST:PORT or ipc://PATH).")
     var learner: String
 
@@ -208,18 +222,24 @@ struct WorkerCommand: AsyncParsableCommand {
         parent.watch()
         let config = try options.load()
         let task = try ArithmeticTask(config: config.task)
+        try security.check(server: false)
+        let wire = try security.wire()
         let context = try ZMQContext()
         let system = try ReinActorSystem(
-            context: context, configuration: .init(name: name ?? "worker-\(getpid())"),
+            context: context,
+            configuration: .init(
+                name: name ?? "worker-\(getpid())", limits: wire.limits, security: wire.security,
+                rejections: wire.rejections),
             settings: node.settings,
             logger: logger)
         let service = WorkerService(
             system: system, learnerAddress: learner, config: config,
-            gpt: config.gptConfig(vocab: task.tokenizer.vocabSize), context: context, logger: logger)
+            gpt: config.gptConfig(vocab: task.tokenizer.vocabSize), context: context, wire: wire, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        logger.info("wire: \(wire.rejections.summary)")
     }
 }
