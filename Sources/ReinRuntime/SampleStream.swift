@@ -151,6 +151,11 @@ public final class SampleSink: Sendable {
             return
         }
         do {
+            guard try await learner.expects(worker: columns.worker, index: columns.index, attempt: columns.attempt)
+            else {
+                throw RuntimeError(
+                    "sample batch \(columns.index) attempt \(columns.attempt) from \(columns.worker) is not assigned to it")
+            }
             try await learner.deliver(
                 worker: columns.worker, index: columns.index, attempt: columns.attempt, batch: batch)
         } catch {

@@ -133,6 +133,7 @@ extension ZMQTransport.IOLoop {
         }
         let sender = message.header.sender
         let kind = message.header.kind
+        var wasMember = false
         if let routingID = source.routingID {
             guard NodeID(bytes: routingID) == sender else {
                 reject(
@@ -141,7 +142,7 @@ extension ZMQTransport.IOLoop {
                 return
             }
             if kind == .hello {
-                routerPeers.insert(sender)
+                wasMember = !routerPeers.insert(sender).inserted
             } else if !routerPeers.contains(sender) {
                 reject(
                     PeerRejection(WireRejections.unknownPeer, "\(kind) from \(sender) before its hello"),
@@ -166,7 +167,7 @@ extension ZMQTransport.IOLoop {
         switch kind {
         case .hello:
             guard let hello = decodeHello(message, from: source, on: socket) else {
-                routerPeers.remove(sender)
+                if !wasMember { routerPeers.remove(sender) }
                 return
             }
             let welcome = HelloEnvelope(name: configuration.name, endpoint: endpoint ?? "")
