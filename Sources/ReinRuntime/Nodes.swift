@@ -90,7 +90,8 @@ public func runWorker(
     }
 }
 
-/// Connects to `address`, retrying every 200 ms until `limit` has passed.
+/// Connects to `address`, retrying every 200 ms until `limit` has passed (but not after a
+/// protocol-version mismatch, which names both versions).
 func connectWithRetry(
     _ system: ReinActorSystem, to address: String, within limit: Duration, logger: Logger
 ) async throws -> Member {
@@ -101,6 +102,8 @@ func connectWithRetry(
         do {
             return try await system.connect(
                 to: address, timeout: min(.seconds(2), max(remaining, .milliseconds(100))))
+        } catch let error as WireError where error.code == .unsupportedVersion {
+            throw error  // another build: retrying cannot help
         } catch {
             if clock.now >= deadline { throw error }
             logger.debug("learner at \(address) not reachable yet: \(error)")
