@@ -135,15 +135,16 @@ struct LearnerCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = Logger(label: "rein.learner")
         parent.watch()
+        try security.check(server: true)
+        let wire = try security.wire()
+        let allowed = try security.allowedKeys()
         let config = try options.load()
         let parameters = try reference.load(config)
         let folder = try RunFolder(path: config.runDir)
         try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
-        try security.check(server: true)
-        let wire = try security.wire()
         let context = try ZMQContext()
         // The ZAP handler must be up before the CURVE server sockets bind.
-        let authenticator = try security.allowedKeys().map {
+        let authenticator = try allowed.map {
             try startAuthenticator(context: context, allowed: $0, rejections: wire.rejections, logger: logger)
         }
         defer { authenticator?.stop() }
