@@ -72,13 +72,15 @@ public distributed actor RolloutWorkerActor {
         if let context, let endpoint = joined.broadcast {
             cache = WeightCache(
                 context: context, endpoint: WeightCache.reachable(endpoint, from: learnerAddress),
-                keep: joined.keepVersions, expectedCount: joined.weights.values.count, wire: wire, logger: logger)
+                keep: joined.keepVersions, expectedCount: joined.weights.values.count, wire: wire,
+                logger: logger)
         }
         var stream: BulkSender?
         if let context, let endpoint = joined.samples {
             stream = try BulkSender(
                 context: context, node: node,
-                link: .connect(WeightCache.reachable(endpoint, from: learnerAddress)), security: wire.security)
+                link: .connect(WeightCache.reachable(endpoint, from: learnerAddress)), security: wire.security
+            )
         }
         defer {
             cache?.close()

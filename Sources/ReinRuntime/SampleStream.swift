@@ -106,9 +106,11 @@ public final class SampleSink: Sendable {
     /// Binds `address`; nothing is delivered before ``attach(to:)``.
     /// - Parameter wire: CURVE security (the PULL is a CURVE server), limits (the frame limit must
     ///   hold the largest sample batch) and the rejection counters.
-    public init(context: ZMQContext, bind address: String, wire: WireOptions = WireOptions(), logger: Logger) {
+    public init(context: ZMQContext, bind address: String, wire: WireOptions = WireOptions(), logger: Logger)
+    {
         receiver = BulkReceiver(
-            context: context, link: .bind(address), pattern: .pull, limits: wire.limits, security: wire.security,
+            context: context, link: .bind(address), pattern: .pull, limits: wire.limits,
+            security: wire.security,
             rejections: wire.rejections, logger: logger)
         self.logger = logger
     }
@@ -135,7 +137,9 @@ public final class SampleSink: Sendable {
     /// Decodes and delivers one message; a payload that does not decode is counted as
     /// ``WireRejections/badPayload``, a batch the learner refuses as ``WireRejections/refused``
     /// (both logged at most once per second per peer).
-    private static func deliver(_ message: BulkMessage, to learner: LearnerActor, receiver: BulkReceiver) async {
+    private static func deliver(_ message: BulkMessage, to learner: LearnerActor, receiver: BulkReceiver)
+        async
+    {
         let batch: RolloutBatch
         let columns: SampleColumns
         do {
@@ -151,10 +155,13 @@ public final class SampleSink: Sendable {
             return
         }
         do {
-            guard try await learner.expects(worker: columns.worker, index: columns.index, attempt: columns.attempt)
+            guard
+                try await learner.expects(
+                    worker: columns.worker, index: columns.index, attempt: columns.attempt)
             else {
                 throw RuntimeError(
-                    "sample batch \(columns.index) attempt \(columns.attempt) from \(columns.worker) is not assigned to it")
+                    "sample batch \(columns.index) attempt \(columns.attempt) from \(columns.worker) is not assigned to it"
+                )
             }
             try await learner.deliver(
                 worker: columns.worker, index: columns.index, attempt: columns.attempt, batch: batch)

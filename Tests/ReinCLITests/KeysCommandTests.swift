@@ -24,7 +24,8 @@ struct KeysCommandTests {
         #expect(try ZMQCurveKeyPair.publicKey(forSecret: secret) == publicKey)
         #expect(output.contains(publicKey))
         #expect(!output.contains(secret), "the secret key is never printed")
-        let mode = try FileManager.default.attributesOfItem(atPath: "\(dir)/learner.key")[.posixPermissions] as? Int
+        let mode =
+            try FileManager.default.attributesOfItem(atPath: "\(dir)/learner.key")[.posixPermissions] as? Int
         #expect(mode == 0o600)
         #expect(try CurveKeyFiles.readSecret("\(dir)/learner.key").publicKey == publicKey)
         #expect(try CurveKeyFiles.readAllowList(dir) == [publicKey])
@@ -36,7 +37,8 @@ struct KeysCommandTests {
         _ = try await runRein(["keys", "generate", "--out", dir, "--name", "node"])
         let before = try String(contentsOfFile: "\(dir)/node.key", encoding: .utf8)
         let message = await userMessage(["keys", "generate", "--out", dir, "--name", "node"])
-        #expect(message?.contains("node.") == true && message?.contains("--force") == true, "\(message ?? "")")
+        #expect(
+            message?.contains("node.") == true && message?.contains("--force") == true, "\(message ?? "")")
         #expect(try String(contentsOfFile: "\(dir)/node.key", encoding: .utf8) == before)
         _ = try await runRein(["keys", "generate", "--out", dir, "--name", "node", "--force"])
         #expect(try String(contentsOfFile: "\(dir)/node.key", encoding: .utf8) != before)
@@ -63,7 +65,9 @@ struct KeysCommandTests {
         #expect(throws: (any Error).self) { try check(["--allow", "d"], server: true) }
         #expect(throws: (any Error).self) { try check(["--learner-key", "p"], server: true) }
         #expect(throws: (any Error).self) { try check(["--curve-secret", "k"], server: false) }
-        #expect(throws: (any Error).self) { try check(["--allow", "d", "--curve-secret", "k"], server: false) }
+        #expect(throws: (any Error).self) {
+            try check(["--allow", "d", "--curve-secret", "k"], server: false)
+        }
         #expect(throws: (any Error).self) { try check(["--max-frame-bytes", "10"], server: false) }
         try check(["--curve-secret", "k", "--allow", "d"], server: true)
         try check(["--curve-secret", "k", "--learner-key", "p"], server: false)
@@ -72,7 +76,8 @@ struct KeysCommandTests {
 
     @Test func aMissingKeyFileStopsTheLearnerWithOneLine() async throws {
         let message = await userMessage([
-            "learner", "--random-reference", "1", "--curve-secret", "/nonexistent/l.key", "--allow", "/nonexistent",
+            "learner", "--random-reference", "1", "--curve-secret", "/nonexistent/l.key", "--allow",
+            "/nonexistent",
             "--set", "run_dir=\(directory())",
         ])
         #expect(message?.contains("/nonexistent/l.key") == true, "\(message ?? "")")

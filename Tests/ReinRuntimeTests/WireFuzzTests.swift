@@ -31,7 +31,8 @@ final class CapturedLog: Sendable {
         }
         func log(event: LogEvent) {
             let all = metadata.merging(event.metadata ?? [:]) { $1 }
-            let line = "\(event.level) \(event.message) \(all.map { "\($0)=\($1)" }.sorted().joined(separator: " "))"
+            let line =
+                "\(event.level) \(event.message) \(all.map { "\($0)=\($1)" }.sorted().joined(separator: " "))"
             log.lines.withLock { $0.append(line) }
         }
     }
@@ -76,14 +77,16 @@ struct WireFuzzTests {
         let learnerSystem = try ReinActorSystem(
             context: learnerContext,
             configuration: .init(
-                name: LearnerActor.name, bind: "tcp://127.0.0.1:*", limits: limits, rejections: learnerWire.rejections),
+                name: LearnerActor.name, bind: "tcp://127.0.0.1:*", limits: limits,
+                rejections: learnerWire.rejections),
             settings: testSettings, logger: logger)
         let broadcaster = try WeightBroadcaster(
             context: learnerContext, node: learnerSystem.node, bind: "tcp://127.0.0.1:*")
         defer { broadcaster.close() }
         let learner = try LearnerActor.named(
             on: learnerSystem, config: config, reference: reference, broadcaster: broadcaster, logger: logger)
-        let sink = SampleSink(context: learnerContext, bind: "tcp://127.0.0.1:*", wire: learnerWire, logger: logger)
+        let sink = SampleSink(
+            context: learnerContext, bind: "tcp://127.0.0.1:*", wire: learnerWire, logger: logger)
         defer { sink.close() }
         sink.attach(to: learner)
         let samplesEndpoint = await sink.endpoint()
@@ -156,14 +159,17 @@ struct WireFuzzTests {
 
         // The learner still serves: a real worker trains the whole run (calls, samples, weights).
         let worker = try ReinActorSystem(
-            context: workerContext, configuration: .init(name: "worker", limits: limits), settings: testSettings,
+            context: workerContext, configuration: .init(name: "worker", limits: limits),
+            settings: testSettings,
             logger: quiet)
         async let served = serveLearner(learner, on: learnerSystem, folder: folder, logger: quiet)
         try await runWorker(
             on: worker, learnerAddress: learnerEndpoint, config: config, gpt: reference.config, logger: quiet,
             context: workerContext, wire: WireOptions(limits: limits))
         let result = try await served
-        #expect(result.ledger.trained == config.train.steps * config.train.promptsPerStep * config.train.groupSize)
+        #expect(
+            result.ledger.trained == config.train.steps * config.train.promptsPerStep * config.train.groupSize
+        )
         #expect(result.weights.version == config.train.steps)
         for system in [worker, victim, learnerSystem] { await system.shutdown() }
     }
@@ -221,20 +227,27 @@ struct Hostile {
         let stranger = NodeID.random()
         let strangerSocket = try dealer(stranger, to: learner)
         var fuzz = WireFuzzer(seed: 1, sender: stranger)
-        try flood(strangerSocket, count: plan.stranger, counters: learnerWire.rejections) { fuzz.next(for: .stranger) }
+        try flood(strangerSocket, count: plan.stranger, counters: learnerWire.rejections) {
+            fuzz.next(for: .stranger)
+        }
 
         // A member: says hello, then sends garbage (and a real heartbeat now and then, to stay alive).
         let memberNode = NodeID.random()
         let memberSocket = try dealer(memberNode, to: learner)
         let helloPayload = Self.helloPayload(name: "member")
         _ = try memberSocket.send(
-            multipart: [WireHeader(kind: .hello, sender: memberNode, frameCount: 1, payloadBytes: UInt64(helloPayload.count)).encoded(), helloPayload])
+            multipart: [
+                WireHeader(
+                    kind: .hello, sender: memberNode, frameCount: 1, payloadBytes: UInt64(helloPayload.count)
+                ).encoded(), helloPayload,
+            ])
         guard try memberSocket.receiveMultipart(wait: .timeout(.seconds(10))) != nil else {
             throw RuntimeError("no welcome for the member")
         }
         fuzz = WireFuzzer(seed: 2, sender: memberNode)
         let heartbeat = WireHeader(kind: .heartbeat, sender: memberNode).encoded()
-        try flood(memberSocket, count: plan.member, counters: learnerWire.rejections, keepAlive: [heartbeat]) {
+        try flood(memberSocket, count: plan.member, counters: learnerWire.rejections, keepAlive: [heartbeat])
+        {
             fuzz.next(for: .member)
         }
 
@@ -261,8 +274,10 @@ struct Hostile {
         let welcome = Self.helloPayload(name: "learner")
         _ = try router.send(multipart: [
             victimID,
-            WireHeader(kind: .welcome, sender: hostileLearner, frameCount: 1, payloadBytes: UInt64(welcome.count))
-                .encoded(), welcome,
+            WireHeader(
+                kind: .welcome, sender: hostileLearner, frameCount: 1, payloadBytes: UInt64(welcome.count)
+            )
+            .encoded(), welcome,
         ])
         fuzz = WireFuzzer(seed: 4, sender: hostileLearner)
         let beat = WireHeader(kind: .heartbeat, sender: hostileLearner).encoded()
@@ -347,7 +362,8 @@ struct Hostile {
                 while let socket = drain, try socket.receiveMultipart(wait: .nonBlocking) != nil {}
                 guard ContinuousClock.now < deadline else {
                     throw RuntimeError(
-                        "\(counters.total) of \(target) counted after 20 s: \(counters.counts.sorted { $0.key < $1.key }); sent \(tally.expected.withLock { $0 }.sorted { $0.key < $1.key })")
+                        "\(counters.total) of \(target) counted after 20 s: \(counters.counts.sorted { $0.key < $1.key }); sent \(tally.expected.withLock { $0 }.sorted { $0.key < $1.key })"
+                    )
                 }
                 Thread.sleep(forTimeInterval: 0.0005)
             }
@@ -366,13 +382,16 @@ struct Hostile {
     static func unassignedSample(sender: NodeID) -> WireFuzzer.Message {
         let rollouts = (0..<4).map { r in
             Rollout(
-                id: UInt64(r), group: 0, prompt: [1, 2], completion: [3], behaviourLogProbs: [-1], versions: [0],
+                id: UInt64(r), group: 0, prompt: [1, 2], completion: [3], behaviourLogProbs: [-1],
+                versions: [0],
                 reward: 0, outcome: .correct)
         }
         let columns = SampleColumns(
             RolloutBatch(rollouts: rollouts, groupSize: 4), worker: sender, index: 1_000_000, attempt: 0)
         let payload = (try? BinaryEncoder().encode(columns)) ?? []
-        let header = WireHeader(kind: .bulk, sender: sender, frameCount: 1, payloadBytes: UInt64(payload.count))
-        return WireFuzzer.Message(name: "unassignedSample", frames: [header.encoded(), payload], reason: WireRejections.refused)
+        let header = WireHeader(
+            kind: .bulk, sender: sender, frameCount: 1, payloadBytes: UInt64(payload.count))
+        return WireFuzzer.Message(
+            name: "unassignedSample", frames: [header.encoded(), payload], reason: WireRejections.refused)
     }
 }

@@ -55,7 +55,9 @@ struct WireSecurityTests {
     @Test func anAllowedWorkerTrainsTheRunAndNoSecretKeyIsEverLogged() async throws {
         let (config, reference, folder) = try tinyRun(steps: 3, maxStaleness: 0)
         let log = CapturedLog()
-        let keyDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("rein-keys-\(UUID())").path
+        let keyDirectory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-keys-\(UUID())"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: keyDirectory) }
         let worker = try CurveKeyFiles.generate(in: keyDirectory, name: "worker")
         let allowed = try CurveKeyFiles.readAllowList(keyDirectory)
@@ -67,7 +69,8 @@ struct WireSecurityTests {
                 keys: try CurveKeyFiles.readSecret(worker.secretFile), serverKey: secure.keys.publicKey))
         let workerSystem = try ReinActorSystem(
             context: workerContext,
-            configuration: .init(name: "worker", security: workerWire.security, rejections: workerWire.rejections),
+            configuration: .init(
+                name: "worker", security: workerWire.security, rejections: workerWire.rejections),
             settings: testSettings, logger: log.logger("rein.worker"))
         async let served = serveLearner(
             secure.learner, on: secure.system, folder: folder, logger: log.logger("rein.serve"))
@@ -75,9 +78,12 @@ struct WireSecurityTests {
             on: workerSystem, learnerAddress: secure.endpoint, config: config, gpt: reference.config,
             logger: log.logger("rein.worker"), context: workerContext, wire: workerWire)
         let result = try await served
-        #expect(result.ledger.trained == config.train.steps * config.train.promptsPerStep * config.train.groupSize)
+        #expect(
+            result.ledger.trained == config.train.steps * config.train.promptsPerStep * config.train.groupSize
+        )
         #expect(result.weights.version == config.train.steps)
-        #expect(secure.authenticator.admitted >= 3, "ROUTER, sample PULL and weight PUB each admitted the worker")
+        #expect(
+            secure.authenticator.admitted >= 3, "ROUTER, sample PULL and weight PUB each admitted the worker")
         #expect(secure.authenticator.denied == 0)
         await workerSystem.shutdown()
         await secure.close()
@@ -87,7 +93,8 @@ struct WireSecurityTests {
         for secret in [secure.keys.secretKey, worker.keys.secretKey] {
             #expect(!lines.contains { $0.contains(secret) }, "a secret key appeared in the log")
         }
-        let mode = try FileManager.default.attributesOfItem(atPath: worker.secretFile)[.posixPermissions] as? Int
+        let mode =
+            try FileManager.default.attributesOfItem(atPath: worker.secretFile)[.posixPermissions] as? Int
         #expect(mode == 0o600)
     }
 
@@ -103,12 +110,14 @@ struct WireSecurityTests {
 
         // Cannot join: the connect fails with an error that says what to check.
         let strangerSystem = try ReinActorSystem(
-            context: outside, configuration: .init(name: "stranger", security: stranger), settings: testSettings,
+            context: outside, configuration: .init(name: "stranger", security: stranger),
+            settings: testSettings,
             logger: quiet)
         let error = await #expect(throws: RuntimeError.self) {
             try await runWorker(
                 on: strangerSystem, learnerAddress: secure.endpoint, config: config, gpt: reference.config,
-                logger: quiet, context: outside, connectTimeout: .seconds(2), wire: WireOptions(security: stranger))
+                logger: quiet, context: outside, connectTimeout: .seconds(2),
+                wire: WireOptions(security: stranger))
         }
         #expect(error?.description.contains("allow-list") == true)
         // Without CURVE at all, no better.
@@ -169,7 +178,8 @@ struct WireSecurityTests {
         var configuration = ZMQTransport.Configuration(name: LearnerActor.name, bind: "tcp://127.0.0.1:*")
         configuration.protocolVersion = 2  // a newer learner
         let learnerSystem = try ReinActorSystem(
-            context: context, configuration: configuration, settings: testSettings, logger: log.logger("learner"))
+            context: context, configuration: configuration, settings: testSettings,
+            logger: log.logger("learner"))
         let learner = try LearnerActor.named(
             on: learnerSystem, config: config, reference: reference, logger: quiet)
         let workerSystem = try ReinActorSystem(
@@ -196,6 +206,7 @@ struct WireSecurityTests {
                 reward: 1, outcome: .correct)
         }
         return try BinaryEncoder().encode(
-            SampleColumns(RolloutBatch(rollouts: rollouts, groupSize: 4), worker: .random(), index: 77, attempt: 0))
+            SampleColumns(
+                RolloutBatch(rollouts: rollouts, groupSize: 4), worker: .random(), index: 77, attempt: 0))
     }
 }

@@ -39,7 +39,11 @@ public struct TransportSecurity: Sendable, CustomStringConvertible {
 
     /// Configures `socket` for `link` (bind: server, connect: client).
     public func apply(to socket: ZMQSocket, link: BulkLink) throws {
-        if case .bind = link { try apply(to: socket, binding: true) } else { try apply(to: socket, binding: false) }
+        if case .bind = link {
+            try apply(to: socket, binding: true)
+        } else {
+            try apply(to: socket, binding: false)
+        }
     }
 
     public var description: String {
@@ -106,9 +110,12 @@ public enum CurveKeyFiles {
             throw TransportSecurityError("no allow-list at \(path)")
         }
         if isDirectory.boolValue {
-            let names = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".pub") }
+            let names = try FileManager.default.contentsOfDirectory(atPath: path).filter {
+                $0.hasSuffix(".pub")
+            }
             guard !names.isEmpty else { throw TransportSecurityError("\(path) holds no *.pub files") }
-            return Set(try names.sorted().map { try readPublic((path as NSString).appendingPathComponent($0)) })
+            return Set(
+                try names.sorted().map { try readPublic((path as NSString).appendingPathComponent($0)) })
         }
         let lines = try contents(path).split(whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }

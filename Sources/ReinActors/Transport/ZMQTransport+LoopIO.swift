@@ -70,7 +70,8 @@ extension ZMQTransport.IOLoop {
             taken += 1
             if isRouter {
                 guard parts.count >= 2 else {
-                    let source = Source(routingID: parts.first?.bytes ?? [], address: parts.first?.peerAddress)
+                    let source = Source(
+                        routingID: parts.first?.bytes ?? [], address: parts.first?.peerAddress)
                     reject(WireError(.truncated, "message has no header frame"), from: source, on: socket)
                     continue
                 }
@@ -157,11 +158,14 @@ extension ZMQTransport.IOLoop {
                 return
             }
             guard kind != .hello, kind != .welcome else {
-                reject(PeerRejection(WireRejections.wrongKind, "\(kind) after the handshake"), from: source, on: socket)
+                reject(
+                    PeerRejection(WireRejections.wrongKind, "\(kind) after the handshake"), from: source,
+                    on: socket)
                 return
             }
         } else if kind != .welcome {
-            reject(PeerRejection(WireRejections.wrongKind, "\(kind) before welcome"), from: source, on: socket)
+            reject(
+                PeerRejection(WireRejections.wrongKind, "\(kind) before welcome"), from: source, on: socket)
             return
         }
         switch kind {
@@ -200,7 +204,11 @@ extension ZMQTransport.IOLoop {
                     throw WireError(.truncated, "\(kind) without its envelope frame")
                 }
                 try first.withUnsafeBytes { (raw) throws(WireError) in
-                    if kind == .call { _ = try CallEnvelope.decode(raw) } else { _ = try ReplyEnvelope.decode(raw) }
+                    if kind == .call {
+                        _ = try CallEnvelope.decode(raw)
+                    } else {
+                        _ = try ReplyEnvelope.decode(raw)
+                    }
                 }
             } catch {
                 reject(error, from: source, on: socket)

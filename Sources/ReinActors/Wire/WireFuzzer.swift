@@ -62,7 +62,8 @@ public struct WireFuzzer: Sendable {
     }
 
     private func header(
-        _ kind: MessageKind, frames: [[UInt8]], sender: NodeID? = nil, version: UInt16 = WireHeader.currentVersion
+        _ kind: MessageKind, frames: [[UInt8]], sender: NodeID? = nil,
+        version: UInt16 = WireHeader.currentVersion
     ) -> [UInt8] {
         WireHeader(
             kind: kind, sender: sender ?? self.sender, sequence: 1, frameCount: UInt16(frames.count),
@@ -96,7 +97,8 @@ public struct WireFuzzer: Sendable {
             let extra = (0..<below(3)).map { _ in bytes(below(16)) }
             return Message(
                 name: "randomBytes", frames: [frame] + extra,
-                reason: frame.count < 4 ? WireError.Code.truncated.description : WireError.Code.badMagic.description)
+                reason: frame.count < 4
+                    ? WireError.Code.truncated.description : WireError.Code.badMagic.description)
         case 1:
             let full = header(controlKind, frames: [])
             return Message(
@@ -116,7 +118,8 @@ public struct WireFuzzer: Sendable {
             let kind = UInt16(8 + below(Int(UInt16.max) - 8))
             full[6] = UInt8(truncatingIfNeeded: kind)
             full[7] = UInt8(truncatingIfNeeded: kind >> 8)
-            return Message(name: "unknownKind", frames: [full], reason: WireError.Code.unknownKind.description)
+            return Message(
+                name: "unknownKind", frames: [full], reason: WireError.Code.unknownKind.description)
         case 5:
             return Message(
                 name: "longHeader", frames: [header(controlKind, frames: []) + bytes(1 + below(16))],
@@ -126,13 +129,15 @@ public struct WireFuzzer: Sendable {
             var full = header(controlKind, frames: payload)
             full[10] = UInt8(payload.count + 1 + below(5))  // more frames than present
             return Message(
-                name: "lyingFrameCount", frames: [full] + payload, reason: WireError.Code.lengthMismatch.description)
+                name: "lyingFrameCount", frames: [full] + payload,
+                reason: WireError.Code.lengthMismatch.description)
         case 7:
             let payload = [bytes(below(32))]
             var full = header(controlKind, frames: payload)
             full[40] &+= UInt8(1 + below(200))  // bytes that are not there
             return Message(
-                name: "lyingByteCount", frames: [full] + payload, reason: WireError.Code.lengthMismatch.description)
+                name: "lyingByteCount", frames: [full] + payload,
+                reason: WireError.Code.lengthMismatch.description)
         default:
             // Declares more than the limits allow (checked before anything is allocated or matched).
             var full = header(controlKind, frames: [])
@@ -142,7 +147,8 @@ public struct WireFuzzer: Sendable {
             } else {
                 for i in 40..<48 { full[i] = 0x7f }  // ~9 EB of payload
             }
-            return Message(name: "declaredOversize", frames: [full], reason: WireError.Code.oversize.description)
+            return Message(
+                name: "declaredOversize", frames: [full], reason: WireError.Code.oversize.description)
         }
     }
 
@@ -190,7 +196,8 @@ public struct WireFuzzer: Sendable {
         case .bulk:
             if pick == 0 {
                 return Message(
-                    name: "controlOnBulk", frames: [header(.heartbeat, frames: [])], reason: WireRejections.wrongKind)
+                    name: "controlOnBulk", frames: [header(.heartbeat, frames: [])],
+                    reason: WireRejections.wrongKind)
             }
             // A bulk header with a payload no consumer accepts: an odd byte count (not floats, and
             // not a sample batch), in one or two frames.

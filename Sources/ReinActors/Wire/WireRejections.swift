@@ -107,7 +107,8 @@ public final class WireRejections: Sendable {
     }
 
     private func forgetOldest(
-        _ entries: inout [String: (at: ContinuousClock.Instant, suppressed: Int)], now: ContinuousClock.Instant
+        _ entries: inout [String: (at: ContinuousClock.Instant, suppressed: Int)],
+        now: ContinuousClock.Instant
     ) {
         // Forget everything idle for longer than the interval; if all are recent, the older half.
         entries = entries.filter { now - $0.value.at < logInterval }

@@ -69,7 +69,9 @@ struct FuzzWireCommand: ParsableCommand {
                 }
                 fuzz = WireFuzzer(seed: seed &+ 1, sender: member)
                 let beat = WireHeader(kind: .heartbeat, sender: member).encoded()
-                try flood(memberSocket, count: counts[1], tally: &tally, keepAlive: [beat]) { fuzz.next(for: .member) }
+                try flood(memberSocket, count: counts[1], tally: &tally, keepAlive: [beat]) {
+                    fuzz.next(for: .member)
+                }
                 try oversize(context: context, pattern: .dealer, to: learner)
             }
             if let samples {
@@ -90,7 +92,9 @@ struct FuzzWireCommand: ParsableCommand {
     }
 
     /// Binds a fake learner, welcomes the first worker and floods its DEALER.
-    private func floodWorker(at address: String, context: ZMQContext, count: Int, tally: inout [String: Int]) throws {
+    private func floodWorker(at address: String, context: ZMQContext, count: Int, tally: inout [String: Int])
+        throws
+    {
         let router = try context.socket(.router)
         try router.setLinger(.zero)
         try router.bind(address)
@@ -107,9 +111,12 @@ struct FuzzWireCommand: ParsableCommand {
         _ = try router.send(multipart: [victim] + Self.hello(from: node, kind: .welcome))
         var fuzz = WireFuzzer(seed: seed &+ 3, sender: node)
         let beat = WireHeader(kind: .heartbeat, sender: node).encoded()
-        try flood(router, count: count, tally: &tally, prefix: victim, keepAlive: [beat]) { fuzz.next(for: .dealer) }
+        try flood(router, count: count, tally: &tally, prefix: victim, keepAlive: [beat]) {
+            fuzz.next(for: .dealer)
+        }
         // Oversize frames towards the worker's DEALER: libzmq drops the connection.
-        _ = try router.send(multipart: [victim, [UInt8](repeating: 1, count: maxFrameBytes + 1)], wait: .timeout(.seconds(1)))
+        _ = try router.send(
+            multipart: [victim, [UInt8](repeating: 1, count: maxFrameBytes + 1)], wait: .timeout(.seconds(1)))
         Thread.sleep(forTimeInterval: 0.5)
     }
 
@@ -147,7 +154,9 @@ struct FuzzWireCommand: ParsableCommand {
     private func oversize(context: ZMQContext, pattern: ZMQSocketType, to endpoint: String) throws {
         let big = [UInt8](repeating: 9, count: maxFrameBytes + 1)
         for _ in 0..<5 {
-            let socket = pattern == .dealer ? try dealer(.random(), to: endpoint, context: context) : try context.socket(pattern)
+            let socket =
+                pattern == .dealer
+                ? try dealer(.random(), to: endpoint, context: context) : try context.socket(pattern)
             if pattern != .dealer { try socket.connect(endpoint) }
             try socket.setLinger(.seconds(1))
             _ = try socket.send(multipart: [big], wait: .timeout(.seconds(1)))
@@ -163,7 +172,8 @@ struct FuzzWireCommand: ParsableCommand {
         w.write("")
         let payload = w.bytes
         return [
-            WireHeader(kind: kind, sender: node, frameCount: 1, payloadBytes: UInt64(payload.count)).encoded(),
+            WireHeader(kind: kind, sender: node, frameCount: 1, payloadBytes: UInt64(payload.count))
+                .encoded(),
             payload,
         ]
     }

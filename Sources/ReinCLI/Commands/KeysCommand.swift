@@ -51,12 +51,15 @@ struct KeysGenerateCommand: ParsableCommand {
 struct WireSecurityOptions: ParsableArguments {
     @Option(
         name: .long,
-        help: "This node's CURVE secret key file (from `rein keys generate`); turns on CURVE for every socket.")
+        help:
+            "This node's CURVE secret key file (from `rein keys generate`); turns on CURVE for every socket.")
     var curveSecret: String?
 
     @Option(
         name: .long,
-        help: "Learner: the worker public keys admitted (a directory of *.pub files, or a file of keys, one per line).")
+        help:
+            "Learner: the worker public keys admitted (a directory of *.pub files, or a file of keys, one per line)."
+    )
     var allow: String?
 
     @Option(name: .long, help: "Worker: the learner's CURVE public key file.")
@@ -116,7 +119,9 @@ struct WireSecurityOptions: ParsableArguments {
         if let curveSecret { arguments += ["--curve-secret", curveSecret] }
         if let allow { arguments += ["--allow", allow] }
         if let learnerKey { arguments += ["--learner-key", learnerKey] }
-        if maxFrameBytes != WireLimits.default.maxFrameBytes { arguments += ["--max-frame-bytes", "\(maxFrameBytes)"] }
+        if maxFrameBytes != WireLimits.default.maxFrameBytes {
+            arguments += ["--max-frame-bytes", "\(maxFrameBytes)"]
+        }
         return arguments
     }
 }
@@ -134,7 +139,8 @@ func startAuthenticator(
             let key = decision.publicKey.isEmpty ? "no key" : "public key \(decision.publicKey)"
             rejections.record(
                 "unauthenticated", peer: decision.address,
-                error: TransportSecurityError("\(decision.mechanism) client (\(key)) is not on the allow-list"),
+                error: TransportSecurityError(
+                    "\(decision.mechanism) client (\(key)) is not on the allow-list"),
                 logger: logger)
         }
     }

@@ -235,7 +235,8 @@ struct WorkerCommand: AsyncParsableCommand {
             logger: logger)
         let service = WorkerService(
             system: system, learnerAddress: learner, config: config,
-            gpt: config.gptConfig(vocab: task.tokenizer.vocabSize), context: context, wire: wire, logger: logger)
+            gpt: config.gptConfig(vocab: task.tokenizer.vocabSize), context: context, wire: wire,
+            logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
