@@ -75,7 +75,8 @@ extension ZMQTransport.IOLoop {
                     reject(WireError(.truncated, "message has no header frame"), from: source, on: socket)
                     continue
                 }
-                let source = Source(routingID: parts[0].bytes, address: parts[0].peerAddress)
+                let source = Source(
+                    routingID: parts[0].bytes, address: parts[1].peerAddress ?? parts[0].peerAddress)
                 accept(parts[1...].map(WireFrame.init), from: source, on: socket)
             } else {
                 // A DEALER whose welcome was just taken in this batch belongs to its node now.
