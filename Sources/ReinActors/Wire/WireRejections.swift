@@ -51,6 +51,9 @@ public final class WireRejections: Sendable {
     /// Every reason seen so far with its count.
     public var counts: [String: Int] { state.withLock { $0.counts } }
 
+    /// Peers remembered for rate limiting now (at most ``maxRemembered``).
+    var rememberedPeers: Int { state.withLock { $0.lastLogged.count } }
+
     /// A one-line summary, `"12 rejected (badMagic 5, truncated 7)"`, or `"none rejected"`.
     public var summary: String {
         let counts = self.counts
