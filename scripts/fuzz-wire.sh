@@ -17,7 +17,8 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 overrides=(
     --set threads=1 --set model.context=16 --set model.d_model=16 --set model.layers=1 --set model.heads=2
     --set task.train_size=200 --set task.held_out_size=50 --set train.prompts_per_step=4
-    --set train.group_size=4 --set train.eval_size=20 --set train.steps=1000000 --set run_dir="$work/run"
+    --set train.group_size=4 --set train.eval_size=20 --set train.steps=1000000 --set train.max_staleness=0
+    --set run_dir="$work/run"
 )
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -44,7 +45,8 @@ learner_after=$(rss $learner)
 echo "fuzz-wire: $((frames / 3)) hostile frames against a worker (DEALER) from a fake learner"
 $REIN fuzz-wire --serve-worker "tcp://127.0.0.1:$fake_port" --frames $((frames / 3)) >"$work/fuzz-worker.txt" &
 fake=$!
-$REIN worker --learner "tcp://127.0.0.1:$fake_port" --name victim --call-timeout 600 --heartbeat-timeout 30 "${overrides[@]}" \
+# The victim's join call is never answered: it gives up after --call-timeout and logs its counts.
+$REIN worker --learner "tcp://127.0.0.1:$fake_port" --name victim --call-timeout 15 --heartbeat-timeout 30 "${overrides[@]}" \
     >"$work/victim.out" 2>"$work/victim.err" &
 victim=$!
 sleep 1
@@ -54,7 +56,10 @@ cat "$work/fuzz-worker.txt"
 sleep 1
 kill -0 $victim || { echo "FAIL: the flooded worker died" >&2; tail -5 "$work/victim.err" >&2; exit 1; }
 victim_after=$(rss $victim)
-kill -KILL $victim; wait $victim 2>/dev/null || true  # it waits for a join reply that never comes
+wait $victim 2>/dev/null || true
+victim_summary=$(grep -o "wire: .*" "$work/victim.err" | tail -1)
+victim_sent=$(grep -o "sent [0-9]*" "$work/fuzz-worker.txt" | awk '{print $2}')
+victim_counted=$(echo "$victim_summary" | grep -o "wire: [0-9]*" | awk '{print $2}')
 
 kill -TERM $learner
 wait $learner || { echo "FAIL: the learner did not exit 0" >&2; tail -5 "$work/learner.err" >&2; exit 1; }
@@ -63,10 +68,15 @@ summary=$(grep -o "wire: .*" "$work/learner.err" | tail -1)
 sent=$(grep -o "sent [0-9]*" "$work/fuzz-learner.txt" | awk '{print $2}')
 counted=$(echo "$summary" | grep -o "wire: [0-9]*" | awk '{print $2}')
 echo "learner $summary"
+echo "flooded worker $victim_summary"
 echo "learner RSS ${learner_before} KiB -> ${learner_after} KiB; flooded worker RSS ${victim_before} KiB -> ${victim_after} KiB"
 echo "log lines about rejections: learner $(grep -c 'rejected message' "$work/learner.err"), worker $(grep -c 'rejected message' "$work/victim.err")"
 if [ "${counted:-0}" -lt "$sent" ]; then
     echo "FAIL: the learner counted ${counted:-0} rejections for $sent hostile frames" >&2
+    exit 1
+fi
+if [ "${victim_counted:-0}" -lt "$victim_sent" ]; then
+    echo "FAIL: the flooded worker counted ${victim_counted:-0} rejections for $victim_sent hostile frames" >&2
     exit 1
 fi
 echo "fuzz-wire: OK (logs in $work)"

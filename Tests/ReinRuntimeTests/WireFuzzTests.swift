@@ -132,6 +132,11 @@ struct WireFuzzTests {
         defer { cache.close() }
         while done.wait(timeout: .now()) == .timedOut { try await Task.sleep(for: .milliseconds(20)) }
         let elapsed = clock.now - started
+        // The fake learner ended with an oversize frame, so libzmq dropped the victim's connection
+        // to it. The victim's transport must not hang sending its heartbeats there: it still
+        // connects to the real learner.
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await victim.connect(to: learnerEndpoint, timeout: .seconds(10))
         let rssAfter = residentKiB()
 
         if let failure = tally.failure.withLock({ $0 }) { Issue.record("\(failure)") }
@@ -286,6 +291,11 @@ struct Hostile {
             router, count: plan.dealer, counters: workerWire.rejections, prefix: victimID, keepAlive: [beat],
             drain: router
         ) { fuzz.next(for: .dealer) }
+
+        // Then a frame over the victim's limit: libzmq drops that connection.
+        _ = try router.send(
+            multipart: [victimID, [UInt8](repeating: 3, count: workerWire.limits.maxFrameBytes + 1)],
+            wait: .timeout(.seconds(1)))
 
         // A fake weight broadcast for the worker's SUB.
         let pub = try context.socket(.pub)

@@ -34,16 +34,26 @@ extension ZMQTransport.IOLoop {
         }
     }
 
+    /// Sends a multipart message without ever blocking the owner thread: the first frame goes
+    /// non-blocking (control sockets have no high-water mark, so it only fails when the socket has
+    /// no pipe to the peer at all, e.g. after libzmq dropped the connection over a protocol error
+    /// such as an oversize frame); the rest follow atomically.
+    /// - Throws: `ZMQError` (`EAGAIN`, "no connection to the peer") instead of blocking forever.
     func send(_ frames: [WireFrame], on socket: ZMQSocket) throws {
         for (i, frame) in frames.enumerated() {
             let more = i + 1 < frames.count
+            let wait: ZMQWait = i == 0 ? .nonBlocking : .blocking
+            let sent: Bool
             switch frame.storage {
-            case .bytes(let bytes): try socket.send(bytes, more: more)
-            case .buffer(let buffer): try socket.send(buffer, more: more)
+            case .bytes(let bytes): sent = try socket.send(bytes, more: more, wait: wait)
+            case .buffer(let buffer): sent = try socket.send(buffer, more: more, wait: wait)
             case .message(let message):
-                _ = try message.withUnsafeBytes { (raw) throws(ZMQError) in
-                    try socket.send(raw, more: more)
+                sent = try message.withUnsafeBytes { (raw) throws(ZMQError) in
+                    try socket.send(raw, more: more, wait: wait)
                 }
+            }
+            if !sent {
+                throw ZMQError(operation: "zmq_send", code: EAGAIN, context: "no connection to the peer")
             }
         }
     }

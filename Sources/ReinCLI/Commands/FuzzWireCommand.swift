@@ -97,6 +97,7 @@ struct FuzzWireCommand: ParsableCommand {
     {
         let router = try context.socket(.router)
         try router.setLinger(.zero)
+        try router.setRouterMandatory(true)  // block at the high-water mark instead of dropping
         try router.bind(address)
         emit("fake learner listening on \(try router.lastEndpoint)")
         fflush(nil)

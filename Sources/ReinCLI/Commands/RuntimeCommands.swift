@@ -241,7 +241,7 @@ struct WorkerCommand: AsyncParsableCommand {
             configuration: .init(
                 services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        defer { logger.info("wire: \(wire.rejections.summary)") }
         try await group.run()
-        logger.info("wire: \(wire.rejections.summary)")
     }
 }
