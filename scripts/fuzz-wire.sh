@@ -45,17 +45,21 @@ learner_after=$(rss $learner)
 echo "fuzz-wire: $((frames / 3)) hostile frames against a worker (DEALER) from a fake learner"
 $REIN fuzz-wire --serve-worker "tcp://127.0.0.1:$fake_port" --frames $((frames / 3)) >"$work/fuzz-worker.txt" &
 fake=$!
-# The victim's join call is never answered: it gives up after --call-timeout and logs its counts.
+# The victim's join call is never answered; the fake ends with an oversize frame, libzmq drops the
+# connection, the victim finds its learner lost and exits, logging its counts.
 $REIN worker --learner "tcp://127.0.0.1:$fake_port" --name victim --call-timeout 15 --heartbeat-timeout 30 "${overrides[@]}" \
     >"$work/victim.out" 2>"$work/victim.err" &
 victim=$!
 sleep 1
 victim_before=$(rss $victim)
-wait $fake
-cat "$work/fuzz-worker.txt"
-sleep 1
+until grep -q "flood done" "$work/fuzz-worker.txt"; do
+    kill -0 $fake 2>/dev/null || break
+    sleep 0.1
+done
 kill -0 $victim || { echo "FAIL: the flooded worker died" >&2; tail -5 "$work/victim.err" >&2; exit 1; }
 victim_after=$(rss $victim)
+wait $fake
+cat "$work/fuzz-worker.txt"
 wait $victim 2>/dev/null || true
 victim_summary=$(grep -o "wire: .*" "$work/victim.err" | tail -1)
 victim_sent=$(grep -o "sent [0-9]*" "$work/fuzz-worker.txt" | awk '{print $2}')

@@ -115,7 +115,14 @@ struct FuzzWireCommand: ParsableCommand {
         try flood(router, count: count, tally: &tally, prefix: victim, keepAlive: [beat]) {
             fuzz.next(for: .dealer)
         }
-        // Oversize frames towards the worker's DEALER: libzmq drops the connection.
+        emit("flood done: \(tally.values.reduce(0, +)) frames; an oversize frame follows in 2 s")
+        fflush(nil)
+        for _ in 0..<8 {
+            _ = try router.send(multipart: [victim, beat], wait: .timeout(.seconds(1)))
+            Thread.sleep(forTimeInterval: 0.25)
+        }
+        // Oversize frames towards the worker's DEALER: libzmq drops the connection (and the
+        // worker finds its learner lost).
         _ = try router.send(
             multipart: [victim, [UInt8](repeating: 1, count: maxFrameBytes + 1)], wait: .timeout(.seconds(1)))
         Thread.sleep(forTimeInterval: 0.5)
