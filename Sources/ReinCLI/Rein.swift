@@ -21,7 +21,7 @@ public struct Rein: AsyncParsableCommand {
             ModelCommand.self,
             TaskCommand.self,
             BenchCommand.self, LearnerCommand.self, WorkerCommand.self, LaunchCommand.self,
-            StatusCommand.self,
+            StatusCommand.self, KeysCommand.self, FuzzWireCommand.self,
         ]
     )
 

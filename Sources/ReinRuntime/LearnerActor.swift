@@ -273,6 +273,14 @@ public distributed actor LearnerActor {
         while ring.count > 1, ring[1].version <= oldestNeeded { ring.removeFirst() }
     }
 
+    /// Whether batch `index` (attempt `attempt`) is assigned to `worker` now, i.e. whether
+    /// ``deliver(worker:index:attempt:incarnation:batch:)`` would take it if it came from this
+    /// incarnation (the sample stream refuses others before they reach it, counted and rate-limited).
+    public distributed func expects(worker: NodeID, index: Int, attempt: Int) -> Bool {
+        guard let assignment = assigned[index] else { return false }
+        return assignment.worker == worker && assignment.attempt == attempt
+    }
+
     /// `worker` delivers batch `index` (attempt `attempt`, assigned by learner incarnation
     /// `incarnation`); trains every batch now ready in index order.
     ///

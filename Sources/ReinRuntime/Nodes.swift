@@ -74,15 +74,16 @@ public func runWorker(
     on system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig, logger: Logger,
     context: ZMQContext? = nil, connectTimeout: Duration = .seconds(30),
     reconnectTimeout: Duration = .seconds(60), stop: StopSignal? = nil,
-    beforeDelivery: (@Sendable (Int) async -> Void)? = nil
+    beforeDelivery: (@Sendable (Int) async -> Void)? = nil, wire: WireOptions = WireOptions()
 ) async throws {
     let worker = try RolloutWorkerActor(actorSystem: system, config: config, gpt: gpt, logger: logger)
     var window = connectTimeout
     var lost: NodeID?
     while true {
         guard
-            let peer = try await connectWithRetry(
-                system, to: learnerAddress, within: window, excluding: lost, stop: stop, logger: logger)
+            let peer = try await connectExplained(
+                system, to: learnerAddress, within: window, excluding: lost, stop: stop, wire: wire,
+                logger: logger)
         else {
             logger.notice("stopped before reaching the learner")
             return
@@ -92,7 +93,7 @@ public func runWorker(
             id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
         let outcome = try await work(
             worker, for: learner, context: context, learnerAddress: learnerAddress, stop: stop,
-            beforeDelivery: beforeDelivery)
+            beforeDelivery: beforeDelivery, wire: wire)
         switch outcome {
         case .finished:
             return
@@ -124,13 +125,13 @@ enum WorkOutcome {
 /// Runs `worker` for `learner` until the run is over or the learner is gone.
 func work(
     _ worker: RolloutWorkerActor, for learner: LearnerActor, context: ZMQContext?, learnerAddress: String,
-    stop: StopSignal?, beforeDelivery: (@Sendable (Int) async -> Void)?
+    stop: StopSignal?, beforeDelivery: (@Sendable (Int) async -> Void)?, wire: WireOptions
 ) async throws -> WorkOutcome {
     do {
         try await worker.whenLocal {
             try await $0.run(
                 learner: learner, context: context, learnerAddress: learnerAddress, stop: stop,
-                beforeDelivery: beforeDelivery)
+                beforeDelivery: beforeDelivery, wire: wire)
         }
         return .finished
     } catch let error as RemoteCallError {
@@ -142,9 +143,29 @@ func work(
     }
 }
 
+/// ``connectWithRetry(_:to:within:excluding:stop:logger:)``, with a hint when CURVE is on and
+/// nobody answers (the usual cause: a key not on the learner's allow-list).
+func connectExplained(
+    _ system: ReinActorSystem, to address: String, within limit: Duration, excluding excluded: NodeID?,
+    stop: StopSignal?, wire: WireOptions, logger: Logger
+) async throws -> Member? {
+    do {
+        return try await connectWithRetry(
+            system, to: address, within: limit, excluding: excluded, stop: stop, logger: logger)
+    } catch let error as RemoteCallError where error.code == .timedOut && wire.security != nil {
+        throw RuntimeError(
+            """
+            no answer from the learner at \(address) within \(limit) with CURVE on: \
+            is this worker's public key on the learner's allow-list, and is --learner-key the learner's \
+            public key? (\(error))
+            """)
+    }
+}
+
 /// Connects to `address`, retrying every 200 ms until `limit` has passed (`nil` if `stop` is
-/// raised first). A node answering there as `excluded` (the learner just lost, whose connection is
-/// still being torn down) does not count: the retries go on until another one answers.
+/// raised first; no retries after a protocol-version mismatch, which names both versions). A node
+/// answering there as `excluded` (the learner just lost, whose connection is still being torn
+/// down) does not count: the retries go on until another one answers.
 func connectWithRetry(
     _ system: ReinActorSystem, to address: String, within limit: Duration, excluding excluded: NodeID? = nil,
     stop: StopSignal? = nil, logger: Logger
@@ -161,6 +182,8 @@ func connectWithRetry(
                 throw RemoteCallError(.peerLost, "\(address) is still the lost \(member)")
             }
             return member
+        } catch let error as WireError where error.code == .unsupportedVersion {
+            throw error  // another build: retrying cannot help
         } catch {
             if clock.now >= deadline { throw error }
             logger.debug("learner at \(address) not reachable yet: \(error)")

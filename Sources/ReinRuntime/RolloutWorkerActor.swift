@@ -55,12 +55,15 @@ public distributed actor RolloutWorkerActor {
     ///   - stop: checked between batches; when raised, the worker returns.
     ///   - beforeDelivery: called with each batch index after sampling, before delivering (tests use
     ///     it to kill the worker with a batch in flight).
+    ///   - wire: CURVE security, limits and rejection counters for the weight subscription and the
+    ///     sample stream.
     /// - Throws: ``RemoteCallError`` when the learner is lost; ``RuntimeError`` on bad weights.
     public func run(
         learner: LearnerActor, context: ZMQContext? = nil, learnerAddress: String = "",
         poll: Duration = .milliseconds(2),
         stop: StopSignal? = nil,
-        beforeDelivery: (@Sendable (Int) async -> Void)? = nil
+        beforeDelivery: (@Sendable (Int) async -> Void)? = nil,
+        wire: WireOptions = WireOptions()
     ) async throws {
         let node = actorSystem.node
         let joined = try await learner.join(worker: node)
@@ -69,13 +72,15 @@ public distributed actor RolloutWorkerActor {
         if let context, let endpoint = joined.broadcast {
             cache = WeightCache(
                 context: context, endpoint: WeightCache.reachable(endpoint, from: learnerAddress),
-                keep: joined.keepVersions, logger: logger)
+                keep: joined.keepVersions, expectedCount: joined.weights.values.count, wire: wire,
+                logger: logger)
         }
         var stream: BulkSender?
         if let context, let endpoint = joined.samples {
             stream = try BulkSender(
                 context: context, node: node,
-                link: .connect(WeightCache.reachable(endpoint, from: learnerAddress)))
+                link: .connect(WeightCache.reachable(endpoint, from: learnerAddress)), security: wire.security
+            )
         }
         defer {
             cache?.close()

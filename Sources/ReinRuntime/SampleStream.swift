@@ -107,10 +107,19 @@ public final class SampleSink: Sendable {
     private let logger: Logger
 
     /// Binds `address`; nothing is delivered before ``attach(to:)``.
-    public init(context: ZMQContext, bind address: String, logger: Logger) {
-        receiver = BulkReceiver(context: context, link: .bind(address), pattern: .pull, logger: logger)
+    /// - Parameter wire: CURVE security (the PULL is a CURVE server), limits (the frame limit must
+    ///   hold the largest sample batch) and the rejection counters.
+    public init(context: ZMQContext, bind address: String, wire: WireOptions = WireOptions(), logger: Logger)
+    {
+        receiver = BulkReceiver(
+            context: context, link: .bind(address), pattern: .pull, limits: wire.limits,
+            security: wire.security,
+            rejections: wire.rejections, logger: logger)
         self.logger = logger
     }
+
+    /// Where rejected sample messages are counted.
+    public var rejections: WireRejections { receiver.rejections }
 
     /// Delivers what arrives to `learner`.
     public func attach(to learner: LearnerActor) {
@@ -119,7 +128,7 @@ public final class SampleSink: Sendable {
         let started = Task {
             do {
                 for try await messages in receiver {
-                    for message in messages { await Self.deliver(message, to: learner, logger: logger) }
+                    for message in messages { await Self.deliver(message, to: learner, receiver: receiver) }
                 }
             } catch {
                 logger.warning("sample stream stopped: \(error)")
@@ -128,17 +137,40 @@ public final class SampleSink: Sendable {
         task.withLock { $0 = started }
     }
 
-    private static func deliver(_ message: BulkMessage, to learner: LearnerActor, logger: Logger) async {
+    /// Decodes and delivers one message; a payload that does not decode is counted as
+    /// ``WireRejections/badPayload``, a batch the learner refuses as ``WireRejections/refused``
+    /// (both logged at most once per second per peer).
+    private static func deliver(_ message: BulkMessage, to learner: LearnerActor, receiver: BulkReceiver)
+        async
+    {
+        let batch: RolloutBatch
+        let columns: SampleColumns
         do {
-            guard let frame = message.frames.first else { throw RuntimeError("empty sample message") }
-            let columns = try frame.withUnsafeBytes { raw in
+            guard message.frames.count == 1, let frame = message.frames.first else {
+                throw RuntimeError("a sample message has one frame, not \(message.frames.count)")
+            }
+            columns = try frame.withUnsafeBytes { raw in
                 try BinaryDecoder().decode(SampleColumns.self, from: raw)
+            }
+            batch = try columns.batch()
+        } catch {
+            receiver.reject(message, reason: WireRejections.badPayload, error: error)
+            return
+        }
+        do {
+            guard
+                try await learner.expects(
+                    worker: columns.worker, index: columns.index, attempt: columns.attempt)
+            else {
+                throw RuntimeError(
+                    "sample batch \(columns.index) attempt \(columns.attempt) from \(columns.worker) is not assigned to it"
+                )
             }
             try await learner.deliver(
                 worker: columns.worker, index: columns.index, attempt: columns.attempt,
-                incarnation: columns.incarnation, batch: try columns.batch())
+                incarnation: columns.incarnation, batch: batch)
         } catch {
-            logger.warning("sample message rejected: \(error)")
+            receiver.reject(message, reason: WireRejections.refused, error: error)
         }
     }
 

@@ -56,18 +56,22 @@ public struct WorkerService: Service, CustomStringConvertible {
     let context: ZMQContext?
     let reconnectTimeout: Duration
     let beforeDelivery: (@Sendable (Int) async -> Void)?
+    let wire: WireOptions
 
     /// A worker on `system` for the learner at `learnerAddress`; with a `context`, it subscribes
     /// to the learner's weight broadcast. A lost learner is looked for again for up to
-    /// `reconnectTimeout` (see ``runWorker(on:learnerAddress:config:gpt:logger:context:connectTimeout:reconnectTimeout:stop:beforeDelivery:)``).
+    /// `reconnectTimeout` (see ``runWorker(on:learnerAddress:config:gpt:logger:context:connectTimeout:reconnectTimeout:stop:beforeDelivery:wire:)``).
+    /// `wire` secures and limits its bulk sockets.
     public init(
         system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig,
         context: ZMQContext? = nil, reconnectTimeout: Duration = .seconds(60),
-        beforeDelivery: (@Sendable (Int) async -> Void)? = nil, logger: Logger
+        beforeDelivery: (@Sendable (Int) async -> Void)? = nil, wire: WireOptions = WireOptions(),
+        logger: Logger
     ) {
         self.beforeDelivery = beforeDelivery
         self.context = context
         self.reconnectTimeout = reconnectTimeout
+        self.wire = wire
         self.system = system
         self.learnerAddress = learnerAddress
         self.config = config
@@ -84,7 +88,7 @@ public struct WorkerService: Service, CustomStringConvertible {
                 try await runWorker(
                     on: system, learnerAddress: learnerAddress, config: config, gpt: gpt, logger: logger,
                     context: context, reconnectTimeout: reconnectTimeout, stop: stop,
-                    beforeDelivery: beforeDelivery)
+                    beforeDelivery: beforeDelivery, wire: wire)
             } onGracefulShutdown: {
                 stop.stop()
             }

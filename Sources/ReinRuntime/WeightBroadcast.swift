@@ -16,11 +16,14 @@ public final class WeightBroadcaster: Sendable {
     /// worker side).
     public var endpoint: String? { sender.endpoint }
 
-    /// A broadcaster bound to `address` (`tcp://0.0.0.0:*`, `inproc://…`).
-    public init(context: ZMQContext, node: NodeID, bind address: String) throws {
+    /// A broadcaster bound to `address` (`tcp://0.0.0.0:*`, `inproc://…`); with `security`, the
+    /// PUB is a CURVE server and only subscribers the ZAP handler admits receive anything.
+    public init(
+        context: ZMQContext, node: NodeID, bind address: String, security: TransportSecurity? = nil
+    ) throws {
         sender = try BulkSender(
             context: context, node: node, link: .bind(address), pattern: .pub, highWaterMark: 4,
-            sendTimeout: .seconds(5))
+            sendTimeout: .seconds(5), security: security)
     }
 
     /// Publishes `weights`.
@@ -61,8 +64,19 @@ public final class WeightCache: Sendable {
     private let task: Task<Void, Never>
 
     /// Subscribes to `endpoint`, keeping the newest `keep` versions.
-    public init(context: ZMQContext, endpoint: String, keep: Int, logger: Logger) {
-        let receiver = BulkReceiver(context: context, link: .connect(endpoint), pattern: .sub, logger: logger)
+    /// - Parameters:
+    ///   - expectedCount: the number of parameters; a message with another count is rejected
+    ///     (`nil`: any count).
+    ///   - wire: CURVE security (the SUB is a CURVE client of the learner's key), limits and the
+    ///     rejection counters. A malformed message is counted and skipped; it never ends the
+    ///     subscription.
+    public init(
+        context: ZMQContext, endpoint: String, keep: Int, expectedCount: Int? = nil,
+        wire: WireOptions = WireOptions(), logger: Logger
+    ) {
+        let receiver = BulkReceiver(
+            context: context, link: .connect(endpoint), pattern: .sub, limits: wire.limits,
+            security: wire.security, rejections: wire.rejections, logger: logger)
         let store = Store(keep: max(1, keep))
         self.receiver = receiver
         self.store = store
@@ -70,9 +84,12 @@ public final class WeightCache: Sendable {
             do {
                 for try await batch in receiver {
                     for message in batch {
-                        var values: [Float] = []
-                        for frame in message.frames { values += try frame.floats() }
-                        store.insert(values, version: Int(message.header.policyVersion))
+                        do {
+                            let values = try Self.weights(in: message, expectedCount: expectedCount)
+                            store.insert(values, version: Int(message.header.policyVersion))
+                        } catch {
+                            receiver.reject(message, reason: WireRejections.badPayload, error: error)
+                        }
                     }
                 }
             } catch {
@@ -80,6 +97,28 @@ public final class WeightCache: Sendable {
             }
         }
     }
+
+    /// The flat parameters of a weight message, checked before anything is allocated.
+    static func weights(in message: BulkMessage, expectedCount: Int?) throws -> [Float] {
+        let bytes = message.frames.reduce(0) { $0 + $1.count }
+        guard bytes % MemoryLayout<Float>.size == 0 else {
+            throw WireError(.lengthMismatch, "\(bytes) weight bytes are not a whole number of floats")
+        }
+        let count = bytes / MemoryLayout<Float>.size
+        if let expectedCount, count != expectedCount {
+            throw WireError(.lengthMismatch, "\(count) weights, the model has \(expectedCount)")
+        }
+        guard message.header.policyVersion <= UInt64(Int.max) else {
+            throw WireError(.malformed, "policy version \(message.header.policyVersion) out of range")
+        }
+        var values: [Float] = []
+        values.reserveCapacity(count)
+        for frame in message.frames { values += try frame.floats() }
+        return values
+    }
+
+    /// Where rejected weight messages are counted.
+    public var rejections: WireRejections { receiver.rejections }
 
     /// Versions received so far.
     public var receivedCount: Int { store.received.load(ordering: .relaxed) }

@@ -35,6 +35,14 @@ public final class ZMQMessage: @unchecked Sendable {
     /// The frame decoded as UTF-8 (invalid sequences repaired).
     public var string: String { withUnsafeBytes { String(decoding: $0, as: UTF8.self) } }
 
+    /// A metadata property of the connection this frame arrived on (`zmq_msg_gets`), e.g.
+    /// `"Peer-Address"` (the peer's IP for TCP), `"User-Id"` (set by the ZAP handler) or
+    /// `"Socket-Type"`; `nil` if the property is not set.
+    public func metadata(_ property: String) -> String? {
+        guard let value = property.withCString({ zmq_msg_gets(msg, $0) }) else { return nil }
+        return String(cString: value)
+    }
+
     deinit {
         zmq_msg_close(msg)
         msg.deallocate()

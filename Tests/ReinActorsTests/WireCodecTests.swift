@@ -49,10 +49,11 @@ struct WireCodecTests {
     }
 
     @Test func wrongVersionNamesBothVersions() throws {
-        let bytes = WireHeader(kind: .hello, sender: sender, version: 3).encoded()
+        let other = WireHeader.currentVersion + 2
+        let bytes = WireHeader(kind: .hello, sender: sender, version: other).encoded()
         let error = try #require(catchWire { try WireHeader.decode(bytes) })
         #expect(error.code == .unsupportedVersion)
-        #expect(error.context == "peer speaks protocol 3, this build speaks 1")
+        #expect(error.context == "peer speaks protocol \(other), this build speaks \(WireHeader.currentVersion)")
         // A later version with a longer header still gets the version error, not a size error.
         let longer = bytes + [0, 0, 0, 0]
         #expect(catchWire { try WireHeader.decode(longer) }?.code == .unsupportedVersion)

@@ -124,14 +124,15 @@ struct ZMQSystemTests {
             context: context, configuration: .init(name: "current", bind: "tcp://127.0.0.1:*"),
             settings: testSettings, logger: quiet)
         var configuration = ZMQTransport.Configuration(name: "future")
-        configuration.protocolVersion = 2
+        let newer = WireHeader.currentVersion + 1
+        configuration.protocolVersion = newer
         let future = try ReinActorSystem(
             context: context, configuration: configuration, settings: testSettings, logger: quiet)
         let error = await #expect(throws: WireError.self) {
             try await future.connect(to: try #require(current.endpoint), timeout: .seconds(5))
         }
         #expect(error?.code == .unsupportedVersion)
-        #expect(error?.context == "peer speaks protocol 1, this build speaks 2")
+        #expect(error?.context == "peer speaks protocol \(WireHeader.currentVersion), this build speaks \(newer)")
         #expect((current.transport as? ZMQTransport)?.rejectedMessages == 1)
         #expect(current.members.isEmpty)
         await future.shutdown()

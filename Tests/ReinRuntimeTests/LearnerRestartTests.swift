@@ -9,7 +9,7 @@ final class ReinProcess {
     let out: URL
     let err: URL
 
-    init(_ arguments: [String]) throws {
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent(
             "rein-proc-\(UUID().uuidString)")
         out = base.appendingPathExtension("out")
@@ -18,12 +18,21 @@ final class ReinProcess {
         #expect(FileManager.default.createFile(atPath: err.path, contents: nil))
         process.executableURL = URL(fileURLWithPath: try #require(reinExecutable))
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = try FileHandle(forWritingTo: err)
         try process.run()
     }
 
-    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    deinit { if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) } }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    func kill() {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
 
     var pid: Int32 { process.processIdentifier }
     var stdout: String { (try? String(contentsOf: out, encoding: .utf8)) ?? "" }

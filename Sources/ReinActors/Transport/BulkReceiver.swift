@@ -7,14 +7,18 @@ import ZeroMQ
 /// Built on `ZMQInbox`: one owner thread receives, drains what is already queued, and hands whole
 /// batches to async code; when the consumer falls behind, the thread stops receiving and the
 /// senders' high-water marks push back. Every message's header is checked (magic, version, kind
-/// must be ``MessageKind/bulk``, frame and byte counts); malformed ones are dropped and counted in
-/// ``rejectedMessages``, never delivered and never a crash.
+/// must be ``MessageKind/bulk``, frame and byte counts); malformed ones are dropped, counted by
+/// reason in ``rejections`` (and in ``rejectedMessages``) and logged at most once per second per
+/// peer address, never delivered and never a crash. A frame larger than
+/// ``WireLimits/maxFrameBytes`` makes libzmq drop the connection before buffering it.
 public final class BulkReceiver: AsyncSequence, Sendable {
     public typealias Element = [BulkMessage]
 
     private let inbox: ZMQInbox
     private let limits: WireLimits
     private let rejected = SharedCounter()
+    /// Where rejected messages are counted by reason (shared with the process's other sockets).
+    public let rejections: WireRejections
     private let bound: Locked<BoundState>
     private let logger: Logger
 
@@ -31,13 +35,17 @@ public final class BulkReceiver: AsyncSequence, Sendable {
     ///   - highWaterMark: messages queued before senders are pushed back.
     ///   - limits: the most frames and bytes a message may declare (and the socket's maximum
     ///     message size).
-    ///   - logger: where rejected messages are reported (once).
+    ///   - security: CURVE keys (a bound socket is a CURVE server, a connected one a client).
+    ///   - rejections: where rejected messages are counted (default: counters of its own).
+    ///   - logger: where rejected messages are reported (rate-limited).
     public init(
         context: ZMQContext, link: BulkLink, pattern: ZMQSocketType = .pull, highWaterMark: Int = 8,
-        limits: WireLimits = .default, logger: Logger
+        limits: WireLimits = .default, security: TransportSecurity? = nil,
+        rejections: WireRejections = WireRejections(), logger: Logger
     ) {
         precondition(pattern == .pull || pattern == .sub, "bulk receivers are PULL or SUB")
         self.limits = limits
+        self.rejections = rejections
         self.logger = logger
         let bound = Locked(BoundState())
         self.bound = bound
@@ -46,7 +54,8 @@ public final class BulkReceiver: AsyncSequence, Sendable {
             setUp: { context in
                 let socket = try context.socket(pattern)
                 try socket.setReceiveHighWaterMark(highWaterMark)
-                try socket.setMaxMessageSize(limits.maxPayloadBytes + WireHeader.size + 64)
+                try socket.setMaxMessageSize(limits.socketMaxMessageSize)
+                try security?.apply(to: socket, link: link)
                 if pattern == .sub { try socket.subscribe() }
                 switch link {
                 case .bind(let address): try socket.bind(address)
@@ -102,18 +111,37 @@ public final class BulkReceiver: AsyncSequence, Sendable {
     }
 
     private func decode(_ parts: [ZMQMessage]) -> BulkMessage? {
+        let address = parts.first?.metadata("Peer-Address")
         do {
-            let message = try WireMessage.decode(parts.map(WireFrame.init), limits: limits)
+            var message = try WireMessage.decode(parts.map(WireFrame.init), limits: limits)
+            message.peerAddress = address
             guard message.header.kind == .bulk else {
-                throw WireError(.unknownKind, "\(message.header.kind) message on a bulk socket")
+                rejected.increment()
+                rejections.record(
+                    WireRejections.wrongKind, peer: Self.peer(message.header.sender, address), key: address,
+                    error: WireError(.unknownKind, "\(message.header.kind) message on a bulk socket"),
+                    logger: logger)
+                return nil
             }
             return message
         } catch {
             rejected.increment()
-            if rejected.value <= 1 {
-                logger.warning("rejected bulk message: \(error) (further ones counted)")
-            }
+            rejections.record(error, peer: address ?? "a peer", key: address, logger: logger)
             return nil
         }
+    }
+
+    /// Counts (and logs, rate-limited) a delivered message that its consumer refused: a payload
+    /// that does not decode (``WireRejections/badPayload``), or one turned down
+    /// (``WireRejections/refused``).
+    public func reject(_ message: BulkMessage, reason: String, error: any Error) {
+        rejected.increment()
+        rejections.record(
+            reason, peer: Self.peer(message.header.sender, message.peerAddress), key: message.peerAddress,
+            error: error, logger: logger)
+    }
+
+    private static func peer(_ node: NodeID, _ address: String?) -> String {
+        address.map { "\(node) at \($0)" } ?? node.description
     }
 }

@@ -43,16 +43,20 @@ public final class BulkSender: Sendable {
     ///   - highWaterMark: messages queued per peer before senders wait.
     ///   - sendTimeout: how long one message may wait for room before ``send(_:policyVersion:flags:)``
     ///     throws (`nil` = forever).
+    ///   - security: CURVE keys (a bound socket is a CURVE server, a connected one a client).
     public init(
         context: ZMQContext, node: NodeID, link: BulkLink, pattern: ZMQSocketType = .push,
         highWaterMark: Int = 8,
-        sendTimeout: Duration? = .seconds(30)
+        sendTimeout: Duration? = .seconds(30), security: TransportSecurity? = nil
     ) throws {
         precondition(pattern == .push || pattern == .pub, "bulk senders are PUSH or PUB")
         self.node = node
         let socket = try context.socket(pattern)
         try socket.setSendHighWaterMark(highWaterMark)
         try socket.setSendTimeout(sendTimeout)
+        // PUSH never receives; PUB receives only subscriptions (ours subscribe to everything).
+        try socket.setMaxMessageSize(1024)
+        try security?.apply(to: socket, link: link)
         switch link {
         case .bind(let address):
             try socket.bind(address)

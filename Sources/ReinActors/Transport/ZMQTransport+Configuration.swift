@@ -14,12 +14,21 @@ extension ZMQTransport {
         public var maxBatch: Int
         /// How long sockets keep unsent messages (the `leave` notices) when the transport stops.
         public var lingerOnShutdown: Duration
+        /// CURVE keys: the ROUTER is a CURVE server, every DEALER a CURVE client of
+        /// ``TransportSecurity/serverKey`` (`nil`: no security).
+        public var security: TransportSecurity?
+        /// Where rejected inbound messages are counted (share one per process).
+        public var rejections: WireRejections
+        /// Inbound messages queued per connection before libzmq stops reading from it
+        /// (`ZMQ_RCVHWM`), so a flooding peer cannot grow memory without bound.
+        public var receiveHighWaterMark: Int
         /// The protocol version this node speaks (tests simulate other builds).
         var protocolVersion: UInt16 = WireHeader.currentVersion
 
         public init(
             name: String, bind: String? = nil, limits: WireLimits = .default, maxBatch: Int = 256,
-            lingerOnShutdown: Duration = .milliseconds(100)
+            lingerOnShutdown: Duration = .milliseconds(100), security: TransportSecurity? = nil,
+            rejections: WireRejections = WireRejections(), receiveHighWaterMark: Int = 10_000
         ) {
             precondition(maxBatch > 0)
             self.name = name
@@ -27,6 +36,9 @@ extension ZMQTransport {
             self.limits = limits
             self.maxBatch = maxBatch
             self.lingerOnShutdown = lingerOnShutdown
+            self.security = security
+            self.rejections = rejections
+            self.receiveHighWaterMark = receiveHighWaterMark
         }
     }
 }

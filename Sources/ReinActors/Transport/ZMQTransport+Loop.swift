@@ -28,7 +28,6 @@ extension ZMQTransport {
         /// same address returns it: a ROUTER refuses a second connection with the same routing id).
         var connected: [String: Member] = [:]
         var sequence: UInt64 = 0
-        var loggedRejects: Set<String> = []
         var running = true
         /// Whether the loop ends by request (say `leave`) rather than by context termination.
         var stopRequested = false
@@ -90,9 +89,9 @@ extension ZMQTransport {
                     if ready[index].contains(.readable) { receive(from: router, isRouter: true) }
                     index += 1
                 }
-                for (_, dealer) in peers {
+                for (peer, dealer) in peers {
                     if ready[index].contains(.readable), dealer.isOpen {
-                        receive(from: dealer, isRouter: false)
+                        receive(from: dealer, isRouter: false, peer: peer)
                     }
                     index += 1
                 }
@@ -214,8 +213,9 @@ extension ZMQTransport {
                 let dealer = try context.socket(.dealer)
                 try dealer.setRoutingID(node.bytes)
                 try dealer.setSendHighWaterMark(0)
-                try dealer.setReceiveHighWaterMark(0)
-                try dealer.setMaxMessageSize(configuration.limits.maxPayloadBytes + WireHeader.size)
+                try dealer.setReceiveHighWaterMark(configuration.receiveHighWaterMark)
+                try dealer.setMaxMessageSize(configuration.limits.socketMaxMessageSize)
+                try configuration.security?.apply(to: dealer, binding: false)
                 try dealer.setReconnectInterval(.milliseconds(100))
                 try dealer.connect(address)
                 let hello = HelloEnvelope(name: configuration.name, endpoint: endpoint ?? "")

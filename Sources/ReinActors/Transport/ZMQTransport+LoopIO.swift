@@ -34,23 +34,35 @@ extension ZMQTransport.IOLoop {
         }
     }
 
+    /// Sends a multipart message without ever blocking the owner thread: the first frame goes
+    /// non-blocking (control sockets have no high-water mark, so it only fails when the socket has
+    /// no pipe to the peer at all, e.g. after libzmq dropped the connection over a protocol error
+    /// such as an oversize frame); the rest follow atomically.
+    /// - Throws: `ZMQError` (`EAGAIN`, "no connection to the peer") instead of blocking forever.
     func send(_ frames: [WireFrame], on socket: ZMQSocket) throws {
         for (i, frame) in frames.enumerated() {
             let more = i + 1 < frames.count
+            let wait: ZMQWait = i == 0 ? .nonBlocking : .blocking
+            let sent: Bool
             switch frame.storage {
-            case .bytes(let bytes): try socket.send(bytes, more: more)
-            case .buffer(let buffer): try socket.send(buffer, more: more)
+            case .bytes(let bytes): sent = try socket.send(bytes, more: more, wait: wait)
+            case .buffer(let buffer): sent = try socket.send(buffer, more: more, wait: wait)
             case .message(let message):
-                _ = try message.withUnsafeBytes { (raw) throws(ZMQError) in
-                    try socket.send(raw, more: more)
+                sent = try message.withUnsafeBytes { (raw) throws(ZMQError) in
+                    try socket.send(raw, more: more, wait: wait)
                 }
+            }
+            if !sent {
+                throw ZMQError(operation: "zmq_send", code: EAGAIN, context: "no connection to the peer")
             }
         }
     }
 
     // MARK: Receiving
 
-    func receive(from socket: ZMQSocket, isRouter: Bool) {
+    /// Takes up to ``Configuration/maxBatch`` messages from `socket`; `peer` is the node a
+    /// DEALER is connected to (`nil` for the ROUTER and for DEALERs still in their handshake).
+    func receive(from socket: ZMQSocket, isRouter: Bool, peer: NodeID? = nil) {
         var taken = 0
         while taken < configuration.maxBatch {
             let parts: [ZMQMessage]
@@ -67,37 +79,112 @@ extension ZMQTransport.IOLoop {
             }
             taken += 1
             if isRouter {
-                guard parts.count >= 2 else { continue }
-                accept(parts[1...].map(WireFrame.init), routingID: parts[0].bytes, on: socket)
+                guard parts.count >= 2 else {
+                    let source = Source(
+                        routingID: parts.first?.bytes ?? [], address: parts.first?.peerAddress)
+                    reject(WireError(.truncated, "message has no header frame"), from: source, on: socket)
+                    continue
+                }
+                let source = Source(
+                    routingID: parts[0].bytes, address: parts[1].peerAddress ?? parts[0].peerAddress)
+                accept(parts[1...].map(WireFrame.init), from: source, on: socket)
             } else {
-                accept(parts.map(WireFrame.init), routingID: nil, on: socket)
+                // A DEALER whose welcome was just taken in this batch belongs to its node now.
+                let node = peer ?? dealers.first(where: { $0.value === socket })?.key
+                let source = Source(node: node, address: parts.first?.peerAddress)
+                accept(parts.map(WireFrame.init), from: source, on: socket)
             }
         }
     }
 
-    /// Decodes and dispatches one inbound message; `routingID` is set for ROUTER traffic.
-    func accept(_ frames: [WireFrame], routingID: [UInt8]?, on socket: ZMQSocket) {
+    /// Where an inbound message came from: the ROUTER routing id or the node a DEALER reaches,
+    /// and the connection's address.
+    struct Source {
+        var routingID: [UInt8]?
+        /// The node a DEALER is connected to.
+        var node: NodeID?
+        var address: String?
+
+        init(routingID: [UInt8], address: String?) {
+            self.routingID = routingID
+            self.address = address
+        }
+
+        init(node: NodeID?, address: String?) {
+            self.node = node
+            self.address = address
+        }
+
+        /// The peer as logged: node or routing id, and address.
+        var description: String {
+            let who =
+                routingID.map { NodeID(bytes: $0)?.description ?? "routing id \(hex($0))" }
+                ?? node?.description ?? "a connecting peer"
+            return address.map { "\(who) at \($0)" } ?? who
+        }
+
+        /// What log rate limiting groups by: the address (a host opening many connections is one
+        /// peer), else the peer.
+        var key: String { address ?? description }
+    }
+
+    /// Decodes, checks and dispatches one inbound message.
+    ///
+    /// Beyond the header checks: on the ROUTER the routing id must be the header's sender and
+    /// every message but `hello` must come from a peer that completed the handshake; on a DEALER
+    /// the sender must be the node it is connected to (a DEALER in its handshake accepts only
+    /// `welcome`); call and reply envelopes must decode.
+    func accept(_ frames: [WireFrame], from source: Source, on socket: ZMQSocket) {
         let message: WireMessage
         do {
             message = try WireMessage.decode(
                 frames, limits: configuration.limits, localVersion: configuration.protocolVersion)
         } catch {
-            reject(error, routingID: routingID, on: socket)
+            reject(error, from: source, on: socket)
             return
         }
         let sender = message.header.sender
-        if let routingID {
+        let kind = message.header.kind
+        var wasMember = false
+        if let routingID = source.routingID {
             guard NodeID(bytes: routingID) == sender else {
                 reject(
                     WireError(.malformed, "sender \(sender) arrived with routing id \(hex(routingID))"),
-                    routingID: routingID, on: socket)
+                    from: source, on: socket)
                 return
             }
-            routerPeers.insert(sender)
+            if kind == .hello {
+                wasMember = !routerPeers.insert(sender).inserted
+            } else if !routerPeers.contains(sender) {
+                reject(
+                    PeerRejection(WireRejections.unknownPeer, "\(kind) from \(sender) before its hello"),
+                    from: source, on: socket)
+                return
+            }
+        } else if let expected = source.node {
+            guard sender == expected else {
+                reject(
+                    WireError(.malformed, "sender \(sender) on the connection to \(expected)"),
+                    from: source, on: socket)
+                return
+            }
+            guard kind != .hello, kind != .welcome else {
+                reject(
+                    PeerRejection(WireRejections.wrongKind, "\(kind) after the handshake"), from: source,
+                    on: socket)
+                return
+            }
+        } else if kind != .welcome {
+            reject(
+                PeerRejection(WireRejections.wrongKind, "\(kind) before welcome"), from: source, on: socket)
+            return
         }
-        switch message.header.kind {
+        switch kind {
         case .hello:
-            guard routingID != nil, let hello = decodeHello(message) else { return }
+            guard let hello = decodeHello(message, from: source, on: socket) else {
+                if !wasMember { routerPeers.remove(sender) }
+                return
+            }
             let welcome = HelloEnvelope(name: configuration.name, endpoint: endpoint ?? "")
             route(
                 WireMessage(
@@ -106,7 +193,7 @@ extension ZMQTransport.IOLoop {
             events.append(.joined(Member(node: sender, name: hello.name)))
         case .welcome:
             guard let index = handshakes.firstIndex(where: { $0.dealer === socket }),
-                let welcome = decodeHello(message)
+                let welcome = decodeHello(message, from: source, on: socket)
             else { return }
             let handshake = handshakes.remove(at: index)
             let member = Member(node: sender, name: welcome.name)
@@ -122,42 +209,60 @@ extension ZMQTransport.IOLoop {
             if let dealer = dealers.removeValue(forKey: sender) { close(dealer, linger: .zero) }
             routerPeers.remove(sender)
             events.append(.left(sender))
-        case .call, .reply, .heartbeat:
+        case .call, .reply:
+            do {
+                guard let first = message.frames.first else {
+                    throw WireError(.truncated, "\(kind) without its envelope frame")
+                }
+                try first.withUnsafeBytes { (raw) throws(WireError) in
+                    if kind == .call {
+                        _ = try CallEnvelope.decode(raw)
+                    } else {
+                        _ = try ReplyEnvelope.decode(raw)
+                    }
+                }
+            } catch {
+                reject(error, from: source, on: socket)
+                return
+            }
+            events.append(.message(message))
+        case .heartbeat:
             events.append(.message(message))
         case .bulk:
             reject(
-                WireError(.unknownKind, "bulk message on the control channel"), routingID: routingID,
+                PeerRejection(WireRejections.wrongKind, "bulk message on the control channel"), from: source,
                 on: socket)
         }
     }
 
-    func decodeHello(_ message: WireMessage) -> HelloEnvelope? {
-        guard let frame = message.frames.first else { return nil }
+    func decodeHello(_ message: WireMessage, from source: Source, on socket: ZMQSocket) -> HelloEnvelope? {
         do {
+            guard let frame = message.frames.first else {
+                throw WireError(.truncated, "\(message.header.kind) without its payload frame")
+            }
             return try frame.withUnsafeBytes { raw in try HelloEnvelope.decode(raw) }
         } catch {
-            rejected.increment()
-            logger.warning("malformed \(message.header.kind) from \(message.header.sender): \(error)")
+            reject(error, from: source, on: socket)
             return nil
         }
     }
 
-    /// Counts and logs (once per peer) a message that failed its checks. A handshake that
-    /// meets another protocol version fails its `connect`; a `hello` in another version is
+    /// Counts and logs (rate-limited, per peer) a message that failed its checks. A handshake
+    /// that meets another protocol version fails its `connect`; a `hello` in another version is
     /// answered in ours, so the other side can report both versions too.
-    func reject(_ error: any Error, routingID: [UInt8]?, on socket: ZMQSocket) {
+    func reject(_ error: any Error, from source: Source, on socket: ZMQSocket) {
         rejected.increment()
-        let peer = routingID.map { NodeID(bytes: $0)?.description ?? hex($0) } ?? "a connection"
-        let key = "\(peer)/\((error as? WireError)?.code.description ?? "?")"
-        if loggedRejects.insert(key).inserted {
-            logger.warning("rejected message from \(peer): \(error) (further ones counted, not logged)")
-        }
+        let reason = (error as? PeerRejection)?.reason ?? WireRejections.reason(of: error)
+        let logged = configuration.rejections.record(
+            reason, peer: source.description, key: source.key, error: error, logger: logger)
         guard let wire = error as? WireError, wire.code == .unsupportedVersion else { return }
         if let index = handshakes.firstIndex(where: { $0.dealer === socket }) {
             let handshake = handshakes.remove(at: index)
             close(handshake.dealer, linger: .zero)
             handshake.continuation.resume(throwing: wire)
-        } else if let router, let routingID {
+        } else if logged, let router, let routingID = source.routingID {
+            // Answered at most once per second per peer (with the log line), so a flood of
+            // foreign-version messages cannot fill our send queue towards a peer that never reads.
             var header = WireHeader(kind: .welcome, sender: node, version: configuration.protocolVersion)
             header.sequence = nextSequence()
             let welcome = HelloEnvelope(name: configuration.name, endpoint: endpoint ?? "")
@@ -166,4 +271,19 @@ extension ZMQTransport.IOLoop {
             try? send([WireFrame(routingID)] + frames, on: router)
         }
     }
+}
+
+/// A message refused above the header checks (unknown peer, wrong kind), with its reason name.
+struct PeerRejection: Error, CustomStringConvertible {
+    let reason: String
+    let description: String
+    init(_ reason: String, _ description: String) {
+        self.reason = reason
+        self.description = description
+    }
+}
+
+extension ZMQMessage {
+    /// The address of the connection the frame came on (`tcp 10.0.0.7`), if libzmq knows it.
+    var peerAddress: String? { metadata("Peer-Address") }
 }

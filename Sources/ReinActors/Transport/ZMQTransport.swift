@@ -14,8 +14,9 @@ import ZeroMQ
 /// inproc PAIR "wake-up" socket. Async code never touches a socket: ``send(_:to:)`` appends to a
 /// queue under a mutex and, if the queue was idle, sends one byte on the wake-up PAIR, so it never
 /// blocks the cooperative pool. Inbound messages are decoded, checked (protocol version, kind,
-/// sizes; see <doc:WireProtocol>) and handed to the actor system in batches, one call per loop
-/// turn. Malformed input is dropped, counted in ``rejectedMessages`` and logged once per peer.
+/// sizes, envelopes, that the sender completed the handshake; see <doc:WireProtocol>) and handed to
+/// the actor system in batches, one call per loop turn. Malformed input is dropped, counted by
+/// reason in ``rejections`` and logged at most once per second per peer.
 ///
 /// **Handshake.** `connect` sends `hello` (name, version in the header); the peer answers
 /// `welcome`. A peer speaking another protocol version answers in its own, so `connect` fails with
@@ -53,6 +54,7 @@ public final class ZMQTransport: ReinTransport {
         let node = NodeID.random()
         localNode = node
         localName = configuration.name
+        rejections = configuration.rejections
         let wakeEndpoint =
             "inproc://rein-wake-\(node.rawValue)-\(Self.counter.add(1, ordering: .relaxed).newValue)"
         let wakeReceiver = try context.socket(.pair)
@@ -65,8 +67,9 @@ public final class ZMQTransport: ReinTransport {
             try socket.setRoutingID(node.bytes)
             try socket.setRouterMandatory(true)
             try socket.setSendHighWaterMark(0)
-            try socket.setReceiveHighWaterMark(0)
-            try socket.setMaxMessageSize(configuration.limits.maxPayloadBytes + WireHeader.size)
+            try socket.setReceiveHighWaterMark(configuration.receiveHighWaterMark)
+            try socket.setMaxMessageSize(configuration.limits.socketMaxMessageSize)
+            try configuration.security?.apply(to: socket, binding: true)
             try socket.bind(bind)
             endpoint = try socket.lastEndpoint
             router = socket
@@ -84,8 +87,12 @@ public final class ZMQTransport: ReinTransport {
                 commands: commands))
     }
 
-    /// Inbound messages dropped as malformed so far.
+    /// Inbound messages dropped as malformed so far (by this transport; ``rejections`` has the
+    /// counts by reason, shared with the other sockets of the process).
     public var rejectedMessages: Int { rejected.value }
+
+    /// The rejection counters this transport reports to (``Configuration/rejections``).
+    public let rejections: WireRejections
 
     public func start(_ handler: @escaping @Sendable ([TransportEvent]) -> Void) {
         enqueue(.start(handler))

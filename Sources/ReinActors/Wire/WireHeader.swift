@@ -17,8 +17,9 @@
 public struct WireHeader: Sendable, Hashable {
     /// The four magic bytes, `REIN`.
     public static let magic: [UInt8] = Array("REIN".utf8)
-    /// The protocol version this build speaks.
-    public static let currentVersion: UInt16 = 1
+    /// The protocol version this build speaks. 2: work orders and sample batches carry the
+    /// learner incarnation (checkpoint/resume); peers of version 1 are refused by name.
+    public static let currentVersion: UInt16 = 2
     /// The encoded size in bytes.
     public static let size = 48
 
@@ -143,15 +144,25 @@ public struct WireLimits: Sendable, Hashable {
     public var maxFrames: Int
     /// The most payload bytes a message may declare.
     public var maxPayloadBytes: Int
+    /// The largest single frame a receiving socket accepts (`ZMQ_MAXMSGSIZE`): a peer that sends
+    /// a bigger one is disconnected by libzmq before the frame is buffered. Size it to the largest
+    /// legitimate frame: a weight chunk is 4 MiB (``WireFrame/init(floats:)`` of 2^20 floats), a
+    /// sample batch is one frame of its columns.
+    public var maxFrameBytes: Int
 
-    /// Limits of `maxFrames` payload frames and `maxPayloadBytes` payload bytes per message.
-    public init(maxFrames: Int = 1024, maxPayloadBytes: Int = 1 << 30) {
+    /// Limits of `maxFrames` payload frames, `maxPayloadBytes` payload bytes per message and
+    /// `maxFrameBytes` per frame.
+    public init(maxFrames: Int = 1024, maxPayloadBytes: Int = 1 << 30, maxFrameBytes: Int = 64 << 20) {
         self.maxFrames = maxFrames
         self.maxPayloadBytes = maxPayloadBytes
+        self.maxFrameBytes = maxFrameBytes
     }
 
-    /// 1024 frames, 1 GiB.
+    /// 1024 frames, 1 GiB per message, 64 MiB per frame.
     public static let `default` = WireLimits()
+
+    /// The value for `ZMQ_MAXMSGSIZE`: the frame limit, and never less than a header.
+    public var socketMaxMessageSize: Int { max(maxFrameBytes, WireHeader.size) }
 }
 
 func hex(_ bytes: some Collection<UInt8>) -> String {

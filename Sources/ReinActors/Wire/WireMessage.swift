@@ -4,6 +4,8 @@ public struct WireMessage: Sendable {
     public var header: WireHeader
     /// The payload frames, in order.
     public var frames: [WireFrame]
+    /// The address of the connection it arrived on (`127.0.0.1`), when a receiver knows it.
+    public var peerAddress: String?
 
     /// A message whose header's frame count and byte count are set from `frames`.
     public init(header: WireHeader, frames: [WireFrame]) {

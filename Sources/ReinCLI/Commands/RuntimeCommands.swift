@@ -143,6 +143,7 @@ struct LearnerCommand: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
     @OptionGroup var options: ConfigOptions
     @OptionGroup var reference: ReferenceOptions
+    @OptionGroup(title: "Security and wire limits") var security: WireSecurityOptions
 
     @Option(
         name: .long,
@@ -195,6 +196,9 @@ struct LearnerCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = Logger(label: "rein.learner")
         parent.watch()
+        try security.check(server: true)
+        let wire = try security.wire()
+        let allowed = try security.allowedKeys()
         let config = try options.load()
         let (bind, broadcastBind, samplesBind) = try endpoints(config.runtime)
         let parameters = try reference.load(config)
@@ -208,19 +212,26 @@ struct LearnerCommand: AsyncParsableCommand {
         }
         try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
         let context = try ZMQContext()
+        // The ZAP handler must be up before the CURVE server sockets bind.
+        let authenticator = try allowed.map {
+            try startAuthenticator(context: context, allowed: $0, rejections: wire.rejections, logger: logger)
+        }
+        defer { authenticator?.stop() }
         let system = try ReinActorSystem(
-            context: context, configuration: .init(name: "learner", bind: bind),
-            settings: node.settings(config),
-            logger: logger)
+            context: context,
+            configuration: .init(
+                name: "learner", bind: bind, limits: wire.limits, security: wire.security,
+                rejections: wire.rejections),
+            settings: node.settings(config), logger: logger)
         let broadcaster = try broadcastBind.map {
-            try WeightBroadcaster(context: context, node: system.node, bind: $0)
+            try WeightBroadcaster(context: context, node: system.node, bind: $0, security: wire.security)
         }
         defer { broadcaster?.close() }
         let learner = try LearnerActor.named(
             on: system, config: config, reference: parameters, broadcaster: broadcaster, folder: folder,
             resume: checkpoint, logger: logger)
         let sink = samplesBind.map {
-            SampleSink(context: context, bind: $0, logger: logger)
+            SampleSink(context: context, bind: $0, wire: wire, logger: logger)
         }
         defer { sink?.close() }
         if let sink {
@@ -244,6 +255,7 @@ struct LearnerCommand: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         var failure: (any Error)?
         do { try await group.run() } catch { failure = error }
+        logger.info("wire: \(wire.rejections.summary)")
         // The last status: finished (the probe turns unready) or failed.
         statusWriter.cancel()
         await statusWriter.value
@@ -282,6 +294,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var parent: ParentOptions
     @OptionGroup var node: NodeOptions
     @OptionGroup var options: ConfigOptions
+
+    @OptionGroup(title: "Security and wire limits") var security: WireSecurityOptions
 
     @Option(
         name: .long, help: "The learner's endpoint (tcp://HOST:PORT or ipc://PATH); default runtime.learner.")
@@ -324,20 +338,26 @@ struct WorkerCommand: AsyncParsableCommand {
             throw CLIError("--learner: \(problem)")
         }
         let task = try ArithmeticTask(config: config.task)
+        try security.check(server: false)
+        let wire = try security.wire()
         let context = try ZMQContext()
         let system = try ReinActorSystem(
-            context: context, configuration: .init(name: name ?? "worker-\(getpid())"),
+            context: context,
+            configuration: .init(
+                name: name ?? "worker-\(getpid())", limits: wire.limits, security: wire.security,
+                rejections: wire.rejections),
             settings: node.settings(config),
             logger: logger)
         let service = WorkerService(
             system: system, learnerAddress: learner, config: config,
             gpt: config.gptConfig(vocab: task.tokenizer.vocabSize), context: context,
             reconnectTimeout: .milliseconds(Int(reconnectTimeout * 1000)),
-            beforeDelivery: holdBatches(), logger: logger)
+            beforeDelivery: holdBatches(), wire: wire, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        defer { logger.info("wire: \(wire.rejections.summary)") }
         try await group.run()
     }
 }

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import ReinActors
+import Testing
+import ZeroMQ
+
+@testable import ReinCLI
+
+@Suite("rein keys and the security options")
+struct KeysCommandTests {
+    func directory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("rein-keys-\(UUID().uuidString)").path
+    }
+
+    @Test func generateWritesAMatchingPairWithAPrivateSecretFile() async throws {
+        let dir = directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let output = try await runRein(["keys", "generate", "--out", dir, "--name", "learner"])
+        let publicKey = try String(contentsOfFile: "\(dir)/learner.pub", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let secret = try String(contentsOfFile: "\(dir)/learner.key", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(ZMQCurveKeyPair.isZ85Key(publicKey) && ZMQCurveKeyPair.isZ85Key(secret))
+        #expect(try ZMQCurveKeyPair.publicKey(forSecret: secret) == publicKey)
+        #expect(output.contains(publicKey))
+        #expect(!output.contains(secret), "the secret key is never printed")
+        let mode =
+            try FileManager.default.attributesOfItem(atPath: "\(dir)/learner.key")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(try CurveKeyFiles.readSecret("\(dir)/learner.key").publicKey == publicKey)
+        #expect(try CurveKeyFiles.readAllowList(dir) == [publicKey])
+    }
+
+    @Test func generateRefusesToOverwriteWithoutForce() async throws {
+        let dir = directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try await runRein(["keys", "generate", "--out", dir, "--name", "node"])
+        let before = try String(contentsOfFile: "\(dir)/node.key", encoding: .utf8)
+        let message = await userMessage(["keys", "generate", "--out", dir, "--name", "node"])
+        #expect(
+            message?.contains("node.") == true && message?.contains("--force") == true, "\(message ?? "")")
+        #expect(try String(contentsOfFile: "\(dir)/node.key", encoding: .utf8) == before)
+        _ = try await runRein(["keys", "generate", "--out", dir, "--name", "node", "--force"])
+        #expect(try String(contentsOfFile: "\(dir)/node.key", encoding: .utf8) != before)
+    }
+
+    @Test func badKeyFilesAreOneLineErrorsThatNeverShowTheContent() throws {
+        let junk = try temporaryFile("not-a-key-but-a-secret-looking-string-xyz\n", name: "bad.key")
+        let error = #expect(throws: TransportSecurityError.self) { try CurveKeyFiles.readSecret(junk) }
+        #expect(error?.description.contains(junk) == true)
+        #expect(error?.description.contains("secret-looking") == false)
+        let list = try temporaryFile("# workers\n\nshort\n", name: "allow.txt")
+        #expect(throws: TransportSecurityError.self) { try CurveKeyFiles.readAllowList(list) }
+        #expect(throws: TransportSecurityError.self) { try CurveKeyFiles.readAllowList("/nonexistent/allow") }
+        #expect(throws: TransportSecurityError.self) {
+            try CurveKeyFiles.generate(in: NSTemporaryDirectory(), name: "../escape")
+        }
+    }
+
+    @Test func securityOptionsMustComeInPairs() throws {
+        func check(_ arguments: [String], server: Bool) throws {
+            try WireSecurityOptions.parse(arguments).check(server: server)
+        }
+        #expect(throws: (any Error).self) { try check(["--curve-secret", "k"], server: true) }
+        #expect(throws: (any Error).self) { try check(["--allow", "d"], server: true) }
+        #expect(throws: (any Error).self) { try check(["--learner-key", "p"], server: true) }
+        #expect(throws: (any Error).self) { try check(["--curve-secret", "k"], server: false) }
+        #expect(throws: (any Error).self) {
+            try check(["--allow", "d", "--curve-secret", "k"], server: false)
+        }
+        #expect(throws: (any Error).self) { try check(["--max-frame-bytes", "10"], server: false) }
+        try check(["--curve-secret", "k", "--allow", "d"], server: true)
+        try check(["--curve-secret", "k", "--learner-key", "p"], server: false)
+        try check([], server: false)
+    }
+
+    @Test func aMissingKeyFileStopsTheLearnerWithOneLine() async throws {
+        let message = await userMessage([
+            "learner", "--random-reference", "1", "--curve-secret", "/nonexistent/l.key", "--allow",
+            "/nonexistent",
+            "--set", "run_dir=\(directory())",
+        ])
+        #expect(message?.contains("/nonexistent/l.key") == true, "\(message ?? "")")
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import Rein
+import ReinRuntime
+import Testing
+
+@Suite(
+    "Multi-process runs with CURVE (rein keys, rein learner --allow, rein worker --learner-key)",
+    .enabled(if: reinExecutable != nil, "needs the built rein"))
+struct SecureMultiProcessTests {
+    @Test func anAllowedWorkerTrainsAStrangerIsRefusedAndNoSecretIsLogged() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-curve-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, folder) in [("learner", "learner"), ("worker-1", "workers"), ("stranger", "outside")] {
+            let (status, output) = try await runRein([
+                "keys", "generate", "--out", "\(dir)/\(folder)", "--name", name,
+            ])
+            #expect(status == 0, "\(output)")
+            #expect(output.contains("public key "))
+        }
+        let secrets = try ["learner/learner", "workers/worker-1", "outside/stranger"].map {
+            try String(contentsOfFile: "\(dir)/\($0).key", encoding: .utf8).trimmingCharacters(
+                in: .whitespacesAndNewlines)
+        }
+        let runDir = "\(dir)/run"
+        let trace = ["REIN_LOG_LEVEL": "trace"]
+        let learner = try ReinProcess(
+            [
+                "learner", "--bind", "tcp://127.0.0.1:*", "--random-reference", "2",
+                "--curve-secret", "\(dir)/learner/learner.key", "--allow", "\(dir)/workers",
+            ]
+                + tinyOverrides(steps: 3, maxStaleness: 0, runDir: runDir), environment: trace)
+        defer { learner.kill() }
+        #expect(await eventually(within: .seconds(30)) { learner.stdout.contains("learner listening on") })
+        let endpoint = try #require(
+            learner.stdout.split(separator: "\n").first { $0.hasPrefix("learner listening on ") }?
+                .dropFirst("learner listening on ".count))
+
+        func worker(_ key: String, name: String) throws -> ReinProcess {
+            try ReinProcess(
+                [
+                    "worker", "--learner", String(endpoint), "--name", name, "--curve-secret", key,
+                    "--learner-key", "\(dir)/learner/learner.pub",
+                ]
+                    + tinyOverrides(steps: 3, maxStaleness: 0, runDir: runDir), environment: trace)
+        }
+        let stranger = try worker("\(dir)/outside/stranger.key", name: "stranger")
+        defer { stranger.kill() }
+        #expect(
+            await eventually(within: .seconds(30)) { learner.stderr.contains("is not on the allow-list") },
+            "the learner refuses the stranger: \(learner.stderr.suffix(2000))")
+        let allowed = try worker("\(dir)/workers/worker-1.key", name: "worker-1")
+        defer { allowed.kill() }
+        #expect(await eventually(within: .seconds(90)) { !learner.process.isRunning })
+        learner.process.waitUntilExit()
+        #expect(learner.process.terminationStatus == 0, "\(learner.stderr.suffix(3000))")
+        #expect(await eventually(within: .seconds(20)) { !allowed.process.isRunning })
+        allowed.process.waitUntilExit()
+        #expect(allowed.process.terminationStatus == 0, "\(allowed.stderr.suffix(3000))")
+        #expect(stranger.process.isRunning, "the stranger is still waiting for a welcome")
+        #expect(
+            learner.stderr.components(separatedBy: "joined at version").count == 2, "only one worker joined")
+        let ledger = try JSONDecoder().decode(
+            RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: runDir + "/ledger.json")))
+        #expect(ledger.balances && ledger.trained == 3 * 16)
+        stranger.kill()
+        let logs =
+            learner.stderr + learner.stdout + allowed.stderr + allowed.stdout + stranger.stderr
+            + stranger.stdout
+        #expect(logs.count > 1000, "trace logs captured")
+        for secret in secrets { #expect(!logs.contains(secret), "a secret key appeared in a log") }
+    }
+}
