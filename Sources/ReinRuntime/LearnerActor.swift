@@ -70,6 +70,9 @@ public distributed actor LearnerActor {
     private var assigned: [Int: Assignment] = [:]
     private var delivered: [Int: (batch: RolloutBatch, version: Int)] = [:]
     private var consumed = 0
+    /// Metrics of the batches consumed, when there is no run folder. With one, each batch's line
+    /// is appended to `metrics.jsonl` as it is consumed and nothing is kept in memory (a long run
+    /// would otherwise grow the learner by every step's metrics).
     private var metrics: [StepMetrics] = []
     private var workers: Set<NodeID> = []
     /// Recent weights by version, oldest first (for lag injection).
@@ -114,6 +117,10 @@ public distributed actor LearnerActor {
         self.referenceWeights = reference
         self.tracker = Self.makeTracker(config, logger: logger)
         guard let resume else {
+            if let folder {
+                try folder.write(Data(), to: Self.metricsFile)
+                try? FileManager.default.removeItem(atPath: folder.file("tracker.jsonl"))
+            }
             self.core = LearnerCore(
                 try Learner(
                     config: config.train, policy: reference, reference: reference, threads: config.threads))
@@ -144,7 +151,11 @@ public distributed actor LearnerActor {
         self.consumed = state.consumed
         self.nextFresh = state.consumed
         self.attempts = state.attempts
-        self.metrics = state.metrics
+        if let folder {
+            try Self.continueMetrics(in: folder, consumed: state.consumed, checkpointed: state.metrics)
+        } else {
+            self.metrics = state.metrics
+        }
         var ledger = state.ledger
         // Whatever was handed out then belongs to the incarnation that wrote the checkpoint: its
         // batches are refused if they ever arrive, so they count lost and their indices are
@@ -368,7 +379,7 @@ public distributed actor LearnerActor {
             ledger.inFlight -= n
             step.version = version
             actorSystem.policyVersion = UInt64(version)
-            metrics.append(step)
+            record(step)
             attempts[consumed] = nil  // only batches not yet consumed can be assigned again
             consumed += 1
             lastConsumed = clock.now
@@ -436,7 +447,8 @@ public distributed actor LearnerActor {
         guard let folder else { return nil }
         let state = LearnerState(
             version: version, consumed: consumed, attempts: attempts.filter { $0.key >= consumed },
-            ledger: ledger, metrics: metrics, ring: ring.map { $0.version }, incarnation: incarnation,
+            // Metrics are streamed to metrics.jsonl; a resume keeps its first `consumed` lines.
+            ledger: ledger, metrics: [], ring: ring.map { $0.version }, incarnation: incarnation,
             reference: referenceIdentity)
         let checkpoint = LearnerCheckpoint(
             state: state, policy: current, optimizer: core.optimizerState(), ring: ring.map { $0.parameters })
@@ -492,7 +504,67 @@ public distributed actor LearnerActor {
     }
 
     /// Metrics of every batch trained or dropped so far, in index order.
-    public distributed func stepMetrics() -> [StepMetrics] { metrics }
+    /// - Throws: ``RuntimeError`` if `metrics.jsonl` cannot be read back.
+    public distributed func stepMetrics() throws -> [StepMetrics] {
+        guard let folder else { return metrics }
+        return try Self.readMetrics(in: folder, count: consumed)
+    }
+
+    /// The run folder's metrics file, one JSON line per consumed batch.
+    static let metricsFile = "metrics.jsonl"
+
+    /// Appends `step` to `metrics.jsonl` (or keeps it, without a run folder).
+    private func record(_ step: StepMetrics) {
+        guard let folder else {
+            metrics.append(step)
+            return
+        }
+        do {
+            try folder.append(line: try metricsLine(step), to: Self.metricsFile)
+        } catch {
+            // The run goes on; the end of the run reports the gap when it reads the file back.
+            logger.error("could not append the metrics of batch \(step.step) to \(Self.metricsFile): \(error)")
+        }
+    }
+
+    /// The first `count` lines of `metrics.jsonl`.
+    static func readMetrics(in folder: RunFolder, count: Int) throws -> [StepMetrics] {
+        let path = folder.file(metricsFile)
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw RuntimeError("cannot read \(path): \(error)")
+        }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: true).prefix(count)
+        guard lines.count == count else {
+            throw RuntimeError("\(path) has \(lines.count) lines, the learner consumed \(count) batches")
+        }
+        let decoder = JSONDecoder()
+        return try lines.enumerated().map { index, line in
+            do {
+                return try decoder.decode(StepMetrics.self, from: Data(line.utf8))
+            } catch {
+                throw RuntimeError("\(path) line \(index + 1) is not step metrics: \(error)")
+            }
+        }
+    }
+
+    /// On resume: `metrics.jsonl` keeps the lines of the `consumed` batches the checkpoint covers
+    /// (lines written after it are work the resumed learner does again). A checkpoint written
+    /// before metrics were streamed carries them itself (`checkpointed`): the file is rewritten
+    /// from those.
+    static func continueMetrics(in folder: RunFolder, consumed: Int, checkpointed: [StepMetrics]) throws {
+        let kept: [StepMetrics]
+        if checkpointed.count == consumed, consumed > 0 {
+            kept = checkpointed
+        } else {
+            kept = try readMetrics(in: folder, count: consumed)
+        }
+        var text = ""
+        for step in kept { text += try metricsLine(step) + "\n" }
+        try folder.write(Data(text.utf8), to: metricsFile)
+    }
 
     /// Whether every batch of the run has been trained or dropped.
     /// - Throws: ``RuntimeError`` if a learner step failed.

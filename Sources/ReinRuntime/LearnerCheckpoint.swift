@@ -39,7 +39,8 @@ public struct LearnerState: Codable, Sendable {
     public var attempts: [Int: Int]
     /// The sample ledger when the checkpoint was taken (samples in flight then count lost on resume).
     public var ledger: RuntimeLedger
-    /// Metrics of every batch consumed so far.
+    /// Metrics of every batch consumed so far, in checkpoints written before metrics were
+    /// streamed to `metrics.jsonl`; empty in newer ones (the run folder's file holds them).
     public var metrics: [StepMetrics]
     /// The versions of the lag-injection ring (their weights are `ring-i.safetensors`).
     public var ring: [Int]

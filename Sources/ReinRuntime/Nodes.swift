@@ -49,13 +49,18 @@ public func serveLearner(
     return result
 }
 
+/// One line of `metrics.jsonl` (sorted keys).
+func metricsLine(_ step: StepMetrics) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    return String(decoding: try encoder.encode(step), as: UTF8.self)
+}
+
 /// Writes a run's `metrics.jsonl` and `ledger.json`, then checks the ledger.
 /// - Throws: ``RuntimeError`` if the ledger does not balance or samples are still in flight.
 public func writeRun(_ result: DistributedRunResult, to folder: RunFolder) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = .sortedKeys
     var lines = ""
-    for step in result.metrics { lines += String(decoding: try encoder.encode(step), as: UTF8.self) + "\n" }
+    for step in result.metrics { lines += try metricsLine(step) + "\n" }
     try folder.write(Data(lines.utf8), to: "metrics.jsonl")
     try result.ledger.write(to: folder)
     try result.ledger.check(final: true)
