@@ -63,11 +63,19 @@ public final class Learner {
         var metrics = LearnerStepMetrics()
         metrics.versionBefore = version
 
-        // Reference log-probs (and rows for the exact KL metric), once per batch.
-        let fullBatch = try TokenBatch(
-            tokens: tokens, batch: rows.count, length: length, lengths: rows.map(Self.sequenceLength))
-        let refOut = try reference.forward(fullBatch, logSoftmaxRows: true)
-        let refLogProbs = Self.completionRows(refOut.logProbs, rows: rows, positions: length - 1)
+        // Reference log-probs (and rows for the exact KL metric), once per batch: scored by the
+        // sampler when it has π_ref (rollout workers do), else by the learner.
+        let refLogProbs: [[Float]]
+        let refRows: [Float]?
+        if let scored = Self.scoredReference(rows, positions: length - 1, vocab: model.config.vocab) {
+            (refLogProbs, refRows) = scored
+        } else {
+            let fullBatch = try TokenBatch(
+                tokens: tokens, batch: rows.count, length: length, lengths: rows.map(Self.sequenceLength))
+            let refOut = try reference.forward(fullBatch, logSoftmaxRows: true)
+            refLogProbs = Self.completionRows(refOut.logProbs, rows: rows, positions: length - 1)
+            refRows = refOut.logSoftmax
+        }
 
         var exactSum = 0.0
         var entropySum = 0.0
@@ -119,7 +127,7 @@ public final class Learner {
                     metrics.ratioMean = ratios.reduce(0, +) / Double(max(1, ratios.count))
                     metrics.ratioMax = ratios.max() ?? 1
                 }
-                if epoch == 0, let rows = out.logSoftmax, let refRows = refOut.logSoftmax {
+                if epoch == 0, let rows = out.logSoftmax, let refRows {
                     let (kl, entropy, n) = Self.exactKL(
                         policy: rows, policyPositions: positions, reference: refRows,
                         referencePositions: length - 1,
@@ -202,6 +210,25 @@ public final class Learner {
         let batch = try TokenBatch(
             tokens: tokens, batch: rows.count, length: length, lengths: rows.map(Self.sequenceLength))
         return Self.completionRows(try reference.forward(batch).logProbs, rows: rows, positions: length - 1)
+    }
+
+    /// The reference values the sampler attached to every rollout (``Rollout/referenceLogProbs``,
+    /// ``Rollout/referenceRows``), laid out as the learner's own reference forward would give them
+    /// (rows: B × `positions` × `vocab`, zeros outside completions); nil unless every rollout has
+    /// both, of the right sizes.
+    static func scoredReference(_ rows: [Rollout], positions: Int, vocab: Int) -> ([[Float]], [Float])? {
+        var logProbs: [[Float]] = []
+        logProbs.reserveCapacity(rows.count)
+        var full = [Float](repeating: 0, count: rows.count * positions * vocab)
+        for (b, r) in rows.enumerated() {
+            guard let lp = r.referenceLogProbs, let rr = r.referenceRows, lp.count == r.completion.count,
+                rr.count == r.completion.count * vocab
+            else { return nil }
+            logProbs.append(lp)
+            let start = (b * positions + r.prompt.count - 1) * vocab
+            full.replaceSubrange(start..<(start + rr.count), with: rr)
+        }
+        return (logProbs, full)
     }
 
     // MARK: Packing

@@ -19,6 +19,12 @@ public struct Rollout: Sendable, Hashable, Codable {
     public var reward: Double
     /// How the completion ended.
     public var outcome: AnswerOutcome
+    /// log π_ref(y_t | s_t) of each completion token, when the sampler scored the reference
+    /// (``RolloutSampler`` with a reference): the learner then skips its own reference forward.
+    public var referenceLogProbs: [Float]?
+    /// log π_ref(· | s_t) over the vocabulary at each completion position (completion.count ×
+    /// vocab, row after row), with ``referenceLogProbs``: for the learner's exact KL metric.
+    public var referenceRows: [Float]?
 
     public init(
         id: UInt64, group: Int, prompt: [Int32], completion: [Int32], behaviourLogProbs: [Float],

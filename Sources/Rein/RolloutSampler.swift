@@ -8,8 +8,17 @@ public final class RolloutSampler {
     public let task: ArithmeticTask
     public let options: SamplingOptions
     private let sampler: GPTSampler
+    /// π_ref, when the sampler scores the reference for the learner.
+    private let reference: GPTModel?
 
-    public init(task: ArithmeticTask, config: GPTConfig, temperature: Double, topK: Int, threads: Int) {
+    /// - Parameter reference: π_ref's weights: every sampled batch then carries the reference's
+    ///   log-probs and rows (``Rollout/referenceLogProbs``), so the learner does not run π_ref
+    ///   itself. This moves one of the learner's forward passes to the rollout workers.
+    public init(
+        task: ArithmeticTask, config: GPTConfig, temperature: Double, topK: Int, threads: Int,
+        reference: GPTParameters? = nil
+    ) {
+        self.reference = reference.map { GPTModel(parameters: $0, threads: threads) }
         self.task = task
         self.options = SamplingOptions(
             maxNewTokens: task.maxAnswerTokens, temperature: Float(temperature), topK: topK == 0 ? nil : topK,
@@ -52,7 +61,30 @@ public final class RolloutSampler {
                     outcome: grade.outcome))
             nextID += 1
         }
+        if let reference { try Self.scoreReference(&rollouts, with: reference) }
         return RolloutBatch(rollouts: rollouts, groupSize: groupSize)
+    }
+
+    /// Fills in ``Rollout/referenceLogProbs`` and ``Rollout/referenceRows`` with one forward of
+    /// `reference` over the batch, packed exactly as ``Learner`` packs it (so the values are the
+    /// ones its own reference forward would give).
+    static func scoreReference(_ rollouts: inout [Rollout], with reference: GPTModel) throws(ModelError) {
+        guard !rollouts.isEmpty else { return }
+        let (tokens, length) = Learner.pack(rollouts)
+        let batch = try TokenBatch(
+            tokens: tokens, batch: rollouts.count, length: length,
+            lengths: rollouts.map(Learner.sequenceLength))
+        let out = try reference.forward(batch, logSoftmaxRows: true)
+        guard let full = out.logSoftmax else { throw .invalidArgument("the reference gave no log-softmax rows") }
+        let positions = length - 1
+        let vocab = reference.config.vocab
+        let logProbs = Learner.completionRows(out.logProbs, rows: rollouts, positions: positions)
+        for b in rollouts.indices {
+            let r = rollouts[b]
+            let start = (b * positions + r.prompt.count - 1) * vocab
+            rollouts[b].referenceLogProbs = logProbs[b]
+            rollouts[b].referenceRows = Array(full[start..<(start + r.completion.count * vocab)])
+        }
     }
 
     /// Completions of `problems`, graded: greedy (temperature 0) by default, or sampled at

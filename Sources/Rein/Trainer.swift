@@ -55,9 +55,11 @@ public final class Trainer {
         }
         self.learner = try Learner(
             config: config.train, policy: reference, reference: reference, threads: config.threads)
+        // The sampler scores π_ref as rollout workers do, so every launch mode trains on the same
+        // numbers.
         self.sampler = RolloutSampler(
             task: task, config: gpt, temperature: config.train.temperature, topK: config.train.topK,
-            threads: config.threads)
+            threads: config.threads, reference: reference)
         self.ring = [(0, reference)]
     }
 

@@ -199,7 +199,7 @@ public distributed actor LearnerActor {
         return JoinReply(
             weights: PolicyWeights(version: version, values: current.values),
             broadcast: broadcaster?.endpoint, keepVersions: config.train.injectLag + 2,
-            samples: samplesEndpoint)
+            samples: samplesEndpoint, reference: PolicyWeights(version: 0, values: referenceWeights.values))
     }
 
     /// The weights of `version`, if the learner still has them (the current version, or one kept

@@ -68,9 +68,16 @@ public struct JoinReply: Codable, Sendable, Hashable {
     public var keepVersions: Int
     /// Where to push sample batches (a ``SampleSink``), if the learner takes them on a stream.
     public var samples: String?
+    /// π_ref's weights (version 0), for the worker to score the reference on every batch it samples
+    /// (the learner then skips its own reference forward); nil: the learner scores it.
+    public var reference: PolicyWeights?
 
     /// A reply with every field given.
-    public init(weights: PolicyWeights, broadcast: String?, keepVersions: Int, samples: String? = nil) {
+    public init(
+        weights: PolicyWeights, broadcast: String?, keepVersions: Int, samples: String? = nil,
+        reference: PolicyWeights? = nil
+    ) {
+        self.reference = reference
         self.samples = samples
         self.weights = weights
         self.broadcast = broadcast

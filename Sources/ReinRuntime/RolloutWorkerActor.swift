@@ -15,7 +15,8 @@ public distributed actor RolloutWorkerActor {
     private let config: RunConfig
     private let gpt: GPTConfig
     private let dataset: ArithmeticDataset
-    private let sampler: RolloutSampler
+    private var sampler: RolloutSampler
+    private let task: ArithmeticTask
     private let logger: Logger
     private var weights: GPTParameters?
     private var version = -1
@@ -30,6 +31,7 @@ public distributed actor RolloutWorkerActor {
         self.gpt = gpt
         self.logger = logger
         let task = try ArithmeticTask(config: config.task)
+        self.task = task
         self.dataset = ArithmeticDataset(task: task)
         self.sampler = RolloutSampler(
             task: task, config: gpt, temperature: config.train.temperature, topK: config.train.topK,
@@ -68,6 +70,12 @@ public distributed actor RolloutWorkerActor {
         let node = actorSystem.node
         let joined = try await learner.join(worker: node)
         try swap(to: joined.weights)
+        if let reference = joined.reference {
+            // Score π_ref here, with every batch: the learner skips its own reference forward.
+            sampler = RolloutSampler(
+                task: task, config: gpt, temperature: config.train.temperature, topK: config.train.topK,
+                threads: config.threads, reference: try GPTParameters(config: gpt, values: reference.values))
+        }
         var cache: WeightCache?
         if let context, let endpoint = joined.broadcast {
             cache = WeightCache(

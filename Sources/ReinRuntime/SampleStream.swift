@@ -40,6 +40,12 @@ public struct SampleColumns: Codable, Sendable, Hashable {
     public var rewards: [Double]
     /// Outcomes (`AnswerOutcome` raw values), one per row.
     public var outcomes: [String]
+    /// log π_ref of every completion token, when the worker scored the reference (else empty).
+    public var referenceLogProbs: [Float] = []
+    /// log π_ref(·|s) rows of every completion position, `referenceWidth` values each (else empty).
+    public var referenceRows: [Float] = []
+    /// The width of a reference row (the vocabulary), 0 when the reference was not scored.
+    public var referenceWidth = 0
 
     /// The columns of `batch`, assignment `index`/`attempt` by learner `incarnation`, from `worker`.
     public init(_ batch: RolloutBatch, worker: NodeID, index: Int, attempt: Int, incarnation: UInt64 = 0) {
@@ -66,6 +72,21 @@ public struct SampleColumns: Codable, Sendable, Hashable {
         }
         rewards = batch.rollouts.map(\.reward)
         outcomes = batch.rollouts.map(\.outcome.rawValue)
+        let scored = batch.rollouts.allSatisfy {
+            $0.referenceLogProbs?.count == $0.completion.count && $0.referenceRows != nil
+        }
+        if scored, let first = batch.rollouts.first(where: { !$0.completion.isEmpty }),
+            let rows = first.referenceRows
+        {
+            let width = rows.count / first.completion.count
+            if width > 0, batch.rollouts.allSatisfy({ $0.referenceRows?.count == $0.completion.count * width }) {
+                referenceWidth = width
+                for rollout in batch.rollouts {
+                    referenceLogProbs += rollout.referenceLogProbs ?? []
+                    referenceRows += rollout.referenceRows ?? []
+                }
+            }
+        }
     }
 
     /// The batch back.
@@ -77,7 +98,12 @@ public struct SampleColumns: Codable, Sendable, Hashable {
             completionOffsets.last == completions.count, behaviourLogProbs.count == completions.count,
             versions.count == completions.count, groupSize > 0, n % groupSize == 0,
             zip(promptOffsets, promptOffsets.dropFirst()).allSatisfy({ $0 <= $1 }),
-            zip(completionOffsets, completionOffsets.dropFirst()).allSatisfy({ $0 <= $1 })
+            zip(completionOffsets, completionOffsets.dropFirst()).allSatisfy({ $0 <= $1 }),
+            referenceWidth >= 0,
+            referenceWidth == 0
+                ? referenceLogProbs.isEmpty && referenceRows.isEmpty
+                : referenceLogProbs.count == completions.count
+                    && referenceRows.count == completions.count * referenceWidth
         else { throw RuntimeError("sample batch \(index) from \(worker): inconsistent columns") }
         var rollouts: [Rollout] = []
         rollouts.reserveCapacity(n)
@@ -87,13 +113,18 @@ public struct SampleColumns: Codable, Sendable, Hashable {
             }
             let p = promptOffsets[r]..<promptOffsets[r + 1]
             let c = completionOffsets[r]..<completionOffsets[r + 1]
-            rollouts.append(
-                Rollout(
-                    id: ids[r], group: groups[r], prompt: Array(prompts[p]),
-                    completion: Array(completions[c]),
-                    behaviourLogProbs: Array(behaviourLogProbs[c]), versions: Array(versions[c]),
-                    reward: rewards[r],
-                    outcome: outcome))
+            var rollout = Rollout(
+                id: ids[r], group: groups[r], prompt: Array(prompts[p]),
+                completion: Array(completions[c]),
+                behaviourLogProbs: Array(behaviourLogProbs[c]), versions: Array(versions[c]),
+                reward: rewards[r],
+                outcome: outcome)
+            if referenceWidth > 0 {
+                rollout.referenceLogProbs = Array(referenceLogProbs[c])
+                rollout.referenceRows = Array(
+                    referenceRows[(c.lowerBound * referenceWidth)..<(c.upperBound * referenceWidth)])
+            }
+            rollouts.append(rollout)
         }
         return RolloutBatch(rollouts: rollouts, groupSize: groupSize)
     }

@@ -62,5 +62,20 @@ struct SampleStreamTests {
         var broken = columns
         broken.completionOffsets[2] = 99
         #expect(throws: RuntimeError.self) { try broken.batch() }
+        // Reference values scored by the worker travel as two more columns.
+        var scored = batch
+        for i in scored.rollouts.indices {
+            let n = scored.rollouts[i].completion.count
+            scored.rollouts[i].referenceLogProbs = (0..<n).map { -Float($0) - 0.25 }
+            scored.rollouts[i].referenceRows = (0..<(3 * n)).map { Float($0) * 0.125 }
+        }
+        let scoredColumns = SampleColumns(scored, worker: NodeID(rawValue: 42), index: 3, attempt: 1)
+        #expect(scoredColumns.referenceWidth == 3)
+        let back = try BinaryDecoder().decode(
+            SampleColumns.self, from: try BinaryEncoder().encode(scoredColumns))
+        #expect(try back.batch() == scored)
+        var lying = scoredColumns
+        lying.referenceWidth = 4
+        #expect(throws: RuntimeError.self) { try lying.batch() }
     }
 }
