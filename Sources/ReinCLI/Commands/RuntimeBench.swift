@@ -208,9 +208,10 @@ struct RuntimeBench: AsyncParsableCommand {
         config: RunConfig, task: ArithmeticTask, gpt: GPTConfig, parameters: GPTParameters, context: ZMQContext,
         logger: Logger
     ) async throws -> SampleRow {
+        // As workers sample: with the reference scored, so the batch carries its rows too.
         let sampler = RolloutSampler(
             task: task, config: gpt, temperature: config.train.temperature, topK: config.train.topK,
-            threads: config.threads)
+            threads: config.threads, reference: parameters)
         var random = TaskRandom(seed: 7, stream: 3)
         let problems = (0..<config.train.promptsPerStep).map { _ in task.randomProblem(using: &random) }
         let batch = try sampler.sample(
