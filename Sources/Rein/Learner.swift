@@ -216,7 +216,9 @@ public final class Learner {
     /// ``Rollout/referenceRows``), laid out as the learner's own reference forward would give them
     /// (rows: B × `positions` × `vocab`, zeros outside completions); nil unless every rollout has
     /// both, of the right sizes.
-    static func scoredReference(_ rows: [Rollout], positions: Int, vocab: Int) -> ([[Float]], [Float])? {
+    public static func scoredReference(_ rows: [Rollout], positions: Int, vocab: Int)
+        -> (logProbs: [[Float]], rows: [Float])?
+    {
         var logProbs: [[Float]] = []
         logProbs.reserveCapacity(rows.count)
         var full = [Float](repeating: 0, count: rows.count * positions * vocab)

@@ -7,8 +7,9 @@ import ReinModel
 extension StalenessTracker {
     /// Recomputes the full rows of a learner batch with the model and analyses them.
     ///
-    /// Three kinds of forward pass over the batch, each with full log-softmax rows: θ, π_ref, and
-    /// one per distinct behaviour version of its tokens whose weights differ from θ's (identical
+    /// Up to three kinds of forward pass over the batch, each with full log-softmax rows: θ, π_ref
+    /// (unless the rollouts carry its rows, ``Rein/Rollout/referenceRows``), and one per distinct
+    /// behaviour version of its tokens whose weights differ from θ's (identical
     /// weights reuse θ's rows). μ(·|s) is the softmax of the behaviour
     /// logits divided by `temperature` (top-k sampling is not a softmax and is refused).
     ///
@@ -66,7 +67,14 @@ extension StalenessTracker {
                 throw .model("\(error)")
             }
         }
-        let ref = try rows(reference)
+        // π_ref's rows come with the batch when the sampler scored the reference (rollout
+        // workers and the trainer do): no forward for them here.
+        let ref: [Float]
+        if let scored = Learner.scoredReference(rollouts, positions: positions, vocab: vocab) {
+            ref = scored.rows
+        } else {
+            ref = try rows(reference)
+        }
         var behaviourRows: [Int: [Float]] = [:]
         // Behaviour weights identical to θ's (lag 0) reuse θ's rows: no extra forward.
         var sameAsPolicy: [Int] = []

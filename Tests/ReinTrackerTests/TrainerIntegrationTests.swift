@@ -11,6 +11,39 @@ import Testing
 
 @Suite("Staleness tracker on the trainer")
 struct TrainerIntegrationTests {
+    /// A batch that carries π_ref's rows (scored by the sampler) gives the same record as one the
+    /// tracker scores itself: the tracker reuses them instead of running π_ref.
+    @Test func referenceRowsFromTheSamplerGiveTheSameRecord() throws {
+        let task = try ArithmeticTask(config: .default)
+        let gpt = GPTConfig(vocab: task.tokenizer.vocabSize, context: 16, dModel: 16, layers: 1, heads: 2)
+        let reference = try GPTParameters(config: gpt, seed: 5)
+        let policy = try GPTParameters(config: gpt, seed: 6)
+        let behaviour = try GPTParameters(config: gpt, seed: 7)
+        let sampler = RolloutSampler(
+            task: task, config: gpt, temperature: 1, topK: 0, threads: 1, reference: reference)
+        var random = TaskRandom(seed: 4, stream: 1)
+        let problems = (0..<4).map { _ in task.randomProblem(using: &random) }
+        let scored = try sampler.sample(
+            problems, groupSize: 4, parameters: behaviour, version: 0, seed: 2, firstID: 0)
+        #expect(scored.rollouts.allSatisfy { $0.referenceRows != nil })
+        var plain = scored
+        for i in plain.rollouts.indices { plain.rollouts[i].referenceRows = nil }
+        let tracker = try StalenessTracker(logger: logger)
+        func record(_ batch: RolloutBatch) throws -> TrackerRecord {
+            try tracker.observe(
+                step: 1, batch: batch, version: 3, policy: policy, reference: reference,
+                behaviour: { _ in behaviour })
+        }
+        let a = try record(scored)
+        let b = try record(plain)
+        #expect(a.buckets.count == 1 && b.buckets.count == 1)
+        let (x, y) = (a.buckets[0], b.buckets[0])
+        #expect(abs(x.reverseKL - y.reverseKL) <= 1e-9 * max(1, y.reverseKL) && y.reverseKL > 0)
+        for (p, q) in zip(x.implementations, y.implementations) {
+            #expect(abs(p.relativeError - q.relativeError) <= 1e-9 * max(1, q.relativeError), "\(p.id)")
+        }
+    }
+
     @Test func writesOneRecordPerObservedStepWithTheInjectedLag() throws {
         let config = try TestKit.tinyConfig(
             steps: RunConfig().train.steps, maxStaleness: 16, injectLag: 2, promptsPerStep: 2, evalSize: 10)
