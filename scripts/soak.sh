@@ -2,9 +2,11 @@
 # Soak test: `rein launch` with N workers for M minutes on a small model; samples the RSS and the
 # open file descriptors of the learner and of every worker (from /proc) and the learner's
 # throughput (its status.json: samples trained, policy version) every few seconds, writes a CSV and
-# prints a summary: RSS growth per process (mean of the first minute vs mean of the last minute) and
-# fd count min/max. Ends the run with SIGTERM (drain); exits with rein launch's status, which is
-# non-zero if the learner failed or its ledger did not balance.
+# prints a summary: RSS growth per process (mean of the first minute vs mean of the last minute),
+# the least-squares RSS trend after the first minute (MB per minute: a leak shows as a steady
+# positive trend, allocator noise as a trend near 0), and fd count min/max. Ends the run with
+# SIGTERM (drain); exits with rein launch's status, which is non-zero if the learner failed or its
+# ledger did not balance.
 #
 #   scripts/soak.sh [--minutes 10] [--workers 8] [--interval 5] [--rein PATH] [--out DIR] [-- ARGS]
 #
@@ -108,12 +110,14 @@ trap - INT TERM
             if ($5 > fdmax[p]) fdmax[p] = $5
             if (t < 60) { first[p] += $4; nfirst[p]++ }
             if (t >= total - 60) { last[p] += $4; nlast[p]++ }
+            # Least-squares trend of RSS after the first (warm-up) minute.
+            if (t >= 60) { k[p]++; st[p] += t; sy[p] += $4; stt[p] += t * t; sty[p] += t * $4 }
             if (!(p in pids) || index(pids[p], " " $3 " ") == 0) pids[p] = pids[p] " " $3 " "
             if (t < 60 && $6 > 0 && (tf == "" || t < tf)) { tf = t; nf = $6 }
             if (t > tl) { tl = t; nl = $6 }
         }
         END {
-            printf "%-10s %12s %12s %8s %7s %7s %s\n", "process", "rss_first_MB", "rss_last_MB", "growth", "fd_min", "fd_max", "restarts"
+            printf "%-10s %12s %12s %8s %13s %7s %7s %s\n", "process", "rss_first_MB", "rss_last_MB", "growth", "trend_MB/min", "fd_min", "fd_max", "restarts"
             worst = 0
             for (i = 1; i <= n; i++) {
                 p = order[i]
@@ -121,8 +125,10 @@ trap - INT TERM
                 g = a > 0 ? 100 * (b - a) / a : 0
                 if (nlast[p] && g > worst) worst = g
                 restarts = split(pids[p], x, "  ") - 1
-                if (!nlast[p]) { printf "%-10s %12.1f %12s %8s %7d %7d %d\n", p, a / 1024, "gone", "-", fdmin[p], fdmax[p], restarts; continue }
-                printf "%-10s %12.1f %12.1f %7.1f%% %7d %7d %d\n", p, a / 1024, b / 1024, g, fdmin[p], fdmax[p], restarts
+                d = k[p] * stt[p] - st[p] * st[p]
+                trend = (k[p] > 2 && d > 0) ? (k[p] * sty[p] - st[p] * sy[p]) / d * 60 / 1024 : 0
+                if (!nlast[p]) { printf "%-10s %12.1f %12s %8s %13s %7d %7d %d\n", p, a / 1024, "gone", "-", "-", fdmin[p], fdmax[p], restarts; continue }
+                printf "%-10s %12.1f %12.1f %7.1f%% %13.3f %7d %7d %d\n", p, a / 1024, b / 1024, g, trend, fdmin[p], fdmax[p], restarts
             }
             printf "largest RSS growth: %.1f%% (goal < 5%%)\n", worst
             if (tl > tf) printf "throughput: %.0f samples trained per second (from %d s to %d s: %d -> %d samples)\n", (nl - nf) / (tl - tf), tf, tl, nf, nl
