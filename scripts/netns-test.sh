@@ -162,6 +162,22 @@ wait_listening() {  # LOG PID
 }
 
 # ledger.json: produced = trained + dropped + in flight + lost, every sample trained.
+# Drains MODE's run once both workers joined, then checks that the learner and every worker exit
+# 0 and that the ledger balances: finish_run MODE RUN LEARNER_PID WORKER_PID...
+finish_run() {
+    local mode=$1 run=$2 learner=$3
+    shift 3
+    drain_when_ready "$run" "$work/$mode-learner.log"
+    local status=0
+    wait_for 120 "$learner" || status=$?
+    ((status == 0)) || { echo "netns-test: learner exited with $status" >&2; tail -20 "$work/$mode-learner.log" >&2; return 1; }
+    for w in "$@"; do
+        status=0; wait_for 30 "$w" || status=$?
+        ((status == 0)) || { echo "netns-test: a worker exited with $status" >&2; tail -20 "$work/$mode"-w*.log >&2; return 1; }
+    done
+    check_ledger "$run" "$work/$mode-learner.log"
+}
+
 check_ledger() {  # RUN_DIR LEARNER_LOG
     local file="$1/ledger.json"
     [[ -f "$file" ]] || { echo "netns-test: no $file" >&2; return 1; }
@@ -193,15 +209,7 @@ run_direct() {
     local w1=${started[-1]}
     in_ns w2 "$work/direct-w2.log" "$rein" worker --learner tcp://10.77.0.1:7070 --name w2 "${tiny[@]}" --set "run_dir=$run"
     local w2=${started[-1]}
-    drain_when_ready "$run" "$work/direct-learner.log"
-    local status=0
-    wait_for 120 "$learner" || status=$?
-    ((status == 0)) || { echo "netns-test: learner exited with $status" >&2; tail -20 "$work/direct-learner.log" >&2; return 1; }
-    for w in "$w1" "$w2"; do
-        status=0; wait_for 30 "$w" || status=$?
-        ((status == 0)) || { echo "netns-test: a worker exited with $status" >&2; tail -20 "$work"/direct-w*.log >&2; return 1; }
-    done
-    check_ledger "$run" "$work/direct-learner.log"
+    finish_run direct "$run" "$learner" "$w1" "$w2"
 }
 
 run_ssh() {
@@ -332,15 +340,7 @@ YAML
     local w1=${started[-1]}
     in_ns w2 "$work/systemd-w2.log" "${w2_cmd[@]}"
     local w2=${started[-1]}
-    drain_when_ready "$run" "$work/systemd-learner.log"
-    local status=0
-    wait_for 120 "$learner" || status=$?
-    ((status == 0)) || { echo "netns-test: learner exited with $status" >&2; tail -20 "$work/systemd-learner.log" >&2; return 1; }
-    for w in "$w1" "$w2"; do
-        status=0; wait_for 30 "$w" || status=$?
-        ((status == 0)) || { echo "netns-test: a worker exited with $status" >&2; tail -20 "$work"/systemd-w*.log >&2; return 1; }
-    done
-    check_ledger "$run" "$work/systemd-learner.log"
+    finish_run systemd "$run" "$learner" "$w1" "$w2"
 }
 
 case "$mode" in
