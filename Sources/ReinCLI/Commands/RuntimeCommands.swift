@@ -109,12 +109,6 @@ func loadLearnerCheckpoint(folder: RunFolder, resume: Bool, fresh: Bool, logger:
     return checkpoint
 }
 
-/// Writes a line to stdout at once (a parent process may be waiting for it on a pipe).
-func emitNow(_ line: String) {
-    emit(line)
-    fflush(nil)
-}
-
 /// `rein learner`: the learner of a multi-process run.
 struct LearnerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -206,7 +200,7 @@ struct LearnerCommand: AsyncParsableCommand {
         let checkpoint = try loadLearnerCheckpoint(
             folder: folder, resume: resume, fresh: fresh, logger: logger)
         if let state = checkpoint?.state {
-            emitNow(
+            emit(
                 "resuming from a checkpoint at batch \(state.consumed), policy version \(state.version); "
                     + "ledger then: \(state.ledger.summary)")
         }
@@ -241,7 +235,7 @@ struct LearnerCommand: AsyncParsableCommand {
             logger.info("samples stream in on \(endpoint)")
         }
         let listening = system.endpoint ?? bind
-        emitNow("learner listening on \(listening)")
+        emit("learner listening on \(listening)")
         let statusWriter = LearnerStatus.keepWriting(learner: learner, endpoint: listening, folder: folder)
         if let endpoint = broadcaster?.endpoint { logger.info("weights broadcast on \(endpoint)") }
         let outcome = Mutex<DistributedRunResult?>(nil)
@@ -267,10 +261,10 @@ struct LearnerCommand: AsyncParsableCommand {
         guard let result = outcome.withLock({ $0 }) else {
             throw CLIError("the learner stopped without a result")
         }
-        emitNow(
+        emit(
             "run folder \(config.runDir): \(result.metrics.count) batches, policy version \(result.weights.version); "
                 + "ledger: \(result.ledger.summary)")
-        emitNow(
+        emit(
             String(
                 format: "learner busy %.0f%% of %.2f s; %.0f samples trained per second",
                 100 * result.utilisation.busyFraction, result.utilisation.wallSeconds, result.trainedPerSecond
