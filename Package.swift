@@ -118,7 +118,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ReinTests",
-            dependencies: ["Rein", "ReinTestKit"],
+            dependencies: [
+                "Rein", "ReinTestKit",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: strict
         ),
 

@@ -81,9 +81,9 @@ public final class Learner {
         var entropySum = 0.0
         var exactCount = 0
         var order = Array(rows.indices)
-        var rng = SplitMix64(seed: UInt64(version) &* 0x9E37_79B9 &+ 17)
+        var random = TaskRandom(seed: UInt64(version), stream: 0x6C65_6172_6E65_72)
         for epoch in 0..<config.epochs {
-            if epoch > 0 { order.shuffle(using: &rng) }
+            if epoch > 0 { random.shuffle(&order) }
             for m in 0..<config.minibatches {
                 let chosen = Array(
                     order[

@@ -5,7 +5,8 @@ import ReinModel
 import ReinTasks
 
 /// The single-process RL loop: a ``RolloutSampler`` (worker side) and a ``Learner`` exchanging
-/// plain ``RolloutBatch`` values, with lag injection from a ring of recent weights.
+/// plain ``RolloutBatch`` values, driven by a ``RunStateMachine`` (lag injection, staleness,
+/// ledger, step metrics: the decisions the distributed learner takes from the same machine).
 ///
 /// Everything random is a function of (seed, step), so a run resumed from a checkpoint repeats
 /// exactly what the uninterrupted run would have done.
@@ -18,12 +19,18 @@ public final class Trainer {
     let sampler: RolloutSampler
     let reference: GPTParameters
     let logger: Logger
-    /// Recent weights by version, oldest first (for lag injection).
-    var ring: [(version: Int, parameters: GPTParameters)]
+    /// Every decision of the run (the same machine the distributed learner drives); this trainer
+    /// is its only worker.
+    private(set) var machine: RunStateMachine<Int>
+    /// The weights of the versions the machine keeps (for lag injection), by version.
+    var weights: [Int: GPTParameters]
+    /// The origin of the times given to the machine.
+    private let clock = ContinuousClock()
+    private let origin: ContinuousClock.Instant
     /// Steps (rollout batches) completed.
-    public private(set) var step = 0
-    /// Samples produced, trained, dropped (lag above max_staleness).
-    public private(set) var ledger = SampleLedger()
+    public var step: Int { machine.consumed }
+    /// Where every sample went.
+    public var ledger: SampleLedger { machine.ledger }
     /// Called by ``runStep()`` just before each learner step with the batch, the version that
     /// sampled it and that version's weights (the staleness tracker's hook; nil by default).
     public var beforeLearnerStep: ((RolloutBatch, Int, GPTParameters) throws -> Void)?
@@ -38,7 +45,7 @@ public final class Trainer {
     /// for the current version).
     public func parameters(ofVersion version: Int) -> GPTParameters? {
         if version == learner.version { return learner.model.parameters }
-        return ring.last(where: { $0.version == version })?.parameters
+        return weights[version]
     }
 
     public init(config: RunConfig, reference: GPTParameters, folder: RunFolder, logger: Logger) throws {
@@ -60,7 +67,9 @@ public final class Trainer {
         self.sampler = RolloutSampler(
             task: task, config: gpt, temperature: config.train.temperature, topK: config.train.topK,
             threads: config.threads, reference: reference)
-        self.ring = [(0, reference)]
+        self.machine = RunStateMachine(settings: .init(config.train), incarnation: 0)
+        self.weights = [0: reference]
+        self.origin = clock.now
     }
 
     /// The problems of step `s`: a pure function of the seed and the step.
@@ -84,55 +93,62 @@ public final class Trainer {
         seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(s)
     }
 
-    /// The weights to sample step `step` with: the newest snapshot at least `inject_lag` versions
-    /// older than the learner (the oldest kept one at the start of a run).
+    /// The weights the next step will sample with (the machine's decision, without taking it).
     func samplingWeights() -> (version: Int, parameters: GPTParameters) {
-        let target = learner.version - config.train.injectLag
-        return ring.last(where: { $0.version <= target }) ?? ring[0]
+        var preview = machine
+        guard case .sample(let order) = preview.requestWork(worker: 0, now: .zero) else {
+            return (learner.version, learner.model.parameters)
+        }
+        return (order.version, parameters(ofVersion: order.version) ?? reference)
     }
+
+    private var now: Duration { clock.now - origin }
 
     /// Runs one rollout batch and one learner step; returns the step's metrics.
     public func runStep() throws -> StepMetrics {
-        let clock = ContinuousClock()
-        let t0 = clock.now
-        let (version, weights) = samplingWeights()
-        let batch = try sampler.sample(
-            problems(forStep: step), groupSize: config.train.groupSize, parameters: weights, version: version,
-            seed: Trainer.samplingSeed(forStep: step, seed: config.seed), firstID: UInt64(step) << 20)
-        let sampleSeconds = seconds(clock.now - t0)
-        ledger.produced += batch.rollouts.count
-        let lag = learner.version - version
-        var metrics = StepMetrics(step: step + 1, version: learner.version)
-        metrics.reward = batch.rollouts.reduce(0) { $0 + $1.reward } / Double(batch.rollouts.count)
-        metrics.accuracy =
-            Double(batch.rollouts.count(where: { $0.outcome == .correct })) / Double(batch.rollouts.count)
-        metrics.responseLength = Double(batch.tokenCount) / Double(batch.rollouts.count)
-        metrics.lagMean = Double(lag)
-        metrics.lagMax = lag
-        metrics.sampleSeconds = sampleSeconds
-        if lag > config.train.maxStaleness {
-            ledger.dropped += batch.rollouts.count
-            onDroppedBatch?(batch, lag)
-            metrics.dropped = batch.rollouts.count
-            logger.warning("dropped \(batch.rollouts.count) samples with lag \(lag) > max_staleness")
-        } else {
-            try beforeLearnerStep?(batch, version, weights)
-            let learned = try learner.step(batch)
-            ledger.trained += batch.rollouts.count
-            metrics.learner = learned
-            metrics.tokensPerSecond = Double(batch.tokenCount) / (sampleSeconds + learned.seconds)
+        guard case .sample(let order) = machine.requestWork(worker: 0, now: now) else {
+            throw TrainerError("the run is over after \(step) steps")
         }
-        step += 1
-        remember()
-        metrics.version = learner.version
-        return metrics
+        guard let behaviour = parameters(ofVersion: order.version) else {
+            throw TrainerError("the weights of version \(order.version) are not kept")
+        }
+        let batch = try sampler.sample(
+            problems(forStep: order.index), groupSize: config.train.groupSize, parameters: behaviour,
+            version: order.version, seed: Trainer.samplingSeed(forStep: order.index, seed: config.seed),
+            firstID: UInt64(order.index) << 20)
+        let delivery = machine.deliver(
+            worker: 0, index: order.index, attempt: order.attempt, incarnation: machine.incarnation,
+            batch: batch,
+            now: now)
+        guard delivery == .accepted else { throw TrainerError("batch \(order.index): \(delivery)") }
+        switch machine.nextBatch() {
+        case .dropped(let metrics, let dropped):
+            onDroppedBatch?(dropped.batch, dropped.lag)
+            logger.warning("dropped \(batch.rollouts.count) samples with lag \(dropped.lag) > max_staleness")
+            remember()
+            return metrics
+        case .train(let train):
+            try beforeLearnerStep?(train.batch, train.sampledBy, behaviour)
+            let learned: LearnerStepMetrics
+            do {
+                learned = try learner.step(train.batch)
+            } catch {
+                machine.trainingFailed(train)
+                throw error
+            }
+            let metrics = machine.trained(train, learner: learned, version: learner.version)
+            remember()
+            return metrics
+        case nil:
+            throw TrainerError("batch \(order.index) was delivered but is not next to train")
+        }
     }
 
-    /// Keeps the current weights in the ring and trims what lag injection can no longer use.
+    /// Keeps the current weights and forgets those the machine no longer keeps.
     private func remember() {
-        ring.append((learner.version, learner.model.parameters))
-        let oldestNeeded = learner.version - config.train.injectLag
-        while ring.count > 1, ring[1].version <= oldestNeeded { ring.removeFirst() }
+        weights[learner.version] = learner.model.parameters
+        let kept = Set(machine.keptVersions)
+        weights = weights.filter { kept.contains($0.key) }
     }
 
     /// Greedy and sampled accuracy of the current policy on the first `eval_size` held-out problems.
@@ -159,13 +175,15 @@ public final class Trainer {
                 Checkpoint.encode(learner.model.parameters, metadata: metadata).serialized()),
             "optimizer.safetensors": Data(learner.optimizer.encode().serialized()),
         ]
-        for (i, entry) in ring.enumerated() {
-            let meta = [Checkpoint.policyVersionKey: "\(entry.version)"]
-            files["ring-\(i).safetensors"] = Data(
-                Checkpoint.encode(entry.parameters, metadata: meta).serialized())
+        let ring = machine.keptVersions
+        for (i, version) in ring.enumerated() {
+            guard let parameters = parameters(ofVersion: version) else {
+                throw TrainerError("the weights of kept version \(version) are missing")
+            }
+            let meta = [Checkpoint.policyVersionKey: "\(version)"]
+            files["ring-\(i).safetensors"] = Data(Checkpoint.encode(parameters, metadata: meta).serialized())
         }
-        let state = CheckpointState(
-            step: step, version: learner.version, ring: ring.map(\.version), ledger: ledger)
+        let state = CheckpointState(step: step, version: learner.version, ring: ring, ledger: ledger)
         files["state.json"] = try JSONEncoder().encode(state)
         try CheckpointStore(folder: folder).save(files, kind: Self.checkpointKind)
     }
@@ -178,11 +196,19 @@ public final class Trainer {
         try learner.restore(
             optimizer: try SafeTensors.parse(Array(try stored.data("optimizer.safetensors"))),
             version: state.version)
-        ring = try state.ring.enumerated().map { i, version in
-            (version, try Self.parameters(stored, "ring-\(i).safetensors"))
+        var weights: [Int: GPTParameters] = [:]
+        for (i, version) in state.ring.enumerated() {
+            weights[version] = try Self.parameters(stored, "ring-\(i).safetensors")
         }
-        step = state.step
-        ledger = state.ledger
+        weights[state.version] = learner.model.parameters
+        self.weights = weights
+        machine = RunStateMachine(
+            settings: machine.settings,
+            restoring: RunSnapshot(
+                version: state.version, consumed: state.step, attempts: [:], ledger: state.ledger,
+                ring: state.ring,
+                incarnation: machine.incarnation),
+            incarnation: machine.incarnation)
     }
 
     /// The weights in file `name` of a stored checkpoint.
@@ -200,20 +226,6 @@ struct CheckpointState: Codable {
     var version: Int
     var ring: [Int]
     var ledger: SampleLedger
-}
-
-/// Sample accounting: every produced sample is trained or dropped (single process: nothing in
-/// flight between steps).
-public struct SampleLedger: Codable, Sendable, Hashable {
-    public var produced = 0
-    public var trained = 0
-    public var dropped = 0
-    public init(produced: Int = 0, trained: Int = 0, dropped: Int = 0) {
-        self.produced = produced
-        self.trained = trained
-        self.dropped = dropped
-    }
-    public var balances: Bool { produced == trained + dropped }
 }
 
 /// One line of `metrics.jsonl`.

@@ -7,34 +7,33 @@ import ReinModel
 import ReinTasks
 import ReinTracker
 
-/// The learner as a distributed actor: hands out batch indices to rollout workers, admits the
-/// batches they deliver under `max_staleness`, trains them in index order and keeps the sample
-/// ledger.
+/// The learner as a distributed actor: a thin shell around the run's ``Rein/RunStateMachine``.
+///
+/// The machine takes every decision of the run — which batch index a worker gets and with which
+/// weights (exact lag injection), admission under `max_staleness`, the work leases, which weight
+/// versions to keep, refusals, the ledger and each step's metrics — exactly as it does for the
+/// single-process ``Rein/Trainer``. This actor turns messages into the machine's events and its
+/// decisions into replies; it holds the weights, the model (trained on a thread of its own, so
+/// workers are answered meanwhile), the broadcast and the run folder's files.
 ///
 /// Batch `s` is a pure function of (seed, `s`, weights version): its prompts, sampling seed and
-/// sample ids are those of step `s` of the single-process ``Rein/Trainer``. Index `s` is assigned
-/// only while `s - consumed <= max_staleness` (`consumed`: batches trained or dropped so far), so
-/// with `max_staleness: 0` the run is synchronous and on-policy and equals the single-process run.
-/// A batch whose worker dies before delivering it is counted lost and its index assigned again.
+/// sample ids are those of step `s` of the single-process trainer, so with `max_staleness: 0` the
+/// run equals the single-process run. A batch whose worker dies, rejoins or lets its lease expire
+/// is counted lost and handed out again; lease expiry is a task sleeping until the earliest
+/// deadline, re-armed whenever that deadline changes.
 ///
 /// With a run folder, the learner checkpoints every `train.checkpoint_every` batches and at the
-/// end of the run (``checkpoint()``); a learner made from a ``LearnerCheckpoint`` continues that
-/// run: same version numbering, metrics and ledger (samples in flight at the checkpoint count
-/// lost). Every work order names the learner's *incarnation* (its node id): a batch assigned by an
-/// earlier incarnation — a learner that crashed and was restarted — is refused on delivery and
-/// counted in ``RuntimeLedger/refused``, never trained.
+/// end of the run (``checkpoint()``); checkpoint writes coalesce (at most one in flight, the newest
+/// state wins). A learner made from a ``LearnerCheckpoint`` continues that run as a new
+/// *incarnation* (its node id): batches assigned before the restart are refused on delivery and
+/// counted in ``Rein/SampleLedger/refused``, never trained.
 public distributed actor LearnerActor {
     public typealias ActorSystem = ReinActorSystem
+    /// The run's decisions, with workers named by node.
+    public typealias Machine = RunStateMachine<NodeID>
 
     /// The well-known name the learner is registered under on its node.
     public static let name = "learner"
-
-    private struct Assignment {
-        var worker: NodeID
-        var attempt: Int
-        var version: Int
-        var count: Int
-    }
 
     private let config: RunConfig
     /// Where checkpoints go (none without a folder).
@@ -50,41 +49,35 @@ public distributed actor LearnerActor {
     private var selection = SelectionAccumulator()
     /// The model and optimizer; touched only by the training task (see ``trainLoop()``).
     private let core: LearnerCore
-    /// The policy version after the last completed step.
-    private var version = 0
-    /// The weights of ``version``.
-    private var current: GPTParameters
+    /// Every decision of the run.
+    private var machine: Machine
+    /// The weights of the versions the machine keeps (the current one included), by version.
+    private var weights: [Int: GPTParameters]
     /// Whether the training task is running.
     private var training = false
     /// The error that stopped training, rethrown by ``isFinished()``.
     private var failure: RuntimeError?
     private let logger: Logger
-    private let batchSize: Int
     private let broadcaster: WeightBroadcaster?
-    /// Batches to train (or drop) before the run is over: `train.steps`, or fewer after ``drain()``.
-    private var end: Int
-    private var ledger = RuntimeLedger()
-    private var nextFresh = 0
-    private var retry: [Int] = []
-    private var attempts: [Int: Int] = [:]
-    private var assigned: [Int: Assignment] = [:]
-    private var delivered: [Int: (batch: RolloutBatch, version: Int)] = [:]
-    private var consumed = 0
     /// Metrics of the batches consumed, when there is no run folder. With one, each batch's line
     /// is appended to `metrics.jsonl` as it is consumed and nothing is kept in memory (a long run
     /// would otherwise grow the learner by every step's metrics).
     private var metrics: [StepMetrics] = []
     private var workers: Set<NodeID> = []
-    /// Recent weights by version, oldest first (for lag injection).
-    private var ring: [(version: Int, parameters: GPTParameters)]
     /// Workers told that the run is over.
     private var released: Set<NodeID> = []
     private var fetches = 0
-    /// The checkpoint being written, if any (the next one waits for it).
-    private var pendingWrite: Task<Void, any Error>?
+    /// Writes checkpoints one at a time, newest first (none without a folder).
+    private let checkpoints: CoalescingWriter<LearnerCheckpoint>?
     /// Where workers push sample batches (a ``SampleSink``), if anywhere.
     private var samplesEndpoint: String?
     private let clock = ContinuousClock()
+    /// The origin of the times given to the machine.
+    private let origin: ContinuousClock.Instant
+    /// The task sleeping until ``leaseDeadline`` to expire leases.
+    private var leaseTimer: Task<Void, Never>?
+    /// The deadline ``leaseTimer`` sleeps until.
+    private var leaseDeadline: Duration?
     /// When the first worker joined (the start of the learner's working time).
     private var firstJoin: ContinuousClock.Instant?
     /// When the last batch was consumed.
@@ -99,23 +92,38 @@ public distributed actor LearnerActor {
     ///   - folder: where to write checkpoints (every `train.checkpoint_every` batches and on
     ///     ``checkpoint()``); `nil`: none.
     ///   - resume: a checkpoint of this run to continue from.
+    ///   - lease: how long a worker may hold a batch.
     /// - Throws: ``RuntimeError`` if `resume` was trained against another reference or model.
     public init(
         actorSystem: ReinActorSystem, config: RunConfig, reference: GPTParameters,
         broadcaster: WeightBroadcaster? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
-        logger: Logger
+        lease: Machine.LeasePolicy = .init(), logger: Logger
     ) throws {
         self.actorSystem = actorSystem
+        let incarnation = self.id.node.rawValue
         self.broadcaster = broadcaster
         self.config = config
         self.folder = folder
         self.logger = logger
-        self.end = config.train.steps
-        self.batchSize = config.train.promptsPerStep * config.train.groupSize
+        self.origin = clock.now
         let identity = ReferenceIdentity(reference, source: config.train.reference)
         self.referenceIdentity = identity
         self.referenceWeights = reference
         self.tracker = Self.makeTracker(config, logger: logger)
+        self.checkpoints = folder.map { folder in
+            CoalescingWriter(name: "rein-learner-checkpoint") { checkpoint in
+                do {
+                    try checkpoint.save(to: folder)
+                    logger.info(
+                        "checkpoint at batch \(checkpoint.state.consumed), policy version \(checkpoint.state.version)"
+                    )
+                } catch {
+                    logger.error("checkpoint at batch \(checkpoint.state.consumed) failed: \(error)")
+                    throw error
+                }
+            }
+        }
+        let settings = Machine.Settings(config.train, lease: lease)
         guard let resume else {
             if let folder {
                 try folder.write(Data(), to: Self.metricsFile)
@@ -124,8 +132,8 @@ public distributed actor LearnerActor {
             self.core = LearnerCore(
                 try Learner(
                     config: config.train, policy: reference, reference: reference, threads: config.threads))
-            self.current = reference
-            self.ring = [(0, reference)]
+            self.weights = [0: reference]
+            self.machine = Machine(settings: settings, incarnation: incarnation)
             return
         }
         let state = resume.state
@@ -144,31 +152,24 @@ public distributed actor LearnerActor {
             config: config.train, policy: resume.policy, reference: reference, threads: config.threads)
         try learner.restore(optimizer: resume.optimizer, version: state.version)
         self.core = LearnerCore(learner)
-        self.version = state.version
-        self.current = resume.policy
-        self.ring =
-            state.ring.isEmpty ? [(state.version, resume.policy)] : Array(zip(state.ring, resume.ring))
-        self.consumed = state.consumed
-        self.nextFresh = state.consumed
-        self.attempts = state.attempts
+        var weights = Dictionary(zip(state.ring, resume.ring), uniquingKeysWith: { _, last in last })
+        weights[state.version] = resume.policy
+        self.weights = weights
         if let folder {
             try Self.continueMetrics(in: folder, consumed: state.consumed, checkpointed: state.metrics)
         } else {
             self.metrics = state.metrics
         }
-        var ledger = state.ledger
         // Whatever was handed out then belongs to the incarnation that wrote the checkpoint: its
-        // batches are refused if they ever arrive, so they count lost and their indices are
-        // assigned again.
-        ledger.lost += ledger.inFlight
-        ledger.inFlight = 0
-        self.ledger = ledger
+        // batches are refused if they ever arrive, so they count lost and are handed out again.
+        let restored = Machine(settings: settings, restoring: state.snapshot, incarnation: incarnation)
+        self.machine = restored
         actorSystem.policyVersion = UInt64(state.version)
         logger.notice(
             """
             resumed at batch \(state.consumed), policy version \(state.version) (checkpoint of incarnation \
             \(FNV1a64.hex(state.incarnation))); \(state.ledger.inFlight) samples in flight then count lost; \
-            ledger: \(ledger.summary)
+            ledger: \(restored.ledger.summary)
             """)
     }
 
@@ -176,23 +177,32 @@ public distributed actor LearnerActor {
     public static func named(
         on system: ReinActorSystem, config: RunConfig, reference: GPTParameters,
         broadcaster: WeightBroadcaster? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
-        logger: Logger
+        lease: Machine.LeasePolicy = .init(), logger: Logger
     ) throws -> LearnerActor {
         try system.withName(name) {
             try LearnerActor(
                 actorSystem: system, config: config, reference: reference, broadcaster: broadcaster,
-                folder: folder, resume: resume, logger: logger)
+                folder: folder, resume: resume, lease: lease, logger: logger)
         }
     }
 
     /// This learner's incarnation: its node id, new with every process (and every restart).
     public nonisolated var incarnation: UInt64 { id.node.rawValue }
 
+    /// The machine's clock: time since this learner was made.
+    private var now: Duration { clock.now - origin }
+
+    /// The policy version now.
+    private var version: Int { machine.version }
+
+    /// The current weights.
+    private var current: GPTParameters { weights[machine.version] ?? referenceWeights }
+
     /// A worker joins (or rejoins): the current weights and version, and where new versions are
     /// broadcast (if they are).
     public distributed func join(worker: NodeID) -> JoinReply {
         // A worker that joins again (it lost us for a while) will not deliver what it held.
-        releaseAssignments(of: worker, reason: "rejoined")
+        log(machine.workerLost(worker), "rejoined")
         workers.insert(worker)
         if firstJoin == nil { firstJoin = clock.now }
         logger.info("worker \(worker) joined at version \(version)")
@@ -206,12 +216,11 @@ public distributed actor LearnerActor {
     /// for lag injection): for workers that missed a broadcast.
     public distributed func fetchWeights(version wanted: Int) throws -> PolicyWeights {
         fetches += 1
-        if wanted == version { return PolicyWeights(version: version, values: current.values) }
-        guard let kept = ring.last(where: { $0.version == wanted }) else {
+        guard let kept = weights[wanted] else {
             throw RuntimeError(
                 "weights of version \(wanted) are no longer kept (learner at \(version))")
         }
-        return PolicyWeights(version: wanted, values: kept.parameters.values)
+        return PolicyWeights(version: wanted, values: kept.values)
     }
 
     /// Seconds spent training and seconds from the first join to the last batch consumed.
@@ -231,108 +240,98 @@ public distributed actor LearnerActor {
     /// With `inline` false the order never carries weights (the worker gets them from the
     /// broadcast, or ``fetchWeights(version:)``).
     public distributed func requestWork(worker: NodeID, haveVersion: Int, inline: Bool = true) -> WorkOrder {
-        guard consumed < end else {
+        switch machine.requestWork(worker: worker, now: now) {
+        case .finished:
             released.insert(worker)
             return WorkOrder(status: .finished)
+        case .wait:
+            return WorkOrder(status: .wait)
+        case .sample(let assignment):
+            armLeaseTimer()
+            let weights =
+                haveVersion == assignment.version || !inline
+                ? nil
+                : self.weights[assignment.version].map {
+                    PolicyWeights(version: assignment.version, values: $0.values)
+                }
+            return WorkOrder(
+                status: .sample, index: assignment.index, attempt: assignment.attempt,
+                version: assignment.version,
+                weights: weights, incarnation: incarnation)
         }
-        let candidate: Int
-        if let index = retry.min() {
-            candidate = index
-        } else if nextFresh < end {
-            candidate = nextFresh
-        } else {
-            return WorkOrder(status: .wait)  // everything assigned; wait for the end or a loss
-        }
-        guard candidate - consumed <= aheadLimit else { return WorkOrder(status: .wait) }
-        if candidate == nextFresh { nextFresh += 1 } else { retry.removeAll { $0 == candidate } }
-        let attempt = attempts[candidate, default: 0]
-        attempts[candidate] = attempt + 1
-        let sampling = samplingWeights()
-        assigned[candidate] = Assignment(
-            worker: worker, attempt: attempt, version: sampling.version, count: batchSize)
-        ledger.produced += batchSize
-        ledger.inFlight += batchSize
-        let weights =
-            haveVersion == sampling.version || !inline
-            ? nil : PolicyWeights(version: sampling.version, values: sampling.parameters.values)
-        return WorkOrder(
-            status: .sample, index: candidate, attempt: attempt, version: sampling.version, weights: weights,
-            incarnation: incarnation)
-    }
-
-    /// How far past the last trained batch indices may be handed out: `max_staleness` minus the
-    /// lag injected on purpose (so injected lag alone never gets a batch dropped).
-    private var aheadLimit: Int { max(0, config.train.maxStaleness - config.train.injectLag) }
-
-    /// The weights to sample with: the newest kept version at least `inject_lag` versions older
-    /// than the learner (as ``Rein/Trainer`` does).
-    private func samplingWeights() -> (version: Int, parameters: GPTParameters) {
-        let target = version - config.train.injectLag
-        return ring.last(where: { $0.version <= target }) ?? ring[0]
-    }
-
-    /// Keeps the current weights in the ring and trims what neither lag injection nor a batch still
-    /// out with a worker can use: a worker that missed the broadcast of its order's version fetches
-    /// it (``fetchWeights(version:)``), so that version is kept until the batch is back or lost
-    /// (at most `max_staleness` + 1 versions).
-    private func remember() {
-        ring.append((version, current))
-        // Versions still sampling or waiting to be trained stay (the tracker needs their weights).
-        let outstanding = assigned.values.map(\.version).min() ?? version
-        let waiting = delivered.values.map(\.version).min() ?? version
-        let oldestNeeded = min(version - config.train.injectLag, outstanding, waiting)
-        while ring.count > 1, ring[1].version <= oldestNeeded { ring.removeFirst() }
     }
 
     /// Whether batch `index` (attempt `attempt`) is assigned to `worker` now, i.e. whether
     /// ``deliver(worker:index:attempt:incarnation:batch:)`` would take it if it came from this
     /// incarnation (the sample stream refuses others before they reach it, counted and rate-limited).
     public distributed func expects(worker: NodeID, index: Int, attempt: Int) -> Bool {
-        guard let assignment = assigned[index] else { return false }
-        return assignment.worker == worker && assignment.attempt == attempt
+        machine.expects(worker: worker, index: index, attempt: attempt)
     }
 
     /// `worker` delivers batch `index` (attempt `attempt`, assigned by learner incarnation
     /// `incarnation`); trains every batch now ready in index order.
     ///
-    /// A batch assigned by an earlier incarnation of the learner (before a restart), or given up
-    /// as lost and reassigned, is refused: counted in ``RuntimeLedger/refused``, never trained.
+    /// A batch assigned by an earlier incarnation of the learner (before a restart), given up as
+    /// lost (its worker was lost, or its lease expired) or delivered twice is refused: counted in
+    /// ``Rein/SampleLedger/refused``, never trained.
     public distributed func deliver(
         worker: NodeID, index: Int, attempt: Int, incarnation: UInt64, batch: RolloutBatch
     ) async throws {
-        guard incarnation == self.incarnation else {
-            ledger.refused["previous learner", default: 0] += batch.rollouts.count
+        switch machine.deliver(
+            worker: worker, index: index, attempt: attempt, incarnation: incarnation, batch: batch, now: now)
+        {
+        case .accepted:
+            armLeaseTimer()
+            startTraining()
+        case .refused(let reason):
             logger.warning(
-                """
-                refused batch \(index) attempt \(attempt) from \(worker): assigned by learner incarnation \
-                \(FNV1a64.hex(incarnation)), before a restart
-                """)
-            return
-        }
-        guard let assignment = assigned[index], assignment.worker == worker, assignment.attempt == attempt
-        else {
-            // Its batch was given up as lost (and counted so) and reassigned: never trained.
-            ledger.refused["late", default: 0] += batch.rollouts.count
-            logger.warning("late batch \(index) attempt \(attempt) from \(worker) refused")
-            return
-        }
-        guard batch.rollouts.allSatisfy({ $0.versions.allSatisfy { $0 == assignment.version } }) else {
-            throw RuntimeError(
-                "batch \(index) from \(worker) was not sampled with version \(assignment.version) as assigned"
+                "refused batch \(index) attempt \(attempt) from \(worker) (\(reason.rawValue); incarnation \(FNV1a64.hex(incarnation)))"
             )
+        case .invalid(let problem):
+            throw RuntimeError("\(problem) (from \(worker))")
         }
-        guard batch.rollouts.count == assignment.count else {
-            throw RuntimeError(
-                "batch \(index) has \(batch.rollouts.count) samples, expected \(assignment.count)")
-        }
-        assigned[index] = nil
-        delivered[index] = (batch, assignment.version)
-        startTraining()
     }
 
-    /// Starts the training task unless it runs (or a checkpoint is being written).
+    /// Sleeps until the earliest lease deadline, then expires what is due (re-armed whenever the
+    /// earliest deadline changes; no task while nothing is out).
+    private func armLeaseTimer() {
+        let deadline = machine.nextLeaseDeadline
+        guard deadline != leaseDeadline else { return }
+        leaseTimer?.cancel()
+        leaseDeadline = deadline
+        guard let deadline else {
+            leaseTimer = nil
+            return
+        }
+        let wake = origin + deadline
+        leaseTimer = Task { [clock] in
+            do {
+                try await Task.sleep(until: wake, clock: clock)
+            } catch {
+                return  // cancelled: re-armed for another deadline
+            }
+            self.leasesDue()
+        }
+    }
+
+    private func leasesDue() {
+        leaseDeadline = nil
+        log(machine.expireLeases(now: now), "let its lease expire")
+        armLeaseTimer()
+    }
+
+    /// Logs batches given up.
+    private func log(_ losses: [Machine.Loss], _ what: String) {
+        for loss in losses {
+            logger.warning(
+                "worker \(loss.worker) \(what) with batch \(loss.index): \(loss.count) samples lost")
+        }
+        if !losses.isEmpty { armLeaseTimer() }
+    }
+
+    /// Starts the training task unless it runs.
     private func startTraining() {
-        guard !training, delivered[consumed] != nil else { return }
+        guard !training else { return }
         training = true
         Task { await self.trainLoop() }
     }
@@ -341,58 +340,49 @@ public distributed actor LearnerActor {
     /// itself runs off the actor, so workers' calls are answered while the learner computes.
     private func trainLoop() async {
         defer { training = false }
-        while let next = delivered.removeValue(forKey: consumed) {
-            let batch = next.batch
-            let n = batch.rollouts.count
-            let lag = version - next.version
-            var step = StepMetrics(step: consumed + 1, version: version)
-            step.reward = batch.rollouts.reduce(0) { $0 + $1.reward } / Double(n)
-            step.accuracy = Double(batch.rollouts.count(where: { $0.outcome == .correct })) / Double(n)
-            step.responseLength = Double(batch.tokenCount) / Double(n)
-            step.lagMean = Double(lag)
-            step.lagMax = lag
-            if lag > config.train.maxStaleness {
-                selection.addDropped(batch)
-                ledger.dropped["stale", default: 0] += n
-                step.dropped = n
-                logger.warning("dropped \(n) samples of batch \(consumed) with lag \(lag) > max_staleness")
-            } else {
-                selection.addTrained(batch)
-                if let tracker, tracker.shouldObserve(step: consumed + 1) {
-                    await observe(batch, sampledBy: next.version, with: tracker)
+        while let decision = machine.nextBatch() {
+            switch decision {
+            case .dropped(let step, let order):
+                selection.addDropped(order.batch)
+                logger.warning(
+                    "dropped \(step.dropped) samples of batch \(order.index) with lag \(order.lag) > max_staleness"
+                )
+                record(step)
+            case .train(let order):
+                selection.addTrained(order.batch)
+                if let tracker, tracker.shouldObserve(step: order.index + 1) {
+                    await observe(order, with: tracker)
                 }
                 let t0 = clock.now
-                let outcome = await core.step(batch)
+                let outcome = await core.step(order.batch)
                 busy += clock.now - t0
                 switch outcome {
                 case .failure(let error):
-                    failure = RuntimeError("learner step of batch \(consumed) failed: \(error)")
-                    delivered[consumed] = next  // still in flight: the run fails with the error
+                    failure = RuntimeError("learner step of batch \(order.index) failed: \(error)")
+                    machine.trainingFailed(order)  // still in flight: the run fails with the error
                     return
                 case .success(let (learned, parameters, newVersion)):
-                    ledger.trained += n
-                    step.learner = learned
-                    version = newVersion
-                    current = parameters
+                    let step = machine.trained(order, learner: learned, version: newVersion)
+                    weights[newVersion] = parameters
+                    let kept = Set(machine.keptVersions)
+                    weights = weights.filter { kept.contains($0.key) }
+                    actorSystem.policyVersion = UInt64(newVersion)
+                    record(step)
+                    if let broadcaster {
+                        do {
+                            try await broadcaster.publish(
+                                PolicyWeights(version: newVersion, values: parameters.values))
+                        } catch {
+                            logger.warning("weight broadcast of version \(newVersion) failed: \(error)")
+                        }
+                    }
                 }
             }
-            ledger.inFlight -= n
-            step.version = version
-            actorSystem.policyVersion = UInt64(version)
-            record(step)
-            attempts[consumed] = nil  // only batches not yet consumed can be assigned again
-            consumed += 1
             lastConsumed = clock.now
-            remember()
-            if let broadcaster, step.learner != nil {
-                do {
-                    try await broadcaster.publish(PolicyWeights(version: version, values: current.values))
-                } catch {
-                    logger.warning("weight broadcast of version \(version) failed: \(error)")
-                }
-            }
             let every = config.train.checkpointEvery
-            if every > 0, consumed % every == 0, consumed < end { startCheckpoint() }
+            if every > 0, machine.consumed % every == 0, machine.consumed < machine.end {
+                await startCheckpoint()
+            }
         }
     }
 
@@ -405,19 +395,19 @@ public distributed actor LearnerActor {
             return nil
         }
         do {
-            return try StalenessTracker(every: t.trackerEvery, parameterEvery: t.trackerParameterEvery, logger: logger)
+            return try StalenessTracker(
+                every: t.trackerEvery, parameterEvery: t.trackerParameterEvery, logger: logger)
         } catch {
             logger.warning("staleness tracker off: \(error)")
             return nil
         }
     }
 
-    /// Runs the staleness tracker on `batch` (about to be trained; sampled by `sampledBy`) on the
-    /// learner's thread and appends its record to `tracker.jsonl`. Failures are logged, never
-    /// stop training.
-    private func observe(_ batch: RolloutBatch, sampledBy: Int, with tracker: StalenessTracker) async {
-        let step = consumed + 1
-        let kept = ring.map { (version: $0.version, parameters: $0.parameters) }
+    /// Runs the staleness tracker on the batch of `order` (about to be trained) on the learner's
+    /// thread and appends its record to `tracker.jsonl`. Failures are logged, never stop training.
+    private func observe(_ order: Machine.TrainOrder, with tracker: StalenessTracker) async {
+        let (step, batch, sampledBy) = (order.index + 1, order.batch, order.sampledBy)
+        let kept = weights
         let (policy, reference, version) = (current, referenceWeights, self.version)
         let selection = self.selection.summary
         let (temperature, threads) = (config.train.temperature, config.threads)
@@ -425,8 +415,8 @@ public distributed actor LearnerActor {
         let outcome = await core.observe(threads: threads) { scratch in
             var record = try tracker.observe(
                 step: step, batch: batch, version: version, policy: policy, reference: reference,
-                behaviour: { wanted in kept.last(where: { $0.version == wanted })?.parameters },
-                temperature: temperature, threads: threads, scratch: scratch, parameterSpace: parameterSpace)
+                behaviour: { kept[$0] }, temperature: temperature, threads: threads, scratch: scratch,
+                parameterSpace: parameterSpace)
             record.selection = selection
             return try StalenessTracker.jsonLine(record)
         }
@@ -434,66 +424,44 @@ public distributed actor LearnerActor {
             let line = try outcome.get()
             try folder?.append(line: line, to: "tracker.jsonl")
         } catch {
-            logger.warning("staleness tracker failed at step \(step) (batch sampled by version \(sampledBy)): \(error)")
+            logger.warning(
+                "staleness tracker failed at step \(step) (batch sampled by version \(sampledBy)): \(error)")
         }
     }
 
-    /// Takes a checkpoint of the current state and writes it into the run folder (if the learner
-    /// has one) on a thread of its own, after any write still in progress; training goes on
-    /// meanwhile. Only the training task (between steps) or ``checkpoint()`` (when nothing
+    /// Hands a checkpoint of the current state to the coalescing writer (it is written on a thread
+    /// of its own after the write in flight, unless a newer one replaces it first); training goes
+    /// on meanwhile. Only the training task (between steps) or ``checkpoint()`` (when nothing
     /// trains) call it, so the optimizer state is read while no step changes it.
-    @discardableResult
-    private func startCheckpoint() -> Task<Void, any Error>? {
-        guard let folder else { return nil }
+    private func startCheckpoint() async {
+        guard let checkpoints else { return }
+        let snapshot = machine.snapshot()
+        let ring = machine.keptVersions
         let state = LearnerState(
-            version: version, consumed: consumed, attempts: attempts.filter { $0.key >= consumed },
             // Metrics are streamed to metrics.jsonl; a resume keeps its first `consumed` lines.
-            ledger: ledger, metrics: [], ring: ring.map { $0.version }, incarnation: incarnation,
-            reference: referenceIdentity)
+            snapshot, metrics: [], reference: referenceIdentity)
         let checkpoint = LearnerCheckpoint(
-            state: state, policy: current, optimizer: core.optimizerState(), ring: ring.map { $0.parameters })
-        let previous = pendingWrite
-        let logger = self.logger
-        let write = Task {
-            _ = await previous?.result
-            do {
-                try await onThread("rein-learner-checkpoint") { try checkpoint.save(to: folder) }
-                logger.info("checkpoint at batch \(state.consumed), policy version \(state.version)")
-            } catch {
-                logger.error("checkpoint at batch \(state.consumed) failed: \(error)")
-                throw error
-            }
-        }
-        pendingWrite = write
-        return write
+            state: state, policy: current, optimizer: core.optimizerState(),
+            ring: ring.map { weights[$0] ?? current })
+        await checkpoints.submit(checkpoint)
     }
 
     /// Writes a checkpoint now (the end of a run, or a graceful stop): call it once nothing trains.
     /// - Throws: ``RuntimeError`` if training is still running, or the write failed.
     public distributed func checkpoint() async throws {
         guard !training else { throw RuntimeError("cannot checkpoint while a batch is training") }
-        try await startCheckpoint()?.value
-    }
-
-    /// Counts the batches `worker` holds as lost and makes their indices available again.
-    private func releaseAssignments(of worker: NodeID, reason: String) {
-        for (index, assignment) in assigned where assignment.worker == worker {
-            assigned[index] = nil
-            ledger.inFlight -= assignment.count
-            ledger.lost += assignment.count
-            retry.append(index)
-            logger.warning("worker \(worker) \(reason) with batch \(index): \(assignment.count) samples lost")
-        }
+        await startCheckpoint()
+        try await checkpoints?.flush()
     }
 
     /// Counts the batches `worker` holds as lost and makes their indices available again.
     public distributed func workerLost(_ worker: NodeID) {
         workers.remove(worker)
-        releaseAssignments(of: worker, reason: "lost")
+        log(machine.workerLost(worker), "lost")
     }
 
     /// The sample ledger now.
-    public distributed func currentLedger() -> RuntimeLedger { ledger }
+    public distributed func currentLedger() -> RuntimeLedger { machine.ledger }
 
     /// The policy version now.
     public distributed func currentVersion() -> Int { version }
@@ -507,7 +475,7 @@ public distributed actor LearnerActor {
     /// - Throws: ``RuntimeError`` if `metrics.jsonl` cannot be read back.
     public distributed func stepMetrics() throws -> [StepMetrics] {
         guard let folder else { return metrics }
-        return try Self.readMetrics(in: folder, count: consumed)
+        return try Self.readMetrics(in: folder, count: machine.consumed)
     }
 
     /// The run folder's metrics file, one JSON line per consumed batch.
@@ -523,7 +491,8 @@ public distributed actor LearnerActor {
             try folder.append(line: try metricsLine(step), to: Self.metricsFile)
         } catch {
             // The run goes on; the end of the run reports the gap when it reads the file back.
-            logger.error("could not append the metrics of batch \(step.step) to \(Self.metricsFile): \(error)")
+            logger.error(
+                "could not append the metrics of batch \(step.step) to \(Self.metricsFile): \(error)")
         }
     }
 
@@ -570,33 +539,20 @@ public distributed actor LearnerActor {
     /// - Throws: ``RuntimeError`` if a learner step failed.
     public distributed func isFinished() throws -> Bool {
         if let failure { throw failure }
-        return consumed >= end && !training
+        return machine.isFinished && !training
     }
 
     /// Stops handing out new batch indices: the run ends once the batches already handed out are
     /// trained (or lost and resampled). For SIGTERM.
     public distributed func drain() {
-        if nextFresh < end { logger.notice("draining: no new batches after \(nextFresh)") }
-        end = min(end, nextFresh)
+        if let end = machine.drain() { logger.notice("draining: no new batches after \(end)") }
     }
 
     /// Gives up on everything still in flight (after a drain timed out): assigned batches count
     /// lost, delivered ones that could not be trained in order count dropped (`abandoned`); the
     /// run ends here.
     public distributed func abandonInFlight() {
-        for (index, assignment) in assigned {
-            ledger.inFlight -= assignment.count
-            ledger.lost += assignment.count
-            logger.warning("abandoned batch \(index) assigned to \(assignment.worker)")
-        }
-        for (_, waiting) in delivered {
-            ledger.inFlight -= waiting.batch.rollouts.count
-            ledger.dropped["abandoned", default: 0] += waiting.batch.rollouts.count
-        }
-        assigned = [:]
-        delivered = [:]
-        retry = []
-        end = min(end, consumed)
+        log(machine.abandonInFlight(), "was abandoned")
     }
 
     /// Whether every worker still joined has been told that the run is over.

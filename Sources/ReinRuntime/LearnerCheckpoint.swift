@@ -48,6 +48,25 @@ public struct LearnerState: Codable, Sendable {
     public var incarnation: UInt64
     /// The reference the run trains against.
     public var reference: ReferenceIdentity
+
+    /// The state of a run whose machine gave `snapshot`.
+    public init(_ snapshot: RunSnapshot, metrics: [StepMetrics], reference: ReferenceIdentity) {
+        version = snapshot.version
+        consumed = snapshot.consumed
+        attempts = snapshot.attempts
+        ledger = snapshot.ledger
+        self.metrics = metrics
+        ring = snapshot.ring
+        incarnation = snapshot.incarnation
+        self.reference = reference
+    }
+
+    /// What the run's ``Rein/RunStateMachine`` restarts from.
+    public var snapshot: RunSnapshot {
+        RunSnapshot(
+            version: version, consumed: consumed, attempts: attempts, ledger: ledger, ring: ring,
+            incarnation: incarnation)
+    }
 }
 
 /// A distributed learner's checkpoint: the policy, the optimizer state, the lag-injection ring and

@@ -182,7 +182,7 @@ struct LearnerRestartTests {
         // Refused by the learner (counted in the ledger), or — where the sample stream first asks
         // the learner whether the batch is assigned — by the stream, before it reaches the learner.
         let refusedByLearner =
-            ledger.refused["previous learner", default: 0] >= 16
+            ledger.refused[.previousLearner, default: 0] >= 16
             && second.log.contains("refused batch 1 attempt 0")
         let refusedByStream =
             second.log.contains("sample batch 1 attempt 0 from") && second.log.contains("is not assigned")

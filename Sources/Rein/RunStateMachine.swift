@@ -1,0 +1,485 @@
+import ReinTasks
+
+/// Every decision of a training run, as a synchronous value: events in, decisions out.
+///
+/// The single-process ``Trainer`` and the distributed `LearnerActor` are shells around this one
+/// machine (as swift-nio's `NIOAsyncWriter` is a locking shell around a pure state machine): they
+/// hold the model, the weights, the threads, the messages and the files, and ask the machine what
+/// to do. The machine holds no weights, reads no clock (time comes in as event parameters: a
+/// ``Duration`` since an origin the shell picks) and does no I/O. It owns
+///
+/// - batch-index hand-out and retries: index `s` fixes step `s`'s prompts, seed and sample ids;
+///   an index whose batch is lost is handed out again with the next attempt number;
+/// - admission under `max_staleness`: index `s` goes out only while sampling it now cannot make it
+///   staler than `max_staleness` when it is trained (``Settings/aheadLimit``); a batch whose lag
+///   is above that anyway is dropped;
+/// - exact lag injection: batch `s` is sampled with the newest kept version at most `inject_lag`
+///   versions older than the version expected to train it — exactly `inject_lag` once the run is
+///   that old, in every launch mode;
+/// - which weight versions the shell must keep (``keptVersions``);
+/// - work leases: an assignment expires at a deadline derived from measured sampling time
+///   (``LeasePolicy``); an expired lease counts the batch lost and hands it out again, and a late
+///   delivery after expiry is refused and counted;
+/// - the incarnation: after a restart from a ``RunSnapshot``, batches assigned before it are refused;
+/// - the ``SampleLedger`` and each step's ``StepMetrics``.
+///
+/// Workers are any hashable value (the distributed learner's node ids; the single-process trainer
+/// uses one worker, itself).
+public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
+    /// What a run is: its length, batch size and staleness rules.
+    public struct Settings: Sendable, Hashable {
+        /// Batches in the run.
+        public var steps: Int
+        /// Samples per batch.
+        public var batchSize: Int
+        /// The largest lag (in versions) a batch may have when it is trained.
+        public var maxStaleness: Int
+        /// The lag (in versions) to sample with on purpose.
+        public var injectLag: Int
+        /// Policy versions one trained batch adds (`epochs × minibatches` optimizer steps).
+        public var versionsPerStep: Int
+        /// How long a worker may hold a batch.
+        public var lease: LeasePolicy
+
+        public init(
+            steps: Int, batchSize: Int, maxStaleness: Int, injectLag: Int, versionsPerStep: Int = 1,
+            lease: LeasePolicy = LeasePolicy()
+        ) {
+            self.steps = steps
+            self.batchSize = batchSize
+            self.maxStaleness = maxStaleness
+            self.injectLag = injectLag
+            self.versionsPerStep = max(1, versionsPerStep)
+            self.lease = lease
+        }
+
+        /// How far (in versions) past the next batch to train indices are handed out: with
+        /// injected lag, no further than the lag itself (so every batch is sampled exactly
+        /// `inject_lag` versions before the version that trains it); without, up to
+        /// `max_staleness` (natural asynchrony).
+        public var aheadLimit: Int { injectLag > 0 ? min(injectLag, maxStaleness) : maxStaleness }
+
+        /// The settings of a run configured by `train`.
+        public init(_ train: TrainConfig, lease: LeasePolicy = LeasePolicy()) {
+            self.init(
+                steps: train.steps, batchSize: train.promptsPerStep * train.groupSize,
+                maxStaleness: train.maxStaleness, injectLag: train.injectLag,
+                versionsPerStep: train.epochs * train.minibatches, lease: lease)
+        }
+    }
+
+    /// How long a worker may hold a batch: `factor` × the longest of the last `window` measured
+    /// sampling times (assignment to delivery), between `floor` and `cap`; `cap` until a first
+    /// batch has been measured.
+    public struct LeasePolicy: Sendable, Hashable {
+        public var floor: Duration
+        public var cap: Duration
+        public var factor: Int
+        public var window: Int
+
+        public init(
+            floor: Duration = .seconds(30), cap: Duration = .seconds(600), factor: Int = 4, window: Int = 16
+        ) {
+            self.floor = floor
+            self.cap = max(floor, cap)
+            self.factor = max(1, factor)
+            self.window = max(1, window)
+        }
+
+        /// The lease for sampling times `measured` (newest last).
+        public func duration(measured: [Duration]) -> Duration {
+            guard let longest = measured.suffix(window).max() else { return cap }
+            return min(cap, max(floor, longest * factor))
+        }
+    }
+
+    /// A batch handed to a worker.
+    public struct Assignment: Sendable, Hashable {
+        public var worker: Worker
+        /// The batch index (step).
+        public var index: Int
+        /// How many times the index was handed out before.
+        public var attempt: Int
+        /// The policy version to sample with.
+        public var version: Int
+        /// Samples in the batch.
+        public var count: Int
+        /// When it was handed out.
+        public var assignedAt: Duration
+        /// When its lease expires.
+        public var deadline: Duration
+    }
+
+    /// The answer to a worker asking for work.
+    public enum WorkDecision: Sendable, Hashable {
+        /// Sample this.
+        case sample(Assignment)
+        /// Nothing to hand out now (too far ahead of the learner, or all out): ask again later.
+        case wait
+        /// The run is over.
+        case finished
+    }
+
+    /// What happened to a delivered batch.
+    public enum DeliveryDecision: Sendable, Hashable {
+        /// Taken: it trains in index order.
+        case accepted
+        /// Refused and counted (``SampleLedger/refused``); never trained.
+        case refused(RefusalReason)
+        /// The batch is not what was assigned (wrong size or version): not taken, nothing counted.
+        case invalid(String)
+    }
+
+    /// A batch given up: its samples count lost and its index goes out again.
+    public struct Loss: Sendable, Hashable {
+        public var worker: Worker
+        public var index: Int
+        public var attempt: Int
+        public var count: Int
+    }
+
+    /// A batch to train now.
+    public struct TrainOrder: Sendable {
+        public var index: Int
+        public var batch: RolloutBatch
+        /// The version that sampled it.
+        public var sampledBy: Int
+        /// Versions between its sampling and the learner now.
+        public var lag: Int
+        /// Seconds from its hand-out to its delivery.
+        public var sampleSeconds: Double
+    }
+
+    /// What to do with the next batch in index order.
+    public enum TrainDecision: Sendable {
+        /// Train it, then report ``RunStateMachine/trained(_:learner:version:)``.
+        case train(TrainOrder)
+        /// It was too stale and is dropped (already counted): these are its metrics.
+        case dropped(StepMetrics, TrainOrder)
+    }
+
+    private struct Delivered: Sendable {
+        var batch: RolloutBatch
+        var attempt: Int
+        var version: Int
+        var sampleSeconds: Double
+    }
+
+    public let settings: Settings
+    /// The incarnation: deliveries naming another one are refused.
+    public let incarnation: UInt64
+    /// The policy version after the last trained batch.
+    public private(set) var version: Int
+    /// Batches trained or dropped: the next index to train.
+    public private(set) var consumed: Int
+    /// Batches to consume before the run is over (`steps`, or fewer after ``drain()``).
+    public private(set) var end: Int
+    public private(set) var ledger: SampleLedger
+    /// Versions whose weights the shell must keep, oldest first (the current one included).
+    public private(set) var keptVersions: [Int]
+    /// Indices never handed out start here.
+    public private(set) var nextFresh: Int
+    private var retry: Set<Int> = []
+    private var attempts: [Int: Int]
+    private var assigned: [Int: Assignment] = [:]
+    private var delivered: [Int: Delivered] = [:]
+    private var training: TrainOrder?
+    /// Assignments given up, by index and attempt: why a delivery of them is refused.
+    private var givenUp: [Int: [Int: RefusalReason]] = [:]
+    private var measured: [Duration] = []
+
+    /// A machine at the start of a run.
+    public init(settings: Settings, incarnation: UInt64) {
+        self.settings = settings
+        self.incarnation = incarnation
+        version = 0
+        consumed = 0
+        end = settings.steps
+        ledger = SampleLedger()
+        keptVersions = [0]
+        nextFresh = 0
+        attempts = [:]
+    }
+
+    /// A machine continuing the run `snapshot` was taken of, as a new incarnation: what was in
+    /// flight then counts lost (its deliveries will be refused) and is handed out again.
+    public init(settings: Settings, restoring snapshot: RunSnapshot, incarnation: UInt64) {
+        self.settings = settings
+        self.incarnation = incarnation
+        version = snapshot.version
+        consumed = snapshot.consumed
+        end = max(settings.steps, 0)
+        var ledger = snapshot.ledger
+        ledger.lost += ledger.inFlight
+        ledger.inFlight = 0
+        self.ledger = ledger
+        keptVersions = Set(snapshot.ring + [snapshot.version]).sorted()
+        nextFresh = snapshot.consumed
+        attempts = snapshot.attempts.filter { $0.key >= snapshot.consumed }
+    }
+
+    /// The state to restart from (what is in flight now will count lost in the restarted machine).
+    public func snapshot() -> RunSnapshot {
+        RunSnapshot(
+            version: version, consumed: consumed, attempts: attempts.filter { $0.key >= consumed },
+            ledger: ledger,
+            ring: keptVersions, incarnation: incarnation)
+    }
+
+    // MARK: Hand-out
+
+    /// Whether every batch has been trained or dropped (and none is training).
+    public var isFinished: Bool { consumed >= end && training == nil }
+
+    /// The next piece of work for `worker`, at time `now`.
+    public mutating func requestWork(worker: Worker, now: Duration) -> WorkDecision {
+        guard consumed < end else { return .finished }
+        let candidate: Int
+        if let index = retry.min() {
+            candidate = index
+        } else if nextFresh < end {
+            candidate = nextFresh
+        } else {
+            return .wait  // everything handed out: wait for the end or a loss
+        }
+        let ahead = candidate - consumed
+        guard ahead == 0 || ahead * settings.versionsPerStep <= settings.aheadLimit else { return .wait }
+        if candidate == nextFresh { nextFresh += 1 } else { retry.remove(candidate) }
+        let attempt = attempts[candidate, default: 0]
+        attempts[candidate] = attempt + 1
+        let assignment = Assignment(
+            worker: worker, index: candidate, attempt: attempt, version: samplingVersion(ahead: ahead),
+            count: settings.batchSize, assignedAt: now,
+            deadline: now + settings.lease.duration(measured: measured))
+        assigned[candidate] = assignment
+        ledger.produced += assignment.count
+        ledger.inFlight += assignment.count
+        return .sample(assignment)
+    }
+
+    /// The version to sample a batch `ahead` indices past the next one to train with: the newest
+    /// kept version at most `inject_lag` older than the version expected to train it (the oldest
+    /// kept one at the start of a run).
+    private func samplingVersion(ahead: Int) -> Int {
+        let target = min(version, version + ahead * settings.versionsPerStep - settings.injectLag)
+        return keptVersions.last(where: { $0 <= target }) ?? keptVersions[0]
+    }
+
+    /// Whether batch `index`, attempt `attempt`, is assigned to `worker` now.
+    public func expects(worker: Worker, index: Int, attempt: Int) -> Bool {
+        guard let assignment = assigned[index] else { return false }
+        return assignment.worker == worker && assignment.attempt == attempt
+    }
+
+    /// The assignment of `index`, if it is out with a worker.
+    public func assignment(of index: Int) -> Assignment? { assigned[index] }
+
+    /// Every assignment out with a worker now.
+    public var assignments: [Assignment] { assigned.values.sorted { $0.index < $1.index } }
+
+    // MARK: Delivery and loss
+
+    /// `worker` delivers batch `index` (attempt `attempt`, assigned by `incarnation`) at `now`.
+    public mutating func deliver(
+        worker: Worker, index: Int, attempt: Int, incarnation: UInt64, batch: RolloutBatch, now: Duration
+    ) -> DeliveryDecision {
+        let n = batch.rollouts.count
+        guard incarnation == self.incarnation else { return refuse(n, .previousLearner) }
+        guard let assignment = assigned[index], assignment.worker == worker, assignment.attempt == attempt
+        else {
+            if let reason = givenUp[index]?[attempt] { return refuse(n, reason) }
+            let duplicate =
+                index < consumed || delivered[index]?.attempt == attempt
+                || (training?.index == index)
+            return refuse(n, duplicate ? .duplicate : .late)
+        }
+        guard n == assignment.count else {
+            return .invalid("batch \(index) has \(n) samples, expected \(assignment.count)")
+        }
+        guard batch.rollouts.allSatisfy({ $0.versions.allSatisfy { $0 == assignment.version } }) else {
+            return .invalid("batch \(index) was not sampled with version \(assignment.version) as assigned")
+        }
+        assigned[index] = nil
+        let took = max(.zero, now - assignment.assignedAt)
+        measured.append(took)
+        if measured.count > settings.lease.window {
+            measured.removeFirst(measured.count - settings.lease.window)
+        }
+        delivered[index] = Delivered(
+            batch: batch, attempt: attempt, version: assignment.version, sampleSeconds: seconds(took))
+        return .accepted
+    }
+
+    private mutating func refuse(_ count: Int, _ reason: RefusalReason) -> DeliveryDecision {
+        ledger.refused[reason, default: 0] += count
+        return .refused(reason)
+    }
+
+    /// `worker` died, left or joined again: the batches it holds count lost and go out again.
+    public mutating func workerLost(_ worker: Worker) -> [Loss] {
+        giveUp(assigned.values.filter { $0.worker == worker }, reason: .late)
+    }
+
+    /// The earliest lease deadline of the batches out with workers.
+    public var nextLeaseDeadline: Duration? { assigned.values.map(\.deadline).min() }
+
+    /// Gives up every batch whose lease has expired at `now`: counted lost (and in
+    /// ``SampleLedger/leasesExpired``) and handed out again.
+    public mutating func expireLeases(now: Duration) -> [Loss] {
+        let expired = assigned.values.filter { $0.deadline <= now }
+        ledger.leasesExpired += expired.count
+        return giveUp(expired, reason: .leaseExpired)
+    }
+
+    private mutating func giveUp(_ given: [Assignment], reason: RefusalReason) -> [Loss] {
+        var losses: [Loss] = []
+        for assignment in given.sorted(by: { $0.index < $1.index }) {
+            assigned[assignment.index] = nil
+            ledger.inFlight -= assignment.count
+            ledger.lost += assignment.count
+            givenUp[assignment.index, default: [:]][assignment.attempt] = reason
+            if assignment.index < end { retry.insert(assignment.index) }
+            losses.append(
+                Loss(
+                    worker: assignment.worker, index: assignment.index, attempt: assignment.attempt,
+                    count: assignment.count))
+        }
+        trim()
+        return losses
+    }
+
+    // MARK: Training
+
+    /// The next batch in index order, if it is there and nothing is training: train it (then
+    /// report ``trained(_:learner:version:)``), or it is dropped for staleness here and now.
+    public mutating func nextBatch() -> TrainDecision? {
+        guard training == nil, let next = delivered.removeValue(forKey: consumed) else { return nil }
+        let order = TrainOrder(
+            index: consumed, batch: next.batch, sampledBy: next.version, lag: version - next.version,
+            sampleSeconds: next.sampleSeconds)
+        guard order.lag <= settings.maxStaleness else {
+            let n = order.batch.rollouts.count
+            ledger.dropped[.stale, default: 0] += n
+            ledger.inFlight -= n
+            var metrics = metricsBase(order)
+            metrics.dropped = n
+            finish(order.index)
+            return .dropped(metrics, order)
+        }
+        training = order
+        return .train(order)
+    }
+
+    /// The batch of `order` was trained: the learner is at `version` now. Returns its metrics.
+    public mutating func trained(_ order: TrainOrder, learner: LearnerStepMetrics, version newVersion: Int)
+        -> StepMetrics
+    {
+        precondition(training?.index == order.index, "trained(\(order.index)) without a train order for it")
+        training = nil
+        let n = order.batch.rollouts.count
+        ledger.trained += n
+        ledger.inFlight -= n
+        var metrics = metricsBase(order)
+        metrics.learner = learner
+        metrics.tokensPerSecond =
+            Double(order.batch.tokenCount) / max(order.sampleSeconds + learner.seconds, 1e-9)
+        version = newVersion
+        metrics.version = newVersion
+        if keptVersions.last != newVersion { keptVersions.append(newVersion) }
+        finish(order.index)
+        return metrics
+    }
+
+    /// The learner step of `order` failed: it stays in flight (the run ends with the error).
+    public mutating func trainingFailed(_ order: TrainOrder) {
+        training = nil
+        delivered[order.index] = Delivered(
+            batch: order.batch, attempt: attempts[order.index, default: 1] - 1, version: order.sampledBy,
+            sampleSeconds: order.sampleSeconds)
+    }
+
+    /// The per-step metrics every mode records for `order` (the learner's part is added when trained).
+    private func metricsBase(_ order: TrainOrder) -> StepMetrics {
+        let batch = order.batch
+        let n = Double(max(1, batch.rollouts.count))
+        var metrics = StepMetrics(step: order.index + 1, version: version)
+        metrics.reward = batch.rollouts.reduce(0) { $0 + $1.reward } / n
+        metrics.accuracy = Double(batch.rollouts.count(where: { $0.outcome == .correct })) / n
+        metrics.responseLength = Double(batch.tokenCount) / n
+        metrics.lagMean = Double(order.lag)
+        metrics.lagMax = order.lag
+        metrics.sampleSeconds = order.sampleSeconds
+        return metrics
+    }
+
+    private mutating func finish(_ index: Int) {
+        attempts[index] = nil  // only batches not yet consumed can be handed out again
+        givenUp[index] = nil
+        consumed = index + 1
+        trim()
+    }
+
+    /// Forgets the versions neither lag injection nor a batch out or waiting can use any more.
+    private mutating func trim() {
+        let outstanding =
+            (assigned.values.map(\.version) + delivered.values.map(\.version)
+            + [training?.sampledBy].compactMap { $0 })
+            .min() ?? version
+        let oldestNeeded = min(version - settings.injectLag, outstanding)
+        while keptVersions.count > 1, keptVersions[1] <= oldestNeeded { keptVersions.removeFirst() }
+    }
+
+    // MARK: Ending
+
+    /// Stops handing out new indices: the run ends once those already handed out are consumed.
+    /// Returns the new end if it moved.
+    public mutating func drain() -> Int? {
+        guard nextFresh < end else { return nil }
+        end = nextFresh
+        return end
+    }
+
+    /// Gives up everything in flight (a drain timed out): batches out count lost, delivered ones
+    /// count dropped (``DropReason/abandoned``); the run ends here.
+    public mutating func abandonInFlight() -> [Loss] {
+        let losses = giveUp(Array(assigned.values), reason: .late)
+        for (_, waiting) in delivered {
+            ledger.inFlight -= waiting.batch.rollouts.count
+            ledger.dropped[.abandoned, default: 0] += waiting.batch.rollouts.count
+        }
+        delivered = [:]
+        retry = []
+        end = min(end, consumed)
+        trim()
+        return losses
+    }
+}
+
+/// What a run's state machine needs to continue after a restart (the checkpoint's `state.json`
+/// holds these fields).
+public struct RunSnapshot: Codable, Sendable, Hashable {
+    /// The policy version after the last trained batch.
+    public var version: Int
+    /// Batches trained or dropped.
+    public var consumed: Int
+    /// How often each index at or after ``consumed`` was handed out (sample ids stay unique).
+    public var attempts: [Int: Int]
+    /// The ledger (what was in flight counts lost on restore).
+    public var ledger: SampleLedger
+    /// The versions whose weights were kept.
+    public var ring: [Int]
+    /// The incarnation that took it.
+    public var incarnation: UInt64
+
+    public init(
+        version: Int, consumed: Int, attempts: [Int: Int], ledger: SampleLedger, ring: [Int],
+        incarnation: UInt64
+    ) {
+        self.version = version
+        self.consumed = consumed
+        self.attempts = attempts
+        self.ledger = ledger
+        self.ring = ring
+        self.incarnation = incarnation
+    }
+}

@@ -1,0 +1,344 @@
+import Foundation
+import PropertyBased
+import ReinTasks
+import Testing
+
+@testable import Rein
+
+typealias Machine = RunStateMachine<Int>
+
+/// A batch of `count` samples, every token sampled by `version`.
+func batch(count: Int, version: Int) -> RolloutBatch {
+    let rollout = Rollout(
+        id: 0, group: 0, prompt: [1], completion: [2, 3], behaviourLogProbs: [0, 0],
+        versions: [version, version],
+        reward: 1, outcome: .correct)
+    return RolloutBatch(rollouts: Array(repeating: rollout, count: count), groupSize: 1)
+}
+
+/// A learner step's metrics (only `seconds` matters to the machine).
+let learned = LearnerStepMetrics()
+
+/// A random run driven through the machine by a list of event codes, checking its invariants
+/// after every event, then driven to the end.
+struct Simulation {
+    /// An order a worker holds (it may outlive its assignment: a zombie worker, a restarted learner).
+    struct Held: Hashable {
+        var worker: Int
+        var index: Int
+        var attempt: Int
+        var version: Int
+        var count: Int
+        var incarnation: UInt64
+    }
+
+    let settings: Machine.Settings
+    var machine: Machine
+    var held: [Held] = []
+    /// Orders delivered once already (candidates for duplicates).
+    var deliveredOrders: [Held] = []
+    var trained: [Int] = []
+    var dropped: [Int] = []
+    var now = Duration.zero
+    var checkpoint: (snapshot: RunSnapshot, trained: [Int], dropped: [Int])
+    var incarnations: UInt64 = 1
+    let workers = 3
+
+    init(settings: Machine.Settings) {
+        self.settings = settings
+        machine = Machine(settings: settings, incarnation: 1)
+        checkpoint = (machine.snapshot(), [], [])
+    }
+
+    mutating func run(_ events: [Int]) {
+        for code in events {
+            step(kind: code % 10, parameter: code / 10)
+            checkInvariants()
+        }
+        finish()
+    }
+
+    mutating func step(kind: Int, parameter p: Int) {
+        switch kind {
+        case 0, 1, 2:  // a worker asks for work
+            request(worker: p % workers)
+        case 3, 4:  // a worker delivers one of its orders (possibly a stale one)
+            guard !held.isEmpty else { return }
+            deliver(held.remove(at: p % held.count))
+        case 5:  // a duplicate delivery of something delivered before
+            guard !deliveredOrders.isEmpty else { return }
+            let again = deliveredOrders[p % deliveredOrders.count]
+            let decision = machine.deliver(
+                worker: again.worker, index: again.index, attempt: again.attempt,
+                incarnation: again.incarnation,
+                batch: batch(count: again.count, version: again.version), now: now)
+            guard case .refused = decision else {
+                Issue.record("a second delivery of \(again) was \(decision)")
+                return
+            }
+        case 6:  // a worker is lost; what it holds may still arrive later (a zombie)
+            _ = machine.workerLost(p % workers)
+        case 7:  // time passes; leases expire
+            now += .seconds(p % 7)
+            let due = machine.nextLeaseDeadline.map { $0 <= now } ?? false
+            let losses = machine.expireLeases(now: now)
+            #expect(due == !losses.isEmpty)
+            #expect(machine.nextLeaseDeadline.map { $0 > now } ?? true)
+        case 8:  // the learner trains what is ready (and sometimes checkpoints)
+            trainReady()
+            if p % 2 == 0 { checkpoint = (machine.snapshot(), trained, dropped) }
+        default:  // the learner crashes and restarts from its last checkpoint
+            restart()
+        }
+    }
+
+    mutating func request(worker: Int) {
+        switch machine.requestWork(worker: worker, now: now) {
+        case .sample(let a):
+            #expect(a.index >= machine.consumed && a.index < machine.end)
+            #expect(
+                a.index == machine.consumed
+                    || (a.index - machine.consumed) * settings.versionsPerStep <= settings.aheadLimit)
+            #expect(machine.keptVersions.contains(a.version), "sampling version \(a.version) is kept")
+            #expect(a.deadline > a.assignedAt)
+            held.append(
+                Held(
+                    worker: worker, index: a.index, attempt: a.attempt, version: a.version, count: a.count,
+                    incarnation: machine.incarnation))
+        case .wait, .finished:
+            break
+        }
+    }
+
+    mutating func deliver(_ order: Held) {
+        let expected =
+            order.incarnation == machine.incarnation
+            && machine.expects(worker: order.worker, index: order.index, attempt: order.attempt)
+        let before = machine.ledger
+        let decision = machine.deliver(
+            worker: order.worker, index: order.index, attempt: order.attempt, incarnation: order.incarnation,
+            batch: batch(count: order.count, version: order.version), now: now)
+        if order.incarnation != machine.incarnation {
+            #expect(decision == .refused(.previousLearner), "a batch of an earlier incarnation is refused")
+        } else if expected {
+            #expect(decision == .accepted)
+            deliveredOrders.append(order)
+        } else {
+            guard case .refused = decision else {
+                Issue.record("\(order) was not assigned, yet \(decision)")
+                return
+            }
+        }
+        if decision != .accepted {
+            #expect(
+                machine.ledger.refused.values.reduce(0, +) == before.refused.values.reduce(0, +) + order.count
+            )
+            #expect(machine.ledger.inFlight == before.inFlight && machine.ledger.trained == before.trained)
+        }
+    }
+
+    mutating func trainReady() {
+        while let decision = machine.nextBatch() {
+            switch decision {
+            case .train(let order):
+                #expect(
+                    order.lag <= settings.maxStaleness, "batch \(order.index) trained with lag \(order.lag)")
+                #expect(order.lag == machine.version - order.sampledBy)
+                #expect(machine.nextBatch().map { _ in true } == nil, "nothing else trains meanwhile")
+                let metrics = machine.trained(
+                    order, learner: learned, version: machine.version + settings.versionsPerStep)
+                #expect(metrics.step == order.index + 1 && metrics.learner != nil && metrics.dropped == 0)
+                trained.append(order.index)
+            case .dropped(let metrics, let order):
+                #expect(order.lag > settings.maxStaleness)
+                #expect(metrics.dropped == order.batch.rollouts.count && metrics.learner == nil)
+                dropped.append(order.index)
+            }
+        }
+    }
+
+    mutating func restart() {
+        incarnations += 1
+        machine = Machine(settings: settings, restoring: checkpoint.snapshot, incarnation: incarnations)
+        trained = checkpoint.trained
+        dropped = checkpoint.dropped
+        #expect(machine.ledger.inFlight == 0)
+    }
+
+    func checkInvariants() {
+        let ledger = machine.ledger
+        #expect(ledger.balances, "\(ledger.summary)")
+        #expect(ledger.inFlight >= 0 && ledger.lost >= 0)
+        #expect(ledger.trained == trained.count * settings.batchSize)
+        #expect(ledger.droppedTotal == dropped.count * settings.batchSize)
+        #expect(machine.consumed == trained.count + dropped.count)
+        #expect(machine.keptVersions.contains(machine.version))
+        #expect(machine.keptVersions == machine.keptVersions.sorted())
+        for a in machine.assignments { #expect(machine.keptVersions.contains(a.version)) }
+    }
+
+    /// Every worker honest from here on, every lease generous: the run must end.
+    mutating func finish() {
+        var rounds = 0
+        while !machine.isFinished, rounds < 10 * (settings.steps + 2) {
+            rounds += 1
+            for w in 0..<workers { request(worker: w) }
+            let current = held.filter {
+                $0.incarnation == machine.incarnation
+                    && machine.expects(worker: $0.worker, index: $0.index, attempt: $0.attempt)
+            }
+            held = []
+            for order in current.reversed() { deliver(order) }
+            trainReady()
+            checkInvariants()
+        }
+        #expect(machine.isFinished, "the run ends")
+        #expect(machine.ledger.inFlight == 0)
+        // Every index trained exactly once or dropped (lost batches were handed out again).
+        #expect(
+            (trained + dropped).sorted() == Array(0..<machine.end), "trained \(trained) dropped \(dropped)")
+        #expect(machine.end == settings.steps)
+        guard case .finished = machine.requestWork(worker: 0, now: now) else {
+            Issue.record("work handed out after the end")
+            return
+        }
+    }
+}
+
+@Suite("Run state machine")
+struct RunStateMachineTests {
+    static let lease = Machine.LeasePolicy(floor: .seconds(2), cap: .seconds(9), factor: 2, window: 4)
+
+    @Test(
+        "Random event sequences: the ledger balances, no batch above max_staleness trains, every index is trained once or dropped, restarts refuse old batches"
+    )
+    func randomEventSequences() async {
+        await propertyCheck(
+            count: 400, input: Gen.int(in: 1...9), Gen.int(in: 1...3), Gen.int(in: 0...3), Gen.int(in: 0...3),
+            Gen.int(in: 1...2), Gen.int(in: 0...999).array(of: 0...120)
+        ) { steps, batchSize, staleness, lag, versionsPerStep, events in
+            let settings = Machine.Settings(
+                steps: steps, batchSize: batchSize, maxStaleness: staleness, injectLag: min(lag, staleness),
+                versionsPerStep: versionsPerStep, lease: Self.lease)
+            var simulation = Simulation(settings: settings)
+            simulation.run(events)
+        }
+    }
+
+    @Test func injectedLagIsExactWhileWorkersRunAhead() {
+        // max_staleness 3, inject_lag 2, one version per batch: every batch is sampled with the
+        // weights exactly two versions older than those that train it (fewer only at the start),
+        // however far ahead of the learner it is handed out.
+        var machine = Machine(
+            settings: .init(steps: 8, batchSize: 1, maxStaleness: 3, injectLag: 2), incarnation: 7)
+        var lags: [Int] = []
+        while !machine.isFinished {
+            var orders: [Machine.Assignment] = []
+            for worker in 0..<4 {
+                if case .sample(let a) = machine.requestWork(worker: worker, now: .zero) { orders.append(a) }
+            }
+            for a in orders.reversed() {
+                #expect(
+                    machine.deliver(
+                        worker: a.worker, index: a.index, attempt: a.attempt, incarnation: 7,
+                        batch: batch(count: 1, version: a.version), now: .zero) == .accepted)
+            }
+            while case .train(let order) = machine.nextBatch() {
+                lags.append(order.lag)
+                _ = machine.trained(order, learner: learned, version: machine.version + 1)
+            }
+        }
+        #expect(lags == [0, 1, 2, 2, 2, 2, 2, 2])
+        #expect(machine.keptVersions == [6, 7, 8])
+    }
+
+    @Test func aLeaseExpiresAfterTheMeasuredSamplingTimeAndItsLateBatchIsRefused() {
+        var machine = Machine(
+            settings: .init(steps: 3, batchSize: 2, maxStaleness: 0, injectLag: 0, lease: Self.lease),
+            incarnation: 1)
+        // Before any measurement the lease is the cap.
+        guard case .sample(let first) = machine.requestWork(worker: 0, now: .seconds(10)) else {
+            Issue.record("no work")
+            return
+        }
+        #expect(first.deadline == .seconds(19))
+        #expect(
+            machine.deliver(
+                worker: 0, index: 0, attempt: 0, incarnation: 1, batch: batch(count: 2, version: 0),
+                now: .seconds(13))
+                == .accepted)
+        guard case .train(let order) = machine.nextBatch() else { return }
+        #expect(order.sampleSeconds == 3)
+        _ = machine.trained(order, learner: learned, version: 1)
+        // Measured 3 s: the lease is 2 × 3 s (between the floor 2 s and the cap 9 s).
+        guard case .sample(let second) = machine.requestWork(worker: 1, now: .seconds(20)) else { return }
+        #expect(second.deadline == .seconds(26) && machine.nextLeaseDeadline == .seconds(26))
+        #expect(machine.expireLeases(now: .seconds(25)).isEmpty)
+        let losses = machine.expireLeases(now: .seconds(26))
+        #expect(losses == [.init(worker: 1, index: 1, attempt: 0, count: 2)])
+        #expect(machine.ledger.leasesExpired == 1 && machine.ledger.lost == 2 && machine.ledger.balances)
+        #expect(machine.nextLeaseDeadline == nil)
+        // Handed out again (next attempt), and the late delivery of the first is refused.
+        guard case .sample(let again) = machine.requestWork(worker: 2, now: .seconds(27)) else { return }
+        #expect(again.index == 1 && again.attempt == 1)
+        #expect(
+            machine.deliver(
+                worker: 1, index: 1, attempt: 0, incarnation: 1, batch: batch(count: 2, version: 1),
+                now: .seconds(28))
+                == .refused(.leaseExpired))
+        #expect(machine.ledger.refused == [.leaseExpired: 2] && machine.ledger.balances)
+    }
+
+    @Test func aDeliveryThatIsNotWhatWasAssignedIsInvalidAndChangesNothing() {
+        var machine = Machine(
+            settings: .init(steps: 2, batchSize: 2, maxStaleness: 0, injectLag: 0), incarnation: 1)
+        _ = machine.requestWork(worker: 0, now: .zero)
+        let before = machine.ledger
+        guard
+            case .invalid = machine.deliver(
+                worker: 0, index: 0, attempt: 0, incarnation: 1, batch: batch(count: 1, version: 0),
+                now: .zero)
+        else {
+            Issue.record("a short batch was taken")
+            return
+        }
+        guard
+            case .invalid = machine.deliver(
+                worker: 0, index: 0, attempt: 0, incarnation: 1, batch: batch(count: 2, version: 5),
+                now: .zero)
+        else {
+            Issue.record("a batch of the wrong version was taken")
+            return
+        }
+        #expect(machine.ledger == before && machine.expects(worker: 0, index: 0, attempt: 0))
+    }
+
+    @Test func theLedgerDecodesEveryFormWrittenBefore() throws {
+        let distributed = #"{"produced":64,"trained":48,"dropped":{"stale":16},"inFlight":0,"lost":0}"#
+        let refused =
+            #"{"produced":32,"trained":32,"dropped":{},"inFlight":0,"lost":16,"refused":{"previous learner":16,"late":2}}"#
+        let single = #"{"produced":48,"trained":32,"dropped":16}"#
+        let decoder = JSONDecoder()
+        #expect(
+            try decoder.decode(SampleLedger.self, from: Data(distributed.utf8))
+                == SampleLedger(produced: 64, trained: 48, dropped: [.stale: 16]))
+        #expect(
+            try decoder.decode(SampleLedger.self, from: Data(refused.utf8))
+                == SampleLedger(
+                    produced: 32, trained: 32, lost: 16, refused: [.previousLearner: 16, .late: 2]))
+        #expect(
+            try decoder.decode(SampleLedger.self, from: Data(single.utf8))
+                == SampleLedger(produced: 48, trained: 32, dropped: [.stale: 16]))
+        let unknown = #"{"produced":1,"trained":0,"dropped":{"eaten":1},"inFlight":0,"lost":0}"#
+        #expect(throws: DecodingError.self) {
+            try decoder.decode(SampleLedger.self, from: Data(unknown.utf8))
+        }
+        let ledger = SampleLedger(
+            produced: 9, trained: 3, dropped: [.abandoned: 2, .stale: 1], inFlight: 1, lost: 2,
+            leasesExpired: 1,
+            refused: [.duplicate: 3, .leaseExpired: 1])
+        let json = String(decoding: try JSONEncoder().encode(ledger), as: UTF8.self)
+        #expect(json.contains(#""lease expired":1"#) && json.contains(#""abandoned":2"#))
+        #expect(try decoder.decode(SampleLedger.self, from: Data(json.utf8)) == ledger)
+    }
+}
