@@ -184,7 +184,8 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     private var assigned: [Int: Assignment] = [:]
     private var delivered: [Int: Delivered] = [:]
     private var training: TrainOrder?
-    /// Assignments given up, by index and attempt: why a delivery of them is refused.
+    /// Assignments given up, by index and attempt: why a delivery of them is refused (kept after
+    /// the index is consumed: one small entry per loss).
     private var givenUp: [Int: [Int: RefusalReason]] = [:]
     private var measured: [Duration] = []
 
@@ -414,7 +415,6 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
 
     private mutating func finish(_ index: Int) {
         attempts[index] = nil  // only batches not yet consumed can be handed out again
-        givenUp[index] = nil
         consumed = index + 1
         trim()
     }

@@ -42,11 +42,8 @@ public distributed actor LearnerActor {
     private let referenceIdentity: ReferenceIdentity
     /// π_ref's weights (the staleness tracker's reference rows).
     private let referenceWeights: GPTParameters
-    /// The staleness tracker (`train.tracker_every` > 0): one line of `tracker.jsonl` in the run
-    /// folder every `tracker_every` batches, before they are trained.
-    private let tracker: StalenessTracker?
-    /// Trained versus dropped samples, for the tracker's selection skew.
-    private var selection = SelectionAccumulator()
+    /// The staleness tracker and its selection-skew counts.
+    private var tracking: LearnerTracking
     /// The model and optimizer; touched only by the training task (see ``trainLoop()``).
     private let core: LearnerCore
     /// Every decision of the run.
@@ -109,7 +106,7 @@ public distributed actor LearnerActor {
         let identity = ReferenceIdentity(reference, source: config.train.reference)
         self.referenceIdentity = identity
         self.referenceWeights = reference
-        self.tracker = Self.makeTracker(config, logger: logger)
+        self.tracking = LearnerTracking(config, logger: logger)
         self.checkpoints = folder.map { folder in
             CoalescingWriter(name: "rein-learner-checkpoint") { checkpoint in
                 do {
@@ -343,15 +340,17 @@ public distributed actor LearnerActor {
         while let decision = machine.nextBatch() {
             switch decision {
             case .dropped(let step, let order):
-                selection.addDropped(order.batch)
+                tracking.selection.addDropped(order.batch)
                 logger.warning(
                     "dropped \(step.dropped) samples of batch \(order.index) with lag \(order.lag) > max_staleness"
                 )
                 record(step)
             case .train(let order):
-                selection.addTrained(order.batch)
-                if let tracker, tracker.shouldObserve(step: order.index + 1) {
-                    await observe(order, with: tracker)
+                tracking.selection.addTrained(order.batch)
+                if tracking.shouldObserve(step: order.index + 1) {
+                    await tracking.observe(
+                        order, version: version, policy: current, reference: referenceWeights, kept: weights,
+                        config: config, core: core, folder: folder, logger: logger)
                 }
                 let t0 = clock.now
                 let outcome = await core.step(order.batch)
@@ -383,49 +382,6 @@ public distributed actor LearnerActor {
             if every > 0, machine.consumed % every == 0, machine.consumed < machine.end {
                 await startCheckpoint()
             }
-        }
-    }
-
-    /// The staleness tracker `config` asks for, if any (top-k sampling has no softmax μ to compare).
-    private static func makeTracker(_ config: RunConfig, logger: Logger) -> StalenessTracker? {
-        let t = config.train
-        guard t.trackerEvery > 0 else { return nil }
-        guard t.topK == 0 else {
-            logger.notice("staleness tracker off: top_k sampling is not a softmax of the logits")
-            return nil
-        }
-        do {
-            return try StalenessTracker(
-                every: t.trackerEvery, parameterEvery: t.trackerParameterEvery, logger: logger)
-        } catch {
-            logger.warning("staleness tracker off: \(error)")
-            return nil
-        }
-    }
-
-    /// Runs the staleness tracker on the batch of `order` (about to be trained) on the learner's
-    /// thread and appends its record to `tracker.jsonl`. Failures are logged, never stop training.
-    private func observe(_ order: Machine.TrainOrder, with tracker: StalenessTracker) async {
-        let (step, batch, sampledBy) = (order.index + 1, order.batch, order.sampledBy)
-        let kept = weights
-        let (policy, reference, version) = (current, referenceWeights, self.version)
-        let selection = self.selection.summary
-        let (temperature, threads) = (config.train.temperature, config.threads)
-        let parameterSpace = tracker.shouldCompareParameters(step: step)
-        let outcome = await core.observe(threads: threads) { scratch in
-            var record = try tracker.observe(
-                step: step, batch: batch, version: version, policy: policy, reference: reference,
-                behaviour: { kept[$0] }, temperature: temperature, threads: threads, scratch: scratch,
-                parameterSpace: parameterSpace)
-            record.selection = selection
-            return try StalenessTracker.jsonLine(record)
-        }
-        do {
-            let line = try outcome.get()
-            try folder?.append(line: line, to: "tracker.jsonl")
-        } catch {
-            logger.warning(
-                "staleness tracker failed at step \(step) (batch sampled by version \(sampledBy)): \(error)")
         }
     }
 
@@ -560,60 +516,4 @@ public distributed actor LearnerActor {
 
     /// Workers currently joined.
     public distributed func workerCount() -> Int { workers.count }
-}
-
-/// The `Learner` with exclusive access by one training task at a time: ``LearnerActor`` starts at
-/// most one ``LearnerActor`` training loop, and nothing else touches the learner.
-final class LearnerCore: @unchecked Sendable {
-    private let learner: Learner
-    /// The staleness tracker's model (made on first use; only ``observe(threads:_:)`` touches it).
-    private var scratch: GPTModel?
-
-    init(_ learner: Learner) { self.learner = learner }
-
-    /// The optimizer state (never called while ``step(_:)`` runs: see ``LearnerActor``).
-    func optimizerState() -> SafeTensors { learner.optimizer.encode() }
-
-    /// Runs `body` with the tracker's scratch model on a thread of its own (between learner steps).
-    func observe<T: Sendable>(threads: Int, _ body: @escaping @Sendable (GPTModel) throws -> T) async
-        -> Result<T, any Error>
-    {
-        await withCheckedContinuation { continuation in
-            let thread = Thread { [self] in
-                let model = scratch ?? GPTModel(parameters: learner.model.parameters, threads: threads)
-                scratch = model
-                continuation.resume(returning: Result { try body(model) })
-            }
-            thread.name = "rein-tracker"
-            thread.stackSize = 8 << 20
-            thread.start()
-        }
-    }
-
-    /// One learner step on a thread of its own (it is long and CPU-bound): the metrics, the new
-    /// weights and version, or the error.
-    func step(_ batch: RolloutBatch) async -> Result<(LearnerStepMetrics, GPTParameters, Int), any Error> {
-        await withCheckedContinuation { continuation in
-            let thread = Thread { [self] in
-                let result = Result { () throws -> (LearnerStepMetrics, GPTParameters, Int) in
-                    let learned = try learner.step(batch)
-                    return (learned, learner.model.parameters, learner.version)
-                }
-                continuation.resume(returning: result)
-            }
-            thread.name = "rein-learner-step"
-            thread.stackSize = 8 << 20
-            thread.start()
-        }
-    }
-}
-
-/// Runs `body` on a thread of its own (file writes and hashing would block a thread of the shared
-/// cooperative pool, which heartbeats need).
-func onThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread { continuation.resume(with: Result { try body() }) }
-        thread.name = name
-        thread.start()
-    }
 }

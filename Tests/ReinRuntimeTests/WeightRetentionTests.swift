@@ -61,4 +61,40 @@ struct WeightRetentionTests {
         await #expect(throws: (any Error).self) { try await learner.fetchWeights(version: 1) }
         #expect(try await learner.currentLedger().trained == 3 * 16)
     }
+
+    /// A peer that asks for work under a made-up worker id and never delivers (it never joined,
+    /// so it is never declared lost) stalls the run only until its lease expires: the batch counts
+    /// lost and goes out again, and the late delivery under the old lease is refused.
+    @Test func anAssignmentNobodyDeliversExpiresAndIsHandedOutAgain() async throws {
+        let (config, reference, _) = try tinyRun(steps: 1, maxStaleness: 0)
+        let system = ReinActorSystem(
+            bus: InMemoryBus(), name: LearnerActor.name, settings: testSettings, logger: quiet)
+        defer { Task { await system.shutdown() } }
+        let learner = try LearnerActor.named(
+            on: system, config: config, reference: reference,
+            lease: .init(floor: .milliseconds(50), cap: .milliseconds(200)), logger: quiet)
+        let ghost = NodeID(rawValue: 0xDEAD)
+        let stolen = try await learner.requestWork(worker: ghost, haveVersion: 0, inline: false)
+        #expect(stolen.status == .sample && stolen.index == 0 && stolen.attempt == 0)
+        // No polling by the learner: a task sleeps until the lease's deadline.
+        #expect(
+            try await eventually(within: .seconds(60)) {
+                try await learner.currentLedger().leasesExpired == 1
+            })
+        let ledger = try await learner.currentLedger()
+        #expect(ledger.lost == 16 && ledger.inFlight == 0 && ledger.balances)
+
+        let worker = system.node
+        let order = try await learner.requestWork(worker: worker, haveVersion: 0, inline: false)
+        #expect(order.status == .sample && order.index == 0 && order.attempt == 1)
+        try await learner.deliver(
+            worker: worker, index: order.index, attempt: order.attempt, incarnation: order.incarnation,
+            batch: try Self.sample(order, config: config, parameters: reference))
+        #expect(try await eventually(within: .seconds(60)) { try await learner.isFinished() })
+        try await learner.deliver(
+            worker: ghost, index: stolen.index, attempt: stolen.attempt, incarnation: stolen.incarnation,
+            batch: try Self.sample(stolen, config: config, parameters: reference))
+        let final = try await learner.currentLedger()
+        #expect(final.trained == 16 && final.refused == [.leaseExpired: 16] && final.balances)
+    }
 }

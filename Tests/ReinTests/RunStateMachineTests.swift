@@ -72,10 +72,10 @@ struct Simulation {
                 worker: again.worker, index: again.index, attempt: again.attempt,
                 incarnation: again.incarnation,
                 batch: batch(count: again.count, version: again.version), now: now)
-            guard case .refused = decision else {
-                Issue.record("a second delivery of \(again) was \(decision)")
-                return
-            }
+            #expect(
+                decision
+                    == .refused(again.incarnation == machine.incarnation ? .duplicate : .previousLearner),
+                "a second delivery of \(again)")
         case 6:  // a worker is lost; what it holds may still arrive later (a zombie)
             _ = machine.workerLost(p % workers)
         case 7:  // time passes; leases expire
