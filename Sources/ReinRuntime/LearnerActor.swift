@@ -191,6 +191,7 @@ public distributed actor LearnerActor {
     /// A worker joins (or rejoins): the current weights and version, and where new versions are
     /// broadcast (if they are).
     public distributed func join(worker: NodeID) -> JoinReply {
+        let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
         // A worker that joins again (it lost us for a while) will not deliver what it held.
         releaseAssignments(of: worker, reason: "rejoined")
         workers.insert(worker)
@@ -231,6 +232,7 @@ public distributed actor LearnerActor {
     /// With `inline` false the order never carries weights (the worker gets them from the
     /// broadcast, or ``fetchWeights(version:)``).
     public distributed func requestWork(worker: NodeID, haveVersion: Int, inline: Bool = true) -> WorkOrder {
+        let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
         guard consumed < end else {
             released.insert(worker)
             return WorkOrder(status: .finished)
@@ -288,6 +290,7 @@ public distributed actor LearnerActor {
     /// ``deliver(worker:index:attempt:incarnation:batch:)`` would take it if it came from this
     /// incarnation (the sample stream refuses others before they reach it, counted and rate-limited).
     public distributed func expects(worker: NodeID, index: Int, attempt: Int) -> Bool {
+        let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
         guard let assignment = assigned[index] else { return false }
         return assignment.worker == worker && assignment.attempt == attempt
     }
@@ -300,6 +303,7 @@ public distributed actor LearnerActor {
     public distributed func deliver(
         worker: NodeID, index: Int, attempt: Int, incarnation: UInt64, batch: RolloutBatch
     ) async throws {
+        let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
         guard incarnation == self.incarnation else {
             ledger.refused["previous learner", default: 0] += batch.rollouts.count
             logger.warning(
@@ -405,7 +409,8 @@ public distributed actor LearnerActor {
             return nil
         }
         do {
-            return try StalenessTracker(every: t.trackerEvery, parameterEvery: t.trackerParameterEvery, logger: logger)
+            return try StalenessTracker(
+                every: t.trackerEvery, parameterEvery: t.trackerParameterEvery, logger: logger)
         } catch {
             logger.warning("staleness tracker off: \(error)")
             return nil
@@ -434,7 +439,8 @@ public distributed actor LearnerActor {
             let line = try outcome.get()
             try folder?.append(line: line, to: "tracker.jsonl")
         } catch {
-            logger.warning("staleness tracker failed at step \(step) (batch sampled by version \(sampledBy)): \(error)")
+            logger.warning(
+                "staleness tracker failed at step \(step) (batch sampled by version \(sampledBy)): \(error)")
         }
     }
 
@@ -523,7 +529,8 @@ public distributed actor LearnerActor {
             try folder.append(line: try metricsLine(step), to: Self.metricsFile)
         } catch {
             // The run goes on; the end of the run reports the gap when it reads the file back.
-            logger.error("could not append the metrics of batch \(step.step) to \(Self.metricsFile): \(error)")
+            logger.error(
+                "could not append the metrics of batch \(step.step) to \(Self.metricsFile): \(error)")
         }
     }
 
@@ -604,6 +611,33 @@ public distributed actor LearnerActor {
 
     /// Workers currently joined.
     public distributed func workerCount() -> Int { workers.count }
+}
+
+extension LearnerActor: CallerChecked {
+    /// Workers (peers that connected to the learner) may join, get work and weights, and deliver;
+    /// everything else — the run's controls and its state — is for this process only. Methods
+    /// that name a worker act on the calling worker's own node (``ReinActorSystem/caller``).
+    public static let allowedCallers: [String: CallerRoles] = [
+        "join(worker:)": [.worker, .localOperator],
+        "requestWork(worker:haveVersion:inline:)": [.worker, .localOperator],
+        "fetchWeights(version:)": [.worker, .localOperator],
+        "deliver(worker:index:attempt:incarnation:batch:)": [.worker, .localOperator],
+        "expects(worker:index:attempt:)": .localOperator,
+        "utilisation()": .localOperator,
+        "acceptSamples(at:)": .localOperator,
+        "fetchCount()": .localOperator,
+        "checkpoint()": .localOperator,
+        "workerLost(_:)": .localOperator,
+        "currentLedger()": .localOperator,
+        "currentVersion()": .localOperator,
+        "currentWeights()": .localOperator,
+        "stepMetrics()": .localOperator,
+        "isFinished()": .localOperator,
+        "drain()": .localOperator,
+        "abandonInFlight()": .localOperator,
+        "allWorkersReleased()": .localOperator,
+        "workerCount()": .localOperator,
+    ]
 }
 
 /// The `Learner` with exclusive access by one training task at a time: ``LearnerActor`` starts at
