@@ -28,6 +28,11 @@ public struct RemoteCallError: DistributedActorSystemError, Hashable, CustomStri
         public static let invocationFailed = Code(rawValue: 7)
         /// The reply could not be decoded as the expected result.
         public static let badReply = Code(rawValue: 8)
+        /// The target is not a method of the callee's actor type (refused before anything ran).
+        public static let wrongType = Code(rawValue: 9)
+        /// The caller's role may not call this method (refused before its arguments were decoded;
+        /// see ``CallerChecked``).
+        public static let forbidden = Code(rawValue: 10)
 
         public var description: String {
             switch self {
@@ -39,6 +44,8 @@ public struct RemoteCallError: DistributedActorSystemError, Hashable, CustomStri
             case .deadLetter: "dead letter"
             case .invocationFailed: "invocation failed"
             case .badReply: "bad reply"
+            case .wrongType: "wrong actor type"
+            case .forbidden: "forbidden"
             default: "code \(rawValue)"
             }
         }

@@ -198,6 +198,7 @@ public distributed actor LearnerActor {
     /// A worker joins (or rejoins): the current weights and version, and where new versions are
     /// broadcast (if they are).
     public distributed func join(worker: NodeID) -> JoinReply {
+        let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
         // A worker that joins again (it lost us for a while) will not deliver what it held.
         log(machine.workerLost(worker), "rejoined")
         workers.insert(worker)
@@ -237,6 +238,7 @@ public distributed actor LearnerActor {
     /// With `inline` false the order never carries weights (the worker gets them from the
     /// broadcast, or ``fetchWeights(version:)``).
     public distributed func requestWork(worker: NodeID, haveVersion: Int, inline: Bool = true) -> WorkOrder {
+        let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
         switch machine.requestWork(worker: worker, now: now) {
         case .finished:
             released.insert(worker)
@@ -262,6 +264,7 @@ public distributed actor LearnerActor {
     /// ``deliver(worker:index:attempt:incarnation:batch:)`` would take it if it came from this
     /// incarnation (the sample stream refuses others before they reach it, counted and rate-limited).
     public distributed func expects(worker: NodeID, index: Int, attempt: Int) -> Bool {
+        let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
         machine.expects(worker: worker, index: index, attempt: attempt)
     }
 
@@ -274,6 +277,7 @@ public distributed actor LearnerActor {
     public distributed func deliver(
         worker: NodeID, index: Int, attempt: Int, incarnation: UInt64, batch: RolloutBatch
     ) async throws {
+        let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
         switch machine.deliver(
             worker: worker, index: index, attempt: attempt, incarnation: incarnation, batch: batch, now: now)
         {

@@ -159,3 +159,12 @@ public distributed actor RolloutWorkerActor {
         version = update.version
     }
 }
+
+extension RolloutWorkerActor: CallerChecked {
+    /// A worker's counters are for this process only (tests and status).
+    public static let allowedCallers: [String: CallerRoles] = [
+        "swapCounts()": .localOperator,
+        "deliveredCount()": .localOperator,
+        "weightsVersion()": .localOperator,
+    ]
+}

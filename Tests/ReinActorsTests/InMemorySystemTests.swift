@@ -239,7 +239,14 @@ struct InMemorySystemTests {
                     on: proxy, target: RemoteCallTarget("$sNotATarget"), invocation: &invocation,
                     throwing: Never.self)
             }
-            #expect(code == .invocationFailed)
+            #expect(code == .wrongType, "a target that names no method of Echo is refused unrun")
+            // A method of Echo's that does not exist is looked up, not found, and answered.
+            let missing = await #expect(throws: RemoteError.self) {
+                try await systems[0].remoteCallVoid(
+                    on: proxy, target: RemoteCallTarget("$s" + _mangledTypeName(Echo.self)! + "7missingyyF"),
+                    invocation: &invocation, throwing: Never.self)
+            }
+            #expect(missing?.message.contains("targetAccessorNotFound") == true)
             var decoder = ReinInvocationDecoder(
                 system: systems[0], substitutions: ["NotAType"], arguments: [])
             #expect(throws: InvocationDecodingError.self) { try decoder.decodeGenericSubstitutions() }

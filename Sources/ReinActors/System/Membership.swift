@@ -6,11 +6,14 @@ public struct Member: Hashable, Sendable, CustomStringConvertible {
     public var node: NodeID
     /// Its human-readable name (e.g. `learner`, `worker-3`).
     public var name: String
+    /// The CURVE public key (Z85) its connection authenticated with (`nil` without CURVE).
+    public var publicKey: String?
 
-    /// A member named `name` on `node`.
-    public init(node: NodeID, name: String) {
+    /// A member named `name` on `node`, authenticated with `publicKey` (if CURVE is on).
+    public init(node: NodeID, name: String, publicKey: String? = nil) {
         self.node = node
         self.name = name
+        self.publicKey = publicKey
     }
 
     public var description: String { "\(name) (\(node))" }
@@ -100,6 +103,9 @@ final class Membership: Sendable {
     var members: [Member] { state.withLock { $0.alive.values.map(\.member) } }
 
     /// The policy version in the last message from `node`.
+    /// The live member on `node`, if any.
+    func member(_ node: NodeID) -> Member? { state.withLock { $0.alive[node]?.member } }
+
     func policyVersion(of node: NodeID) -> UInt64? { state.withLock { $0.alive[node]?.policyVersion } }
 
     /// A stream of events that starts with a `joined` for every current member.

@@ -1,5 +1,6 @@
 import Distributed
 import Logging
+import Synchronization
 
 extension ReinActorSystem {
     /// Handles a batch of transport events (on the transport's thread: quick, never blocking).
@@ -44,6 +45,7 @@ extension ReinActorSystem {
             ? RemoteCallError(.peerLeft, "\(node) left")
             : RemoteCallError(.peerLost, "\(node) lost: \(reason)")
         pending.failAll(to: node, with: error)
+        _ = outbound.withLock { $0.remove(node) }
         transport.disconnect(node)
     }
 
@@ -70,7 +72,51 @@ extension ReinActorSystem {
         }
     }
 
+    /// A message this node sent to itself (a reference to a local actor resolved as remote): its
+    /// calls come from the local operator.
+    func handleLocal(_ message: WireMessage) {
+        switch message.header.kind {
+        case .reply: handleReply(message)
+        case .call: handleCall(message, from: nil)
+        default: break
+        }
+    }
+
+    /// The identity and role of the remote `node` a call came from, as bound at its handshake.
+    private func callerIdentity(_ node: NodeID) -> CallerIdentity? {
+        guard let member = membership.member(node) else { return nil }
+        let role: CallerRoles = outbound.withLock { $0.contains(node) } ? .learner : .worker
+        return CallerIdentity(node: node, name: member.name, publicKey: member.publicKey, role: role)
+    }
+
+    /// Counts and logs (rate-limited per peer) a call the system refused, and answers it.
+    private func refuse(
+        _ sink: ReplySink, _ code: RemoteCallError.Code, reason: String, _ detail: String
+    ) {
+        transport.rejections.record(
+            reason, peer: sink.caller.description, error: RemoteCallError(code, detail), logger: logger)
+        sink.fail(code, detail)
+    }
+
+    /// Runs an inbound call; `identity` is the remote caller (`nil`: this process).
+    ///
+    /// Checked before any argument is decoded: the envelope, the recipient, that the target is a
+    /// method of the recipient's own type (``InvocationTarget``), that the caller is a live member,
+    /// and that its role may call the method (``CallerChecked``). The method then runs with
+    /// ``caller`` bound to the caller's identity.
     private func handleCall(_ message: WireMessage) {
+        let caller = message.header.sender
+        guard let identity = callerIdentity(caller) else {
+            transport.rejections.record(
+                WireRejections.unknownPeer, peer: caller.description,
+                error: RemoteCallError(.forbidden, "call from \(caller), which is not a member"),
+                logger: logger)
+            return
+        }
+        handleCall(message, from: identity)
+    }
+
+    private func handleCall(_ message: WireMessage, from identity: CallerIdentity?) {
         let caller = message.header.sender
         guard let first = message.frames.first else {
             logger.warning("call without envelope from \(caller)")
@@ -108,13 +154,34 @@ extension ReinActorSystem {
             sink.fail(.deadLetter, "no live actor \(envelope.recipientName) on \(name)")
             return
         }
+        let actorType = type(of: actor)
+        guard let method = InvocationTarget.method(envelope.target, on: actorType) else {
+            refuse(
+                sink, .wrongType, reason: WireRejections.wrongActorType,
+                "\(RemoteCallTarget(envelope.target)) is not a method of \(actorType) (\(envelope.recipientName))"
+            )
+            return
+        }
+        let role = identity?.role ?? .localOperator
+        if let checked = actorType as? any CallerChecked.Type {
+            let allowed = checked.allowedCallers[method] ?? []
+            guard allowed.contains(role) else {
+                refuse(
+                    sink, .forbidden, reason: WireRejections.forbidden,
+                    "\(actorType).\(method) may be called by \(allowed), not by \(identity.map(\.description) ?? "\(role)")"
+                )
+                return
+            }
+        }
         Task {
             var decoder = ReinInvocationDecoder(
                 system: self, substitutions: envelope.genericSubstitutions, arguments: arguments)
             do {
-                try await executeDistributedTarget(
-                    on: actor, target: RemoteCallTarget(envelope.target), invocationDecoder: &decoder,
-                    handler: ReinResultHandler(sink: sink))
+                try await Self.$caller.withValue(identity) {
+                    try await executeDistributedTarget(
+                        on: actor, target: RemoteCallTarget(envelope.target), invocationDecoder: &decoder,
+                        handler: ReinResultHandler(sink: sink))
+                }
             } catch {
                 // The target did not run (unknown target, undecodable arguments): still answer.
                 sink.fail(.invocationFailed, "\(envelope.target): \(error)")

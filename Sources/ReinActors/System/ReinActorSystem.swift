@@ -46,6 +46,8 @@ public final class ReinActorSystem: DistributedActorSystem, Sendable {
     let transportableErrors: [String: any (Error & Codable).Type]
     private let lifecycle = Mutex<Lifecycle>(.running(heartbeats: nil))
     let lastTick = Mutex<ContinuousClock.Instant?>(nil)
+    /// Nodes this system connected to (their calls have the ``CallerRoles/learner`` role).
+    let outbound = Mutex<Set<NodeID>>([])
 
     private enum Lifecycle {
         case running(heartbeats: HeartbeatTimer?)
@@ -108,9 +110,17 @@ public final class ReinActorSystem: DistributedActorSystem, Sendable {
 
     /// Connects to the node at `address` (a ZeroMQ endpoint such as `tcp://host:7000`) and returns
     /// it once its handshake completed.
+    ///
+    /// Calls from that node have the ``CallerRoles/learner`` role here; calls from nodes that
+    /// connected to this one have the ``CallerRoles/worker`` role.
     public func connect(to address: String, timeout: Duration = .seconds(5)) async throws -> Member {
-        try await transport.connect(to: address, timeout: timeout)
+        let member = try await transport.connect(to: address, timeout: timeout)
+        _ = outbound.withLock { $0.insert(member.node) }
+        return member
     }
+
+    /// Inbound messages and calls this node refused, by reason (shared with its transport).
+    public var rejections: WireRejections { transport.rejections }
 
     /// Fails every pending call with ``RemoteCallError/Code/systemShutDown``, tells peers this node
     /// leaves, stops heartbeats and the transport's threads. Idempotent.
@@ -141,7 +151,7 @@ public final class ReinActorSystem: DistributedActorSystem, Sendable {
         let header = WireHeader(kind: kind, sender: self.node, policyVersion: policyVersion)
         let message = WireMessage(header: header, frames: frames)
         if node == self.node {
-            handle([.message(message)])  // a reference to a local actor resolved as remote
+            handleLocal(message)  // a reference to a local actor resolved as remote
         } else {
             transport.send(message, to: node)
         }

@@ -7,6 +7,8 @@ public final class InMemoryTransport: ReinTransport {
     public let localNode: NodeID
     /// This node's name.
     public let localName: String
+    /// Where refused inbound calls are counted.
+    public let rejections = WireRejections()
     let bus: InMemoryBus
     private let queue: DispatchQueue
     private let sequence = Atomic<UInt64>(0)

@@ -16,6 +16,9 @@ public protocol ReinTransport: AnyObject, Sendable {
     var localNode: NodeID { get }
     /// This node's human-readable name.
     var localName: String { get }
+    /// Where refused inbound messages are counted by reason (the actor system counts its own
+    /// refusals, wrong-type and forbidden calls, here too).
+    var rejections: WireRejections { get }
 
     /// Starts delivering events to `handler`. Called once, by the actor system.
     func start(_ handler: @escaping @Sendable ([TransportEvent]) -> Void)
@@ -40,7 +43,8 @@ public protocol ReinTransport: AnyObject, Sendable {
 public enum TransportEvent: Sendable {
     /// A decoded, checked message from a peer.
     case message(WireMessage)
-    /// A peer completed its handshake.
+    /// A peer completed its handshake (``Member/publicKey``: the CURVE key its connection
+    /// authenticated with, if any).
     case joined(Member)
     /// A peer said it is leaving.
     case left(NodeID)

@@ -22,7 +22,9 @@ extension ZMQTransport {
         /// Continuations to resume once the current batch of events was delivered.
         var afterDelivery: [() -> Void] = []
         var dealers: [NodeID: ZMQSocket] = [:]
-        var routerPeers: Set<NodeID> = []
+        /// Peers that said hello on the ROUTER, with the CURVE key their connection authenticated
+        /// with (`nil` without CURVE).
+        var routerPeers: [NodeID: String?] = [:]
         var handshakes: [Handshake] = []
         /// The node reached at each address this node connected to (a second `connect` to the
         /// same address returns it: a ROUTER refuses a second connection with the same routing id).
@@ -128,7 +130,7 @@ extension ZMQTransport {
         func finish() {
             if stopRequested {
                 let goodbye = WireMessage(header: WireHeader(kind: .leave, sender: node), frames: [])
-                for peer in Set(dealers.keys).union(routerPeers) { route(goodbye, to: peer) }
+                for peer in Set(dealers.keys).union(routerPeers.keys) { route(goodbye, to: peer) }
             }
             for (_, dealer) in dealers { close(dealer, linger: configuration.lingerOnShutdown) }
             if let router { close(router, linger: configuration.lingerOnShutdown) }
@@ -179,7 +181,7 @@ extension ZMQTransport {
                 connect(address, timeout: timeout, continuation)
             case .disconnect(let peer):
                 if let dealer = dealers.removeValue(forKey: peer) { close(dealer, linger: .zero) }
-                routerPeers.remove(peer)
+                routerPeers[peer] = nil
             case .start(let handler):
                 self.handler = handler
             case .stop(let continuation):

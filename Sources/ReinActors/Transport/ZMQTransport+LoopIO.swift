@@ -20,13 +20,13 @@ extension ZMQTransport.IOLoop {
         do {
             if let dealer = dealers[peer] {
                 try send(message.encodedFrames(), on: dealer)
-            } else if let router, routerPeers.contains(peer) {
+            } else if let router, routerPeers[peer] != nil {
                 try send([WireFrame(peer.bytes)] + message.encodedFrames(), on: router)
             } else {
                 events.append(.lost(peer, reason: "no connection to \(peer)"))
             }
         } catch let error as ZMQError where error.isHostUnreachable {
-            routerPeers.remove(peer)
+            routerPeers[peer] = nil
             events.append(.lost(peer, reason: "unreachable (disconnected)"))
         } catch {
             logger.warning("send to \(peer) failed: \(error)")
@@ -85,8 +85,9 @@ extension ZMQTransport.IOLoop {
                     reject(WireError(.truncated, "message has no header frame"), from: source, on: socket)
                     continue
                 }
-                let source = Source(
+                var source = Source(
                     routingID: parts[0].bytes, address: parts[1].peerAddress ?? parts[0].peerAddress)
+                if configuration.security != nil { source.publicKey = parts[1].metadata("User-Id") }
                 accept(parts[1...].map(WireFrame.init), from: source, on: socket)
             } else {
                 // A DEALER whose welcome was just taken in this batch belongs to its node now.
@@ -104,6 +105,8 @@ extension ZMQTransport.IOLoop {
         /// The node a DEALER is connected to.
         var node: NodeID?
         var address: String?
+        /// The CURVE public key the connection authenticated with (ROUTER, with CURVE on).
+        var publicKey: String?
 
         init(routingID: [UInt8], address: String?) {
             self.routingID = routingID
@@ -153,9 +156,35 @@ extension ZMQTransport.IOLoop {
                     from: source, on: socket)
                 return
             }
+            guard sender != node else {
+                reject(
+                    WireError(.malformed, "a peer claims this node's own id \(sender)"), from: source,
+                    on: socket)
+                return
+            }
             if kind == .hello {
-                wasMember = !routerPeers.insert(sender).inserted
-            } else if !routerPeers.contains(sender) {
+                wasMember = routerPeers[sender] != nil
+                if let bound = routerPeers[sender], bound != source.publicKey {
+                    reject(
+                        PeerRejection(
+                            WireRejections.unknownPeer,
+                            "hello from \(sender) with another key than its connection's"),
+                        from: source, on: socket)
+                    return
+                }
+                routerPeers[sender] = .some(source.publicKey)
+            } else if let bound = routerPeers[sender] {
+                // The routing id is bound to the key it said hello with; another connection that
+                // reuses the id (after the first one dropped) must say hello with the same key.
+                guard bound == source.publicKey else {
+                    reject(
+                        PeerRejection(
+                            WireRejections.unknownPeer,
+                            "\(kind) from \(sender) with another key than its hello's"),
+                        from: source, on: socket)
+                    return
+                }
+            } else {
                 reject(
                     PeerRejection(WireRejections.unknownPeer, "\(kind) from \(sender) before its hello"),
                     from: source, on: socket)
@@ -182,7 +211,7 @@ extension ZMQTransport.IOLoop {
         switch kind {
         case .hello:
             guard let hello = decodeHello(message, from: source, on: socket) else {
-                if !wasMember { routerPeers.remove(sender) }
+                if !wasMember { routerPeers[sender] = nil }
                 return
             }
             let welcome = HelloEnvelope(name: configuration.name, endpoint: endpoint ?? "")
@@ -190,13 +219,14 @@ extension ZMQTransport.IOLoop {
                 WireMessage(
                     header: WireHeader(kind: .welcome, sender: node),
                     frames: [WireFrame(welcome.encoded())]), to: sender)
-            events.append(.joined(Member(node: sender, name: hello.name)))
+            events.append(.joined(Member(node: sender, name: hello.name, publicKey: source.publicKey)))
         case .welcome:
             guard let index = handshakes.firstIndex(where: { $0.dealer === socket }),
                 let welcome = decodeHello(message, from: source, on: socket)
             else { return }
             let handshake = handshakes.remove(at: index)
-            let member = Member(node: sender, name: welcome.name)
+            let member = Member(
+                node: sender, name: welcome.name, publicKey: configuration.security?.serverKey)
             connected[handshake.address] = member
             if dealers[sender] == nil {
                 dealers[sender] = handshake.dealer
@@ -207,7 +237,7 @@ extension ZMQTransport.IOLoop {
             afterDelivery.append { handshake.continuation.resume(returning: member) }
         case .leave:
             if let dealer = dealers.removeValue(forKey: sender) { close(dealer, linger: .zero) }
-            routerPeers.remove(sender)
+            routerPeers[sender] = nil
             events.append(.left(sender))
         case .call, .reply:
             do {

@@ -9,7 +9,9 @@ import Synchronization
 /// header: ``unknownPeer`` (a valid message from a connection that never said `hello`),
 /// ``wrongKind`` (a control message on a bulk socket or the reverse), ``badPayload`` (a valid
 /// header whose payload does not decode or does not fit, e.g. a weight vector of the wrong size)
-/// and ``refused`` (a well-formed sample the learner turned down).
+/// and ``refused`` (a well-formed sample the learner turned down), and those of the actor system:
+/// ``wrongActorType`` (a call whose target is not a method of the callee's type) and ``forbidden``
+/// (a call the caller's role may not make).
 ///
 /// Each rejection is logged at most once per second per peer, with the number suppressed since
 /// the last line (see ``record(_:peer:error:logger:)``), so a flood costs counters, not log lines.
@@ -23,6 +25,10 @@ public final class WireRejections: Sendable {
     public static let badPayload = "badPayload"
     /// A well-formed payload refused by its consumer (a sample for no open assignment).
     public static let refused = "refused"
+    /// A call whose target is a method of another actor type than the callee's.
+    public static let wrongActorType = "wrongActorType"
+    /// A call the caller's role may not make (see ``CallerChecked``).
+    public static let forbidden = "forbidden"
 
     private struct State {
         var counts: [String: Int] = [:]

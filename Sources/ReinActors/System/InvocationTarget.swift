@@ -1,0 +1,28 @@
+import Distributed
+
+/// Checks that a call's target identifier names a distributed method of the actor it would run on.
+///
+/// `executeDistributedTarget` looks a target up by its mangled name alone and runs it with
+/// whatever actor it is given as `self`: a method of one actor type run on an actor of another
+/// type reads the wrong object's memory. So before anything runs, the identifier must be the
+/// mangling of a function declared directly on the resolved actor's own type: it starts with
+/// `$s` and that type's mangled name, and it demangles to `Module.Type.method(labels:)` with no
+/// further type between the actor type and the method (a nested type's method is refused too).
+/// Generic actor types are never matched (their mangled name differs from their context's).
+enum InvocationTarget {
+    /// The method's name with its argument labels, `join(worker:)`, if `identifier` names a method
+    /// declared on `actorType`; `nil` otherwise.
+    static func method(_ identifier: String, on actorType: any Any.Type) -> String? {
+        guard let mangledType = _mangledTypeName(actorType), identifier.hasPrefix("$s" + mangledType) else {
+            return nil
+        }
+        let demangled = RemoteCallTarget(identifier).description
+        let typeName = _typeName(actorType, qualified: true)
+        guard demangled != identifier, demangled.hasPrefix(typeName + ".") else { return nil }
+        let method = demangled.dropFirst(typeName.count + 1)
+        guard let paren = method.firstIndex(of: "("), paren > method.startIndex,
+            !method[..<paren].contains("."), !method[..<paren].contains("<"), method.last == ")"
+        else { return nil }
+        return String(method)
+    }
+}

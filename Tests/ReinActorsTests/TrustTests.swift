@@ -1,0 +1,124 @@
+import Distributed
+import Synchronization
+import Testing
+
+@testable import ReinActors
+
+/// Counts how many times a ``Tracked`` value was decoded (to show refusals come before decoding).
+let trackedDecodes = Atomic<Int>(0)
+
+/// An argument that counts its decodings.
+struct Tracked: Codable, Sendable {
+    var value: Int
+    init(_ value: Int) { self.value = value }
+    init(from decoder: any Decoder) throws {
+        trackedDecodes.add(1, ordering: .relaxed)
+        value = try decoder.singleValueContainer().decode(Int.self)
+    }
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+}
+
+/// Reports who called it, as the actor system bound it.
+distributed actor Witness {
+    /// The caller's node, name and role (`nil` node: in process).
+    distributed func whoCalls() -> CallerSeen {
+        CallerSeen(
+            node: ReinActorSystem.caller?.node, name: ReinActorSystem.caller?.name,
+            role: ReinActorSystem.caller?.role.rawValue)
+    }
+
+    /// The node a method taking a claimed id acts for.
+    distributed func actingFor(_ claimed: NodeID) -> NodeID { ReinActorSystem.actingNode(claimed: claimed) }
+}
+
+struct CallerSeen: Codable, Sendable, Equatable {
+    var node: NodeID?
+    var name: String?
+    var role: UInt8?
+}
+
+/// An actor with a role per method.
+distributed actor Guarded: CallerChecked {
+    typealias ActorSystem = ReinActorSystem
+    static let allowedCallers: [String: CallerRoles] = [
+        "forWorkers(_:)": .worker,
+        "forLearner(_:)": .learner,
+        "forOperator(_:)": .localOperator,
+    ]
+
+    distributed func forWorkers(_ x: Tracked) -> Int { x.value }
+    distributed func forLearner(_ x: Tracked) -> Int { x.value }
+    distributed func forOperator(_ x: Tracked) -> Int { x.value }
+    distributed func undeclared(_ x: Tracked) -> Int { x.value }
+}
+
+@Suite("Trust at the actor-system boundary", .serialized)
+struct TrustTests {
+    @Test func aCallForAnotherActorTypeIsRefusedCountedAndRunsNothing() async throws {
+        try await withCluster(2) { _, systems in
+            let echo = Echo(actorSystem: systems[1])
+            // A proxy of the wrong type for the Echo's id: its call names Other.ping.
+            let wrong = try Other.resolve(id: echo.id, using: systems[0])
+            #expect(await callErrorCode { try await wrong.ping() } == .wrongType)
+            #expect(systems[1].rejections.count(WireRejections.wrongActorType) == 1)
+            // The right type still works, and nothing ran on the Echo.
+            let proxy = try Echo.resolve(id: echo.id, using: systems[0])
+            #expect(try await proxy.pokeCount() == 0)
+            #expect(try await proxy.add(2, 3) == 5)
+            withExtendedLifetime(echo) {}
+        }
+    }
+
+    @Test func targetIdentifiersOfOtherTypesOrGarbageNameNoMethod() {
+        #expect(InvocationTarget.method("", on: Echo.self) == nil)
+        #expect(InvocationTarget.method("ReinActorsTests.Echo.add(_:_:)", on: Echo.self) == nil)
+        #expect(InvocationTarget.method("$s", on: Echo.self) == nil)
+        let echo = _mangledTypeName(Echo.self)!
+        #expect(InvocationTarget.method("$s" + echo + "garbage", on: Echo.self) == nil)
+        #expect(InvocationTarget.method("$s" + echo + "garbage", on: Other.self) == nil)
+    }
+
+    @Test func theCalleeSeesTheTransportIdentityAndRole() async throws {
+        try await withCluster(3) { _, systems in
+            let witness = Witness(actorSystem: systems[1])
+            // In process: no remote caller; a claimed id is taken as given.
+            #expect(try await witness.whoCalls() == CallerSeen(node: nil, name: nil, role: nil))
+            let claimed = NodeID(rawValue: 42)
+            #expect(try await witness.actingFor(claimed) == claimed)
+            // n0 reaches n1 without having been connected to by it: a worker.
+            let fromWorker = try Witness.resolve(id: witness.id, using: systems[0])
+            #expect(
+                try await fromWorker.whoCalls()
+                    == CallerSeen(node: systems[0].node, name: "n0", role: CallerRoles.worker.rawValue))
+            // The id in the arguments is ignored: the caller is its own node.
+            #expect(try await fromWorker.actingFor(claimed) == systems[0].node)
+            #expect(try await fromWorker.actingFor(systems[2].node) == systems[0].node)
+            // n1 connected to n2: n2's calls come from a learner.
+            _ = try await systems[1].connect(to: "n2")
+            let fromLearner = try Witness.resolve(id: witness.id, using: systems[2])
+            #expect(try await fromLearner.whoCalls().role == CallerRoles.learner.rawValue)
+            withExtendedLifetime(witness) {}
+        }
+    }
+
+    @Test func rolesAreCheckedBeforeArgumentsAreDecoded() async throws {
+        try await withCluster(2) { _, systems in
+            let guarded = Guarded(actorSystem: systems[1])
+            let proxy = try Guarded.resolve(id: guarded.id, using: systems[0])
+            let before = trackedDecodes.load(ordering: .relaxed)
+            #expect(await callErrorCode { try await proxy.forLearner(Tracked(1)) } == .forbidden)
+            #expect(await callErrorCode { try await proxy.forOperator(Tracked(2)) } == .forbidden)
+            #expect(await callErrorCode { try await proxy.undeclared(Tracked(3)) } == .forbidden)
+            #expect(trackedDecodes.load(ordering: .relaxed) == before, "no refused argument was decoded")
+            #expect(systems[1].rejections.count(WireRejections.forbidden) == 3)
+            #expect(try await proxy.forWorkers(Tracked(7)) == 7)
+            // In process, every method runs.
+            #expect(try await guarded.forOperator(Tracked(8)) == 8)
+            #expect(try await guarded.undeclared(Tracked(9)) == 9)
+            withExtendedLifetime(guarded) {}
+        }
+    }
+}
