@@ -41,6 +41,11 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // oneDNN has no pkg-config file: the module map links "dnnl" and includes /usr/include/dnnl.h.
+        .systemLibrary(
+            name: "COneDNN",
+            providers: [.apt(["libdnnl-dev"])]
+        ),
 
         // The only module that touches the libzmq C API.
         .target(
@@ -80,7 +85,7 @@ let package = Package(
         // The GPT policy engine: forward, backward, KV-cache sampler, AdamW, safetensors.
         .target(
             name: "ReinModel",
-            dependencies: ["COpenBLAS"],
+            dependencies: ["COneDNN", "COpenBLAS", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(

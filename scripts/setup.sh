@@ -3,8 +3,10 @@
 # Idempotent: does nothing when pkg-config already finds them. Uses sudo when not root.
 set -euo pipefail
 
-packages=(libzmq3-dev libopenblas-dev pkg-config)
-if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libzmq openblas 2>/dev/null; then
+packages=(libzmq3-dev libopenblas-dev libdnnl-dev pkg-config)
+# oneDNN ships no pkg-config file: its header stands for it.
+if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libzmq openblas 2>/dev/null \
+    && [ -e /usr/include/dnnl.h ]; then
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then

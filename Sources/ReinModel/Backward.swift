@@ -105,7 +105,7 @@ func backwardShard(
     // Tied head and final LayerNorm.
     linearBackward(
         dInp: ws.dln, dWeight: grads + layout.wte, dBias: nil, dOut: ws.dlogits, inp: ws.lnf,
-        weight: params + layout.wte, rows: n, inDim: c, outDim: v)
+        weight: params + layout.wte, rows: n, inDim: c, outDim: v, gemm: ws.gemm)
     ws.dres.update(repeating: 0, count: n * c)
     layerNormBackward(
         dInp: ws.dres, dWeight: grads + layout.lnfW, dBias: grads + layout.lnfB, dOut: ws.dln,
@@ -116,23 +116,23 @@ func backwardShard(
         let w = layout.blocks[l]
         linearBackward(
             dInp: ws.dfc, dWeight: grads + w.mlpProjW, dBias: grads + w.mlpProjB, dOut: ws.dres,
-            inp: a.fchGelu, weight: params + w.mlpProjW, rows: n, inDim: 4 * c, outDim: c)
+            inp: a.fchGelu, weight: params + w.mlpProjW, rows: n, inDim: 4 * c, outDim: c, gemm: ws.gemm)
         geluBackward(ws.dfc, a.fch, cdf: a.fchCdf, n * 4 * c)
         linearBackward(
             dInp: ws.dln, dWeight: grads + w.fcW, dBias: grads + w.fcB, dOut: ws.dfc, inp: a.ln2,
-            weight: params + w.fcW, rows: n, inDim: c, outDim: 4 * c)
+            weight: params + w.fcW, rows: n, inDim: c, outDim: 4 * c, gemm: ws.gemm)
         layerNormBackward(
             dInp: ws.dres, dWeight: grads + w.ln2W, dBias: grads + w.ln2B, dOut: ws.dln, inp: a.res2,
             weight: params + w.ln2W, mean: a.ln2Mean, rstd: a.ln2Rstd, rows: n, width: c)
         linearBackward(
             dInp: ws.dy, dWeight: grads + w.attnProjW, dBias: grads + w.attnProjB, dOut: ws.dres,
-            inp: a.atty, weight: params + w.attnProjW, rows: n, inDim: c, outDim: c)
+            inp: a.atty, weight: params + w.attnProjW, rows: n, inDim: c, outDim: c, gemm: ws.gemm)
         attentionBackward(
             dqkv: ws.dqkv, scratch: ws.datt, dOut: ws.dy, qkv: a.qkv, att: a.att, rows: ws.rows, steps: steps,
-            config: config)
+            config: config, gemm: ws.gemm)
         linearBackward(
             dInp: ws.dln, dWeight: grads + w.qkvW, dBias: grads + w.qkvB, dOut: ws.dqkv, inp: a.ln1,
-            weight: params + w.qkvW, rows: n, inDim: c, outDim: 3 * c)
+            weight: params + w.qkvW, rows: n, inDim: c, outDim: 3 * c, gemm: ws.gemm)
         layerNormBackward(
             dInp: ws.dres, dWeight: grads + w.ln1W, dBias: grads + w.ln1B, dOut: ws.dln, inp: a.res,
             weight: params + w.ln1W, mean: a.ln1Mean, rstd: a.ln1Rstd, rows: n, width: c)
@@ -148,11 +148,11 @@ func backwardShard(
     }
 }
 
-/// Backward of ``attentionForward(_:att:qkv:rows:steps:config:)``, per (row, head) with `dp` as T×T
+/// Backward of ``attentionForward(_:att:qkv:rows:steps:config:gemm:)``, per (row, head) with `dp` as T×T
 /// scratch: dP = dY·Vᵀ, dV = Pᵀ·dY, dS = P ⊙ (dP − Σⱼ P dP)/√d, dQ = dS·K, dK = dSᵀ·Q. Overwrites `dqkv`.
 func attentionBackward(
     dqkv: FloatPtr, scratch dp: FloatPtr, dOut: ConstFloatPtr, qkv: ConstFloatPtr, att: ConstFloatPtr,
-    rows: Int, steps t: Int, config: GPTConfig
+    rows: Int, steps t: Int, config: GPTConfig, gemm: GemmBackend
 ) {
     let (c, h, hs) = (config.dModel, config.heads, config.headDim)
     let scale = 1 / Float(hs).squareRoot()
@@ -162,11 +162,11 @@ func attentionBackward(
             let (q, dq) = (qkv + off, dqkv + off)
             let p = att + (b * h + head) * t * t
             let dy = dOut + b * t * c + head * hs
-            BLAS.gemm(
+            gemm.sgemm(
                 transA: false, transB: true, m: t, n: t, k: hs, dy, lda: c, q + 2 * c, ldb: 3 * c, beta: 0,
                 dp,
                 ldc: t)
-            BLAS.gemm(
+            gemm.sgemm(
                 transA: true, transB: false, m: t, n: hs, k: t, p, lda: t, dy, ldb: c, beta: 0, dq + 2 * c,
                 ldc: 3 * c)
             for i in 0..<t {
@@ -175,10 +175,10 @@ func attentionBackward(
                 for j in 0...i { dr[j] = pr[j] * (dr[j] - pdp) * scale }
                 (dr + i + 1).update(repeating: 0, count: t - i - 1)
             }
-            BLAS.gemm(
+            gemm.sgemm(
                 transA: false, transB: false, m: t, n: hs, k: t, dp, lda: t, q + c, ldb: 3 * c, beta: 0, dq,
                 ldc: 3 * c)
-            BLAS.gemm(
+            gemm.sgemm(
                 transA: true, transB: false, m: t, n: hs, k: t, dp, lda: t, q, ldb: 3 * c, beta: 0, dq + c,
                 ldc: 3 * c)
         }

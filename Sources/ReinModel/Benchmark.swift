@@ -2,16 +2,17 @@ import COpenBLAS
 import Foundation
 
 /// Measurements behind `rein bench model`: sampling throughput, one learner step, FLOP counts and the
-/// machine's sgemm peak. Inputs are seeded, so repeated runs do the same work.
+/// sgemm throughput of each matrix-product backend. Inputs are seeded, so repeated runs do the same work.
 public enum ModelBenchmark {
     /// Generated tokens per second for `batch` rows of `prompt` random prompt tokens plus `generate`
     /// sampled tokens (temperature 1, no stop token): mean of `reps` runs after one warm-up, as the
     /// PyTorch peer measures.
     public static func samplingTokensPerSecond(
-        config: GPTConfig, batch: Int = 64, prompt: Int = 8, generate: Int = 24, threads: Int, reps: Int = 5
+        config: GPTConfig, batch: Int = 64, prompt: Int = 8, generate: Int = 24, threads: Int, reps: Int = 5,
+        backend: GemmBackend = .preferred
     ) throws(ModelError) -> Double {
         let params = try GPTParameters(config: config, seed: 1)
-        let sampler = GPTSampler(config: config, threads: threads)
+        let sampler = GPTSampler(config: config, threads: threads, gemm: backend)
         var rng = SplitMix64(seed: 2)
         let prompts = (0..<batch).map { _ in
             (0..<prompt).map { _ in Int32(rng.next() % UInt64(config.vocab)) }
@@ -31,9 +32,11 @@ public enum ModelBenchmark {
     /// Milliseconds for one learner step (zero grads, forward over `batch × (length − 1)` positions,
     /// backward from random dLoss/d log-prob, AdamW): mean of `reps` steps after one warm-up.
     public static func learnerStepMilliseconds(
-        config: GPTConfig, batch: Int = 64, length: Int = 32, threads: Int, reps: Int = 5
+        config: GPTConfig, batch: Int = 64, length: Int = 32, threads: Int, reps: Int = 5,
+        backend: GemmBackend = .preferred
     ) throws(ModelError) -> Double {
-        let model = GPTModel(parameters: try GPTParameters(config: config, seed: 1), threads: threads)
+        let model = GPTModel(
+            parameters: try GPTParameters(config: config, seed: 1), threads: threads, gemm: backend)
         var opt = AdamW(layout: model.parameters.layout, threads: threads)
         var rng = SplitMix64(seed: 3)
         let tokens = (0..<(batch * length)).map { _ in Int32(rng.next() % UInt64(config.vocab)) }
@@ -62,81 +65,113 @@ public enum ModelBenchmark {
         return 3 * (linear + attention)
     }
 
-    /// The machine's practical sgemm peak with `threads` cores: GFLOP/s of an `size³` product, the
-    /// better of OpenBLAS's own threading and `threads` concurrent single-threaded products.
-    public static func sgemmPeakGFLOPS(threads: Int, size: Int = 1536, reps: Int = 5) -> Double {
-        _ = BLAS.configureOnce
-        openblas_set_num_threads(Int32(threads))
-        let pooled = gemmGFLOPS(m: size, n: size, k: size, shards: 1, reps: reps)
-        openblas_set_num_threads(1)
-        return max(pooled, gemmGFLOPS(m: size, n: size, k: size, shards: threads, reps: reps))
+    /// The practical sgemm peak of `backend` with `threads` cores: GFLOP/s of a `size³` product, the
+    /// better of the library's own threads and `threads` concurrent single-threaded products.
+    public static func sgemmPeakGFLOPS(
+        backend: GemmBackend, threads: Int, size: Int = 1536, reps: Int = 5
+    ) -> Double {
+        let pooled = gemmGFLOPS(
+            backend: backend, shapes: [(size, size, size, false, false)], shards: 1, libraryThreads: threads,
+            reps: reps)
+        let sharded = gemmGFLOPS(
+            backend: backend, shapes: [(size, size, size, false, false)], shards: threads, libraryThreads: 1,
+            reps: reps)
+        return max(pooled, sharded)
     }
 
-    /// GFLOP/s of the learner's big products as the engine runs them: for each linear layer of a block,
-    /// the forward product and both backward products over `batch × steps` rows split across
-    /// `threads` single-threaded shards.
-    public static func learnerGEMMGFLOPS(config: GPTConfig, batch: Int = 64, steps: Int = 31, threads: Int)
-        -> Double
-    {
-        _ = BLAS.configureOnce
+    /// The engine's products (`m, n, k, transA, transB`) of one learner step over `rows` positions,
+    /// per linear layer of a block: the forward product and both backward products. `shards` splits
+    /// the rows as the engine does (the weight-gradient product has the shard's rows as `k`).
+    public static func learnerShapes(config: GPTConfig, rows: Int, shards: Int) -> [(
+        Int, Int, Int, Bool, Bool
+    )] {
         let c = config.dModel
-        let rows = batch * steps
-        var flops = 0.0
-        var seconds = 0.0
-        for (i, o) in [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)] {
-            let shardRows = rows / threads
-            // forward: [r×i]·[o×i]ᵀ; dInp: [r×o]·[o×i]; dW: [r×o]ᵀ·[r×i]
-            for (m, n, k, ta, tb) in [
-                (shardRows, o, i, false, true), (shardRows, i, o, false, false),
-                (o, i, shardRows, true, false),
-            ] {
-                let g = gemmGFLOPS(m: m, n: n, k: k, transA: ta, transB: tb, shards: threads, reps: 20)
-                let f = 2 * Double(m * n * k * threads)
-                flops += f
-                seconds += f / (g * 1e9)
+        let r = rows / shards
+        return [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)].flatMap { (i, o) in
+            [(r, o, i, false, true), (r, i, o, false, false), (o, i, r, true, false)]
+        }
+    }
+
+    /// The sampler's products of one decode step for `rows` rows: each linear layer's forward product.
+    public static func samplingShapes(config: GPTConfig, rows: Int, shards: Int) -> [(
+        Int, Int, Int, Bool, Bool
+    )] {
+        let c = config.dModel
+        let r = max(1, rows / shards)
+        return [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)].map { (i, o) in (r, o, i, false, true) }
+    }
+
+    /// GFLOP/s of the learner's big products on `backend` over `batch × steps` rows: split across
+    /// `threads` concurrent single-threaded shards as the engine runs them (`pooled` false), or as one
+    /// product per shape on the library's own `threads` threads (`pooled` true).
+    public static func learnerGEMMGFLOPS(
+        config: GPTConfig, batch: Int = 64, steps: Int = 31, threads: Int, backend: GemmBackend,
+        pooled: Bool = false
+    ) -> Double {
+        let shards = pooled ? 1 : threads
+        return gemmGFLOPS(
+            backend: backend, shapes: learnerShapes(config: config, rows: batch * steps, shards: shards),
+            shards: shards, libraryThreads: pooled ? threads : 1, reps: 20)
+    }
+
+    /// GFLOP/s of the sampler's per-token products on `backend` for `batch` rows (see
+    /// ``learnerGEMMGFLOPS(config:batch:steps:threads:backend:pooled:)`` for `pooled`).
+    public static func samplingGEMMGFLOPS(
+        config: GPTConfig, batch: Int = 64, threads: Int, backend: GemmBackend, pooled: Bool = false
+    ) -> Double {
+        let shards = pooled ? 1 : min(threads, batch)
+        return gemmGFLOPS(
+            backend: backend, shapes: samplingShapes(config: config, rows: batch, shards: shards),
+            shards: shards, libraryThreads: pooled ? threads : 1, reps: 200)
+    }
+
+    /// Total FLOPs over total time of `shapes` (`m, n, k, transA, transB`), each run on `shards`
+    /// concurrent threads with its own operands, the library using `libraryThreads` threads per call.
+    /// The best of `reps` timed rounds (after one warm-up) per shape.
+    static func gemmGFLOPS(
+        backend: GemmBackend, shapes: [(Int, Int, Int, Bool, Bool)], shards: Int, libraryThreads: Int,
+        reps: Int
+    ) -> Double {
+        if backend == .openblas {
+            _ = OpenBLAS.configureOnce
+            openblas_set_num_threads(Int32(libraryThreads))
+        }
+        defer { if backend == .openblas { openblas_set_num_threads(1) } }
+        var (flops, seconds) = (0.0, 0.0)
+        for (m, n, k, transA, transB) in shapes {
+            let bufs = (0..<shards).map { _ in
+                (
+                    SendablePointer(FloatPtr.allocate(capacity: m * k)),
+                    SendablePointer(FloatPtr.allocate(capacity: k * n)),
+                    SendablePointer(FloatPtr.allocate(capacity: m * n))
+                )
             }
+            defer { for (a, b, c) in bufs { [a, b, c].forEach { $0.pointer.deallocate() } } }
+            for (a, b, c) in bufs {
+                a.pointer.initialize(repeating: 0.5, count: m * k)
+                b.pointer.initialize(repeating: 0.25, count: k * n)
+                c.pointer.initialize(repeating: 0, count: m * n)
+            }
+            var best = Double.infinity
+            for rep in 0...reps {
+                let start = DispatchTime.now().uptimeNanoseconds
+                parallel(shards) { s in
+                    let (a, b, c) = bufs[s]
+                    backend.sgemm(
+                        transA: transA, transB: transB, m: m, n: n, k: k, a.pointer, lda: transA ? m : k,
+                        b.pointer, ldb: transB ? k : n, beta: 0, c.pointer, ldc: n, threads: libraryThreads)
+                }
+                let t = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+                if rep > 0 { best = min(best, t) }
+            }
+            flops += 2 * Double(m * n * k * shards)
+            seconds += best
         }
         return flops / seconds * 1e-9
     }
 
-    /// GFLOP/s of `shards` concurrent single-threaded (or one multi-threaded, if `shards` is 1) products.
-    static func gemmGFLOPS(
-        m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false, shards: Int, reps: Int
-    ) -> Double {
-        let bufs = (0..<shards).map { _ in
-            (
-                SendablePointer(FloatPtr.allocate(capacity: m * k)),
-                SendablePointer(FloatPtr.allocate(capacity: k * n)),
-                SendablePointer(FloatPtr.allocate(capacity: m * n))
-            )
-        }
-        defer { for (a, b, c) in bufs { [a, b, c].forEach { $0.pointer.deallocate() } } }
-        for (a, b, c) in bufs {
-            a.pointer.initialize(repeating: 0.5, count: m * k)
-            b.pointer.initialize(repeating: 0.25, count: k * n)
-            c.pointer.initialize(repeating: 0, count: m * n)
-        }
-        var best = Double.infinity
-        for rep in 0...reps {
-            let start = DispatchTime.now().uptimeNanoseconds
-            parallel(shards) { s in
-                let (a, b, c) = bufs[s]
-                BLAS.gemm(
-                    transA: transA, transB: transB, m: m, n: n, k: k, a.pointer, lda: transA ? m : k,
-                    b.pointer,
-                    ldb: transB ? k : n, beta: 0, c.pointer, ldc: n)
-            }
-            let t = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-            if rep > 0 { best = min(best, t) }
-        }
-        return 2 * Double(m * n * k * shards) / best * 1e-9
-    }
-
-    /// The OpenBLAS kernel set in use.
-    public static var blasCore: String { BLAS.coreName }
-
     /// A warning when `OPENBLAS_CORETYPE` pins kernels narrower than the CPU supports (e.g. `Haswell`,
-    /// AVX2, on an AVX-512 CPU), which halves sgemm throughput; nil otherwise.
+    /// AVX2, on an AVX-512 CPU), which halves OpenBLAS's sgemm throughput; nil otherwise.
     public static var blasPinNote: String? {
         guard let pinned = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"],
             let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),

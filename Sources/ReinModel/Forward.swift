@@ -60,8 +60,9 @@ public struct ForwardOutput: Sendable {
 }
 
 /// The training engine: parameters, their gradient, and reusable activation memory. Batch rows are
-/// split into `threads` shards that run concurrently, each with single-threaded BLAS; the result for
-/// a given batch depends only on the parameters and the thread count.
+/// split into `threads` shards that run concurrently, each calling the matrix-product library
+/// single-threaded; the result for a given batch depends only on the parameters, the backend and the
+/// thread count.
 ///
 /// Not thread-safe: one owner calls `forward` then `backward`.
 public final class GPTModel {
@@ -73,19 +74,22 @@ public final class GPTModel {
     public internal(set) var gradients: [Float]
     /// Number of shards run concurrently.
     public let threads: Int
+    /// The library that runs the matrix products.
+    public let gemm: GemmBackend
 
     let workspaces: [Workspace]
     /// The batch of the last forward pass (backward needs its tokens and lengths).
     var lastBatch: TokenBatch?
 
-    /// Creates an engine around `parameters`, using up to `threads` cores.
-    public init(parameters: GPTParameters, threads: Int = 1) {
-        _ = BLAS.configureOnce
+    /// Creates an engine around `parameters`, using up to `threads` cores and `gemm` for the matrix
+    /// products (by default the process-wide ``GemmBackend/preferred``).
+    public init(parameters: GPTParameters, threads: Int = 1, gemm: GemmBackend = .preferred) {
         self.config = parameters.config
         self.parameters = parameters
         self.threads = max(1, threads)
+        self.gemm = gemm
         gradients = [Float](repeating: 0, count: parameters.values.count)
-        workspaces = (0..<max(1, threads)).map { _ in Workspace(config: parameters.config) }
+        workspaces = (0..<max(1, threads)).map { _ in Workspace(config: parameters.config, gemm: gemm) }
     }
 
     /// Sets every gradient to zero.
@@ -178,22 +182,25 @@ func forwardShard(
             a.ln1, mean: a.ln1Mean, rstd: a.ln1Rstd, x, weight: params + w.ln1W, bias: params + w.ln1B,
             rows: n, width: c)
         linearForward(
-            a.qkv, a.ln1, weight: params + w.qkvW, bias: params + w.qkvB, rows: n, inDim: c, outDim: 3 * c)
-        attentionForward(a.atty, att: a.att, qkv: a.qkv, rows: ws.rows, steps: steps, config: config)
+            a.qkv, a.ln1, weight: params + w.qkvW, bias: params + w.qkvB, rows: n, inDim: c, outDim: 3 * c,
+            gemm: ws.gemm)
+        attentionForward(
+            a.atty, att: a.att, qkv: a.qkv, rows: ws.rows, steps: steps, config: config, gemm: ws.gemm)
         linearForward(
             a.res2, a.atty, weight: params + w.attnProjW, bias: params + w.attnProjB, rows: n, inDim: c,
-            outDim: c)
+            outDim: c, gemm: ws.gemm)
         add(a.res2, x, n * c)
         layerNormForward(
             a.ln2, mean: a.ln2Mean, rstd: a.ln2Rstd, a.res2, weight: params + w.ln2W, bias: params + w.ln2B,
             rows: n, width: c)
         linearForward(
-            a.fch, a.ln2, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c)
+            a.fch, a.ln2, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c,
+            gemm: ws.gemm)
         geluForward(a.fchGelu, cdf: a.fchCdf, a.fch, n * 4 * c)
         let next = l + 1 < ws.blocks.count ? ws.blocks[l + 1].res : ws.resFinal
         linearForward(
             next, a.fchGelu, weight: params + w.mlpProjW, bias: params + w.mlpProjB, rows: n, inDim: 4 * c,
-            outDim: c)
+            outDim: c, gemm: ws.gemm)
         add(next, a.res2, n * c)
         x = next
     }
@@ -202,7 +209,8 @@ func forwardShard(
         ws.lnf, mean: ws.lnfMean, rstd: ws.lnfRstd, ws.resFinal, weight: params + layout.lnfW,
         bias: params + layout.lnfB, rows: n, width: c)
     // Tied head: logits = ln_f(x) · wteᵀ.
-    linearForward(ws.logp, ws.lnf, weight: params + layout.wte, bias: nil, rows: n, inDim: c, outDim: v)
+    linearForward(
+        ws.logp, ws.lnf, weight: params + layout.wte, bias: nil, rows: n, inDim: c, outDim: v, gemm: ws.gemm)
     for r in 0..<n { logSoftmaxInPlace(ws.logp + r * v, v) }
 }
 
@@ -210,7 +218,8 @@ func forwardShard(
 /// Per (row, head): S = QKᵀ/√d (sgemm), causal softmax, Y = PV (sgemm). Saves the probabilities P in
 /// `att` (rows × heads × steps × steps, zero above the diagonal) for the backward pass.
 func attentionForward(
-    _ out: FloatPtr, att: FloatPtr, qkv: ConstFloatPtr, rows: Int, steps t: Int, config: GPTConfig
+    _ out: FloatPtr, att: FloatPtr, qkv: ConstFloatPtr, rows: Int, steps t: Int, config: GPTConfig,
+    gemm: GemmBackend
 ) {
     let (c, h, hs) = (config.dModel, config.heads, config.headDim)
     let scale = 1 / Float(hs).squareRoot()
@@ -218,7 +227,7 @@ func attentionForward(
         for head in 0..<h {
             let q = qkv + b * t * 3 * c + head * hs
             let p = att + (b * h + head) * t * t
-            BLAS.gemm(
+            gemm.sgemm(
                 transA: false, transB: true, m: t, n: t, k: hs, alpha: scale, q, lda: 3 * c, q + c,
                 ldb: 3 * c,
                 beta: 0, p, ldc: t)
@@ -227,7 +236,7 @@ func attentionForward(
                 softmaxInPlace(row, i + 1)
                 (row + i + 1).update(repeating: 0, count: t - i - 1)
             }
-            BLAS.gemm(
+            gemm.sgemm(
                 transA: false, transB: false, m: t, n: hs, k: t, p, lda: t, q + 2 * c, ldb: 3 * c, beta: 0,
                 out + b * t * c + head * hs, ldc: c)
         }

@@ -1,4 +1,3 @@
-import COpenBLAS
 import Dispatch
 import Foundation
 
@@ -28,40 +27,15 @@ func shardRange(_ s: Int, of shards: Int, total: Int) -> Range<Int> {
     (total * s / shards)..<(total * (s + 1) / shards)
 }
 
-enum BLAS {
-    /// Makes OpenBLAS single-threaded: the engine runs its own shards on separate threads, and a
-    /// single-threaded kernel gives bit-identical results for a given shard split. (OpenBLAS picks its
-    /// kernels at load time; `OPENBLAS_CORETYPE` overrides that choice.)
-    static let configureOnce: Void = { openblas_set_num_threads(1) }()
-
-    /// The OpenBLAS kernel set in use (e.g. `Haswell`, `SkylakeX`).
-    static var coreName: String {
-        _ = configureOnce
-        return String(cString: openblas_get_corename())
-    }
-
-    /// `C[m×n] = alpha · op(A) · op(B) + beta · C`, row-major, with leading dimensions.
-    @inline(__always)
-    static func gemm(
-        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
-        _ a: ConstFloatPtr, lda: Int, _ b: ConstFloatPtr, ldb: Int,
-        beta: Float, _ c: FloatPtr, ldc: Int
-    ) {
-        cblas_sgemm(
-            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    }
-}
-
 /// `out[n×o] = inp[n×i] · W[o×i]ᵀ + bias` (the `torch.nn.Linear` layout).
 func linearForward(
     _ out: FloatPtr, _ inp: ConstFloatPtr, weight: ConstFloatPtr, bias: ConstFloatPtr?,
-    rows n: Int, inDim: Int, outDim: Int
+    rows n: Int, inDim: Int, outDim: Int, gemm: GemmBackend
 ) {
     if let bias {
         for r in 0..<n { (out + r * outDim).update(from: bias, count: outDim) }
     }
-    BLAS.gemm(
+    gemm.sgemm(
         transA: false, transB: true, m: n, n: outDim, k: inDim, inp, lda: inDim, weight, ldb: inDim,
         beta: bias == nil ? 0 : 1, out, ldc: outDim)
 }
@@ -70,14 +44,14 @@ func linearForward(
 /// `dW += dOutᵀ · inp`, `dBias += Σ_rows dOut`. `dInp` is overwritten unless `accumulate`.
 func linearBackward(
     dInp: FloatPtr?, dWeight: FloatPtr, dBias: FloatPtr?, dOut: ConstFloatPtr, inp: ConstFloatPtr,
-    weight: ConstFloatPtr, rows n: Int, inDim: Int, outDim: Int, accumulate: Bool = false
+    weight: ConstFloatPtr, rows n: Int, inDim: Int, outDim: Int, accumulate: Bool = false, gemm: GemmBackend
 ) {
     if let dInp {
-        BLAS.gemm(
+        gemm.sgemm(
             transA: false, transB: false, m: n, n: inDim, k: outDim, dOut, lda: outDim, weight, ldb: inDim,
             beta: accumulate ? 1 : 0, dInp, ldc: inDim)
     }
-    BLAS.gemm(
+    gemm.sgemm(
         transA: true, transB: false, m: outDim, n: inDim, k: n, dOut, lda: outDim, inp, ldb: inDim,
         beta: 1, dWeight, ldc: inDim)
     if let dBias {

@@ -52,8 +52,8 @@ public struct SampleBatch: Sendable, Equatable {
 
 /// Batched autoregressive sampler with a KV cache. Rows step together (a row that emits the stop
 /// token leaves the batch); rows are split into `threads` shards that run the whole loop
-/// concurrently. Results depend only on the parameters, prompts, options, per-row seeds and the
-/// thread count.
+/// concurrently. Results depend only on the parameters, prompts, options, per-row seeds, the
+/// matrix-product backend and the thread count.
 ///
 /// Not thread-safe: one owner. Weights are passed per call, so one sampler serves any version.
 public final class GPTSampler {
@@ -61,14 +61,17 @@ public final class GPTSampler {
     public let config: GPTConfig
     /// Number of shards run concurrently.
     public let threads: Int
+    /// The library that runs the matrix products.
+    public let gemm: GemmBackend
     private var shards: [DecodeShard] = []
     private var batch = 0
 
-    /// Creates a sampler using up to `threads` cores.
-    public init(config: GPTConfig, threads: Int = 1) {
-        _ = BLAS.configureOnce
+    /// Creates a sampler using up to `threads` cores and `gemm` for the matrix products (by default
+    /// the process-wide ``GemmBackend/preferred``).
+    public init(config: GPTConfig, threads: Int = 1, gemm: GemmBackend = .preferred) {
         self.config = config
         self.threads = max(1, threads)
+        self.gemm = gemm
     }
 
     /// Tokens already in the cache of every row.
@@ -80,7 +83,7 @@ public final class GPTSampler {
         let n = min(threads, batch)
         if shards.count != n || self.batch != batch {
             shards = (0..<n).map { s in
-                DecodeShard(config: config, rows: shardRange(s, of: n, total: batch).count)
+                DecodeShard(config: config, rows: shardRange(s, of: n, total: batch).count, gemm: gemm)
             }
         }
         for s in shards { s.position = 0 }
@@ -244,6 +247,7 @@ final class DecodeShard: @unchecked Sendable {
     let config: GPTConfig
     let layout: ParameterLayout
     let rows: Int
+    let gemm: GemmBackend
     var position = 0
     /// Per layer: keys and values, `rows × context × C`.
     private let keys: [FloatPtr], values: [FloatPtr]
@@ -252,8 +256,9 @@ final class DecodeShard: @unchecked Sendable {
     private(set) var logits: FloatPtr
     private let scores: FloatPtr
 
-    init(config: GPTConfig, rows: Int) {
+    init(config: GPTConfig, rows: Int, gemm: GemmBackend) {
         self.config = config
+        self.gemm = gemm
         self.layout = ParameterLayout(config: config)
         self.rows = rows
         let cache = rows * config.context * config.dModel
@@ -301,7 +306,8 @@ final class DecodeShard: @unchecked Sendable {
                 ln, mean: nil, rstd: nil, x, weight: params + w.ln1W, bias: params + w.ln1B, rows: n, width: c
             )
             linearForward(
-                qkv, ln, weight: params + w.qkvW, bias: params + w.qkvB, rows: n, inDim: c, outDim: 3 * c)
+                qkv, ln, weight: params + w.qkvW, bias: params + w.qkvB, rows: n, inDim: c, outDim: 3 * c,
+                gemm: gemm)
             for r in 0..<n {
                 let slot = active[r / count] * ctx + position + r % count
                 (keys[l] + slot * c).update(from: qkv + r * 3 * c + c, count: c)
@@ -310,24 +316,26 @@ final class DecodeShard: @unchecked Sendable {
             cachedAttention(layer: l, count: count, active: active)
             linearForward(
                 ln, atty, weight: params + w.attnProjW, bias: params + w.attnProjB, rows: n, inDim: c,
-                outDim: c)
+                outDim: c, gemm: gemm)
             add(x, ln, n * c)
             layerNormForward(
                 ln, mean: nil, rstd: nil, x, weight: params + w.ln2W, bias: params + w.ln2B, rows: n, width: c
             )
             linearForward(
-                fc, ln, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c)
+                fc, ln, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c,
+                gemm: gemm)
             geluForward(fcGelu, fc, n * 4 * c)
             linearForward(
                 ln, fcGelu, weight: params + w.mlpProjW, bias: params + w.mlpProjB, rows: n, inDim: 4 * c,
-                outDim: c)
+                outDim: c, gemm: gemm)
             add(x, ln, n * c)
         }
         layerNormForward(
             ln, mean: nil, rstd: nil, x, weight: params + layout.lnfW, bias: params + layout.lnfB, rows: n,
             width: c)
         linearForward(
-            logits, ln, weight: params + layout.wte, bias: nil, rows: n, inDim: c, outDim: config.vocab)
+            logits, ln, weight: params + layout.wte, bias: nil, rows: n, inDim: c, outDim: config.vocab,
+            gemm: gemm)
         position += count
     }
 

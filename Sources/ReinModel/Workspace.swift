@@ -44,7 +44,13 @@ final class Workspace: @unchecked Sendable {
     /// Private gradient buffer (shards other than the first accumulate here, then get summed).
     private(set) var grads: FloatPtr?
 
-    init(config: GPTConfig) { self.config = config }
+    /// The library that runs this shard's matrix products.
+    let gemm: GemmBackend
+
+    init(config: GPTConfig, gemm: GemmBackend) {
+        self.config = config
+        self.gemm = gemm
+    }
 
     deinit {
         arena?.deallocate()

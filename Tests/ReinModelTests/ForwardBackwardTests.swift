@@ -22,10 +22,11 @@ func tinyParameters(seed: UInt64 = 7, scale: Float = 8) throws -> GPTParameters 
 }
 
 @Suite struct ForwardBackwardTests {
-    @Test func forwardMatchesFloat64Reference() throws {
+    @Test(arguments: GemmBackend.available)
+    func forwardMatchesFloat64Reference(gemm: GemmBackend) throws {
         let p = try tinyParameters()
         let batch = try tinyBatch()
-        let out = try GPTModel(parameters: p).forward(batch, logSoftmaxRows: true)
+        let out = try GPTModel(parameters: p, gemm: gemm).forward(batch, logSoftmaxRows: true)
         let ref = ReferenceGPT(p)
         var worst = 0.0
         for b in 0..<batch.batch {
@@ -53,11 +54,11 @@ func tinyParameters(seed: UInt64 = 7, scale: Float = 8) throws -> GPTParameters 
     /// float32 analytic gradient. Per tensor, ‖g − g_fd‖ / max(‖g_fd‖, 1e-3) < 2e-3: float32 rounding in a
     /// forward of this depth gives relative errors around 1e-5…1e-4, so 2e-3 leaves margin without
     /// hiding a wrong term (a wrong term gives errors of order 1).
-    @Test(arguments: [false, true])
-    func gradientsMatchFiniteDifferences(throughLogits: Bool) throws {
+    @Test(arguments: GemmBackend.available, [false, true])
+    func gradientsMatchFiniteDifferences(gemm: GemmBackend, throughLogits: Bool) throws {
         let p = try tinyParameters()
         let batch = try tinyBatch()
-        let model = GPTModel(parameters: p)
+        let model = GPTModel(parameters: p, gemm: gemm)
         let out = try model.forward(batch)
         var rng = SplitMix64(seed: 3)
         let v = tiny.vocab
@@ -125,11 +126,12 @@ func tinyParameters(seed: UInt64 = 7, scale: Float = 8) throws -> GPTParameters 
         #expect(model.gradients.allSatisfy { $0 == 0 })
     }
 
-    @Test func threadsSplitRowsWithoutChangingResults() throws {
+    @Test(arguments: GemmBackend.available)
+    func threadsSplitRowsWithoutChangingResults(gemm: GemmBackend) throws {
         let p = try tinyParameters()
         let batch = try tinyBatch()
-        let one = GPTModel(parameters: p, threads: 1)
-        let two = GPTModel(parameters: p, threads: 2)
+        let one = GPTModel(parameters: p, threads: 1, gemm: gemm)
+        let two = GPTModel(parameters: p, threads: 2, gemm: gemm)
         let a = try one.forward(batch)
         let b = try two.forward(batch)
         for (x, y) in zip(a.logProbs, b.logProbs) { #expect(abs(x - y) < 1e-5) }
@@ -155,11 +157,12 @@ func tinyParameters(seed: UInt64 = 7, scale: Float = 8) throws -> GPTParameters 
 
 @Suite struct DeterminismTests {
     /// Same parameters, batch and thread count → bit-identical log-probs, gradients and AdamW update,
-    /// across separate engine instances.
-    @Test(arguments: [1, 2])
-    func learnerStepIsBitIdentical(threads: Int) throws {
+    /// across separate engine instances, for each backend.
+    @Test(arguments: GemmBackend.available, [1, 2])
+    func learnerStepIsBitIdentical(gemm: GemmBackend, threads: Int) throws {
         func step() throws -> (lp: [Float], grads: [Float], params: [Float]) {
-            let model = GPTModel(parameters: try GPTParameters(config: tiny, seed: 21), threads: threads)
+            let model = GPTModel(
+                parameters: try GPTParameters(config: tiny, seed: 21), threads: threads, gemm: gemm)
             var rng = SplitMix64(seed: 5)
             let tokens = (0..<(6 * 8)).map { _ in Int32(rng.next() % 7) }
             let out = try model.forward(

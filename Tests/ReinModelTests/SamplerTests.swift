@@ -3,8 +3,8 @@ import ReinModel
 import Testing
 
 @Suite struct SamplerTests {
-    @Test(arguments: [1, 2])
-    func kvCacheLogitsEqualFullForward(threads: Int) throws {
+    @Test(arguments: GemmBackend.available, [1, 2])
+    func kvCacheLogitsEqualFullForward(gemm: GemmBackend, threads: Int) throws {
         let p = try tinyParameters()
         var rng = SplitMix64(seed: 5)
         let rows = 3
@@ -12,9 +12,9 @@ import Testing
             (0..<tiny.context).map { _ in Int32(rng.next() % UInt64(tiny.vocab)) }
         }
         // Full forward over `context` positions (a dummy target appended to every row).
-        let full = try GPTModel(parameters: p).forward(
+        let full = try GPTModel(parameters: p, gemm: gemm).forward(
             try TokenBatch(sequences: seqs.map { $0 + [0] }), logSoftmaxRows: true)
-        let sampler = GPTSampler(config: tiny, threads: threads)
+        let sampler = GPTSampler(config: tiny, threads: threads, gemm: gemm)
         try sampler.reset(batch: rows)
         // Prefill 3 tokens at once, then one token per step.
         var t = 0
@@ -133,16 +133,16 @@ import Testing
 
     /// Prompts of different lengths: rows are aligned by position, shorter prompts start sampling
     /// while longer ones are still fed, and every behaviour log-prob matches a fresh forward.
-    @Test(arguments: [1, 2])
-    func raggedPromptsMatchFreshForward(threads: Int) throws {
+    @Test(arguments: GemmBackend.available, [1, 2])
+    func raggedPromptsMatchFreshForward(gemm: GemmBackend, threads: Int) throws {
         let p = try tinyParameters(seed: 6, scale: 3)
         let v = tiny.vocab
         let prompts: [[Int32]] = [[1], [2, 3, 4, 5], [6, 0], [3, 3, 3], [5], [4, 1, 2, 0, 6]]
         let options = SamplingOptions(maxNewTokens: 3, temperature: 0.9, topK: 5, stopToken: 2)
-        let s = try GPTSampler(config: tiny, threads: threads).sample(
+        let s = try GPTSampler(config: tiny, threads: threads, gemm: gemm).sample(
             parameters: p, prompts: prompts, options: options, seeds: Array(40..<46))
         #expect(s.promptLengths == prompts.map(\.count) && s.width == 5 + 3)
-        let full = try GPTModel(parameters: p).forward(
+        let full = try GPTModel(parameters: p, gemm: gemm).forward(
             try TokenBatch(sequences: (0..<s.batch).map { Array(s.sequence($0)) }), logSoftmaxRows: true)
         for b in 0..<s.batch {
             #expect(Array(s.sequence(b).prefix(prompts[b].count)) == prompts[b])
@@ -155,7 +155,7 @@ import Testing
                 #expect(abs(mu[y] - s.logProbs[b * s.maxNewTokens + i]) < 2e-5)
             }
         }
-        let again = try GPTSampler(config: tiny, threads: threads).sample(
+        let again = try GPTSampler(config: tiny, threads: threads, gemm: gemm).sample(
             parameters: p, prompts: prompts, options: options, seeds: Array(40..<46))
         #expect(again == s)
     }

@@ -11,6 +11,9 @@ public struct RunConfig: ValidatedConfig, Sendable, Hashable {
     public var runDir = "runs/default"
     /// Cores to use (sampler shards, model shards).
     public var threads = 2
+    /// Matrix-product library: `auto` (oneDNN on x86-64, else OpenBLAS), `onednn` or `openblas`;
+    /// the `REIN_GEMM` environment variable overrides it.
+    public var gemm = GemmChoice.auto
     /// The policy's shape (vocab comes from the task's tokenizer).
     public var model = ModelSection()
     /// The verifiable task.
@@ -27,7 +30,7 @@ public struct RunConfig: ValidatedConfig, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case seed
         case runDir = "run_dir"
-        case threads, model, task, pretrain, train, runtime
+        case threads, gemm, model, task, pretrain, train, runtime
     }
 
     public func validate() throws(ConfigError) {

@@ -1,17 +1,23 @@
 import ArgumentParser
 import Foundation
+import Logging
 import ReinModel
 
 /// `rein bench model`: sampling throughput and learner-step time of the GPT engine on the default and
-/// small configs, against the machine's sgemm peak and, if `REIN_TORCH_PYTHON` is set, the PyTorch peer.
+/// small configs, the sgemm throughput of every matrix-product backend that works here (the best is
+/// the peak), and, if `REIN_TORCH_PYTHON` is set, the PyTorch peer.
 struct ModelBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
         abstract: "Benchmark the GPT policy engine (sampling, learner step) against PyTorch CPU eager.",
         discussion: """
             Batch 64, 8 prompt + 24 generated tokens for sampling; batch 64 × 31 positions for one learner \
-            step (forward + backward + AdamW). Set REIN_TORCH_PYTHON to a Python with PyTorch to run \
-            ../shared/bench/torch_peer.py in the same run with the same thread count.
+            step (forward + backward + AdamW). The engine uses the backend REIN_GEMM names (onednn, openblas; \
+            default auto: oneDNN on x86-64). Each working backend's sgemm is measured on a 1536³ product and \
+            on the engine's shapes, both split into the engine's row shards (single-threaded calls) and on \
+            the library's own threads; "% peak" is against the best 1536³ figure of any backend. Set \
+            REIN_TORCH_PYTHON to a Python with PyTorch to run scripts/bench/torch_peer.py in the same run \
+            with the same thread count.
             """
     )
 
@@ -33,8 +39,8 @@ struct ModelBench: AsyncParsableCommand {
     @Option(help: "Comma-separated parts to run: sample, learner.")
     var parts: String = "sample,learner"
 
-    @Option(help: "Path of the PyTorch peer script.")
-    var peerScript: String = "../shared/bench/torch_peer.py"
+    @Option(help: "Path of the PyTorch peer script (run from the repository root, or give the path).")
+    var peerScript: String = "scripts/bench/torch_peer.py"
 
     func run() async throws {
         let known: [String: GPTConfig] = ["default": .default, "small": .small]
@@ -50,23 +56,47 @@ struct ModelBench: AsyncParsableCommand {
         let load =
             (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
             .map { $0.split(separator: " ").prefix(3).joined(separator: " ") } ?? "unknown"
-        progress("measuring sgemm peak with \(threads) threads")
-        let peak = ModelBenchmark.sgemmPeakGFLOPS(threads: threads)
+        let selection = try GemmBackend.configure(.auto, logger: Logger(label: "rein.bench"))
+        let backend = selection.backend
+        // Every backend that works: its peak, and its products on the first config's shapes.
+        let shapeConfig = configs[0].1
+        var backends: [(GemmBackend, [String: Double])] = []
+        for b in GemmBackend.available {
+            progress("\(b.kernels): sgemm with \(threads) threads (1536³ and \(configs[0].0) shapes)")
+            backends.append(
+                (
+                    b,
+                    [
+                        "peak_gflops": ModelBenchmark.sgemmPeakGFLOPS(backend: b, threads: threads),
+                        "learner_shards_gflops": ModelBenchmark.learnerGEMMGFLOPS(
+                            config: shapeConfig, threads: threads, backend: b),
+                        "learner_library_threads_gflops": ModelBenchmark.learnerGEMMGFLOPS(
+                            config: shapeConfig, threads: threads, backend: b, pooled: true),
+                        "sample_shards_gflops": ModelBenchmark.samplingGEMMGFLOPS(
+                            config: shapeConfig, threads: threads, backend: b),
+                        "sample_library_threads_gflops": ModelBenchmark.samplingGEMMGFLOPS(
+                            config: shapeConfig, threads: threads, backend: b, pooled: true),
+                    ]
+                ))
+        }
+        let best = backends.max { $0.1["peak_gflops"]! < $1.1["peak_gflops"]! }!
+        let peak = best.1["peak_gflops"]!
         var results: [String: [String: Double]] = [:]
         for (name, config) in configs {
             var r: [String: Double] = [:]
             if parts.contains("sample") {
                 progress("\(name): sampling (\(config))")
                 r["sample_tokens_per_s"] = try ModelBenchmark.samplingTokensPerSecond(
-                    config: config, threads: threads, reps: reps)
+                    config: config, threads: threads, reps: reps, backend: backend)
             }
             if parts.contains("learner") {
                 progress("\(name): learner step")
                 let ms = try ModelBenchmark.learnerStepMilliseconds(
-                    config: config, threads: threads, reps: reps)
+                    config: config, threads: threads, reps: reps, backend: backend)
                 r["learner_step_ms"] = ms
                 r["learner_gflops"] = ModelBenchmark.learnerFLOPs(config: config) / (ms * 1e-3) * 1e-9
-                r["learner_gemm_gflops"] = ModelBenchmark.learnerGEMMGFLOPS(config: config, threads: threads)
+                r["learner_gemm_gflops"] = ModelBenchmark.learnerGEMMGFLOPS(
+                    config: config, threads: threads, backend: backend)
                 r["learner_gemm_fraction_of_peak"] = r["learner_gemm_gflops"]! / peak
             }
             if let python {
@@ -90,8 +120,15 @@ struct ModelBench: AsyncParsableCommand {
         if json {
             var object: [String: Any] = [
                 "benchmark": "model", "threads": threads, "load_average": load,
-                "blas_core": ModelBenchmark.blasCore,
-                "sgemm_peak_gflops": peak, "peak_rss_mb": rss,
+                "gemm_backend": backend.rawValue, "gemm_kernels": backend.kernels,
+                "gemm_selected_by": selection.source,
+                "sgemm_peak_gflops": peak, "sgemm_peak_backend": best.0.rawValue, "peak_rss_mb": rss,
+                "backends": Dictionary(
+                    uniqueKeysWithValues: backends.map { b, figures in
+                        var entry: [String: Any] = figures
+                        entry["kernels"] = b.kernels
+                        return (b.rawValue, entry)
+                    }),
                 "peer": python == nil ? "skipped (REIN_TORCH_PYTHON unset)" : "torch_peer.py",
                 "configs": results,
             ]
@@ -102,8 +139,24 @@ struct ModelBench: AsyncParsableCommand {
             return
         }
         emit(
-            "rein bench model: \(threads) threads, OpenBLAS \(ModelBenchmark.blasCore), sgemm peak \(fmt(peak, 1)) GFLOP/s, peak RSS \(fmt(rss, 1)) MB, load \(load)"
+            "rein bench model: \(threads) threads, backend \(backend.kernels) (\(selection.source)), "
+                + "peak RSS \(fmt(rss, 1)) MB, load \(load)")
+        if let fallback = selection.fallback { emit("note: \(fallback)") }
+        emit(
+            "sgemm GFLOP/s".padding(toLength: 32, withPad: " ", startingAt: 0)
+                + "   1536³  learner shapes (\(configs[0].0)): shards / lib threads  sampling: shards / lib threads"
         )
+        for (b, f) in backends {
+            emit(
+                b.kernels.padding(toLength: 32, withPad: " ", startingAt: 0)
+                    + [
+                        pad(fmt(f["peak_gflops"]!, 1), 8), pad(fmt(f["learner_shards_gflops"]!, 1), 34),
+                        pad(fmt(f["learner_library_threads_gflops"]!, 1), 13),
+                        pad(fmt(f["sample_shards_gflops"]!, 1), 18),
+                        pad(fmt(f["sample_library_threads_gflops"]!, 1), 13),
+                    ].joined(separator: " "))
+        }
+        emit("peak (best 1536³ of any backend): \(fmt(peak, 1)) GFLOP/s, \(best.0.displayName)")
         if let note = ModelBenchmark.blasPinNote { emit("note: \(note)") }
         if python == nil {
             emit("PyTorch peer skipped: set REIN_TORCH_PYTHON to a Python with torch installed")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Rein
+import ReinModel
 import ReinTasks
 
 /// Options shared by the commands that read a run configuration.
@@ -12,11 +13,13 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .customLong("set"), help: "Override one key, e.g. --set train.beta=0.1 (repeatable).")
     var overrides: [String] = []
 
+    /// Loads the configuration and selects its matrix-product backend for this process.
     func load() throws -> RunConfig {
-        if let config {
-            return try ConfigLoader.load(RunConfig.self, file: config, overrides: overrides)
-        }
-        return try ConfigLoader.load(RunConfig.self, yaml: "{}", overrides: overrides)
+        let run =
+            try config.map { try ConfigLoader.load(RunConfig.self, file: $0, overrides: overrides) }
+            ?? ConfigLoader.load(RunConfig.self, yaml: "{}", overrides: overrides)
+        try GemmBackend.configure(run.gemm, logger: Logger(label: "rein.gemm"))
+        return run
     }
 }
 
