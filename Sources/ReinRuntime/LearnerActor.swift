@@ -265,7 +265,7 @@ public distributed actor LearnerActor {
     /// incarnation (the sample stream refuses others before they reach it, counted and rate-limited).
     public distributed func expects(worker: NodeID, index: Int, attempt: Int) -> Bool {
         let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
-        machine.expects(worker: worker, index: index, attempt: attempt)
+        return machine.expects(worker: worker, index: index, attempt: attempt)
     }
 
     /// `worker` delivers batch `index` (attempt `attempt`, assigned by learner incarnation
