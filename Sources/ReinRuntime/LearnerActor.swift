@@ -521,3 +521,31 @@ public distributed actor LearnerActor {
     /// Workers currently joined.
     public distributed func workerCount() -> Int { workers.count }
 }
+
+extension LearnerActor: CallerChecked {
+    /// Workers (peers that connected to the learner) may join, get work and weights, and deliver;
+    /// everything else — the run's controls and its state — is for this process only. Methods
+    /// that name a worker act on the calling worker's own node (``ReinActorSystem/caller``).
+    public static let allowedCallers: [String: CallerRoles] = [
+        "join(worker:)": [.worker, .localOperator],
+        "requestWork(worker:haveVersion:inline:)": [.worker, .localOperator],
+        "fetchWeights(version:)": [.worker, .localOperator],
+        "deliver(worker:index:attempt:incarnation:batch:)": [.worker, .localOperator],
+        "expects(worker:index:attempt:)": .localOperator,
+        "utilisation()": .localOperator,
+        "acceptSamples(at:)": .localOperator,
+        "fetchCount()": .localOperator,
+        "checkpoint()": .localOperator,
+        "workerLost(_:)": .localOperator,
+        "currentLedger()": .localOperator,
+        "currentVersion()": .localOperator,
+        "currentWeights()": .localOperator,
+        "stepMetrics()": .localOperator,
+        "isFinished()": .localOperator,
+        "drain()": .localOperator,
+        "abandonInFlight()": .localOperator,
+        "allWorkersReleased()": .localOperator,
+        "workerCount()": .localOperator,
+    ]
+}
+
