@@ -69,6 +69,10 @@ public struct CheckpointStore: Sendable {
     public let name: String
 
     static let manifestName = "manifest.json"
+    /// Kinds written before that load as a newer kind (same files, older `state.json` forms).
+    static let formerKinds: [String: Set<String>] = [
+        LearnerCheckpoint.kind: ["distributed learner", "single-process trainer"]
+    ]
     static let format = "rein-checkpoint-1"
 
     /// The checkpoints of `folder` (`name/` and `name.prev/`).
@@ -155,7 +159,7 @@ public struct CheckpointStore: Sendable {
                 defects.append(error.description)
                 continue
             }
-            guard stored.kind == kind else {
+            guard stored.kind == kind || Self.formerKinds[kind]?.contains(stored.kind) == true else {
                 throw CheckpointError(
                     "\(directory) was written by the \(stored.kind), not the \(kind); "
                         + "use --fresh or another run_dir")

@@ -40,6 +40,12 @@ public struct Rollout: Sendable, Hashable, Codable {
         self.outcome = outcome
     }
 
+    /// The first sample id of batch `index`, attempt `attempt`, in every launch mode (ids stay
+    /// unique when a lost batch is sampled again; attempt 0 of step `s` starts at `s << 20`).
+    public static func firstID(index: Int, attempt: Int) -> UInt64 {
+        UInt64(index) << 20 | UInt64(attempt) << 16
+    }
+
     /// The oldest version among the completion's tokens.
     public var oldestVersion: Int { versions.min() ?? 0 }
 }

@@ -115,7 +115,7 @@ public final class Trainer {
         let batch = try sampler.sample(
             problems(forStep: order.index), groupSize: config.train.groupSize, parameters: behaviour,
             version: order.version, seed: Trainer.samplingSeed(forStep: order.index, seed: config.seed),
-            firstID: UInt64(order.index) << 20)
+            firstID: Rollout.firstID(index: order.index, attempt: order.attempt))
         let delivery = machine.deliver(
             worker: 0, index: order.index, attempt: order.attempt, incarnation: machine.incarnation,
             batch: batch,
@@ -163,69 +163,50 @@ public final class Trainer {
 
     // MARK: Checkpoints
 
-    /// The ``CheckpointStore`` kind of single-process trainer checkpoints.
-    public static let checkpointKind = "single-process trainer"
+    /// The ``CheckpointStore`` kind of the trainer's checkpoints: the run checkpoint every launch
+    /// mode writes (``LearnerCheckpoint``).
+    public static let checkpointKind = LearnerCheckpoint.kind
 
     /// Writes `checkpoint/` atomically (keeping the previous one as `checkpoint.prev/`): policy,
-    /// optimizer state, lag ring and loop state, each file checksummed (see ``CheckpointStore``).
+    /// optimizer state, lag ring and loop state, each file checksummed (see ``CheckpointStore``) —
+    /// a ``LearnerCheckpoint``, as the distributed learner writes.
     public func saveCheckpoint() throws {
-        let metadata = try checkpointMetadata(task: task, version: learner.version)
-        var files: [String: Data] = [
-            "policy.safetensors": Data(
-                Checkpoint.encode(learner.model.parameters, metadata: metadata).serialized()),
-            "optimizer.safetensors": Data(learner.optimizer.encode().serialized()),
-        ]
-        let ring = machine.keptVersions
-        for (i, version) in ring.enumerated() {
+        let ring = try machine.keptVersions.map { version in
             guard let parameters = parameters(ofVersion: version) else {
                 throw TrainerError("the weights of kept version \(version) are missing")
             }
-            let meta = [Checkpoint.policyVersionKey: "\(version)"]
-            files["ring-\(i).safetensors"] = Data(Checkpoint.encode(parameters, metadata: meta).serialized())
+            return parameters
         }
-        let state = CheckpointState(step: step, version: learner.version, ring: ring, ledger: ledger)
-        files["state.json"] = try JSONEncoder().encode(state)
-        try CheckpointStore(folder: folder).save(files, kind: Self.checkpointKind)
+        let state = LearnerState(
+            machine.snapshot(), metrics: [],
+            reference: ReferenceIdentity(reference, source: config.train.reference))
+        try LearnerCheckpoint(
+            state: state, policy: learner.model.parameters, optimizer: learner.optimizer.encode(), ring: ring
+        ).save(to: folder, metadata: try checkpointMetadata(task: task, version: learner.version))
     }
 
-    /// Restores the state written by ``saveCheckpoint()`` (read and verified by
-    /// ``CheckpointStore/load(kind:logger:)``).
+    /// Restores the state written by ``saveCheckpoint()`` or by the distributed learner (read and
+    /// verified by ``CheckpointStore/load(kind:logger:)``).
+    /// - Throws: ``CheckpointError`` if it does not decode, was trained against another reference
+    ///   or holds another model.
     public func resume(from stored: StoredCheckpoint) throws {
-        let state = try JSONDecoder().decode(CheckpointState.self, from: try stored.data("state.json"))
-        learner.model.parameters = try Self.parameters(stored, "policy.safetensors")
-        try learner.restore(
-            optimizer: try SafeTensors.parse(Array(try stored.data("optimizer.safetensors"))),
-            version: state.version)
-        var weights: [Int: GPTParameters] = [:]
-        for (i, version) in state.ring.enumerated() {
-            weights[version] = try Self.parameters(stored, "ring-\(i).safetensors")
+        let checkpoint = try LearnerCheckpoint.decode(stored)
+        let state = checkpoint.state
+        try state.check(reference: ReferenceIdentity(reference, source: config.train.reference))
+        guard checkpoint.policy.config == reference.config,
+            checkpoint.ring.allSatisfy({ $0.config == reference.config })
+        else {
+            throw CheckpointError(
+                "\(stored.directory) holds another model than the reference's \(reference.config)")
         }
-        weights[state.version] = learner.model.parameters
+        learner.model.parameters = checkpoint.policy
+        try learner.restore(optimizer: checkpoint.optimizer, version: state.version)
+        var weights = Dictionary(zip(state.ring, checkpoint.ring), uniquingKeysWith: { _, last in last })
+        weights[state.version] = checkpoint.policy
         self.weights = weights
         machine = RunStateMachine(
-            settings: machine.settings,
-            restoring: RunSnapshot(
-                version: state.version, consumed: state.step, attempts: [:], ledger: state.ledger,
-                ring: state.ring,
-                incarnation: machine.incarnation),
-            incarnation: machine.incarnation)
+            settings: machine.settings, restoring: state.snapshot, incarnation: machine.incarnation)
     }
-
-    /// The weights in file `name` of a stored checkpoint.
-    static func parameters(_ stored: StoredCheckpoint, _ name: String) throws -> GPTParameters {
-        try Checkpoint.decode(
-            try SafeTensors.parse(Array(try stored.data(name)), path: stored.directory + "/" + name),
-            path: stored.directory + "/" + name
-        ).parameters
-    }
-}
-
-/// What a checkpoint records besides tensors.
-struct CheckpointState: Codable {
-    var step: Int
-    var version: Int
-    var ring: [Int]
-    var ledger: SampleLedger
 }
 
 /// One line of `metrics.jsonl`.

@@ -24,7 +24,7 @@ import ReinTracker
 ///
 /// With a run folder, the learner checkpoints every `train.checkpoint_every` batches and at the
 /// end of the run (``checkpoint()``); checkpoint writes coalesce (at most one in flight, the newest
-/// state wins). A learner made from a ``LearnerCheckpoint`` continues that run as a new
+/// state wins). A learner made from a ``Rein/LearnerCheckpoint`` continues that run as a new
 /// *incarnation* (its node id): batches assigned before the restart are refused on delivery and
 /// counted in ``Rein/SampleLedger/refused``, never trained.
 public distributed actor LearnerActor {
@@ -134,11 +134,10 @@ public distributed actor LearnerActor {
             return
         }
         let state = resume.state
-        guard state.reference.parameters == identity.parameters, state.reference.fnv1a64 == identity.fnv1a64
-        else {
-            throw RuntimeError(
-                "the checkpoint was trained against reference \(state.reference), this learner has \(identity)"
-            )
+        do {
+            try state.check(reference: identity)
+        } catch {
+            throw RuntimeError(error.description)
         }
         guard resume.policy.config == reference.config, resume.ring.count == state.ring.count,
             resume.ring.allSatisfy({ $0.config == reference.config })

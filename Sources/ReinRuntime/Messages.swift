@@ -1,3 +1,5 @@
+import Rein
+
 /// The weights a worker samples with, and their policy version.
 public struct PolicyWeights: Codable, Sendable, Hashable {
     /// The learner's policy version (optimizer updates so far).
@@ -54,7 +56,7 @@ public struct WorkOrder: Codable, Sendable, Hashable {
     /// The first sample id of batch `index`, attempt `attempt` (step `s` of the single-process
     /// trainer uses `s << 20`, which attempt 0 matches).
     public static func firstID(index: Int, attempt: Int) -> UInt64 {
-        UInt64(index) << 20 | UInt64(attempt) << 16
+        Rollout.firstID(index: index, attempt: attempt)
     }
 }
 

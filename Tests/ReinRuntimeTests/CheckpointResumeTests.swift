@@ -171,6 +171,44 @@ struct CheckpointResumeTests {
         #expect(again == refused && again.summary.hasSuffix("refused on delivery: previous learner 16"))
     }
 
+    /// One checkpoint format for every mode: `rein train` checkpoints after two batches, the
+    /// distributed learner continues from it to the end — the same run as four single-process
+    /// steps — and its final checkpoint resumes in the single-process trainer.
+    @Test func aSingleProcessCheckpointResumesADistributedRunAndTheOtherWayRound() async throws {
+        let (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: 0)
+        let whole = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
+        var expected: [StepMetrics] = []
+        for _ in 0..<config.train.steps { expected.append(try whole.runStep()) }
+
+        let (_, _, half) = try tinyRun()
+        let first = try Trainer(config: config, reference: reference, folder: half, logger: quiet)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        var lines = ""
+        for _ in 0..<2 {
+            lines += String(decoding: try encoder.encode(try first.runStep()), as: UTF8.self) + "\n"
+        }
+        try first.saveCheckpoint()
+        try half.write(Data(lines.utf8), to: "metrics.jsonl")
+        let checkpoint = try #require(try LearnerCheckpoint.load(from: half, logger: quiet))
+        #expect(checkpoint.state.consumed == 2 && checkpoint.state.version == 2)
+        let continued = try await DistributedTrainer(
+            config: config, reference: reference, folder: half, workers: 2, settings: testSettings,
+            resume: checkpoint, logger: quiet
+        ).run()
+        #expect(continued.metrics.map(comparable) == expected.map(comparable))
+        #expect(continued.weights.values == whole.learner.model.parameters.values)
+        #expect(continued.ledger == SampleLedger(produced: 64, trained: 64))
+
+        let back = try Trainer(config: config, reference: reference, folder: half, logger: quiet)
+        try back.resume(
+            from: try #require(
+                try CheckpointStore(folder: half).load(kind: Trainer.checkpointKind, logger: quiet)))
+        #expect(back.step == 4 && back.learner.version == 4 && back.ledger == continued.ledger)
+        #expect(back.learner.model.parameters.values == whole.learner.model.parameters.values)
+        #expect(back.learner.optimizer.m == whole.learner.optimizer.m)
+    }
+
     @Test func aCheckpointOfAnotherReferenceIsRefused() async throws {
         let (config, reference, folder, _) = try await checkpointedRun()
         let checkpoint = try #require(try LearnerCheckpoint.load(from: folder, logger: quiet))

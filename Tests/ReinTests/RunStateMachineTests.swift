@@ -144,6 +144,10 @@ struct Simulation {
                 #expect(
                     order.lag <= settings.maxStaleness, "batch \(order.index) trained with lag \(order.lag)")
                 #expect(order.lag == machine.version - order.sampledBy)
+                if settings.injectLag > 0, settings.injectLag % settings.versionsPerStep == 0 {
+                    // Exact lag injection: exactly inject_lag once the learner is that far along.
+                    #expect(order.lag == min(settings.injectLag, machine.version), "batch \(order.index)")
+                }
                 #expect(machine.nextBatch().map { _ in true } == nil, "nothing else trains meanwhile")
                 let metrics = machine.trained(
                     order, learner: learned, version: machine.version + settings.versionsPerStep)

@@ -82,6 +82,32 @@ struct TrainerTests {
         #expect(b.learner.optimizer.m == a.learner.optimizer.m)
     }
 
+    /// Checkpoints of the kinds written before the run checkpoint was shared by every mode still
+    /// resume: the single-process trainer's (`step`, and a bare count of dropped samples) and the
+    /// distributed learner's.
+    @Test(arguments: ["single-process trainer", "distributed learner"])
+    func aCheckpointOfAFormerKindStillResumes(kind: String) throws {
+        let (config, reference, folder) = try tinyRun(injectLag: 1)
+        let a = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
+        for _ in 0..<3 { _ = try a.runStep() }
+        try a.saveCheckpoint()
+        let next = try a.runStep()
+        let store = CheckpointStore(folder: folder)
+        var files = try #require(try store.load(kind: Trainer.checkpointKind, logger: logger)).files
+        if kind == "single-process trainer" {
+            files["state.json"] = Data(
+                #"{"ledger":{"dropped":0,"produced":48,"trained":48},"ring":[2,3],"step":3,"version":3}"#.utf8
+            )
+        }
+        try store.save(files, kind: kind)
+        let b = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
+        try b.resume(from: try #require(try store.load(kind: Trainer.checkpointKind, logger: logger)))
+        #expect(b.step == 3 && b.learner.version == 3 && b.ledger == SampleLedger(produced: 48, trained: 48))
+        let replay = try b.runStep()
+        #expect(replay.reward == next.reward && replay.lagMax == next.lagMax)
+        #expect(b.learner.model.parameters.values == a.learner.model.parameters.values)
+    }
+
     @Test func checkpointsAreWrittenAtomicallyAndReplaced() throws {
         let (config, reference, folder) = try tinyRun()
         let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
@@ -92,9 +118,10 @@ struct TrainerTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
         #expect(files.filter { $0.hasPrefix(".") }.isEmpty, "no staging leftovers: \(files)")
         let state = try JSONDecoder().decode(
-            CheckpointState.self,
+            LearnerState.self,
             from: Data(contentsOf: URL(fileURLWithPath: folder.file("checkpoint/state.json"))))
-        #expect(state.step == 2 && state.version == 2)
+        #expect(state.consumed == 2 && state.version == 2)
+        #expect(state.reference == ReferenceIdentity(reference, source: config.train.reference))
         let (policy, metadata) = try Checkpoint.load(from: folder.file("checkpoint/policy.safetensors"))
         #expect(policy.values == trainer.learner.model.parameters.values)
         #expect(metadata[Checkpoint.policyVersionKey] == "2")

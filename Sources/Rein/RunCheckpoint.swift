@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import Rein
 import ReinModel
 
 /// Which reference policy a run trains against: where it came from, its size and the FNV-1a 64
@@ -23,12 +22,15 @@ public struct ReferenceIdentity: Codable, Sendable, Hashable, CustomStringConver
     public var description: String { "\(source) (\(parameters) parameters, fnv1a64 \(fnv1a64))" }
 }
 
-/// The learner's loop and accounting state, as `state.json` of its checkpoint.
+/// A run's loop and accounting state, as `state.json` of its checkpoint (every launch mode).
 ///
 /// The learner has no random state of its own: batch `s` is a function of (seed, `s`, weights),
 /// and the learner step's minibatch shuffle is seeded by the policy version. So the version, the
 /// next batch index (``consumed``), the assignment attempts and the weights are what an exact
 /// continuation needs.
+///
+/// Reads every `state.json` written before: the distributed learner's (the same fields) and the
+/// single-process trainer's (`step`, `version`, `ring`, `ledger`; no reference recorded).
 public struct LearnerState: Codable, Sendable {
     /// The policy version (optimizer steps) after the last trained batch.
     public var version: Int
@@ -38,16 +40,18 @@ public struct LearnerState: Codable, Sendable {
     /// across reassignments).
     public var attempts: [Int: Int]
     /// The sample ledger when the checkpoint was taken (samples in flight then count lost on resume).
-    public var ledger: RuntimeLedger
+    public var ledger: SampleLedger
     /// Metrics of every batch consumed so far, in checkpoints written before metrics were
     /// streamed to `metrics.jsonl`; empty in newer ones (the run folder's file holds them).
     public var metrics: [StepMetrics]
     /// The versions of the lag-injection ring (their weights are `ring-i.safetensors`).
     public var ring: [Int]
-    /// The learner incarnation (its node id) that wrote the checkpoint.
+    /// The incarnation that wrote the checkpoint (the distributed learner's node id; 0 for the
+    /// single-process trainer).
     public var incarnation: UInt64
-    /// The reference the run trains against.
-    public var reference: ReferenceIdentity
+    /// The reference the run trains against (`nil` in single-process checkpoints written before it
+    /// was recorded: those resume against any reference of the same size).
+    public var reference: ReferenceIdentity?
 
     /// The state of a run whose machine gave `snapshot`.
     public init(_ snapshot: RunSnapshot, metrics: [StepMetrics], reference: ReferenceIdentity) {
@@ -61,20 +65,59 @@ public struct LearnerState: Codable, Sendable {
         self.reference = reference
     }
 
-    /// What the run's ``Rein/RunStateMachine`` restarts from.
+    /// What the run's ``RunStateMachine`` restarts from.
     public var snapshot: RunSnapshot {
         RunSnapshot(
             version: version, consumed: consumed, attempts: attempts, ledger: ledger, ring: ring,
             incarnation: incarnation)
     }
+
+    /// Throws ``CheckpointError`` unless the state was trained against `reference` (when it says).
+    public func check(reference identity: ReferenceIdentity) throws(CheckpointError) {
+        guard let reference else { return }
+        guard reference.parameters == identity.parameters, reference.fnv1a64 == identity.fnv1a64 else {
+            throw CheckpointError(
+                "the checkpoint was trained against reference \(reference), this run has \(identity)")
+        }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case version, consumed, step, attempts, ledger, metrics, ring, incarnation, reference
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decode(Int.self, forKey: .version)
+        consumed = try c.decodeIfPresent(Int.self, forKey: .consumed) ?? c.decode(Int.self, forKey: .step)
+        attempts = try c.decodeIfPresent([Int: Int].self, forKey: .attempts) ?? [:]
+        ledger = try c.decode(SampleLedger.self, forKey: .ledger)
+        metrics = try c.decodeIfPresent([StepMetrics].self, forKey: .metrics) ?? []
+        ring = try c.decode([Int].self, forKey: .ring)
+        incarnation = try c.decodeIfPresent(UInt64.self, forKey: .incarnation) ?? 0
+        reference = try c.decodeIfPresent(ReferenceIdentity.self, forKey: .reference)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(version, forKey: .version)
+        try c.encode(consumed, forKey: .consumed)
+        try c.encode(attempts, forKey: .attempts)
+        try c.encode(ledger, forKey: .ledger)
+        try c.encode(metrics, forKey: .metrics)
+        try c.encode(ring, forKey: .ring)
+        try c.encode(incarnation, forKey: .incarnation)
+        try c.encodeIfPresent(reference, forKey: .reference)
+    }
 }
 
-/// A distributed learner's checkpoint: the policy, the optimizer state, the lag-injection ring and
-/// ``LearnerState``, stored by ``Rein/CheckpointStore`` (checksummed files, atomic rename,
-/// `checkpoint.prev/` kept).
+/// A run's checkpoint, the same in every launch mode: the policy, the optimizer state, the
+/// lag-injection ring and ``LearnerState``, stored by ``CheckpointStore`` (checksummed files,
+/// atomic rename, `checkpoint.prev/` kept). A single-process run's checkpoint resumes a
+/// distributed run and the other way round.
 public struct LearnerCheckpoint: Sendable {
-    /// The ``Rein/CheckpointStore`` kind of learner checkpoints.
-    public static let kind = "distributed learner"
+    /// The ``CheckpointStore`` kind of run checkpoints (checkpoints of the kinds written before,
+    /// `distributed learner` and `single-process trainer`, load as this kind).
+    public static let kind = "run"
 
     /// Loop and accounting state.
     public var state: LearnerState
@@ -93,17 +136,18 @@ public struct LearnerCheckpoint: Sendable {
         self.ring = ring
     }
 
-    /// Writes the checkpoint into `folder` (`checkpoint/`, the previous one kept as `checkpoint.prev/`).
-    public func save(to folder: RunFolder) throws {
+    /// Writes the checkpoint into `folder` (`checkpoint/`, the previous one kept as `checkpoint.prev/`),
+    /// with `metadata` (for example the tokenizer and task) in the policy file besides its version.
+    public func save(to folder: RunFolder, metadata: [String: String] = [:]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(
             positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        var policyMetadata = metadata
+        policyMetadata[Checkpoint.policyVersionKey] = "\(state.version)"
         var files: [String: Data] = [
             "state.json": try encoder.encode(state),
-            "policy.safetensors": Data(
-                Checkpoint.encode(policy, metadata: [Checkpoint.policyVersionKey: "\(state.version)"])
-                    .serialized()),
+            "policy.safetensors": Data(Checkpoint.encode(policy, metadata: policyMetadata).serialized()),
             "optimizer.safetensors": Data(optimizer.serialized()),
         ]
         for (i, (version, parameters)) in zip(state.ring, ring).enumerated() {
@@ -114,13 +158,21 @@ public struct LearnerCheckpoint: Sendable {
         try CheckpointStore(folder: folder).save(files, kind: Self.kind)
     }
 
-    /// The newest usable learner checkpoint in `folder`, or `nil` if it has none.
-    /// - Throws: ``Rein/CheckpointError`` if checkpoints exist but none is usable (both corrupted),
-    ///   or one of another kind is there; ``RuntimeError`` if its files do not decode.
-    public static func load(from folder: RunFolder, logger: Logger) throws -> LearnerCheckpoint? {
+    /// The newest usable run checkpoint in `folder`, or `nil` if it has none.
+    /// - Throws: ``CheckpointError`` if checkpoints exist but none is usable (both corrupted), one
+    ///   of another kind is there, or its files do not decode.
+    public static func load(from folder: RunFolder, logger: Logger) throws(CheckpointError)
+        -> LearnerCheckpoint?
+    {
         guard let stored = try CheckpointStore(folder: folder).load(kind: kind, logger: logger) else {
             return nil
         }
+        return try decode(stored)
+    }
+
+    /// The checkpoint in `stored`.
+    /// - Throws: ``CheckpointError`` if its files do not decode (naming the directory and the cause).
+    public static func decode(_ stored: StoredCheckpoint) throws(CheckpointError) -> LearnerCheckpoint {
         do {
             let decoder = JSONDecoder()
             decoder.nonConformingFloatDecodingStrategy = .convertFromString(
@@ -139,7 +191,7 @@ public struct LearnerCheckpoint: Sendable {
                     path: stored.directory + "/optimizer.safetensors"),
                 ring: try state.ring.indices.map { try parameters("ring-\($0).safetensors") })
         } catch {
-            throw RuntimeError("checkpoint \(stored.directory) does not decode: \(error)")
+            throw CheckpointError("checkpoint \(stored.directory) does not decode: \(error)")
         }
     }
 }
