@@ -61,7 +61,7 @@ let package = Package(
             path: "Sources/rein-zmq-peer"
         ),
 
-        // The math of docs/kl-gradients.md: KL estimators, placements, ratios; exact enumeration.
+        // The math of its KLGradients article (ReinKL.docc): KL estimators, placements, ratios; exact enumeration.
         .target(
             name: "ReinKL",
             dependencies: [.product(name: "RealModule", package: "swift-numerics")],
@@ -107,6 +107,7 @@ let package = Package(
                 "ReinKL", "ReinModel", "ReinTasks",
                 .product(name: "RealModule", package: "swift-numerics"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),  // the run folder's config.yaml
             ],
             swiftSettings: strict
         ),

@@ -137,12 +137,9 @@ public final class Trainer {
 
     /// Greedy and sampled accuracy of the current policy on the first `eval_size` held-out problems.
     public func evaluate() throws -> (greedy: EvaluationResult, sampled: EvaluationResult) {
-        let problems = dataset.heldOut(prefix: config.train.evalSize)
-        let greedy = try sampler.evaluate(problems, parameters: learner.model.parameters)
-        let sampled = try sampler.evaluate(
-            problems, parameters: learner.model.parameters, temperature: config.train.temperature,
-            seed: config.seed &+ UInt64(step))
-        return (greedy, sampled)
+        let result = try HeldOutEvaluation.of(
+            learner.model.parameters, afterStep: step, config: config, sampler: sampler, dataset: dataset)
+        return (result.greedy, result.sampled ?? result.greedy)
     }
 
     // MARK: Checkpoints
@@ -166,14 +163,14 @@ public final class Trainer {
         }
         let state = CheckpointState(
             step: step, version: learner.version, ring: ring.map(\.version), ledger: ledger)
-        files["state.json"] = try JSONEncoder().encode(state)
+        files["state.json"] = try RunCoding.encoder().encode(state)
         try CheckpointStore(folder: folder).save(files, kind: Self.checkpointKind)
     }
 
     /// Restores the state written by ``saveCheckpoint()`` (read and verified by
     /// ``CheckpointStore/load(kind:logger:)``).
     public func resume(from stored: StoredCheckpoint) throws {
-        let state = try JSONDecoder().decode(CheckpointState.self, from: try stored.data("state.json"))
+        let state = try RunCoding.decoder().decode(CheckpointState.self, from: try stored.data("state.json"))
         learner.model.parameters = try Self.parameters(stored, "policy.safetensors")
         try learner.restore(
             optimizer: try SafeTensors.parse(Array(try stored.data("optimizer.safetensors"))),
@@ -238,6 +235,20 @@ public struct StepMetrics: Codable, Sendable {
     public init(step: Int, version: Int) {
         self.step = step
         self.version = version
+    }
+
+    /// The `metrics.jsonl` keys (snake_case; see ``RunCoding``).
+    enum CodingKeys: String, CodingKey {
+        case step, version, reward, accuracy
+        case responseLength = "response_length"
+        case lagMean = "lag_mean"
+        case lagMax = "lag_max"
+        case dropped
+        case sampleSeconds = "sample_seconds"
+        case tokensPerSecond = "tokens_per_second"
+        case learner
+        case evalGreedy = "eval_greedy"
+        case evalSampled = "eval_sampled"
     }
 }
 

@@ -76,12 +76,8 @@ public struct LearnerCheckpoint: Sendable {
 
     /// Writes the checkpoint into `folder` (`checkpoint/`, the previous one kept as `checkpoint.prev/`).
     public func save(to folder: RunFolder) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(
-            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         var files: [String: Data] = [
-            "state.json": try encoder.encode(state),
+            "state.json": try RunCoding.encoder().encode(state),
             "policy.safetensors": Data(
                 Checkpoint.encode(policy, metadata: [Checkpoint.policyVersionKey: "\(state.version)"])
                     .serialized()),
@@ -103,10 +99,7 @@ public struct LearnerCheckpoint: Sendable {
             return nil
         }
         do {
-            let decoder = JSONDecoder()
-            decoder.nonConformingFloatDecodingStrategy = .convertFromString(
-                positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-            let state = try decoder.decode(LearnerState.self, from: try stored.data("state.json"))
+            let state = try RunCoding.decoder().decode(LearnerState.self, from: try stored.data("state.json"))
             func parameters(_ name: String) throws -> GPTParameters {
                 let path = stored.directory + "/" + name
                 return try Checkpoint.decode(

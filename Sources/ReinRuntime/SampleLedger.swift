@@ -29,7 +29,9 @@ public struct RuntimeLedger: Codable, Sendable, Hashable {
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
-        case produced, trained, dropped, inFlight, lost, refused
+        case produced, trained, dropped
+        case inFlight = "in_flight"
+        case lost, refused
     }
 
     /// Decodes a ledger; `refused` may be absent (ledgers written before it existed).
@@ -63,10 +65,8 @@ public struct RuntimeLedger: Codable, Sendable, Hashable {
     }
 
     /// Writes the ledger as `ledger.json` in `folder` (atomically).
-    public func write(to folder: RunFolder) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try folder.write(try encoder.encode(self), to: "ledger.json")
+    public func write(to folder: RunFolder) throws(RunFolderError) {
+        try folder.writeLedger(self)
     }
 
     /// Throws ``RuntimeError`` unless the ledger balances (at the end of a run, also nothing may be
