@@ -61,10 +61,16 @@ let package = Package(
             path: "Sources/rein-zmq-peer"
         ),
 
+        // SplitMix64: the one deterministic random number generator (every module seeds from it).
+        .target(
+            name: "ReinRandom",
+            swiftSettings: strict
+        ),
+
         // The math of its KLGradients article (ReinKL.docc): KL estimators, placements, ratios; exact enumeration.
         .target(
             name: "ReinKL",
-            dependencies: [.product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["ReinRandom", .product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -80,7 +86,7 @@ let package = Package(
         // The GPT policy engine: forward, backward, KV-cache sampler, AdamW, safetensors.
         .target(
             name: "ReinModel",
-            dependencies: ["COpenBLAS"],
+            dependencies: ["COpenBLAS", "ReinRandom"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -92,6 +98,7 @@ let package = Package(
         // Tokenizer, the verifiable arithmetic task, seeded splits and batches, rewards, evaluation.
         .target(
             name: "ReinTasks",
+            dependencies: ["ReinRandom"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -158,7 +165,7 @@ let package = Package(
         .target(
             name: "ReinActors",
             dependencies: [
-                "ZeroMQ",
+                "ReinRandom", "ZeroMQ",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
