@@ -326,6 +326,24 @@ public struct RunFolder: Sendable {
         try rewrite(all, as: file)
     }
 
+    /// Keeps the records of `file` (a log of records that carry their own schema version) for
+    /// which `keep` holds, rewritten atomically; what a resumed run does with the tracker's
+    /// records of the steps it trains again. A torn last line is dropped.
+    public func keepRecords<Record: Codable>(
+        _ type: Record.Type, of file: RunFile, where keep: (Record) -> Bool
+    ) throws(RunFolderError) {
+        guard has(file) else { return }
+        var text = ""
+        for record in try records(type, of: file) where keep(record) {
+            do {
+                text += String(decoding: try RunCoding.encoder().encode(record), as: UTF8.self) + "\n"
+            } catch {
+                throw RunFolderError("cannot encode a line of \(self.file(file)): \(error)")
+            }
+        }
+        try write(Data(text.utf8), to: file.rawValue)
+    }
+
     /// Replaces `file` by `values`, one JSON line each (atomically).
     public func rewrite<Value: Codable & Sendable>(_ values: [Value], as file: RunFile) throws(RunFolderError)
     {

@@ -2,6 +2,7 @@ import Foundation
 import Rein
 import ReinModel
 import ReinTasks
+import ReinTracker
 import Testing
 
 @testable import ReinCLI
@@ -49,9 +50,18 @@ struct RunFolderIntegrityTests {
     }
 
     @Test func aResumeCutsMetricsBackToTheCheckpointAndATornLineDoesNotGlue() async throws {
-        _ = try await runRein(train(steps: 2))
+        let tracked = ["--random-reference", "2", "--set", "train.tracker_every=1"]
+        _ = try await runRein(train(steps: 2, tracked))
         let folder = try RunFolder(path: directory)
         #expect(try folder.metrics().map(\.step) == [1, 2])
+        #expect(try folder.records(TrackerRecord.self, of: .tracker).map(\.step) == [1, 2])
+        // The tracker had observed step 3 too.
+        let observed = try String(contentsOfFile: folder.file(.tracker), encoding: .utf8)
+        let last = try #require(observed.split(separator: "\n").last)
+        try folder.append(
+            line: String(last).replacingOccurrences(of: #""step":2,"#, with: #""step":3,"#),
+            to: RunFile.tracker.rawValue)
+        #expect(try folder.records(TrackerRecord.self, of: .tracker).map(\.step) == [1, 2, 3])
         // A crash after step 3 was logged, in the middle of logging step 4 (checkpoint at 2).
         try folder.appendMetrics(StepMetrics(step: 3, version: 3))
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: folder.file(.metrics)))
@@ -60,7 +70,8 @@ struct RunFolderIntegrityTests {
         try handle.close()
         let torn = try String(contentsOfFile: folder.file(.metrics), encoding: .utf8)
         #expect(!torn.hasSuffix("\n"))
-        _ = try await runRein(train(steps: 4))
+        _ = try await runRein(train(steps: 4, tracked))
+        #expect(try folder.records(TrackerRecord.self, of: .tracker).map(\.step) == [1, 2, 3, 4])
         let text = try String(contentsOfFile: folder.file(.metrics), encoding: .utf8)
         #expect(text.split(separator: "\n").count == 4, "\(text)")
         #expect(try folder.metrics().map(\.step) == [1, 2, 3, 4])

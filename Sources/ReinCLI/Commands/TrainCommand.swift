@@ -60,6 +60,7 @@ struct TrainCommand: AsyncParsableCommand {
             try trainer.resume(from: stored)
             // The steps after the checkpoint are trained again: their records go.
             try folder.keep(first: trainer.step, of: .metrics, as: StepMetrics.self)
+            try folder.keepRecords(TrackerRecord.self, of: .tracker) { $0.step <= trainer.step }
             logger.info(
                 "resumed from \(stored.directory) at step \(trainer.step), version \(trainer.learner.version)"
             )
