@@ -66,10 +66,16 @@ let package = Package(
             path: "Sources/rein-zmq-peer"
         ),
 
-        // The math of docs/kl-gradients.md: KL estimators, placements, ratios; exact enumeration.
+        // SplitMix64: the one deterministic random number generator (every module seeds from it).
+        .target(
+            name: "ReinRandom",
+            swiftSettings: strict
+        ),
+
+        // The math of its KLGradients article (ReinKL.docc): KL estimators, placements, ratios; exact enumeration.
         .target(
             name: "ReinKL",
-            dependencies: [.product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["ReinRandom", .product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -85,7 +91,9 @@ let package = Package(
         // The GPT policy engine: forward, backward, KV-cache sampler, AdamW, safetensors.
         .target(
             name: "ReinModel",
-            dependencies: ["COneDNN", "COpenBLAS", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "COneDNN", "COpenBLAS", "ReinRandom", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -97,6 +105,7 @@ let package = Package(
         // Tokenizer, the verifiable arithmetic task, seeded splits and batches, rewards, evaluation.
         .target(
             name: "ReinTasks",
+            dependencies: ["ReinRandom"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -112,6 +121,7 @@ let package = Package(
                 "ReinKL", "ReinModel", "ReinTasks",
                 .product(name: "RealModule", package: "swift-numerics"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),  // the run folder's config.yaml
             ],
             swiftSettings: strict
         ),
@@ -165,7 +175,7 @@ let package = Package(
         .target(
             name: "ReinActors",
             dependencies: [
-                "ZeroMQ",
+                "ReinRandom", "ZeroMQ",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -183,7 +183,7 @@ check_ledger() {  # RUN_DIR LEARNER_LOG
     [[ -f "$file" ]] || { echo "netns-test: no $file" >&2; return 1; }
     num() { sed -n "s/.*\"$1\" *: *\([0-9][0-9]*\).*/\1/p" "$file" | head -1; }
     local produced trained in_flight lost dropped
-    produced="$(num produced)" trained="$(num trained)" in_flight="$(num inFlight)" lost="$(num lost)"
+    produced="$(num produced)" trained="$(num trained)" in_flight="$(num in_flight)" lost="$(num lost)"
     dropped="$(sed -n '/"dropped"/,/}/p' "$file" | { grep -o ': *[0-9][0-9]*' || true; } | tr -dc '0-9\n' | awk '{s+=$1} END {print s+0}')"
     echo "   ledger: produced $produced = trained $trained + dropped $dropped + in flight $in_flight + lost $lost"
     ((produced == trained + dropped + in_flight + lost)) || { echo "netns-test: the ledger does not balance" >&2; return 1; }

@@ -102,38 +102,74 @@ public struct CheckpointStore: Sendable {
     }
 
     /// Writes `files` (name → bytes) as the new `checkpoint/`, keeping the previous good one as
-    /// `checkpoint.prev/`.
-    public func save(_ files: [String: Data], kind: String) throws {
+    /// `checkpoint.prev/`. The staging directory never outlives the call: a failed save removes
+    /// it, and staging directories left by a process that died while saving are removed first
+    /// (the run-folder lock guarantees nobody else is saving).
+    /// - Throws: ``RunFolderError`` naming the path that could not be written.
+    public func save(_ files: [String: Data], kind: String) throws(RunFolderError) {
         let fm = FileManager.default
+        removeStaleStaging()
         let staging = folder.file(".\(name).staging-\(getpid())")
-        try? fm.removeItem(atPath: staging)
-        try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
-        var entries: [String: Manifest.Entry] = [:]
-        for (file, data) in files.sorted(by: { $0.key < $1.key }) {
-            try RunFolder.writeAtomically(data, to: staging + "/" + file)
-            entries[file] = .init(bytes: data.count, fnv1a64: FNV1a64.hex(FNV1a64.hash(data)))
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let manifest = Manifest(format: Self.format, kind: kind, files: entries)
-        try RunFolder.writeAtomically(try encoder.encode(manifest), to: staging + "/" + Self.manifestName)
-        Self.syncDirectory(staging)
-        if fm.fileExists(atPath: current) {
-            if (try? Self.verify(current)) != nil {
-                try? fm.removeItem(atPath: previous)
-                try fm.moveItem(atPath: current, toPath: previous)
-            } else {
-                try fm.removeItem(atPath: current)  // unusable: keep the previous good one instead
+        try RunFolder.makeDirectories(staging, action: "create")
+        do throws(RunFolderError) {
+            var entries: [String: Manifest.Entry] = [:]
+            for (file, data) in files.sorted(by: { $0.key < $1.key }) {
+                try RunFolder.writeAtomically(data, to: staging + "/" + file)
+                entries[file] = .init(bytes: data.count, fnv1a64: FNV1a64.hex(FNV1a64.hash(data)))
             }
+            let manifest = Manifest(format: Self.format, kind: kind, files: entries)
+            let encoded: Data
+            do {
+                encoded = try RunCoding.encoder(pretty: true).encode(manifest)
+            } catch {
+                throw RunFolderError("cannot encode the checkpoint manifest: \(error)")
+            }
+            try RunFolder.writeAtomically(encoded, to: staging + "/" + Self.manifestName)
+            Self.syncDirectory(staging)
+            if fm.fileExists(atPath: current) {
+                if (try? Self.verify(current)) != nil {
+                    try? fm.removeItem(atPath: previous)
+                    try Self.move(current, to: previous)
+                } else {
+                    try Self.remove(current)  // unusable: keep the previous good one instead
+                }
+            }
+            try Self.move(staging, to: current)
+        } catch {
+            try? fm.removeItem(atPath: staging)
+            throw error
         }
-        try fm.moveItem(atPath: staging, toPath: current)
         Self.syncDirectory(folder.path)
     }
 
+    /// Removes `.checkpoint.staging-PID` directories that a crashed save left behind.
+    func removeStaleStaging() {
+        let prefix = ".\(name).staging-"
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        for entry in entries where entry.hasPrefix(prefix) {
+            try? FileManager.default.removeItem(atPath: folder.file(entry))
+        }
+    }
+
+    static func move(_ source: String, to destination: String) throws(RunFolderError) {
+        guard rename(source, destination) == 0 else {
+            throw .io("rename \(source) to", destination, errno: errno)
+        }
+    }
+
+    static func remove(_ path: String) throws(RunFolderError) {
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch {
+            throw .io("remove", path, error)
+        }
+    }
+
     /// Removes both checkpoints (a fresh start must not fall back to an older run's state).
-    public func removeAll() throws {
+    public func removeAll() throws(RunFolderError) {
+        removeStaleStaging()
         for directory in [current, previous] where FileManager.default.fileExists(atPath: directory) {
-            try FileManager.default.removeItem(atPath: directory)
+            try Self.remove(directory)
         }
     }
 
@@ -190,7 +226,7 @@ public struct CheckpointStore: Sendable {
         }
         let manifest: Manifest
         do {
-            manifest = try JSONDecoder().decode(Manifest.self, from: try read(manifestName))
+            manifest = try RunCoding.decoder().decode(Manifest.self, from: try read(manifestName))
         } catch let error as CheckpointError {
             throw error
         } catch {

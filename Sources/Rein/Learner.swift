@@ -330,4 +330,21 @@ public struct LearnerStepMetrics: Sendable, Codable {
     public var ratioMax = 1.0
     public var kl: KLDiagnostics?
     public var seconds = 0.0
+
+    /// The `metrics.jsonl` keys (snake_case; see ``RunCoding``).
+    enum CodingKeys: String, CodingKey {
+        case versionBefore = "version_before"
+        case optimizerSteps = "optimizer_steps"
+        case pgLoss = "pg_loss"
+        case klLoss = "kl_loss"
+        case gradNorm = "grad_norm"
+        case learningRate = "learning_rate"
+        case clipFraction = "clip_fraction"
+        case exactKL = "exact_kl"
+        case entropy
+        case logProbGap = "log_prob_gap"
+        case ratioMean = "ratio_mean"
+        case ratioMax = "ratio_max"
+        case kl, seconds
+    }
 }

@@ -139,10 +139,7 @@ public struct LearnerCheckpoint: Sendable {
     /// Writes the checkpoint into `folder` (`checkpoint/`, the previous one kept as `checkpoint.prev/`),
     /// with `metadata` (for example the tokenizer and task) in the policy file besides its version.
     public func save(to folder: RunFolder, metadata: [String: String] = [:]) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(
-            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let encoder = RunCoding.encoder()
         var policyMetadata = metadata
         policyMetadata[Checkpoint.policyVersionKey] = "\(state.version)"
         var files: [String: Data] = [
@@ -174,10 +171,7 @@ public struct LearnerCheckpoint: Sendable {
     /// - Throws: ``CheckpointError`` if its files do not decode (naming the directory and the cause).
     public static func decode(_ stored: StoredCheckpoint) throws(CheckpointError) -> LearnerCheckpoint {
         do {
-            let decoder = JSONDecoder()
-            decoder.nonConformingFloatDecodingStrategy = .convertFromString(
-                positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-            let state = try decoder.decode(LearnerState.self, from: try stored.data("state.json"))
+            let state = try RunCoding.decoder().decode(LearnerState.self, from: try stored.data("state.json"))
             func parameters(_ name: String) throws -> GPTParameters {
                 let path = stored.directory + "/" + name
                 return try Checkpoint.decode(

@@ -70,7 +70,11 @@ public struct SampleLedger: Codable, Sendable, Hashable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case produced, trained, dropped, inFlight, lost, leasesExpired, refused
+        case produced, trained, dropped
+        case inFlight = "in_flight"
+        case lost
+        case leasesExpired = "leases_expired"
+        case refused
     }
 
     public init(from decoder: any Decoder) throws {
@@ -136,10 +140,8 @@ public struct SampleLedger: Codable, Sendable, Hashable {
     }
 
     /// Writes the ledger as `ledger.json` in `folder` (atomically).
-    public func write(to folder: RunFolder) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try folder.write(try encoder.encode(self), to: "ledger.json")
+    public func write(to folder: RunFolder) throws(RunFolderError) {
+        try folder.writeLedger(self)
     }
 
     /// Throws ``LedgerError`` unless the ledger balances (at the end of a run, also nothing may be

@@ -153,12 +153,9 @@ public final class Trainer {
 
     /// Greedy and sampled accuracy of the current policy on the first `eval_size` held-out problems.
     public func evaluate() throws -> (greedy: EvaluationResult, sampled: EvaluationResult) {
-        let problems = dataset.heldOut(prefix: config.train.evalSize)
-        let greedy = try sampler.evaluate(problems, parameters: learner.model.parameters)
-        let sampled = try sampler.evaluate(
-            problems, parameters: learner.model.parameters, temperature: config.train.temperature,
-            seed: config.seed &+ UInt64(step))
-        return (greedy, sampled)
+        let result = try HeldOutEvaluation.of(
+            learner.model.parameters, afterStep: step, config: config, sampler: sampler, dataset: dataset)
+        return (result.greedy, result.sampled ?? result.greedy)
     }
 
     // MARK: Checkpoints
@@ -231,6 +228,20 @@ public struct StepMetrics: Codable, Sendable {
     public init(step: Int, version: Int) {
         self.step = step
         self.version = version
+    }
+
+    /// The `metrics.jsonl` keys (snake_case; see ``RunCoding``).
+    enum CodingKeys: String, CodingKey {
+        case step, version, reward, accuracy
+        case responseLength = "response_length"
+        case lagMean = "lag_mean"
+        case lagMax = "lag_max"
+        case dropped
+        case sampleSeconds = "sample_seconds"
+        case tokensPerSecond = "tokens_per_second"
+        case learner
+        case evalGreedy = "eval_greedy"
+        case evalSampled = "eval_sampled"
     }
 }
 

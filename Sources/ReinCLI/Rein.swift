@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Rein
 import ZeroMQ
 
 /// The `rein` command line: the only place that configures logging and reads config files.
@@ -36,7 +37,7 @@ public struct Rein: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
-            exit(withError: error)
+            exit(withError: RunFolderError.fileError(error) ?? error)
         }
     }
 

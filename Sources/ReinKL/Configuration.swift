@@ -1,4 +1,4 @@
-/// Where the KL term enters the objective (`kl-gradients.md` §1).
+/// Where the KL term enters the objective (<doc:KLGradients> §1).
 public enum KLPlacement: String, Sendable, Codable, Hashable, CaseIterable {
     /// "k as loss": the estimator value is added to the loss and differentiated through
     /// log π_θ (and through the ratio if it is differentiable).
@@ -53,7 +53,7 @@ public enum KLRewardSource: String, Sendable, Codable, Hashable, CaseIterable {
     /// ℓ = log π_θ − log π_ref, recomputed by the learner.
     case policy
     /// ℓ_old = log μ − log π_ref, computed at rollout (REINFORCE++/verl/OpenRLHF reward shaping);
-    /// biased by −∇KL(π_θ‖μ) once θ moves (`kl-gradients.md` §4.3).
+    /// biased by −∇KL(π_θ‖μ) once θ moves (<doc:KLGradients> §4.3).
     case behaviour
 }
 

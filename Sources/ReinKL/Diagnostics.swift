@@ -14,6 +14,11 @@ public struct KLRatioStatistics: Sendable, Hashable, Codable {
     /// Statistics with no ratios: all ones.
     public static let empty = KLRatioStatistics(
         count: 0, mean: 1, max: 1, min: 1, effectiveSampleSizeFraction: 1)
+
+    enum CodingKeys: String, CodingKey {
+        case count, mean, max, min
+        case effectiveSampleSizeFraction = "effective_sample_size_fraction"
+    }
 }
 
 /// Diagnostics of one evaluation of ``KLObjective``. Fractions are in [0, 1]; their
@@ -69,6 +74,29 @@ public struct KLDiagnostics: Sendable, Hashable, Codable {
     /// True when every valid token has log π_θ == log π_ref exactly: then k2-as-loss and
     /// k1-in-reward produce exactly zero gradient.
     public var isExactlyReference: Bool { exactReferenceTokens == tokenCount }
+
+    /// snake_case keys, as in a run folder's `metrics.jsonl`.
+    enum CodingKeys: String, CodingKey {
+        case tokenCount = "token_count"
+        case sequenceCount = "sequence_count"
+        case k1Mean = "k1_mean"
+        case k2Mean = "k2_mean"
+        case k3Mean = "k3_mean"
+        case maxAbsLogRatio = "max_abs_log_ratio"
+        case maxAbsLogWeight = "max_abs_log_weight"
+        case tokenRatio = "token_ratio"
+        case appliedRatio = "applied_ratio"
+        case clipFraction = "clip_fraction"
+        case dualClipFraction = "dual_clip_fraction"
+        case ratioCapFraction = "ratio_cap_fraction"
+        case ratioOverflowCount = "ratio_overflow_count"
+        case valueClampFraction = "value_clamp_fraction"
+        case coefficientBoundFraction = "coefficient_bound_fraction"
+        case anyClampFraction = "any_clamp_fraction"
+        case exactOnPolicyTokens = "exact_on_policy_tokens"
+        case exactReferenceTokens = "exact_reference_tokens"
+        case saturatedGradientCount = "saturated_gradient_count"
+    }
 }
 
 /// Running counters of the kernel, turned into ``KLDiagnostics`` at the end of a batch.

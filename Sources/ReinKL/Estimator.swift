@@ -1,7 +1,7 @@
 import RealModule
 
 /// One of Schulman's three estimators of the reverse KL, written as functions of the log-ratio
-/// ℓ = log π_θ − log π_ref (see `kl-gradients.md` §1).
+/// ℓ = log π_θ − log π_ref (see <doc:KLGradients> §1).
 ///
 /// | | value k(ℓ) | derivative k′(ℓ) = ∂k/∂ log π_θ |
 /// |---|---|---|

@@ -1,6 +1,6 @@
 /// Centring of per-sample KL rewards within groups of samples of the same prompt (GRPO-style
 /// baselines). Mean centring that includes the sample itself shrinks the KL gradient by
-/// (1 − 1/n) in expectation; leave-one-out centring keeps it unbiased (`kl-gradients.md` §7
+/// (1 − 1/n) in expectation; leave-one-out centring keeps it unbiased (<doc:KLGradients> §7
 /// item 23).
 public enum KLGroupCentering: String, Sendable, Codable, Hashable, CaseIterable {
     /// r_i − mean_j r_j (j over the whole group, i included).

@@ -62,7 +62,7 @@ public struct KLImplementation: Sendable, Hashable, Codable {
             make(
                 "k3_loss_coefclip_token", "Σ_t max(w_t·sg(k3′), clip(w_t, 0.8, 1.2)·sg(k3′))",
                 C(estimator: .k3, ratio: .token, correction: .coefficient, clip: clip)),
-            // More forms of `kl-gradients.md`.
+            // More forms of the KLGradients article (ReinKL.docc).
             make("k2_reward", "Σ_t sg(Σ_{u≥t} ½ℓ_u²)·log π_θ", C(estimator: .k2, placement: .reward)),
             make("k3_reward", "Σ_t sg(Σ_{u≥t} k3(ℓ_u))·log π_θ", C(estimator: .k3, placement: .reward)),
             make(

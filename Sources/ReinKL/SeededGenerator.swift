@@ -1,23 +1,19 @@
 import RealModule
+import ReinRandom
 
-/// A small deterministic random number generator (SplitMix64), identical on every platform, for
-/// seeded tabular policies and tests.
+/// A small deterministic random number generator, identical on every platform, for seeded tabular
+/// policies and tests: ReinRandom's `SplitMix64` started at state `seed` (unscrambled), with its
+/// own uniform and Gaussian draws.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    private var core: SplitMix64
 
     /// A generator whose whole output is fixed by `seed`.
     public init(seed: UInt64) {
-        state = seed
+        core = SplitMix64(state: seed)
     }
 
     /// The next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { core.next() }
 
     /// A uniform double in (0, 1), never 0.
     public mutating func nextUniform() -> Double {

@@ -1,36 +1,3 @@
-import Foundation
-
-/// SplitMix64: a tiny, fast, well-mixed generator. Every sampler row and every initialisation owns one,
-/// so results depend only on the seeds, never on thread scheduling.
-public struct SplitMix64: RandomNumberGenerator, Sendable, Hashable {
-    /// The generator's whole state.
-    public var state: UInt64
-
-    /// Creates a stream from a seed (any value, zero included). The seed is scrambled first, so
-    /// nearby seeds (0, 1, 2, … for batch rows) start far apart on the generator's cycle.
-    public init(seed: UInt64) { state = SplitMix64.mix(seed) }
-
-    /// Next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return SplitMix64.mix(state)
-    }
-
-    /// The SplitMix64 output function (a bijection on 64-bit values).
-    static func mix(_ x: UInt64) -> UInt64 {
-        var z = x
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform double in [0, 1) with 53 random bits.
-    public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
-
-    /// Standard normal draw (Box–Muller, one value per call; deterministic for a given seed).
-    public mutating func nextGaussian() -> Double {
-        let u1 = 1 - nextUnit()  // in (0, 1]
-        let u2 = nextUnit()
-        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
-    }
-}
+/// ``SplitMix64`` lives in ReinRandom, the one generator of the project; clients of ReinModel see
+/// it as before.
+@_exported import ReinRandom

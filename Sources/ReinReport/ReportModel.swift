@@ -214,6 +214,9 @@ public enum ReportError: Error, Sendable, Hashable, CustomStringConvertible {
     case unreadable(path: String, reason: String)
     /// An output that could not be written.
     case unwritable(path: String, reason: String)
+    /// A run-folder file that is missing a part, does not decode or has a newer schema (the
+    /// ``Rein/RunFolderError`` line, which names the path).
+    case runFolder(String)
 
     /// One line naming the problem.
     public var description: String {
@@ -221,6 +224,7 @@ public enum ReportError: Error, Sendable, Hashable, CustomStringConvertible {
         case .notARun(let p): return "\(p): neither metrics.jsonl nor tracker.jsonl (not a run folder?)"
         case .unreadable(let p, let r): return "\(p): cannot read: \(r)"
         case .unwritable(let p, let r): return "\(p): cannot write: \(r)"
+        case .runFolder(let line): return line
         }
     }
 }

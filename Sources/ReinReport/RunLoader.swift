@@ -1,107 +1,66 @@
 import Foundation
+import Rein
+import ReinKL
+import ReinTasks
 import ReinTracker
 
 extension RunReport {
-    /// Reads a run folder: `metrics.jsonl`, `tracker.jsonl`, `eval-start.json`, `eval.json`,
-    /// `config.yaml` (each optional, but one of the first two must exist).
+    /// Reads a run folder through ``Rein/RunFolder``: `metrics.jsonl`, `tracker.jsonl`,
+    /// `eval-start.json`, `eval.json`, `config.yaml` (each optional, but one of the first two must
+    /// exist). Folders of every schema version up to this build's load.
     public static func load(path: String, name: String) throws(ReportError) -> RunReport {
-        func file(_ n: String) -> String { (path as NSString).appendingPathComponent(n) }
-        let fm = FileManager.default
-        let hasMetrics = fm.fileExists(atPath: file("metrics.jsonl"))
-        let hasTracker = fm.fileExists(atPath: file("tracker.jsonl"))
-        guard hasMetrics || hasTracker else { throw .notARun(path) }
-        let curves = hasMetrics ? try readCurves(file("metrics.jsonl")) : []
-        var records: [TrackerRecord] = []
-        if hasTracker {
-            do {
-                records = try StalenessTracker.readRecords(from: file("tracker.jsonl"))
-            } catch {
-                throw .unreadable(path: file("tracker.jsonl"), reason: "\(error)")
-            }
-        }
-        let start = try readEval(file("eval-start.json"))
-        let end = try readEval(file("eval.json"))
-        let learnerSeconds = curves.reduce(0.0) { $0 + ($1.learnerSeconds.isFinite ? $1.learnerSeconds : 0) }
-        let trackerSeconds = records.reduce(0.0) { $0 + $1.seconds }
-        let bias = aggregateBias(records)
-        return RunReport(
-            name: name, path: path, settings: readSettings(file("config.yaml")), steps: curves.count,
-            greedyStart: start?.greedy, greedyEnd: end?.greedy, sampledStart: start?.sampled,
-            sampledEnd: end?.sampled, curves: curves, bias: bias,
-            importance: aggregateImportance(records), lagHistogram: aggregateLags(records),
-            tracker: TrackerCost(
-                observations: records.count, seconds: trackerSeconds, learnerSeconds: learnerSeconds,
-                overheadFraction: learnerSeconds > 0 ? trackerSeconds / learnerSeconds : 0),
-            parameterBias: aggregateParameterBias(records), theory: TheoryCheck.checks(bias),
-            selection: records.last(where: { $0.selection != nil })?.selection)
-    }
-
-    static func number(_ any: Any?) -> Double {
-        if let n = any as? NSNumber { return n.doubleValue }
-        if let s = any as? String { return Double(s) ?? .nan }
-        return .nan
-    }
-
-    static func readCurves(_ path: String) throws(ReportError) -> [CurvePoint] {
-        let text: String
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw .unreadable(path: path, reason: "\(error)")
-        }
-        var points: [CurvePoint] = []
-        for (i, line) in text.split(separator: "\n").enumerated() where !line.isEmpty {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-            else { throw .unreadable(path: path, reason: "line \(i + 1) is not a JSON object") }
-            let learner = object["learner"] as? [String: Any]
-            points.append(
-                CurvePoint(
-                    step: Int(number(object["step"]).isFinite ? number(object["step"]) : Double(i + 1)),
-                    reward: number(object["reward"]), accuracy: number(object["accuracy"]),
-                    exactKL: number(learner?["exact_kl"]), logProbGap: number(learner?["log_prob_gap"]),
-                    entropy: number(learner?["entropy"]), lagMean: number(object["lag_mean"]),
-                    learnerSeconds: number(learner?["seconds"]),
-                    ppoClipFraction: number(learner?["clip_fraction"]),
-                    klClampFraction: number((learner?["kl"] as? [String: Any])?["any_clamp_fraction"])))
-        }
-        return points
-    }
-
-    static func readEval(_ path: String) throws(ReportError) -> (greedy: Double, sampled: Double)? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw .unreadable(path: path, reason: "not a JSON object")
-        }
-        let greedy = number((object["greedy"] as? [String: Any])?["accuracy"])
-        let sampled = number((object["sampled"] as? [String: Any])?["accuracy"])
-        return (greedy, sampled)
-    }
-
-    /// A few `key: value` lines of `config.yaml` (the KL form, β, lag settings), without a YAML
-    /// parser: the first occurrence of each key.
-    static func readSettings(_ path: String) -> [String: String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
-        let wanted: Set = [
-            "estimator", "placement", "ratio", "ratio_grad", "level", "correction", "beta", "inject_lag",
-            "max_staleness", "steps", "seed", "tracker_every",
-        ]
-        var found: [String: String] = [:]
-        var section = ""
-        for raw in text.split(separator: "\n") {
-            let indent = raw.prefix { $0 == " " }.count
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let key = String(line[..<colon])
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            if indent == 0 { section = key }
-            let name = key == "steps" || key == "seed" ? "\(section).\(key)" : key
-            if wanted.contains(key), !value.isEmpty, found[name] == nil,
-                key != "steps" || section == "train", key != "seed" || indent == 0
-            {
-                found[name == "seed.seed" ? "seed" : name] = value
+            let folder = try RunFolder.existing(path)
+            guard folder.has(.metrics) || folder.has(.tracker) else { throw ReportError.notARun(path) }
+            let curves = try folder.metrics().map(curve)
+            let records = try StalenessTracker.readRecords(in: folder)
+            let start = try folder.evaluation(start: true)
+            let end = try folder.evaluation()
+            let learnerSeconds = curves.reduce(0.0) {
+                $0 + ($1.learnerSeconds.isFinite ? $1.learnerSeconds : 0)
             }
+            let trackerSeconds = records.reduce(0.0) { $0 + $1.seconds }
+            let bias = aggregateBias(records)
+            return RunReport(
+                name: name, path: path, settings: try folder.config().map(settings) ?? [:],
+                steps: curves.count, greedyStart: start?.greedy.accuracy, greedyEnd: end?.greedy.accuracy,
+                sampledStart: start?.sampled?.accuracy, sampledEnd: end?.sampled?.accuracy, curves: curves,
+                bias: bias, importance: aggregateImportance(records), lagHistogram: aggregateLags(records),
+                tracker: TrackerCost(
+                    observations: records.count, seconds: trackerSeconds, learnerSeconds: learnerSeconds,
+                    overheadFraction: learnerSeconds > 0 ? trackerSeconds / learnerSeconds : 0),
+                parameterBias: aggregateParameterBias(records), theory: TheoryCheck.checks(bias),
+                selection: records.last(where: { $0.selection != nil })?.selection)
+        } catch let error as ReportError {
+            throw error
+        } catch let error as RunFolderError {
+            throw .runFolder(error.description)
+        } catch {
+            throw .runFolder("\(path): \(error)")
         }
-        return found
+    }
+
+    /// One step of `metrics.jsonl` as a curve point (NaN where the step has no learner part: a
+    /// dropped batch).
+    static func curve(_ step: StepMetrics) -> CurvePoint {
+        let learner = step.learner
+        return CurvePoint(
+            step: step.step, reward: step.reward, accuracy: step.accuracy, exactKL: learner?.exactKL ?? .nan,
+            logProbGap: learner?.logProbGap ?? .nan, entropy: learner?.entropy ?? .nan, lagMean: step.lagMean,
+            learnerSeconds: learner?.seconds ?? .nan, ppoClipFraction: learner?.clipFraction ?? .nan,
+            klClampFraction: learner?.kl?.anyClampFraction ?? .nan)
+    }
+
+    /// The KL form, β, lag settings, steps and seed of a run's configuration, as shown in reports.
+    static func settings(_ config: RunConfig) -> [String: String] {
+        let t = config.train
+        return [
+            "estimator": t.kl.estimator.rawValue, "placement": t.kl.placement.rawValue,
+            "ratio": t.kl.ratio.rawValue, "ratio_grad": t.kl.ratioGradient.rawValue,
+            "level": t.kl.level.rawValue, "correction": t.kl.correction.rawValue, "beta": "\(t.beta)",
+            "inject_lag": "\(t.injectLag)", "max_staleness": "\(t.maxStaleness)", "train.steps": "\(t.steps)",
+            "seed": "\(config.seed)", "tracker_every": "\(t.trackerEvery)",
+        ]
     }
 
     static func aggregateBias(_ records: [TrackerRecord]) -> [BiasPoint] {

@@ -1,6 +1,7 @@
 import Foundation
 
-/// One prediction of the theory (docs/kl-gradients.md) checked against a run's tracker numbers.
+/// One prediction of the theory (ReinKL's KLGradients article, `Sources/ReinKL/ReinKL.docc`)
+/// checked against a run's tracker numbers.
 public struct TheoryCheck: Sendable, Codable, Hashable {
     /// What theory says, in words.
     public var claim: String

@@ -123,8 +123,8 @@ public distributed actor LearnerActor {
         let settings = Machine.Settings(config.train, lease: lease)
         guard let resume else {
             if let folder {
-                try folder.write(Data(), to: Self.metricsFile)
-                try? FileManager.default.removeItem(atPath: folder.file("tracker.jsonl"))
+                try folder.write(Data(), to: RunFile.metrics.rawValue)
+                try folder.remove(.tracker)
             }
             self.core = LearnerCore(
                 try Learner(
@@ -437,9 +437,6 @@ public distributed actor LearnerActor {
         return try Self.readMetrics(in: folder, count: machine.consumed)
     }
 
-    /// The run folder's metrics file, one JSON line per consumed batch.
-    static let metricsFile = "metrics.jsonl"
-
     /// Appends `step` to `metrics.jsonl` (or keeps it, without a run folder).
     private func record(_ step: StepMetrics) {
         guard let folder else {
@@ -447,51 +444,33 @@ public distributed actor LearnerActor {
             return
         }
         do {
-            try folder.append(line: try metricsLine(step), to: Self.metricsFile)
+            try folder.appendMetrics(step)
         } catch {
             // The run goes on; the end of the run reports the gap when it reads the file back.
-            logger.error(
-                "could not append the metrics of batch \(step.step) to \(Self.metricsFile): \(error)")
+            logger.error("could not append the metrics of batch \(step.step): \(error)")
         }
     }
 
-    /// The first `count` lines of `metrics.jsonl`.
+    /// The first `count` records of `metrics.jsonl`.
     static func readMetrics(in folder: RunFolder, count: Int) throws -> [StepMetrics] {
-        let path = folder.file(metricsFile)
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw RuntimeError("cannot read \(path): \(error)")
+        let all = try folder.metrics()
+        guard all.count >= count else {
+            throw RuntimeError(
+                "\(folder.file(.metrics)) has \(all.count) records, the learner consumed \(count) batches")
         }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: true).prefix(count)
-        guard lines.count == count else {
-            throw RuntimeError("\(path) has \(lines.count) lines, the learner consumed \(count) batches")
-        }
-        let decoder = JSONDecoder()
-        return try lines.enumerated().map { index, line in
-            do {
-                return try decoder.decode(StepMetrics.self, from: Data(line.utf8))
-            } catch {
-                throw RuntimeError("\(path) line \(index + 1) is not step metrics: \(error)")
-            }
-        }
+        return Array(all.prefix(count))
     }
 
-    /// On resume: `metrics.jsonl` keeps the lines of the `consumed` batches the checkpoint covers
-    /// (lines written after it are work the resumed learner does again). A checkpoint written
-    /// before metrics were streamed carries them itself (`checkpointed`): the file is rewritten
-    /// from those.
+    /// On resume: `metrics.jsonl` keeps the records of the `consumed` batches the checkpoint
+    /// covers (lines written after it are work the resumed learner does again). A checkpoint
+    /// written before metrics were streamed carries them itself (`checkpointed`): the file is
+    /// rewritten from those.
     static func continueMetrics(in folder: RunFolder, consumed: Int, checkpointed: [StepMetrics]) throws {
-        let kept: [StepMetrics]
         if checkpointed.count == consumed, consumed > 0 {
-            kept = checkpointed
+            try folder.rewrite(checkpointed, as: .metrics)
         } else {
-            kept = try readMetrics(in: folder, count: consumed)
+            try folder.keep(first: consumed, of: .metrics, as: StepMetrics.self)
         }
-        var text = ""
-        for step in kept { text += try metricsLine(step) + "\n" }
-        try folder.write(Data(text.utf8), to: metricsFile)
     }
 
     /// Whether every batch of the run has been trained or dropped.

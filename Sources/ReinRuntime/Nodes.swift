@@ -49,19 +49,11 @@ public func serveLearner(
     return result
 }
 
-/// One line of `metrics.jsonl` (sorted keys).
-func metricsLine(_ step: StepMetrics) throws -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = .sortedKeys
-    return String(decoding: try encoder.encode(step), as: UTF8.self)
-}
-
 /// Writes a run's `metrics.jsonl` and `ledger.json`, then checks the ledger.
-/// - Throws: ``RuntimeError`` if the ledger does not balance or samples are still in flight.
+/// - Throws: ``RuntimeError`` if the ledger does not balance or samples are still in flight;
+///   ``Rein/RunFolderError`` if a file cannot be written.
 public func writeRun(_ result: DistributedRunResult, to folder: RunFolder) throws {
-    var lines = ""
-    for step in result.metrics { lines += try metricsLine(step) + "\n" }
-    try folder.write(Data(lines.utf8), to: "metrics.jsonl")
+    try folder.rewrite(result.metrics, as: .metrics)
     try result.ledger.write(to: folder)
     try result.ledger.check(final: true)
 }

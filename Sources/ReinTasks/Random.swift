@@ -1,4 +1,6 @@
-/// The deterministic random number generator of ReinTasks (SplitMix64), with its own uniform
+import ReinRandom
+
+/// The deterministic random number generator of ReinTasks (ReinRandom's SplitMix64), with its own uniform
 /// integer and shuffle algorithms, so that every split and batch is identical on every platform
 /// and toolchain.
 ///
@@ -13,13 +15,14 @@ public struct TaskRandom: RandomNumberGenerator, Sendable, Hashable, Codable {
     ///
     /// Both values are scrambled, so nearby seeds (0, 1, 2, …) start far apart.
     public init(seed: UInt64, stream: UInt64 = 0) {
-        state = TaskRandom.mix(TaskRandom.mix(seed) &+ TaskRandom.mix(stream ^ 0x5EED_0F5E_ED5E_ED00))
+        state = SplitMix64.mix(SplitMix64.mix(seed) &+ SplitMix64.mix(stream ^ 0x5EED_0F5E_ED5E_ED00))
     }
 
     /// The next 64 random bits.
     public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return TaskRandom.mix(state)
+        var core = SplitMix64(state: state)
+        defer { state = core.state }
+        return core.next()
     }
 
     /// A uniform integer in `0..<bound` (Lemire's multiply-and-reject method; exact, unbiased).
@@ -50,13 +53,5 @@ public struct TaskRandom: RandomNumberGenerator, Sendable, Hashable, Codable {
             elements.swapAt(i, next(below: i + 1))
             i -= 1
         }
-    }
-
-    /// The SplitMix64 output function (a bijection on 64-bit values).
-    static func mix(_ x: UInt64) -> UInt64 {
-        var z = x
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

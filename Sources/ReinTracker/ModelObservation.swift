@@ -204,7 +204,7 @@ extension StalenessTracker {
                     temperature: temperature, threads: threads, scratch: scratch,
                     parameterSpace: tracker.shouldCompareParameters(step: step))
                 record.selection = box.selection.summary
-                try trainer.folder.append(line: try StalenessTracker.jsonLine(record), to: "tracker.jsonl")
+                try trainer.folder.append(record: record, to: .tracker)
             } catch {
                 logger.warning("staleness tracker failed at step \(step): \(error)")
             }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Rein
 import ReinKL
 
 /// One visited prefix s of a batch, with the exact rows the tracker compares at it.
@@ -235,24 +236,15 @@ public struct StalenessTracker: Sendable {
         return reweighted > 0 ? (shift / reweighted).squareRoot() : 0
     }
 
-    /// Encodes `record` as one JSON line (snake_case keys, sorted).
+    /// Encodes `record` as one JSON line (the run folder's coding: snake_case keys, sorted).
     public static func jsonLine(_ record: TrackerRecord) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(
-            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return String(decoding: try encoder.encode(record), as: UTF8.self)
+        String(decoding: try RunCoding.encoder().encode(record), as: UTF8.self)
     }
 
-    /// Reads every record of a `tracker.jsonl` file.
-    public static func readRecords(from path: String) throws -> [TrackerRecord] {
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
-            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try text.split(separator: "\n").filter { !$0.isEmpty }.map {
-            try decoder.decode(TrackerRecord.self, from: Data($0.utf8))
-        }
+    /// Reads every record of the `tracker.jsonl` file of `folder` (none if it has none).
+    /// - Throws: ``Rein/RunFolderError`` naming the first bad line.
+    public static func readRecords(in folder: RunFolder) throws(RunFolderError) -> [TrackerRecord] {
+        try folder.records(TrackerRecord.self, of: .tracker)
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Rein
+import ReinTasks
 import Testing
 
 @testable import ReinCLI
@@ -140,17 +141,33 @@ struct RunConfigTests {
 @Suite("rein summarize")
 struct SummarizeTests {
     @Test func summarizesARunFolder() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-run-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        func write(_ name: String, _ text: String) throws {
-            try text.write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-run-\(UUID().uuidString)")
+        let folder = try RunFolder(path: dir.path)
+        func evaluation(_ accuracy: Double) throws -> EvaluationResult {
+            let json = #"{"n":4,"correct":0,"wrong_answer":0,"malformed":0,"no_eos":0,"accuracy":"#
+            return try RunCoding.decoder().decode(
+                EvaluationResult.self,
+                from: Data((json + #"\#(accuracy),"mean_reward":0,"total_reward":0}"#).utf8))
         }
-        try write("eval-start.json", #"{"greedy":{"accuracy":0.5},"sampled":{"accuracy":0.25}}"#)
-        try write("eval.json", #"{"greedy":{"accuracy":0.75},"sampled":{"accuracy":0.5}}"#)
-        let line = { (kl: Double) in
-            #"{"lag_mean":2,"dropped":1,"learner":{"exact_kl":\#(kl),"log_prob_gap":0.5,"entropy":1}}"#
+        try folder.writeEvaluation(
+            HeldOutEvaluation(greedy: try evaluation(0.5), sampled: try evaluation(0.25)), start: true)
+        try folder.writeEvaluation(
+            HeldOutEvaluation(greedy: try evaluation(0.75), sampled: try evaluation(0.5)))
+        for i in 0..<10 {
+            var step = StepMetrics(step: i + 1, version: i + 1)
+            step.lagMean = 2
+            step.dropped = 1
+            step.learner = try RunCoding.decoder().decode(
+                LearnerStepMetrics.self,
+                from: Data(
+                    #"""
+                    {"exact_kl":\#(i),"log_prob_gap":0.5,"entropy":1,"version_before":0,"optimizer_steps":1,\#
+                    "pg_loss":0,"kl_loss":0,"grad_norm":0,"learning_rate":0,"clip_fraction":0,"ratio_mean":1,\#
+                    "ratio_max":1,"seconds":0}
+                    """#.utf8))
+            try folder.appendMetrics(step)
         }
-        try write("metrics.jsonl", (0..<10).map { line(Double($0)) }.joined(separator: "\n") + "\n")
         let output = try await runRein(["summarize", dir.path, "--json"])
         struct Row: Decodable {
             var steps: Int
@@ -162,8 +179,22 @@ struct SummarizeTests {
         #expect(rows.count == 1)
         #expect(rows[0].steps == 10 && rows[0].greedy_end == 0.75 && rows[0].dropped == 10)
         #expect(rows[0].exact_kl == 9)  // mean over the last 10% of steps: the last line
-        try write("metrics.jsonl", "not json\n")
+        try folder.write(Data("not json\n".utf8), to: "metrics.jsonl")
         let message = try #require(await userMessage(["summarize", dir.path]))
-        #expect(message.hasSuffix("metrics.jsonl line 1 is not a metrics record"))
+        #expect(message.contains("metrics.jsonl line 1 is not a valid record"), "\(message)")
+    }
+
+    @Test func summarizesFoldersWrittenByTheMainOfDecember2026InBothModes() async throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("ReinReportTests/Fixtures")
+        let output = try await runRein([
+            "summarize", fixtures.appendingPathComponent("main-single").path,
+            fixtures.appendingPathComponent("main-distributed").path,
+        ])
+        let lines = output.split(separator: "\n")
+        #expect(lines.count == 4, "\(output)")
+        #expect(lines[2].hasPrefix("| main-single | 6 | 0.0% → 0.0% | 0.0% → 0.0% | 0.0000 |"), "\(lines[2])")
+        // The distributed mode wrote no eval-start.json and no sampled evaluation then.
+        #expect(lines[3].hasPrefix("| main-distributed | 6 | – → 0.0% | – → – | 0.0000 |"), "\(lines[3])")
     }
 }

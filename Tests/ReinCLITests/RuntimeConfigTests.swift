@@ -150,7 +150,8 @@ struct RuntimeConfigTests {
         let dir = try statusFolder(nil)
         try Data("{\"state\": \"listen".utf8).write(to: URL(fileURLWithPath: dir + "/status.json"))
         let message = await userMessage(["status", "--run-dir", dir])
-        #expect(message?.contains("unreadable learner status at") == true)
+        #expect(
+            message?.contains("unreadable learner status: \(dir)/status.json") == true, "\(message ?? "nil")")
         #expect(message?.contains("\n") == false)
     }
 }

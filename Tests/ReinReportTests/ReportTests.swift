@@ -1,5 +1,8 @@
 import Foundation
 import Logging
+import Rein
+import ReinKL
+import ReinTasks
 import ReinTracker
 import Testing
 
@@ -156,5 +159,74 @@ struct ReportTests {
     @Test func svgTicksAndEscaping() {
         #expect(SVG.ticks(0, 1) == [0, 0.2, 0.4, 0.6000000000000001, 0.8, 1] || SVG.ticks(0, 1).count == 6)
         #expect(HTML.escape("a<b & \"c\"") == "a&lt;b &amp; &quot;c&quot;")
+    }
+}
+
+/// Run folders written by main before the run folder had one schema (December 2026): the single
+/// process wrote snake_case keys, the distributed runtime camelCase ones and no eval-start.json.
+@Suite("Run folders of older builds")
+struct LegacyRunFolderTests {
+    func fixture(_ name: String) -> String {
+        Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent(name).path
+    }
+
+    @Test(arguments: ["main-single", "main-distributed"])
+    func bothModesLoadWithEveryCurve(_ name: String) throws {
+        let folder = try RunFolder.existing(fixture(name))
+        let steps = try folder.metrics()
+        #expect(steps.map(\.step) == [1, 2, 3, 4, 5, 6])
+        #expect(steps.allSatisfy { $0.learner?.kl?.anyClampFraction.isFinite == true })
+        let config = try #require(try folder.config())
+        #expect(config.model.dModel == 16 && config.train.steps == 6 && config.train.injectLag == 1)
+        #expect(try StalenessTracker.readRecords(in: folder).count == 2)
+        let end = try #require(try folder.evaluation())
+        #expect(end.greedy.n == 8)
+        #expect((try folder.evaluation(start: true) != nil) == (name == "main-single"))
+        #expect((end.sampled != nil) == (name == "main-single"))
+        let run = try RunReport.load(path: fixture(name), name: name)
+        let curves = run.curves
+        #expect(curves.count == 6 && run.settings["inject_lag"] == "1")
+        for point in curves {
+            let values = [
+                point.exactKL, point.logProbGap, point.lagMean, point.ppoClipFraction, point.klClampFraction,
+            ]
+            #expect(values.allSatisfy { $0.isFinite }, "\(name) step \(point.step)")
+        }
+    }
+
+    @Test func theDistributedLedgerAndCheckpointStateReadWithTheirCamelCaseKeys() throws {
+        struct Ledger: Codable, Sendable {
+            var produced: Int
+            var trained: Int
+            var inFlight: Int
+            enum CodingKeys: String, CodingKey {
+                case produced, trained
+                case inFlight = "in_flight"
+            }
+        }
+        let folder = try RunFolder.existing(fixture("main-distributed"))
+        let ledger = try #require(try folder.ledger(Ledger.self))
+        #expect(ledger.produced == 48 && ledger.trained == 48 && ledger.inFlight == 0)
+        let stored = try #require(
+            try CheckpointStore(folder: folder).load(
+                kind: "distributed learner", logger: Logger(label: "test")))
+        struct State: Codable {
+            var consumed: Int
+            var ledger: Ledger
+        }
+        let state = try RunCoding.decoder().decode(State.self, from: try stored.data("state.json"))
+        #expect(state.consumed == 6 && state.ledger.inFlight == 0)
+    }
+
+    @Test func aFileOfANewerSchemaFailsTheReportInOneLine() throws {
+        let copy = temporaryDirectory()
+        try FileManager.default.copyItem(atPath: fixture("main-single"), toPath: copy)
+        try Data(#"{"schema_version":3,"greedy":{}}"#.utf8).write(
+            to: URL(fileURLWithPath: copy + "/eval.json"))
+        let error = try #require(throws: ReportError.self) { _ = try RunReport.load(path: copy, name: "x") }
+        #expect(
+            error.description.hasPrefix("\(copy)/eval.json: schema version 3, but this rein reads"),
+            "\(error)")
+        #expect(!error.description.contains("\n"))
     }
 }

@@ -163,11 +163,13 @@ struct CheckpointResumeTests {
 
     @Test func aLedgerWrittenBeforeRefusedExistedStillDecodes() throws {
         let old = #"{"dropped":{"stale":16},"inFlight":0,"lost":16,"produced":64,"trained":32}"#
-        let ledger = try JSONDecoder().decode(RuntimeLedger.self, from: Data(old.utf8))
+        // Read through the run folder's one decoder, which reads those camelCase keys too.
+        let ledger = try RunCoding.decoder().decode(RuntimeLedger.self, from: Data(old.utf8))
         #expect(ledger.refused.isEmpty && ledger.balances && ledger.droppedTotal == 16)
         var refused = ledger
         refused.refused[.previousLearner] = 16
-        let again = try JSONDecoder().decode(RuntimeLedger.self, from: try JSONEncoder().encode(refused))
+        let again = try RunCoding.decoder().decode(
+            RuntimeLedger.self, from: try RunCoding.encoder().encode(refused))
         #expect(again == refused && again.summary.hasSuffix("refused on delivery: previous learner 16"))
     }
 

@@ -48,14 +48,15 @@ struct DistributedTrainerTests {
             config: config, reference: reference, folder: folder, workers: 2, transport: .inMemory,
             settings: testSettings, logger: quiet
         ).run()
-        let records = try StalenessTracker.readRecords(from: folder.file("tracker.jsonl"))
+        let records = try StalenessTracker.readRecords(in: folder)
         #expect(records.map(\.step) == Array(1...6))
         for (record, step) in zip(records, result.metrics) {
             // The tracker saw the batch the learner trained, at the lag it trained it with.
             #expect(record.lagHistogram.map(\.lag) == [step.lagMax], "step \(step.step)")
             #expect(record.sequences == 16)
             for bucket in record.buckets {
-                for bias in bucket.implementations where ["k2_loss_sgw_token", "k3_loss_w_token"].contains(bias.id) {
+                for bias in bucket.implementations
+                where ["k2_loss_sgw_token", "k3_loss_w_token"].contains(bias.id) {
                     #expect(bias.relativeError < 1e-9, "\(bias.id) at lag \(bucket.lag)")
                 }
             }
@@ -64,7 +65,8 @@ struct DistributedTrainerTests {
         // Injected lag 1: the learner trains stale batches, and the naive k2 loss is biased there.
         let stale = records.flatMap(\.buckets).filter { $0.lag > 0 }
         #expect(!stale.isEmpty)
-        #expect(stale.contains { $0.implementations.contains { $0.id == "k2_loss" && $0.relativeError > 1e-6 } })
+        #expect(
+            stale.contains { $0.implementations.contains { $0.id == "k2_loss" && $0.relativeError > 1e-6 } })
     }
 
     @Test(arguments: DistributedTrainer.Transport.allCases)

@@ -1,3 +1,4 @@
+import ReinRandom
 import ReinTasks
 import Testing
 
@@ -85,6 +86,17 @@ struct DatasetTests {
         #expect(other.next() != 9_213_549_237_238_220_964)
         var uniform = TaskRandom(seed: 7)
         #expect((0..<8).map { _ in uniform.next(below: 10) } == [2, 0, 1, 1, 4, 9, 4, 4])
+    }
+
+    @Test("The one SplitMix64 matches the published reference vectors")
+    func splitMix64ReferenceVectors() {
+        var random = SplitMix64(state: 0)
+        #expect(
+            (0..<3).map { _ in random.next() } == [
+                0xE220_A839_7B1D_CDAF, 0x6E78_9E6A_A1B9_65F4, 0x06C4_5D18_8009_454F,
+            ])
+        let seeded = SplitMix64(seed: 5)
+        #expect(seeded.state == SplitMix64.mix(5))
     }
 
     @Test("next(below:) stays in range and covers it; shuffle permutes")

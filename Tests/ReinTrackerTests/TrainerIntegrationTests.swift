@@ -56,7 +56,7 @@ struct TrainerIntegrationTests {
         try StalenessTracker(every: 2, parameterEvery: 2, logger: logger).attach(to: trainer)
         var lags: [Int] = []
         for _ in 0..<5 { lags.append(try trainer.runStep().lagMax) }
-        let records = try StalenessTracker.readRecords(from: folder.file("tracker.jsonl"))
+        let records = try StalenessTracker.readRecords(in: folder)
         #expect(records.map(\.step) == [1, 3, 5])
         #expect(records.map { $0.parameterBias != nil } == [true, false, true])
         // Selection: everything trained so far (max_staleness 16), counted cumulatively.

@@ -1,3 +1,5 @@
+import ReinRandom
+
 /// Hostile messages for robustness tests of the receiving sockets (`rein fuzz-wire`, the fuzz
 /// tests): random bytes, truncated headers, wrong magic, wrong protocol version, unknown kinds,
 /// lengths that lie, declared sizes over the limits, valid headers with garbage payloads, traffic
@@ -46,13 +48,11 @@ public struct WireFuzzer: Sendable {
         self.sender = sender
     }
 
-    /// SplitMix64.
+    /// The next 64 random bits (ReinRandom's SplitMix64 continuing from `state`).
     private mutating func random() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        var core = SplitMix64(state: state)
+        defer { state = core.state }
+        return core.next()
     }
 
     private mutating func below(_ n: Int) -> Int { Int(random() % UInt64(n)) }

@@ -116,31 +116,24 @@ struct PaperExperimentCommand: AsyncParsableCommand {
     /// One training run with the tracker; returns the final held-out greedy accuracy.
     func runOne(_ config: RunConfig, reference: GPTParameters, logger: Logger) throws -> Double {
         let folder = try RunFolder(path: config.runDir)
-        for name in ["metrics.jsonl", "tracker.jsonl"] {
-            try? FileManager.default.removeItem(atPath: folder.file(name))
-        }
+        let lock = try folder.lock()
+        defer { withExtendedLifetime(lock) {} }
+        try folder.remove(.metrics)
+        try folder.remove(.tracker)
         let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
         try StalenessTracker(
             every: config.train.trackerEvery, parameterEvery: config.train.trackerParameterEvery,
             logger: logger
         ).attach(to: trainer)
-        try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(
-            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        try folder.writeConfig(config)
         let (greedyStart, sampledStart) = try trainer.evaluate()
-        try folder.write(
-            try encoder.encode(["greedy": greedyStart, "sampled": sampledStart]), to: "eval-start.json")
+        try folder.writeEvaluation(HeldOutEvaluation(greedy: greedyStart, sampled: sampledStart), start: true)
         while trainer.step < config.train.steps {
-            let metrics = try trainer.runStep()
-            try folder.append(
-                line: String(decoding: try encoder.encode(metrics), as: UTF8.self), to: "metrics.jsonl")
+            try folder.appendMetrics(try trainer.runStep())
         }
         let (greedy, sampled) = try trainer.evaluate()
-        try folder.write(try encoder.encode(["greedy": greedy, "sampled": sampled]), to: "eval.json")
-        try folder.write(try encoder.encode(trainer.ledger), to: "ledger.json")
+        try folder.writeEvaluation(HeldOutEvaluation(greedy: greedy, sampled: sampled))
+        try folder.writeLedger(trainer.ledger)
         return greedy.accuracy
     }
 }

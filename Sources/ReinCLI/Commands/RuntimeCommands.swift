@@ -30,7 +30,9 @@ struct ReferenceOptions: ParsableArguments {
                 "no reference checkpoint at \(config.train.reference); run `rein pretrain` first (same config)"
             )
         }
-        return try Checkpoint.load(from: config.train.reference).parameters
+        let reference = try Checkpoint.load(from: config.train.reference).parameters
+        try config.checkReference(reference, source: config.train.reference)
+        return reference
     }
 }
 
@@ -197,6 +199,8 @@ struct LearnerCommand: AsyncParsableCommand {
         let (bind, broadcastBind, samplesBind) = try endpoints(config.runtime)
         let parameters = try reference.load(config)
         let folder = try RunFolder(path: config.runDir)
+        let lock = try folder.lock()
+        defer { withExtendedLifetime(lock) {} }
         let checkpoint = try loadLearnerCheckpoint(
             folder: folder, resume: resume, fresh: fresh, logger: logger)
         if let state = checkpoint?.state {
@@ -204,7 +208,7 @@ struct LearnerCommand: AsyncParsableCommand {
                 "resuming from a checkpoint at batch \(state.consumed), policy version \(state.version); "
                     + "ledger then: \(state.ledger.summary)")
         }
-        try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
+        try folder.writeConfig(config)
         let context = try ZMQContext()
         // The ZAP handler must be up before the CURVE server sockets bind.
         let authenticator = try allowed.map {

@@ -30,12 +30,10 @@ struct LearnerStatus: Codable, Equatable {
     /// Seconds since 1970 of this write.
     var updated: Double
 
-    static let file = "status.json"
+    static let file = RunFile.status.rawValue
 
     func write(to folder: RunFolder) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try folder.write(try encoder.encode(self), to: Self.file)
+        try folder.write(self, as: .status)
     }
 
     /// Rewrites the status of `learner` every `interval` until cancelled.
@@ -84,15 +82,13 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let dir = try runDir ?? options.load().runDir
         let path = (dir as NSString).appendingPathComponent(LearnerStatus.file)
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CLIError("no learner status at \(path) (not started yet?)")
-        }
-        let status: LearnerStatus
+        let read: LearnerStatus?
         do {
-            status = try JSONDecoder().decode(LearnerStatus.self, from: data)
+            read = try RunFolder.existing(dir).read(LearnerStatus.self, from: .status)
         } catch {
-            throw CLIError("unreadable learner status at \(path): \(oneLine(error))")
+            throw CLIError("unreadable learner status: \(error)")
         }
+        guard let status = read else { throw CLIError("no learner status at \(path) (not started yet?)") }
         let age = Date().timeIntervalSince1970 - status.updated
         let summary = String(
             format:

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Rein
+import ReinTasks
 
 /// `rein summarize RUN_DIR…`: one line per run — held-out accuracy before/after, KL to the
 /// reference, log-prob gap, entropy — for comparing KL forms side by side.
@@ -12,13 +13,25 @@ struct SummarizeCommand: AsyncParsableCommand {
         discussion: "KL, gap and entropy are means over the last 10% of steps of metrics.jsonl."
     )
 
-    @Argument(help: "Run folders (each with eval-start.json, eval.json and metrics.jsonl).")
+    @Argument(help: "Run folders (each with eval.json and metrics.jsonl; eval-start.json if it has one).")
     var runs: [String]
 
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
     struct Row: Codable {
+        enum CodingKeys: String, CodingKey {
+            case run, steps
+            case greedyStart = "greedy_start"
+            case greedyEnd = "greedy_end"
+            case sampledStart = "sampled_start"
+            case sampledEnd = "sampled_end"
+            case exactKL = "exact_kl"
+            case logProbGap = "log_prob_gap"
+            case entropy
+            case lagMean = "lag_mean"
+            case dropped
+        }
         var run: String
         var steps: Int
         var greedyStart: Double
@@ -32,62 +45,33 @@ struct SummarizeCommand: AsyncParsableCommand {
         var dropped: Int
     }
 
-    struct Eval: Decodable {
-        struct Result: Decodable { var accuracy: Double }
-        var greedy: Result
-        var sampled: Result
-    }
-
-    struct Line: Decodable {
-        struct LearnerPart: Decodable {
-            var exact_kl: Double
-            var log_prob_gap: Double
-            var entropy: Double
-        }
-        var lag_mean: Double
-        var dropped: Int
-        var learner: LearnerPart?
-    }
-
     func run() async throws {
         var rows: [Row] = []
         for run in runs {
-            func read(_ name: String) throws -> Data {
-                let path = (run as NSString).appendingPathComponent(name)
-                guard let data = FileManager.default.contents(atPath: path) else {
-                    throw CLIError("\(run): missing \(name) (is it a finished `rein train` run folder?)")
-                }
-                return data
+            let folder = try RunFolder.existing(run)
+            guard folder.has(.metrics) else {
+                throw CLIError("\(run): missing metrics.jsonl (is it a `rein train` run folder?)")
             }
-            let decoder = JSONDecoder()
-            let start = try decoder.decode(Eval.self, from: try read("eval-start.json"))
-            let end = try decoder.decode(Eval.self, from: try read("eval.json"))
-            let lines = try String(decoding: try read("metrics.jsonl"), as: UTF8.self)
-                .split(separator: "\n").enumerated().map { i, text in
-                    do {
-                        return try decoder.decode(Line.self, from: Data(text.utf8))
-                    } catch {
-                        throw CLIError("\(run)/metrics.jsonl line \(i + 1) is not a metrics record")
-                    }
-                }
-            let tail = lines.suffix(max(1, lines.count / 10)).compactMap(\.learner)
-            func mean(_ f: (Line.LearnerPart) -> Double) -> Double {
+            let start = try folder.evaluation(start: true)
+            guard let end = try folder.evaluation() else {
+                throw CLIError("\(run): missing eval.json (is it a finished `rein train` run folder?)")
+            }
+            let steps = try folder.metrics()
+            let tail = steps.suffix(max(1, steps.count / 10)).compactMap(\.learner)
+            func mean(_ f: (LearnerStepMetrics) -> Double) -> Double {
                 tail.isEmpty ? 0 : tail.map(f).reduce(0, +) / Double(tail.count)
             }
             rows.append(
                 Row(
-                    run: (run as NSString).lastPathComponent, steps: lines.count,
-                    greedyStart: start.greedy.accuracy, greedyEnd: end.greedy.accuracy,
-                    sampledStart: start.sampled.accuracy, sampledEnd: end.sampled.accuracy,
-                    exactKL: mean(\.exact_kl), logProbGap: mean(\.log_prob_gap), entropy: mean(\.entropy),
-                    lagMean: lines.map(\.lag_mean).reduce(0, +) / Double(max(1, lines.count)),
-                    dropped: lines.map(\.dropped).reduce(0, +)))
+                    run: (run as NSString).lastPathComponent, steps: steps.count,
+                    greedyStart: start?.greedy.accuracy ?? .nan, greedyEnd: end.greedy.accuracy,
+                    sampledStart: start?.sampled?.accuracy ?? .nan, sampledEnd: end.sampled?.accuracy ?? .nan,
+                    exactKL: mean(\.exactKL), logProbGap: mean(\.logProbGap), entropy: mean(\.entropy),
+                    lagMean: steps.map(\.lagMean).reduce(0, +) / Double(max(1, steps.count)),
+                    dropped: steps.map(\.dropped).reduce(0, +)))
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.sortedKeys]
-            emit(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            emit(String(decoding: try RunCoding.encoder().encode(rows), as: UTF8.self))
             return
         }
         emit(

@@ -52,10 +52,15 @@ struct TrainCommand: AsyncParsableCommand {
         }
         let reference = try reference.load(config)
         let folder = try RunFolder(path: config.runDir)
+        let lock = try folder.lock()
+        defer { withExtendedLifetime(lock) {} }
         let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
         let store = CheckpointStore(folder: folder)
         if !fresh, let stored = try store.load(kind: Trainer.checkpointKind, logger: logger) {
             try trainer.resume(from: stored)
+            // The steps after the checkpoint are trained again: their records go.
+            try folder.keep(first: trainer.step, of: .metrics, as: StepMetrics.self)
+            try folder.keepRecords(TrackerRecord.self, of: .tracker) { $0.step <= trainer.step }
             logger.info(
                 "resumed from \(stored.directory) at step \(trainer.step), version \(trainer.learner.version)"
             )
@@ -63,10 +68,10 @@ struct TrainCommand: AsyncParsableCommand {
             throw CLIError("--resume: no checkpoint in \(store.current)")
         } else {
             try store.removeAll()
-            try? FileManager.default.removeItem(atPath: folder.file("metrics.jsonl"))
-            try? FileManager.default.removeItem(atPath: folder.file("tracker.jsonl"))
+            try folder.remove(.metrics)
+            try folder.remove(.tracker)
         }
-        try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
+        try folder.writeConfig(config)
         if t.trackerEvery > 0 {
             if t.topK > 0 {
                 logger.notice("staleness tracker off: top_k sampling is not a softmax of the logits")
@@ -76,20 +81,13 @@ struct TrainCommand: AsyncParsableCommand {
                 ).attach(to: trainer)
             }
         }
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(
-            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-
         let start = trainer.step
         if start == 0 {
             let (greedy, sampled) = try trainer.evaluate()
             logger.info(
                 "start: held-out accuracy \(percent(greedy.accuracy)) greedy, \(percent(sampled.accuracy)) sampled"
             )
-            try folder.write(
-                try encoder.encode(["greedy": greedy, "sampled": sampled]), to: "eval-start.json")
+            try folder.writeEvaluation(HeldOutEvaluation(greedy: greedy, sampled: sampled), start: true)
         }
         var progress = ProgressLine(total: t.steps, label: "train")
         var lastEval = "-"
@@ -104,8 +102,7 @@ struct TrainCommand: AsyncParsableCommand {
                 lastEval = percent(greedy.accuracy)
                 forced = true
             }
-            try folder.append(
-                line: String(decoding: try encoder.encode(metrics), as: UTF8.self), to: "metrics.jsonl")
+            try folder.appendMetrics(metrics)
             if t.checkpointEvery > 0 && done % t.checkpointEvery == 0 { try trainer.saveCheckpoint() }
             let l = metrics.learner
             progress.update(
@@ -120,11 +117,11 @@ struct TrainCommand: AsyncParsableCommand {
         progress.finish()
         try trainer.saveCheckpoint()
         let (greedy, sampled) = try trainer.evaluate()
-        try folder.write(try encoder.encode(["greedy": greedy, "sampled": sampled]), to: "eval.json")
+        try folder.writeEvaluation(HeldOutEvaluation(greedy: greedy, sampled: sampled))
         guard trainer.ledger.balances else {
             throw CLIError("sample ledger does not balance: \(trainer.ledger)")
         }
-        try folder.write(try encoder.encode(trainer.ledger), to: "ledger.json")
+        try folder.writeLedger(trainer.ledger)
         emit(
             "run folder \(config.runDir): held-out accuracy \(percent(greedy.accuracy)) greedy, "
                 + "\(percent(sampled.accuracy)) sampled after \(trainer.step) steps (policy version \(trainer.learner.version))"
@@ -137,13 +134,28 @@ extension TrainCommand {
     func runDistributed(config: RunConfig, logger: Logger) async throws {
         let parameters = try reference.load(config)
         let folder = try RunFolder(path: config.runDir)
+        let lock = try folder.lock()
+        defer { withExtendedLifetime(lock) {} }
         let checkpoint = try loadLearnerCheckpoint(
             folder: folder, resume: resume, fresh: fresh, logger: logger)
         if let state = checkpoint?.state {
             logger.info(
                 "resuming from a checkpoint at batch \(state.consumed), policy version \(state.version)")
         }
-        try folder.write(Data(try ConfigLoader.yaml(config).utf8), to: "config.yaml")
+        try folder.writeConfig(config)
+        let task = try ArithmeticTask(config: config.task)
+        let sampler = RolloutSampler(
+            task: task, config: parameters.config, temperature: config.train.temperature,
+            topK: config.train.topK, threads: config.threads)
+        let dataset = ArithmeticDataset(task: task)
+        if checkpoint == nil {
+            let start = try HeldOutEvaluation.of(
+                parameters, afterStep: 0, config: config, sampler: sampler, dataset: dataset)
+            logger.info(
+                "start: held-out accuracy \(percent(start.greedy.accuracy)) greedy, \(percent(start.sampled?.accuracy ?? .nan)) sampled"
+            )
+            try folder.writeEvaluation(start, start: true)
+        }
         let trainer = DistributedTrainer(
             config: config, reference: parameters, folder: folder, workers: workers, transport: .inproc,
             settings: node.settings(config), resume: checkpoint,
@@ -159,19 +171,13 @@ extension TrainCommand {
         }
         defer { watcher.cancel() }
         let result = try await trainer.run(stop: stop)
-        let task = try ArithmeticTask(config: config.task)
-        let sampler = RolloutSampler(
-            task: task, config: parameters.config, temperature: config.train.temperature,
-            topK: config.train.topK,
-            threads: config.threads)
         let final = try GPTParameters(config: parameters.config, values: result.weights.values)
-        let greedy = try sampler.evaluate(
-            ArithmeticDataset(task: task).heldOut(prefix: config.train.evalSize), parameters: final)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try folder.write(try encoder.encode(["greedy": greedy]), to: "eval.json")
+        let end = try HeldOutEvaluation.of(
+            final, afterStep: result.metrics.count, config: config, sampler: sampler, dataset: dataset)
+        try folder.writeEvaluation(end)
         emit(
-            "run folder \(config.runDir): held-out accuracy \(percent(greedy.accuracy)) greedy after "
+            "run folder \(config.runDir): held-out accuracy \(percent(end.greedy.accuracy)) greedy, "
+                + "\(percent(end.sampled?.accuracy ?? .nan)) sampled after "
                 + "\(result.metrics.count) batches with \(workers) workers (policy version \(result.weights.version)); "
                 + "ledger: \(result.ledger.summary)")
         emit(
@@ -182,4 +188,4 @@ extension TrainCommand {
     }
 }
 
-func percent(_ x: Double) -> String { String(format: "%.1f%%", 100 * x) }
+func percent(_ x: Double) -> String { x.isNaN ? "–" : String(format: "%.1f%%", 100 * x) }

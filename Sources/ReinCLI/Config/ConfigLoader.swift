@@ -105,15 +105,7 @@ public enum ConfigLoader {
 
     /// `input` with every mapping key it lacks filled in from `defaults` (recursively).
     static func merge(_ input: Node, over defaults: Node) -> Node {
-        guard case .mapping(var merged) = input, case .mapping(let base) = defaults else { return input }
-        for (key, value) in base {
-            if let given = merged[key] {
-                merged[key] = merge(given, over: value)
-            } else {
-                merged[key] = value
-            }
-        }
-        return .mapping(merged)
+        RunFolder.merge(input, over: defaults)
     }
 
     // MARK: Checks
