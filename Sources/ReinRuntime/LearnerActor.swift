@@ -306,6 +306,7 @@ public distributed actor LearnerActor {
             } catch {
                 return  // cancelled: re-armed for another deadline
             }
+            guard !Task.isCancelled else { return }
             self.leasesDue()
         }
     }
