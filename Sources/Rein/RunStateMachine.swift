@@ -78,7 +78,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         public var window: Int
 
         public init(
-            floor: Duration = .seconds(30), cap: Duration = .seconds(600), factor: Int = 4, window: Int = 16
+            floor: Duration = .seconds(30), cap: Duration = .seconds(300), factor: Int = 4, window: Int = 16
         ) {
             self.floor = floor
             self.cap = max(floor, cap)

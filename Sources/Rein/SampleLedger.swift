@@ -34,8 +34,8 @@ public enum RefusalReason: String, Codable, Sendable, Hashable, CaseIterable, Co
 /// their samples were already counted lost, or belong to an earlier incarnation.
 ///
 /// The JSON form is the one `ledger.json` and checkpoints have always had: reasons as strings;
-/// `refused` and `leasesExpired` may be absent, and a single-process checkpoint's `dropped` may be
-/// a bare count (read as ``DropReason/stale``).
+/// `refused` and `leasesExpired` may be absent, and the former single-process ledger (`produced`,
+/// `trained`, `dropped` as a bare count, read as ``DropReason/stale``) still decodes.
 public struct SampleLedger: Codable, Sendable, Hashable {
     /// Samples handed out for sampling so far.
     public var produced = 0
@@ -82,13 +82,16 @@ public struct SampleLedger: Codable, Sendable, Hashable {
         produced = try c.decode(Int.self, forKey: .produced)
         trained = try c.decode(Int.self, forKey: .trained)
         if let count = try? c.decode(Int.self, forKey: .dropped) {
-            dropped = count == 0 ? [:] : [.stale: count]  // a single-process checkpoint's ledger
+            // The former single-process ledger: nothing was ever in flight or lost.
+            dropped = count == 0 ? [:] : [.stale: count]
+            inFlight = 0
+            lost = 0
         } else {
             dropped = try Self.decodeReasons(
                 c.decode([String: Int].self, forKey: .dropped), forKey: .dropped, in: c)
+            inFlight = try c.decode(Int.self, forKey: .inFlight)
+            lost = try c.decode(Int.self, forKey: .lost)
         }
-        inFlight = try c.decodeIfPresent(Int.self, forKey: .inFlight) ?? 0
-        lost = try c.decodeIfPresent(Int.self, forKey: .lost) ?? 0
         leasesExpired = try c.decodeIfPresent(Int.self, forKey: .leasesExpired) ?? 0
         refused = try Self.decodeReasons(
             c.decodeIfPresent([String: Int].self, forKey: .refused) ?? [:], forKey: .refused, in: c)

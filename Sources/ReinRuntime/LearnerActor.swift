@@ -310,6 +310,7 @@ public distributed actor LearnerActor {
             } catch {
                 return  // cancelled: re-armed for another deadline
             }
+            guard !Task.isCancelled else { return }
             self.leasesDue()
         }
     }

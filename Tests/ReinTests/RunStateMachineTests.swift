@@ -337,6 +337,10 @@ struct RunStateMachineTests {
         #expect(throws: DecodingError.self) {
             try decoder.decode(SampleLedger.self, from: Data(unknown.utf8))
         }
+        let noInFlight = #"{"produced":1,"trained":0,"dropped":{},"lost":0}"#
+        #expect(throws: DecodingError.self) {
+            try decoder.decode(SampleLedger.self, from: Data(noInFlight.utf8))
+        }
         let ledger = SampleLedger(
             produced: 9, trained: 3, dropped: [.abandoned: 2, .stale: 1], inFlight: 1, lost: 2,
             leasesExpired: 1,
