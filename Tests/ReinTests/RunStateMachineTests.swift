@@ -322,7 +322,7 @@ struct RunStateMachineTests {
         let refused =
             #"{"produced":32,"trained":32,"dropped":{},"inFlight":0,"lost":16,"refused":{"previous learner":16,"late":2}}"#
         let single = #"{"produced":48,"trained":32,"dropped":16}"#
-        let decoder = JSONDecoder()
+        let decoder = RunCoding.decoder()  // the run folder's one decoder (reads the camelCase keys of older files)
         #expect(
             try decoder.decode(SampleLedger.self, from: Data(distributed.utf8))
                 == SampleLedger(produced: 64, trained: 48, dropped: [.stale: 16]))
@@ -345,7 +345,7 @@ struct RunStateMachineTests {
             produced: 9, trained: 3, dropped: [.abandoned: 2, .stale: 1], inFlight: 1, lost: 2,
             leasesExpired: 1,
             refused: [.duplicate: 3, .leaseExpired: 1])
-        let json = String(decoding: try JSONEncoder().encode(ledger), as: UTF8.self)
+        let json = String(decoding: try RunCoding.encoder().encode(ledger), as: UTF8.self)
         #expect(json.contains(#""lease expired":1"#) && json.contains(#""abandoned":2"#))
         #expect(try decoder.decode(SampleLedger.self, from: Data(json.utf8)) == ledger)
     }
