@@ -49,6 +49,14 @@ struct RunFolderIntegrityTests {
         withExtendedLifetime(held) {}
     }
 
+    @Test func aSecondLearnerOnTheSameRunDirRefusesInOneLine() async throws {
+        let held = try RunFolder(path: directory).lock()
+        let arguments = ["learner", "--bind", "tcp://127.0.0.1:*"] + train(steps: 2).dropFirst()
+        let message = try #require(await userMessage(Array(arguments)))
+        #expect(message.hasPrefix("run_dir \(directory) is in use by another rein process (pid \(getpid()))"))
+        withExtendedLifetime(held) {}
+    }
+
     @Test func aResumeCutsMetricsBackToTheCheckpointAndATornLineDoesNotGlue() async throws {
         let tracked = ["--random-reference", "2", "--set", "train.tracker_every=1"]
         _ = try await runRein(train(steps: 2, tracked))
