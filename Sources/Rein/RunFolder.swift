@@ -177,11 +177,14 @@ public struct RunFolder: Sendable {
 
     // MARK: JSON files
 
-    /// Writes `value` as `file` (pretty JSON with ``RunCoding/schemaVersion``), atomically.
-    public func write<Value: Codable & Sendable>(_ value: Value, as file: RunFile) throws(RunFolderError) {
+    /// Writes `value` as `file` (JSON with ``RunCoding/schemaVersion``), atomically: indented
+    /// for people, or on one line (`pretty: false`) for files scripts grep, like `status.json`.
+    public func write<Value: Codable & Sendable>(_ value: Value, as file: RunFile, pretty: Bool = true)
+        throws(RunFolderError)
+    {
         let data: Data
         do {
-            data = try RunCoding.encoder(pretty: true).encode(Versioned(value))
+            data = try RunCoding.encoder(pretty: pretty).encode(Versioned(value))
         } catch {
             throw RunFolderError("cannot encode \(self.file(file)): \(error)")
         }
