@@ -72,7 +72,7 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // The math of its KLGradients article (ReinKL.docc): KL estimators, placements, ratios; exact enumeration.
+        // The math of the KLGradients article (ReinKL.docc): KL estimators, placements, ratios; exact enumeration.
         .target(
             name: "ReinKL",
             dependencies: ["ReinRandom", .product(name: "RealModule", package: "swift-numerics")],

@@ -26,11 +26,21 @@ extension HeldOutEvaluation {
         _ parameters: GPTParameters, afterStep step: Int, config: RunConfig, sampler: RolloutSampler,
         dataset: ArithmeticDataset
     ) throws(ModelError) -> HeldOutEvaluation {
+        let (greedy, sampled) = try evaluate(
+            parameters, afterStep: step, config: config, sampler: sampler, dataset: dataset)
+        return HeldOutEvaluation(greedy: greedy, sampled: sampled)
+    }
+
+    /// The greedy and sampled results of ``of(_:afterStep:config:sampler:dataset:)``.
+    static func evaluate(
+        _ parameters: GPTParameters, afterStep step: Int, config: RunConfig, sampler: RolloutSampler,
+        dataset: ArithmeticDataset
+    ) throws(ModelError) -> (greedy: EvaluationResult, sampled: EvaluationResult) {
         let problems = dataset.heldOut(prefix: config.train.evalSize)
         let greedy = try sampler.evaluate(problems, parameters: parameters)
         let sampled = try sampler.evaluate(
             problems, parameters: parameters, temperature: config.train.temperature,
             seed: config.seed &+ UInt64(step))
-        return HeldOutEvaluation(greedy: greedy, sampled: sampled)
+        return (greedy, sampled)
     }
 }

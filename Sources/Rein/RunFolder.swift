@@ -112,20 +112,16 @@ public struct RunFolder: Sendable {
     /// end with one (a line torn by a crash stays on its own line).
     public func append(line: String, to name: String) throws(RunFolderError) {
         let path = file(name)
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .io("open", path, errno: errno) }
         defer { close(fd) }
         var text = line + "\n"
         var info = stat()
-        if fstat(fd, &info) == 0, info.st_size > 0 {
-            var last: UInt8 = 0
-            let readFD = open(path, O_RDONLY | O_CLOEXEC)
-            if readFD >= 0 {
-                if pread(readFD, &last, 1, off_t(info.st_size - 1)) == 1, last != UInt8(ascii: "\n") {
-                    text = "\n" + text
-                }
-                close(readFD)
-            }
+        var last: UInt8 = 0
+        if fstat(fd, &info) == 0, info.st_size > 0, pread(fd, &last, 1, off_t(info.st_size - 1)) == 1,
+            last != UInt8(ascii: "\n")
+        {
+            text = "\n" + text
         }
         try Self.writeAll(fd, Data(text.utf8), path: path, action: "append to")
     }
@@ -181,11 +177,14 @@ public struct RunFolder: Sendable {
 
     // MARK: JSON files
 
-    /// Writes `value` as `file` (pretty JSON with ``RunCoding/schemaVersion``), atomically.
-    public func write<Value: Codable & Sendable>(_ value: Value, as file: RunFile) throws(RunFolderError) {
+    /// Writes `value` as `file` (JSON with ``RunCoding/schemaVersion``), atomically: indented
+    /// for people, or on one line (`pretty: false`) for files scripts grep, like `status.json`.
+    public func write<Value: Codable & Sendable>(_ value: Value, as file: RunFile, pretty: Bool = true)
+        throws(RunFolderError)
+    {
         let data: Data
         do {
-            data = try RunCoding.encoder(pretty: true).encode(Versioned(value))
+            data = try RunCoding.encoder(pretty: pretty).encode(Versioned(value))
         } catch {
             throw RunFolderError("cannot encode \(self.file(file)): \(error)")
         }

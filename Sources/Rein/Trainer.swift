@@ -153,9 +153,8 @@ public final class Trainer {
 
     /// Greedy and sampled accuracy of the current policy on the first `eval_size` held-out problems.
     public func evaluate() throws -> (greedy: EvaluationResult, sampled: EvaluationResult) {
-        let result = try HeldOutEvaluation.of(
+        try HeldOutEvaluation.evaluate(
             learner.model.parameters, afterStep: step, config: config, sampler: sampler, dataset: dataset)
-        return (result.greedy, result.sampled ?? result.greedy)
     }
 
     // MARK: Checkpoints

@@ -49,6 +49,14 @@ struct RunFolderIntegrityTests {
         withExtendedLifetime(held) {}
     }
 
+    @Test func aSecondLearnerOnTheSameRunDirRefusesInOneLine() async throws {
+        let held = try RunFolder(path: directory).lock()
+        let arguments = ["learner", "--bind", "tcp://127.0.0.1:*"] + train(steps: 2).dropFirst()
+        let message = try #require(await userMessage(Array(arguments)))
+        #expect(message.hasPrefix("run_dir \(directory) is in use by another rein process (pid \(getpid()))"))
+        withExtendedLifetime(held) {}
+    }
+
     @Test func aResumeCutsMetricsBackToTheCheckpointAndATornLineDoesNotGlue() async throws {
         let tracked = ["--random-reference", "2", "--set", "train.tracker_every=1"]
         _ = try await runRein(train(steps: 2, tracked))
@@ -76,6 +84,24 @@ struct RunFolderIntegrityTests {
         #expect(text.split(separator: "\n").count == 4, "\(text)")
         #expect(try folder.metrics().map(\.step) == [1, 2, 3, 4])
         #expect(try folder.metrics().allSatisfy { $0.learner != nil }, "steps 3 and 4 are the resumed run's")
+    }
+
+    @Test func aDistributedResumeKeepsEveryStepAndObservationOnce() async throws {
+        let tracked = ["--workers", "2", "--random-reference", "2", "--set", "train.tracker_every=1"]
+        _ = try await runRein(train(steps: 2, tracked))
+        let folder = try RunFolder(path: directory)
+        #expect(try folder.records(TrackerRecord.self, of: .tracker).map(\.step) == [1, 2])
+        // What a learner killed after batch 3 (checkpoint at 2) had logged.
+        try folder.appendMetrics(StepMetrics(step: 3, version: 3))
+        let observed = try String(contentsOfFile: folder.file(.tracker), encoding: .utf8)
+        let last = try #require(observed.split(separator: "\n").last)
+        try folder.append(
+            line: String(last).replacingOccurrences(of: #""step":2,"#, with: #""step":3,"#),
+            to: RunFile.tracker.rawValue)
+        _ = try await runRein(train(steps: 4, tracked))
+        #expect(try folder.metrics().map(\.step) == [1, 2, 3, 4])
+        #expect(try folder.records(TrackerRecord.self, of: .tracker).map(\.step) == [1, 2, 3, 4])
+        #expect(try folder.evaluation(start: true)?.sampled != nil && folder.evaluation()?.sampled != nil)
     }
 
     @Test func aModelShapeOtherThanTheReferencesIsAnErrorAndNotRecorded() async throws {

@@ -77,8 +77,7 @@ struct CheckpointResumeTests {
         #expect(last.state.ledger == result.ledger)
         // Metrics are streamed to the run folder, not copied into every checkpoint.
         #expect(last.state.metrics.isEmpty)
-        let streamed = try String(contentsOfFile: folder.file("metrics.jsonl"), encoding: .utf8)
-            .split(separator: "\n").map { try JSONDecoder().decode(StepMetrics.self, from: Data($0.utf8)) }
+        let streamed = try folder.metrics()
         #expect(streamed.map(comparable) == result.metrics.map(comparable))
         #expect(last.state.reference == ReferenceIdentity(reference, source: config.train.reference))
 

@@ -172,8 +172,7 @@ struct SlurmScriptTests {
         #expect(output.contains("rein.sbatch: learner on localhost:\(environment["REIN_PORT"]!), 2 workers"))
         #expect(output.components(separatedBy: "joined at version").count - 1 == 2, "\(output)")
 
-        let ledger = try JSONDecoder().decode(
-            RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: runDir + "/ledger.json")))
+        let ledger = try #require(try RunFolder.existing(runDir).ledger(RuntimeLedger.self))
         #expect(ledger.balances && ledger.trained >= 3 * 16 && ledger.inFlight == 0, "\(ledger.summary)")
         #expect(output.contains("rein.sbatch: SIGTERM: the learner drains"))
         #expect(output.contains("rein.sbatch: learner exited with status 0"))

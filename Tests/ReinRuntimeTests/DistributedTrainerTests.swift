@@ -92,8 +92,7 @@ struct DistributedTrainerTests {
         ledger.produced = 4 * 16
         ledger.trained = 4 * 16
         #expect(result.ledger == ledger)
-        let written = try JSONDecoder().decode(
-            RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: folder2.file("ledger.json"))))
+        let written = try #require(try folder2.ledger(RuntimeLedger.self))
         #expect(written == ledger)
     }
 

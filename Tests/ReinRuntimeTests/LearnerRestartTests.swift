@@ -59,16 +59,13 @@ func listeningEndpoint(_ learner: ReinProcess) async -> String? {
     return line.map { String($0.dropFirst("learner listening on ".count)) }
 }
 
-/// The lines of `metrics.jsonl` in `runDir`.
+/// The records of `metrics.jsonl` in `runDir`.
 func readMetrics(_ runDir: String) throws -> [StepMetrics] {
-    try String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
-        try JSONDecoder().decode(StepMetrics.self, from: Data($0.utf8))
-    }
+    try RunFolder.existing(runDir).metrics()
 }
 
 func readLedger(_ runDir: String) throws -> RuntimeLedger {
-    try JSONDecoder().decode(
-        RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: runDir + "/ledger.json")))
+    try #require(try RunFolder.existing(runDir).ledger(RuntimeLedger.self))
 }
 
 func temporaryRunDir(_ label: String) -> String {

@@ -69,13 +69,10 @@ struct MultiProcessTests {
                 + tinyOverrides(steps: 4, maxStaleness: 0, runDir: runDir))
         #expect(status == 0, "\(output)")
         #expect(output.contains("[learner] learner listening on tcp://127.0.0.1:"))
-        let ledger = try JSONDecoder().decode(
-            RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: runDir + "/ledger.json")))
+        let ledger = try #require(try RunFolder.existing(runDir).ledger(RuntimeLedger.self))
         #expect(
             ledger.balances && ledger.trained == 4 * 16 && ledger.produced == 4 * 16 && ledger.inFlight == 0)
-        let lines = try String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8).split(
-            separator: "\n")
-        let metrics = try lines.map { try JSONDecoder().decode(StepMetrics.self, from: Data($0.utf8)) }
+        let metrics = try RunFolder.existing(runDir).metrics()
         #expect(metrics.map(comparable) == expected.map(comparable))
     }
 
@@ -124,8 +121,7 @@ struct MultiProcessTests {
         process.waitUntilExit()
         try errorHandle.close()
         #expect(process.terminationStatus == 0, "\(log())")
-        let ledger = try JSONDecoder().decode(
-            RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: runDir + "/ledger.json")))
+        let ledger = try #require(try RunFolder.existing(runDir).ledger(RuntimeLedger.self))
         #expect(ledger.balances && ledger.inFlight == 0 && ledger.trained > 0)
         #expect(ledger.produced == ledger.trained + ledger.lost + ledger.droppedTotal)
         #expect(running.allSatisfy { kill($0, 0) != 0 }, "no child outlives the launcher")
@@ -160,8 +156,7 @@ struct MultiProcessTests {
         #expect(
             await eventually(within: .seconds(20)) { children.allSatisfy { kill($0, 0) != 0 } },
             "every child notices its parent died, drains and exits")
-        let ledger = try JSONDecoder().decode(
-            RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: runDir + "/ledger.json")))
+        let ledger = try #require(try RunFolder.existing(runDir).ledger(RuntimeLedger.self))
         #expect(ledger.balances && ledger.inFlight == 0 && ledger.trained > 0)
     }
 }

@@ -61,8 +61,7 @@ struct SecureMultiProcessTests {
         #expect(stranger.process.isRunning, "the stranger is still waiting for a welcome")
         #expect(
             learner.stderr.components(separatedBy: "joined at version").count == 2, "only one worker joined")
-        let ledger = try JSONDecoder().decode(
-            RuntimeLedger.self, from: Data(contentsOf: URL(fileURLWithPath: runDir + "/ledger.json")))
+        let ledger = try #require(try RunFolder.existing(runDir).ledger(RuntimeLedger.self))
         #expect(ledger.balances && ledger.trained == 3 * 16)
         stranger.kill()
         let logs =

@@ -6,6 +6,7 @@ import ReinActors
 import ReinModel
 import ReinRuntime
 import ReinTasks
+import ReinTracker
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
@@ -107,6 +108,10 @@ func loadLearnerCheckpoint(folder: RunFolder, resume: Bool, fresh: Bool, logger:
     let checkpoint = try LearnerCheckpoint.load(from: folder, logger: logger)
     if checkpoint == nil, resume {
         throw CLIError("--resume: no checkpoint in \(CheckpointStore(folder: folder).current)")
+    }
+    if let consumed = checkpoint?.state.consumed {
+        // The batches after the checkpoint are trained (and observed) again.
+        try folder.keepRecords(TrackerRecord.self, of: .tracker) { $0.step <= consumed }
     }
     return checkpoint
 }

@@ -33,7 +33,7 @@ struct LearnerStatus: Codable, Equatable {
     static let file = RunFile.status.rawValue
 
     func write(to folder: RunFolder) throws {
-        try folder.write(self, as: .status)
+        try folder.write(self, as: .status, pretty: false)
     }
 
     /// Rewrites the status of `learner` every `interval` until cancelled.
