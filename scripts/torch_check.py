@@ -7,7 +7,9 @@ In both cases `rein model score` and PyTorch compute per-token log-probs of the 
 (ragged lengths), and the largest absolute difference must be below --tol.
 
 Needs torch, numpy and safetensors (`pip install torch numpy safetensors`); Rein's tests do not.
+Each check runs once per matrix-product backend (REIN_GEMM=onednn, openblas; --gemm to choose).
 Usage: python scripts/torch_check.py [--rein .build/release/rein] [--config default|small] [--tol 1e-4]
+       [--gemm onednn,openblas]
 """
 import argparse, json, math, os, subprocess, sys, tempfile
 
@@ -99,12 +101,13 @@ def torch_logprobs(model, sequences):
     return out
 
 
-def rein_logprobs(rein, checkpoint, sequences, workdir):
+def rein_logprobs(rein, checkpoint, sequences, workdir, gemm):
     tokens = os.path.join(workdir, "tokens.json")
     with open(tokens, "w") as f:
         json.dump({"sequences": sequences}, f)
     out = subprocess.run([rein, "model", "score", "--checkpoint", checkpoint, "--tokens", tokens, "--json"],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True,
+                         env={**os.environ, "REIN_GEMM": gemm}).stdout
     return json.loads(out)["logprobs"]
 
 
@@ -122,7 +125,10 @@ def main():
     ap.add_argument("--rein", default=".build/release/rein")
     ap.add_argument("--config", default="default")
     ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--gemm", default="onednn,openblas",
+                    help="comma-separated matrix-product backends to check (REIN_GEMM values)")
     args = ap.parse_args()
+    backends = [g for g in args.gemm.split(",") if g]
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as work:
         # 1. Rein writes, PyTorch reads.
@@ -134,8 +140,9 @@ def main():
         gen = torch.Generator().manual_seed(1)
         lengths = [cfg["context"] + 1, 2, 17, cfg["context"], 33, 9]
         sequences = [torch.randint(0, cfg["vocab"], (n,), generator=gen).tolist() for n in lengths]
-        w1 = compare("rein init -> torch", rein_logprobs(args.rein, ckpt, sequences, work),
-                     torch_logprobs(model, sequences))
+        expected = torch_logprobs(model, sequences)
+        w1 = max(compare(f"rein init -> torch ({g})", rein_logprobs(args.rein, ckpt, sequences, work, g), expected)
+                 for g in backends)
 
         # 2. PyTorch writes random weights (LayerNorms and biases included), Rein reads.
         with torch.no_grad():
@@ -147,8 +154,10 @@ def main():
         state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
         ckpt2 = os.path.join(work, "torch_random.safetensors")
         save_file(state, ckpt2, metadata={"config": json.dumps(cfg), "format": "rein-gpt"})
-        w2 = compare("torch random -> rein", rein_logprobs(args.rein, ckpt2, sequences, work),
-                     torch_logprobs(model, sequences))
+        expected = torch_logprobs(model, sequences)
+        w2 = max(compare(f"torch random -> rein ({g})", rein_logprobs(args.rein, ckpt2, sequences, work, g),
+                         expected)
+                 for g in backends)
     ok = max(w1, w2) < args.tol
     print("OK" if ok else f"FAIL: difference above {args.tol}")
     return 0 if ok else 1

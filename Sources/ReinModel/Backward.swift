@@ -25,7 +25,7 @@ extension GPTModel {
                         continue
                     }
                     let g = dLogProbs[b * steps + t]
-                    for j in 0..<v { dz[j] = -g * exp(ws.logp[r + j]) }
+                    scaledExp(dz, ws.logp + r, scale: -g, v)
                     dz[Int(batch.tokens[b * batch.length + t + 1])] += g
                 }
             }

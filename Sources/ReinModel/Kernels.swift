@@ -3,6 +3,7 @@ import Foundation
 
 // Small numeric kernels shared by the forward, backward and sampler: BLAS wrappers for the linear
 // layers, LayerNorm, GELU, softmax rows, and SIMD dot/axpy for attention. All row-major float32.
+// Vector loops use `SIMD8<Float>` with separate multiply and add, so they round like the scalar tails.
 
 typealias FloatPtr = UnsafeMutablePointer<Float>
 typealias ConstFloatPtr = UnsafePointer<Float>
@@ -85,16 +86,32 @@ func dot(_ a: ConstFloatPtr, _ b: ConstFloatPtr, _ n: Int) -> Float {
     return s
 }
 
-/// y[i] += alpha · x[i].
+/// y[i] += alpha · x[i], 8 lanes at a time.
 @inline(__always)
 func axpy(_ alpha: Float, _ x: ConstFloatPtr, _ y: FloatPtr, _ n: Int) {
-    for i in 0..<n { y[i] += alpha * x[i] }
+    var i = 0
+    while i + 8 <= n {
+        store8(load8(y + i) + alpha * load8(x + i), y + i)
+        i += 8
+    }
+    while i < n {
+        y[i] += alpha * x[i]
+        i += 1
+    }
 }
 
-/// y[i] += x[i].
+/// y[i] += x[i], 8 lanes at a time.
 @inline(__always)
 func add(_ y: FloatPtr, _ x: ConstFloatPtr, _ n: Int) {
-    for i in 0..<n { y[i] += x[i] }
+    var i = 0
+    while i + 8 <= n {
+        store8(load8(y + i) + load8(x + i), y + i)
+        i += 8
+    }
+    while i < n {
+        y[i] += x[i]
+        i += 1
+    }
 }
 
 /// Σ x[i], 8 lanes at a time.
@@ -281,9 +298,39 @@ func logSoftmaxInPlace(_ row: FloatPtr, _ n: Int) {
     var mx = -Float.infinity
     for i in 0..<n { mx = max(mx, row[i]) }
     var s: Float = 0
-    for i in 0..<n { s += exp(row[i] - mx) }
+    var i = 0
+    while i + 8 <= n {
+        s += exp8(load8(row + i) - mx).sum()
+        i += 8
+    }
+    while i < n {
+        s += exp(row[i] - mx)
+        i += 1
+    }
     let lse = mx + log(s)
-    for i in 0..<n { row[i] -= lse }
+    i = 0
+    while i + 8 <= n {
+        store8(load8(row + i) - lse, row + i)
+        i += 8
+    }
+    while i < n {
+        row[i] -= lse
+        i += 1
+    }
+}
+
+/// `out[i] = scale · exp(x[i])`, 8 lanes at a time.
+@inline(__always)
+func scaledExp(_ out: FloatPtr, _ x: ConstFloatPtr, scale: Float, _ n: Int) {
+    var i = 0
+    while i + 8 <= n {
+        store8(scale * exp8(load8(x + i)), out + i)
+        i += 8
+    }
+    while i < n {
+        out[i] = scale * exp(x[i])
+        i += 1
+    }
 }
 
 /// In-place softmax of a row of length `n`.

@@ -79,11 +79,28 @@ public struct AdamW: Sendable {
                             let (p, g, m, v) = (pp.pointer, gp.pointer, mp.pointer, vp.pointer)
                             for (range, decays) in segments where range.overlaps(mine) {
                                 let d = decays ? decay : 1
-                                for i in range.clamped(to: mine) {
+                                let r = range.clamped(to: mine)
+                                // 8 lanes at a time, then the tail; the same operations in the same
+                                // order, so both round alike.
+                                var i = r.lowerBound
+                                while i + 8 <= r.upperBound {
+                                    let gi = load8(g + i)
+                                    let mi = c.beta1 * load8(m + i) + (1 - c.beta1) * gi
+                                    let vi = c.beta2 * load8(v + i) + (1 - c.beta2) * gi * gi
+                                    store8(mi, m + i)
+                                    store8(vi, v + i)
+                                    store8(
+                                        load8(p + i) * d - stepSize * mi
+                                            / (vi.squareRoot() / bc2Sqrt + c.eps),
+                                        p + i)
+                                    i += 8
+                                }
+                                while i < r.upperBound {
                                     let gi = g[i]
                                     m[i] = c.beta1 * m[i] + (1 - c.beta1) * gi
                                     v[i] = c.beta2 * v[i] + (1 - c.beta2) * gi * gi
                                     p[i] = p[i] * d - stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + c.eps)
+                                    i += 1
                                 }
                             }
                         }

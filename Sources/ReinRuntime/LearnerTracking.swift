@@ -56,11 +56,11 @@ struct LearnerTracking {
                 behaviour: { kept[$0] }, temperature: temperature, threads: threads, scratch: scratch,
                 parameterSpace: parameterSpace)
             record.selection = selection
-            return try StalenessTracker.jsonLine(record)
+            return record
         }
         do {
-            let line = try outcome.get()
-            try folder?.append(line: line, to: "tracker.jsonl")
+            let record = try outcome.get()
+            try folder?.append(record: record, to: .tracker)
         } catch {
             logger.warning(
                 "staleness tracker failed at step \(step) (batch sampled by version \(sampledBy)): \(error)")

@@ -43,18 +43,19 @@ struct DeployFilesTests {
         let runtimeImage = stages[1].from == "${RUNTIME_IMAGE}" ? args["RUNTIME_IMAGE"] ?? "" : stages[1].from
         #expect(swiftImage.hasPrefix("swift:6."), "build stage: a Swift 6 image, got \(swiftImage)")
         #expect(runtimeImage.hasPrefix("debian:") && runtimeImage.hasSuffix("-slim"), "\(runtimeImage)")
-        // Same Debian release in both (the binary links the build stage's libzmq/OpenBLAS ABI).
+        // Same Debian release in both (the binary links the build stage's libzmq/OpenBLAS/oneDNN ABI).
         let release = swiftImage.split(separator: "-").last.map(String.init) ?? "?"
         #expect(runtimeImage.contains(release), "\(swiftImage) vs \(runtimeImage)")
 
         let build = stages[0].lines.joined(separator: "\n")
         #expect(
-            build.contains("libzmq3-dev") && build.contains("libopenblas-dev") && build.contains("pkg-config")
+            build.contains("libzmq3-dev") && build.contains("libopenblas-dev") && build.contains("libdnnl-dev")
+                && build.contains("pkg-config")
         )
         #expect(build.contains("swift build -c release --product rein"))
         let runtime = stages[1].lines.joined(separator: "\n")
         let install = try #require(stages[1].lines.first { $0.contains("apt-get install") })
-        #expect(install.contains("libzmq5") && install.contains("libopenblas0"))
+        #expect(install.contains("libzmq5") && install.contains("libopenblas0") && install.contains("libdnnl2"))
         #expect(!install.contains("-dev"), "no development packages at runtime")
         #expect(runtime.contains("COPY --from=build") && runtime.contains("/usr/local/bin/rein"))
         #expect(stages[1].lines.contains { $0.hasPrefix("USER ") && !$0.hasSuffix(" root") })
