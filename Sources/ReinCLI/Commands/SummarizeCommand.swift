@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Rein
+import ReinReport
 import ReinTasks
 
 /// `rein summarize RUN_DIR…`: one line per run — held-out accuracy before/after, KL to the
@@ -18,6 +19,14 @@ struct SummarizeCommand: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Print JSON.")
     var json = false
+
+    @Flag(
+        name: .long,
+        help: """
+            A few lines per run instead of the table: accuracy before → after, the lag trained, the \
+            run's KL bias against its importance-corrected form (staleness tracker), the ledger.
+            """)
+    var brief = false
 
     struct Row: Codable {
         enum CodingKeys: String, CodingKey {
@@ -46,6 +55,18 @@ struct SummarizeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if brief {
+            for run in runs {
+                let summary = try RunBrief(folder: try RunFolder.existing(run))
+                if json {
+                    emit(String(decoding: try RunCoding.encoder().encode(summary), as: UTF8.self))
+                } else {
+                    emit("\(run):")
+                    for line in summary.lines { emit("  " + line) }
+                }
+            }
+            return
+        }
         var rows: [Row] = []
         for run in runs {
             let folder = try RunFolder.existing(run)
