@@ -225,6 +225,7 @@ extension ZMQTransport.IOLoop {
                 let welcome = decodeHello(message, from: source, on: socket)
             else { return }
             let handshake = handshakes.remove(at: index)
+            handshake.monitor?.close()
             let member = Member(
                 node: sender, name: welcome.name, publicKey: configuration.security?.serverKey)
             connected[handshake.address] = member
@@ -288,7 +289,7 @@ extension ZMQTransport.IOLoop {
         guard let wire = error as? WireError, wire.code == .unsupportedVersion else { return }
         if let index = handshakes.firstIndex(where: { $0.dealer === socket }) {
             let handshake = handshakes.remove(at: index)
-            close(handshake.dealer, linger: .zero)
+            close(handshake)
             handshake.continuation.resume(throwing: wire)
         } else if logged, let router, let routingID = source.routingID {
             // Answered at most once per second per peer (with the log line), so a flood of
