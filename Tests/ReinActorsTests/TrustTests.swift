@@ -121,4 +121,24 @@ struct TrustTests {
             withExtendedLifetime(guarded) {}
         }
     }
+
+    /// Issue 15, attack 5: one "peer dead" line per vanished peer flooded the log (2,000 lines).
+    @Test func vanishingPeersCostOneLogLinePerInterval() async throws {
+        let log = LineLog()
+        let bus = InMemoryBus()
+        let learner = ReinActorSystem(bus: bus, name: "learner", settings: testSettings, logger: log.logger)
+        let peers = (0..<200).map {
+            ReinActorSystem(bus: bus, name: "p\($0)", settings: testSettings, logger: quiet)
+        }
+        var events = learner.membershipEvents().makeAsyncIterator()
+        var dead = 0
+        for peer in peers { bus.kill(peer.node) }
+        while dead < peers.count, let event = await events.next() {
+            if case .dead = event { dead += 1 }
+        }
+        let lines = log.lines.withLock { $0.filter { $0.hasPrefix("peer dead") } }
+        #expect(dead == 200)
+        #expect(lines.count >= 1 && lines.count < 20, "\(lines.count) lines for 200 dead peers")
+        for system in peers + [learner] { await system.shutdown() }
+    }
 }

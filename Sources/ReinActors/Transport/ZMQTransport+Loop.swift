@@ -32,6 +32,8 @@ extension ZMQTransport {
         /// same address returns it: a ROUTER refuses a second connection with the same routing id).
         var connected: [String: Member] = [:]
         var sequence: UInt64 = 0
+        /// Rate limit of the "send failed" lines (one per peer would flood when many vanish).
+        let sendFailures = LogRateLimit()
         var running = true
         /// Whether the loop ends by request (say `leave`) rather than by context termination.
         var stopRequested = false

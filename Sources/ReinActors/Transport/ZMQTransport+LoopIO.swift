@@ -29,7 +29,7 @@ extension ZMQTransport.IOLoop {
             routerPeers[peer] = nil
             events.append(.lost(peer, reason: "unreachable (disconnected)"))
         } catch {
-            logger.warning("send to \(peer) failed: \(error)")
+            sendFailures.log(logger, .warning, kind: "send failed", "send to \(peer) failed: \(error)")
             events.append(.lost(peer, reason: "send failed: \(error)"))
         }
     }
