@@ -176,12 +176,13 @@ extension ReinActorSystem {
                 return
             }
         }
-        Task {
+        // On the call executor's threads, not the cooperative pool (see ``CallExecutor``).
+        Task(executorPreference: CallExecutor.shared) {
             var decoder = ReinInvocationDecoder(
                 system: self, substitutions: envelope.genericSubstitutions, arguments: arguments)
             do {
                 try await Self.$caller.withValue(identity) {
-                    try await executeDistributedTarget(
+                    try await self.executeDistributedTarget(
                         on: actor, target: RemoteCallTarget(envelope.target), invocationDecoder: &decoder,
                         handler: ReinResultHandler(sink: sink))
                 }

@@ -40,21 +40,8 @@ extension ZMQTransport.IOLoop {
     /// such as an oversize frame); the rest follow atomically.
     /// - Throws: `ZMQError` (`EAGAIN`, "no connection to the peer") instead of blocking forever.
     func send(_ frames: [WireFrame], on socket: ZMQSocket) throws {
-        for (i, frame) in frames.enumerated() {
-            let more = i + 1 < frames.count
-            let wait: ZMQWait = i == 0 ? .nonBlocking : .blocking
-            let sent: Bool
-            switch frame.storage {
-            case .bytes(let bytes): sent = try socket.send(bytes, more: more, wait: wait)
-            case .buffer(let buffer): sent = try socket.send(buffer, more: more, wait: wait)
-            case .message(let message):
-                sent = try message.withUnsafeBytes { (raw) throws(ZMQError) in
-                    try socket.send(raw, more: more, wait: wait)
-                }
-            }
-            if !sent {
-                throw ZMQError(operation: "zmq_send", code: EAGAIN, context: "no connection to the peer")
-            }
+        if try !socket.send(multipart: frames, wait: .nonBlocking) {
+            throw ZMQError(operation: "zmq_send", code: EAGAIN, context: "no connection to the peer")
         }
     }
 
