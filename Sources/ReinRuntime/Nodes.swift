@@ -181,6 +181,8 @@ func connectWithRetry(
             return member
         } catch let error as WireError where error.code == .unsupportedVersion {
             throw error  // another build: retrying cannot help
+        } catch let error as TransportSecurityError {
+            throw error  // CURVE on one side only, or a refused key: retrying cannot help
         } catch {
             if clock.now >= deadline { throw error }
             logger.debug("learner at \(address) not reachable yet: \(error)")

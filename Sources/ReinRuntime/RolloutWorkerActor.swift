@@ -127,11 +127,18 @@ public distributed actor RolloutWorkerActor {
                 guard let weights, version == order.version else {
                     throw RuntimeError("asked to sample with version \(order.version), holding \(version)")
                 }
-                let batch = try sampler.sample(
-                    Trainer.problems(forStep: order.index, config: config, dataset: dataset),
-                    groupSize: config.train.groupSize, parameters: weights, version: version,
-                    seed: Trainer.samplingSeed(forStep: order.index, seed: config.seed),
-                    firstID: WorkOrder.firstID(index: order.index, attempt: order.attempt))
+                // Sampling is long and CPU-bound: on a thread of its own, so the cooperative pool
+                // stays free for the actor system (call timeouts, replies) of every node here.
+                let problems = Trainer.problems(forStep: order.index, config: config, dataset: dataset)
+                let access = SamplerAccess(sampler)
+                let (groupSize, sampled) = (config.train.groupSize, version)
+                let seed = Trainer.samplingSeed(forStep: order.index, seed: config.seed)
+                let firstID = WorkOrder.firstID(index: order.index, attempt: order.attempt)
+                let batch = try await onThread("rein-sample") {
+                    try access.sampler.sample(
+                        problems, groupSize: groupSize, parameters: weights, version: sampled, seed: seed,
+                        firstID: firstID)
+                }
                 await beforeDelivery?(order.index)
                 if let stream {
                     let columns = SampleColumns(
@@ -167,4 +174,13 @@ extension RolloutWorkerActor: CallerChecked {
         "deliveredCount()": .localOperator,
         "weightsVersion()": .localOperator,
     ]
+}
+
+/// Hands the worker's sampler to the sampling thread.
+///
+/// `@unchecked Sendable`: the worker awaits each sample before it touches the sampler again, so
+/// exactly one thread uses it at a time.
+private final class SamplerAccess: @unchecked Sendable {
+    let sampler: RolloutSampler
+    init(_ sampler: RolloutSampler) { self.sampler = sampler }
 }

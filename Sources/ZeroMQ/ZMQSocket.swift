@@ -150,16 +150,23 @@ public final class ZMQSocket {
         return sent
     }
 
-    /// Sends a multipart message atomically (all frames or none are delivered).
+    /// Sends a multipart message atomically (all frames or none are delivered): the one loop over
+    /// frames of every sender (bytes, zero-copy buffers, received messages, or any ``ZMQFrame``).
     /// - Returns: `false` if the first frame could not be queued within `wait`. Once the first frame
-    ///   is queued the rest are sent blocking, so a multipart message is never left half-sent.
+    ///   is queued the rest are sent blocking (within the socket's send timeout, if it has one), so
+    ///   a multipart message is never left half-sent by this call.
+    /// - Throws: `ZMQError` `EAGAIN` if a later frame timed out (the socket's send timeout).
     @discardableResult
-    public func send(multipart frames: [[UInt8]], wait: ZMQWait = .blocking) throws(ZMQError) -> Bool {
+    public func send<Frame: ZMQFrame>(multipart frames: [Frame], wait: ZMQWait = .blocking) throws(ZMQError)
+        -> Bool
+    {
         precondition(!frames.isEmpty, "a message has at least one frame")
         for (i, frame) in frames.enumerated() {
             let more = i + 1 < frames.count
-            let ok = try send(frame, more: more, wait: i == 0 ? wait : .blocking)
-            if !ok { return false }
+            guard try frame.send(on: self, more: more, wait: i == 0 ? wait : .blocking) else {
+                if i == 0 { return false }
+                throw ZMQError(operation: "zmq_send", code: EAGAIN, context: "frame \(i + 1) timed out")
+            }
         }
         return true
     }
@@ -265,5 +272,29 @@ public final class ZMQSocket {
             throw error
         }
         return item.revents
+    }
+}
+
+/// One frame of a multipart message, as ``ZMQSocket/send(multipart:wait:)`` sends it.
+public protocol ZMQFrame {
+    /// Sends this frame on `socket`; `false` if it could not be queued within `wait`.
+    func send(on socket: ZMQSocket, more: Bool, wait: ZMQWait) throws(ZMQError) -> Bool
+}
+
+extension Array: ZMQFrame where Element == UInt8 {
+    public func send(on socket: ZMQSocket, more: Bool, wait: ZMQWait) throws(ZMQError) -> Bool {
+        try socket.send(self, more: more, wait: wait)
+    }
+}
+
+extension ZMQBuffer: ZMQFrame {
+    public func send(on socket: ZMQSocket, more: Bool, wait: ZMQWait) throws(ZMQError) -> Bool {
+        try socket.send(self, more: more, wait: wait)
+    }
+}
+
+extension ZMQMessage: ZMQFrame {
+    public func send(on socket: ZMQSocket, more: Bool, wait: ZMQWait) throws(ZMQError) -> Bool {
+        try withUnsafeBytes { (raw) throws(ZMQError) in try socket.send(raw, more: more, wait: wait) }
     }
 }

@@ -121,4 +121,27 @@ struct TrustTests {
             withExtendedLifetime(guarded) {}
         }
     }
+
+    /// Issue 15, attack 5: one "peer dead" line per vanished peer flooded the log (2,000 lines).
+    @Test func vanishingPeersCostOneLogLinePerInterval() async throws {
+        // Slow heartbeats: n peers exchange n² of them, and only the kills should matter here.
+        let settings = ReinActorSystem.Settings(
+            heartbeatInterval: .seconds(1), heartbeatTimeout: .seconds(600))
+        let log = LineLog()
+        let bus = InMemoryBus()
+        let learner = ReinActorSystem(bus: bus, name: "learner", settings: settings, logger: log.logger)
+        let peers = (0..<50).map {
+            ReinActorSystem(bus: bus, name: "p\($0)", settings: settings, logger: quiet)
+        }
+        for _ in 0..<6000 where learner.members.count < peers.count {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(learner.members.count == peers.count)
+        for peer in peers { bus.kill(peer.node) }
+        for _ in 0..<6000 where !learner.members.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(learner.members.isEmpty, "every peer was declared dead")
+        let lines = log.lines.withLock { $0.filter { $0.hasPrefix("peer dead") } }
+        #expect(lines.count >= 1 && lines.count < 10, "\(lines.count) lines for 50 dead peers")
+        for system in peers + [learner] { await system.shutdown() }
+    }
 }

@@ -7,8 +7,10 @@ import ReinModel
 import ReinRuntime
 import Testing
 
-/// Polls `condition` every 10 ms for up to `limit`; whether it became true.
-func eventually(within limit: Duration = .seconds(5), _ condition: () async throws -> Bool) async rethrows
+/// Polls `condition` every 10 ms for up to `limit`; whether it became true. The default limit is
+/// generous (it only bounds how long a failing test takes): a loaded machine may be slow, and no
+/// test asserts how fast a condition comes true.
+func eventually(within limit: Duration = .seconds(60), _ condition: () async throws -> Bool) async rethrows
     -> Bool
 {
     let clock = ContinuousClock()

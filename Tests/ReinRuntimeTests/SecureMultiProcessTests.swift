@@ -58,7 +58,9 @@ struct SecureMultiProcessTests {
         #expect(await eventually(within: .seconds(20)) { !allowed.process.isRunning })
         allowed.process.waitUntilExit()
         #expect(allowed.process.terminationStatus == 0, "\(allowed.stderr.suffix(3000))")
-        #expect(stranger.process.isRunning, "the stranger is still waiting for a welcome")
+        // The stranger was told its key was refused, with the flag that admits it.
+        #expect(stranger.stderr.contains("refused this node's CURVE key"), "\(stranger.stderr.suffix(2000))")
+        #expect(stranger.stderr.contains("--allow"))
         #expect(
             learner.stderr.components(separatedBy: "joined at version").count == 2, "only one worker joined")
         let ledger = try #require(try RunFolder.existing(runDir).ledger(RuntimeLedger.self))

@@ -113,19 +113,25 @@ struct WireSecurityTests {
             context: outside, configuration: .init(name: "stranger", security: stranger),
             settings: testSettings,
             logger: quiet)
-        let error = await #expect(throws: RuntimeError.self) {
+        // The learner's ZAP handler refuses the key, and the worker is told so at once (not after
+        // its 30 s connect timeout).
+        let error = await #expect(throws: TransportSecurityError.self) {
             try await runWorker(
                 on: strangerSystem, learnerAddress: secure.endpoint, config: config, gpt: reference.config,
-                logger: quiet, context: outside, connectTimeout: .seconds(2),
+                logger: quiet, context: outside, connectTimeout: .seconds(30),
                 wire: WireOptions(security: stranger))
         }
-        #expect(error?.description.contains("allow-list") == true)
-        // Without CURVE at all, no better.
+        #expect(error?.description.contains("--allow") == true)
+        // Without CURVE at all, no better: a plain worker is told the learner requires CURVE and
+        // which flags to add, instead of "no welcome" after its timeout.
         let plain = try ReinActorSystem(
             context: outside, configuration: .init(name: "plain"), settings: testSettings, logger: quiet)
-        await #expect(throws: RemoteCallError.self) {
-            try await plain.connect(to: secure.endpoint, timeout: .seconds(1))
+        let refusal = await #expect(throws: TransportSecurityError.self) {
+            try await plain.connect(to: secure.endpoint, timeout: .seconds(30))
         }
+        #expect(refusal?.description.contains("requires CURVE") == true)
+        #expect(refusal?.description.contains("--curve-secret") == true)
+        #expect(refusal?.description.contains("--learner-key") == true)
         #expect(secure.system.members.isEmpty)
 
         // Cannot send samples: nothing reaches the sample stream's checks. An allowed key's batch
@@ -191,7 +197,8 @@ struct WireSecurityTests {
                 gpt: reference.config, logger: quiet, connectTimeout: .seconds(1))
         }
         #expect(error?.code == .unsupportedVersion)
-        #expect(error?.context == "peer speaks protocol \(newer), this build speaks \(WireHeader.currentVersion)")
+        #expect(
+            error?.context == "peer speaks protocol \(newer), this build speaks \(WireHeader.currentVersion)")
         // The learner's side says it too, in its rate-limited rejection line.
         #expect(
             log.all.contains {

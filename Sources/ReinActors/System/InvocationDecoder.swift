@@ -21,7 +21,7 @@ public struct ReinInvocationDecoder: DistributedTargetInvocationDecoder {
 
     public mutating func decodeGenericSubstitutions() throws -> [Any.Type] {
         try substitutions.map { name in
-            guard let type = _typeByName(name) else {
+            guard let type = InvocationTarget.lookUpSubstitution(name) else {
                 throw InvocationDecodingError(.unknownType, "no type named \(name) in this process")
             }
             return type

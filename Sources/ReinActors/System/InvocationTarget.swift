@@ -13,7 +13,9 @@ enum InvocationTarget {
     /// The method's name with its argument labels, `join(worker:)`, if `identifier` names a method
     /// declared on `actorType`; `nil` otherwise.
     static func method(_ identifier: String, on actorType: any Any.Type) -> String? {
-        guard let mangledType = _mangledTypeName(actorType), identifier.hasPrefix("$s" + mangledType) else {
+        guard isPlain(identifier), let mangledType = _mangledTypeName(actorType),
+            identifier.hasPrefix("$s" + mangledType)
+        else {
             return nil
         }
         let demangled = RemoteCallTarget(identifier).description
@@ -24,5 +26,19 @@ enum InvocationTarget {
             !method[..<paren].contains("."), !method[..<paren].contains("<"), method.last == ")"
         else { return nil }
         return String(method)
+    }
+
+    /// The type a generic substitution names, if this process has it (`nil` for anything but a
+    /// plain mangled name).
+    static func lookUpSubstitution(_ name: String) -> (any Any.Type)? {
+        guard isPlain(name) else { return nil }
+        return _typeByName(name)
+    }
+
+    /// Whether `name` is printable ASCII of reasonable length: no symbolic references (control
+    /// bytes followed by raw offsets) or other bytes a mangled name from a peer never needs ever
+    /// reach the runtime's demangler.
+    static func isPlain(_ name: String) -> Bool {
+        name.utf8.count <= 1024 && name.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
     }
 }

@@ -37,7 +37,7 @@ extension ReinActorSystem {
             if left {
                 logger.debug("left: \(member)")
             } else {
-                logger.notice("peer dead: \(member): \(reason)")
+                logLimit.log(logger, .notice, kind: "peer dead", "peer dead: \(member): \(reason)")
             }
         }
         let error =
@@ -51,7 +51,8 @@ extension ReinActorSystem {
 
     private func handleReply(_ message: WireMessage) {
         guard let first = message.frames.first else {
-            logger.warning("reply without envelope from \(message.header.sender)")
+            logLimit.log(
+                logger, .warning, kind: "bad reply", "reply without envelope from \(message.header.sender)")
             return
         }
         do {
@@ -64,7 +65,9 @@ extension ReinActorSystem {
             let callID = first.withUnsafeBytes { raw in
                 raw.count >= 8 ? UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self)) : nil
             }
-            logger.warning("malformed reply from \(message.header.sender): \(error)")
+            logLimit.log(
+                logger, .warning, kind: "bad reply", "malformed reply from \(message.header.sender): \(error)"
+            )
             if let callID {
                 pending.complete(
                     callID, with: .failure(RemoteCallError(.badReply, "malformed reply: \(error)")))
@@ -119,14 +122,14 @@ extension ReinActorSystem {
     private func handleCall(_ message: WireMessage, from identity: CallerIdentity?) {
         let caller = message.header.sender
         guard let first = message.frames.first else {
-            logger.warning("call without envelope from \(caller)")
+            logLimit.log(logger, .warning, kind: "bad call", "call without envelope from \(caller)")
             return
         }
         let envelope: CallEnvelope
         do {
             envelope = try first.withUnsafeBytes { raw in try CallEnvelope.decode(raw) }
         } catch {
-            logger.warning("malformed call from \(caller): \(error)")
+            logLimit.log(logger, .warning, kind: "bad call", "malformed call from \(caller): \(error)")
             let callID = first.withUnsafeBytes { raw in
                 raw.count >= 8 ? UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self)) : nil
             }
@@ -173,12 +176,13 @@ extension ReinActorSystem {
                 return
             }
         }
-        Task {
+        // On the call executor's threads, not the cooperative pool (see ``CallExecutor``).
+        Task(executorPreference: CallExecutor.shared) {
             var decoder = ReinInvocationDecoder(
                 system: self, substitutions: envelope.genericSubstitutions, arguments: arguments)
             do {
                 try await Self.$caller.withValue(identity) {
-                    try await executeDistributedTarget(
+                    try await self.executeDistributedTarget(
                         on: actor, target: RemoteCallTarget(envelope.target), invocationDecoder: &decoder,
                         handler: ReinResultHandler(sink: sink))
                 }

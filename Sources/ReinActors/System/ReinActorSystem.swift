@@ -48,6 +48,8 @@ public final class ReinActorSystem: DistributedActorSystem, Sendable {
     let lastTick = Mutex<ContinuousClock.Instant?>(nil)
     /// Nodes this system connected to (their calls have the ``CallerRoles/learner`` role).
     let outbound = Mutex<Set<NodeID>>([])
+    /// Rate limit of the log lines about peers ("peer dead", malformed calls and replies).
+    let logLimit = LogRateLimit()
 
     private enum Lifecycle {
         case running(heartbeats: HeartbeatTimer?)

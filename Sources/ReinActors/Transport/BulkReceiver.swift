@@ -54,7 +54,7 @@ public final class BulkReceiver: AsyncSequence, Sendable {
             setUp: { context in
                 let socket = try context.socket(pattern)
                 try socket.setReceiveHighWaterMark(highWaterMark)
-                try socket.setMaxMessageSize(limits.socketMaxMessageSize)
+                try socket.applyInbound(limits)
                 try security?.apply(to: socket, link: link)
                 if pattern == .sub { try socket.subscribe() }
                 switch link {

@@ -113,21 +113,8 @@ public final class BulkSender: Sendable {
             }
             for job in jobs {
                 do {
-                    for (i, frame) in job.frames.enumerated() {
-                        let more = i + 1 < job.frames.count
-                        let sent: Bool
-                        switch frame.storage {
-                        case .bytes(let bytes): sent = try socket.send(bytes, more: more)
-                        case .buffer(let buffer): sent = try socket.send(buffer, more: more)
-                        case .message(let message):
-                            sent = try message.withUnsafeBytes { (raw) throws(ZMQError) in
-                                try socket.send(raw, more: more)
-                            }
-                        }
-                        if !sent {
-                            throw ZMQError(
-                                operation: "zmq_send", code: EAGAIN, context: "bulk send timed out")
-                        }
+                    if try !socket.send(multipart: job.frames) {
+                        throw ZMQError(operation: "zmq_send", code: EAGAIN, context: "bulk send timed out")
                     }
                     job.continuation.resume()
                 } catch {

@@ -162,3 +162,40 @@ public enum CurveKeyFiles {
         }
     }
 }
+
+/// Why a ZeroMQ handshake failed, in words that name the fix.
+struct HandshakeRefusal: CustomStringConvertible {
+    /// `ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH`: one side plain, the other CURVE.
+    static let mechanismMismatch: UInt32 = 0x1100_0002
+    /// `ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC`: a CURVE box that does not open (wrong key).
+    static let cryptographic: UInt32 = 0x1100_0001
+
+    let description: String
+
+    /// The refusal for a handshake-failure monitor `event` on a connection to `address`, made
+    /// with CURVE (`curve`) or plain; `nil` for a failure that retrying may cure.
+    init?(_ event: ZMQMonitorEvent, address: String, curve: Bool) {
+        switch (event.kind, event.value, curve) {
+        case (.handshakeFailedAuth, _, _):
+            description =
+                "the node at \(address) refused this node's CURVE key: add its public key to the learner's --allow list"
+        case (.handshakeFailedProtocol, Self.mechanismMismatch, false):
+            description = """
+                the node at \(address) requires CURVE and refused this plain connection: add --curve-secret \
+                FILE (this worker's key, on the learner's --allow list) and --learner-key FILE (the learner's public key)
+                """
+        case (.handshakeFailedProtocol, Self.mechanismMismatch, true):
+            description = """
+                the node at \(address) does not use CURVE: drop --curve-secret and --learner-key, or check the address
+                """
+        case (.handshakeFailedProtocol, Self.cryptographic, _):
+            description =
+                "the CURVE handshake with \(address) failed: is --learner-key the learner's public key?"
+        default:
+            return nil
+        }
+    }
+
+    /// The error a `connect` fails with.
+    var error: TransportSecurityError { TransportSecurityError(description) }
+}

@@ -13,6 +13,8 @@ extension ZMQTransport {
         let endpoint: String?
         let wake: ZMQSocket
         let router: ZMQSocket?
+        /// Caps the ROUTER's connections (``WireLimits/maxConnections``).
+        let connectionGuard: ConnectionGuard?
         let logger: Logger
         let rejected: SharedCounter
         let commands: CommandQueue
@@ -30,6 +32,8 @@ extension ZMQTransport {
         /// same address returns it: a ROUTER refuses a second connection with the same routing id).
         var connected: [String: Member] = [:]
         var sequence: UInt64 = 0
+        /// Rate limit of the "send failed" lines (one per peer would flood when many vanish).
+        let sendFailures = LogRateLimit()
         var running = true
         /// Whether the loop ends by request (say `leave`) rather than by context termination.
         var stopRequested = false
@@ -40,13 +44,17 @@ extension ZMQTransport {
             let address: String
             let deadline: ContinuousClock.Instant
             let continuation: CheckedContinuation<Member, any Error>
+            /// Reports a failed ZMTP/CURVE handshake (a security mismatch) at once.
+            let monitor: ZMQMonitor?
         }
 
         init(
             context: ZMQContext, node: NodeID, configuration: Configuration, endpoint: String?,
             wake: ZMQSocket,
-            router: ZMQSocket?, logger: Logger, rejected: SharedCounter, commands: CommandQueue
+            router: ZMQSocket?, connectionGuard: ConnectionGuard?, logger: Logger, rejected: SharedCounter,
+            commands: CommandQueue
         ) {
+            self.connectionGuard = connectionGuard
             self.context = context
             self.node = node
             self.configuration = configuration
@@ -73,10 +81,13 @@ extension ZMQTransport {
                 var poller = ZMQPoller()
                 poller.add(wake)
                 if let router { poller.add(router) }
+                if let connectionGuard { poller.add(connectionGuard.monitor.socket) }
                 let peers = Array(dealers)
                 for (_, dealer) in peers { poller.add(dealer) }
                 let connecting = handshakes.map(\.dealer)
                 for dealer in connecting { poller.add(dealer) }
+                let monitored = handshakes.compactMap(\.monitor)
+                for monitor in monitored { poller.add(monitor.socket) }
                 let ready: [ZMQPollEvents]
                 do {
                     ready = try poller.poll(timeout: pollTimeout())
@@ -91,6 +102,10 @@ extension ZMQTransport {
                     if ready[index].contains(.readable) { receive(from: router, isRouter: true) }
                     index += 1
                 }
+                if let connectionGuard {
+                    if ready[index].contains(.readable) { connectionGuard.drain() }
+                    index += 1
+                }
                 for (peer, dealer) in peers {
                     if ready[index].contains(.readable), dealer.isOpen {
                         receive(from: dealer, isRouter: false, peer: peer)
@@ -101,6 +116,10 @@ extension ZMQTransport {
                     if ready[index].contains(.readable), dealer.isOpen {
                         receive(from: dealer, isRouter: false)
                     }
+                    index += 1
+                }
+                for monitor in monitored {
+                    if ready[index].contains(.readable) { handshakeFailed(monitor) }
                     index += 1
                 }
                 expireHandshakes()
@@ -134,8 +153,9 @@ extension ZMQTransport {
             }
             for (_, dealer) in dealers { close(dealer, linger: configuration.lingerOnShutdown) }
             if let router { close(router, linger: configuration.lingerOnShutdown) }
+            connectionGuard?.close()
             for handshake in handshakes {
-                close(handshake.dealer, linger: .zero)
+                close(handshake)
                 handshake.continuation.resume(
                     throwing: RemoteCallError(
                         .systemShutDown, "transport stopped while connecting to \(handshake.address)"))
@@ -219,6 +239,7 @@ extension ZMQTransport {
                 try dealer.setMaxMessageSize(configuration.limits.socketMaxMessageSize)
                 try configuration.security?.apply(to: dealer, binding: false)
                 try dealer.setReconnectInterval(.milliseconds(100))
+                let monitor = try? dealer.monitor(.handshakeFailed)
                 try dealer.connect(address)
                 let hello = HelloEnvelope(name: configuration.name, endpoint: endpoint ?? "")
                 var header = WireHeader(kind: .hello, sender: node, version: configuration.protocolVersion)
@@ -229,9 +250,36 @@ extension ZMQTransport {
                 handshakes.append(
                     Handshake(
                         dealer: dealer, address: address, deadline: ContinuousClock.now.advanced(by: timeout),
-                        continuation: continuation))
+                        continuation: continuation, monitor: monitor))
             } catch {
                 continuation.resume(throwing: error)
+            }
+        }
+
+        /// Closes a handshake's DEALER and monitor.
+        func close(_ handshake: Handshake) {
+            close(handshake.dealer, linger: .zero)
+            handshake.monitor?.close()
+        }
+
+        /// Fails the connect whose DEALER's handshake failed, with the reason and the fix: a
+        /// CURVE/plain mismatch, or a key the other side refused, is not worth retrying.
+        func handshakeFailed(_ monitor: ZMQMonitor) {
+            while let event = try? monitor.next(wait: .nonBlocking) {
+                guard let index = handshakes.firstIndex(where: { $0.monitor === monitor }) else { return }
+                guard
+                    let error = HandshakeRefusal(
+                        event, address: handshakes[index].address, curve: configuration.security != nil)
+                else {
+                    logger.debug(
+                        "handshake with \(handshakes[index].address) failed: \(event.kind) \(event.value)")
+                    continue
+                }
+                let handshake = handshakes.remove(at: index)
+                close(handshake)
+                logger.error("\(error)")
+                handshake.continuation.resume(throwing: error.error)
+                return
             }
         }
 
@@ -239,7 +287,7 @@ extension ZMQTransport {
             let now = ContinuousClock.now
             handshakes.removeAll { handshake in
                 guard handshake.deadline <= now else { return false }
-                close(handshake.dealer, linger: .zero)
+                close(handshake)
                 handshake.continuation.resume(
                     throwing: RemoteCallError(.timedOut, "no welcome from \(handshake.address)"))
                 return true

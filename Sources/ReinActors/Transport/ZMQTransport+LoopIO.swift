@@ -29,7 +29,7 @@ extension ZMQTransport.IOLoop {
             routerPeers[peer] = nil
             events.append(.lost(peer, reason: "unreachable (disconnected)"))
         } catch {
-            logger.warning("send to \(peer) failed: \(error)")
+            sendFailures.log(logger, .warning, kind: "send failed", "send to \(peer) failed: \(error)")
             events.append(.lost(peer, reason: "send failed: \(error)"))
         }
     }
@@ -40,21 +40,8 @@ extension ZMQTransport.IOLoop {
     /// such as an oversize frame); the rest follow atomically.
     /// - Throws: `ZMQError` (`EAGAIN`, "no connection to the peer") instead of blocking forever.
     func send(_ frames: [WireFrame], on socket: ZMQSocket) throws {
-        for (i, frame) in frames.enumerated() {
-            let more = i + 1 < frames.count
-            let wait: ZMQWait = i == 0 ? .nonBlocking : .blocking
-            let sent: Bool
-            switch frame.storage {
-            case .bytes(let bytes): sent = try socket.send(bytes, more: more, wait: wait)
-            case .buffer(let buffer): sent = try socket.send(buffer, more: more, wait: wait)
-            case .message(let message):
-                sent = try message.withUnsafeBytes { (raw) throws(ZMQError) in
-                    try socket.send(raw, more: more, wait: wait)
-                }
-            }
-            if !sent {
-                throw ZMQError(operation: "zmq_send", code: EAGAIN, context: "no connection to the peer")
-            }
+        if try !socket.send(multipart: frames, wait: .nonBlocking) {
+            throw ZMQError(operation: "zmq_send", code: EAGAIN, context: "no connection to the peer")
         }
     }
 
@@ -225,6 +212,7 @@ extension ZMQTransport.IOLoop {
                 let welcome = decodeHello(message, from: source, on: socket)
             else { return }
             let handshake = handshakes.remove(at: index)
+            handshake.monitor?.close()
             let member = Member(
                 node: sender, name: welcome.name, publicKey: configuration.security?.serverKey)
             connected[handshake.address] = member
@@ -288,7 +276,7 @@ extension ZMQTransport.IOLoop {
         guard let wire = error as? WireError, wire.code == .unsupportedVersion else { return }
         if let index = handshakes.firstIndex(where: { $0.dealer === socket }) {
             let handshake = handshakes.remove(at: index)
-            close(handshake.dealer, linger: .zero)
+            close(handshake)
             handshake.continuation.resume(throwing: wire)
         } else if logged, let router, let routingID = source.routingID {
             // Answered at most once per second per peer (with the log line), so a flood of

@@ -62,14 +62,18 @@ public final class ZMQTransport: ReinTransport {
         let wakeSender = try context.socket(.pair)
         try wakeSender.connect(wakeEndpoint)
         var router: ZMQSocket?
+        var connectionGuard: ConnectionGuard?
         if let bind = configuration.bind {
             let socket = try context.socket(.router)
             try socket.setRoutingID(node.bytes)
             try socket.setRouterMandatory(true)
             try socket.setSendHighWaterMark(0)
             try socket.setReceiveHighWaterMark(configuration.receiveHighWaterMark)
-            try socket.setMaxMessageSize(configuration.limits.socketMaxMessageSize)
+            try socket.applyInbound(configuration.limits)
             try configuration.security?.apply(to: socket, binding: true)
+            connectionGuard = try ConnectionGuard(
+                socket: socket, limits: configuration.limits, rejections: configuration.rejections,
+                logger: logger)
             try socket.bind(bind)
             endpoint = try socket.lastEndpoint
             router = socket
@@ -83,7 +87,8 @@ public final class ZMQTransport: ReinTransport {
         IOLoop.start(
             IOLoop(
                 context: context, node: node, configuration: configuration, endpoint: endpoint,
-                wake: wakeReceiver, router: router, logger: logger, rejected: rejected,
+                wake: wakeReceiver, router: router, connectionGuard: connectionGuard, logger: logger,
+                rejected: rejected,
                 commands: commands))
     }
 

@@ -44,3 +44,14 @@ public struct WireFrame: Sendable {
         return withUnsafeBytes { Array($0) }
     }
 }
+
+extension WireFrame: ZMQFrame {
+    /// Sends the frame from whatever holds its bytes (no copy for buffers and received messages).
+    public func send(on socket: ZMQSocket, more: Bool, wait: ZMQWait) throws(ZMQError) -> Bool {
+        switch storage {
+        case .bytes(let bytes): try bytes.send(on: socket, more: more, wait: wait)
+        case .buffer(let buffer): try buffer.send(on: socket, more: more, wait: wait)
+        case .message(let message): try message.send(on: socket, more: more, wait: wait)
+        }
+    }
+}

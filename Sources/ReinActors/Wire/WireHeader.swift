@@ -138,7 +138,13 @@ public struct WireFlags: OptionSet, Sendable, Hashable {
     public static let endOfStream = WireFlags(rawValue: 1 << 0)
 }
 
-/// Upper bounds a receiver enforces before it trusts declared sizes.
+/// Upper bounds a receiver enforces before it trusts declared sizes, and the memory budget of a
+/// node's bound sockets.
+///
+/// A connection's memory is bounded by ``maxFrameBytes`` (libzmq allocates a frame's declared
+/// size when its length arrives, so a frame over the limit drops the connection first); a frame
+/// that stops arriving is bounded in time by ``partialFrameTimeout``; and the number of
+/// connections a bound socket keeps by ``maxConnections``. Together: ``inboundBudget``.
 public struct WireLimits: Sendable, Hashable {
     /// The most payload frames a message may declare.
     public var maxFrames: Int
@@ -146,23 +152,51 @@ public struct WireLimits: Sendable, Hashable {
     public var maxPayloadBytes: Int
     /// The largest single frame a receiving socket accepts (`ZMQ_MAXMSGSIZE`): a peer that sends
     /// a bigger one is disconnected by libzmq before the frame is buffered. Size it to the largest
-    /// legitimate frame: a weight chunk is 4 MiB (``WireFrame/init(floats:)`` of 2^20 floats), a
-    /// sample batch is one frame of its columns.
+    /// legitimate frame: a worker receives the policy and reference weights in one reply at join
+    /// (``forWeights(parameterCount:)``), a learner one sample batch per frame; a weight
+    /// broadcast chunk is 4 MiB (``WireFrame/init(floats:)`` of 2^20 floats).
     public var maxFrameBytes: Int
+    /// How long a connection may take to finish a frame or answer a ZMTP heartbeat (and to
+    /// complete its ZMTP/CURVE handshake) before it is dropped: a peer that sends part of a frame
+    /// and stalls holds its memory at most this long.
+    public var partialFrameTimeout: Duration
+    /// The most connections a bound control socket (the actor system's ROUTER) keeps at once;
+    /// further ones are closed as they are accepted and counted as
+    /// ``WireRejections/tooManyConnections``.
+    public var maxConnections: Int
 
     /// Limits of `maxFrames` payload frames, `maxPayloadBytes` payload bytes per message and
-    /// `maxFrameBytes` per frame.
-    public init(maxFrames: Int = 1024, maxPayloadBytes: Int = 1 << 30, maxFrameBytes: Int = 64 << 20) {
+    /// `maxFrameBytes` per frame; `maxConnections` connections, each dropped when a frame stalls
+    /// for `partialFrameTimeout`.
+    public init(
+        maxFrames: Int = 1024, maxPayloadBytes: Int = 1 << 30, maxFrameBytes: Int = 16 << 20,
+        partialFrameTimeout: Duration = .seconds(10), maxConnections: Int = 64
+    ) {
+        precondition(maxConnections > 0 && partialFrameTimeout > .zero)
         self.maxFrames = maxFrames
         self.maxPayloadBytes = maxPayloadBytes
         self.maxFrameBytes = maxFrameBytes
+        self.partialFrameTimeout = partialFrameTimeout
+        self.maxConnections = maxConnections
     }
 
-    /// 1024 frames, 1 GiB per message, 64 MiB per frame.
+    /// 1024 frames, 1 GiB per message, 16 MiB per frame (the join reply of a model of up to two
+    /// million parameters), 10 s partial-frame timeout, 64 connections.
     public static let `default` = WireLimits()
+
+    /// The default limits with a frame limit fitting the weights of a model of `parameterCount`
+    /// parameters: the policy and reference vectors of a join reply, plus 1 MiB of headers and
+    /// envelope (and never below 1 MiB).
+    public static func forWeights(parameterCount: Int) -> WireLimits {
+        WireLimits(maxFrameBytes: max(1 << 20, 2 * 4 * parameterCount + (1 << 20)))
+    }
 
     /// The value for `ZMQ_MAXMSGSIZE`: the frame limit, and never less than a header.
     public var socketMaxMessageSize: Int { max(maxFrameBytes, WireHeader.size) }
+
+    /// The most memory partial frames can hold on one bound control socket: every allowed
+    /// connection with one frame of the largest size in progress.
+    public var inboundBudget: Int { maxConnections * socketMaxMessageSize }
 }
 
 func hex(_ bytes: some Collection<UInt8>) -> String {

@@ -29,6 +29,8 @@ public final class WireRejections: Sendable {
     public static let wrongActorType = "wrongActorType"
     /// A call the caller's role may not make (see ``CallerChecked``).
     public static let forbidden = "forbidden"
+    /// A connection accepted beyond ``WireLimits/maxConnections`` (closed at once).
+    public static let tooManyConnections = "tooManyConnections"
 
     private struct State {
         var counts: [String: Int] = [:]

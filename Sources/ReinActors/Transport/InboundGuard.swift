@@ -1,0 +1,80 @@
+import Foundation
+import Logging
+import ZeroMQ
+
+extension ZMQSocket {
+    /// Applies the per-connection parts of `limits` to a receiving socket (before bind/connect):
+    /// the frame limit (`ZMQ_MAXMSGSIZE`), and ZMTP heartbeats and a handshake deadline that
+    /// drop a connection whose frame or handshake stalls for ``WireLimits/partialFrameTimeout``.
+    func applyInbound(_ limits: WireLimits) throws(ZMQError) {
+        try setMaxMessageSize(limits.socketMaxMessageSize)
+        // Only a complete message cancels a heartbeat's timeout, so a peer stalled in the middle
+        // of a frame is dropped within interval + timeout.
+        try setHeartbeat(interval: limits.partialFrameTimeout / 2, timeout: limits.partialFrameTimeout / 2)
+        try setHandshakeInterval(limits.partialFrameTimeout)
+    }
+}
+
+/// Keeps the number of connections of a bound socket within ``WireLimits/maxConnections``.
+///
+/// A pure count: ``accepted(_:)`` says whether a new connection (its file descriptor, from a
+/// `ZMQ_EVENT_ACCEPTED` monitor event) may stay; ``closed(_:)`` forgets one.
+struct ConnectionCount {
+    let limit: Int
+    private(set) var open: Set<UInt32> = []
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Records an accepted connection; `false` if it is one too many (the caller closes it).
+    mutating func accepted(_ fd: UInt32) -> Bool {
+        guard open.count < limit else { return false }
+        open.insert(fd)
+        return true
+    }
+
+    /// Forgets a connection that was closed or disconnected.
+    mutating func closed(_ fd: UInt32) { open.remove(fd) }
+}
+
+/// Watches a bound socket's connections through a monitor and closes those over the cap.
+///
+/// Owned by the socket's owner thread (like the socket). A connection over the cap is shut down
+/// at the TCP level (`shutdown(2)`, the descriptor stays libzmq's): libzmq sees the end of the
+/// stream and closes it, before it could fill a frame.
+final class ConnectionGuard {
+    let monitor: ZMQMonitor
+    private var count: ConnectionCount
+    private let rejections: WireRejections
+    private let logger: Logger
+
+    init(socket: ZMQSocket, limits: WireLimits, rejections: WireRejections, logger: Logger) throws {
+        monitor = try socket.monitor([.accepted, .disconnected, .closed])
+        count = ConnectionCount(limit: limits.maxConnections)
+        self.rejections = rejections
+        self.logger = logger
+    }
+
+    /// Handles every queued monitor event; never blocks.
+    func drain() {
+        while let event = try? monitor.next(wait: .nonBlocking) {
+            switch event.kind {
+            case .accepted:
+                if !count.accepted(event.value) {
+                    _ = shutdown(Int32(bitPattern: event.value), Int32(SHUT_RDWR))
+                    rejections.record(
+                        WireRejections.tooManyConnections, peer: event.endpoint, key: "connections",
+                        error: PeerRejection(
+                            WireRejections.tooManyConnections,
+                            "connection closed: \(count.limit) connections open already"),
+                        logger: logger)
+                }
+            case .disconnected, .closed:
+                count.closed(event.value)
+            default:
+                break
+            }
+        }
+    }
+
+    func close() { monitor.close() }
+}
