@@ -1,5 +1,7 @@
 import Foundation
 import Rein
+import ReinRuntime
+import Synchronization
 
 /// A live progress line on stderr: rewritten in place on a terminal, one line every few percent
 /// otherwise (CI logs, pipes).
@@ -24,16 +26,23 @@ struct ProgressLine {
         let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
         let line = "\(label) \(done)/\(total)  \(detail)  elapsed \(clock(elapsed))  ETA \(clock(eta))"
         if interactive {
-            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line + (done == total ? "\n" : "")).utf8))
+            toStandardError("\r\u{1B}[K" + line + (done == total ? "\n" : ""))
         } else {
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            toStandardError(line + "\n")
         }
     }
 
     /// Ends the in-place line (so later output starts on a new line).
     func finish() {
-        if interactive && lastPrinted != total { FileHandle.standardError.write(Data("\n".utf8)) }
+        if interactive && lastPrinted != total { toStandardError("\n") }
     }
+}
+
+/// Writes `text` to stderr, ignoring failures: a learner whose `rein launch` died has a broken
+/// pipe there and must still drain and checkpoint (`FileHandle.write` would trap on EPIPE).
+func toStandardError(_ text: String) {
+    let bytes = Array(text.utf8)
+    _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
 }
 
 func clock(_ s: Double) -> String {
@@ -41,4 +50,59 @@ func clock(_ s: Double) -> String {
     return t >= 3600
         ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
         : String(format: "%d:%02d", t / 60, t % 60)
+}
+
+/// The progress line of a training run, the same in every launch mode (`rein train`, its
+/// `--workers` form, and `rein learner` under `rein launch`): fed each step's metrics as they are
+/// recorded, from whichever task records them.
+final class TrainingProgress: Sendable {
+    private struct State {
+        var line: ProgressLine
+        var lastEval = "-"
+    }
+    private let state: Mutex<State>
+
+    /// A progress line for a run of `total` steps.
+    init(total: Int, label: String = "train") {
+        state = Mutex(State(line: ProgressLine(total: total, label: label)))
+    }
+
+    /// Shows step `metrics` (forcing a line when it carries a held-out evaluation).
+    func record(_ metrics: StepMetrics) {
+        state.withLock { state in
+            let evaluated = metrics.evalGreedy != nil
+            if let greedy = metrics.evalGreedy { state.lastEval = percent(greedy) }
+            state.line.update(
+                metrics.step,
+                String(
+                    format: "v%d reward %.3f acc %@ eval %@ KL %.4f lag %d tok/s %.0f", metrics.version,
+                    metrics.reward, percent(metrics.accuracy), state.lastEval, metrics.learner?.exactKL ?? 0,
+                    metrics.lagMax, metrics.tokensPerSecond),
+                force: evaluated)
+        }
+    }
+
+    /// Ends the line.
+    func finish() { state.withLock { $0.line.finish() } }
+}
+
+/// The end-of-run line every launch mode prints: the run folder, the final held-out evaluation,
+/// the steps and the policy version.
+func emitRunSummary(runDir: String, evaluation: HeldOutEvaluation?, steps: Int, version: Int) {
+    emit(
+        "run folder \(runDir): \(evaluation?.summary ?? "no held-out evaluation") after \(steps) steps "
+            + "(policy version \(version))")
+}
+
+/// The end of a distributed run: ``emitRunSummary(runDir:evaluation:steps:version:)``, then the
+/// ledger and how busy the learner was.
+func emitRunSummary(runDir: String, result: DistributedRunResult) {
+    emitRunSummary(
+        runDir: runDir, evaluation: result.evaluation, steps: result.metrics.count,
+        version: result.weights.version)
+    emit("ledger: \(result.ledger.summary)")
+    emit(
+        String(
+            format: "learner busy %.0f%% of %.2f s; %.0f samples trained per second",
+            100 * result.utilisation.busyFraction, result.utilisation.wallSeconds, result.trainedPerSecond))
 }

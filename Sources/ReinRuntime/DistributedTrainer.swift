@@ -16,6 +16,8 @@ public struct DistributedRunResult: Sendable {
     public var weights: PolicyWeights
     /// How busy the learner was.
     public var utilisation = LearnerUtilisation(busySeconds: 0, wallSeconds: 0)
+    /// The held-out evaluation of the final policy (`eval.json`), when the learner had an evaluator.
+    public var evaluation: HeldOutEvaluation?
 
     /// Samples trained per second of the run's wall time.
     public var trainedPerSecond: Double {
@@ -61,15 +63,23 @@ public struct DistributedTrainer: Sendable {
     public let settings: ReinActorSystem.Settings
     /// The checkpoint to continue from (`nil`: start from the reference).
     public let resume: LearnerCheckpoint?
+    /// The held-out evaluation (eval-start.json, every `train.eval_every` steps, eval.json).
+    public let evaluator: HeldOutEvaluator?
+    /// Told of every step's metrics once recorded (the console's progress line).
+    public let onStep: (@Sendable (StepMetrics) -> Void)?
     let logger: Logger
 
     /// A run of `config` from `reference` (or continued from `resume`) with `workers` workers,
-    /// writing into `folder` (checkpoints included, as ``LearnerActor`` does).
+    /// writing into `folder` (checkpoints included, as ``LearnerActor`` does; with an
+    /// `evaluator`, the held-out evaluations too).
     public init(
         config: RunConfig, reference: GPTParameters, folder: RunFolder, workers: Int,
         transport: Transport = .inMemory, settings: ReinActorSystem.Settings = ReinActorSystem.Settings(),
-        resume: LearnerCheckpoint? = nil, logger: Logger
+        resume: LearnerCheckpoint? = nil, evaluator: HeldOutEvaluator? = nil,
+        onStep: (@Sendable (StepMetrics) -> Void)? = nil, logger: Logger
     ) {
+        self.evaluator = evaluator
+        self.onStep = onStep
         self.resume = resume
         self.config = config
         self.reference = reference
@@ -80,9 +90,10 @@ public struct DistributedTrainer: Sendable {
         self.logger = logger
     }
 
-    /// Runs `config.train.steps` batches; writes `metrics.jsonl`, `ledger.json` and a checkpoint.
+    /// Runs `config.train.steps` batches; writes `metrics.jsonl`, `ledger.json`, a checkpoint and
+    /// (with an evaluator) `eval-start.json` and `eval.json`.
     /// - Parameter stop: when raised (SIGTERM), the learner drains and the run ends early, with a
-    ///   checkpoint to resume from (see ``serveLearner(_:on:folder:logger:stop:drainTimeout:poll:)``).
+    ///   checkpoint to resume from (see ``serveLearner(_:on:folder:logger:stop:evaluator:drainTimeout:poll:)``).
     /// - Throws: ``RuntimeError`` if the ledger does not balance at the end, or what a part threw.
     public func run(stop: StopSignal? = nil) async throws -> DistributedRunResult {
         let learnerSystem: ReinActorSystem
@@ -129,7 +140,7 @@ public struct DistributedTrainer: Sendable {
         do {
             let learner = try LearnerActor.named(
                 on: learnerSystem, config: config, reference: reference, broadcaster: broadcaster,
-                folder: folder, resume: resume, logger: logger)
+                folder: folder, resume: resume, evaluator: evaluator, onStep: onStep, logger: logger)
             if let context {
                 let sink = SampleSink(
                     context: context, bind: "inproc://rein-samples-\(UUID().uuidString)", logger: logger)
@@ -150,7 +161,7 @@ public struct DistributedTrainer: Sendable {
                 group.addTask {
                     try await serveLearner(
                         learner, on: learnerSystem, folder: folder, logger: logger, stop: stop,
-                        drainTimeout: .seconds(10))
+                        evaluator: evaluator, drainTimeout: .seconds(10))
                 }
                 var result: DistributedRunResult?
                 for try await value in group { result = result ?? value }

@@ -81,6 +81,12 @@ public distributed actor LearnerActor {
     private var lastConsumed: ContinuousClock.Instant?
     /// Time spent in learner steps.
     private var busy = Duration.zero
+    /// The held-out evaluation of every `train.eval_every` steps (none: no evaluation).
+    private let evaluator: HeldOutEvaluator?
+    /// Told of every step's metrics once they are recorded (the console's progress line).
+    private let onStep: (@Sendable (StepMetrics) -> Void)?
+    /// Whether this learner continues a run past its first step (from a checkpoint).
+    private let continues: Bool
 
     /// A learner starting from `reference` (also the KL reference) that trains `config.train.steps`
     /// batches — or, given a checkpoint, continuing the run that wrote it.
@@ -90,13 +96,20 @@ public distributed actor LearnerActor {
     ///     ``checkpoint()``); `nil`: none.
     ///   - resume: a checkpoint of this run to continue from.
     ///   - lease: how long a worker may hold a batch.
+    ///   - evaluator: evaluates the policy every `train.eval_every` steps (before the last) into
+    ///     the step's `eval_greedy` / `eval_sampled`, as the single-process run does.
+    ///   - onStep: told of every step's metrics once recorded.
     /// - Throws: ``RuntimeError`` if `resume` was trained against another reference or model.
     public init(
         actorSystem: ReinActorSystem, config: RunConfig, reference: GPTParameters,
         broadcaster: WeightBroadcaster? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
-        lease: Machine.LeasePolicy = .init(), logger: Logger
+        lease: Machine.LeasePolicy = .init(), evaluator: HeldOutEvaluator? = nil,
+        onStep: (@Sendable (StepMetrics) -> Void)? = nil, logger: Logger
     ) throws {
         self.actorSystem = actorSystem
+        self.evaluator = evaluator
+        self.onStep = onStep
+        self.continues = (resume?.state.consumed ?? 0) > 0
         let incarnation = self.id.node.rawValue
         self.broadcaster = broadcaster
         self.config = config
@@ -173,12 +186,14 @@ public distributed actor LearnerActor {
     public static func named(
         on system: ReinActorSystem, config: RunConfig, reference: GPTParameters,
         broadcaster: WeightBroadcaster? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
-        lease: Machine.LeasePolicy = .init(), logger: Logger
+        lease: Machine.LeasePolicy = .init(), evaluator: HeldOutEvaluator? = nil,
+        onStep: (@Sendable (StepMetrics) -> Void)? = nil, logger: Logger
     ) throws -> LearnerActor {
         try system.withName(name) {
             try LearnerActor(
                 actorSystem: system, config: config, reference: reference, broadcaster: broadcaster,
-                folder: folder, resume: resume, lease: lease, logger: logger)
+                folder: folder, resume: resume, lease: lease, evaluator: evaluator, onStep: onStep,
+                logger: logger)
         }
     }
 
@@ -348,7 +363,7 @@ public distributed actor LearnerActor {
                 logger.warning(
                     "dropped \(step.dropped) samples of batch \(order.index) with lag \(order.lag) > max_staleness"
                 )
-                record(step)
+                record(await evaluated(step))
             case .train(let order):
                 tracking.selection.addTrained(order.batch)
                 if tracking.shouldObserve(step: order.index + 1) {
@@ -370,7 +385,7 @@ public distributed actor LearnerActor {
                     let kept = Set(machine.keptVersions)
                     weights = weights.filter { kept.contains($0.key) }
                     actorSystem.policyVersion = UInt64(newVersion)
-                    record(step)
+                    record(await evaluated(step))
                     if let broadcaster {
                         do {
                             try await broadcaster.publish(
@@ -438,8 +453,29 @@ public distributed actor LearnerActor {
         return try Self.readMetrics(in: folder, count: machine.consumed)
     }
 
-    /// Appends `step` to `metrics.jsonl` (or keeps it, without a run folder).
+    /// `step` with the held-out evaluation of the current policy when `train.eval_every` asks
+    /// for one after it (not after the last step: the end of the run evaluates that one).
+    private func evaluated(_ step: StepMetrics) async -> StepMetrics {
+        let (every, done) = (config.train.evalEvery, machine.consumed)
+        guard let evaluator, every > 0, done % every == 0, done < config.train.steps else { return step }
+        var step = step
+        do {
+            let evaluation = try await evaluator.evaluation(of: current, afterStep: done)
+            step.evalGreedy = evaluation.greedy.accuracy
+            step.evalSampled = evaluation.sampled?.accuracy
+        } catch {
+            logger.warning("held-out evaluation after step \(done) failed: \(error)")
+        }
+        return step
+    }
+
+    /// The policy the run starts from (π_ref), unless this learner continues a run past its first
+    /// step: what `eval-start.json` evaluates.
+    func startingPolicy() -> GPTParameters? { continues ? nil : referenceWeights }
+
+    /// Appends `step` to `metrics.jsonl` (or keeps it, without a run folder), then tells `onStep`.
     private func record(_ step: StepMetrics) {
+        defer { onStep?(step) }
         guard let folder else {
             metrics.append(step)
             return
@@ -527,4 +563,3 @@ extension LearnerActor: CallerChecked {
         "workerCount()": .localOperator,
     ]
 }
-

@@ -8,23 +8,34 @@ import Synchronization
 import ZeroMQ
 
 /// The learner side of every launch mode: serves `learner` (made with
-/// ``LearnerActor/named(on:config:reference:logger:)``) on `system` until the run is
-/// over, lets the workers hear that it is over, then writes a checkpoint (if the learner has a run
+/// ``LearnerActor/named(on:config:reference:broadcaster:folder:resume:lease:evaluator:onStep:logger:)``)
+/// on `system` until the run is over, lets the workers hear that it is over, then writes a checkpoint (if the learner has a run
 /// folder), `metrics.jsonl` and `ledger.json` to `folder` and checks the ledger.
+///
+/// With an `evaluator`, it also writes the held-out evaluations every launch mode writes:
+/// `eval-start.json` of the starting policy (when the run starts at step 0) and `eval.json` of the
+/// final one (also in the result).
 ///
 /// - Parameters:
 ///   - stop: when raised (SIGTERM), the learner drains: no new batches, the ones handed out are
 ///     trained, then the run ends early with a balanced ledger and a checkpoint to resume from.
 ///   - drainTimeout: how long a drain may wait for batches in flight (then they are abandoned), and
 ///     how long to wait, once every batch is trained, for the workers to be told.
+///   - evaluator: the held-out evaluation (`nil`: no eval-start.json / eval.json).
 ///   - poll: how often to look at the learner's progress.
 /// - Throws: ``RuntimeError`` if the ledger does not balance, or what the learner threw.
 public func serveLearner(
     _ learner: LearnerActor, on system: ReinActorSystem, folder: RunFolder, logger: Logger,
-    stop: StopSignal? = nil, drainTimeout: Duration = .seconds(3), poll: Duration = .milliseconds(20)
+    stop: StopSignal? = nil, evaluator: HeldOutEvaluator? = nil, drainTimeout: Duration = .seconds(3),
+    poll: Duration = .milliseconds(20)
 ) async throws -> DistributedRunResult {
     let watcher = Task { await watchMembership(of: system, for: learner) }
     defer { watcher.cancel() }
+    if let evaluator, let policy = await learner.whenLocal({ $0.startingPolicy() }) ?? nil {
+        let start = try await evaluator.evaluation(of: policy, afterStep: 0)
+        logger.info("start: \(start.summary)")
+        try folder.writeEvaluation(start, start: true)
+    }
     let clock = ContinuousClock()
     var drainDeadline: ContinuousClock.Instant?
     while try await !learner.isFinished() {
@@ -41,10 +52,15 @@ public func serveLearner(
     let deadline = clock.now + drainTimeout
     while clock.now < deadline, try await !learner.allWorkersReleased() { try await Task.sleep(for: poll) }
     try await learner.checkpoint()
-    let result = DistributedRunResult(
+    var result = DistributedRunResult(
         metrics: try await learner.stepMetrics(), ledger: try await learner.currentLedger(),
         weights: try await learner.currentWeights(), utilisation: try await learner.utilisation())
     try writeRun(result, to: folder)
+    if let evaluator {
+        let end = try await evaluator.evaluation(of: result.weights.values, afterStep: result.metrics.count)
+        try folder.writeEvaluation(end)
+        result.evaluation = end
+    }
     logger.info("ledger: \(result.ledger.summary)")
     return result
 }

@@ -15,13 +15,18 @@ public struct LearnerService: Service, CustomStringConvertible {
     let folder: RunFolder
     let logger: Logger
     let drainTimeout: Duration
+    let evaluator: HeldOutEvaluator?
     let finished: @Sendable (DistributedRunResult) -> Void
 
-    /// A service for `learner` on `system`; `finished` receives the run's result.
+    /// A service for `learner` on `system`; `finished` receives the run's result. With an
+    /// `evaluator` it writes `eval-start.json` and `eval.json` (see
+    /// ``serveLearner(_:on:folder:logger:stop:evaluator:drainTimeout:poll:)``).
     public init(
         learner: LearnerActor, system: ReinActorSystem, folder: RunFolder, logger: Logger,
-        drainTimeout: Duration = .seconds(10), finished: @escaping @Sendable (DistributedRunResult) -> Void
+        drainTimeout: Duration = .seconds(10), evaluator: HeldOutEvaluator? = nil,
+        finished: @escaping @Sendable (DistributedRunResult) -> Void
     ) {
+        self.evaluator = evaluator
         self.learner = learner
         self.system = system
         self.folder = folder
@@ -36,7 +41,8 @@ public struct LearnerService: Service, CustomStringConvertible {
         let stop = StopSignal()
         let result = try await withGracefulShutdownHandler {
             try await serveLearner(
-                learner, on: system, folder: folder, logger: logger, stop: stop, drainTimeout: drainTimeout)
+                learner, on: system, folder: folder, logger: logger, stop: stop, evaluator: evaluator,
+                drainTimeout: drainTimeout)
         } onGracefulShutdown: {
             stop.stop()
         }

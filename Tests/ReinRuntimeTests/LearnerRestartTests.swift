@@ -298,7 +298,7 @@ struct LearnerRestartTests {
         let six = try await train(steps: 6)
         #expect(six.process.terminationStatus == 0, "\(six.log)")
         #expect(six.log.contains("resuming from a checkpoint at batch 4, policy version 4"), "\(six.log)")
-        #expect(six.stdout.contains("after 6 batches with 2 workers (policy version 6)"), "\(six.log)")
+        #expect(six.stdout.contains("after 6 steps (policy version 6)"), "\(six.log)")
         #expect(try readMetrics(runDir).map(\.version) == [1, 2, 3, 4, 5, 6])
 
         // Damage both checkpoints: every command refuses to start, and leaves them as they are.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Rein
 import ReinRuntime
 import ServiceLifecycle
 import Synchronization
@@ -12,8 +13,9 @@ struct LaunchCommand: AsyncParsableCommand {
         commandName: "launch",
         abstract: "Run `rein learner` and N `rein worker` processes on this host (loopback TCP).",
         discussion: """
-            Child output is prefixed with [learner] / [worker-i]. A worker that crashes is restarted \
-            (up to --max-restarts times each); so is a crashed learner, on the same endpoint: it \
+            Child output is prefixed with [learner] / [worker-i]. The workers are started once the \
+            learner's status.json in run_dir says it is listening (and on which endpoint). A worker \
+            that crashes is restarted (up to --max-restarts times each); so is a crashed learner, on the same endpoint: it \
             resumes from its last checkpoint and the workers reconnect to it. Ctrl-C or SIGTERM asks \
             every child to drain and exit; children still running after --kill-after seconds are \
             killed. Exits with the learner's status.
@@ -47,6 +49,7 @@ struct LaunchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "rein.launch")
+        let runDir = try options.load().runDir
         var shared: [String] = []
         if let config = options.config { shared += ["--config", config] }
         for item in options.overrides { shared += ["--set", item] }
@@ -55,7 +58,7 @@ struct LaunchCommand: AsyncParsableCommand {
         if let seed = reference.randomReference { learnerArgs += ["--random-reference", "\(seed)"] }
         let supervisor = Supervisor(
             executable: executable ?? Supervisor.currentExecutable(), learnerArguments: learnerArgs,
-            workerArguments: shared, workers: workers, maxRestarts: maxRestarts,
+            workerArguments: shared, runDir: runDir, workers: workers, maxRestarts: maxRestarts,
             killAfter: .milliseconds(Int(killAfter * 1000)), logger: logger)
         let group = ServiceGroup(
             configuration: .init(
@@ -75,6 +78,8 @@ final class Supervisor: Service, Sendable {
     let executable: String
     let learnerArguments: [String]
     let workerArguments: [String]
+    /// The run folder, where the learner reports its endpoint (status.json).
+    let runDir: String
     let workers: Int
     let maxRestarts: Int
     let killAfter: Duration
@@ -82,10 +87,10 @@ final class Supervisor: Service, Sendable {
     private let status = Mutex<Int32?>(nil)
 
     init(
-        executable: String, learnerArguments: [String], workerArguments: [String], workers: Int,
-        maxRestarts: Int,
-        killAfter: Duration, logger: Logger
+        executable: String, learnerArguments: [String], workerArguments: [String], runDir: String,
+        workers: Int, maxRestarts: Int, killAfter: Duration, logger: Logger
     ) {
+        self.runDir = runDir
         self.executable = executable
         self.learnerArguments = learnerArguments
         self.workerArguments = workerArguments
@@ -98,7 +103,6 @@ final class Supervisor: Service, Sendable {
     /// The learner's exit status, once it exited.
     var learnerStatus: Int32? { status.withLock { $0 } }
 
-    /// The path of the running executable.
     /// `arguments` with the value of `--bind` replaced by `endpoint` (the port the first learner got).
     static func rebind(_ arguments: [String], to endpoint: String) -> [String] {
         var result = arguments
@@ -106,9 +110,19 @@ final class Supervisor: Service, Sendable {
         return result
     }
 
+    /// The path of the running executable.
     static func currentExecutable() -> String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
+    }
+
+    /// The endpoint `learner` reports in `runDir/status.json` once it listens (`nil` before, or
+    /// while the status is another process's: a learner of an earlier run).
+    static func listeningEndpoint(of learner: Child, runDir: String) -> String? {
+        guard let status = try? RunFolder.existing(runDir).read(LearnerStatus.self, from: .status),
+            status.pid == learner.pid, status.state == .listening
+        else { return nil }
+        return status.endpoint
     }
 
     func run() async throws {
@@ -128,7 +142,7 @@ final class Supervisor: Service, Sendable {
         let bindDeadline = clock.now + .seconds(60)
         var endpoint: String?
         while endpoint == nil {
-            endpoint = learner.listeningEndpoint
+            endpoint = Self.listeningEndpoint(of: learner, runDir: runDir)
             if !learner.isRunning || stop.isStopped || clock.now > bindDeadline { break }
             try? await Task.sleep(for: .milliseconds(20))
         }
@@ -212,7 +226,6 @@ final class Supervisor: Service, Sendable {
 final class Child: Sendable {
     let name: String
     private let process: Process
-    private let endpoint = Mutex<String?>(nil)
     private let outBuffer = LineBuffer()
     private let errBuffer = LineBuffer()
 
@@ -242,8 +255,6 @@ final class Child: Sendable {
     var isRunning: Bool { process.isRunning }
     /// The exit status (or terminating signal), once exited.
     var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
-    /// The endpoint the learner printed, if this child is the learner and has printed it.
-    var listeningEndpoint: String? { endpoint.withLock { $0 } }
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
     func waitUntilExit() { process.waitUntilExit() }
@@ -251,10 +262,6 @@ final class Child: Sendable {
     private func consume(_ data: Data, isStdout: Bool) {
         let lines = (isStdout ? outBuffer : errBuffer).lines(adding: data)
         for line in lines {
-            if isStdout, line.hasPrefix("learner listening on ") {
-                let address = String(line.dropFirst("learner listening on ".count))
-                endpoint.withLock { $0 = address }
-            }
             let text = Data("[\(name)] \(line)\n".utf8)
             if isStdout {
                 FileHandle.standardOutput.write(text)

@@ -122,9 +122,12 @@ struct LearnerCommand: AsyncParsableCommand {
         commandName: "learner",
         abstract: "Serve the learner: rollout workers (`rein worker`) connect to it; writes the run folder.",
         discussion: """
-            Prints `learner listening on ENDPOINT` once bound. Trains train.steps batches, admitting \
-            samples under train.max_staleness, then writes metrics.jsonl and ledger.json. Endpoints and \
-            timeouts come from the config's runtime: section unless given as flags. Checkpoints \
+            Prints `learner listening on ENDPOINT` once bound (status.json says the same). Trains \
+            train.steps batches, admitting samples under train.max_staleness, with the same run folder \
+            (eval-start.json, metrics.jsonl with a held-out evaluation every train.eval_every steps, \
+            tracker.jsonl, eval.json, ledger.json), progress line and end summary as `rein train`. \
+            Endpoints and timeouts come from the config's runtime: section unless given as flags. \
+            Checkpoints \
             into run_dir/checkpoint/ (the previous one kept as checkpoint.prev/) every \
             train.checkpoint_every batches and at the end; a learner started on a run folder with a \
             checkpoint resumes from it (workers reconnect by themselves). Rewrites \
@@ -230,9 +233,11 @@ struct LearnerCommand: AsyncParsableCommand {
             try WeightBroadcaster(context: context, node: system.node, bind: $0, security: wire.security)
         }
         defer { broadcaster?.close() }
+        let progress = TrainingProgress(total: config.train.steps)
+        let evaluator = try HeldOutEvaluator(config: config, gpt: parameters.config)
         let learner = try LearnerActor.named(
             on: system, config: config, reference: parameters, broadcaster: broadcaster, folder: folder,
-            resume: checkpoint, logger: logger)
+            resume: checkpoint, evaluator: evaluator, onStep: progress.record, logger: logger)
         let sink = samplesBind.map {
             SampleSink(context: context, bind: $0, wire: wire, logger: logger)
         }
@@ -248,8 +253,9 @@ struct LearnerCommand: AsyncParsableCommand {
         let statusWriter = LearnerStatus.keepWriting(learner: learner, endpoint: listening, folder: folder)
         if let endpoint = broadcaster?.endpoint { logger.info("weights broadcast on \(endpoint)") }
         let outcome = Mutex<DistributedRunResult?>(nil)
-        let service = LearnerService(learner: learner, system: system, folder: folder, logger: logger) {
-            result in
+        let service = LearnerService(
+            learner: learner, system: system, folder: folder, logger: logger, evaluator: evaluator
+        ) { result in
             outcome.withLock { $0 = result }
         }
         let group = ServiceGroup(
@@ -258,6 +264,7 @@ struct LearnerCommand: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         var failure: (any Error)?
         do { try await group.run() } catch { failure = error }
+        progress.finish()
         logger.info("wire: \(wire.rejections.summary)")
         // The last status: finished (the probe turns unready) or failed.
         statusWriter.cancel()
@@ -270,14 +277,7 @@ struct LearnerCommand: AsyncParsableCommand {
         guard let result = outcome.withLock({ $0 }) else {
             throw CLIError("the learner stopped without a result")
         }
-        emit(
-            "run folder \(config.runDir): \(result.metrics.count) batches, policy version \(result.weights.version); "
-                + "ledger: \(result.ledger.summary)")
-        emit(
-            String(
-                format: "learner busy %.0f%% of %.2f s; %.0f samples trained per second",
-                100 * result.utilisation.busyFraction, result.utilisation.wallSeconds, result.trainedPerSecond
-            ))
+        emitRunSummary(runDir: config.runDir, result: result)
     }
 }
 

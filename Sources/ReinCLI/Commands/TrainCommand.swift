@@ -84,48 +84,34 @@ struct TrainCommand: AsyncParsableCommand {
         let start = trainer.step
         if start == 0 {
             let (greedy, sampled) = try trainer.evaluate()
-            logger.info(
-                "start: held-out accuracy \(percent(greedy.accuracy)) greedy, \(percent(sampled.accuracy)) sampled"
-            )
-            try folder.writeEvaluation(HeldOutEvaluation(greedy: greedy, sampled: sampled), start: true)
+            let evaluation = HeldOutEvaluation(greedy: greedy, sampled: sampled)
+            logger.info("start: \(evaluation.summary)")
+            try folder.writeEvaluation(evaluation, start: true)
         }
-        var progress = ProgressLine(total: t.steps, label: "train")
-        var lastEval = "-"
+        let progress = TrainingProgress(total: t.steps)
         while trainer.step < t.steps {
             var metrics = try trainer.runStep()
             let done = trainer.step
-            var forced = false
             if t.evalEvery > 0 && done % t.evalEvery == 0 && done < t.steps {
                 let (greedy, sampled) = try trainer.evaluate()
                 metrics.evalGreedy = greedy.accuracy
                 metrics.evalSampled = sampled.accuracy
-                lastEval = percent(greedy.accuracy)
-                forced = true
             }
             try folder.appendMetrics(metrics)
             if t.checkpointEvery > 0 && done % t.checkpointEvery == 0 { try trainer.saveCheckpoint() }
-            let l = metrics.learner
-            progress.update(
-                done,
-                String(
-                    format: "v%d reward %.3f acc %@ eval %@ KL %.4f lag %d tok/s %.0f", metrics.version,
-                    metrics.reward,
-                    percent(metrics.accuracy), lastEval, l?.exactKL ?? 0, metrics.lagMax,
-                    metrics.tokensPerSecond),
-                force: forced)
+            progress.record(metrics)
         }
         progress.finish()
         try trainer.saveCheckpoint()
         let (greedy, sampled) = try trainer.evaluate()
-        try folder.writeEvaluation(HeldOutEvaluation(greedy: greedy, sampled: sampled))
+        let end = HeldOutEvaluation(greedy: greedy, sampled: sampled)
+        try folder.writeEvaluation(end)
         guard trainer.ledger.balances else {
             throw CLIError("sample ledger does not balance: \(trainer.ledger)")
         }
         try folder.writeLedger(trainer.ledger)
-        emit(
-            "run folder \(config.runDir): held-out accuracy \(percent(greedy.accuracy)) greedy, "
-                + "\(percent(sampled.accuracy)) sampled after \(trainer.step) steps (policy version \(trainer.learner.version))"
-        )
+        emitRunSummary(
+            runDir: config.runDir, evaluation: end, steps: trainer.step, version: trainer.learner.version)
     }
 }
 
@@ -143,23 +129,12 @@ extension TrainCommand {
                 "resuming from a checkpoint at batch \(state.consumed), policy version \(state.version)")
         }
         try folder.writeConfig(config)
-        let task = try ArithmeticTask(config: config.task)
-        let sampler = RolloutSampler(
-            task: task, config: parameters.config, temperature: config.train.temperature,
-            topK: config.train.topK, threads: config.threads)
-        let dataset = ArithmeticDataset(task: task)
-        if checkpoint == nil {
-            let start = try HeldOutEvaluation.of(
-                parameters, afterStep: 0, config: config, sampler: sampler, dataset: dataset)
-            logger.info(
-                "start: held-out accuracy \(percent(start.greedy.accuracy)) greedy, \(percent(start.sampled?.accuracy ?? .nan)) sampled"
-            )
-            try folder.writeEvaluation(start, start: true)
-        }
+        let progress = TrainingProgress(total: config.train.steps)
         let trainer = DistributedTrainer(
             config: config, reference: parameters, folder: folder, workers: workers, transport: .inproc,
             settings: node.settings(config), resume: checkpoint,
-            logger: logger)
+            evaluator: try HeldOutEvaluator(config: config, gpt: parameters.config),
+            onStep: progress.record, logger: logger)
         // SIGTERM / Ctrl-C: drain, checkpoint, finish normally (as `rein learner` does).
         let stop = StopSignal()
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
@@ -171,20 +146,8 @@ extension TrainCommand {
         }
         defer { watcher.cancel() }
         let result = try await trainer.run(stop: stop)
-        let final = try GPTParameters(config: parameters.config, values: result.weights.values)
-        let end = try HeldOutEvaluation.of(
-            final, afterStep: result.metrics.count, config: config, sampler: sampler, dataset: dataset)
-        try folder.writeEvaluation(end)
-        emit(
-            "run folder \(config.runDir): held-out accuracy \(percent(end.greedy.accuracy)) greedy, "
-                + "\(percent(end.sampled?.accuracy ?? .nan)) sampled after "
-                + "\(result.metrics.count) batches with \(workers) workers (policy version \(result.weights.version)); "
-                + "ledger: \(result.ledger.summary)")
-        emit(
-            String(
-                format: "learner busy %.0f%% of %.2f s; %.0f samples trained per second",
-                100 * result.utilisation.busyFraction, result.utilisation.wallSeconds, result.trainedPerSecond
-            ))
+        progress.finish()
+        emitRunSummary(runDir: config.runDir, result: result)
     }
 }
 
