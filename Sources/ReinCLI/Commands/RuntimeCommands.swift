@@ -30,7 +30,9 @@ struct ReferenceOptions: ParsableArguments {
                 "no reference checkpoint at \(config.train.reference); run `rein pretrain` first (same config)"
             )
         }
-        return try Checkpoint.load(from: config.train.reference).parameters
+        let (parameters, metadata) = try Checkpoint.load(from: config.train.reference)
+        try checkReferenceTask(metadata: metadata, path: config.train.reference, task: config.task)
+        return parameters
     }
 }
 
