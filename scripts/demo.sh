@@ -9,7 +9,7 @@ rein=.build/release/rein
 config=${REIN_CONFIG:-configs/default.yaml}
 reference=$($rein config show --config "$config" --key train.reference)
 if [ ! -f "$reference" ]; then
-    echo "demo: no reference policy at $reference; pretraining one (about 30 s)" >&2
+    echo "demo: no reference policy at $reference; pretraining one (at most 3,000 steps; it stops at its validation target)" >&2
     $rein pretrain --config "$config"
 fi
 $rein train --config "$config" "$@"

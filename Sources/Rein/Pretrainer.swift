@@ -15,6 +15,7 @@ public final class Pretrainer {
     private let evaluator: RolloutSampler
 
     public init(config: RunConfig, task: ArithmeticTask) throws {
+        try config.validatePretrainSplits()
         self.config = config
         self.task = task
         self.dataset = ArithmeticDataset(task: task)
@@ -23,7 +24,8 @@ public final class Pretrainer {
         self.model = GPTModel(parameters: parameters, threads: config.threads)
         let p = config.pretrain
         self.optimizer = AdamW(
-            layout: parameters.layout, config: AdamWConfig(weightDecay: Float(p.weightDecay)),
+            layout: parameters.layout,
+            config: AdamWConfig(beta2: Float(p.beta2), weightDecay: Float(p.weightDecay)),
             threads: config.threads)
         self.schedule = LRSchedule(
             maxLR: Float(p.lr), minLR: Float(p.minLR), warmupSteps: p.warmupSteps, totalSteps: p.steps)
@@ -54,6 +56,38 @@ public final class Pretrainer {
         return loss / Double(count)
     }
 
+    /// Optimizer steps taken so far.
+    public var stepsTaken: Int { optimizer.stepCount }
+
+    /// Runs ``step()`` until `pretrain.steps`, or until greedy accuracy on the validation problems
+    /// (the last `pretrain.validation_size` held-out problems, disjoint from the first
+    /// `pretrain.eval_size` that ``evaluate(count:)`` reports) reaches `pretrain.target_accuracy`.
+    /// Validation runs every `pretrain.eval_every` steps and at the last step. `report` sees every
+    /// step (with the validation accuracy on the steps that have one).
+    public func run(report: (PretrainProgress) throws -> Void) throws -> PretrainOutcome {
+        let p = config.pretrain
+        let rule = PretrainStopRule(steps: p.steps, evalEvery: p.evalEvery, targetAccuracy: p.targetAccuracy)
+        var validation: Double?
+        while stepsTaken < p.steps {
+            var progress = PretrainProgress(step: stepsTaken + 1, loss: try step())
+            if rule.validates(after: progress.step) {
+                progress.validationAccuracy = try validate(count: p.validationSize).accuracy
+                validation = progress.validationAccuracy
+            }
+            try report(progress)
+            if rule.reachedTarget(progress.validationAccuracy) {
+                return PretrainOutcome(
+                    steps: progress.step, validationAccuracy: validation, reachedTarget: true)
+            }
+        }
+        return PretrainOutcome(steps: stepsTaken, validationAccuracy: validation, reachedTarget: false)
+    }
+
+    /// Greedy accuracy on the last `count` held-out problems (the validation set of ``run(report:)``).
+    public func validate(count: Int) throws -> EvaluationResult {
+        try evaluator.evaluate(dataset.heldOut(suffix: count), parameters: model.parameters)
+    }
+
     /// Greedy accuracy on the first `count` held-out problems.
     public func evaluate(count: Int) throws -> EvaluationResult {
         try evaluator.evaluate(dataset.heldOut(prefix: count), parameters: model.parameters)
@@ -77,6 +111,86 @@ public final class Pretrainer {
     }
 }
 
+/// When ``Pretrainer/run(report:)`` measures validation accuracy and when it stops early.
+public struct PretrainStopRule: Sendable, Hashable {
+    /// The most optimizer steps.
+    public var steps: Int
+    /// Validate every this many steps (0: only after the last one).
+    public var evalEvery: Int
+    /// Stop once a validation accuracy is at least this (0: never stop early).
+    public var targetAccuracy: Double
+
+    public init(steps: Int, evalEvery: Int, targetAccuracy: Double) {
+        (self.steps, self.evalEvery, self.targetAccuracy) = (steps, evalEvery, targetAccuracy)
+    }
+
+    /// Whether validation runs after optimizer step `step` (1-based): every `evalEvery` steps and
+    /// after the last.
+    public func validates(after step: Int) -> Bool {
+        step == steps || (evalEvery > 0 && step % evalEvery == 0)
+    }
+
+    /// Whether a validation accuracy (nil: none measured at this step) ends the run.
+    public func reachedTarget(_ accuracy: Double?) -> Bool {
+        guard targetAccuracy > 0, let accuracy else { return false }
+        return accuracy >= targetAccuracy
+    }
+}
+
+/// One step of ``Pretrainer/run(report:)``.
+public struct PretrainProgress: Sendable, Hashable {
+    /// Optimizer steps taken (1-based: the step just finished).
+    public var step: Int
+    /// Mean cross-entropy of the step's batch, before the update (nats per answer token).
+    public var loss: Double
+    /// Greedy accuracy on the validation problems, on the steps that measure it.
+    public var validationAccuracy: Double?
+}
+
+/// How ``Pretrainer/run(report:)`` ended.
+public struct PretrainOutcome: Sendable, Hashable {
+    /// Optimizer steps taken.
+    public var steps: Int
+    /// The last validation accuracy measured (nil if none was).
+    public var validationAccuracy: Double?
+    /// Whether it stopped because validation accuracy reached `pretrain.target_accuracy`.
+    public var reachedTarget: Bool
+}
+
+/// The metadata key of the task a checkpoint was trained on (JSON of ``ArithmeticTaskConfig``).
+public let checkpointTaskKey = "task"
+
+/// Checks that a reference checkpoint was trained on `task`: a policy trained on one task and
+/// fine-tuned on another would run without an error and mean nothing. A checkpoint without a task
+/// entry (not written by Rein's pretrainer or trainer) passes.
+public func checkReferenceTask(
+    metadata: [String: String], path: String, task: ArithmeticTaskConfig
+) throws(ReferenceTaskMismatch) {
+    guard let json = metadata[checkpointTaskKey] else { return }
+    guard let stored = try? JSONDecoder().decode(ArithmeticTaskConfig.self, from: Data(json.utf8)) else {
+        throw ReferenceTaskMismatch(path: path, stored: json, expected: task)
+    }
+    guard stored == task else { throw ReferenceTaskMismatch(path: path, stored: json, expected: task) }
+}
+
+/// A reference checkpoint trained on another task than the run's.
+public struct ReferenceTaskMismatch: Error, CustomStringConvertible, Equatable {
+    /// The checkpoint.
+    public var path: String
+    /// Its task entry, as stored.
+    public var stored: String
+    /// The run's task.
+    public var expected: ArithmeticTaskConfig
+
+    public var description: String {
+        let operations = expected.operations.map(\.rawValue).joined(separator: ",")
+        return
+            "reference \(path) was trained on another task (\(stored)) than this run's "
+            + "(operations \(operations), digits \(expected.minDigits)...\(expected.maxDigits)); "
+            + "pretrain one for this task (same config and --task)"
+    }
+}
+
 /// The metadata Rein writes into every policy checkpoint.
 func checkpointMetadata(task: ArithmeticTask, version: Int) throws -> [String: String] {
     let encoder = JSONEncoder()
@@ -84,6 +198,6 @@ func checkpointMetadata(task: ArithmeticTask, version: Int) throws -> [String: S
     return [
         Checkpoint.tokenizerKey: task.tokenizer.jsonDescription,
         Checkpoint.policyVersionKey: "\(version)",
-        "task": String(decoding: try encoder.encode(task.config), as: UTF8.self),
+        checkpointTaskKey: String(decoding: try encoder.encode(task.config), as: UTF8.self),
     ]
 }

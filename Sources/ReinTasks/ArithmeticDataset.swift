@@ -43,6 +43,13 @@ public struct ArithmeticDataset: Sendable {
         heldOut.prefix(count ?? heldOut.count)
     }
 
+    /// The last `count` held-out problems (all of them if `count` is larger): a validation set
+    /// for decisions such as when to stop pretraining, disjoint from ``heldOut(prefix:)`` as long
+    /// as the two counts add up to at most ``ArithmeticTaskConfig/heldOutSize``.
+    public func heldOut(suffix count: Int) -> ArraySlice<ArithmeticProblem> {
+        heldOut.suffix(count)
+    }
+
     /// Supervised examples of every training problem, in split order.
     public var trainExamples: [SupervisedExample] { train.map(\.supervisedExample) }
 

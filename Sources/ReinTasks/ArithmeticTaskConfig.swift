@@ -36,7 +36,7 @@ public struct ArithmeticTaskConfig: Sendable, Hashable {
     public init(
         operations: [ArithmeticOperation] = [.add, .sub], minDigits: Int = 1, maxDigits: Int = 2,
         padOperands: Bool = true, allowNegative: Bool = false, prependBOS: Bool = true,
-        trainSize: Int = 10_000, heldOutSize: Int = 1_000, seed: UInt64 = 1, formatReward: Double = 0
+        trainSize: Int = 14_000, heldOutSize: Int = 1_000, seed: UInt64 = 1, formatReward: Double = 0
     ) {
         self.operations = operations
         self.minDigits = minDigits

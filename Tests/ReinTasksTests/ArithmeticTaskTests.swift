@@ -135,11 +135,13 @@ struct ArithmeticTaskTests {
 
     @Test("Presets by name")
     func presets() throws {
-        #expect(ArithmeticTaskConfig.presetNames == ["easy", "default", "hard"])
+        #expect(ArithmeticTaskConfig.presetNames == ["easy", "default", "hard", "multiply"])
+        #expect(try ArithmeticTaskConfig.preset(named: "multiply") == .multiply)
         #expect(try ArithmeticTaskConfig.preset(named: "default") == .default)
         #expect(try ArithmeticTaskConfig.preset(named: "hard") == .hard)
         #expect(
-            throws: ArithmeticTaskConfigError.unknownPreset("medium", allowed: ["easy", "default", "hard"])
+            throws: ArithmeticTaskConfigError.unknownPreset(
+                "medium", allowed: ["easy", "default", "hard", "multiply"])
         ) {
             try ArithmeticTaskConfig.preset(named: "medium")
         }
@@ -147,6 +149,24 @@ struct ArithmeticTaskTests {
         #expect(ArithmeticTaskConfig.default.padOperands)
         #expect(!ArithmeticTaskConfig.default.allowNegative)
         #expect(ArithmeticTaskConfig.default.formatReward == 0)
+    }
+
+    @Test("The multiply preset: 2-digit products, answers of up to 4 digits, disjoint splits")
+    func multiplyPreset() throws {
+        let task = try ArithmeticTask(config: .multiply)
+        #expect(task.config.operations == [.mul])
+        #expect(task.config.problemCount == 10_000)
+        #expect(task.promptLength == 7)
+        #expect(task.maxAnswerLength == 4)
+        #expect(task.maxSequenceLength == 12)
+        let problem = task.problem(7, .mul, 58)
+        #expect(problem.text == "07*58=")
+        #expect(problem.answerText == "406")
+        #expect(task.grade(problem, completion: problem.answer).outcome == .correct)
+        let data = ArithmeticDataset(task: task)
+        #expect(data.train.count == 8_000 && data.heldOut.count == 1_000)
+        #expect(Set(data.train).isDisjoint(with: Set(data.heldOut)))
+        #expect(data.heldOut.allSatisfy { $0.operation == .mul && $0.result == $0.lhs * $0.rhs })
     }
 
     @Test("Config JSON uses snake_case keys; missing keys take the defaults")

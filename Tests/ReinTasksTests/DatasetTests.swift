@@ -18,7 +18,7 @@ struct DatasetTests {
     @Test("Splits have the configured sizes, repeat nothing and are disjoint")
     func disjoint() throws {
         let data = ArithmeticDataset(task: try ArithmeticTask(config: .default))
-        #expect(data.train.count == 10_000)
+        #expect(data.train.count == 14_000)
         #expect(data.heldOut.count == 1_000)
         let train = Set(data.train.map(Key.init))
         let heldOut = Set(data.heldOut.map(Key.init))
@@ -31,10 +31,13 @@ struct DatasetTests {
             #expect(p.prompt.count == 7)
         }
         var prompts = data.trainProblems(seed: 4)
-        #expect(Set(prompts.next(10_000).map(Key.init)) == train)
+        #expect(Set(prompts.next(14_000).map(Key.init)) == train)
         #expect(data.heldOut(prefix: 10) == data.heldOut[..<10])
         #expect(data.heldOut(prefix: nil).count == 1_000)
         #expect(data.heldOut(prefix: 5_000).count == 1_000)
+        #expect(data.heldOut(suffix: 10) == data.heldOut[990...])
+        #expect(Set(data.heldOut(prefix: 500)).isDisjoint(with: Set(data.heldOut(suffix: 500))))
+        #expect(data.heldOut(suffix: 5_000).count == 1_000)
     }
 
     @Test("A split can take every problem there is")

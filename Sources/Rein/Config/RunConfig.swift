@@ -56,6 +56,17 @@ public struct RunConfig: ValidatedConfig, Sendable, Hashable {
         }
     }
 
+    /// Throws unless the pretraining evaluation and validation problems both fit in the held-out
+    /// split, apart (checked when pretraining starts: runs that only fine-tune need not satisfy it).
+    public func validatePretrainSplits() throws(ConfigError) {
+        guard pretrain.evalSize + pretrain.validationSize <= task.heldOutSize else {
+            throw ConfigError(
+                path: "pretrain.validation_size",
+                "pretrain.eval_size + pretrain.validation_size (\(pretrain.evalSize) + \(pretrain.validationSize)) must not exceed task.held_out_size (\(task.heldOutSize)): the validation problems must not be evaluation problems"
+            )
+        }
+    }
+
     /// The model shape for this run's tokenizer.
     public func gptConfig(vocab: Int) -> GPTConfig {
         GPTConfig(
@@ -67,7 +78,10 @@ public struct RunConfig: ValidatedConfig, Sendable, Hashable {
 /// The `model:` block.
 public struct ModelSection: Codable, Sendable, Hashable {
     public var context = 64
-    public var dModel = 128
+    /// 64 (about 0.2M parameters): on the default task it left the accuracy plateau sooner than
+    /// 128 did (seed 1: 60% validation accuracy after ~1,050 steps, against 24% after 1,000 for
+    /// 128) at about a third of the cost per step.
+    public var dModel = 64
     public var layers = 4
     public var heads = 4
 
@@ -95,19 +109,28 @@ public struct ModelSection: Codable, Sendable, Hashable {
 
 /// The `pretrain:` block: supervised training of π_ref on task examples.
 public struct PretrainConfig: Codable, Sendable, Hashable {
-    /// Optimizer steps. The default (about 20 s on 2 cores) stops while held-out accuracy is still
-    /// far from 100%, leaving room for RL: accuracy climbs steeply between ~800 and ~1200 steps.
-    public var steps = 1000
+    /// The most optimizer steps (the cosine schedule spans them); with `target_accuracy` the run
+    /// usually stops well before.
+    public var steps = 3000
     public var batchSize = 64
     public var lr = 3e-3
     public var minLR = 3e-4
     public var warmupSteps = 50
     public var weightDecay = 0.01
+    /// AdamW's second-moment decay.
+    public var beta2 = 0.999
     public var gradClip = 1.0
-    /// Evaluate on the held-out set every this many steps (0 = only at the end).
-    public var evalEvery = 250
-    /// Held-out problems per evaluation.
+    /// Measure validation accuracy every this many steps (0 = only at the end).
+    public var evalEvery = 20
+    /// Held-out problems per evaluation (the first ones of the held-out split; what
+    /// `rein pretrain` reports).
     public var evalSize = 500
+    /// Stop as soon as greedy accuracy on the validation problems reaches this (0 = run all
+    /// `steps`); checked every `eval_every` steps.
+    public var targetAccuracy = 0.67
+    /// Validation problems: the last ones of the held-out split, disjoint from the `eval_size`
+    /// first ones as long as both fit in `task.held_out_size`.
+    public var validationSize = 500
     /// Where the reference checkpoint is written (and where `rein train` reads it).
     public var output = "runs/reference.safetensors"
 
@@ -120,9 +143,12 @@ public struct PretrainConfig: Codable, Sendable, Hashable {
         case minLR = "min_lr"
         case warmupSteps = "warmup_steps"
         case weightDecay = "weight_decay"
+        case beta2
         case gradClip = "grad_clip"
         case evalEvery = "eval_every"
         case evalSize = "eval_size"
+        case targetAccuracy = "target_accuracy"
+        case validationSize = "validation_size"
         case output
     }
 
@@ -130,6 +156,11 @@ public struct PretrainConfig: Codable, Sendable, Hashable {
         try positive(steps, "pretrain.steps")
         try positive(batchSize, "pretrain.batch_size")
         try positive(evalSize, "pretrain.eval_size")
+        try positive(validationSize, "pretrain.validation_size")
+        guard targetAccuracy >= 0, targetAccuracy <= 1 else {
+            throw ConfigError(
+                path: "pretrain.target_accuracy", "must be in [0, 1] (0 = off), got \(targetAccuracy)")
+        }
         try rate(lr, "pretrain.lr")
         try rate(minLR, "pretrain.min_lr")
         guard warmupSteps >= 0 else { throw ConfigError(path: "pretrain.warmup_steps", "must be ≥ 0") }
@@ -137,6 +168,7 @@ public struct PretrainConfig: Codable, Sendable, Hashable {
         guard weightDecay >= 0, weightDecay < 1 else {
             throw ConfigError(path: "pretrain.weight_decay", "must be in [0, 1)")
         }
+        guard beta2 > 0, beta2 < 1 else { throw ConfigError(path: "pretrain.beta2", "must be in (0, 1)") }
         guard gradClip > 0 else { throw ConfigError(path: "pretrain.grad_clip", "must be > 0") }
         guard !output.isEmpty else { throw ConfigError(path: "pretrain.output", "must not be empty") }
     }

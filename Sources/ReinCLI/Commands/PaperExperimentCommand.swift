@@ -65,7 +65,8 @@ struct PaperExperimentCommand: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: base.train.reference) else {
             throw CLIError("no reference checkpoint at \(base.train.reference); run `rein pretrain` first")
         }
-        let reference = try Checkpoint.load(from: base.train.reference).parameters
+        let (reference, metadata) = try Checkpoint.load(from: base.train.reference)
+        try checkReferenceTask(metadata: metadata, path: base.train.reference, task: base.task)
         var folders: [String] = []
         let total = chosen.count * lagList.count * seedList.count
         for form in chosen {

@@ -10,16 +10,44 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "Run configuration (YAML). Keys not given take their defaults.")
     var config: String?
 
+    @Option(
+        name: .long,
+        help: """
+            Task preset (\(ArithmeticTaskConfig.presetNames.joined(separator: ", "))): replaces the task \
+            block; any preset but default also gets its own reference and run folder \
+            (runs/reference-NAME.safetensors, runs/NAME). --set overrides apply after it.
+            """)
+    var task: String?
+
     @Option(name: .customLong("set"), help: "Override one key, e.g. --set train.beta=0.1 (repeatable).")
     var overrides: [String] = []
 
     /// Loads the configuration and selects its matrix-product backend for this process.
     func load() throws -> RunConfig {
+        let all = try (task.map(Self.taskOverrides) ?? []) + overrides
         let run =
-            try config.map { try ConfigLoader.load(RunConfig.self, file: $0, overrides: overrides) }
-            ?? ConfigLoader.load(RunConfig.self, yaml: "{}", overrides: overrides)
+            try config.map { try ConfigLoader.load(RunConfig.self, file: $0, overrides: all) }
+            ?? ConfigLoader.load(RunConfig.self, yaml: "{}", overrides: all)
         try GemmBackend.configure(run.gemm, logger: Logger(label: "rein.gemm"))
         return run
+    }
+
+    /// The `--set` overrides that `--task name` stands for: the preset as the task block and, for
+    /// any preset but default, its own reference checkpoint and run folder.
+    static func taskOverrides(_ name: String) throws -> [String] {
+        let preset: ArithmeticTaskConfig
+        do {
+            preset = try ArithmeticTaskConfig.preset(named: name)
+        } catch {
+            throw CLIError("--task: \(error)")
+        }
+        let json = String(decoding: try JSONEncoder().encode(preset), as: UTF8.self)
+        guard name != "default" else { return ["task=\(json)"] }
+        let reference = "runs/reference-\(name).safetensors"
+        return [
+            "task=\(json)", "pretrain.output=\(reference)", "train.reference=\(reference)",
+            "run_dir=runs/\(name)",
+        ]
     }
 }
 
@@ -45,28 +73,35 @@ struct PretrainCommand: AsyncParsableCommand {
         let trainer = try Pretrainer(config: config, task: task)
         var progress = ProgressLine(total: p.steps, label: "pretrain")
         var recent: [Double] = []
-        var accuracy: Double?
-        for step in 1...p.steps {
-            let loss = try trainer.step()
-            recent.append(loss)
+        var validation = ""
+        let outcome = try trainer.run { step in
+            recent.append(step.loss)
             if recent.count > 50 { recent.removeFirst() }
-            var forced = false
-            if p.evalEvery > 0 && step % p.evalEvery == 0 && step < p.steps {
-                accuracy = try trainer.evaluate(count: p.evalSize).accuracy
-                forced = true
+            if let accuracy = step.validationAccuracy {
+                validation = "  validation acc " + percent(accuracy)
             }
             let mean = recent.reduce(0, +) / Double(recent.count)
-            let acc = accuracy.map { String(format: "  held-out acc %.1f%%", 100 * $0) } ?? ""
-            progress.update(step, String(format: "loss %.4f", mean) + acc, force: forced)
+            progress.update(
+                step.step, String(format: "loss %.4f", mean) + validation,
+                force: step.validationAccuracy != nil)
         }
         progress.finish()
+        if outcome.reachedTarget {
+            logger.info(
+                "validation accuracy \(percent(outcome.validationAccuracy ?? 0)) reached pretrain.target_accuracy \(percent(p.targetAccuracy)) at step \(outcome.steps)"
+            )
+        } else if p.targetAccuracy > 0 {
+            logger.warning(
+                "validation accuracy \(percent(outcome.validationAccuracy ?? 0)) after all \(p.steps) steps, short of pretrain.target_accuracy \(percent(p.targetAccuracy))"
+            )
+        }
         let greedy = try trainer.evaluate(count: p.evalSize)
         let sampled = try trainer.evaluateSampled(count: p.evalSize, seed: config.seed)
         try trainer.save(to: p.output)
         emit(
             String(
                 format:
-                    "reference written to %@: held-out accuracy %.1f%% greedy, %.1f%% sampled (%d problems)",
-                p.output, 100 * greedy.accuracy, 100 * sampled.accuracy, greedy.n))
+                    "reference written to %@ after %d steps: held-out accuracy %.1f%% greedy, %.1f%% sampled (%d problems)",
+                p.output, outcome.steps, 100 * greedy.accuracy, 100 * sampled.accuracy, greedy.n))
     }
 }

@@ -31,7 +31,8 @@ struct ReferenceOptions: ParsableArguments {
                 "no reference checkpoint at \(config.train.reference); run `rein pretrain` first (same config)"
             )
         }
-        let reference = try Checkpoint.load(from: config.train.reference).parameters
+        let (reference, metadata) = try Checkpoint.load(from: config.train.reference)
+        try checkReferenceTask(metadata: metadata, path: config.train.reference, task: config.task)
         try config.checkReference(reference, source: config.train.reference)
         return reference
     }
