@@ -1,6 +1,7 @@
 import Foundation
 import Rein
 import ReinKL
+import ReinTasks
 import ReinTracker
 
 /// A few lines about one finished run, for the end of `make demo` and `rein summarize --brief`:
@@ -117,7 +118,8 @@ public struct RunBrief: Sendable, Codable, Hashable {
             }
             out.append(line)
         }
-        out.append(String(format: "lag trained: mean %.2f, max %d versions over %d steps", lagMean, lagMax, steps))
+        out.append(
+            String(format: "lag trained: mean %.2f, max %d versions over %d steps", lagMean, lagMax, steps))
         if let bias {
             let lags =
                 bias.lags.lowerBound == bias.lags.upperBound

@@ -38,6 +38,13 @@ struct LaunchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds to wait for children to exit after asking them to stop.")
     var killAfter = 15.0
 
+    @Flag(
+        name: .long,
+        help:
+            "Start over even if run_dir has a checkpoint (removes it first; a restarted learner still resumes)."
+    )
+    var fresh = false
+
     @Option(
         name: .long,
         help: ArgumentHelp("The rein executable to spawn (default: this one).", visibility: .hidden))
@@ -50,8 +57,10 @@ struct LaunchCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = Logger(label: "rein.launch")
         let runDir = try options.load().runDir
+        if fresh { try CheckpointStore(folder: try RunFolder(path: runDir)).removeAll() }
         var shared: [String] = []
         if let config = options.config { shared += ["--config", config] }
+        if let task = options.task { shared += ["--task", task] }
         for item in options.overrides { shared += ["--set", item] }
         shared += node.arguments + ["--exit-with-parent"]
         var learnerArgs = ["learner", "--bind", bind] + shared
