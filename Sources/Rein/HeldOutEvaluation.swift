@@ -1,3 +1,4 @@
+import Foundation
 import ReinModel
 import ReinTasks
 
@@ -44,3 +45,7 @@ extension HeldOutEvaluation {
         return (greedy, sampled)
     }
 }
+
+/// `x` (a fraction) as a percentage with one decimal, "–" for NaN: how every command and report
+/// prints an accuracy.
+public func percent(_ x: Double) -> String { x.isNaN ? "–" : String(format: "%.1f%%", 100 * x) }

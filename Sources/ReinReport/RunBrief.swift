@@ -100,7 +100,6 @@ public struct RunBrief: Sendable, Codable, Hashable {
 
     /// The brief as lines of text.
     public var lines: [String] {
-        func percent(_ x: Double) -> String { String(format: "%.1f%%", 100 * x) }
         var out: [String] = []
         if let end {
             var line = "held-out accuracy (greedy): "

@@ -52,10 +52,7 @@ public struct HeldOutEvaluator: Sendable {
 extension HeldOutEvaluation {
     /// "held-out accuracy 12.3% greedy, 10.0% sampled": how every launch mode reports it.
     public var summary: String {
-        "held-out accuracy \(Self.percent(greedy.accuracy)) greedy, "
-            + "\(Self.percent(sampled?.accuracy ?? .nan)) sampled"
+        "held-out accuracy \(percent(greedy.accuracy)) greedy, "
+            + "\(percent(sampled?.accuracy ?? .nan)) sampled"
     }
-
-    /// `x` as a percentage with one decimal ("–" for NaN).
-    static func percent(_ x: Double) -> String { x.isNaN ? "–" : String(format: "%.1f%%", 100 * x) }
 }

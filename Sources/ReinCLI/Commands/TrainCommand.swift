@@ -151,4 +151,3 @@ extension TrainCommand {
     }
 }
 
-func percent(_ x: Double) -> String { x.isNaN ? "–" : String(format: "%.1f%%", 100 * x) }
