@@ -13,6 +13,9 @@ import ReinTasks
 /// - admission under `max_staleness`: index `s` goes out only while sampling it now cannot make it
 ///   staler than `max_staleness` when it is trained (``Settings/aheadLimit``); a batch whose lag
 ///   is above that anyway is dropped;
+/// - pacing (``Settings/pacing``): with ``PacingMode/auto`` the ``Pacer`` it owns limits the
+///   hand-out further to the lookahead that keeps the learner busy, from the sampling latencies
+///   measured on delivery and the learner step times reported with ``trained(_:learner:version:)``;
 /// - exact lag injection: batch `s` is sampled with the newest kept version at most `inject_lag`
 ///   versions older than the version expected to train it — exactly `inject_lag` once the run is
 ///   that old, in every launch mode;
@@ -40,10 +43,12 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         public var versionsPerStep: Int
         /// How long a worker may hold a batch.
         public var lease: LeasePolicy
+        /// How far ahead of the learner batches go out (within ``aheadLimit``).
+        public var pacing: PacingMode
 
         public init(
             steps: Int, batchSize: Int, maxStaleness: Int, injectLag: Int, versionsPerStep: Int = 1,
-            lease: LeasePolicy = LeasePolicy()
+            lease: LeasePolicy = LeasePolicy(), pacing: PacingMode = .bound
         ) {
             self.steps = steps
             self.batchSize = batchSize
@@ -51,6 +56,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
             self.injectLag = injectLag
             self.versionsPerStep = max(1, versionsPerStep)
             self.lease = lease
+            self.pacing = pacing
         }
 
         /// How far (in versions) past the next batch to train indices are handed out: with
@@ -59,12 +65,17 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         /// `max_staleness` (natural asynchrony).
         public var aheadLimit: Int { injectLag > 0 ? min(injectLag, maxStaleness) : maxStaleness }
 
-        /// The settings of a run configured by `train`.
-        public init(_ train: TrainConfig, lease: LeasePolicy = LeasePolicy()) {
+        /// The settings of a run configured by `train` (paced as `pacing`).
+        public init(_ train: TrainConfig, lease: LeasePolicy = LeasePolicy(), pacing: PacingMode = .bound) {
             self.init(
                 steps: train.steps, batchSize: train.promptsPerStep * train.groupSize,
                 maxStaleness: train.maxStaleness, injectLag: train.injectLag,
-                versionsPerStep: train.epochs * train.minibatches, lease: lease)
+                versionsPerStep: train.epochs * train.minibatches, lease: lease, pacing: pacing)
+        }
+
+        /// The settings of a run configured by `config` (`train`, and `runtime.pacing`).
+        public init(_ config: RunConfig, lease: LeasePolicy = LeasePolicy()) {
+            self.init(config.train, lease: lease, pacing: config.runtime.pacing)
         }
     }
 
@@ -195,6 +206,8 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     /// after the index is consumed: one small entry per loss).
     private var givenUp: [Int: [Int: (reason: RefusalReason, assignment: Assignment)]] = [:]
     private var measured: [Duration] = []
+    /// Sampling latency and learner step time estimates, and the lookahead they call for.
+    public private(set) var pacer: Pacer
 
     /// A machine at the start of a run.
     public init(settings: Settings, incarnation: UInt64) {
@@ -207,6 +220,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         keptVersions = [0]
         nextFresh = 0
         attempts = [:]
+        pacer = Pacer(mode: settings.pacing)
     }
 
     /// A machine continuing the run `snapshot` was taken of, as a new incarnation: what was in
@@ -224,6 +238,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         keptVersions = Set(snapshot.ring + [snapshot.version]).sorted()
         nextFresh = snapshot.consumed
         attempts = snapshot.attempts.filter { $0.key >= snapshot.consumed }
+        pacer = Pacer(mode: settings.pacing)  // a new incarnation measures again
     }
 
     /// The state to restart from (what is in flight now will count lost in the restarted machine).
@@ -251,7 +266,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
             return .wait  // everything handed out: wait for the end or a loss
         }
         let ahead = candidate - consumed
-        guard ahead == 0 || ahead * settings.versionsPerStep <= settings.aheadLimit else { return .wait }
+        guard ahead == 0 || ahead <= aheadBatches else { return .wait }
         if candidate == nextFresh { nextFresh += 1 } else { retry.remove(candidate) }
         let attempt = attempts[candidate, default: 0]
         attempts[candidate] = attempt + 1
@@ -263,6 +278,14 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         ledger.produced += assignment.count
         ledger.inFlight += assignment.count
         return .sample(assignment)
+    }
+
+    /// How many indices past the next one to train may go out now: what ``Settings/aheadLimit``
+    /// allows, and no more than the pacer's lookahead (index `consumed` itself always may).
+    public var aheadBatches: Int {
+        let bound = settings.aheadLimit / settings.versionsPerStep
+        guard let lookahead = pacer.lookahead else { return bound }
+        return min(bound, lookahead)
     }
 
     /// The version to sample a batch `ahead` indices past the next one to train with: the newest
@@ -333,6 +356,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     /// Records a sampling time (assignment to delivery) for the lease.
     private mutating func measure(_ took: Duration) {
         measured.append(max(.zero, took))
+        pacer.sampled(seconds: seconds(max(.zero, took)))
         if measured.count > settings.lease.window {
             measured.removeFirst(measured.count - settings.lease.window)
         }
@@ -404,6 +428,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     {
         precondition(training?.index == order.index, "trained(\(order.index)) without a train order for it")
         training = nil
+        pacer.stepped(seconds: learner.seconds)
         let n = order.batch.rollouts.count
         ledger.trained += n
         ledger.inFlight -= n

@@ -133,7 +133,7 @@ public distributed actor LearnerActor {
                 }
             }
         }
-        let settings = Machine.Settings(config.train, lease: lease)
+        let settings = Machine.Settings(config, lease: lease)
         guard let resume else {
             if let folder {
                 try folder.write(Data(), to: RunFile.metrics.rawValue)
@@ -388,7 +388,13 @@ public distributed actor LearnerActor {
                     machine.trainingFailed(order)  // still in flight: the run fails with the error
                     return
                 case .success(let (learned, parameters, newVersion)):
+                    let lookahead = machine.pacer.lookahead
                     let step = machine.trained(order, learner: learned, version: newVersion)
+                    if let paced = machine.pacer.lookahead, paced != lookahead {
+                        logger.info(
+                            "pacing: \(paced) batch(es) ahead (sampling \(machine.pacer.latency ?? 0) s, learner step \(machine.pacer.stepTime ?? 0) s)"
+                        )
+                    }
                     weights[newVersion] = parameters
                     let kept = Set(machine.keptVersions)
                     weights = weights.filter { kept.contains($0.key) }

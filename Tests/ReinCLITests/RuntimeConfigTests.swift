@@ -33,6 +33,7 @@ struct RuntimeConfigTests {
         ),
         ("runtime: {heartbeat_timeout: 0}", "config: runtime.heartbeat_timeout: must be in (0, 3600]"),
         ("runtime: {call_timeout: -1}", "config: runtime.call_timeout: must be in (0, 86400]"),
+        ("runtime: {pacing: fast}", "config: runtime.pacing:"),
         (
             "runtime: {learner_port: 7070}",
             "config: runtime.learner_port: unknown key (allowed here: broadcast_bind,"
@@ -59,12 +60,25 @@ struct RuntimeConfigTests {
         #expect(config.runtime.heartbeatTimeout == 4 && config.runtime.callTimeout == 9)
     }
 
+    @Test func pacingLoadsAndReachesTheRunStateMachine() throws {
+        #expect(try ConfigLoader.load(RunConfig.self, yaml: "").runtime.pacing == RuntimeConfig().pacing)
+        for mode in PacingMode.allCases {
+            let config = try ConfigLoader.load(RunConfig.self, yaml: "runtime: {pacing: \(mode.rawValue)}")
+            #expect(config.runtime.pacing == mode)
+            #expect(RunStateMachine<Int>.Settings(config).pacing == mode)
+        }
+    }
+
     @Test func configShowPrintsTheRuntimeSection() async throws {
         let output = try await runRein(["config", "show", "--set", "runtime.learner=tcp://learner-0:7171"])
         #expect(output.contains("runtime:\n  learner_bind: tcp://0.0.0.0:7070\n"))
         #expect(output.contains("  learner: tcp://learner-0:7171\n"))
         let value = try await runRein(["config", "show", "--key", "runtime.samples_bind"])
         #expect(value.trimmingCharacters(in: .newlines) == "auto")
+        let pacing = try await runRein([
+            "config", "show", "--key", "runtime.pacing", "--set", "runtime.pacing=auto",
+        ])
+        #expect(pacing.trimmingCharacters(in: .newlines) == "auto")
     }
 
     @Test func learnerEndpointsComeFromConfigAndFlagsOverrideThem() throws {

@@ -96,8 +96,12 @@ struct DistributedTrainerTests {
         #expect(written == ledger)
     }
 
-    @Test func injectedLagSamplesWithOlderWeightsExactlyAsTheSingleProcessTrainer() async throws {
-        let (config, reference, folder) = try tinyRun(steps: 5, maxStaleness: 2, injectLag: 2)
+    @Test(
+        "Injected lag samples with older weights exactly as the single-process trainer, paced or not",
+        arguments: PacingMode.allCases)
+    func injectedLagSamplesWithOlderWeightsExactlyAsTheSingleProcessTrainer(pacing: PacingMode) async throws {
+        var (config, reference, folder) = try tinyRun(steps: 5, maxStaleness: 2, injectLag: 2)
+        config.runtime.pacing = pacing
         let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
         var expected: [StepMetrics] = []
         for _ in 0..<config.train.steps { expected.append(try trainer.runStep()) }
@@ -112,8 +116,10 @@ struct DistributedTrainerTests {
         #expect(result.weights.values == trainer.learner.model.parameters.values)
     }
 
-    @Test func asynchronousRunTrainsEveryBatchWithinTheStalenessBound() async throws {
-        let (config, reference, folder) = try tinyRun(steps: 6, maxStaleness: 2)
+    @Test(arguments: PacingMode.allCases)
+    func asynchronousRunTrainsEveryBatchWithinTheStalenessBound(pacing: PacingMode) async throws {
+        var (config, reference, folder) = try tinyRun(steps: 6, maxStaleness: 2)
+        config.runtime.pacing = pacing
         let result = try await DistributedTrainer(
             config: config, reference: reference, folder: folder, workers: 2, settings: testSettings,
             logger: quiet

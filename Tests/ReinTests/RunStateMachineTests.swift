@@ -105,6 +105,8 @@ struct Simulation {
             #expect(
                 a.index == machine.consumed
                     || (a.index - machine.consumed) * settings.versionsPerStep <= settings.aheadLimit)
+            #expect(
+                a.index == machine.consumed || a.index - machine.consumed <= machine.pacer.lookahead ?? .max)
             #expect(machine.keptVersions.contains(a.version), "sampling version \(a.version) is kept")
             #expect(a.deadline > a.assignedAt)
             let lease = a.deadline - a.assignedAt
@@ -187,6 +189,8 @@ struct Simulation {
                     #expect(order.lag == min(settings.injectLag, machine.version), "batch \(order.index)")
                 }
                 #expect(machine.nextBatch().map { _ in true } == nil, "nothing else trains meanwhile")
+                var learned = learned  // step times vary, so auto pacing's lookahead does too
+                learned.seconds = Double(order.index % 3) + 0.5
                 let metrics = machine.trained(
                     order, learner: learned, version: machine.version + settings.versionsPerStep)
                 #expect(metrics.step == order.index + 1 && metrics.learner != nil && metrics.dropped == 0)
@@ -258,11 +262,11 @@ struct RunStateMachineTests {
     func randomEventSequences() async {
         await propertyCheck(
             count: 400, input: Gen.int(in: 1...9), Gen.int(in: 1...3), Gen.int(in: 0...3), Gen.int(in: 0...3),
-            Gen.int(in: 1...2), Gen.int(in: 0...999).array(of: 0...120)
-        ) { steps, batchSize, staleness, lag, versionsPerStep, events in
+            Gen.int(in: 1...2), Gen.int(in: 0...1), Gen.int(in: 0...999).array(of: 0...120)
+        ) { steps, batchSize, staleness, lag, versionsPerStep, pacing, events in
             let settings = Machine.Settings(
                 steps: steps, batchSize: batchSize, maxStaleness: staleness, injectLag: min(lag, staleness),
-                versionsPerStep: versionsPerStep, lease: Self.lease)
+                versionsPerStep: versionsPerStep, lease: Self.lease, pacing: PacingMode.allCases[pacing])
             var simulation = Simulation(settings: settings)
             simulation.run(events)
         }

@@ -1,5 +1,5 @@
 /// The `runtime:` block: where a multi-process run's learner listens, where its workers connect,
-/// and the liveness settings of every node. `rein learner` / `rein worker` flags override each key.
+/// the liveness settings of every node, and how a distributed run paces its workers. `rein learner` / `rein worker` flags override each key.
 ///
 /// Endpoints are ZeroMQ addresses: `tcp://HOST:PORT` (HOST may be `0.0.0.0` or `*` to bind every
 /// interface; PORT may be `*` for any free port when binding) or `ipc://PATH`.
@@ -20,6 +20,10 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
     public var heartbeatTimeout = 1.5
     /// Seconds a remote call may wait for its reply.
     public var callTimeout = 30.0
+    /// How far ahead of the learner batches are handed out in a distributed run (`rein train
+    /// --workers`, `rein launch`, `rein learner`): `bound` (up to `train.max_staleness`) or `auto`
+    /// (min-lag pacing: only as far as keeps the learner busy; see ``Pacer``).
+    public var pacing = PacingMode.bound
 
     public init() {}
 
@@ -30,6 +34,7 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         case learner
         case heartbeatTimeout = "heartbeat_timeout"
         case callTimeout = "call_timeout"
+        case pacing
     }
 
     public func validate() throws(ConfigError) {

@@ -6,12 +6,14 @@ import ReinActors
 import ReinModel
 import ReinRuntime
 import ReinTasks
+import ReinTracker
 import ZeroMQ
 
 /// `rein bench runtime`: the runtime against the transport under it, and the pipeline against
 /// itself: weight broadcast vs raw PUSH/PULL of the same bytes to as many receivers, sample
-/// batches over the wire vs raw transfer of the same bytes, and the same distributed run in sync
-/// (`max_staleness` 0) and async (`max_staleness` 4) mode.
+/// batches over the wire vs raw transfer of the same bytes, the same distributed run in sync
+/// (`max_staleness` 0) and async (`max_staleness` 4) mode, and `runtime.pacing` `bound` against
+/// `auto` (throughput, learner busy, lag, and the naive k2-as-loss bias at the resulting lags).
 struct RuntimeBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runtime",
@@ -21,11 +23,12 @@ struct RuntimeBench: AsyncParsableCommand {
             broadcast: publish the default model's weights until 1, 2 and 4 subscribers (WeightCaches,             as in workers) hold them, against the same frames sent over 1, 2 and 4 raw PUSH/PULL pairs at             once; the two alternate, medians over --repeats. Goal: broadcast ≤ 2× raw.
             samples: one real sampled batch (train.prompts_per_step × train.group_size rollouts)             encoded as SampleColumns, sent, received and decoded back into a RolloutBatch, against             raw PUSH/PULL of the same bytes (the transport ceiling).
             pipeline: the same in-process run (learner + --workers rollout workers over inproc             ZeroMQ, --steps batches, threads 1 per part) with max_staleness 0 and then 4: samples             trained per second and learner busy fraction. Goals: async ≥ 1.5× sync, busy ≥ 90% async.
+            pacing: the same in-process run (--pacing-workers workers, --pacing-steps batches, the             configured train.max_staleness, staleness tracker every --tracker-every steps) with             runtime.pacing bound and then auto: samples trained per second, learner busy, token-weighted             lag (mean, p50, p99, max) and the tracker's position-weighted relative error of naive             k2-as-loss (k2_loss) beside sg(w)·k2. Goals: auto ≥ 95% of bound's samples/s, busy ≥ 90%,             mean lag ≤ 1.5, k2_loss bias ≤ ¼ of bound's.
             """
     )
 
     enum Part: String, CaseIterable, ExpressibleByArgument {
-        case broadcast, samples, pipeline
+        case broadcast, samples, pipeline, pacing
     }
 
     @OptionGroup var options: ConfigOptions
@@ -33,14 +36,25 @@ struct RuntimeBench: AsyncParsableCommand {
     @Option(name: .long, help: "Measurements per broadcast/sample row (the median is reported).")
     var repeats = 10
 
-    @Option(name: .long, help: "Parts to run: broadcast, samples, pipeline (comma-separated; default all).")
-    var parts = "broadcast,samples,pipeline"
+    @Option(
+        name: .long,
+        help: "Parts to run: broadcast, samples, pipeline, pacing (comma-separated; default all).")
+    var parts = "broadcast,samples,pipeline,pacing"
 
     @Option(name: .long, help: "Pipeline: batches per mode.")
     var steps = 12
 
     @Option(name: .long, help: "Pipeline: rollout workers.")
     var workers = 1
+
+    @Option(name: .long, help: "Pacing: batches per mode.")
+    var pacingSteps = 40
+
+    @Option(name: .long, help: "Pacing: rollout workers.")
+    var pacingWorkers = 2
+
+    @Option(name: .long, help: "Pacing: staleness tracker every this many steps.")
+    var trackerEvery = 5
 
     @Flag(name: .long, help: "Print one JSON object instead of tables.")
     var json = false
@@ -72,10 +86,32 @@ struct RuntimeBench: AsyncParsableCommand {
         var samplingMs: Double
     }
 
+    struct PacingRow: Codable {
+        var pacing: PacingMode
+        var trained: Int
+        var wallSeconds: Double
+        var trainedPerSecond: Double
+        var busyFraction: Double
+        /// Token-weighted lag of the samples trained (versions).
+        var lagMean: Double
+        var lagP50: Int
+        var lagP99: Int
+        var lagMax: Int
+        /// Position-weighted relative error of naive k2-as-loss over every tracker observation.
+        var k2LossBias: Double?
+        /// The same for sg(w)·k2 (the importance-corrected form).
+        var k2LossSgwBias: Double?
+        var trackerPositions: Int
+        /// Wall time of the tracker's observations (part of wallSeconds, not of busy).
+        var trackerSeconds: Double
+        var ledgerBalances: Bool
+    }
+
     struct Report: Codable {
         var broadcast: [Row]
         var samples: SampleRow?
         var pipeline: [PipelineRow]
+        var pacing: [PacingRow] = []
         var asyncOverSync: Double?
         /// (sampling + learner step) / max of the two in the sync run: what perfect overlap gives.
         var overlapCeiling: Double?
@@ -85,8 +121,11 @@ struct RuntimeBench: AsyncParsableCommand {
         guard repeats >= 1, steps >= 2, workers >= 1 else {
             throw ValidationError("--repeats ≥ 1, --steps ≥ 2 and --workers ≥ 1")
         }
+        guard pacingSteps >= 2, pacingWorkers >= 1, trackerEvery >= 1 else {
+            throw ValidationError("--pacing-steps ≥ 2, --pacing-workers ≥ 1 and --tracker-every ≥ 1")
+        }
         for part in parts.split(separator: ",") where Part(rawValue: String(part)) == nil {
-            throw ValidationError("--parts: unknown part '\(part)' (broadcast, samples, pipeline)")
+            throw ValidationError("--parts: unknown part '\(part)' (broadcast, samples, pipeline, pacing)")
         }
     }
 
@@ -99,9 +138,14 @@ struct RuntimeBench: AsyncParsableCommand {
         let parameters = try GPTParameters(config: gpt, seed: 1)
         let values = parameters.values
         let context = try ZMQContext()
-        var report = Report(broadcast: [], samples: nil, pipeline: [], asyncOverSync: nil, overlapCeiling: nil)
+        var report = Report(
+            broadcast: [], samples: nil, pipeline: [], asyncOverSync: nil, overlapCeiling: nil)
         if chosen.contains(.broadcast) {
-            if !json { emit("broadcast: \(values.count) floats (\(values.count * 4 / 1024) KiB), median of \(repeats)") }
+            if !json {
+                emit(
+                    "broadcast: \(values.count) floats (\(values.count * 4 / 1024) KiB), median of \(repeats)"
+                )
+            }
             for subscribers in [1, 2, 4] {
                 let (broadcast, raw) = try await broadcastAndRawMs(
                     values, subscribers: subscribers, context: context, logger: logger)
@@ -112,13 +156,15 @@ struct RuntimeBench: AsyncParsableCommand {
                 if !json {
                     emit(
                         String(
-                            format: "  %d subscriber(s): broadcast %.2f ms, raw PUSH/PULL ×%d %.2f ms, ratio %.2f (goal ≤ 2)",
+                            format:
+                                "  %d subscriber(s): broadcast %.2f ms, raw PUSH/PULL ×%d %.2f ms, ratio %.2f (goal ≤ 2)",
                             subscribers, broadcast, subscribers, raw, broadcast / raw))
                 }
             }
         }
         if chosen.contains(.samples) {
-            let row = try await sampleThroughput(config: config, task: task, gpt: gpt, parameters: parameters,
+            let row = try await sampleThroughput(
+                config: config, task: task, gpt: gpt, parameters: parameters,
                 context: context, logger: logger)
             report.samples = row
             if !json {
@@ -131,10 +177,13 @@ struct RuntimeBench: AsyncParsableCommand {
         }
         if chosen.contains(.pipeline) {
             if !json {
-                emit("pipeline: \(steps) batches of \(config.train.promptsPerStep * config.train.groupSize) rollouts, \(workers) worker(s), threads 1 per part")
+                emit(
+                    "pipeline: \(steps) batches of \(config.train.promptsPerStep * config.train.groupSize) rollouts, \(workers) worker(s), threads 1 per part"
+                )
             }
             for staleness in [0, 4] {
-                let row = try await pipeline(config, parameters: parameters, maxStaleness: staleness, logger: logger)
+                let row = try await pipeline(
+                    config, parameters: parameters, maxStaleness: staleness, logger: logger)
                 report.pipeline.append(row)
                 if !json {
                     emit(
@@ -157,10 +206,14 @@ struct RuntimeBench: AsyncParsableCommand {
                 if !json {
                     emit(
                         String(
-                            format: "  async / sync: %.2f× (goal ≥ 1.5×; full overlap of this run's sampling and learning would give %.2f×)",
+                            format:
+                                "  async / sync: %.2f× (goal ≥ 1.5×; full overlap of this run's sampling and learning would give %.2f×)",
                             ratio, ceiling))
                 }
             }
+        }
+        if chosen.contains(.pacing) {
+            try await pacingPart(config, parameters: parameters, report: &report, logger: logger)
         }
         if json {
             let encoder = JSONEncoder()
@@ -171,7 +224,8 @@ struct RuntimeBench: AsyncParsableCommand {
     }
 
     /// One in-process distributed run with `maxStaleness`, every part on one thread.
-    func pipeline(_ base: RunConfig, parameters: GPTParameters, maxStaleness: Int, logger: Logger) async throws
+    func pipeline(_ base: RunConfig, parameters: GPTParameters, maxStaleness: Int, logger: Logger)
+        async throws
         -> PipelineRow
     {
         var config = base
@@ -196,16 +250,109 @@ struct RuntimeBench: AsyncParsableCommand {
         ).run()
         let trained = result.metrics.filter { $0.learner != nil }.count
         return PipelineRow(
-            maxStaleness: maxStaleness, trained: result.ledger.trained, wallSeconds: result.utilisation.wallSeconds,
+            maxStaleness: maxStaleness, trained: result.ledger.trained,
+            wallSeconds: result.utilisation.wallSeconds,
             trainedPerSecond: result.trainedPerSecond, busyFraction: result.utilisation.busyFraction,
             learnerStepMs: trained > 0 ? 1000 * result.utilisation.busySeconds / Double(trained) : 0,
-            samplingMs: trained > 0 ? 1000 * (result.utilisation.wallSeconds - result.utilisation.busySeconds) / Double(trained) : 0)
+            samplingMs: trained > 0
+                ? 1000 * (result.utilisation.wallSeconds - result.utilisation.busySeconds) / Double(trained)
+                : 0)
+    }
+
+    /// Runs the pacing part: `bound` then `auto`, one row each, and the comparison with the goals.
+    func pacingPart(_ config: RunConfig, parameters: GPTParameters, report: inout Report, logger: Logger)
+        async throws
+    {
+        if !json {
+            emit(
+                "pacing: \(pacingSteps) batches of \(config.train.promptsPerStep * config.train.groupSize) rollouts, "
+                    + "\(pacingWorkers) worker(s), max_staleness \(config.train.maxStaleness), threads 1 per part, "
+                    + "tracker every \(trackerEvery) steps")
+        }
+        for mode in [PacingMode.bound, .auto] {
+            let row = try await paced(config, parameters: parameters, pacing: mode, logger: logger)
+            report.pacing.append(row)
+            if !json {
+                let bias =
+                    row.k2LossBias.map { k2 in
+                        String(
+                            format: "; k2_loss bias %.2f%% (sg(w)·k2 %.2f%%) over %d positions", 100 * k2,
+                            100 * (row.k2LossSgwBias ?? .nan), row.trackerPositions)
+                    } ?? "; no tracker records"
+                let figures = String(
+                    format:
+                        "%.1f samples trained/s, learner busy %.0f%% of %.1f s (tracker %.1f s), "
+                        + "token lag mean %.2f p50 %d p99 %d max %d",
+                    row.trainedPerSecond, 100 * row.busyFraction, row.wallSeconds, row.trackerSeconds,
+                    row.lagMean,
+                    row.lagP50, row.lagP99, row.lagMax)
+                let ledger = row.ledgerBalances ? "" : "; LEDGER DOES NOT BALANCE"
+                emit("  \(row.pacing.rawValue): \(figures)\(bias)\(ledger)")
+            }
+        }
+        guard !json, report.pacing.count == 2 else { return }
+        let (bound, auto) = (report.pacing[0], report.pacing[1])
+        let speed = bound.trainedPerSecond > 0 ? auto.trainedPerSecond / bound.trainedPerSecond : .nan
+        var line = String(
+            format: "  auto / bound: %.2f× samples/s (goal ≥ 0.95), auto busy %.0f%% (goal ≥ 90%%), "
+                + "auto mean lag %.2f (goal ≤ 1.5)",
+            speed, 100 * auto.busyFraction, auto.lagMean)
+        if let a = auto.k2LossBias, let b = bound.k2LossBias, b > 0 {
+            line += String(format: ", k2_loss bias ratio %.2f (goal ≤ 0.25)", a / b)
+        }
+        emit(line)
+    }
+
+    /// One in-process distributed run paced as `pacing`, every part on one thread, with the
+    /// staleness tracker every ``trackerEvery`` steps.
+    func paced(_ base: RunConfig, parameters: GPTParameters, pacing: PacingMode, logger: Logger) async throws
+        -> PacingRow
+    {
+        var config = base
+        config.threads = 1
+        config.train.steps = pacingSteps
+        config.train.injectLag = 0
+        config.train.evalEvery = 0
+        config.train.checkpointEvery = 0
+        config.train.trackerEvery = trackerEvery
+        config.runtime.pacing = pacing
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-bench-pacing-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        config.runDir = directory
+        let folder = try RunFolder(path: directory)
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .warning)
+        let trainer = DistributedTrainer(
+            config: config, reference: parameters, folder: folder, workers: pacingWorkers, transport: .inproc,
+            logger: quiet)
+        let result = try await trainer.run()
+        let records = folder.has(.tracker) ? try StalenessTracker.readRecords(in: folder) : []
+        let lags = LagDistribution(result.metrics.filter { $0.learner != nil })
+        func bias(_ id: String) -> Double? {
+            var (weighted, positions) = (0.0, 0)
+            for bucket in records.flatMap(\.buckets) {
+                guard let found = bucket.implementations.first(where: { $0.id == id }) else { continue }
+                weighted += found.relativeError * Double(bucket.positions)
+                positions += bucket.positions
+            }
+            return positions > 0 ? weighted / Double(positions) : nil
+        }
+        return PacingRow(
+            pacing: pacing, trained: result.ledger.trained, wallSeconds: result.utilisation.wallSeconds,
+            trainedPerSecond: result.trainedPerSecond, busyFraction: result.utilisation.busyFraction,
+            lagMean: lags.mean, lagP50: lags.quantile(0.5), lagP99: lags.quantile(0.99), lagMax: lags.largest,
+            k2LossBias: bias("k2_loss"), k2LossSgwBias: bias("k2_loss_sgw_token"),
+            trackerPositions: records.map(\.positions).reduce(0, +),
+            trackerSeconds: records.map(\.seconds).reduce(0, +), ledgerBalances: result.ledger.balances)
     }
 
     /// Batches per second through the sample path (encode, send, receive, decode) against raw
     /// PUSH/PULL of the same bytes.
     func sampleThroughput(
-        config: RunConfig, task: ArithmeticTask, gpt: GPTConfig, parameters: GPTParameters, context: ZMQContext,
+        config: RunConfig, task: ArithmeticTask, gpt: GPTConfig, parameters: GPTParameters,
+        context: ZMQContext,
         logger: Logger
     ) async throws -> SampleRow {
         // As workers sample: with the reference scored, so the batch carries its rows too.
@@ -215,7 +362,8 @@ struct RuntimeBench: AsyncParsableCommand {
         var random = TaskRandom(seed: 7, stream: 3)
         let problems = (0..<config.train.promptsPerStep).map { _ in task.randomProblem(using: &random) }
         let batch = try sampler.sample(
-            problems, groupSize: config.train.groupSize, parameters: parameters, version: 0, seed: 1, firstID: 0)
+            problems, groupSize: config.train.groupSize, parameters: parameters, version: 0, seed: 1,
+            firstID: 0)
         let node = NodeID.random()
         let encoded = try BinaryEncoder().encode(SampleColumns(batch, worker: node, index: 0, attempt: 0))
         let count = max(50, repeats * 20)
@@ -225,7 +373,9 @@ struct RuntimeBench: AsyncParsableCommand {
             try await sender.send([WireFrame(bytes)], policyVersion: 0)
         } receive: { message in
             guard let frame = message.frames.first else { throw CLIError("empty sample message") }
-            let columns = try frame.withUnsafeBytes { try BinaryDecoder().decode(SampleColumns.self, from: $0) }
+            let columns = try frame.withUnsafeBytes {
+                try BinaryDecoder().decode(SampleColumns.self, from: $0)
+            }
             guard try columns.batch().rollouts.count == batch.rollouts.count else {
                 throw CLIError("sample batch decoded wrong")
             }
@@ -233,7 +383,8 @@ struct RuntimeBench: AsyncParsableCommand {
         // Raw: the same bytes, already encoded, not decoded.
         let raw = try await bulkRate(count: count, context: context, logger: logger) { sender in
             try await sender.send([WireFrame(encoded)], policyVersion: 0)
-        } receive: { _ in }
+        } receive: { _ in
+        }
         return SampleRow(
             rollouts: batch.rollouts.count, bytes: encoded.count, batchesPerSecond: wire,
             rawBatchesPerSecond: raw, ratio: wire / raw)
@@ -295,7 +446,8 @@ struct RuntimeBench: AsyncParsableCommand {
         defer { for receiver in receivers { receiver.close() } }
         var senders: [BulkSender] = []
         for receiver in receivers {
-            senders.append(try BulkSender(context: context, node: .random(), link: .connect(await receiver.endpoint())))
+            senders.append(
+                try BulkSender(context: context, node: .random(), link: .connect(await receiver.endpoint())))
         }
         defer { for sender in senders { sender.close() } }
         var iterators = receivers.map { $0.makeAsyncIterator() }
@@ -351,4 +503,37 @@ struct RuntimeBench: AsyncParsableCommand {
     }
 
     func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+}
+
+/// The lag of trained batches weighted by their tokens (every token of a batch has its lag).
+struct LagDistribution {
+    /// (lag, tokens), by lag.
+    var weights: [(lag: Int, tokens: Double)]
+
+    init(_ steps: [StepMetrics]) {
+        var byLag: [Int: Double] = [:]
+        for step in steps {
+            // Batches are the same size: the mean response length weighs a batch by its tokens.
+            byLag[step.lagMax, default: 0] += max(step.responseLength, 0)
+        }
+        weights = byLag.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    private var total: Double { weights.map(\.tokens).reduce(0, +) }
+
+    var mean: Double {
+        total > 0 ? weights.map { Double($0.lag) * $0.tokens }.reduce(0, +) / total : 0
+    }
+
+    var largest: Int { weights.last?.lag ?? 0 }
+
+    /// The smallest lag at or below which a fraction `q` of the tokens lie.
+    func quantile(_ q: Double) -> Int {
+        var seen = 0.0
+        for (lag, tokens) in weights {
+            seen += tokens
+            if seen >= q * total { return lag }
+        }
+        return largest
+    }
 }
