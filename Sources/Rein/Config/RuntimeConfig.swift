@@ -20,6 +20,8 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
     public var heartbeatTimeout = 1.5
     /// Seconds a remote call may wait for its reply.
     public var callTimeout = 30.0
+    /// Where `rein learner` / `rein worker` serve Prometheus metrics (`--metrics-bind`); off by default.
+    public var metricsBind = MetricsBind.none
 
     public init() {}
 
@@ -30,6 +32,7 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         case learner
         case heartbeatTimeout = "heartbeat_timeout"
         case callTimeout = "call_timeout"
+        case metricsBind = "metrics_bind"
     }
 
     public func validate() throws(ConfigError) {
