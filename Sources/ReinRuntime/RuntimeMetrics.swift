@@ -16,20 +16,32 @@ struct LedgerIncrements: Equatable {
 
     var increments: [Increment] = []
 
+    /// Every ledger series: the counts, and the drop and refusal counts by reason.
+    static let series: [(metric: ReinMetric, labels: [String])] =
+        [(.samplesProduced, []), (.samplesTrained, []), (.samplesLost, []), (.leasesExpired, [])]
+        + DropReason.allCases.map { (.samplesDropped, [$0.rawValue]) }
+        + RefusalReason.allCases.map { (.samplesRefused, [$0.rawValue]) }
+
     init(from old: SampleLedger, to new: SampleLedger) {
-        add(.samplesProduced, [], new.produced - old.produced)
-        add(.samplesTrained, [], new.trained - old.trained)
-        add(.samplesLost, [], new.lost - old.lost)
-        add(.leasesExpired, [], new.leasesExpired - old.leasesExpired)
-        for reason in DropReason.allCases {
-            add(
-                .samplesDropped, [reason.rawValue],
-                new.dropped[reason, default: 0] - old.dropped[reason, default: 0])
+        for (metric, labels) in Self.series {
+            add(metric, labels, Self.count(metric, labels, in: new) - Self.count(metric, labels, in: old))
         }
-        for reason in RefusalReason.allCases {
-            add(
-                .samplesRefused, [reason.rawValue],
-                new.refused[reason, default: 0] - old.refused[reason, default: 0])
+    }
+
+    /// The count of one of ``series`` in `ledger`.
+    static func count(_ metric: ReinMetric, _ labels: [String], in ledger: SampleLedger) -> Int {
+        switch metric {
+        case .samplesProduced: return ledger.produced
+        case .samplesTrained: return ledger.trained
+        case .samplesLost: return ledger.lost
+        case .leasesExpired: return ledger.leasesExpired
+        case .samplesDropped:
+            return labels.first.flatMap(DropReason.init(rawValue:)).map { ledger.dropped[$0, default: 0] }
+                ?? 0
+        case .samplesRefused:
+            return labels.first.flatMap(RefusalReason.init(rawValue:)).map { ledger.refused[$0, default: 0] }
+                ?? 0
+        default: return 0
         }
     }
 
@@ -64,6 +76,11 @@ struct LearnerMetrics {
     private let tokensPerSecond = ReinMetric.tokensPerSecond.gauge()
     private let ess = ReinMetric.tokenRatioESSFraction.gauge()
     private let workers = ReinMetric.workersConnected.gauge()
+
+    init() {
+        // Every ledger series exists from the start, at 0: a scrape sees each reason.
+        for (metric, labels) in LedgerIncrements.series { _ = metric.counter(labels: labels) }
+    }
 
     /// Batch `order` was trained or dropped (`step`: its metrics); `busyFraction`: of the
     /// learner's working time so far.

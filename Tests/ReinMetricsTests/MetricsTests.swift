@@ -239,6 +239,14 @@ struct MetricsScrapeTests {
         #expect((scraped.value(.samplesTrained) ?? 0) >= 4 * batch)
         #expect((scraped.value(.samplesProduced) ?? 0) >= 4 * batch)
         #expect((scraped.value(.batchesConsumed) ?? 0) >= 4)
+        // Every drop and refusal reason has its series from the start.
+        for reason in DropReason.allCases {
+            #expect(scraped.value(.samplesDropped, labels: ["reason": reason.rawValue]) != nil, "\(reason)")
+        }
+        for reason in RefusalReason.allCases {
+            #expect(scraped.value(.samplesRefused, labels: ["reason": reason.rawValue]) != nil, "\(reason)")
+        }
+        #expect(scraped.value(.workersConnected) != nil)
         #expect((scraped.value(.workerBatches) ?? 0) >= 4)
         #expect((scraped.value(.workerSamples) ?? 0) >= 4 * batch)
         // Token lag as a histogram: lag 1 injected, so no token at lag 0 only.
