@@ -28,6 +28,10 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Metrics: the swift-metrics API in the libraries; Prometheus over NIO's HTTP/1 in the CLI.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C libraries from Debian.
@@ -171,11 +175,43 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Every metric's name, kind, labels and help (recorded through swift-metrics).
+        .target(
+            name: "ReinMetrics",
+            dependencies: [.product(name: "CoreMetrics", package: "swift-metrics")],
+            swiftSettings: strict
+        ),
+        // The Prometheus registry (swift-metrics bootstrap) and the `GET /metrics` HTTP service.
+        .target(
+            name: "ReinMetricsServer",
+            dependencies: [
+                "ReinMetrics",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReinMetricsTests",
+            dependencies: [
+                "ReinMetrics", "ReinMetricsServer", "ReinRuntime", "Rein", "ReinActors", "ReinTracker",
+                "ReinTestKit", "ZeroMQ",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
         // A DistributedActorSystem over ZeroMQ (and an in-memory bus for tests); wire format.
         .target(
             name: "ReinActors",
             dependencies: [
-                "ReinRandom", "ZeroMQ",
+                "ReinRandom", "ZeroMQ", "ReinMetrics",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -190,7 +226,8 @@ let package = Package(
         .target(
             name: "ReinRuntime",
             dependencies: [
-                "Rein", "ReinActors", "ReinModel", "ReinTasks", "ReinTracker", "ZeroMQ",
+                "Rein", "ReinActors", "ReinModel", "ReinTasks", "ReinTracker", "ZeroMQ", "ReinMetrics",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -207,7 +244,7 @@ let package = Package(
             name: "ReinCLI",
             dependencies: [
                 "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks", "Rein", "ReinActors", "ReinRuntime",
-                "ReinTracker", "ReinReport",
+                "ReinTracker", "ReinReport", "ReinMetricsServer",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -87,6 +87,8 @@ public distributed actor LearnerActor {
     private let onStep: (@Sendable (StepMetrics) -> Void)?
     /// Whether this learner continues a run past its first step (from a checkpoint).
     private let continues: Bool
+    /// Records the run's metrics (swift-metrics) as batches are consumed and workers come and go.
+    private var observer = LearnerMetrics()
 
     /// A learner starting from `reference` (also the KL reference) that trains `config.train.steps`
     /// batches — or, given a checkpoint, continuing the run that wrote it.
@@ -216,6 +218,7 @@ public distributed actor LearnerActor {
         // A worker that joins again (it lost us for a while) will not deliver what it held.
         log(machine.workerLost(worker), "rejoined")
         workers.insert(worker)
+        observer.membership(workers: workers.count, ledger: machine.ledger)
         if firstJoin == nil { firstJoin = clock.now }
         logger.info("worker \(worker) joined at version \(version)")
         return JoinReply(
@@ -371,7 +374,7 @@ public distributed actor LearnerActor {
                 logger.warning(
                     "dropped \(step.dropped) samples of batch \(order.index) with lag \(order.lag) > max_staleness"
                 )
-                record(await evaluated(step))
+                record(await evaluated(step), of: order)
             case .train(let order):
                 tracking.selection.addTrained(order.batch)
                 if tracking.shouldObserve(step: order.index + 1) {
@@ -399,7 +402,7 @@ public distributed actor LearnerActor {
                     let kept = Set(machine.keptVersions)
                     weights = weights.filter { kept.contains($0.key) }
                     actorSystem.policyVersion = UInt64(newVersion)
-                    record(await evaluated(step))
+                    record(await evaluated(step), of: order)
                     if let broadcaster {
                         do {
                             try await broadcaster.publish(
@@ -447,6 +450,7 @@ public distributed actor LearnerActor {
     public distributed func workerLost(_ worker: NodeID) {
         workers.remove(worker)
         log(machine.workerLost(worker), "lost")
+        observer.membership(workers: workers.count, ledger: machine.ledger)
     }
 
     /// The sample ledger now.
@@ -487,9 +491,14 @@ public distributed actor LearnerActor {
     /// step: what `eval-start.json` evaluates.
     func startingPolicy() -> GPTParameters? { continues ? nil : referenceWeights }
 
-    /// Appends `step` to `metrics.jsonl` (or keeps it, without a run folder), then tells `onStep`.
-    private func record(_ step: StepMetrics) {
+    /// Appends `step` (of the batch of `order`) to `metrics.jsonl` (or keeps it, without a run
+    /// folder), records it in the run's metrics, then tells `onStep`.
+    private func record(_ step: StepMetrics, of order: Machine.TrainOrder) {
         defer { onStep?(step) }
+        let working = firstJoin.map { seconds(clock.now - $0) } ?? 0
+        observer.consumed(
+            step, order: order, ledger: machine.ledger,
+            busyFraction: working > 0 ? seconds(busy) / working : 0)
         guard let folder else {
             metrics.append(step)
             return

@@ -12,10 +12,13 @@ struct LearnerTracking {
     let tracker: StalenessTracker?
     /// Trained versus dropped samples, for the tracker's selection skew.
     var selection = SelectionAccumulator()
+    /// Where each observation is recorded as metrics.
+    let metrics: TrackerMetrics
 
     /// The tracking `config` asks for (none with top-k sampling: it has no softmax μ to compare).
     init(_ config: RunConfig, logger: Logger) {
         let t = config.train
+        metrics = TrackerMetrics(t)
         guard t.trackerEvery > 0 else {
             tracker = nil
             return
@@ -60,6 +63,7 @@ struct LearnerTracking {
         }
         do {
             let record = try outcome.get()
+            metrics.record(record)
             try folder?.append(record: record, to: .tracker)
         } catch {
             logger.warning(

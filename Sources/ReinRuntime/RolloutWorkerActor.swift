@@ -23,6 +23,7 @@ public distributed actor RolloutWorkerActor {
     private var batches = 0
     private var broadcastSwaps = 0
     private var fetchedSwaps = 0
+    private let metrics = WorkerMetrics()
 
     /// A worker for a run with `config` whose model has shape `gpt`.
     public init(actorSystem: ReinActorSystem, config: RunConfig, gpt: GPTConfig, logger: Logger) throws {
@@ -134,11 +135,13 @@ public distributed actor RolloutWorkerActor {
                 let (groupSize, sampled) = (config.train.groupSize, version)
                 let seed = Trainer.samplingSeed(forStep: order.index, seed: config.seed)
                 let firstID = WorkOrder.firstID(index: order.index, attempt: order.attempt)
+                let started = ContinuousClock.now
                 let batch = try await onThread("rein-sample") {
                     try access.sampler.sample(
                         problems, groupSize: groupSize, parameters: weights, version: sampled, seed: seed,
                         firstID: firstID)
                 }
+                let sampleSeconds = seconds(ContinuousClock.now - started)
                 await beforeDelivery?(order.index)
                 if let stream {
                     let columns = SampleColumns(
@@ -153,6 +156,7 @@ public distributed actor RolloutWorkerActor {
                         incarnation: order.incarnation, batch: batch)
                 }
                 batches += 1
+                metrics.delivered(batch, version: sampled, sampleSeconds: sampleSeconds)
             }
         }
     }

@@ -1,6 +1,9 @@
+import CoreMetrics
 import Foundation
 import Logging
+import Rein
 import ReinActors
+import ReinMetrics
 import Synchronization
 import ZeroMQ
 
@@ -35,7 +38,10 @@ public final class WeightBroadcaster: Sendable {
             frames.append(WireFrame(floats: Array(weights.values[start..<end])))
             start = end
         } while start < weights.values.count
+        let clock = ContinuousClock()
+        let started = clock.now
         try await sender.send(frames, policyVersion: UInt64(weights.version))
+        ReinMetric.broadcastSeconds.histogram().record(seconds(clock.now - started))
     }
 
     /// Closes the socket.

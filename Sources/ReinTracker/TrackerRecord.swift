@@ -95,6 +95,8 @@ public struct RatioSummary: Sendable, Codable, Hashable {
     public var p90: Double
     /// 99th percentile (nearest rank).
     public var p99: Double
+    /// 1st percentile (nearest rank); nil in records written before it was measured.
+    public var p1: Double?
     /// (Σρ)² / (N·Σρ²), in (0, 1]; 1 when empty.
     public var essFraction: Double
 
@@ -103,6 +105,7 @@ public struct RatioSummary: Sendable, Codable, Hashable {
         count = ratios.count
         guard !ratios.isEmpty else {
             (mean, min, max, p50, p90, p99, essFraction) = (1, 1, 1, 1, 1, 1, 1)
+            p1 = 1
             return
         }
         let sorted = ratios.sorted()
@@ -119,6 +122,7 @@ public struct RatioSummary: Sendable, Codable, Hashable {
             let index = Int((q * Double(sorted.count)).rounded(.up)) - 1
             return sorted[Swift.min(Swift.max(index, 0), sorted.count - 1)]
         }
+        p1 = rank(0.01)
         p50 = rank(0.5)
         p90 = rank(0.9)
         p99 = rank(0.99)
@@ -126,7 +130,7 @@ public struct RatioSummary: Sendable, Codable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case count, mean, min, max, p50, p90, p99
+        case count, mean, min, max, p1, p50, p90, p99
         case essFraction = "ess_fraction"
     }
 }

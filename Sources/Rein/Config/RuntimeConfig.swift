@@ -24,6 +24,8 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
     /// --workers`, `rein launch`, `rein learner`): `bound` (up to `train.max_staleness`) or `auto`
     /// (min-lag pacing: only as far as keeps the learner busy; see ``Pacer``).
     public var pacing = PacingMode.bound
+    /// Where `rein learner` / `rein worker` serve Prometheus metrics (`--metrics-bind`); off by default.
+    public var metricsBind = MetricsBind.none
 
     public init() {}
 
@@ -35,6 +37,7 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         case heartbeatTimeout = "heartbeat_timeout"
         case callTimeout = "call_timeout"
         case pacing
+        case metricsBind = "metrics_bind"
     }
 
     public func validate() throws(ConfigError) {

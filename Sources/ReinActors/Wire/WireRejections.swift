@@ -1,4 +1,5 @@
 import Logging
+import ReinMetrics
 import Synchronization
 
 /// Counts of inbound messages a node refused, by reason, shared by every receiving socket of a
@@ -15,7 +16,8 @@ import Synchronization
 ///
 /// Each rejection is logged at most once per second per peer, with the number suppressed since
 /// the last line (see ``record(_:peer:error:logger:)``), so a flood costs counters, not log lines.
-/// The set of peers remembered for rate limiting is bounded.
+/// The set of peers remembered for rate limiting is bounded. Every rejection is also recorded as
+/// `rein_wire_rejections_total{reason}` (``ReinMetrics/ReinMetric/wireRejections``).
 public final class WireRejections: Sendable {
     /// A valid message from a connection that never completed the handshake.
     public static let unknownPeer = "unknownPeer"
@@ -93,6 +95,7 @@ public final class WireRejections: Sendable {
     {
         let peerKey = key ?? peer
         totalCount.add(1, ordering: .relaxed)
+        ReinMetric.wireRejections.increment(reason)
         let now = clock.now
         let suppressed: Int? = state.withLock { state in
             state.counts[reason, default: 0] += 1

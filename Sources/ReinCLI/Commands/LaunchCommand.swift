@@ -25,6 +25,7 @@ struct LaunchCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
     @OptionGroup var reference: ReferenceOptions
     @OptionGroup var node: NodeOptions
+    @OptionGroup(title: "Metrics (the learner on PORT, worker i on PORT+1+i)") var metrics: MetricsOptions
 
     @Option(name: .long, help: "Number of rollout worker processes.")
     var workers = 2
@@ -56,18 +57,24 @@ struct LaunchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "rein.launch")
-        let runDir = try options.load().runDir
+        let config = try options.load()
+        let runDir = config.runDir
         if fresh { try CheckpointStore(folder: try RunFolder(path: runDir)).removeAll() }
         var shared: [String] = []
         if let config = options.config { shared += ["--config", config] }
         if let task = options.task { shared += ["--task", task] }
         for item in options.overrides { shared += ["--set", item] }
         shared += node.arguments + ["--exit-with-parent"]
-        var learnerArgs = ["learner", "--bind", bind] + shared
+        var learnerArgs =
+            ["learner", "--bind", bind] + shared
+            + (try metrics.childArguments(config, index: 0, children: workers + 1))
         if let seed = reference.randomReference { learnerArgs += ["--random-reference", "\(seed)"] }
         let supervisor = Supervisor(
             executable: executable ?? Supervisor.currentExecutable(), learnerArguments: learnerArgs,
-            workerArguments: shared, runDir: runDir, workers: workers, maxRestarts: maxRestarts,
+            workerArguments: shared,
+            perWorkerArguments: try (0..<workers).map {
+                try metrics.childArguments(config, index: $0 + 1, children: workers + 1)
+            }, runDir: runDir, workers: workers, maxRestarts: maxRestarts,
             killAfter: .milliseconds(Int(killAfter * 1000)), logger: logger)
         let group = ServiceGroup(
             configuration: .init(
@@ -87,6 +94,8 @@ final class Supervisor: Service, Sendable {
     let executable: String
     let learnerArguments: [String]
     let workerArguments: [String]
+    /// Arguments of worker i only (its metrics port), after ``workerArguments``.
+    let perWorkerArguments: [[String]]
     /// The run folder, where the learner reports its endpoint (status.json).
     let runDir: String
     let workers: Int
@@ -96,13 +105,15 @@ final class Supervisor: Service, Sendable {
     private let status = Mutex<Int32?>(nil)
 
     init(
-        executable: String, learnerArguments: [String], workerArguments: [String], runDir: String,
+        executable: String, learnerArguments: [String], workerArguments: [String],
+        perWorkerArguments: [[String]] = [], runDir: String,
         workers: Int, maxRestarts: Int, killAfter: Duration, logger: Logger
     ) {
         self.runDir = runDir
         self.executable = executable
         self.learnerArguments = learnerArguments
         self.workerArguments = workerArguments
+        self.perWorkerArguments = perWorkerArguments
         self.workers = workers
         self.maxRestarts = maxRestarts
         self.killAfter = killAfter
@@ -117,6 +128,11 @@ final class Supervisor: Service, Sendable {
         var result = arguments
         if let i = result.firstIndex(of: "--bind"), i + 1 < result.count { result[i + 1] = endpoint }
         return result
+    }
+
+    /// The arguments of worker `i` only.
+    private func arguments(ofWorker i: Int) -> [String] {
+        perWorkerArguments.indices.contains(i) ? perWorkerArguments[i] : []
     }
 
     /// The path of the running executable.
@@ -162,7 +178,8 @@ final class Supervisor: Service, Sendable {
             for i in 0..<workers {
                 let child = try Child(
                     name: "worker-\(i)", executable: executable,
-                    arguments: ["worker", "--learner", endpoint, "--name", "worker-\(i)"] + workerArguments)
+                    arguments: ["worker", "--learner", endpoint, "--name", "worker-\(i)"] + workerArguments
+                        + arguments(ofWorker: i))
                 workerChildren.append(child)
                 children.append(child)
             }
@@ -202,7 +219,7 @@ final class Supervisor: Service, Sendable {
                     let child = try Child(
                         name: "worker-\(i)", executable: executable,
                         arguments: ["worker", "--learner", endpoint, "--name", "worker-\(i)"]
-                            + workerArguments)
+                            + workerArguments + arguments(ofWorker: i))
                     workerChildren[i] = child
                     children.append(child)
                 }

@@ -149,6 +149,7 @@ struct LearnerCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
     @OptionGroup var reference: ReferenceOptions
     @OptionGroup(title: "Security and wire limits") var security: WireSecurityOptions
+    @OptionGroup(title: "Metrics") var metrics: MetricsOptions
 
     @Option(
         name: .long,
@@ -206,6 +207,7 @@ struct LearnerCommand: AsyncParsableCommand {
         let allowed = try security.allowedKeys()
         let config = try options.load()
         let (bind, broadcastBind, samplesBind) = try endpoints(config.runtime)
+        let metricsEndpoint = try await metrics.start(config, logger: logger)
         let parameters = try reference.load(config)
         wire.limits = security.limits(config: config, model: parameters.config)
         let folder = try RunFolder(path: config.runDir)
@@ -262,7 +264,8 @@ struct LearnerCommand: AsyncParsableCommand {
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)]
+                    + MetricsOptions.services(metricsEndpoint),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         var failure: (any Error)?
         do { try await group.run() } catch { failure = error }
@@ -301,6 +304,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     @OptionGroup(title: "Security and wire limits") var security: WireSecurityOptions
+    @OptionGroup(title: "Metrics") var metrics: MetricsOptions
 
     @Option(
         name: .long, help: "The learner's endpoint (tcp://HOST:PORT or ipc://PATH); default runtime.learner.")
@@ -344,6 +348,7 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let task = try ArithmeticTask(config: config.task)
         try security.check(server: false)
+        let metricsEndpoint = try await metrics.start(config, logger: logger)
         var wire = try security.wire()
         wire.limits = security.limits(
             config: config, model: config.gptConfig(vocab: task.tokenizer.vocabSize))
@@ -362,7 +367,8 @@ struct WorkerCommand: AsyncParsableCommand {
             beforeDelivery: holdBatches(), wire: wire, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)]
+                    + MetricsOptions.services(metricsEndpoint),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         defer { logger.info("wire: \(wire.rejections.summary)") }
         try await group.run()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Rein
+import ReinMetricsServer
 import ReinModel
 import ReinRuntime
 import ReinTasks
@@ -41,6 +42,13 @@ struct TrainCommand: AsyncParsableCommand {
 
     @OptionGroup var reference: ReferenceOptions
     @OptionGroup var node: NodeOptions
+    @OptionGroup(title: "Metrics (with --workers)") var metrics: MetricsOptions
+
+    func validate() throws {
+        if metrics.metricsBind != nil, workers == 0 {
+            throw ValidationError("--metrics-bind needs --workers")
+        }
+    }
 
     func run() async throws {
         let logger = Logger(label: "rein.train")
@@ -118,6 +126,10 @@ struct TrainCommand: AsyncParsableCommand {
 extension TrainCommand {
     /// `--workers N`: the learner and N workers as distributed actors over `inproc://`.
     func runDistributed(config: RunConfig, logger: Logger) async throws {
+        let serving = try await metrics.start(config, logger: logger).map { endpoint in
+            Task { try await endpoint.run() }
+        }
+        defer { serving?.cancel() }
         let parameters = try reference.load(config)
         let folder = try RunFolder(path: config.runDir)
         let lock = try folder.lock()
@@ -150,4 +162,3 @@ extension TrainCommand {
         emitRunSummary(runDir: config.runDir, result: result)
     }
 }
-
