@@ -108,6 +108,8 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         public var assignedAt: Duration
         /// When its lease expires.
         public var deadline: Duration
+        /// The capability the worker hands back with the batch (``AssignmentToken``).
+        public var token: AssignmentToken
     }
 
     /// The answer to a worker asking for work.
@@ -184,9 +186,9 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     private var assigned: [Int: Assignment] = [:]
     private var delivered: [Int: Delivered] = [:]
     private var training: TrainOrder?
-    /// Assignments given up, by index and attempt: why a delivery of them is refused (kept after
-    /// the index is consumed: one small entry per loss).
-    private var givenUp: [Int: [Int: RefusalReason]] = [:]
+    /// Assignments given up, by index and attempt, and why a delivery of them is refused (kept
+    /// after the index is consumed: one small entry per loss).
+    private var givenUp: [Int: [Int: (reason: RefusalReason, assignment: Assignment)]] = [:]
     private var measured: [Duration] = []
 
     /// A machine at the start of a run.
@@ -251,7 +253,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         let assignment = Assignment(
             worker: worker, index: candidate, attempt: attempt, version: samplingVersion(ahead: ahead),
             count: settings.batchSize, assignedAt: now,
-            deadline: now + settings.lease.duration(measured: measured))
+            deadline: now + settings.lease.duration(measured: measured), token: .random())
         assigned[candidate] = assignment
         ledger.produced += assignment.count
         ledger.inFlight += assignment.count
@@ -266,7 +268,8 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         return keptVersions.last(where: { $0 <= target }) ?? keptVersions[0]
     }
 
-    /// Whether batch `index`, attempt `attempt`, is assigned to `worker` now.
+    /// Whether batch `index`, attempt `attempt`, is assigned to `worker` now (its delivery must
+    /// still carry the assignment's token).
     public func expects(worker: Worker, index: Int, attempt: Int) -> Bool {
         guard let assignment = assigned[index] else { return false }
         return assignment.worker == worker && assignment.attempt == attempt
@@ -280,20 +283,31 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
 
     // MARK: Delivery and loss
 
-    /// `worker` delivers batch `index` (attempt `attempt`, assigned by `incarnation`) at `now`.
+    /// `worker` delivers batch `index` (attempt `attempt`, with the assignment's `token`, assigned
+    /// by `incarnation`) at `now`.
+    ///
+    /// A batch without its assignment's token is refused (``RefusalReason/wrongToken``) and the
+    /// assignment stays out with its worker.
     public mutating func deliver(
-        worker: Worker, index: Int, attempt: Int, incarnation: UInt64, batch: RolloutBatch, now: Duration
+        worker: Worker, index: Int, attempt: Int, token: AssignmentToken, incarnation: UInt64,
+        batch: RolloutBatch, now: Duration
     ) -> DeliveryDecision {
         let n = batch.rollouts.count
         guard incarnation == self.incarnation else { return refuse(n, .previousLearner) }
         guard let assignment = assigned[index], assignment.worker == worker, assignment.attempt == attempt
         else {
-            if let reason = givenUp[index]?[attempt] { return refuse(n, reason) }
+            if let lost = givenUp[index]?[attempt] {
+                guard lost.assignment.worker == worker, lost.assignment.token.matches(token) else {
+                    return refuse(n, .wrongToken)
+                }
+                return refuse(n, lost.reason)
+            }
             let duplicate =
                 index < consumed || delivered[index]?.attempt == attempt
                 || (training?.index == index)
             return refuse(n, duplicate ? .duplicate : .late)
         }
+        guard assignment.token.matches(token) else { return refuse(n, .wrongToken) }
         guard n == assignment.count else {
             return .invalid("batch \(index) has \(n) samples, expected \(assignment.count)")
         }
@@ -302,13 +316,18 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         }
         assigned[index] = nil
         let took = max(.zero, now - assignment.assignedAt)
-        measured.append(took)
-        if measured.count > settings.lease.window {
-            measured.removeFirst(measured.count - settings.lease.window)
-        }
+        measure(took)
         delivered[index] = Delivered(
             batch: batch, attempt: attempt, version: assignment.version, sampleSeconds: seconds(took))
         return .accepted
+    }
+
+    /// Records a sampling time (assignment to delivery) for the lease.
+    private mutating func measure(_ took: Duration) {
+        measured.append(max(.zero, took))
+        if measured.count > settings.lease.window {
+            measured.removeFirst(measured.count - settings.lease.window)
+        }
     }
 
     private mutating func refuse(_ count: Int, _ reason: RefusalReason) -> DeliveryDecision {
@@ -338,7 +357,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
             assigned[assignment.index] = nil
             ledger.inFlight -= assignment.count
             ledger.lost += assignment.count
-            givenUp[assignment.index, default: [:]][assignment.attempt] = reason
+            givenUp[assignment.index, default: [:]][assignment.attempt] = (reason, assignment)
             if assignment.index < end { retry.insert(assignment.index) }
             losses.append(
                 Loss(

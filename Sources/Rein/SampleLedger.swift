@@ -20,6 +20,9 @@ public enum RefusalReason: String, Codable, Sendable, Hashable, CaseIterable, Co
     case duplicate
     /// Assigned by an earlier incarnation of the learner, before a restart.
     case previousLearner = "previous learner"
+    /// It did not carry its assignment's ``AssignmentToken``: not from the worker it was assigned
+    /// to (a forgery on the sample stream). The assignment stays out with its worker.
+    case wrongToken = "wrong token"
 
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 }

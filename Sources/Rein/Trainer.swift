@@ -117,7 +117,8 @@ public final class Trainer {
             version: order.version, seed: Trainer.samplingSeed(forStep: order.index, seed: config.seed),
             firstID: Rollout.firstID(index: order.index, attempt: order.attempt))
         let delivery = machine.deliver(
-            worker: 0, index: order.index, attempt: order.attempt, incarnation: machine.incarnation,
+            worker: 0, index: order.index, attempt: order.attempt, token: order.token,
+            incarnation: machine.incarnation,
             batch: batch,
             now: now)
         guard delivery == .accepted else { throw TrainerError("batch \(order.index): \(delivery)") }

@@ -270,34 +270,42 @@ public distributed actor LearnerActor {
             return WorkOrder(
                 status: .sample, index: assignment.index, attempt: assignment.attempt,
                 version: assignment.version,
-                weights: weights, incarnation: incarnation)
+                weights: weights, incarnation: incarnation, token: assignment.token)
         }
     }
 
     /// Whether batch `index` (attempt `attempt`) is assigned to `worker` now, i.e. whether
-    /// ``deliver(worker:index:attempt:incarnation:batch:)`` would take it if it came from this
-    /// incarnation (the sample stream refuses others before they reach it, counted and rate-limited).
+    /// ``deliver(worker:index:attempt:token:incarnation:batch:)`` would take it if it came from this
+    /// incarnation with the assignment's token (the sample stream refuses others before they reach
+    /// it, counted and rate-limited).
     public distributed func expects(worker: NodeID, index: Int, attempt: Int) -> Bool {
         let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
         return machine.expects(worker: worker, index: index, attempt: attempt)
     }
 
-    /// `worker` delivers batch `index` (attempt `attempt`, assigned by learner incarnation
-    /// `incarnation`); trains every batch now ready in index order.
+    /// `worker` delivers batch `index` (attempt `attempt`, with the work order's `token`, assigned
+    /// by learner incarnation `incarnation`); trains every batch now ready in index order.
     ///
     /// A batch assigned by an earlier incarnation of the learner (before a restart), given up as
     /// lost (its worker was lost, or its lease expired) or delivered twice is refused: counted in
     /// ``Rein/SampleLedger/refused``, never trained.
+    /// - Throws: ``RuntimeError`` if the batch is not what was assigned, or does not carry the
+    ///   assignment's token (a forgery: also counted as refused, `wrong token`).
     public distributed func deliver(
-        worker: NodeID, index: Int, attempt: Int, incarnation: UInt64, batch: RolloutBatch
+        worker: NodeID, index: Int, attempt: Int, token: AssignmentToken, incarnation: UInt64,
+        batch: RolloutBatch
     ) async throws {
         let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
         switch machine.deliver(
-            worker: worker, index: index, attempt: attempt, incarnation: incarnation, batch: batch, now: now)
+            worker: worker, index: index, attempt: attempt, token: token, incarnation: incarnation,
+            batch: batch, now: now)
         {
         case .accepted:
             armLeaseTimer()
             startTraining()
+        case .refused(.wrongToken):
+            // Not logged here: the sample stream logs it rate-limited, a caller gets the error.
+            throw RuntimeError("batch \(index) attempt \(attempt) does not carry its assignment's token")
         case .refused(let reason):
             logger.warning(
                 "refused batch \(index) attempt \(attempt) from \(worker) (\(reason.rawValue); incarnation \(FNV1a64.hex(incarnation)))"
@@ -545,7 +553,7 @@ extension LearnerActor: CallerChecked {
         "join(worker:)": [.worker, .localOperator],
         "requestWork(worker:haveVersion:inline:)": [.worker, .localOperator],
         "fetchWeights(version:)": [.worker, .localOperator],
-        "deliver(worker:index:attempt:incarnation:batch:)": [.worker, .localOperator],
+        "deliver(worker:index:attempt:token:incarnation:batch:)": [.worker, .localOperator],
         "expects(worker:index:attempt:)": .localOperator,
         "utilisation()": .localOperator,
         "acceptSamples(at:)": .localOperator,

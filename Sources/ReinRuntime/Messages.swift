@@ -39,12 +39,16 @@ public struct WorkOrder: Codable, Sendable, Hashable {
     /// The incarnation of the learner that made the assignment (``LearnerActor/incarnation``);
     /// the worker hands it back with the batch.
     public var incarnation: UInt64
+    /// The assignment's capability: only the worker this order was sent to knows it, and a batch
+    /// is taken only with it (``Rein/AssignmentToken``).
+    public var token: AssignmentToken
 
     /// An order with every field given.
     public init(
         status: Status, index: Int = 0, attempt: Int = 0, version: Int = 0, weights: PolicyWeights? = nil,
-        incarnation: UInt64 = 0
+        incarnation: UInt64 = 0, token: AssignmentToken = .none
     ) {
+        self.token = token
         self.incarnation = incarnation
         self.status = status
         self.index = index

@@ -143,13 +143,13 @@ public distributed actor RolloutWorkerActor {
                 if let stream {
                     let columns = SampleColumns(
                         batch, worker: node, index: order.index, attempt: order.attempt,
-                        incarnation: order.incarnation)
+                        incarnation: order.incarnation, token: order.token)
                     try await stream.send(
                         [WireFrame(try BinaryEncoder().encode(columns))], policyVersion: UInt64(order.version)
                     )
                 } else {
                     try await learner.deliver(
-                        worker: node, index: order.index, attempt: order.attempt,
+                        worker: node, index: order.index, attempt: order.attempt, token: order.token,
                         incarnation: order.incarnation, batch: batch)
                 }
                 batches += 1

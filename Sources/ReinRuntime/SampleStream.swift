@@ -18,6 +18,9 @@ public struct SampleColumns: Codable, Sendable, Hashable {
     public var attempt: Int
     /// The incarnation of the learner that made the assignment.
     public var incarnation: UInt64
+    /// The assignment's token from the work order (``Rein/AssignmentToken``): the proof that the
+    /// batch comes from the worker it was assigned to.
+    public var token: AssignmentToken
     /// Rollouts per group.
     public var groupSize: Int
     /// Sample ids, one per row.
@@ -47,9 +50,14 @@ public struct SampleColumns: Codable, Sendable, Hashable {
     /// The width of a reference row (the vocabulary), 0 when the reference was not scored.
     public var referenceWidth = 0
 
-    /// The columns of `batch`, assignment `index`/`attempt` by learner `incarnation`, from `worker`.
-    public init(_ batch: RolloutBatch, worker: NodeID, index: Int, attempt: Int, incarnation: UInt64 = 0) {
+    /// The columns of `batch`, assignment `index`/`attempt` (with its `token`) by learner
+    /// `incarnation`, from `worker`.
+    public init(
+        _ batch: RolloutBatch, worker: NodeID, index: Int, attempt: Int, incarnation: UInt64 = 0,
+        token: AssignmentToken = .none
+    ) {
         self.incarnation = incarnation
+        self.token = token
         self.worker = worker
         self.index = index
         self.attempt = attempt
@@ -79,7 +87,9 @@ public struct SampleColumns: Codable, Sendable, Hashable {
             let rows = first.referenceRows
         {
             let width = rows.count / first.completion.count
-            if width > 0, batch.rollouts.allSatisfy({ $0.referenceRows?.count == $0.completion.count * width }) {
+            if width > 0,
+                batch.rollouts.allSatisfy({ $0.referenceRows?.count == $0.completion.count * width })
+            {
                 referenceWidth = width
                 for rollout in batch.rollouts {
                     referenceLogProbs += rollout.referenceLogProbs ?? []
@@ -131,7 +141,7 @@ public struct SampleColumns: Codable, Sendable, Hashable {
 }
 
 /// The learner's end of the sample stream: a PULL socket whose batches are handed to the learner
-/// as deliveries (with the same checks as ``LearnerActor/deliver(worker:index:attempt:incarnation:batch:)``).
+/// as deliveries (with the same checks as ``LearnerActor/deliver(worker:index:attempt:token:incarnation:batch:)``).
 public final class SampleSink: Sendable {
     private let receiver: BulkReceiver
     private let task = Mutex<Task<Void, Never>?>(nil)
@@ -199,7 +209,7 @@ public final class SampleSink: Sendable {
             }
             try await learner.deliver(
                 worker: columns.worker, index: columns.index, attempt: columns.attempt,
-                incarnation: columns.incarnation, batch: batch)
+                token: columns.token, incarnation: columns.incarnation, batch: batch)
         } catch {
             receiver.reject(message, reason: WireRejections.refused, error: error)
         }

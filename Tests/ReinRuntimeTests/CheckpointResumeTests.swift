@@ -256,7 +256,8 @@ struct CheckpointResumeTests {
                 order, with: try GPTParameters(config: reference.config, values: weights.values))
             let before = try await learner.stepMetrics().count
             try await learner.deliver(
-                worker: worker, index: order.index, attempt: order.attempt, incarnation: order.incarnation,
+                worker: worker, index: order.index, attempt: order.attempt, token: order.token,
+                incarnation: order.incarnation,
                 batch: batch)
             #expect(
                 try await eventually(within: .seconds(20)) {
@@ -299,7 +300,7 @@ struct CheckpointResumeTests {
 
         // The old batch matches the new assignment in everything but the incarnation: refused.
         try await learner2.deliver(
-            worker: worker, index: oldOrder.index, attempt: oldOrder.attempt,
+            worker: worker, index: oldOrder.index, attempt: oldOrder.attempt, token: oldOrder.token,
             incarnation: oldOrder.incarnation,
             batch: oldBatch)
         try await Task.sleep(for: .milliseconds(300))
@@ -313,7 +314,7 @@ struct CheckpointResumeTests {
             newOrder,
             with: try GPTParameters(config: reference.config, values: try #require(newOrder.weights).values))
         try await learner2.deliver(
-            worker: worker, index: newOrder.index, attempt: newOrder.attempt,
+            worker: worker, index: newOrder.index, attempt: newOrder.attempt, token: newOrder.token,
             incarnation: newOrder.incarnation,
             batch: fresh)
         #expect(try await eventually(within: .seconds(20)) { try await learner2.stepMetrics().count == 3 })

@@ -38,7 +38,8 @@ struct WeightRetentionTests {
         func deliver(_ order: WorkOrder, with parameters: GPTParameters, reaching version: Int) async throws {
             let batch = try Self.sample(order, config: config, parameters: parameters)
             try await learner.deliver(
-                worker: worker, index: order.index, attempt: order.attempt, incarnation: order.incarnation,
+                worker: worker, index: order.index, attempt: order.attempt, token: order.token,
+                incarnation: order.incarnation,
                 batch: batch)
             #expect(await eventually { (try? await learner.currentVersion()) == version })
         }
@@ -88,11 +89,13 @@ struct WeightRetentionTests {
         let order = try await learner.requestWork(worker: worker, haveVersion: 0, inline: false)
         #expect(order.status == .sample && order.index == 0 && order.attempt == 1)
         try await learner.deliver(
-            worker: worker, index: order.index, attempt: order.attempt, incarnation: order.incarnation,
+            worker: worker, index: order.index, attempt: order.attempt, token: order.token,
+            incarnation: order.incarnation,
             batch: try Self.sample(order, config: config, parameters: reference))
         #expect(try await eventually(within: .seconds(60)) { try await learner.isFinished() })
         try await learner.deliver(
-            worker: ghost, index: stolen.index, attempt: stolen.attempt, incarnation: stolen.incarnation,
+            worker: ghost, index: stolen.index, attempt: stolen.attempt, token: stolen.token,
+            incarnation: stolen.incarnation,
             batch: try Self.sample(stolen, config: config, parameters: reference))
         let final = try await learner.currentLedger()
         #expect(final.trained == 16 && final.refused == [.leaseExpired: 16] && final.balances)

@@ -30,6 +30,7 @@ struct Simulation {
         var version: Int
         var count: Int
         var incarnation: UInt64
+        var token: AssignmentToken
     }
 
     let settings: Machine.Settings
@@ -62,14 +63,16 @@ struct Simulation {
         switch kind {
         case 0, 1, 2:  // a worker asks for work
             request(worker: p % workers)
-        case 3, 4:  // a worker delivers one of its orders (possibly a stale one)
+        case 3, 4:  // a worker delivers one of its orders (possibly a stale one), sometimes after a forgery of it
             guard !held.isEmpty else { return }
-            deliver(held.remove(at: p % held.count))
+            let order = held.remove(at: p % held.count)
+            if p % 3 == 0 { forge(order) }
+            deliver(order)
         case 5:  // a duplicate delivery of something delivered before
             guard !deliveredOrders.isEmpty else { return }
             let again = deliveredOrders[p % deliveredOrders.count]
             let decision = machine.deliver(
-                worker: again.worker, index: again.index, attempt: again.attempt,
+                worker: again.worker, index: again.index, attempt: again.attempt, token: again.token,
                 incarnation: again.incarnation,
                 batch: batch(count: again.count, version: again.version), now: now)
             #expect(
@@ -104,7 +107,7 @@ struct Simulation {
             held.append(
                 Held(
                     worker: worker, index: a.index, attempt: a.attempt, version: a.version, count: a.count,
-                    incarnation: machine.incarnation))
+                    incarnation: machine.incarnation, token: a.token))
         case .wait, .finished:
             break
         }
@@ -116,8 +119,9 @@ struct Simulation {
             && machine.expects(worker: order.worker, index: order.index, attempt: order.attempt)
         let before = machine.ledger
         let decision = machine.deliver(
-            worker: order.worker, index: order.index, attempt: order.attempt, incarnation: order.incarnation,
-            batch: batch(count: order.count, version: order.version), now: now)
+            worker: order.worker, index: order.index, attempt: order.attempt, token: order.token,
+            incarnation: order.incarnation, batch: batch(count: order.count, version: order.version), now: now
+        )
         if order.incarnation != machine.incarnation {
             #expect(decision == .refused(.previousLearner), "a batch of an earlier incarnation is refused")
         } else if expected {
@@ -135,6 +139,32 @@ struct Simulation {
             )
             #expect(machine.ledger.inFlight == before.inFlight && machine.ledger.trained == before.trained)
         }
+    }
+
+    /// A peer that knows everything about `order` but its token delivers it first: refused and
+    /// counted, and the order stays as it was.
+    mutating func forge(_ order: Held) {
+        let expected =
+            order.incarnation == machine.incarnation
+            && machine.expects(worker: order.worker, index: order.index, attempt: order.attempt)
+        let before = machine.ledger
+        let decision = machine.deliver(
+            worker: order.worker, index: order.index, attempt: order.attempt,
+            token: [.none, .random()][order.index % 2], incarnation: order.incarnation,
+            batch: batch(count: order.count, version: order.version), now: now)
+        guard case .refused(let reason) = decision else {
+            Issue.record("a forgery of \(order) was not refused: \(decision)")
+            return
+        }
+        if expected { #expect(reason == .wrongToken) }
+        var counted = before
+        counted.refused[reason, default: 0] += order.count
+        #expect(machine.ledger == counted, "only the refusal is counted")
+        #expect(
+            expected
+                == (order.incarnation == machine.incarnation
+                    && machine.expects(worker: order.worker, index: order.index, attempt: order.attempt)),
+            "the assignment stays with its worker")
     }
 
     mutating func trainReady() {
@@ -244,7 +274,7 @@ struct RunStateMachineTests {
             for a in orders.reversed() {
                 #expect(
                     machine.deliver(
-                        worker: a.worker, index: a.index, attempt: a.attempt, incarnation: 7,
+                        worker: a.worker, index: a.index, attempt: a.attempt, token: a.token, incarnation: 7,
                         batch: batch(count: 1, version: a.version), now: .zero) == .accepted)
             }
             while case .train(let order) = machine.nextBatch() {
@@ -268,8 +298,8 @@ struct RunStateMachineTests {
         #expect(first.deadline == .seconds(19))
         #expect(
             machine.deliver(
-                worker: 0, index: 0, attempt: 0, incarnation: 1, batch: batch(count: 2, version: 0),
-                now: .seconds(13))
+                worker: 0, index: 0, attempt: 0, token: first.token, incarnation: 1,
+                batch: batch(count: 2, version: 0), now: .seconds(13))
                 == .accepted)
         guard case .train(let order) = machine.nextBatch() else { return }
         #expect(order.sampleSeconds == 3)
@@ -287,29 +317,74 @@ struct RunStateMachineTests {
         #expect(again.index == 1 && again.attempt == 1)
         #expect(
             machine.deliver(
-                worker: 1, index: 1, attempt: 0, incarnation: 1, batch: batch(count: 2, version: 1),
-                now: .seconds(28))
+                worker: 1, index: 1, attempt: 0, token: second.token, incarnation: 1,
+                batch: batch(count: 2, version: 1), now: .seconds(28))
                 == .refused(.leaseExpired))
         #expect(machine.ledger.refused == [.leaseExpired: 2] && machine.ledger.balances)
+    }
+
+    @Test func aBatchWithoutItsAssignmentsTokenIsRefusedCountedAndTheAssignmentStays() {
+        var machine = Machine(
+            settings: .init(steps: 2, batchSize: 2, maxStaleness: 1, injectLag: 0, lease: Self.lease),
+            incarnation: 1)
+        guard case .sample(let order) = machine.requestWork(worker: 0, now: .zero),
+            case .sample(let other) = machine.requestWork(worker: 0, now: .zero)
+        else {
+            Issue.record("no work")
+            return
+        }
+        #expect(order.token != other.token && order.token != .none, "every assignment draws its own token")
+        // Right worker, index, attempt and incarnation; no token, or another assignment's token.
+        for forged in [AssignmentToken.none, other.token, .random()] {
+            #expect(
+                machine.deliver(
+                    worker: 0, index: 0, attempt: 0, token: forged, incarnation: 1,
+                    batch: batch(count: 2, version: 0), now: .seconds(1)) == .refused(.wrongToken))
+        }
+        #expect(machine.ledger.refused == [.wrongToken: 6] && machine.ledger.balances)
+        let nothingReady = machine.nextBatch() == nil
+        #expect(machine.expects(worker: 0, index: 0, attempt: 0) && nothingReady)
+        // The worker's own batch is still taken, once.
+        #expect(
+            machine.deliver(
+                worker: 0, index: 0, attempt: 0, token: order.token, incarnation: 1,
+                batch: batch(count: 2, version: 0), now: .seconds(1)) == .accepted)
+        guard case .train = machine.nextBatch() else {
+            Issue.record("the honest batch does not train")
+            return
+        }
+        // A forged late delivery of a batch given up is refused as a forgery too.
+        _ = machine.expireLeases(now: .seconds(60))
+        #expect(
+            machine.deliver(
+                worker: 0, index: 1, attempt: 0, token: .none, incarnation: 1,
+                batch: batch(count: 2, version: 0), now: .seconds(61)) == .refused(.wrongToken))
+        #expect(
+            machine.deliver(
+                worker: 0, index: 1, attempt: 0, token: other.token, incarnation: 1,
+                batch: batch(count: 2, version: 0), now: .seconds(61)) == .refused(.leaseExpired))
     }
 
     @Test func aDeliveryThatIsNotWhatWasAssignedIsInvalidAndChangesNothing() {
         var machine = Machine(
             settings: .init(steps: 2, batchSize: 2, maxStaleness: 0, injectLag: 0), incarnation: 1)
-        _ = machine.requestWork(worker: 0, now: .zero)
+        guard case .sample(let order) = machine.requestWork(worker: 0, now: .zero) else {
+            Issue.record("no work")
+            return
+        }
         let before = machine.ledger
         guard
             case .invalid = machine.deliver(
-                worker: 0, index: 0, attempt: 0, incarnation: 1, batch: batch(count: 1, version: 0),
-                now: .zero)
+                worker: 0, index: 0, attempt: 0, token: order.token, incarnation: 1,
+                batch: batch(count: 1, version: 0), now: .zero)
         else {
             Issue.record("a short batch was taken")
             return
         }
         guard
             case .invalid = machine.deliver(
-                worker: 0, index: 0, attempt: 0, incarnation: 1, batch: batch(count: 2, version: 5),
-                now: .zero)
+                worker: 0, index: 0, attempt: 0, token: order.token, incarnation: 1,
+                batch: batch(count: 2, version: 5), now: .zero)
         else {
             Issue.record("a batch of the wrong version was taken")
             return

@@ -18,8 +18,9 @@ public struct WireHeader: Sendable, Hashable {
     /// The four magic bytes, `REIN`.
     public static let magic: [UInt8] = Array("REIN".utf8)
     /// The protocol version this build speaks. 2: work orders and sample batches carry the
-    /// learner incarnation (checkpoint/resume); peers of version 1 are refused by name.
-    public static let currentVersion: UInt16 = 2
+    /// learner incarnation (checkpoint/resume); 3: they carry the assignment token too (a batch is
+    /// taken only with its assignment's token). Peers of other versions are refused by name.
+    public static let currentVersion: UInt16 = 3
     /// The encoded size in bytes.
     public static let size = 48
 
