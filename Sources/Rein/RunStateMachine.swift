@@ -69,8 +69,13 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     }
 
     /// How long a worker may hold a batch: `factor` × the longest of the last `window` measured
-    /// sampling times (assignment to delivery), between `floor` and `cap`; `cap` until a first
-    /// batch has been measured.
+    /// sampling times (assignment to delivery), between `floor` and `cap`.
+    ///
+    /// Until a first sampling time is measured the lease is the `floor`: the shortest lease any
+    /// batch gets, so a peer that takes the first batch of a fresh run and never delivers stalls
+    /// it no longer than it could stall a measured run. A worker slower than that is not starved:
+    /// its late batch is refused (counted, never trained twice) but its sampling time is measured,
+    /// so the next lease fits it.
     public struct LeasePolicy: Sendable, Hashable {
         public var floor: Duration
         public var cap: Duration
@@ -86,9 +91,9 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
             self.window = max(1, window)
         }
 
-        /// The lease for sampling times `measured` (newest last).
+        /// The lease for sampling times `measured` (newest last): the floor when none is.
         public func duration(measured: [Duration]) -> Duration {
-            guard let longest = measured.suffix(window).max() else { return cap }
+            guard let longest = measured.suffix(window).max() else { return floor }
             return min(cap, max(floor, longest * factor))
         }
     }
@@ -287,7 +292,8 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     /// by `incarnation`) at `now`.
     ///
     /// A batch without its assignment's token is refused (``RefusalReason/wrongToken``) and the
-    /// assignment stays out with its worker.
+    /// assignment stays out with its worker. A batch given up after its lease expired is refused,
+    /// but its sampling time (with the right token: it is the assignee's) counts towards the lease.
     public mutating func deliver(
         worker: Worker, index: Int, attempt: Int, token: AssignmentToken, incarnation: UInt64,
         batch: RolloutBatch, now: Duration
@@ -300,6 +306,8 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
                 guard lost.assignment.worker == worker, lost.assignment.token.matches(token) else {
                     return refuse(n, .wrongToken)
                 }
+                // The assignee's own batch, after its lease: how long it took still sets the lease.
+                if lost.reason == .leaseExpired { measure(now - lost.assignment.assignedAt) }
                 return refuse(n, lost.reason)
             }
             let duplicate =

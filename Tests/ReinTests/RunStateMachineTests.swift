@@ -43,6 +43,9 @@ struct Simulation {
     var now = Duration.zero
     var checkpoint: (snapshot: RunSnapshot, trained: [Int], dropped: [Int])
     var incarnations: UInt64 = 1
+    /// Whether this incarnation has measured a sampling time (a delivery taken, or one refused
+    /// after its lease expired).
+    var measuredAny = false
     let workers = 3
 
     init(settings: Machine.Settings) {
@@ -104,6 +107,9 @@ struct Simulation {
                     || (a.index - machine.consumed) * settings.versionsPerStep <= settings.aheadLimit)
             #expect(machine.keptVersions.contains(a.version), "sampling version \(a.version) is kept")
             #expect(a.deadline > a.assignedAt)
+            let lease = a.deadline - a.assignedAt
+            #expect(lease >= settings.lease.floor && lease <= settings.lease.cap)
+            if !measuredAny { #expect(lease == settings.lease.floor, "the first lease is the floor") }
             held.append(
                 Held(
                     worker: worker, index: a.index, attempt: a.attempt, version: a.version, count: a.count,
@@ -127,12 +133,14 @@ struct Simulation {
         } else if expected {
             #expect(decision == .accepted)
             deliveredOrders.append(order)
+            measuredAny = true
         } else {
             guard case .refused = decision else {
                 Issue.record("\(order) was not assigned, yet \(decision)")
                 return
             }
         }
+        if decision == .refused(.leaseExpired) { measuredAny = true }
         if decision != .accepted {
             #expect(
                 machine.ledger.refused.values.reduce(0, +) == before.refused.values.reduce(0, +) + order.count
@@ -194,6 +202,7 @@ struct Simulation {
     mutating func restart() {
         incarnations += 1
         machine = Machine(settings: settings, restoring: checkpoint.snapshot, incarnation: incarnations)
+        measuredAny = false
         trained = checkpoint.trained
         dropped = checkpoint.dropped
         #expect(machine.ledger.inFlight == 0)
@@ -290,12 +299,13 @@ struct RunStateMachineTests {
         var machine = Machine(
             settings: .init(steps: 3, batchSize: 2, maxStaleness: 0, injectLag: 0, lease: Self.lease),
             incarnation: 1)
-        // Before any measurement the lease is the cap.
+        // Before any measurement the lease is the floor.
         guard case .sample(let first) = machine.requestWork(worker: 0, now: .seconds(10)) else {
             Issue.record("no work")
             return
         }
-        #expect(first.deadline == .seconds(19))
+        #expect(first.deadline == .seconds(12))
+        // Delivered after 3 s, past its deadline but before the shell expired it: taken.
         #expect(
             machine.deliver(
                 worker: 0, index: 0, attempt: 0, token: first.token, incarnation: 1,
@@ -321,6 +331,72 @@ struct RunStateMachineTests {
                 batch: batch(count: 2, version: 1), now: .seconds(28))
                 == .refused(.leaseExpired))
         #expect(machine.ledger.refused == [.leaseExpired: 2] && machine.ledger.balances)
+    }
+
+    @Test func aWorkerSlowerThanTheFirstLeaseIsRefusedOnceThenItsTimeSetsTheLease() {
+        var machine = Machine(
+            settings: .init(steps: 1, batchSize: 2, maxStaleness: 0, injectLag: 0, lease: Self.lease),
+            incarnation: 1)
+        // A fresh run: the lease is the floor (2 s), not the cap (9 s).
+        guard case .sample(let first) = machine.requestWork(worker: 0, now: .zero) else {
+            Issue.record("no work")
+            return
+        }
+        #expect(first.deadline == .seconds(2))
+        #expect(machine.expireLeases(now: .seconds(2)).count == 1)
+        // A forged late delivery measures nothing; the worker's own, 3 s after hand-out, is refused
+        // and counted but never trained.
+        #expect(
+            machine.deliver(
+                worker: 0, index: 0, attempt: 0, token: .none, incarnation: 1,
+                batch: batch(count: 2, version: 0), now: .seconds(100)) == .refused(.wrongToken))
+        #expect(
+            machine.deliver(
+                worker: 0, index: 0, attempt: 0, token: first.token, incarnation: 1,
+                batch: batch(count: 2, version: 0), now: .seconds(3)) == .refused(.leaseExpired))
+        let nothingReady = machine.nextBatch() == nil
+        #expect(nothingReady && machine.ledger.trained == 0 && machine.ledger.balances)
+        #expect(machine.ledger.refused == [.leaseExpired: 2, .wrongToken: 2] && machine.ledger.lost == 2)
+        // Handed out again with a lease fitting the measured 3 s (2 × 3 s): delivered in time, trained once.
+        guard case .sample(let again) = machine.requestWork(worker: 0, now: .seconds(3)) else {
+            Issue.record("not handed out again")
+            return
+        }
+        #expect(again.attempt == 1 && again.deadline == .seconds(9))
+        #expect(machine.expireLeases(now: .seconds(8)).isEmpty)
+        #expect(
+            machine.deliver(
+                worker: 0, index: 0, attempt: 1, token: again.token, incarnation: 1,
+                batch: batch(count: 2, version: 0), now: .seconds(8)) == .accepted)
+        guard case .train(let order) = machine.nextBatch() else {
+            Issue.record("not trained")
+            return
+        }
+        _ = machine.trained(order, learner: learned, version: 1)
+        #expect(machine.isFinished && machine.ledger.trained == 2 && machine.ledger.balances)
+    }
+
+    @Test(
+        "A lease is within [floor, cap], the floor before any measurement, and never shorter for a longer sample"
+    )
+    func leaseBounds() async {
+        await propertyCheck(
+            count: 300, input: Gen.int(in: 0...20), Gen.int(in: 0...40), Gen.int(in: 1...5),
+            Gen.int(in: 1...8),
+            Gen.int(in: 0...100).array(of: 0...20), Gen.int(in: 0...100)
+        ) { floor, cap, factor, window, times, extra in
+            let policy = Machine.LeasePolicy(
+                floor: .seconds(floor), cap: .seconds(cap), factor: factor, window: window)
+            let measured = times.map { Duration.seconds($0) }
+            let lease = policy.duration(measured: measured)
+            #expect(lease >= policy.floor && lease <= policy.cap)
+            if measured.isEmpty { #expect(lease == policy.floor) }
+            // The newest sample alone is covered (up to the cap).
+            if let newest = measured.last { #expect(lease >= min(policy.cap, newest * factor)) }
+            // A longer newest sample never shortens the lease.
+            let longer = policy.duration(measured: measured + [.seconds((times.max() ?? 0) + extra)])
+            #expect(longer >= lease)
+        }
     }
 
     @Test func aBatchWithoutItsAssignmentsTokenIsRefusedCountedAndTheAssignmentStays() {
