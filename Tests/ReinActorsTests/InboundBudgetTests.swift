@@ -11,8 +11,9 @@ import ZeroMQ
 final class StallingPeer: @unchecked Sendable {
     let fd: Int32
 
-    /// Connects to `port` on 127.0.0.1 and says hello at the ZMTP level. `nil` if refused.
-    init?(port: UInt16) {
+    /// Connects to `port` on 127.0.0.1 and says hello at the ZMTP level as a `socketType` socket.
+    /// `nil` if refused.
+    init?(port: UInt16, socketType: String = "DEALER") {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         // A refused connection's sends stop after a second (the kernel buffers fill).
@@ -35,11 +36,11 @@ final class StallingPeer: @unchecked Sendable {
         var greeting: [UInt8] = [0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 3, 0]
         greeting +=
             Array("NULL".utf8) + [UInt8](repeating: 0, count: 16) + [0] + [UInt8](repeating: 0, count: 31)
-        // READY command with Socket-Type DEALER.
+        // READY command with the Socket-Type.
         var ready: [UInt8] = [5] + Array("READY".utf8)
         ready +=
-            [UInt8("Socket-Type".utf8.count)] + Array("Socket-Type".utf8) + [0, 0, 0, 6]
-            + Array("DEALER".utf8)
+            [UInt8("Socket-Type".utf8.count)] + Array("Socket-Type".utf8)
+            + [0, 0, 0, UInt8(socketType.utf8.count)] + Array(socketType.utf8)
         let command: [UInt8] = [0x04, UInt8(ready.count)] + ready
         guard send(greeting + command) == greeting.count + command.count else {
             close(fd)
@@ -185,6 +186,77 @@ struct InboundBudgetTests {
             "resident memory grew by \(growth >> 20) MiB, budget \(limits.inboundBudget >> 20) MiB")
         withExtendedLifetime(peers) {}
         await system.shutdown()
+    }
+
+    /// The port of a `tcp://127.0.0.1:N` endpoint.
+    static func port(of endpoint: String) throws -> UInt16 {
+        let text = try #require(endpoint.split(separator: ":").last)
+        return try #require(UInt16(text))
+    }
+
+    /// Opens `count` connections of ZMTP type `socketType` to `port`, each sending part of a
+    /// 60 MiB frame (under the frame limit) and stalling; the peers that connected.
+    static func stallingPeers(_ count: Int, port: UInt16, socketType: String) async throws -> [StallingPeer] {
+        try await offPool {
+            var peers: [StallingPeer] = []
+            for _ in 0..<count {
+                guard let peer = StallingPeer(port: port, socketType: socketType) else { continue }
+                _ = peer.sendPartialFrame(declared: 60 << 20, sending: 59 << 20)
+                peers.append(peer)
+            }
+            return peers
+        }
+    }
+
+    /// The sample PULL has the control socket's cap too: connections over it are closed and
+    /// counted, so half-sent frames hold at most the budget.
+    @Test(.timeLimit(.minutes(2)))
+    func theSamplePullKeepsAtMostMaxConnections() async throws {
+        let limits = WireLimits(
+            maxFrameBytes: 64 << 20, partialFrameTimeout: .seconds(600), maxConnections: 2)
+        let rejections = WireRejections()
+        let receiver = BulkReceiver(
+            context: try ZMQContext(), link: .bind("tcp://127.0.0.1:*"), limits: limits,
+            rejections: rejections, logger: quiet)
+        defer { receiver.close() }
+        let port = try Self.port(of: await receiver.endpoint())
+        let before = try residentBytes()
+        let peers = try await Self.stallingPeers(8, port: port, socketType: "PUSH")
+        let bound = limits.inboundBudget + (96 << 20)
+        var growth = Int.max
+        for _ in 0..<600
+        where growth >= bound || rejections.count(WireRejections.tooManyConnections) < 6 {
+            try await Task.sleep(for: .milliseconds(100))
+            growth = try residentBytes() - before
+        }
+        #expect(rejections.count(WireRejections.tooManyConnections) == 6)
+        #expect(
+            growth < bound,
+            "resident memory grew by \(growth >> 20) MiB, budget \(limits.inboundBudget >> 20) MiB")
+        withExtendedLifetime(peers) {}
+    }
+
+    /// The weight PUB keeps at most `maxConnections` subscribers' connections; the ones over it
+    /// are closed at once (the first ones stay open).
+    @Test(.timeLimit(.minutes(2)))
+    func theWeightPubKeepsAtMostMaxConnections() async throws {
+        let rejections = WireRejections()
+        let sender = try BulkSender(
+            context: try ZMQContext(), node: .random(), link: .bind("tcp://127.0.0.1:*"), pattern: .pub,
+            limits: WireLimits(maxConnections: 3), rejections: rejections, logger: quiet)
+        defer { sender.close() }
+        let port = try Self.port(of: try #require(sender.endpoint))
+        let peers = try await offPool {
+            (0..<7).compactMap { _ in StallingPeer(port: port, socketType: "SUB") }
+        }
+        #expect(peers.count == 7)
+        for _ in 0..<600 where rejections.count(WireRejections.tooManyConnections) < 4 {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(rejections.count(WireRejections.tooManyConnections) == 4)
+        // Closed: the four over the cap (in whatever order they were accepted); open: three.
+        let closed = try await offPool { peers.filter { $0.waitForClose(seconds: 2) }.count }
+        #expect(closed == 4)
     }
 
     /// A frame that stops arriving costs its connection after the partial-frame timeout (it used

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
+import Rein
 import ReinActors
+import ReinModel
+import ReinRuntime
 import Testing
 import ZeroMQ
 
@@ -72,6 +75,18 @@ struct KeysCommandTests {
         try check(["--curve-secret", "k", "--allow", "d"], server: true)
         try check(["--curve-secret", "k", "--learner-key", "p"], server: false)
         try check([], server: false)
+    }
+
+    @Test func theFrameLimitFitsTheRunUnlessGiven() throws {
+        let config = RunConfig()
+        let model = GPTConfig.default
+        let derived = try WireSecurityOptions.parse([]).limits(config: config, model: model)
+        #expect(derived == WireLimits.forRun(config, model: model))
+        #expect(derived.maxFrameBytes != WireLimits.default.maxFrameBytes)
+        #expect(try WireSecurityOptions.parse([]).arguments.isEmpty, "children derive it themselves")
+        let given = try WireSecurityOptions.parse(["--max-frame-bytes", "4096"])
+        #expect(given.limits(config: config, model: model).maxFrameBytes == 4096)
+        #expect(given.arguments == ["--max-frame-bytes", "4096"])
     }
 
     @Test func aMissingKeyFileStopsTheLearnerWithOneLine() async throws {

@@ -10,7 +10,9 @@ import ZeroMQ
 /// must be ``MessageKind/bulk``, frame and byte counts); malformed ones are dropped, counted by
 /// reason in ``rejections`` (and in ``rejectedMessages``) and logged at most once per second per
 /// peer address, never delivered and never a crash. A frame larger than
-/// ``WireLimits/maxFrameBytes`` makes libzmq drop the connection before buffering it.
+/// ``WireLimits/maxFrameBytes`` makes libzmq drop the connection before buffering it, and a bound
+/// receiver keeps at most ``WireLimits/maxConnections`` connections (further ones are closed as
+/// they are accepted and counted as ``WireRejections/tooManyConnections``).
 public final class BulkReceiver: AsyncSequence, Sendable {
     public typealias Element = [BulkMessage]
 
@@ -20,6 +22,7 @@ public final class BulkReceiver: AsyncSequence, Sendable {
     /// Where rejected messages are counted by reason (shared with the process's other sockets).
     public let rejections: WireRejections
     private let bound: Locked<BoundState>
+    private let watch = Locked<ConnectionWatch?>(nil)
     private let logger: Logger
 
     private struct BoundState {
@@ -33,8 +36,8 @@ public final class BulkReceiver: AsyncSequence, Sendable {
     ///   - link: bind or connect, and where.
     ///   - pattern: `.pull` (default) or `.sub` (subscribed to everything).
     ///   - highWaterMark: messages queued before senders are pushed back.
-    ///   - limits: the most frames and bytes a message may declare (and the socket's maximum
-    ///     message size).
+    ///   - limits: the most frames and bytes a message may declare, the socket's maximum message
+    ///     size and, when it binds, its most connections.
     ///   - security: CURVE keys (a bound socket is a CURVE server, a connected one a client).
     ///   - rejections: where rejected messages are counted (default: counters of its own).
     ///   - logger: where rejected messages are reported (rate-limited).
@@ -49,6 +52,7 @@ public final class BulkReceiver: AsyncSequence, Sendable {
         self.logger = logger
         let bound = Locked(BoundState())
         self.bound = bound
+        let watch = self.watch
         inbox = ZMQInbox(
             context: context, maxBatch: 256, maxPendingBatches: 2,
             setUp: { context in
@@ -58,7 +62,14 @@ public final class BulkReceiver: AsyncSequence, Sendable {
                 try security?.apply(to: socket, link: link)
                 if pattern == .sub { try socket.subscribe() }
                 switch link {
-                case .bind(let address): try socket.bind(address)
+                case .bind(let address):
+                    let watching = try ConnectionWatch(
+                        socket: socket, limits: limits, rejections: rejections, logger: logger)
+                    watch.withLock { $0 = watching }
+                    do { try socket.bind(address) } catch {
+                        watching.stop()
+                        throw error
+                    }
                 case .connect(let address): try socket.connect(address)
                 }
                 return socket
@@ -90,7 +101,10 @@ public final class BulkReceiver: AsyncSequence, Sendable {
     public var rejectedMessages: Int { rejected.value }
 
     /// Stops receiving and ends the sequence.
-    public func close() { inbox.stop() }
+    public func close() {
+        inbox.stop()
+        watch.withLock { $0?.stop() }
+    }
 
     /// Yields batches of checked bulk messages; malformed ones are skipped.
     public struct AsyncIterator: AsyncIteratorProtocol {

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Logging
 import Synchronization
 import ZeroMQ
 
@@ -33,6 +34,8 @@ public final class BulkSender: Sendable {
 
     private let state = Locked(State())
     private let signal = DispatchSemaphore(value: 0)
+    /// Caps the connections of a bound sender (``WireLimits/maxConnections``).
+    private let watch: ConnectionWatch?
 
     /// Opens the socket and starts its owner thread.
     /// - Parameters:
@@ -44,10 +47,14 @@ public final class BulkSender: Sendable {
     ///   - sendTimeout: how long one message may wait for room before ``send(_:policyVersion:flags:)``
     ///     throws (`nil` = forever).
     ///   - security: CURVE keys (a bound socket is a CURVE server, a connected one a client).
+    ///   - limits: when it binds, its most connections (``WireLimits/maxConnections``; further
+    ///     ones are closed as they are accepted, counted in `rejections` and logged by `logger`).
     public init(
         context: ZMQContext, node: NodeID, link: BulkLink, pattern: ZMQSocketType = .push,
         highWaterMark: Int = 8,
-        sendTimeout: Duration? = .seconds(30), security: TransportSecurity? = nil
+        sendTimeout: Duration? = .seconds(30), security: TransportSecurity? = nil,
+        limits: WireLimits = .default, rejections: WireRejections = WireRejections(),
+        logger: Logger = Logger(label: "rein.bulk")
     ) throws {
         precondition(pattern == .push || pattern == .pub, "bulk senders are PUSH or PUB")
         self.node = node
@@ -59,11 +66,20 @@ public final class BulkSender: Sendable {
         try security?.apply(to: socket, link: link)
         switch link {
         case .bind(let address):
-            try socket.bind(address)
-            endpoint = try socket.lastEndpoint
+            let watching = try ConnectionWatch(
+                socket: socket, limits: limits, rejections: rejections, logger: logger)
+            do {
+                try socket.bind(address)
+                endpoint = try socket.lastEndpoint
+            } catch {
+                watching.stop()
+                throw error
+            }
+            watch = watching
         case .connect(let address):
             try socket.connect(address)
             endpoint = nil
+            watch = nil
         }
         let handover = Handover(socket)
         let thread = Thread { [state, signal] in Self.run(handover.take(), state: state, signal: signal) }
@@ -99,6 +115,7 @@ public final class BulkSender: Sendable {
     public func close() {
         state.withLock { $0.closed = true }
         signal.signal()
+        watch?.stop()
     }
 
     deinit { close() }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import ZeroMQ
 
 extension ZMQSocket {
@@ -77,4 +78,56 @@ final class ConnectionGuard {
     }
 
     func close() { monitor.close() }
+}
+
+/// A ``ConnectionGuard`` on a thread of its own, for a bound socket whose owner thread blocks in
+/// receives or sends (the bulk sockets: sample PULL, weight PUB) and so cannot poll a monitor.
+///
+/// Made on the socket's owner thread (which starts the monitor); the thread then waits for
+/// monitor events in short ticks until ``stop()`` or the context's shutdown, and closes the monitor.
+/// Closing a connection is a `shutdown(2)` of libzmq's descriptor, safe from any thread.
+final class ConnectionWatch: Sendable {
+    private final class Flag: Sendable {
+        let raised = Atomic<Bool>(false)
+    }
+
+    /// Moves the guard to the watch thread.
+    ///
+    /// `@unchecked Sendable`: the guard is made here and used only by that thread afterwards (its
+    /// monitor is a PAIR socket of its own; the watched socket stays with its owner).
+    private final class Transfer: @unchecked Sendable {
+        let guarding: ConnectionGuard
+        init(_ guarding: ConnectionGuard) { self.guarding = guarding }
+    }
+
+    private let stopped = Flag()
+
+    /// Starts watching `socket` (call on its owner thread, before it binds).
+    init(socket: ZMQSocket, limits: WireLimits, rejections: WireRejections, logger: Logger) throws {
+        let transfer = Transfer(
+            try ConnectionGuard(socket: socket, limits: limits, rejections: rejections, logger: logger))
+        let thread = Thread { [stopped] in
+            let guarding = transfer.guarding
+            defer { guarding.close() }
+            while !stopped.raised.load(ordering: .acquiring) {
+                do throws(ZMQError) {
+                    // Wait for one event (in ticks, so stop() is noticed), then handle what is queued.
+                    var poller = ZMQPoller()
+                    poller.add(guarding.monitor.socket)
+                    guard try poller.poll(timeout: .milliseconds(100))[0].contains(.readable) else {
+                        continue
+                    }
+                } catch {
+                    if !error.isTerminated { logger.error("connection monitor failed: \(error)") }
+                    return
+                }
+                guarding.drain()
+            }
+        }
+        thread.name = "rein-connection-cap"
+        thread.start()
+    }
+
+    /// Stops watching (within ~100 ms) and closes the monitor.
+    func stop() { stopped.raised.store(true, ordering: .releasing) }
 }

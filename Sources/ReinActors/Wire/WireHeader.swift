@@ -161,9 +161,9 @@ public struct WireLimits: Sendable, Hashable {
     /// complete its ZMTP/CURVE handshake) before it is dropped: a peer that sends part of a frame
     /// and stalls holds its memory at most this long.
     public var partialFrameTimeout: Duration
-    /// The most connections a bound control socket (the actor system's ROUTER) keeps at once;
-    /// further ones are closed as they are accepted and counted as
-    /// ``WireRejections/tooManyConnections``.
+    /// The most connections a bound socket (the actor system's ROUTER, a bound ``BulkReceiver``
+    /// or ``BulkSender``: the sample PULL, the weight PUB) keeps at once; further ones are closed as
+    /// they are accepted and counted as ``WireRejections/tooManyConnections``.
     public var maxConnections: Int
 
     /// Limits of `maxFrames` payload frames, `maxPayloadBytes` payload bytes per message and
@@ -195,7 +195,7 @@ public struct WireLimits: Sendable, Hashable {
     /// The value for `ZMQ_MAXMSGSIZE`: the frame limit, and never less than a header.
     public var socketMaxMessageSize: Int { max(maxFrameBytes, WireHeader.size) }
 
-    /// The most memory partial frames can hold on one bound control socket: every allowed
+    /// The most memory partial frames can hold on one bound receiving socket: every allowed
     /// connection with one frame of the largest size in progress.
     public var inboundBudget: Int { maxConnections * socketMaxMessageSize }
 }

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Rein
 import ReinActors
+import ReinModel
+import ReinRuntime
 import ZeroMQ
 
 /// `rein keys`: CURVE key pairs for authenticated, encrypted learner/worker traffic.
@@ -67,12 +70,18 @@ struct WireSecurityOptions: ParsableArguments {
 
     @Option(
         name: .long,
-        help: "The largest inbound frame accepted (ZMQ_MAXMSGSIZE); bigger ones drop the connection.")
-    var maxFrameBytes = WireLimits.default.maxFrameBytes
+        help: """
+            The largest inbound frame accepted (ZMQ_MAXMSGSIZE); bigger ones drop the connection. \
+            Default: what the run needs (the policy and reference weights, or the largest sample \
+            batch, whichever is larger) plus 1 MiB.
+            """)
+    var maxFrameBytes: Int?
 
     /// Checks the combination for the learner (`server`) or a worker.
     func check(server: Bool) throws {
-        guard maxFrameBytes >= 1024 else { throw ValidationError("--max-frame-bytes must be at least 1024") }
+        if let maxFrameBytes, maxFrameBytes < 1024 {
+            throw ValidationError("--max-frame-bytes must be at least 1024")
+        }
         if server {
             guard learnerKey == nil else { throw ValidationError("--learner-key is a worker option") }
             guard (curveSecret == nil) == (allow == nil) else {
@@ -86,10 +95,18 @@ struct WireSecurityOptions: ParsableArguments {
         }
     }
 
-    /// The node's wire options (keys read from their files).
+    /// The wire limits of a node of a run of `config` with a model of shape `model`: frames fit
+    /// the run (`WireLimits.forRun`) unless `--max-frame-bytes` says otherwise.
+    func limits(config: RunConfig, model: GPTConfig) -> WireLimits {
+        var limits = WireLimits.forRun(config, model: model)
+        if let maxFrameBytes { limits.maxFrameBytes = maxFrameBytes }
+        return limits
+    }
+
+    /// The node's wire options (keys read from their files), with the default limits: set
+    /// ``limits(config:model:)`` once the run's model is known.
     func wire() throws -> WireOptions {
-        var limits = WireLimits.default
-        limits.maxFrameBytes = maxFrameBytes
+        let limits = WireLimits.default
         var security: TransportSecurity?
         do {
             if let curveSecret {
@@ -119,9 +136,7 @@ struct WireSecurityOptions: ParsableArguments {
         if let curveSecret { arguments += ["--curve-secret", curveSecret] }
         if let allow { arguments += ["--allow", allow] }
         if let learnerKey { arguments += ["--learner-key", learnerKey] }
-        if maxFrameBytes != WireLimits.default.maxFrameBytes {
-            arguments += ["--max-frame-bytes", "\(maxFrameBytes)"]
-        }
+        if let maxFrameBytes { arguments += ["--max-frame-bytes", "\(maxFrameBytes)"] }
         return arguments
     }
 }

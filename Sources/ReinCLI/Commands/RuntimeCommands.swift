@@ -202,11 +202,12 @@ struct LearnerCommand: AsyncParsableCommand {
         let logger = Logger(label: "rein.learner")
         parent.watch()
         try security.check(server: true)
-        let wire = try security.wire()
+        var wire = try security.wire()
         let allowed = try security.allowedKeys()
         let config = try options.load()
         let (bind, broadcastBind, samplesBind) = try endpoints(config.runtime)
         let parameters = try reference.load(config)
+        wire.limits = security.limits(config: config, model: parameters.config)
         let folder = try RunFolder(path: config.runDir)
         let lock = try folder.lock()
         defer { withExtendedLifetime(lock) {} }
@@ -343,7 +344,9 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let task = try ArithmeticTask(config: config.task)
         try security.check(server: false)
-        let wire = try security.wire()
+        var wire = try security.wire()
+        wire.limits = security.limits(
+            config: config, model: config.gptConfig(vocab: task.tokenizer.vocabSize))
         let context = try ZMQContext()
         let system = try ReinActorSystem(
             context: context,
