@@ -1,13 +1,57 @@
 import Foundation
 import Rein
 import ReinRuntime
+import Synchronization
 import Testing
+
+/// A process's exit, awaited by suspension: resumed by its termination handler, or by a guard
+/// timer (only a bound on how long a failing test waits, never a timing assertion).
+final class Termination: Sendable {
+    private struct State {
+        var status: Int32?
+        var waiters: [Int: CheckedContinuation<Int32?, Never>] = [:]
+        var next = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// The process ended with `status`: every waiter resumes.
+    func finished(_ status: Int32) {
+        let waiters = state.withLock { state in
+            state.status = status
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume(returning: status) }
+    }
+
+    /// The exit status once the process ends; `nil` if it still runs after `limit`.
+    func status(within limit: Duration) async -> Int32? {
+        await withCheckedContinuation { continuation in
+            let ticket = state.withLock { state -> Int? in
+                guard state.status == nil else { return nil }
+                state.next += 1
+                state.waiters[state.next] = continuation
+                return state.next
+            }
+            guard let ticket else {
+                continuation.resume(returning: state.withLock { $0.status })
+                return
+            }
+            Task {
+                try? await Task.sleep(for: limit)
+                state.withLock { $0.waiters.removeValue(forKey: ticket) }?.resume(returning: nil)
+            }
+        }
+    }
+}
 
 /// A `rein` child process whose standard output and error go to files (read while it runs).
 final class ReinProcess {
     let process = Process()
     let out: URL
     let err: URL
+    let termination = Termination()
 
     init(_ arguments: [String], environment: [String: String] = [:]) throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -23,6 +67,7 @@ final class ReinProcess {
         }
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = try FileHandle(forWritingTo: err)
+        process.terminationHandler = { [termination] in termination.finished($0.terminationStatus) }
         try process.run()
     }
 

@@ -7,6 +7,13 @@ import Testing
     "Multi-process runs with CURVE (rein keys, rein learner --allow, rein worker --learner-key)",
     .enabled(if: reinExecutable != nil, "needs the built rein"))
 struct SecureMultiProcessTests {
+    /// The lines of `process`'s output above debug level that mention `text` (this test traces).
+    static func reported(_ text: String, in process: ReinProcess) -> Int {
+        process.log.split(separator: "\n").count {
+            $0.contains(text) && !$0.contains(" debug ") && !$0.contains(" trace ")
+        }
+    }
+
     @Test func anAllowedWorkerTrainsAStrangerIsRefusedAndNoSecretIsLogged() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
             "rein-curve-\(UUID().uuidString)"
@@ -47,9 +54,29 @@ struct SecureMultiProcessTests {
         }
         let stranger = try worker("\(dir)/outside/stranger.key", name: "stranger")
         defer { stranger.kill() }
+        // A refused worker exits non-zero, with one line that says why and how to fix it (the
+        // limit only bounds how long a failing test waits: it used to wait for ever).
+        let strangerStatus = await stranger.termination.status(within: .seconds(120))
+        #expect(strangerStatus != nil && strangerStatus != 0, "the stranger exits with an error")
+        #expect(
+            Self.reported("refused this node's CURVE key", in: stranger) == 1,
+            "\(stranger.stderr.suffix(2000))")
+        #expect(stranger.stderr.contains("--allow"))
         #expect(
             await eventually(within: .seconds(30)) { learner.stderr.contains("is not on the allow-list") },
             "the learner refuses the stranger: \(learner.stderr.suffix(2000))")
+        // So does an allowed worker given the wrong --learner-key (its handshakes are dropped).
+        let misled = try ReinProcess(
+            [
+                "worker", "--learner", String(endpoint), "--name", "misled", "--curve-secret",
+                "\(dir)/workers/worker-1.key", "--learner-key", "\(dir)/outside/stranger.pub",
+            ] + tinyOverrides(steps: 3, maxStaleness: 0, runDir: runDir), environment: trace)
+        defer { misled.kill() }
+        let misledStatus = await misled.termination.status(within: .seconds(120))
+        #expect(misledStatus != nil && misledStatus != 0, "the misled worker exits with an error")
+        #expect(
+            Self.reported("is --learner-key the learner's public key?", in: misled) == 1,
+            "\(misled.stderr.suffix(2000))")
         let allowed = try worker("\(dir)/workers/worker-1.key", name: "worker-1")
         defer { allowed.kill() }
         #expect(await eventually(within: .seconds(90)) { !learner.process.isRunning })
@@ -58,9 +85,6 @@ struct SecureMultiProcessTests {
         #expect(await eventually(within: .seconds(20)) { !allowed.process.isRunning })
         allowed.process.waitUntilExit()
         #expect(allowed.process.terminationStatus == 0, "\(allowed.stderr.suffix(3000))")
-        // The stranger was told its key was refused, with the flag that admits it.
-        #expect(stranger.stderr.contains("refused this node's CURVE key"), "\(stranger.stderr.suffix(2000))")
-        #expect(stranger.stderr.contains("--allow"))
         #expect(
             learner.stderr.components(separatedBy: "joined at version").count == 2, "only one worker joined")
         let ledger = try #require(try RunFolder.existing(runDir).ledger(RuntimeLedger.self))
@@ -68,7 +92,7 @@ struct SecureMultiProcessTests {
         stranger.kill()
         let logs =
             learner.stderr + learner.stdout + allowed.stderr + allowed.stdout + stranger.stderr
-            + stranger.stdout
+            + stranger.stdout + misled.stderr + misled.stdout
         #expect(logs.count > 1000, "trace logs captured")
         for secret in secrets { #expect(!logs.contains(secret), "a secret key appeared in a log") }
     }

@@ -196,6 +196,20 @@ struct HandshakeRefusal: CustomStringConvertible {
         }
     }
 
+    /// CURVE handshakes closed by the other side before finishing, in a row, that make a refusal.
+    static let dropsBeforeRefusal = 5
+
+    /// The refusal for a CURVE client whose handshakes with `address` the server closed `drops`
+    /// times (`nil` below ``dropsBeforeRefusal``, or without CURVE): a server that cannot open
+    /// our box — we encrypted to the wrong public key — drops the connection without a reason.
+    init?(drops: Int, address: String, curve: Bool) {
+        guard curve, drops >= Self.dropsBeforeRefusal else { return nil }
+        description = """
+            the node at \(address) closed \(drops) CURVE handshakes in a row: is --learner-key the \
+            learner's public key? (or the learner is at its connection cap)
+            """
+    }
+
     /// The error a `connect` fails with.
     var error: TransportSecurityError { TransportSecurityError(description) }
 }

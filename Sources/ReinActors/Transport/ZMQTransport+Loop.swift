@@ -46,6 +46,8 @@ extension ZMQTransport {
             let continuation: CheckedContinuation<Member, any Error>
             /// Reports a failed ZMTP/CURVE handshake (a security mismatch) at once.
             let monitor: ZMQMonitor?
+            /// Handshakes the peer closed before finishing so far (see ``HandshakeRefusal``).
+            var drops = 0
         }
 
         init(
@@ -263,13 +265,17 @@ extension ZMQTransport {
         }
 
         /// Fails the connect whose DEALER's handshake failed, with the reason and the fix: a
-        /// CURVE/plain mismatch, or a key the other side refused, is not worth retrying.
+        /// CURVE/plain mismatch, a key the other side refused, or CURVE handshakes the other side
+        /// keeps closing (the wrong server key), is not worth retrying.
         func handshakeFailed(_ monitor: ZMQMonitor) {
             while let event = try? monitor.next(wait: .nonBlocking) {
                 guard let index = handshakes.firstIndex(where: { $0.monitor === monitor }) else { return }
+                let curve = configuration.security != nil
+                if event.kind == .handshakeFailedNoDetail { handshakes[index].drops += 1 }
                 guard
-                    let error = HandshakeRefusal(
-                        event, address: handshakes[index].address, curve: configuration.security != nil)
+                    let error = HandshakeRefusal(event, address: handshakes[index].address, curve: curve)
+                        ?? HandshakeRefusal(
+                            drops: handshakes[index].drops, address: handshakes[index].address, curve: curve)
                 else {
                     logger.debug(
                         "handshake with \(handshakes[index].address) failed: \(event.kind) \(event.value)")
@@ -277,7 +283,8 @@ extension ZMQTransport {
                 }
                 let handshake = handshakes.remove(at: index)
                 close(handshake)
-                logger.error("\(error)")
+                // Not logged here: the caller gets the error, and a CLI prints it once.
+                logger.debug("\(error)")
                 handshake.continuation.resume(throwing: error.error)
                 return
             }
