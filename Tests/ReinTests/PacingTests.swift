@@ -78,7 +78,7 @@ struct PacedPipeline {
             for (worker, (done, a)) in out.sorted(by: { $0.key < $1.key }) where done == now {
                 out[worker] = nil
                 let decision = machine.deliver(
-                    worker: worker, index: a.index, attempt: a.attempt, incarnation: 1,
+                    worker: worker, index: a.index, attempt: a.attempt, token: a.token, incarnation: 1,
                     batch: batch(count: a.count, version: a.version), now: now)
                 #expect(decision == .accepted)
             }
