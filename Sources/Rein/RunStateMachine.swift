@@ -242,7 +242,8 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         keptVersions = Set(snapshot.ring + [snapshot.version]).sorted()
         nextFresh = snapshot.consumed
         attempts = snapshot.attempts.filter { $0.key >= snapshot.consumed }
-        pacer = Pacer(mode: settings.pacing, margin: settings.pacingMargin)  // a new incarnation measures again
+        // A new incarnation measures its pacing again.
+        pacer = Pacer(mode: settings.pacing, margin: settings.pacingMargin)
     }
 
     /// The state to restart from (what is in flight now will count lost in the restarted machine).

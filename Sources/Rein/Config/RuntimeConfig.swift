@@ -1,5 +1,6 @@
 /// The `runtime:` block: where a multi-process run's learner listens, where its workers connect,
-/// the liveness settings of every node, and how a distributed run paces its workers. `rein learner` / `rein worker` flags override each key.
+/// the liveness settings of every node, and how a distributed run paces its workers. `rein learner` /
+/// `rein worker` flags override the endpoints and timeouts.
 ///
 /// Endpoints are ZeroMQ addresses: `tcp://HOST:PORT` (HOST may be `0.0.0.0` or `*` to bind every
 /// interface; PORT may be `*` for any free port when binding) or `ipc://PATH`.
