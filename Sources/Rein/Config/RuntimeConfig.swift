@@ -24,8 +24,8 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
     /// How far ahead of the learner batches are handed out in a distributed run (`rein train
     /// --workers`, `rein launch`, `rein learner`): `bound` (up to `train.max_staleness`) or `auto`
     /// (min-lag pacing: only as far as keeps the learner busy; see ``Pacer``). `auto` by default:
-    /// `rein bench runtime --parts pacing` measured it at ~0.95× bound's samples/s with the lag
-    /// trained down from ~15 to ~2 versions at the default `max_staleness` 16.
+    /// `rein bench runtime --parts pacing` measured it as fast as `bound` (0.99–1.10× samples/s)
+    /// with the lag trained down from ~14.5 to ~1.2 versions at the default `max_staleness` 16.
     public var pacing = PacingMode.auto
     /// `auto` pacing's margin: batches of lookahead added to sampling latency / learner step before
     /// rounding up (0 = the least lag, at the risk of the learner waiting on a slow batch).
