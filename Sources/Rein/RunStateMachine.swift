@@ -45,10 +45,13 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         public var lease: LeasePolicy
         /// How far ahead of the learner batches go out (within ``aheadLimit``).
         public var pacing: PacingMode
+        /// ``Pacer/margin`` of `auto` pacing (batches).
+        public var pacingMargin: Double
 
         public init(
             steps: Int, batchSize: Int, maxStaleness: Int, injectLag: Int, versionsPerStep: Int = 1,
-            lease: LeasePolicy = LeasePolicy(), pacing: PacingMode = .bound
+            lease: LeasePolicy = LeasePolicy(), pacing: PacingMode = .bound,
+            pacingMargin: Double = Pacer.defaultMargin
         ) {
             self.steps = steps
             self.batchSize = batchSize
@@ -57,6 +60,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
             self.versionsPerStep = max(1, versionsPerStep)
             self.lease = lease
             self.pacing = pacing
+            self.pacingMargin = pacingMargin
         }
 
         /// How far (in versions) past the next batch to train indices are handed out: with
@@ -66,16 +70,23 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         public var aheadLimit: Int { injectLag > 0 ? min(injectLag, maxStaleness) : maxStaleness }
 
         /// The settings of a run configured by `train` (paced as `pacing`).
-        public init(_ train: TrainConfig, lease: LeasePolicy = LeasePolicy(), pacing: PacingMode = .bound) {
+        public init(
+            _ train: TrainConfig, lease: LeasePolicy = LeasePolicy(), pacing: PacingMode = .bound,
+            pacingMargin: Double = Pacer.defaultMargin
+        ) {
             self.init(
                 steps: train.steps, batchSize: train.promptsPerStep * train.groupSize,
                 maxStaleness: train.maxStaleness, injectLag: train.injectLag,
-                versionsPerStep: train.epochs * train.minibatches, lease: lease, pacing: pacing)
+                versionsPerStep: train.epochs * train.minibatches, lease: lease, pacing: pacing,
+                pacingMargin: pacingMargin)
         }
 
-        /// The settings of a run configured by `config` (`train`, and `runtime.pacing`).
+        /// The settings of a run configured by `config` (`train`, and `runtime.pacing` /
+        /// `runtime.pacing_margin`).
         public init(_ config: RunConfig, lease: LeasePolicy = LeasePolicy()) {
-            self.init(config.train, lease: lease, pacing: config.runtime.pacing)
+            self.init(
+                config.train, lease: lease, pacing: config.runtime.pacing,
+                pacingMargin: config.runtime.pacingMargin)
         }
     }
 
@@ -220,7 +231,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         keptVersions = [0]
         nextFresh = 0
         attempts = [:]
-        pacer = Pacer(mode: settings.pacing)
+        pacer = Pacer(mode: settings.pacing, margin: settings.pacingMargin)
     }
 
     /// A machine continuing the run `snapshot` was taken of, as a new incarnation: what was in
@@ -238,7 +249,8 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         keptVersions = Set(snapshot.ring + [snapshot.version]).sorted()
         nextFresh = snapshot.consumed
         attempts = snapshot.attempts.filter { $0.key >= snapshot.consumed }
-        pacer = Pacer(mode: settings.pacing)  // a new incarnation measures again
+        // A new incarnation measures its pacing again.
+        pacer = Pacer(mode: settings.pacing, margin: settings.pacingMargin)
     }
 
     /// The state to restart from (what is in flight now will count lost in the restarted machine).

@@ -394,8 +394,9 @@ public distributed actor LearnerActor {
                     let lookahead = machine.pacer.lookahead
                     let step = machine.trained(order, learner: learned, version: newVersion)
                     if let paced = machine.pacer.lookahead, paced != lookahead {
-                        logger.info(
-                            "pacing: \(paced) batch(es) ahead (sampling \(machine.pacer.latency ?? 0) s, learner step \(machine.pacer.stepTime ?? 0) s)"
+                        let (latency, step) = (machine.pacer.latency ?? 0, machine.pacer.stepTime ?? 0)
+                        logger.debug(
+                            "pacing: \(paced) batch(es) ahead (sampling \(Int(latency * 1000)) ms, learner step \(Int(step * 1000)) ms)"
                         )
                     }
                     weights[newVersion] = parameters

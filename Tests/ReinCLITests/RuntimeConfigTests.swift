@@ -34,6 +34,7 @@ struct RuntimeConfigTests {
         ("runtime: {heartbeat_timeout: 0}", "config: runtime.heartbeat_timeout: must be in (0, 3600]"),
         ("runtime: {call_timeout: -1}", "config: runtime.call_timeout: must be in (0, 86400]"),
         ("runtime: {pacing: fast}", "config: runtime.pacing:"),
+        ("runtime: {pacing_margin: -0.5}", "config: runtime.pacing_margin: must be in [0, 16]"),
         (
             "runtime: {learner_port: 7070}",
             "config: runtime.learner_port: unknown key (allowed here: broadcast_bind,"
@@ -67,6 +68,9 @@ struct RuntimeConfigTests {
             #expect(config.runtime.pacing == mode)
             #expect(RunStateMachine<Int>.Settings(config).pacing == mode)
         }
+        let margin = try ConfigLoader.load(RunConfig.self, yaml: "runtime: {pacing: auto, pacing_margin: 1}")
+        let machine = RunStateMachine<Int>(settings: .init(margin), incarnation: 1)
+        #expect(machine.pacer.margin == 1 && machine.pacer.lookahead == 1)
     }
 
     @Test func configShowPrintsTheRuntimeSection() async throws {

@@ -91,7 +91,7 @@ struct PacedPipeline {
 @Suite("Min-lag pacing")
 struct PacingTests {
     @Test func theLookaheadIsLatencyOverStepPlusTheMarginRoundedUp() {
-        var pacer = Pacer(mode: .auto)
+        var pacer = Pacer(mode: .auto, margin: 0.25)
         #expect(pacer.lookahead == 1, "1 until measured")
         pacer.sampled(seconds: 2.5)
         #expect(pacer.lookahead == 1)
@@ -111,17 +111,25 @@ struct PacingTests {
         windowed.stepped(seconds: 0)
         #expect(windowed.lookahead == Pacer.maximumLookahead)
         #expect(Pacer(mode: .bound).lookahead == nil)
+        // The default margin is none: a latency of one step is one batch ahead.
+        var exact = Pacer(mode: .auto)
+        exact.sampled(seconds: 1)
+        exact.stepped(seconds: 1)
+        #expect(exact.margin == 0 && exact.lookahead == 1)
     }
 
     @Test(
         "Simulated clocks: auto pacing converges to ⌈latency/step + margin⌉, keeps the learner busy, and trains at that lag",
         arguments: [
-            // (workers, latency ms, step ms, expected lookahead)
-            (2, 600, 1000, 1), (2, 1000, 1000, 2), (4, 2500, 1000, 3), (3, 1800, 1000, 3),
-        ])
-    func autoPacingConvergesToTheExpectedLookahead(workers: Int, latency: Int, step: Int, expected: Int) {
+            // (workers, latency ms, step ms, margin, expected lookahead)
+            (2, 600, 1000, 0, 1), (2, 1000, 1000, 0, 1), (2, 1000, 1000, 0.25, 2), (4, 2500, 1000, 0, 3),
+            (3, 1800, 1000, 0, 2), (3, 1800, 1000, 0.25, 3),
+        ] as [(Int, Int, Int, Double, Int)])
+    func autoPacingConvergesToTheExpectedLookahead(
+        workers: Int, latency: Int, step: Int, margin: Double, expected: Int
+    ) {
         let settings = Machine.Settings(
-            steps: 40, batchSize: 2, maxStaleness: 16, injectLag: 0, pacing: .auto)
+            steps: 40, batchSize: 2, maxStaleness: 16, injectLag: 0, pacing: .auto, pacingMargin: margin)
         var pipeline = PacedPipeline(
             settings: settings, workers: workers, step: .milliseconds(step),
             latency: { _ in .milliseconds(latency) })
@@ -155,17 +163,26 @@ struct PacingTests {
         #expect(auto <= bound + .milliseconds(2500), "auto \(auto) vs bound \(bound)")
     }
 
-    @Test func jitteredLatenciesAreAveraged() {
-        // Latency alternates 0.5 s and 1.1 s (mean 0.8 s) against 1 s steps: lookahead ⌈1.05⌉ = 2.
-        let settings = Machine.Settings(
-            steps: 30, batchSize: 1, maxStaleness: 16, injectLag: 0, pacing: .auto)
-        var pipeline = PacedPipeline(
-            settings: settings, workers: 3, step: .seconds(1),
-            latency: { $0 % 2 == 0 ? .milliseconds(500) : .milliseconds(1100) })
-        pipeline.run()
-        #expect(pipeline.machine.pacer.lookahead == 2)
-        #expect(pipeline.idle(from: 6) == .zero)
-        #expect(pipeline.lags.max()! <= 2)
+    @Test func jitteredLatenciesAreAveragedAndAMarginAbsorbsThem() {
+        // Latency alternates 0.5 s and 1.1 s (mean 0.8 s) against 1 s steps. Without a margin the
+        // lookahead is ⌈0.8⌉ = 1: lag 1, and the learner waits 0.1 s for each slow batch. With a
+        // margin of 0.25 it is ⌈1.05⌉ = 2: lag 2, and the learner never waits.
+        for (margin, lookahead) in [(0.0, 1), (0.25, 2)] {
+            let settings = Machine.Settings(
+                steps: 30, batchSize: 1, maxStaleness: 16, injectLag: 0, pacing: .auto, pacingMargin: margin)
+            var pipeline = PacedPipeline(
+                settings: settings, workers: 3, step: .seconds(1),
+                latency: { $0 % 2 == 0 ? .milliseconds(500) : .milliseconds(1100) })
+            pipeline.run()
+            #expect(pipeline.machine.pacer.lookahead == lookahead)
+            #expect(pipeline.lags.dropFirst(8).allSatisfy { $0 == lookahead }, "\(pipeline.lags)")
+            let idle = pipeline.idle(from: 8)
+            if lookahead == 1 {
+                #expect(idle > .zero && idle <= .milliseconds(100) * 24, "\(idle)")
+            } else {
+                #expect(idle == .zero)
+            }
+        }
     }
 
     @Test(
@@ -179,7 +196,7 @@ struct PacingTests {
                 workers: 2, step: .milliseconds(500), latency: { _ in .seconds(3) })
             pipeline.run()
             finish[mode] = pipeline.now
-            if mode == .auto { #expect(pipeline.mostOut == 2 && pipeline.machine.pacer.lookahead == 7) }
+            if mode == .auto { #expect(pipeline.mostOut == 2 && pipeline.machine.pacer.lookahead == 6) }
         }
         #expect(finish[.auto]! <= finish[.bound]! + .seconds(3))
     }

@@ -53,6 +53,9 @@ struct RuntimeBench: AsyncParsableCommand {
     @Option(name: .long, help: "Pacing: rollout workers.")
     var pacingWorkers = 2
 
+    @Option(name: .long, help: "Pacing: rounds of bound then auto (the comparison takes medians).")
+    var pacingRepeats = 1
+
     @Option(name: .long, help: "Pacing: staleness tracker every this many steps.")
     var trackerEvery = 5
 
@@ -92,6 +95,12 @@ struct RuntimeBench: AsyncParsableCommand {
         var wallSeconds: Double
         var trainedPerSecond: Double
         var busyFraction: Double
+        /// `runtime.pacing_margin` (auto only).
+        var margin: Double?
+        /// Mean seconds from hand-out to delivery of the batches trained.
+        var samplingSeconds: Double
+        /// Mean learner step seconds.
+        var learnerStepSeconds: Double
         /// Token-weighted lag of the samples trained (versions).
         var lagMean: Double
         var lagP50: Int
@@ -121,8 +130,9 @@ struct RuntimeBench: AsyncParsableCommand {
         guard repeats >= 1, steps >= 2, workers >= 1 else {
             throw ValidationError("--repeats ≥ 1, --steps ≥ 2 and --workers ≥ 1")
         }
-        guard pacingSteps >= 2, pacingWorkers >= 1, trackerEvery >= 1 else {
-            throw ValidationError("--pacing-steps ≥ 2, --pacing-workers ≥ 1 and --tracker-every ≥ 1")
+        guard pacingSteps >= 2, pacingWorkers >= 1, pacingRepeats >= 1, trackerEvery >= 1 else {
+            throw ValidationError(
+                "--pacing-steps ≥ 2, --pacing-workers ≥ 1, --pacing-repeats ≥ 1 and --tracker-every ≥ 1")
         }
         for part in parts.split(separator: ",") where Part(rawValue: String(part)) == nil {
             throw ValidationError("--parts: unknown part '\(part)' (broadcast, samples, pipeline, pacing)")
@@ -269,7 +279,7 @@ struct RuntimeBench: AsyncParsableCommand {
                     + "\(pacingWorkers) worker(s), max_staleness \(config.train.maxStaleness), threads 1 per part, "
                     + "tracker every \(trackerEvery) steps")
         }
-        for mode in [PacingMode.bound, .auto] {
+        for mode in (0..<pacingRepeats).flatMap({ _ in [PacingMode.bound, .auto] }) {
             let row = try await paced(config, parameters: parameters, pacing: mode, logger: logger)
             report.pacing.append(row)
             if !json {
@@ -282,25 +292,37 @@ struct RuntimeBench: AsyncParsableCommand {
                 let figures = String(
                     format:
                         "%.1f samples trained/s, learner busy %.0f%% of %.1f s (tracker %.1f s), "
-                        + "token lag mean %.2f p50 %d p99 %d max %d",
+                        + "sampling %.0f ms / learner step %.0f ms, token lag mean %.2f p50 %d p99 %d max %d",
                     row.trainedPerSecond, 100 * row.busyFraction, row.wallSeconds, row.trackerSeconds,
-                    row.lagMean,
+                    1000 * row.samplingSeconds, 1000 * row.learnerStepSeconds, row.lagMean,
                     row.lagP50, row.lagP99, row.lagMax)
                 let ledger = row.ledgerBalances ? "" : "; LEDGER DOES NOT BALANCE"
-                emit("  \(row.pacing.rawValue): \(figures)\(bias)\(ledger)")
+                let margin = row.margin.map { " (margin \($0))" } ?? ""
+                emit("  \(row.pacing.rawValue)\(margin): \(figures)\(bias)\(ledger)")
             }
         }
-        guard !json, report.pacing.count == 2 else { return }
-        let (bound, auto) = (report.pacing[0], report.pacing[1])
-        let speed = bound.trainedPerSecond > 0 ? auto.trainedPerSecond / bound.trainedPerSecond : .nan
-        var line = String(
-            format: "  auto / bound: %.2f× samples/s (goal ≥ 0.95), auto busy %.0f%% (goal ≥ 90%%), "
-                + "auto mean lag %.2f (goal ≤ 1.5)",
-            speed, 100 * auto.busyFraction, auto.lagMean)
-        if let a = auto.k2LossBias, let b = bound.k2LossBias, b > 0 {
-            line += String(format: ", k2_loss bias ratio %.2f (goal ≤ 0.25)", a / b)
+        guard !json else { return }
+        // Medians over the rounds (the modes alternate, so both see the same machine).
+        let bound = report.pacing.filter { $0.pacing == .bound }
+        let auto = report.pacing.filter { $0.pacing == .auto }
+        func middle(_ rows: [PacingRow], _ value: (PacingRow) -> Double?) -> Double {
+            let values = rows.compactMap(value)
+            return values.isEmpty ? .nan : median(values)
         }
-        emit(line)
+        // Samples/s: the ratio within each round (the two runs are adjacent in time, so a load that
+        // drifts between rounds cancels), then the median over rounds.
+        let ratios = zip(auto, bound).map { $0.trainedPerSecond / max($1.trainedPerSecond, 1e-9) }
+        let speed = ratios.isEmpty ? .nan : median(ratios)
+        let rounds = pacingRepeats > 1 ? " (medians of \(pacingRepeats) alternating rounds)" : ""
+        var line = String(
+            format:
+                "  auto / bound: %.2f× samples/s (goal ≥ 0.95), learner busy %.0f%% (goal ≥ 90%%; bound %.0f%%), "
+                + "auto mean lag %.2f (goal ≤ 1.5)",
+            speed, 100 * middle(auto, \.busyFraction), 100 * middle(bound, \.busyFraction),
+            middle(auto, \.lagMean))
+        let bias = middle(auto, \.k2LossBias) / middle(bound, \.k2LossBias)
+        if bias.isFinite { line += String(format: ", k2_loss bias ratio %.2f (goal ≤ 0.25)", bias) }
+        emit(line + rounds)
     }
 
     /// One in-process distributed run paced as `pacing`, every part on one thread, with the
@@ -329,7 +351,9 @@ struct RuntimeBench: AsyncParsableCommand {
             logger: quiet)
         let result = try await trainer.run()
         let records = folder.has(.tracker) ? try StalenessTracker.readRecords(in: folder) : []
-        let lags = LagDistribution(result.metrics.filter { $0.learner != nil })
+        let trained = result.metrics.filter { $0.learner != nil }
+        let lags = LagDistribution(trained)
+        let count = Double(max(1, trained.count))
         func bias(_ id: String) -> Double? {
             var (weighted, positions) = (0.0, 0)
             for bucket in records.flatMap(\.buckets) {
@@ -342,6 +366,9 @@ struct RuntimeBench: AsyncParsableCommand {
         return PacingRow(
             pacing: pacing, trained: result.ledger.trained, wallSeconds: result.utilisation.wallSeconds,
             trainedPerSecond: result.trainedPerSecond, busyFraction: result.utilisation.busyFraction,
+            margin: pacing == .auto ? config.runtime.pacingMargin : nil,
+            samplingSeconds: trained.map(\.sampleSeconds).reduce(0, +) / count,
+            learnerStepSeconds: trained.compactMap(\.learner?.seconds).reduce(0, +) / count,
             lagMean: lags.mean, lagP50: lags.quantile(0.5), lagP99: lags.quantile(0.99), lagMax: lags.largest,
             k2LossBias: bias("k2_loss"), k2LossSgwBias: bias("k2_loss_sgw_token"),
             trackerPositions: records.map(\.positions).reduce(0, +),
