@@ -244,7 +244,7 @@ let package = Package(
             name: "ReinCLI",
             dependencies: [
                 "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks", "Rein", "ReinActors", "ReinRuntime",
-                "ReinTracker", "ReinReport", "ReinMetricsServer",
+                "ReinTracker", "ReinReport", "ReinMetrics", "ReinMetricsServer",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

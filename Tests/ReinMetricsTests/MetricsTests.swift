@@ -272,7 +272,90 @@ struct MetricsScrapeTests {
         #expect(scraped.value(.trackerKLBias, labels: ["lag": "1", "form": "k2_loss_sgw_token"]) != nil)
         #expect((scraped.value(.trackerStep) ?? 0) >= 1)
 
+        try await showsUnderTmux(endpoint)
+
         await group.triggerGracefulShutdown()
         try await serving.value  // the endpoint stops on graceful shutdown
     }
+}
+
+/// The `rein` executable built next to the test bundle, if any.
+let reinExecutable: String? = {
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<3 {
+        let candidate = dir.appendingPathComponent("rein").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return nil
+}()
+
+/// tmux, if installed.
+let tmux: String? = ["/usr/bin/tmux", "/usr/local/bin/tmux", "/bin/tmux"].first {
+    FileManager.default.isExecutableFile(atPath: $0)
+}
+
+/// Runs `executable` with `arguments` through `posix_spawn` and `waitpid`; its exit status and
+/// output. (Not Foundation's `Process`: it waits for an inherited socket to close, which the
+/// daemonised tmux server keeps open.)
+func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("rein-out-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: file) }
+    func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+    let command =
+        "exec " + ([executable] + arguments).map(quoted).joined(separator: " ") + " >"
+        + quoted(file.path) + " 2>&1 </dev/null"
+    let words: [String] = ["/bin/sh", "-c", command]
+    var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) }
+    argv.append(nil)
+    defer { for pointer in argv { free(pointer) } }
+    // The child starts with no signal blocked and default handlers (the test process blocks
+    // signals on its threads; a tmux server inheriting that mask never sees its panes exit).
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    posix_spawnattr_setsigmask(&attributes, &signals)
+    for signal in [SIGHUP, SIGINT, SIGTERM, SIGCHLD, SIGPIPE] { sigaddset(&signals, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &signals)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, "/bin/sh", nil, &attributes, argv, environ)
+    guard spawned == 0 else { throw RuntimeError("posix_spawn \(executable): error \(spawned)") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+    let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return (exit, (try? String(contentsOf: file, encoding: .utf8)) ?? "")
+}
+
+/// `rein top` on `endpoint` in a tmux pane shows the run (skipped without tmux or the built rein).
+func showsUnderTmux(_ endpoint: MetricsEndpoint) async throws {
+    guard let tmux, let rein = reinExecutable else {
+        print("rein top under tmux: skipped (needs tmux and the built rein)")
+        return
+    }
+    let server = "rein-top-test-\(UUID().uuidString.prefix(8))"
+    let (started, output) = try run(
+        tmux,
+        [
+            "-L", server, "new-session", "-d", "-x", "110", "-y", "40", "-s", "top",
+            "\(rein) top --interval 0.2 \(endpoint.host):\(endpoint.port)",
+        ])
+    #expect(started == 0, "\(output)")
+    defer { _ = try? run(tmux, ["-L", server, "kill-server"]) }
+    // Waits for the first full frame (rein top starting on a busy machine), however long it takes
+    // up to a minute; nothing is timed.
+    var pane = ""
+    for _ in 0..<300 {
+        pane = try run(tmux, ["-L", server, "capture-pane", "-p", "-t", "top"]).1
+        if pane.contains("wire     rejected") { break }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    #expect(pane.contains("rein top · http://127.0.0.1:\(endpoint.port)/metrics"), "\(pane)")
+    #expect(pane.contains("learner  version"), "\(pane)")
+    #expect(pane.contains("ledger   produced"), "\(pane)")
+    #expect(pane.contains("lag      tokens by lag"), "\(pane)")
+    #expect(pane.contains("tracker  latest observation"), "\(pane)")
+    #expect(pane.contains("workers  batches"), "\(pane)")
 }
