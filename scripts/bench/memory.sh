@@ -38,7 +38,8 @@ fi
 out="${out:-$(mktemp -d -t rein-memory.XXXXXX)}"
 mkdir -p "$out"
 run="$out/run"
-rm -rf "$run"
+# A fresh run folder, and no log of an earlier run whose endpoint could be read before this one's.
+rm -rf "$run" "$out"/learner.log "$out"/worker-[12].log "$out"/*.maxrss
 
 settings=(--config configs/default.yaml --set "run_dir=$run" --set "train.steps=$batches"
     --set train.eval_every=0 "${extra[@]}")
