@@ -21,7 +21,8 @@ struct E2EBench: AsyncParsableCommand {
             with π_ref scored, then one learner step), config threads. pipeline: a learner and \
             --workers rollout workers over inproc ZeroMQ (`rein train --workers N`), --pipeline-threads \
             each, max_staleness --max-staleness. Both without evaluations, tracker or checkpoints; \
-            --warmup batches first (single) and --steps timed batches. Set REIN_TRL_PYTHON to a Python \
+            --warmup batches first (single) and --steps timed batches; --rounds rounds alternate the \
+            modes and the peer, and the median of each is reported. Set REIN_TRL_PYTHON to a Python \
             with trl, transformers and safetensors to run scripts/bench/trl_peer.py in the same run \
             (same reference weights in a transformers GPT-2, same tokenizer, task, reward and batch, \
             CPU, config threads). Goals (issue 14): single ≥ 3× TRL, pipeline ≥ 1.5× single.
@@ -49,6 +50,9 @@ struct E2EBench: AsyncParsableCommand {
     @Option(name: .long, help: "Modes to run: single, pipeline (comma-separated; default both).")
     var modes = "single,pipeline"
 
+    @Option(name: .long, help: "Rounds (each runs every mode and the peer once; medians are reported).")
+    var rounds = 3
+
     @Option(name: .long, help: "Optimizer steps of the TRL peer (after its own warm-up step).")
     var peerSteps = 10
 
@@ -66,6 +70,7 @@ struct E2EBench: AsyncParsableCommand {
         var threads: Int
         var gemm: String
         var loadAverage: String
+        var rounds = 0
         var single: Mode?
         var pipeline: Mode?
         var peer: Peer?
@@ -89,10 +94,11 @@ struct E2EBench: AsyncParsableCommand {
     }
 
     func validate() throws {
-        guard steps >= 1, warmup >= 0, workers >= 1, pipelineThreads >= 1, maxStaleness >= 0, peerSteps >= 1
+        guard steps >= 1, warmup >= 0, workers >= 1, pipelineThreads >= 1, maxStaleness >= 0, peerSteps >= 1,
+            rounds >= 1
         else {
             throw ValidationError(
-                "--steps, --workers, --pipeline-threads and --peer-steps must be ≥ 1, --warmup and --max-staleness ≥ 0"
+                "--steps, --rounds, --workers, --pipeline-threads and --peer-steps must be ≥ 1, --warmup and --max-staleness ≥ 0"
             )
         }
         for mode in modes.split(separator: ",") where !["single", "pipeline"].contains(mode) {
@@ -131,33 +137,65 @@ struct E2EBench: AsyncParsableCommand {
                     + "prompts × \(config.train.groupSize)), ≤ \(task.maxAnswerTokens) new tokens, β \(config.train.beta); "
                     + "\(selection.backend.kernels); load \(load)")
         }
-        if chosen.contains("single") {
-            progress("single-process loop: \(warmup) + \(steps) batches, \(config.threads) threads")
-            let mode = try single(
-                config, parameters: parameters, directory: scratch + "/single", logger: logger)
-            report.single = mode
-            if !json {
-                emit(
-                    String(
-                        format: "single process (%d threads): %.0f samples trained/s (%d batches in %.2f s)",
-                        config.threads, mode.samplesPerSecond, mode.batches, mode.seconds))
+        // The peer reads the reference from a file: the configured one, or the random one written out.
+        var path = config.train.reference
+        if python != nil, reference.randomReference != nil {
+            path = scratch + "/reference.safetensors"
+            try Checkpoint.save(parameters, to: path)
+        }
+        // Rounds alternate the modes and the peer, so each sees the same machine; medians reported.
+        var singles: [Mode] = []
+        var pipelines: [Mode] = []
+        var peers: [Peer] = []
+        for round in 1...rounds {
+            if chosen.contains("single") {
+                progress(
+                    "round \(round)/\(rounds): single-process loop, \(warmup) + \(steps) batches, \(config.threads) threads"
+                )
+                singles.append(
+                    try single(
+                        config, parameters: parameters, directory: scratch + "/single-\(round)",
+                        logger: logger))
+            }
+            if chosen.contains("pipeline") {
+                progress(
+                    "round \(round)/\(rounds): pipeline, learner + \(workers) workers, \(pipelineThreads) thread(s) each, max_staleness \(maxStaleness)"
+                )
+                pipelines.append(
+                    try await pipeline(
+                        config, parameters: parameters, directory: scratch + "/pipeline-\(round)",
+                        logger: logger))
+            }
+            if let python {
+                progress("round \(round)/\(rounds): TRL peer (\(python) \(peerScript)), \(peerSteps) steps")
+                peers.append(try await runPeer(python: python, config: config, reference: path))
             }
         }
-        if chosen.contains("pipeline") {
-            progress(
-                "pipeline: learner + \(workers) workers, \(pipelineThreads) thread(s) each, max_staleness \(maxStaleness)"
-            )
-            let mode = try await pipeline(
-                config, parameters: parameters, directory: scratch + "/pipeline", logger: logger)
-            report.pipeline = mode
-            if !json {
-                emit(
-                    String(
-                        format:
-                            "pipeline (learner + %d workers, %d thread(s) each, max_staleness %d): %.0f samples trained/s (%d batches in %.2f s)",
-                        workers, pipelineThreads, maxStaleness, mode.samplesPerSecond, mode.batches,
-                        mode.seconds))
-            }
+        func median<T>(_ runs: [T], _ rate: (T) -> Double) -> T? {
+            runs.sorted { rate($0) < rate($1) }.dropFirst(runs.count / 2).first
+        }
+        report.rounds = rounds
+        report.single = median(singles, \.samplesPerSecond)
+        report.pipeline = median(pipelines, \.samplesPerSecond)
+        report.peer = median(peers, \.samplesPerSecond)
+        func all<T>(_ runs: [T], _ rate: (T) -> Double) -> String {
+            runs.map { String(format: "%.0f", rate($0)) }.joined(separator: ", ")
+        }
+        if let mode = report.single, !json {
+            emit(
+                String(
+                    format:
+                        "single process (%d threads): %.0f samples trained/s (median of %@; %d batches in %.2f s)",
+                    config.threads, mode.samplesPerSecond, all(singles, \.samplesPerSecond), mode.batches,
+                    mode.seconds))
+        }
+        if let mode = report.pipeline, !json {
+            emit(
+                String(
+                    format:
+                        "pipeline (learner + %d workers, %d thread(s) each, max_staleness %d): %.0f samples trained/s (median of %@)",
+                    workers, pipelineThreads, maxStaleness, mode.samplesPerSecond,
+                    all(pipelines, \.samplesPerSecond)))
         }
         if let s = report.single, let p = report.pipeline, s.samplesPerSecond > 0 {
             report.pipelineOverSingle = p.samplesPerSecond / s.samplesPerSecond
@@ -165,24 +203,16 @@ struct E2EBench: AsyncParsableCommand {
                 emit(String(format: "pipeline / single: %.2f× (goal ≥ 1.5×)", report.pipelineOverSingle!))
             }
         }
-        if let python {
-            // The peer reads the reference from a file: the configured one, or the random one written out.
-            var path = config.train.reference
-            if reference.randomReference != nil {
-                path = scratch + "/reference.safetensors"
-                try Checkpoint.save(parameters, to: path)
-            }
-            progress("TRL peer (\(python) \(peerScript)): \(peerSteps) steps")
-            let peer = try await runPeer(python: python, config: config, reference: path)
-            report.peer = peer
+        if let peer = report.peer {
             report.singleOverPeer = report.single.map { $0.samplesPerSecond / peer.samplesPerSecond }
             report.pipelineOverPeer = report.pipeline.map { $0.samplesPerSecond / peer.samplesPerSecond }
             if !json {
                 emit(
                     String(
                         format:
-                            "TRL GRPOTrainer (%@, %d threads): %.0f samples trained/s (%d steps in %.2f s)",
-                        peer.versions, peer.threads, peer.samplesPerSecond, peer.steps, peer.seconds))
+                            "TRL GRPOTrainer (%@, %d threads): %.0f samples trained/s (median of %@; %d steps in %.2f s)",
+                        peer.versions, peer.threads, peer.samplesPerSecond, all(peers, \.samplesPerSecond),
+                        peer.steps, peer.seconds))
                 if let r = report.singleOverPeer {
                     emit(String(format: "single / TRL: %.2f× (goal ≥ 3×)", r))
                 }
