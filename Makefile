@@ -27,6 +27,8 @@ bench: build
 	$(REIN) bench transport
 	$(REIN) bench model
 	$(REIN) bench kl
+	$(REIN) bench e2e $$(test -f runs/reference.safetensors || echo --random-reference 1)
+	scripts/bench/memory.sh
 
 bench-quick: build
 	$(REIN) bench transport --quick

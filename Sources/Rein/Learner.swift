@@ -72,7 +72,7 @@ public final class Learner {
         } else {
             let fullBatch = try TokenBatch(
                 tokens: tokens, batch: rows.count, length: length, lengths: rows.map(Self.sequenceLength))
-            let refOut = try reference.forward(fullBatch, logSoftmaxRows: true)
+            let refOut = try reference.forward(fullBatch, logSoftmaxRows: true, keepActivations: false)
             refLogProbs = Self.completionRows(refOut.logProbs, rows: rows, positions: length - 1)
             refRows = refOut.logSoftmax
         }
@@ -209,7 +209,8 @@ public final class Learner {
         let (tokens, length) = Self.pack(rows)
         let batch = try TokenBatch(
             tokens: tokens, batch: rows.count, length: length, lengths: rows.map(Self.sequenceLength))
-        return Self.completionRows(try reference.forward(batch).logProbs, rows: rows, positions: length - 1)
+        return Self.completionRows(
+            try reference.forward(batch, keepActivations: false).logProbs, rows: rows, positions: length - 1)
     }
 
     /// The reference values the sampler attached to every rollout (``Rollout/referenceLogProbs``,

@@ -74,8 +74,10 @@ public final class RolloutSampler {
         let batch = try TokenBatch(
             tokens: tokens, batch: rollouts.count, length: length,
             lengths: rollouts.map(Learner.sequenceLength))
-        let out = try reference.forward(batch, logSoftmaxRows: true)
-        guard let full = out.logSoftmax else { throw .invalidArgument("the reference gave no log-softmax rows") }
+        let out = try reference.forward(batch, logSoftmaxRows: true, keepActivations: false)
+        guard let full = out.logSoftmax else {
+            throw .invalidArgument("the reference gave no log-softmax rows")
+        }
         let positions = length - 1
         let vocab = reference.config.vocab
         let logProbs = Learner.completionRows(out.logProbs, rows: rollouts, positions: positions)

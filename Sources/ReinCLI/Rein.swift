@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Rein
+import ReinModel
 import ZeroMQ
 
 /// The `rein` command line: the only place that configures logging and reads config files.
@@ -29,6 +30,7 @@ public struct Rein: AsyncParsableCommand {
     /// Configures logging once, then parses and runs the command. Errors end as one line on stderr.
     public static func main() async {
         bootstrapLogging()
+        ProcessMemory.returnFreedLargeBlocks()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -56,6 +56,14 @@ extension GPTModel {
     /// shards' private gradients into ``gradients``.
     private func backward(seed: @escaping @Sendable (Workspace, Range<Int>) -> Void) throws(ModelError) {
         guard let batch = lastBatch else { throw .noForwardPass }
+        // The shards must still hold this model's training forward (another model sharing them may
+        // have run since).
+        let owner = ObjectIdentifier(self)
+        guard
+            workspaces.prefix(shardCount(rows: batch.batch)).allSatisfy({
+                $0.heldBy == owner && $0.keepsActivations
+            })
+        else { throw .noForwardPass }
         guard parameters.values.count == gradients.count else {
             throw .invalidArgument("parameter buffer resized to \(parameters.values.count) floats")
         }

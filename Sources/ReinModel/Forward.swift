@@ -100,9 +100,35 @@ public final class GPTModel {
     /// Shards used for a batch of `rows` rows.
     func shardCount(rows: Int) -> Int { min(threads, rows) }
 
+    /// An engine for other weights of the same shape that uses `other`'s activation memory instead of
+    /// its own (e.g. a scratch model that scores batches between the learner's steps). The two must
+    /// not run at the same time; a forward pass of one invalidates the other's (its `backward` then
+    /// throws ``ModelError/noForwardPass`` until it runs `forward` again).
+    public init(sharingWorkspacesOf other: GPTModel, parameters: GPTParameters) throws(ModelError) {
+        guard parameters.config == other.config else {
+            throw .invalidArgument(
+                "parameters are for \(parameters.config), the shared workspaces for \(other.config)")
+        }
+        self.config = other.config
+        self.parameters = parameters
+        self.threads = other.threads
+        self.gemm = other.gemm
+        gradients = [Float](repeating: 0, count: parameters.values.count)
+        workspaces = other.workspaces
+    }
+
+    /// Floats of activation memory the shards hold now (a structural figure for tests and benchmarks).
+    public var workspaceFloats: Int { workspaces.reduce(0) { $0 + $1.capacity } }
+
     /// Runs the model over `batch` (positions `0..<length−1`), keeping activations for `backward`.
-    /// - Parameter logSoftmaxRows: also return the full `vocab`-wide log-softmax at every position.
-    public func forward(_ batch: TokenBatch, logSoftmaxRows: Bool = false) throws(ModelError) -> ForwardOutput
+    /// - Parameters:
+    ///   - logSoftmaxRows: also return the full `vocab`-wide log-softmax at every position.
+    ///   - keepActivations: false for a forward pass that no `backward` follows (scoring, evaluation):
+    ///     the shards then hold one block's activations instead of every block's, and `backward`
+    ///     throws ``ModelError/noForwardPass`` until the next training forward. The outputs are
+    ///     bit-identical either way.
+    public func forward(_ batch: TokenBatch, logSoftmaxRows: Bool = false, keepActivations: Bool = true)
+        throws(ModelError) -> ForwardOutput
     {
         let (v, steps) = (config.vocab, batch.length - 1)
         guard parameters.config == config, parameters.values.count == parameters.layout.count else {
@@ -114,9 +140,10 @@ public final class GPTModel {
         if let bad = batch.tokens.first(where: { $0 < 0 || Int($0) >= v }) {
             throw .invalidArgument("token id \(bad) is outside the vocabulary 0..<\(v)")
         }
-        lastBatch = batch
+        lastBatch = keepActivations ? batch : nil
         let shards = shardCount(rows: batch.batch)
         let (layout, workspaces) = (parameters.layout, workspaces)
+        let owner = ObjectIdentifier(self)
         parameters.values.withUnsafeBufferPointer { params in
             batch.tokens.withUnsafeBufferPointer { tokens in
                 let p = SendablePointer(UnsafeMutablePointer(mutating: params.baseAddress!))
@@ -124,7 +151,8 @@ public final class GPTModel {
                 parallel(shards) { s in
                     let rows = shardRange(s, of: shards, total: batch.batch)
                     let ws = workspaces[s]
-                    ws.ensure(rows: rows.count, steps: steps)
+                    ws.ensure(rows: rows.count, steps: steps, keepActivations: keepActivations)
+                    ws.heldBy = owner
                     forwardShard(
                         layout: layout, params: p.pointer, ws: ws,
                         tokens: tok.pointer + rows.lowerBound * batch.length, stride: batch.length)
@@ -196,7 +224,7 @@ func forwardShard(
         linearForward(
             a.fch, a.ln2, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c,
             gemm: ws.gemm)
-        geluForward(a.fchGelu, cdf: a.fchCdf, a.fch, n * 4 * c)
+        geluForward(a.fchGelu, cdf: ws.keepsActivations ? a.fchCdf : nil, a.fch, n * 4 * c)
         let next = l + 1 < ws.blocks.count ? ws.blocks[l + 1].res : ws.resFinal
         linearForward(
             next, a.fchGelu, weight: params + w.mlpProjW, bias: params + w.mlpProjB, rows: n, inDim: 4 * c,

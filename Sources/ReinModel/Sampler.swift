@@ -77,13 +77,29 @@ public final class GPTSampler {
     /// Tokens already in the cache of every row.
     public var position: Int { shards.first?.position ?? 0 }
 
-    /// Starts `batch` empty sequences.
+    /// Starts `batch` empty sequences, with room for the whole context.
     public func reset(batch: Int) throws(ModelError) {
+        try reset(batch: batch, positions: config.context)
+    }
+
+    /// Positions per row the KV cache holds (``reset(batch:)`` makes room for the context; ``sample``
+    /// for the longest prompt plus the new tokens only).
+    public var cachedPositions: Int { shards.first?.positions ?? 0 }
+
+    /// Starts `batch` empty sequences with a KV cache of `positions` per row. The cache is
+    /// reallocated only when the batch changes or needs more positions than it has.
+    func reset(batch: Int, positions: Int) throws(ModelError) {
         guard batch > 0 else { throw .invalidArgument("batch must be positive, got \(batch)") }
+        guard (1...config.context).contains(positions) else {
+            throw .invalidArgument("positions \(positions) must be in 1...\(config.context)")
+        }
         let n = min(threads, batch)
-        if shards.count != n || self.batch != batch {
+        if shards.count != n || self.batch != batch || positions > cachedPositions {
+            shards = []  // free the old caches before allocating the new ones
             shards = (0..<n).map { s in
-                DecodeShard(config: config, rows: shardRange(s, of: n, total: batch).count, gemm: gemm)
+                DecodeShard(
+                    config: config, rows: shardRange(s, of: n, total: batch).count, positions: positions,
+                    gemm: gemm)
             }
         }
         for s in shards { s.position = 0 }
@@ -97,8 +113,9 @@ public final class GPTSampler {
         guard count > 0, tokens.count == batch * count else {
             throw .invalidArgument("\(tokens.count) tokens do not form a \(batch) × \(count) block")
         }
-        guard position + count <= config.context else {
-            throw .invalidArgument("position \(position) + \(count) exceeds the context \(config.context)")
+        guard position + count <= cachedPositions else {
+            throw .invalidArgument(
+                "position \(position) + \(count) exceeds the \(cachedPositions) cached positions")
         }
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocab }) {
             throw .invalidArgument("token id \(bad) is outside the vocabulary 0..<\(config.vocab)")
@@ -144,7 +161,7 @@ public final class GPTSampler {
             throw .invalidArgument("temperature must be finite and ≥ 0, got \(options.temperature)")
         }
         try check(parameters)
-        try reset(batch: prompts.count)
+        try reset(batch: prompts.count, positions: p + options.maxNewTokens)
         if let bad = prompts.joined().first(where: { $0 < 0 || Int($0) >= config.vocab }) {
             throw .invalidArgument("token id \(bad) is outside the vocabulary 0..<\(config.vocab)")
         }
@@ -249,22 +266,25 @@ final class DecodeShard: @unchecked Sendable {
     let rows: Int
     let gemm: GemmBackend
     var position = 0
-    /// Per layer: keys and values, `rows × context × C`.
+    /// Positions per row of the KV cache.
+    let positions: Int
+    /// Per layer: keys and values, `rows × positions × C`.
     private let keys: [FloatPtr], values: [FloatPtr]
     private var capacity = 0  // positions per row the scratch buffers hold
     private var x: FloatPtr, ln: FloatPtr, qkv: FloatPtr, atty: FloatPtr, fc: FloatPtr, fcGelu: FloatPtr
     private(set) var logits: FloatPtr
     private let scores: FloatPtr
 
-    init(config: GPTConfig, rows: Int, gemm: GemmBackend) {
+    init(config: GPTConfig, rows: Int, positions: Int, gemm: GemmBackend) {
         self.config = config
         self.gemm = gemm
         self.layout = ParameterLayout(config: config)
         self.rows = rows
-        let cache = rows * config.context * config.dModel
+        self.positions = positions
+        let cache = rows * positions * config.dModel
         keys = (0..<config.layers).map { _ in FloatPtr.allocate(capacity: cache) }
         values = (0..<config.layers).map { _ in FloatPtr.allocate(capacity: cache) }
-        scores = FloatPtr.allocate(capacity: config.context)
+        scores = FloatPtr.allocate(capacity: positions)
         (x, ln, qkv, atty, fc, fcGelu, logits) = DecodeShard.scratch(config, rows: rows, steps: 1)
         capacity = 1
     }
@@ -295,7 +315,7 @@ final class DecodeShard: @unchecked Sendable {
             (x, ln, qkv, atty, fc, fcGelu, logits) = DecodeShard.scratch(config, rows: rows, steps: count)
             capacity = count
         }
-        let (c, ctx, n) = (config.dModel, config.context, active.count * count)
+        let (c, ctx, n) = (config.dModel, positions, active.count * count)
         for r in 0..<n {
             let te = params + layout.wte + Int(tokens[r]) * c
             let pe = params + layout.wpe + (position + r % count) * c
@@ -341,7 +361,7 @@ final class DecodeShard: @unchecked Sendable {
 
     /// Attention of the `count` new positions of each active row over that row's cached keys and values.
     private func cachedAttention(layer l: Int, count: Int, active: [Int]) {
-        let (c, h, hs, ctx) = (config.dModel, config.heads, config.headDim, config.context)
+        let (c, h, hs, ctx) = (config.dModel, config.heads, config.headDim, positions)
         let scale = 1 / Float(hs).squareRoot()
         for (b, row) in active.enumerated() {
             let (k, v) = (keys[l] + row * ctx * c, values[l] + row * ctx * c)

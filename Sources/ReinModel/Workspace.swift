@@ -24,12 +24,21 @@ private struct Carver {
 
 /// All memory of one shard (a contiguous range of batch rows): activations saved by the forward
 /// pass and scratch for the backward pass. Allocated once, reused while the shape fits.
+///
+/// A forward pass that will not be followed by a backward pass (``keepsActivations`` false) gets
+/// one block's activations, reused by every layer, and no backward scratch: about `1/layers` of the
+/// training arena.
 final class Workspace: @unchecked Sendable {
     let config: GPTConfig
     private(set) var rows = 0
     private(set) var steps = 0
+    /// Whether the arena holds every block's activations (and backward scratch), or one block's.
+    private(set) var keepsActivations = true
+    /// The model whose forward pass the arena holds now (models may share workspaces).
+    var heldBy: ObjectIdentifier?
     private var arena: FloatPtr?
-    private var capacity = 0
+    /// Floats allocated for the arena (it grows, never shrinks).
+    private(set) var capacity = 0
 
     private(set) var blocks: [BlockActivations] = []
     private(set) var resFinal = FloatPtr(bitPattern: 64)!, lnf = FloatPtr(bitPattern: 64)!
@@ -57,20 +66,25 @@ final class Workspace: @unchecked Sendable {
         grads?.deallocate()
     }
 
-    /// Makes room for `rows × steps` positions, reallocating only when the arena is too small.
-    func ensure(rows: Int, steps: Int) {
-        if rows == self.rows && steps == self.steps { return }
+    /// Makes room for `rows × steps` positions (every block's activations and the backward scratch
+    /// if `keepActivations`, else one block's), reallocating only when the arena is too small.
+    func ensure(rows: Int, steps: Int, keepActivations: Bool = true) {
+        if rows == self.rows && steps == self.steps && keepActivations == keepsActivations && arena != nil {
+            return
+        }
         var counter = Carver(base: nil)
-        carve(&counter, rows: rows, steps: steps)
+        carve(&counter, rows: rows, steps: steps, keep: keepActivations)
         if counter.used > capacity {
             arena?.deallocate()
+            arena = nil
             arena = FloatPtr.allocate(capacity: counter.used)
             capacity = counter.used
         }
         var carver = Carver(base: arena)
-        carve(&carver, rows: rows, steps: steps)
+        carve(&carver, rows: rows, steps: steps, keep: keepActivations)
         self.rows = rows
         self.steps = steps
+        self.keepsActivations = keepActivations
     }
 
     /// A zeroed private gradient buffer of `count` floats.
@@ -80,21 +94,34 @@ final class Workspace: @unchecked Sendable {
         return grads!
     }
 
-    private func carve(_ c: inout Carver, rows: Int, steps: Int) {
+    private func carve(_ c: inout Carver, rows: Int, steps: Int, keep: Bool) {
         let (d, h, v) = (config.dModel, config.heads, config.vocab)
         let n = rows * steps
-        blocks = (0..<config.layers).map { _ in
+        let none = FloatPtr(bitPattern: 64)!  // never dereferenced: only the backward pass reads it
+        func block() -> BlockActivations {
             BlockActivations(
                 res: c.take(n * d), ln1: c.take(n * d), ln1Mean: c.take(n), ln1Rstd: c.take(n),
                 qkv: c.take(n * 3 * d), att: c.take(rows * h * steps * steps), atty: c.take(n * d),
                 res2: c.take(n * d), ln2: c.take(n * d), ln2Mean: c.take(n), ln2Rstd: c.take(n),
-                fch: c.take(n * 4 * d), fchGelu: c.take(n * 4 * d), fchCdf: c.take(n * 4 * d))
+                fch: c.take(n * 4 * d), fchGelu: c.take(n * 4 * d), fchCdf: keep ? c.take(n * 4 * d) : none)
+        }
+        if keep {
+            blocks = (0..<config.layers).map { _ in block() }
+        } else {
+            // Inference: every layer reads its input from and writes its output to the same block
+            // (a block's input is dead once its attention residual is formed).
+            let shared = block()
+            blocks = Array(repeating: shared, count: config.layers)
         }
         resFinal = c.take(n * d)
         lnf = c.take(n * d)
         lnfMean = c.take(n)
         lnfRstd = c.take(n)
         logp = c.take(n * v)
+        guard keep else {  // no backward scratch
+            (dres, dln, dqkv, dy, dfc, dlogits, datt) = (none, none, none, none, none, none, none)
+            return
+        }
         dres = c.take(n * d)
         dln = c.take(n * d)
         dqkv = c.take(n * 3 * d)

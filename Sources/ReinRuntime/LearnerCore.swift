@@ -20,7 +20,13 @@ final class LearnerCore: @unchecked Sendable {
     {
         await withCheckedContinuation { continuation in
             let thread = Thread { [self] in
-                let model = scratch ?? GPTModel(parameters: learner.model.parameters, threads: threads)
+                // It runs between learner steps, never during one: it can use the learner's
+                // activation memory instead of a second copy of it.
+                let model =
+                    scratch
+                    ?? (try? GPTModel(
+                        sharingWorkspacesOf: learner.model, parameters: learner.model.parameters))
+                    ?? GPTModel(parameters: learner.model.parameters, threads: threads)
                 scratch = model
                 continuation.resume(returning: Result { try body(model) })
             }

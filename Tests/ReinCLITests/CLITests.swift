@@ -83,6 +83,13 @@ struct CLITests {
         let sizes = try #require(await userMessage(["bench", "transport", "--sizes", "12,abc"]))
         #expect(sizes.contains("bad size 'abc'"))
     }
+
+    @Test func e2eBenchValidatesItsOptions() async throws {
+        let modes = try #require(await userMessage(["bench", "e2e", "--modes", "single,batch"]))
+        #expect(modes.contains("unknown mode 'batch'"))
+        let rounds = try #require(await userMessage(["bench", "e2e", "--rounds", "0"]))
+        #expect(rounds.contains("--rounds"))
+    }
 }
 
 @Suite("Run configurations")

@@ -6,7 +6,8 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks; each compares against a peer or a ceiling measured in the same run.",
         subcommands: [
-            TransportBench.self, ModelBench.self, KLBench.self, RuntimeBench.self, TransportPeer.self,
+            TransportBench.self, ModelBench.self, KLBench.self, RuntimeBench.self, E2EBench.self,
+            TransportPeer.self,
         ]
     )
 }
