@@ -2,7 +2,7 @@
 # The main job, the way users run it: build, pretrain the reference policy if there is none, then
 # an asynchronous RL run with a learner and two rollout-worker processes (`rein launch`), the
 # staleness report of that run, and a few lines of summary. Extra arguments go to `rein launch`
-# (e.g. `scripts/demo.sh --set train.steps=2000`).
+# (e.g. `scripts/demo.sh --set train.steps=500`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

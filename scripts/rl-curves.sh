@@ -5,6 +5,7 @@
 #
 #   scripts/rl-curves.sh [CONFIG] [--task NAME] [--set key=value …]   # default configs/default.yaml
 #   SEEDS="1 2 3 4" OUT=runs/curves-2000 scripts/rl-curves.sh --set train.steps=2000
+#   TABLE_ONLY=1 scripts/rl-curves.sh   # only the table, from the run folders already in OUT
 #
 # Every run uses the configuration as given (plus `seed`, `pretrain.output`, `train.reference` and
 # `run_dir`); arguments after CONFIG go to both `rein pretrain` and `rein train`. Run folders:
@@ -23,18 +24,23 @@ rein=.build/release/rein
 mkdir -p "$out"
 
 # The greedy accuracy (a fraction) after each evaluation step of run folder $1, as "step value"
-# lines: step 0 from eval-start.json, then every metrics.jsonl line with an eval_greedy field.
+# lines: step 0 from eval-start.json, every metrics.jsonl line with an eval_greedy value, and the
+# last step from eval.json (the end-of-run evaluation).
+greedy() { { tr -d ' \n' <"$1"; echo; } | sed -n 's/.*"greedy":{[^}]*"accuracy":\([0-9.eE+-]*\).*/\1/p'; }
 curve() {
-    { tr -d ' \n' <"$1/eval-start.json"; echo; } | sed -n 's/.*"greedy":{[^}]*"accuracy":\([0-9.eE+-]*\).*/0 \1/p'
+    echo "0 $(greedy "$1/eval-start.json")"
+    last=0
     while IFS= read -r line; do
-        case $line in *'"eval_greedy":'*) ;; *) continue ;; esac
-        step=$(printf '%s' "$line" | sed -n 's/.*[{,]"step":\([0-9]*\).*/\1/p')
+        last=$(printf '%s' "$line" | sed -n 's/.*[{,]"step":\([0-9]*\).*/\1/p')
         value=$(printf '%s' "$line" | sed -n 's/.*"eval_greedy":\([0-9.eE+-]*\).*/\1/p')
-        echo "$step $value"
+        [ -z "$value" ] || echo "$last $value"
     done <"$1/metrics.jsonl"
+    # The end-of-run evaluation, unless metrics.jsonl already has the last step's.
+    tail -n 1 "$1/metrics.jsonl" | grep -q '"eval_greedy":[0-9]' || echo "$last $(greedy "$1/eval.json")"
 }
 
 for seed in $seeds; do
+    [ -z "${TABLE_ONLY:-}" ] || break
     reference="$out/reference-seed$seed.safetensors"
     if [ ! -f "$reference" ]; then
         echo "rl-curves: pretraining π_ref, seed $seed → $reference" >&2
@@ -46,6 +52,8 @@ for seed in $seeds; do
     "$rein" train --fresh --config "$config" "$@" --set seed="$seed" --set train.reference="$reference" \
         --set run_dir="$out/seed$seed" >"$out/train-seed$seed.log" 2>&1 || { tail -3 "$out/train-seed$seed.log"; exit 1; }
     echo "rl-curves: seed $seed took $(($(date +%s) - start)) s (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+done
+for seed in $seeds; do
     curve "$out/seed$seed" >"$out/curve-seed$seed.txt"
 done
 

@@ -113,6 +113,20 @@ struct RunConfigTests {
         #expect(fromFile == RunConfig())
     }
 
+    /// configs/multiply.yaml is the `multiply` preset with its own recipe: the same task, and the
+    /// reference and run folder that `--task multiply` names.
+    @Test func multiplyConfigIsTheMultiplyPresetWithItsOwnReference() throws {
+        let file = Self.repository.appendingPathComponent("configs/multiply.yaml").path
+        let config = try ConfigLoader.load(RunConfig.self, file: file)
+        let viaPreset = try ConfigLoader.load(
+            RunConfig.self, yaml: "{}", overrides: try ConfigOptions.taskOverrides("multiply"))
+        #expect(config.task == ArithmeticTaskConfig.multiply)
+        #expect(config.pretrain.output == viaPreset.pretrain.output)
+        #expect(config.train.reference == viaPreset.train.reference)
+        #expect(config.runDir == viaPreset.runDir)
+        #expect(config.pretrain.steps > RunConfig().pretrain.steps)
+    }
+
     @Test(arguments: [
         ("train: {bta: 0.1}", "config: train.bta: unknown key (allowed here:"),
         ("train: {beta: high}", "config: train.beta: expected a number"),
