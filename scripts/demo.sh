@@ -18,7 +18,7 @@ if [ ! -f "$reference" ]; then
 fi
 run_dir=$($rein config show --config "$config" "$@" --key run_dir)
 echo "demo: a learner and 2 rollout workers (rein launch --workers 2), asynchronous, run folder $run_dir" >&2
-$rein launch --workers 2 --fresh --config "$config" --set train.max_staleness=4 "$@"
+$rein launch --workers 2 --fresh --config "$config" "$@"
 $rein report "$run_dir" --out "$run_dir/report" >/dev/null
 end=$(date +%s)
 echo
