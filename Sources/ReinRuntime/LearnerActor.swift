@@ -55,7 +55,7 @@ public distributed actor LearnerActor {
     /// The error that stopped training, rethrown by ``isFinished()``.
     private var failure: RuntimeError?
     private let logger: Logger
-    private let broadcaster: WeightBroadcaster?
+    private let broadcaster: (any BulkPublisher)?
     /// Metrics of the batches consumed, when there is no run folder. With one, each batch's line
     /// is appended to `metrics.jsonl` as it is consumed and nothing is kept in memory (a long run
     /// would otherwise grow the learner by every step's metrics).
@@ -66,7 +66,7 @@ public distributed actor LearnerActor {
     private var fetches = 0
     /// Writes checkpoints one at a time, newest first (none without a folder).
     private let checkpoints: CoalescingWriter<LearnerCheckpoint>?
-    /// Where workers push sample batches (a ``SampleSink``), if anywhere.
+    /// Where workers push sample batches (a ``SampleSource``), if anywhere.
     private var samplesEndpoint: String?
     private let clock = ContinuousClock()
     /// The origin of the times given to the machine.
@@ -87,6 +87,11 @@ public distributed actor LearnerActor {
     private let onStep: (@Sendable (StepMetrics) -> Void)?
     /// Whether this learner continues a run past its first step (from a checkpoint).
     private let continues: Bool
+    /// Wakes the waits on the run's progress: long-polled ``requestWork(worker:haveVersion:inline:)``,
+    /// ``waitUntilFinished()`` and ``waitUntilWorkersReleased(until:)``.
+    private let changes = Wakeups()
+    /// ``requestWork(worker:haveVersion:inline:)`` calls so far.
+    private var workRequests = 0
 
     /// A learner starting from `reference` (also the KL reference) that trains `config.train.steps`
     /// batches — or, given a checkpoint, continuing the run that wrote it.
@@ -102,7 +107,7 @@ public distributed actor LearnerActor {
     /// - Throws: ``RuntimeError`` if `resume` was trained against another reference or model.
     public init(
         actorSystem: ReinActorSystem, config: RunConfig, reference: GPTParameters,
-        broadcaster: WeightBroadcaster? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
+        broadcaster: (any BulkPublisher)? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
         lease: Machine.LeasePolicy = .init(), evaluator: HeldOutEvaluator? = nil,
         onStep: (@Sendable (StepMetrics) -> Void)? = nil, logger: Logger
     ) throws {
@@ -185,7 +190,7 @@ public distributed actor LearnerActor {
     /// A learner registered on `system` under the well-known ``name``, where workers resolve it.
     public static func named(
         on system: ReinActorSystem, config: RunConfig, reference: GPTParameters,
-        broadcaster: WeightBroadcaster? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
+        broadcaster: (any BulkPublisher)? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
         lease: Machine.LeasePolicy = .init(), evaluator: HeldOutEvaluator? = nil,
         onStep: (@Sendable (StepMetrics) -> Void)? = nil, logger: Logger
     ) throws -> LearnerActor {
@@ -241,7 +246,7 @@ public distributed actor LearnerActor {
         return LearnerUtilisation(busySeconds: seconds(busy), wallSeconds: seconds(wall))
     }
 
-    /// Tells joining workers to push their batches to `endpoint` (a ``SampleSink`` attached to
+    /// Tells joining workers to push their batches to `endpoint` (a ``SampleSource`` attached to
     /// this learner) instead of delivering them by call.
     public distributed func acceptSamples(at endpoint: String) { samplesEndpoint = endpoint }
 
@@ -251,11 +256,29 @@ public distributed actor LearnerActor {
     /// The next piece of work for `worker`, whose weights are at `haveVersion`.
     /// With `inline` false the order never carries weights (the worker gets them from the
     /// broadcast, or ``fetchWeights(version:)``).
-    public distributed func requestWork(worker: NodeID, haveVersion: Int, inline: Bool = true) -> WorkOrder {
+    ///
+    /// A long poll: while there is nothing to hand out, the call suspends until there is (or the run
+    /// is over), for at most ``workHold`` — half the call timeout — and only then answers `wait`.
+    public distributed func requestWork(worker: NodeID, haveVersion: Int, inline: Bool = true) async
+        -> WorkOrder
+    {
         let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
-        switch machine.requestWork(worker: worker, now: now) {
+        workRequests += 1
+        let deadline = clock.now + workHold
+        var decision = machine.requestWork(worker: worker, now: now)
+        // A worker lost while it waits gets nothing more (its call has no one to answer).
+        let joined = workers.contains(worker)
+        while case .wait = decision, clock.now < deadline, !Task.isCancelled,
+            !joined || workers.contains(worker)
+        {
+            // Only this actor notifies: nothing changes between the decision and this read.
+            await changes.wait(after: changes.generation, until: deadline)
+            decision = machine.requestWork(worker: worker, now: now)
+        }
+        switch decision {
         case .finished:
             released.insert(worker)
+            changes.notify()
             return WorkOrder(status: .finished)
         case .wait:
             return WorkOrder(status: .wait)
@@ -298,6 +321,7 @@ public distributed actor LearnerActor {
         case .accepted:
             armLeaseTimer()
             startTraining()
+            changes.notify()
         case .refused(let reason):
             logger.warning(
                 "refused batch \(index) attempt \(attempt) from \(worker) (\(reason.rawValue); incarnation \(FNV1a64.hex(incarnation)))"
@@ -334,6 +358,7 @@ public distributed actor LearnerActor {
         leaseDeadline = nil
         log(machine.expireLeases(now: now), "let its lease expire")
         armLeaseTimer()
+        changes.notify()
     }
 
     /// Logs batches given up.
@@ -355,7 +380,10 @@ public distributed actor LearnerActor {
     /// Trains (or drops) delivered batches in index order while the next one is there. The step
     /// itself runs off the actor, so workers' calls are answered while the learner computes.
     private func trainLoop() async {
-        defer { training = false }
+        defer {
+            training = false
+            changes.notify()
+        }
         while let decision = machine.nextBatch() {
             switch decision {
             case .dropped(let step, let order):
@@ -397,6 +425,7 @@ public distributed actor LearnerActor {
                 }
             }
             lastConsumed = clock.now
+            changes.notify()
             let every = config.train.checkpointEvery
             if every > 0, machine.consumed % every == 0, machine.consumed < machine.end {
                 await startCheckpoint()
@@ -433,6 +462,7 @@ public distributed actor LearnerActor {
     public distributed func workerLost(_ worker: NodeID) {
         workers.remove(worker)
         log(machine.workerLost(worker), "lost")
+        changes.notify()
     }
 
     /// The sample ledger now.
@@ -521,6 +551,7 @@ public distributed actor LearnerActor {
     /// trained (or lost and resampled). For SIGTERM.
     public distributed func drain() {
         if let end = machine.drain() { logger.notice("draining: no new batches after \(end)") }
+        changes.notify()
     }
 
     /// Gives up on everything still in flight (after a drain timed out): assigned batches count
@@ -528,6 +559,7 @@ public distributed actor LearnerActor {
     /// run ends here.
     public distributed func abandonInFlight() {
         log(machine.abandonInFlight(), "was abandoned")
+        changes.notify()
     }
 
     /// Whether every worker still joined has been told that the run is over.
@@ -535,6 +567,33 @@ public distributed actor LearnerActor {
 
     /// Workers currently joined.
     public distributed func workerCount() -> Int { workers.count }
+
+    /// ``requestWork(worker:haveVersion:inline:)`` calls so far (a waiting worker must not spin).
+    public distributed func workRequestCount() -> Int { workRequests }
+
+    /// How long ``requestWork(worker:haveVersion:inline:)`` holds a worker that has nothing to do:
+    /// half the call timeout, so the answer comes well before the worker's call times out.
+    private var workHold: Duration { actorSystem.settings.callTimeout / 2 }
+
+    /// Returns once every batch of the run is trained or dropped; suspends meanwhile.
+    /// - Throws: ``RuntimeError`` if a learner step failed; `CancellationError` if cancelled.
+    public func waitUntilFinished() async throws {
+        while true {
+            let seen = changes.generation
+            if try isFinished() { return }
+            try Task.checkCancellation()
+            await changes.wait(after: seen)
+        }
+    }
+
+    /// Returns once every joined worker has been told that the run is over, or at `deadline`.
+    public func waitUntilWorkersReleased(until deadline: ContinuousClock.Instant) async {
+        while clock.now < deadline, !Task.isCancelled {
+            let seen = changes.generation
+            if allWorkersReleased() { return }
+            await changes.wait(after: seen, until: deadline)
+        }
+    }
 }
 
 extension LearnerActor: CallerChecked {
@@ -561,5 +620,6 @@ extension LearnerActor: CallerChecked {
         "abandonInFlight()": .localOperator,
         "allWorkersReleased()": .localOperator,
         "workerCount()": .localOperator,
+        "workRequestCount()": .localOperator,
     ]
 }

@@ -99,9 +99,14 @@ struct RuntimeBench: AsyncParsableCommand {
         let parameters = try GPTParameters(config: gpt, seed: 1)
         let values = parameters.values
         let context = try ZMQContext()
-        var report = Report(broadcast: [], samples: nil, pipeline: [], asyncOverSync: nil, overlapCeiling: nil)
+        var report = Report(
+            broadcast: [], samples: nil, pipeline: [], asyncOverSync: nil, overlapCeiling: nil)
         if chosen.contains(.broadcast) {
-            if !json { emit("broadcast: \(values.count) floats (\(values.count * 4 / 1024) KiB), median of \(repeats)") }
+            if !json {
+                emit(
+                    "broadcast: \(values.count) floats (\(values.count * 4 / 1024) KiB), median of \(repeats)"
+                )
+            }
             for subscribers in [1, 2, 4] {
                 let (broadcast, raw) = try await broadcastAndRawMs(
                     values, subscribers: subscribers, context: context, logger: logger)
@@ -112,13 +117,15 @@ struct RuntimeBench: AsyncParsableCommand {
                 if !json {
                     emit(
                         String(
-                            format: "  %d subscriber(s): broadcast %.2f ms, raw PUSH/PULL ×%d %.2f ms, ratio %.2f (goal ≤ 2)",
+                            format:
+                                "  %d subscriber(s): broadcast %.2f ms, raw PUSH/PULL ×%d %.2f ms, ratio %.2f (goal ≤ 2)",
                             subscribers, broadcast, subscribers, raw, broadcast / raw))
                 }
             }
         }
         if chosen.contains(.samples) {
-            let row = try await sampleThroughput(config: config, task: task, gpt: gpt, parameters: parameters,
+            let row = try await sampleThroughput(
+                config: config, task: task, gpt: gpt, parameters: parameters,
                 context: context, logger: logger)
             report.samples = row
             if !json {
@@ -131,10 +138,13 @@ struct RuntimeBench: AsyncParsableCommand {
         }
         if chosen.contains(.pipeline) {
             if !json {
-                emit("pipeline: \(steps) batches of \(config.train.promptsPerStep * config.train.groupSize) rollouts, \(workers) worker(s), threads 1 per part")
+                emit(
+                    "pipeline: \(steps) batches of \(config.train.promptsPerStep * config.train.groupSize) rollouts, \(workers) worker(s), threads 1 per part"
+                )
             }
             for staleness in [0, 4] {
-                let row = try await pipeline(config, parameters: parameters, maxStaleness: staleness, logger: logger)
+                let row = try await pipeline(
+                    config, parameters: parameters, maxStaleness: staleness, logger: logger)
                 report.pipeline.append(row)
                 if !json {
                     emit(
@@ -157,7 +167,8 @@ struct RuntimeBench: AsyncParsableCommand {
                 if !json {
                     emit(
                         String(
-                            format: "  async / sync: %.2f× (goal ≥ 1.5×; full overlap of this run's sampling and learning would give %.2f×)",
+                            format:
+                                "  async / sync: %.2f× (goal ≥ 1.5×; full overlap of this run's sampling and learning would give %.2f×)",
                             ratio, ceiling))
                 }
             }
@@ -171,7 +182,8 @@ struct RuntimeBench: AsyncParsableCommand {
     }
 
     /// One in-process distributed run with `maxStaleness`, every part on one thread.
-    func pipeline(_ base: RunConfig, parameters: GPTParameters, maxStaleness: Int, logger: Logger) async throws
+    func pipeline(_ base: RunConfig, parameters: GPTParameters, maxStaleness: Int, logger: Logger)
+        async throws
         -> PipelineRow
     {
         var config = base
@@ -196,16 +208,20 @@ struct RuntimeBench: AsyncParsableCommand {
         ).run()
         let trained = result.metrics.filter { $0.learner != nil }.count
         return PipelineRow(
-            maxStaleness: maxStaleness, trained: result.ledger.trained, wallSeconds: result.utilisation.wallSeconds,
+            maxStaleness: maxStaleness, trained: result.ledger.trained,
+            wallSeconds: result.utilisation.wallSeconds,
             trainedPerSecond: result.trainedPerSecond, busyFraction: result.utilisation.busyFraction,
             learnerStepMs: trained > 0 ? 1000 * result.utilisation.busySeconds / Double(trained) : 0,
-            samplingMs: trained > 0 ? 1000 * (result.utilisation.wallSeconds - result.utilisation.busySeconds) / Double(trained) : 0)
+            samplingMs: trained > 0
+                ? 1000 * (result.utilisation.wallSeconds - result.utilisation.busySeconds) / Double(trained)
+                : 0)
     }
 
     /// Batches per second through the sample path (encode, send, receive, decode) against raw
     /// PUSH/PULL of the same bytes.
     func sampleThroughput(
-        config: RunConfig, task: ArithmeticTask, gpt: GPTConfig, parameters: GPTParameters, context: ZMQContext,
+        config: RunConfig, task: ArithmeticTask, gpt: GPTConfig, parameters: GPTParameters,
+        context: ZMQContext,
         logger: Logger
     ) async throws -> SampleRow {
         // As workers sample: with the reference scored, so the batch carries its rows too.
@@ -215,7 +231,8 @@ struct RuntimeBench: AsyncParsableCommand {
         var random = TaskRandom(seed: 7, stream: 3)
         let problems = (0..<config.train.promptsPerStep).map { _ in task.randomProblem(using: &random) }
         let batch = try sampler.sample(
-            problems, groupSize: config.train.groupSize, parameters: parameters, version: 0, seed: 1, firstID: 0)
+            problems, groupSize: config.train.groupSize, parameters: parameters, version: 0, seed: 1,
+            firstID: 0)
         let node = NodeID.random()
         let encoded = try BinaryEncoder().encode(SampleColumns(batch, worker: node, index: 0, attempt: 0))
         let count = max(50, repeats * 20)
@@ -225,7 +242,9 @@ struct RuntimeBench: AsyncParsableCommand {
             try await sender.send([WireFrame(bytes)], policyVersion: 0)
         } receive: { message in
             guard let frame = message.frames.first else { throw CLIError("empty sample message") }
-            let columns = try frame.withUnsafeBytes { try BinaryDecoder().decode(SampleColumns.self, from: $0) }
+            let columns = try frame.withUnsafeBytes {
+                try BinaryDecoder().decode(SampleColumns.self, from: $0)
+            }
             guard try columns.batch().rollouts.count == batch.rollouts.count else {
                 throw CLIError("sample batch decoded wrong")
             }
@@ -233,7 +252,8 @@ struct RuntimeBench: AsyncParsableCommand {
         // Raw: the same bytes, already encoded, not decoded.
         let raw = try await bulkRate(count: count, context: context, logger: logger) { sender in
             try await sender.send([WireFrame(encoded)], policyVersion: 0)
-        } receive: { _ in }
+        } receive: { _ in
+        }
         return SampleRow(
             rollouts: batch.rollouts.count, bytes: encoded.count, batchesPerSecond: wire,
             rawBatchesPerSecond: raw, ratio: wire / raw)
@@ -282,11 +302,12 @@ struct RuntimeBench: AsyncParsableCommand {
     func broadcastAndRawMs(_ values: [Float], subscribers: Int, context: ZMQContext, logger: Logger)
         async throws -> (broadcast: Double, raw: Double)
     {
-        let broadcaster = try WeightBroadcaster(context: context, node: .random(), bind: "tcp://127.0.0.1:*")
+        let channels = ZMQBulkChannels(context: context, logger: logger)
+        let broadcaster = try channels.publisher(node: .random(), bind: "tcp://127.0.0.1:*")
         defer { broadcaster.close() }
         guard let endpoint = broadcaster.endpoint else { throw CLIError("the broadcaster did not bind") }
         let caches = (0..<subscribers).map { _ in
-            WeightCache(context: context, endpoint: endpoint, keep: 2, logger: logger)
+            channels.subscriber(endpoint: endpoint, keep: 2, expectedCount: nil)
         }
         defer { for cache in caches { cache.close() } }
         let receivers = (0..<subscribers).map { _ in
@@ -295,7 +316,8 @@ struct RuntimeBench: AsyncParsableCommand {
         defer { for receiver in receivers { receiver.close() } }
         var senders: [BulkSender] = []
         for receiver in receivers {
-            senders.append(try BulkSender(context: context, node: .random(), link: .connect(await receiver.endpoint())))
+            senders.append(
+                try BulkSender(context: context, node: .random(), link: .connect(await receiver.endpoint())))
         }
         defer { for sender in senders { sender.close() } }
         var iterators = receivers.map { $0.makeAsyncIterator() }
@@ -319,7 +341,7 @@ struct RuntimeBench: AsyncParsableCommand {
             var frames: [WireFrame] = []
             var index = 0
             repeat {
-                let end = min(index + WeightBroadcaster.chunkFloats, values.count)
+                let end = min(index + ZMQBulkChannels.weightChunkFloats, values.count)
                 frames.append(WireFrame(floats: Array(values[index..<end])))
                 index = end
             } while index < values.count
