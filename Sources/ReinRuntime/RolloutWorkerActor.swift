@@ -56,7 +56,8 @@ public distributed actor RolloutWorkerActor {
     ///   - channels: the bulk channels to subscribe to the learner's weight broadcast and push
     ///     samples with (`nil`: weights come with the work orders, batches are delivered by call).
     ///   - learnerAddress: the learner's address, to reach a broadcast bound to a wildcard host.
-    ///   - stop: checked between batches; when raised, the worker returns.
+    ///   - stop: when raised, the worker returns after the batch it is sampling (at once while it
+    ///     waits for work).
     ///   - beforeDelivery: called with each batch index after sampling, before delivering (tests use
     ///     it to kill the worker with a batch in flight).
     /// - Throws: ``RemoteCallError`` when the learner is lost; ``RuntimeError`` on bad weights.
@@ -94,8 +95,10 @@ public distributed actor RolloutWorkerActor {
                 logger.notice("stopping after \(batches) batches")
                 return
             }
-            let order = try await learner.requestWork(
-                worker: node, haveVersion: version, inline: cache == nil)
+            guard let order = try await nextOrder(from: learner, inline: cache == nil, stop: stop) else {
+                logger.notice("stopping after \(batches) batches (while waiting for work)")
+                return
+            }
             switch order.status {
             case .finished:
                 logger.info(
@@ -147,6 +150,28 @@ public distributed actor RolloutWorkerActor {
                 }
                 batches += 1
             }
+        }
+    }
+
+    /// The learner's next order — a long poll — or `nil` if `stop` is raised first (the call is
+    /// cancelled: a worker asked to stop does not wait out the learner's hold).
+    private func nextOrder(from learner: LearnerActor, inline: Bool, stop: StopSignal?) async throws
+        -> WorkOrder?
+    {
+        let (node, version) = (actorSystem.node, version)
+        guard let stop else {
+            return try await learner.requestWork(worker: node, haveVersion: version, inline: inline)
+        }
+        return try await withThrowingTaskGroup(of: WorkOrder?.self) { group in
+            group.addTask {
+                try await learner.requestWork(worker: node, haveVersion: version, inline: inline)
+            }
+            group.addTask {
+                await stop.wait()
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
         }
     }
 

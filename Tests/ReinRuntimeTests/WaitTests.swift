@@ -99,3 +99,37 @@ struct InMemoryBulkChannelsTests {
         #expect(throws: Never.self) { try channels.sampleSink(node: .random(), endpoint: "memory://samples") }
     }
 }
+
+@Suite("Waits: a worker asked to stop")
+struct StoppedWaitTests {
+    /// A worker held by the learner's long poll stops at once when asked to, not after the hold
+    /// (five minutes here: the time limit fails the test if the worker waits it out).
+    @Test(.timeLimit(.minutes(1))) func aWorkerHeldByTheLongPollStopsWhenAsked() async throws {
+        let (config, reference, _) = try tinyRun(steps: 1, maxStaleness: 0)
+        var settings = testSettings
+        settings.callTimeout = .seconds(600)
+        let bus = InMemoryBus()
+        let learnerSystem = ReinActorSystem(
+            bus: bus, name: LearnerActor.name, settings: settings, logger: quiet)
+        let learner = try LearnerActor.named(
+            on: learnerSystem, config: config, reference: reference,
+            lease: .init(floor: .seconds(600), cap: .seconds(600)), logger: quiet)
+        let held = try await learner.requestWork(
+            worker: NodeID(rawValue: 0xB0B), haveVersion: 0, inline: false)
+        #expect(held.status == .sample)
+        let workerSystem = ReinActorSystem(bus: bus, name: "worker", settings: settings, logger: quiet)
+        let worker = try RolloutWorkerActor(
+            actorSystem: workerSystem, config: config, gpt: reference.config, logger: quiet)
+        let peer = try await workerSystem.connect(to: LearnerActor.name)
+        let remote = try LearnerActor.resolve(
+            id: .wellKnown(LearnerActor.name, on: peer.node), using: workerSystem)
+        let stop = StopSignal()
+        let working = Task { try await worker.whenLocal { try await $0.run(learner: remote, stop: stop) } }
+        #expect(try await eventually { try await learner.workRequestCount() >= 2 })
+        stop.stop()
+        try await working.value
+        #expect(try await worker.deliveredCount() == 0)
+        await workerSystem.shutdown()
+        await learnerSystem.shutdown()
+    }
+}
