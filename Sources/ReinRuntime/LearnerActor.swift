@@ -258,7 +258,7 @@ public distributed actor LearnerActor {
     /// broadcast, or ``fetchWeights(version:)``).
     ///
     /// A long poll: while there is nothing to hand out, the call suspends until there is (or the run
-    /// is over), for at most ``workHold`` — half the call timeout — and only then answers `wait`.
+    /// is over), for at most half the call timeout, and only then answers `wait`.
     public distributed func requestWork(worker: NodeID, haveVersion: Int, inline: Bool = true) async
         -> WorkOrder
     {
@@ -367,7 +367,10 @@ public distributed actor LearnerActor {
             logger.warning(
                 "worker \(loss.worker) \(what) with batch \(loss.index): \(loss.count) samples lost")
         }
-        if !losses.isEmpty { armLeaseTimer() }
+        if !losses.isEmpty {
+            armLeaseTimer()
+            changes.notify()  // their indices can be handed out again
+        }
     }
 
     /// Starts the training task unless it runs.
