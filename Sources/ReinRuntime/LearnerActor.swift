@@ -266,13 +266,13 @@ public distributed actor LearnerActor {
         workRequests += 1
         let deadline = clock.now + workHold
         var decision = machine.requestWork(worker: worker, now: now)
-        // A worker lost while it waits gets nothing more (its call has no one to answer).
         let joined = workers.contains(worker)
-        while case .wait = decision, clock.now < deadline, !Task.isCancelled,
-            !joined || workers.contains(worker)
-        {
+        while case .wait = decision, clock.now < deadline, !Task.isCancelled {
             // Only this actor notifies: nothing changes between the decision and this read.
             await changes.wait(after: changes.generation, until: deadline)
+            // A worker lost while it waited gets nothing more: its call has no one to answer, and
+            // a batch assigned to it now would wait for its lease to expire.
+            guard !joined || workers.contains(worker) else { break }
             decision = machine.requestWork(worker: worker, now: now)
         }
         switch decision {
