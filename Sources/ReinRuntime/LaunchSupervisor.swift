@@ -265,16 +265,26 @@ final class ChildProcess: Sendable {
     }
 
     /// One end: an output stream's end of file, or the exit (`status`); the exit event goes out once,
-    /// after all three, so the child's last lines come before it.
-    private func ended(stream: Bool? = nil, status: Int32? = nil) {
+    /// after all three, so the child's last lines come before it — or one second after the exit if
+    /// an end of file never comes (a pipe inherited by another process, or not reported).
+    private func ended(stream: Bool? = nil, status: Int32? = nil, force: Bool = false) {
         let exited = ending.withLock { ending -> Int32? in
             if let stream { ending.closed.insert(stream) }
             if let status { ending.status = status }
-            guard ending.closed.count == 2, let status = ending.status, !ending.reported else { return nil }
+            guard ending.closed.count == 2 || force, let status = ending.status, !ending.reported else {
+                return nil
+            }
             ending.reported = true
             return status
         }
-        if let exited { events.yield(.exited(role, status: exited)) }
+        if let exited {
+            events.yield(.exited(role, status: exited))
+        } else if status != nil {
+            Task { [weak self] in
+                try? await Task.sleep(for: .seconds(1))
+                self?.ended(force: true)
+            }
+        }
     }
 }
 
