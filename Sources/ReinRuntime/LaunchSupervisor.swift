@@ -10,9 +10,9 @@ import Synchronization
 /// which the module already links; no module of its own is needed for one type). Its decisions
 /// are a ``SupervisorMachine``; this shell only turns child events into the machine's events and
 /// its actions into processes, signals and timers. Nothing polls: it waits on one stream of events
-/// — a child's exit (`Process.terminationHandler`, after its output reached end of file), the
-/// learner's readiness handshake (``ReadyHandshake``, a line on its stdout), the timers and the
-/// graceful shutdown.
+/// — a child's exit (`Process.terminationHandler`, once its output reached end of file or a second
+/// later), the learner's readiness handshake (``ReadyHandshake``, a line on its stdout), the timers
+/// and the graceful shutdown.
 ///
 /// Each child's stdin is a pipe the supervisor holds open and never writes: when the supervisor
 /// dies, however it dies, the children read end of file (`--exit-with-parent`) and drain.
