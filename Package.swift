@@ -235,7 +235,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ReinRuntimeTests",
-            dependencies: ["ReinRuntime", "Rein", "ReinActors", "ReinTracker", "ZeroMQ", "ReinTestKit"],
+            dependencies: [
+                "ReinRuntime", "Rein", "ReinActors", "ReinTracker", "ZeroMQ", "ReinTestKit",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
 
@@ -260,7 +263,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ReinCLITests",
-            dependencies: ["ReinCLI", "Rein", "ReinActors"],
+            dependencies: ["ReinCLI", "Rein", "ReinActors", "ReinRuntime"],
             swiftSettings: strict
         ),
         // deploy/ and scripts/: manifests, units, Dockerfile and shell scripts checked statically.

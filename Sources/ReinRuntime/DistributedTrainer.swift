@@ -38,12 +38,13 @@ public func watchMembership(of system: ReinActorSystem, for learner: LearnerActo
 }
 
 /// The learner and `workers` rollout workers in one process, each on its own node (of an
-/// ``InMemoryBus``, or of ZeroMQ over `inproc://`), talking through the actor system exactly as
-/// separate processes do.
+/// ``InMemoryBus`` with ``InMemoryBulkChannels``, or of ZeroMQ over `inproc://` with
+/// ``ZMQBulkChannels``), talking through the actor system and the bulk channels exactly as separate
+/// processes do; the learner is a ``LearnerNode``, as in `rein learner`.
 public struct DistributedTrainer: Sendable {
     /// How the nodes of a one-process run reach each other.
     public enum Transport: String, Sendable, CaseIterable {
-        /// The in-memory bus (tests).
+        /// The in-memory bus and bulk channels (tests: no libzmq).
         case inMemory
         /// ZeroMQ `inproc://` sockets: the same transport code as multi-process runs.
         case inproc
@@ -93,20 +94,15 @@ public struct DistributedTrainer: Sendable {
     /// Runs `config.train.steps` batches; writes `metrics.jsonl`, `ledger.json`, a checkpoint and
     /// (with an evaluator) `eval-start.json` and `eval.json`.
     /// - Parameter stop: when raised (SIGTERM), the learner drains and the run ends early, with a
-    ///   checkpoint to resume from (see ``serveLearner(_:on:folder:logger:stop:evaluator:drainTimeout:poll:)``).
+    ///   checkpoint to resume from (see ``serveLearner(_:on:folder:logger:stop:evaluator:drainTimeout:)``).
     /// - Throws: ``RuntimeError`` if the ledger does not balance at the end, or what a part threw.
     public func run(stop: StopSignal? = nil) async throws -> DistributedRunResult {
         let learnerSystem: ReinActorSystem
         let workerSystems: [ReinActorSystem]
-        let learnerAddress: String
-        var broadcaster: WeightBroadcaster?
-        var samples: SampleSink?
+        let channels: any BulkChannels
+        let scheme: String
         var context: ZMQContext?  // kept alive until every system has shut down
-        defer {
-            samples?.close()
-            broadcaster?.close()
-            withExtendedLifetime(context) {}
-        }
+        defer { withExtendedLifetime(context) {} }
         switch transport {
         case .inMemory:
             let bus = InMemoryBus()
@@ -115,54 +111,46 @@ public struct DistributedTrainer: Sendable {
             workerSystems = (0..<workers).map {
                 ReinActorSystem(bus: bus, name: "worker-\($0)", settings: settings, logger: logger)
             }
-            learnerAddress = LearnerActor.name
+            channels = InMemoryBulkChannels(logger: logger)
+            scheme = "memory"
         case .inproc:
             let zmq = try ZMQContext()
             context = zmq
             learnerSystem = try ReinActorSystem(
                 context: zmq,
                 configuration: .init(
-                    name: LearnerActor.name, bind: "inproc://rein-learner-\(UUID().uuidString)"),
+                    name: LearnerActor.name, bind: uniqueAddress("learner", scheme: "inproc")),
                 settings: settings, logger: logger)
             workerSystems = try (0..<workers).map {
                 try ReinActorSystem(
                     context: zmq, configuration: .init(name: "worker-\($0)"), settings: settings,
                     logger: logger)
             }
-            guard let endpoint = learnerSystem.endpoint else {
-                throw RuntimeError("the learner did not bind")
-            }
-            learnerAddress = endpoint
-            broadcaster = try WeightBroadcaster(
-                context: zmq, node: learnerSystem.node, bind: "inproc://rein-weights-\(UUID().uuidString)")
+            channels = ZMQBulkChannels(context: zmq, logger: logger)
+            scheme = "inproc"
         }
+        let learnerAddress = learnerSystem.endpoint ?? LearnerActor.name
         let systems = workerSystems + [learnerSystem]  // workers leave first
+        var node: LearnerNode?
+        defer { node?.close() }
         do {
-            let learner = try LearnerActor.named(
-                on: learnerSystem, config: config, reference: reference, broadcaster: broadcaster,
-                folder: folder, resume: resume, evaluator: evaluator, onStep: onStep, logger: logger)
-            if let context {
-                let sink = SampleSink(
-                    context: context, bind: "inproc://rein-samples-\(UUID().uuidString)", logger: logger)
-                sink.attach(to: learner)
-                try await learner.acceptSamples(at: await sink.endpoint())
-                samples = sink
-            }
-            let workerContext = context
+            let options = LearnerNode.Options(
+                config: config, reference: reference, folder: folder, resume: resume, evaluator: evaluator,
+                onStep: onStep, broadcastBind: uniqueAddress("weights", scheme: scheme),
+                samplesBind: uniqueAddress("samples", scheme: scheme))
+            let learner = try await LearnerNode.start(
+                on: learnerSystem, channels: channels, options: options, logger: logger)
+            node = learner
             let result = try await withThrowingTaskGroup(of: DistributedRunResult?.self) { group in
                 for system in workerSystems {
                     group.addTask {
                         try await runWorker(
                             on: system, learnerAddress: learnerAddress, config: config,
-                            gpt: reference.config, logger: logger, context: workerContext)
+                            gpt: reference.config, logger: logger, channels: channels)
                         return nil
                     }
                 }
-                group.addTask {
-                    try await serveLearner(
-                        learner, on: learnerSystem, folder: folder, logger: logger, stop: stop,
-                        evaluator: evaluator, drainTimeout: .seconds(10))
-                }
+                group.addTask { try await learner.serve(stop: stop, drainTimeout: .seconds(10)) }
                 var result: DistributedRunResult?
                 for try await value in group { result = result ?? value }
                 return result

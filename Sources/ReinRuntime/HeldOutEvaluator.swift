@@ -7,7 +7,7 @@ import ReinTasks
 /// (the one the single-process trainer runs) on a thread of its own, so the cooperative pool stays
 /// free for heartbeats and workers' calls while it computes.
 ///
-/// ``serveLearner(_:on:folder:logger:stop:evaluator:drainTimeout:poll:)`` writes `eval-start.json`
+/// ``serveLearner(_:on:folder:logger:stop:evaluator:drainTimeout:)`` writes `eval-start.json`
 /// and `eval.json` with it; ``LearnerActor`` records every `train.eval_every` steps in
 /// `metrics.jsonl` with it, so every launch mode writes the same evaluation files and numbers.
 public struct HeldOutEvaluator: Sendable {

@@ -55,7 +55,7 @@ public distributed actor LearnerActor {
     /// The error that stopped training, rethrown by ``isFinished()``.
     private var failure: RuntimeError?
     private let logger: Logger
-    private let broadcaster: WeightBroadcaster?
+    private let broadcaster: (any BulkPublisher)?
     /// Metrics of the batches consumed, when there is no run folder. With one, each batch's line
     /// is appended to `metrics.jsonl` as it is consumed and nothing is kept in memory (a long run
     /// would otherwise grow the learner by every step's metrics).
@@ -66,7 +66,7 @@ public distributed actor LearnerActor {
     private var fetches = 0
     /// Writes checkpoints one at a time, newest first (none without a folder).
     private let checkpoints: CoalescingWriter<LearnerCheckpoint>?
-    /// Where workers push sample batches (a ``SampleSink``), if anywhere.
+    /// Where workers push sample batches (a ``SampleSource``), if anywhere.
     private var samplesEndpoint: String?
     private let clock = ContinuousClock()
     /// The origin of the times given to the machine.
@@ -89,6 +89,11 @@ public distributed actor LearnerActor {
     private let continues: Bool
     /// Records the run's metrics (swift-metrics) as batches are consumed and workers come and go.
     private var observer = LearnerMetrics()
+    /// Wakes the waits on the run's progress: long-polled ``requestWork(worker:haveVersion:inline:)``,
+    /// ``waitUntilFinished()`` and ``waitUntilWorkersReleased(until:)``.
+    private let changes = Wakeups()
+    /// ``requestWork(worker:haveVersion:inline:)`` calls so far.
+    private var workRequests = 0
 
     /// A learner starting from `reference` (also the KL reference) that trains `config.train.steps`
     /// batches — or, given a checkpoint, continuing the run that wrote it.
@@ -104,7 +109,7 @@ public distributed actor LearnerActor {
     /// - Throws: ``RuntimeError`` if `resume` was trained against another reference or model.
     public init(
         actorSystem: ReinActorSystem, config: RunConfig, reference: GPTParameters,
-        broadcaster: WeightBroadcaster? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
+        broadcaster: (any BulkPublisher)? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
         lease: Machine.LeasePolicy = .init(), evaluator: HeldOutEvaluator? = nil,
         onStep: (@Sendable (StepMetrics) -> Void)? = nil, logger: Logger
     ) throws {
@@ -187,7 +192,7 @@ public distributed actor LearnerActor {
     /// A learner registered on `system` under the well-known ``name``, where workers resolve it.
     public static func named(
         on system: ReinActorSystem, config: RunConfig, reference: GPTParameters,
-        broadcaster: WeightBroadcaster? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
+        broadcaster: (any BulkPublisher)? = nil, folder: RunFolder? = nil, resume: LearnerCheckpoint? = nil,
         lease: Machine.LeasePolicy = .init(), evaluator: HeldOutEvaluator? = nil,
         onStep: (@Sendable (StepMetrics) -> Void)? = nil, logger: Logger
     ) throws -> LearnerActor {
@@ -244,7 +249,7 @@ public distributed actor LearnerActor {
         return LearnerUtilisation(busySeconds: seconds(busy), wallSeconds: seconds(wall))
     }
 
-    /// Tells joining workers to push their batches to `endpoint` (a ``SampleSink`` attached to
+    /// Tells joining workers to push their batches to `endpoint` (a ``SampleSource`` attached to
     /// this learner) instead of delivering them by call.
     public distributed func acceptSamples(at endpoint: String) { samplesEndpoint = endpoint }
 
@@ -254,11 +259,29 @@ public distributed actor LearnerActor {
     /// The next piece of work for `worker`, whose weights are at `haveVersion`.
     /// With `inline` false the order never carries weights (the worker gets them from the
     /// broadcast, or ``fetchWeights(version:)``).
-    public distributed func requestWork(worker: NodeID, haveVersion: Int, inline: Bool = true) -> WorkOrder {
+    ///
+    /// A long poll: while there is nothing to hand out, the call suspends until there is (or the run
+    /// is over), for at most half the call timeout, and only then answers `wait`.
+    public distributed func requestWork(worker: NodeID, haveVersion: Int, inline: Bool = true) async
+        -> WorkOrder
+    {
         let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
-        switch machine.requestWork(worker: worker, now: now) {
+        workRequests += 1
+        let deadline = clock.now + workHold
+        var decision = machine.requestWork(worker: worker, now: now)
+        let joined = workers.contains(worker)
+        while case .wait = decision, clock.now < deadline, !Task.isCancelled {
+            // Only this actor notifies: nothing changes between the decision and this read.
+            await changes.wait(after: changes.generation, until: deadline)
+            // A worker lost while it waited gets nothing more: its call has no one to answer, and
+            // a batch assigned to it now would wait for its lease to expire.
+            guard !joined || workers.contains(worker) else { break }
+            decision = machine.requestWork(worker: worker, now: now)
+        }
+        switch decision {
         case .finished:
             released.insert(worker)
+            changes.notify()
             return WorkOrder(status: .finished)
         case .wait:
             return WorkOrder(status: .wait)
@@ -306,6 +329,7 @@ public distributed actor LearnerActor {
         case .accepted:
             armLeaseTimer()
             startTraining()
+            changes.notify()
         case .refused(.wrongToken):
             // Not logged here: the sample stream logs it rate-limited, a caller gets the error.
             throw RuntimeError("batch \(index) attempt \(attempt) does not carry its assignment's token")
@@ -345,6 +369,7 @@ public distributed actor LearnerActor {
         leaseDeadline = nil
         log(machine.expireLeases(now: now), "let its lease expire")
         armLeaseTimer()
+        changes.notify()
     }
 
     /// Logs batches given up.
@@ -353,7 +378,10 @@ public distributed actor LearnerActor {
             logger.warning(
                 "worker \(loss.worker) \(what) with batch \(loss.index): \(loss.count) samples lost")
         }
-        if !losses.isEmpty { armLeaseTimer() }
+        if !losses.isEmpty {
+            armLeaseTimer()
+            changes.notify()  // their indices can be handed out again
+        }
     }
 
     /// Starts the training task unless it runs.
@@ -366,7 +394,10 @@ public distributed actor LearnerActor {
     /// Trains (or drops) delivered batches in index order while the next one is there. The step
     /// itself runs off the actor, so workers' calls are answered while the learner computes.
     private func trainLoop() async {
-        defer { training = false }
+        defer {
+            training = false
+            changes.notify()
+        }
         while let decision = machine.nextBatch() {
             switch decision {
             case .dropped(let step, let order):
@@ -415,6 +446,7 @@ public distributed actor LearnerActor {
                 }
             }
             lastConsumed = clock.now
+            changes.notify()
             let every = config.train.checkpointEvery
             if every > 0, machine.consumed % every == 0, machine.consumed < machine.end {
                 await startCheckpoint()
@@ -452,6 +484,7 @@ public distributed actor LearnerActor {
         workers.remove(worker)
         log(machine.workerLost(worker), "lost")
         observer.membership(workers: workers.count, ledger: machine.ledger)
+        changes.notify()
     }
 
     /// The sample ledger now.
@@ -545,6 +578,7 @@ public distributed actor LearnerActor {
     /// trained (or lost and resampled). For SIGTERM.
     public distributed func drain() {
         if let end = machine.drain() { logger.notice("draining: no new batches after \(end)") }
+        changes.notify()
     }
 
     /// Gives up on everything still in flight (after a drain timed out): assigned batches count
@@ -552,6 +586,7 @@ public distributed actor LearnerActor {
     /// run ends here.
     public distributed func abandonInFlight() {
         log(machine.abandonInFlight(), "was abandoned")
+        changes.notify()
     }
 
     /// Whether every worker still joined has been told that the run is over.
@@ -559,6 +594,33 @@ public distributed actor LearnerActor {
 
     /// Workers currently joined.
     public distributed func workerCount() -> Int { workers.count }
+
+    /// ``requestWork(worker:haveVersion:inline:)`` calls so far (a waiting worker must not spin).
+    public distributed func workRequestCount() -> Int { workRequests }
+
+    /// How long ``requestWork(worker:haveVersion:inline:)`` holds a worker that has nothing to do:
+    /// half the call timeout, so the answer comes well before the worker's call times out.
+    private var workHold: Duration { actorSystem.settings.callTimeout / 2 }
+
+    /// Returns once every batch of the run is trained or dropped; suspends meanwhile.
+    /// - Throws: ``RuntimeError`` if a learner step failed; `CancellationError` if cancelled.
+    public func waitUntilFinished() async throws {
+        while true {
+            let seen = changes.generation
+            if try isFinished() { return }
+            try Task.checkCancellation()
+            await changes.wait(after: seen)
+        }
+    }
+
+    /// Returns once every joined worker has been told that the run is over, or at `deadline`.
+    public func waitUntilWorkersReleased(until deadline: ContinuousClock.Instant) async {
+        while clock.now < deadline, !Task.isCancelled {
+            let seen = changes.generation
+            if allWorkersReleased() { return }
+            await changes.wait(after: seen, until: deadline)
+        }
+    }
 }
 
 extension LearnerActor: CallerChecked {
@@ -585,5 +647,6 @@ extension LearnerActor: CallerChecked {
         "abandonInFlight()": .localOperator,
         "allWorkersReleased()": .localOperator,
         "workerCount()": .localOperator,
+        "workRequestCount()": .localOperator,
     ]
 }

@@ -68,11 +68,11 @@ public struct WorkOrder: Codable, Sendable, Hashable {
 public struct JoinReply: Codable, Sendable, Hashable {
     /// The current weights.
     public var weights: PolicyWeights
-    /// Where new versions are broadcast (a ``WeightBroadcaster``), if they are.
+    /// Where new versions are broadcast (a ``BulkPublisher``), if they are.
     public var broadcast: String?
     /// How many recent versions a worker should keep (lag injection samples with older ones).
     public var keepVersions: Int
-    /// Where to push sample batches (a ``SampleSink``), if the learner takes them on a stream.
+    /// Where to push sample batches (a ``SampleSource``), if the learner takes them on a stream.
     public var samples: String?
     /// π_ref's weights (version 0), for the worker to score the reference on every batch it samples
     /// (the learner then skips its own reference forward); nil: the learner scores it.

@@ -5,7 +5,6 @@ import Rein
 import ReinActors
 import ReinModel
 import Synchronization
-import ZeroMQ
 
 /// The learner side of every launch mode: serves `learner` (made with
 /// ``LearnerActor/named(on:config:reference:broadcaster:folder:resume:lease:evaluator:onStep:logger:)``)
@@ -22,12 +21,13 @@ import ZeroMQ
 ///   - drainTimeout: how long a drain may wait for batches in flight (then they are abandoned), and
 ///     how long to wait, once every batch is trained, for the workers to be told.
 ///   - evaluator: the held-out evaluation (`nil`: no eval-start.json / eval.json).
-///   - poll: how often to look at the learner's progress.
+///
+/// Nothing here polls: it suspends until the learner reports the run finished
+/// (``LearnerActor/waitUntilFinished()``), and a raised `stop` starts the drain at once.
 /// - Throws: ``RuntimeError`` if the ledger does not balance, or what the learner threw.
 public func serveLearner(
     _ learner: LearnerActor, on system: ReinActorSystem, folder: RunFolder, logger: Logger,
-    stop: StopSignal? = nil, evaluator: HeldOutEvaluator? = nil, drainTimeout: Duration = .seconds(3),
-    poll: Duration = .milliseconds(20)
+    stop: StopSignal? = nil, evaluator: HeldOutEvaluator? = nil, drainTimeout: Duration = .seconds(3)
 ) async throws -> DistributedRunResult {
     let watcher = Task { await watchMembership(of: system, for: learner) }
     defer { watcher.cancel() }
@@ -36,21 +36,21 @@ public func serveLearner(
         logger.info("start: \(start.summary)")
         try folder.writeEvaluation(start, start: true)
     }
-    let clock = ContinuousClock()
-    var drainDeadline: ContinuousClock.Instant?
-    while try await !learner.isFinished() {
-        if drainDeadline == nil, stop?.isStopped == true {
+    let drainer = stop.map { stop in
+        Task {
+            await stop.wait()
+            guard !Task.isCancelled else { return }
             try await learner.drain()
-            drainDeadline = clock.now + drainTimeout
-        }
-        if let drainDeadline, clock.now >= drainDeadline {
+            try await Task.sleep(for: drainTimeout)
             logger.warning("drain timed out; abandoning what is still in flight")
             try await learner.abandonInFlight()
         }
-        try await Task.sleep(for: poll)
     }
-    let deadline = clock.now + drainTimeout
-    while clock.now < deadline, try await !learner.allWorkersReleased() { try await Task.sleep(for: poll) }
+    defer { drainer?.cancel() }
+    try await learner.whenLocal { try await $0.waitUntilFinished() }
+    drainer?.cancel()
+    let deadline = ContinuousClock.now + drainTimeout
+    await learner.whenLocal { await $0.waitUntilWorkersReleased(until: deadline) }
     try await learner.checkpoint()
     var result = DistributedRunResult(
         metrics: try await learner.stepMetrics(), ledger: try await learner.currentLedger(),
@@ -76,7 +76,9 @@ public func writeRun(_ result: DistributedRunResult, to folder: RunFolder) throw
 
 /// The worker side of every launch mode: connects `system` to the learner at `learnerAddress`
 /// (retrying until `connectTimeout`), resolves it and runs a ``RolloutWorkerActor`` until the run
-/// is over (or `stop` is raised: then it delivers the batch it is sampling and stops).
+/// is over (or `stop` is raised: then it delivers the batch it is sampling and stops). With
+/// `channels`, the worker subscribes to the learner's weight broadcast and pushes its batches on
+/// the sample stream, if the learner has them; `wire` is only read for a hint when CURVE is on.
 ///
 /// When the learner is lost (it crashed, or stopped answering), the worker connects again,
 /// retrying for up to `reconnectTimeout`, joins the learner it finds there (a restarted one
@@ -85,7 +87,7 @@ public func writeRun(_ result: DistributedRunResult, to folder: RunFolder) throw
 /// - Throws: ``RemoteCallError`` if the learner cannot be reached (within the timeouts).
 public func runWorker(
     on system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig, logger: Logger,
-    context: ZMQContext? = nil, connectTimeout: Duration = .seconds(30),
+    channels: (any BulkChannels)? = nil, connectTimeout: Duration = .seconds(30),
     reconnectTimeout: Duration = .seconds(60), stop: StopSignal? = nil,
     beforeDelivery: (@Sendable (Int) async -> Void)? = nil, wire: WireOptions = WireOptions()
 ) async throws {
@@ -105,8 +107,8 @@ public func runWorker(
         let learner = try LearnerActor.resolve(
             id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
         let outcome = try await work(
-            worker, for: learner, context: context, learnerAddress: learnerAddress, stop: stop,
-            beforeDelivery: beforeDelivery, wire: wire)
+            worker, for: learner, channels: channels, learnerAddress: learnerAddress, stop: stop,
+            beforeDelivery: beforeDelivery)
         switch outcome {
         case .finished:
             return
@@ -137,14 +139,14 @@ enum WorkOutcome {
 
 /// Runs `worker` for `learner` until the run is over or the learner is gone.
 func work(
-    _ worker: RolloutWorkerActor, for learner: LearnerActor, context: ZMQContext?, learnerAddress: String,
-    stop: StopSignal?, beforeDelivery: (@Sendable (Int) async -> Void)?, wire: WireOptions
+    _ worker: RolloutWorkerActor, for learner: LearnerActor, channels: (any BulkChannels)?,
+    learnerAddress: String, stop: StopSignal?, beforeDelivery: (@Sendable (Int) async -> Void)?
 ) async throws -> WorkOutcome {
     do {
         try await worker.whenLocal {
             try await $0.run(
-                learner: learner, context: context, learnerAddress: learnerAddress, stop: stop,
-                beforeDelivery: beforeDelivery, wire: wire)
+                learner: learner, channels: channels, learnerAddress: learnerAddress, stop: stop,
+                beforeDelivery: beforeDelivery)
         }
         return .finished
     } catch let error as RemoteCallError {
@@ -210,13 +212,26 @@ func connectWithRetry(
 /// A flag raised once to ask a learner or worker to stop gracefully (SIGTERM, Ctrl-C).
 public final class StopSignal: Sendable {
     private let raised = Mutex(false)
+    private let wakeups = Wakeups()
 
     /// A signal not raised yet.
     public init() {}
 
     /// Raises the signal.
-    public func stop() { raised.withLock { $0 = true } }
+    public func stop() {
+        raised.withLock { $0 = true }
+        wakeups.notify()
+    }
 
     /// Whether the signal was raised.
     public var isStopped: Bool { raised.withLock { $0 } }
+
+    /// Returns once the signal is raised (or the task is cancelled); suspends meanwhile.
+    public func wait() async {
+        while !Task.isCancelled {
+            let seen = wakeups.generation
+            if isStopped { return }
+            await wakeups.wait(after: seen)
+        }
+    }
 }

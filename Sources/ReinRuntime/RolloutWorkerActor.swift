@@ -4,7 +4,6 @@ import Rein
 import ReinActors
 import ReinModel
 import ReinTasks
-import ZeroMQ
 
 /// A rollout worker as a distributed actor: joins a ``LearnerActor``, then asks it for work,
 /// samples each assigned batch with its local engine and the weights of the assigned version, and
@@ -50,23 +49,23 @@ public distributed actor RolloutWorkerActor {
 
     /// Joins `learner` and works until it says the run is over.
     ///
+    /// Asking for work is a long poll: when nothing can be handed out, the learner holds the call
+    /// until something can (see ``LearnerActor/requestWork(worker:haveVersion:inline:)``), so a
+    /// waiting worker does not spin.
+    ///
     /// - Parameters:
-    ///   - context: the ZeroMQ context to subscribe to the learner's weight broadcast with (`nil`:
-    ///     weights come with the work orders).
+    ///   - channels: the bulk channels to subscribe to the learner's weight broadcast and push
+    ///     samples with (`nil`: weights come with the work orders, batches are delivered by call).
     ///   - learnerAddress: the learner's address, to reach a broadcast bound to a wildcard host.
-    ///   - poll: how long to wait before asking again when the learner says `wait`.
-    ///   - stop: checked between batches; when raised, the worker returns.
+    ///   - stop: when raised, the worker returns after the batch it is sampling (at once while it
+    ///     waits for work).
     ///   - beforeDelivery: called with each batch index after sampling, before delivering (tests use
     ///     it to kill the worker with a batch in flight).
-    ///   - wire: CURVE security, limits and rejection counters for the weight subscription and the
-    ///     sample stream.
     /// - Throws: ``RemoteCallError`` when the learner is lost; ``RuntimeError`` on bad weights.
     public func run(
-        learner: LearnerActor, context: ZMQContext? = nil, learnerAddress: String = "",
-        poll: Duration = .milliseconds(2),
+        learner: LearnerActor, channels: (any BulkChannels)? = nil, learnerAddress: String = "",
         stop: StopSignal? = nil,
-        beforeDelivery: (@Sendable (Int) async -> Void)? = nil,
-        wire: WireOptions = WireOptions()
+        beforeDelivery: (@Sendable (Int) async -> Void)? = nil
     ) async throws {
         let node = actorSystem.node
         let joined = try await learner.join(worker: node)
@@ -77,19 +76,16 @@ public distributed actor RolloutWorkerActor {
                 task: task, config: gpt, temperature: config.train.temperature, topK: config.train.topK,
                 threads: config.threads, reference: try GPTParameters(config: gpt, values: reference.values))
         }
-        var cache: WeightCache?
-        if let context, let endpoint = joined.broadcast {
-            cache = WeightCache(
-                context: context, endpoint: WeightCache.reachable(endpoint, from: learnerAddress),
-                keep: joined.keepVersions, expectedCount: joined.weights.values.count, wire: wire,
-                logger: logger)
+        var cache: (any BulkSubscriber)?
+        if let channels, let endpoint = joined.broadcast {
+            cache = channels.subscriber(
+                endpoint: WeightCache.reachable(endpoint, from: learnerAddress), keep: joined.keepVersions,
+                expectedCount: joined.weights.values.count)
         }
-        var stream: BulkSender?
-        if let context, let endpoint = joined.samples {
-            stream = try BulkSender(
-                context: context, node: node,
-                link: .connect(WeightCache.reachable(endpoint, from: learnerAddress)), security: wire.security
-            )
+        var stream: (any SampleSink)?
+        if let channels, let endpoint = joined.samples {
+            stream = try channels.sampleSink(
+                node: node, endpoint: WeightCache.reachable(endpoint, from: learnerAddress))
         }
         defer {
             cache?.close()
@@ -100,8 +96,10 @@ public distributed actor RolloutWorkerActor {
                 logger.notice("stopping after \(batches) batches")
                 return
             }
-            let order = try await learner.requestWork(
-                worker: node, haveVersion: version, inline: cache == nil)
+            guard let order = try await nextOrder(from: learner, inline: cache == nil, stop: stop) else {
+                logger.notice("stopping after \(batches) batches (while waiting for work)")
+                return
+            }
             switch order.status {
             case .finished:
                 logger.info(
@@ -112,7 +110,7 @@ public distributed actor RolloutWorkerActor {
                     """)
                 return
             case .wait:
-                try await Task.sleep(for: poll)
+                continue  // the learner held the call as long as it could: ask again
             case .sample:
                 if let update = order.weights {
                     try swap(to: update)
@@ -147,9 +145,7 @@ public distributed actor RolloutWorkerActor {
                     let columns = SampleColumns(
                         batch, worker: node, index: order.index, attempt: order.attempt,
                         incarnation: order.incarnation, token: order.token)
-                    try await stream.send(
-                        [WireFrame(try BinaryEncoder().encode(columns))], policyVersion: UInt64(order.version)
-                    )
+                    try await stream.send(columns, policyVersion: order.version)
                 } else {
                     try await learner.deliver(
                         worker: node, index: order.index, attempt: order.attempt, token: order.token,
@@ -158,6 +154,28 @@ public distributed actor RolloutWorkerActor {
                 batches += 1
                 metrics.delivered(batch, version: sampled, sampleSeconds: sampleSeconds)
             }
+        }
+    }
+
+    /// The learner's next order — a long poll — or `nil` if `stop` is raised first (the call is
+    /// cancelled: a worker asked to stop does not wait out the learner's hold).
+    private func nextOrder(from learner: LearnerActor, inline: Bool, stop: StopSignal?) async throws
+        -> WorkOrder?
+    {
+        let (node, version) = (actorSystem.node, version)
+        guard let stop else {
+            return try await learner.requestWork(worker: node, haveVersion: version, inline: inline)
+        }
+        return try await withThrowingTaskGroup(of: WorkOrder?.self) { group in
+            group.addTask {
+                try await learner.requestWork(worker: node, haveVersion: version, inline: inline)
+            }
+            group.addTask {
+                await stop.wait()
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
         }
     }
 

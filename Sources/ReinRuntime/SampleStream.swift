@@ -140,9 +140,9 @@ public struct SampleColumns: Codable, Sendable, Hashable {
     }
 }
 
-/// The learner's end of the sample stream: a PULL socket whose batches are handed to the learner
-/// as deliveries (with the same checks as ``LearnerActor/deliver(worker:index:attempt:token:incarnation:batch:)``).
-public final class SampleSink: Sendable {
+/// The learner's end of the ZeroMQ sample stream: a PULL socket whose batches are handed to the
+/// learner as deliveries (with the same checks as ``LearnerActor/deliver(worker:index:attempt:token:incarnation:batch:)``).
+final class ZMQSampleSource: SampleSource {
     private let receiver: BulkReceiver
     private let task = Mutex<Task<Void, Never>?>(nil)
     private let logger: Logger
@@ -150,8 +150,7 @@ public final class SampleSink: Sendable {
     /// Binds `address`; nothing is delivered before ``attach(to:)``.
     /// - Parameter wire: CURVE security (the PULL is a CURVE server), limits (the frame limit must
     ///   hold the largest sample batch) and the rejection counters.
-    public init(context: ZMQContext, bind address: String, wire: WireOptions = WireOptions(), logger: Logger)
-    {
+    init(context: ZMQContext, bind address: String, wire: WireOptions = WireOptions(), logger: Logger) {
         receiver = BulkReceiver(
             context: context, link: .bind(address), pattern: .pull, limits: wire.limits,
             security: wire.security,
@@ -160,10 +159,10 @@ public final class SampleSink: Sendable {
     }
 
     /// Where rejected sample messages are counted.
-    public var rejections: WireRejections { receiver.rejections }
+    var rejections: WireRejections { receiver.rejections }
 
     /// Delivers what arrives to `learner`.
-    public func attach(to learner: LearnerActor) {
+    func attach(to learner: LearnerActor) {
         let receiver = self.receiver
         let logger = self.logger
         let started = Task {
@@ -199,27 +198,17 @@ public final class SampleSink: Sendable {
             return
         }
         do {
-            guard
-                try await learner.expects(
-                    worker: columns.worker, index: columns.index, attempt: columns.attempt)
-            else {
-                throw RuntimeError(
-                    "sample batch \(columns.index) attempt \(columns.attempt) from \(columns.worker) is not assigned to it"
-                )
-            }
-            try await learner.deliver(
-                worker: columns.worker, index: columns.index, attempt: columns.attempt,
-                token: columns.token, incarnation: columns.incarnation, batch: batch)
+            try await deliverColumns(columns, batch, to: learner)
         } catch {
             receiver.reject(message, reason: WireRejections.refused, error: error)
         }
     }
 
     /// The bound endpoint (`tcp://127.0.0.1:41234`).
-    public func endpoint() async -> String { await receiver.endpoint() }
+    func endpoint() async -> String { await receiver.endpoint() }
 
     /// Stops receiving.
-    public func close() {
+    func close() {
         receiver.close()
         task.withLock { $0?.cancel() }
     }

@@ -3,51 +3,74 @@ import Rein
 import ReinActors
 import ReinModel
 import ServiceLifecycle
-import ZeroMQ
 
-/// The learner process as a swift-service-lifecycle `Service`: serves the learner until the run
-/// is over; on graceful shutdown (SIGTERM) it drains — no new batches, the ones handed out are
-/// trained, the workers are told the run is over — writes a checkpoint (a later learner on the
-/// same run folder resumes from it), `metrics.jsonl` and `ledger.json`, and returns normally.
+/// The learner process as a swift-service-lifecycle `Service`: starts a ``LearnerNode`` on
+/// `system`, serves it until the run is over, keeps `status.json` current meanwhile, and on
+/// graceful shutdown (SIGTERM) drains — no new batches, the ones handed out are trained, the
+/// workers are told the run is over — writes a checkpoint (a later learner on the same run folder
+/// resumes from it), `metrics.jsonl` and `ledger.json`, and returns normally.
 public struct LearnerService: Service, CustomStringConvertible {
-    let learner: LearnerActor
     let system: ReinActorSystem
-    let folder: RunFolder
+    let channels: (any BulkChannels)?
+    let options: LearnerNode.Options
     let logger: Logger
     let drainTimeout: Duration
-    let evaluator: HeldOutEvaluator?
+    let listening: @Sendable (String) -> Void
     let finished: @Sendable (DistributedRunResult) -> Void
 
-    /// A service for `learner` on `system`; `finished` receives the run's result. With an
-    /// `evaluator` it writes `eval-start.json` and `eval.json` (see
-    /// ``serveLearner(_:on:folder:logger:stop:evaluator:drainTimeout:poll:)``).
+    /// A learner on `system` with bulk `channels`; `listening` is told the endpoint workers connect
+    /// to once the learner serves, `finished` the run's result.
     public init(
-        learner: LearnerActor, system: ReinActorSystem, folder: RunFolder, logger: Logger,
-        drainTimeout: Duration = .seconds(10), evaluator: HeldOutEvaluator? = nil,
+        system: ReinActorSystem, channels: (any BulkChannels)?, options: LearnerNode.Options,
+        drainTimeout: Duration = .seconds(10), logger: Logger,
+        listening: @escaping @Sendable (String) -> Void = { _ in },
         finished: @escaping @Sendable (DistributedRunResult) -> Void
     ) {
-        self.evaluator = evaluator
-        self.learner = learner
         self.system = system
-        self.folder = folder
-        self.logger = logger
+        self.channels = channels
+        self.options = options
         self.drainTimeout = drainTimeout
+        self.logger = logger
+        self.listening = listening
         self.finished = finished
     }
 
     public var description: String { "LearnerService(\(system.member))" }
 
     public func run() async throws {
-        let stop = StopSignal()
-        let result = try await withGracefulShutdownHandler {
-            try await serveLearner(
-                learner, on: system, folder: folder, logger: logger, stop: stop, evaluator: evaluator,
-                drainTimeout: drainTimeout)
-        } onGracefulShutdown: {
-            stop.stop()
+        let node: LearnerNode
+        do {
+            node = try await LearnerNode.start(
+                on: system, channels: channels, options: options, logger: logger)
+        } catch {
+            await system.shutdown()
+            throw error
         }
+        defer { node.close() }
+        let endpoint = system.endpoint ?? system.name
+        let folder = options.folder
+        let status = LearnerStatus.keepWriting(learner: node.learner, endpoint: endpoint, folder: folder)
+        listening(endpoint)
+        let stop = StopSignal()
+        let outcome: Result<DistributedRunResult, any Error>
+        do {
+            outcome = .success(
+                try await withGracefulShutdownHandler {
+                    try await node.serve(stop: stop, drainTimeout: drainTimeout)
+                } onGracefulShutdown: {
+                    stop.stop()
+                })
+        } catch {
+            outcome = .failure(error)
+        }
+        // The last status: finished (the probe turns unready) or failed.
+        status.cancel()
+        await status.value
+        let state: LearnerStatus.State = (try? outcome.get()) == nil ? .failed : .finished
+        try? await LearnerStatus.current(learner: node.learner, endpoint: endpoint, state: state).write(
+            to: folder)
         await system.shutdown()
-        finished(result)
+        finished(try outcome.get())
     }
 }
 
@@ -59,23 +82,23 @@ public struct WorkerService: Service, CustomStringConvertible {
     let config: RunConfig
     let gpt: GPTConfig
     let logger: Logger
-    let context: ZMQContext?
+    let channels: (any BulkChannels)?
     let reconnectTimeout: Duration
     let beforeDelivery: (@Sendable (Int) async -> Void)?
     let wire: WireOptions
 
-    /// A worker on `system` for the learner at `learnerAddress`; with a `context`, it subscribes
-    /// to the learner's weight broadcast. A lost learner is looked for again for up to
-    /// `reconnectTimeout` (see ``runWorker(on:learnerAddress:config:gpt:logger:context:connectTimeout:reconnectTimeout:stop:beforeDelivery:wire:)``).
-    /// `wire` secures and limits its bulk sockets.
+    /// A worker on `system` for the learner at `learnerAddress`; with `channels`, it subscribes
+    /// to the learner's weight broadcast and pushes batches on its sample stream. A lost learner is
+    /// looked for again for up to `reconnectTimeout` (see
+    /// ``runWorker(on:learnerAddress:config:gpt:logger:channels:connectTimeout:reconnectTimeout:stop:beforeDelivery:wire:)``).
     public init(
         system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig,
-        context: ZMQContext? = nil, reconnectTimeout: Duration = .seconds(60),
+        channels: (any BulkChannels)? = nil, reconnectTimeout: Duration = .seconds(60),
         beforeDelivery: (@Sendable (Int) async -> Void)? = nil, wire: WireOptions = WireOptions(),
         logger: Logger
     ) {
         self.beforeDelivery = beforeDelivery
-        self.context = context
+        self.channels = channels
         self.reconnectTimeout = reconnectTimeout
         self.wire = wire
         self.system = system
@@ -93,7 +116,7 @@ public struct WorkerService: Service, CustomStringConvertible {
             try await withGracefulShutdownHandler {
                 try await runWorker(
                     on: system, learnerAddress: learnerAddress, config: config, gpt: gpt, logger: logger,
-                    context: context, reconnectTimeout: reconnectTimeout, stop: stop,
+                    channels: channels, reconnectTimeout: reconnectTimeout, stop: stop,
                     beforeDelivery: beforeDelivery, wire: wire)
             } onGracefulShutdown: {
                 stop.stop()
@@ -103,5 +126,30 @@ public struct WorkerService: Service, CustomStringConvertible {
             throw error
         }
         await system.shutdown()
+    }
+}
+
+/// `rein train --workers`: a ``DistributedTrainer`` as a `Service`; graceful shutdown drains the
+/// learner (see ``DistributedTrainer/run(stop:)``) and the run ends early with a checkpoint.
+public struct DistributedTrainerService: Service, CustomStringConvertible {
+    let trainer: DistributedTrainer
+    let finished: @Sendable (DistributedRunResult) -> Void
+
+    /// Runs `trainer`; `finished` receives the result.
+    public init(_ trainer: DistributedTrainer, finished: @escaping @Sendable (DistributedRunResult) -> Void) {
+        self.trainer = trainer
+        self.finished = finished
+    }
+
+    public var description: String { "DistributedTrainer(\(trainer.workers) workers)" }
+
+    public func run() async throws {
+        let stop = StopSignal()
+        let result = try await withGracefulShutdownHandler {
+            try await trainer.run(stop: stop)
+        } onGracefulShutdown: {
+            stop.stop()
+        }
+        finished(result)
     }
 }

@@ -10,18 +10,18 @@ import ZeroMQ
 /// The learner's side of the weight broadcast: every new policy version goes out once, on a PUB
 /// socket, as one bulk message — the header carries the version, the payload is the flat
 /// parameters as raw little-endian `Float` frames of at most ``chunkFloats`` values each.
-public final class WeightBroadcaster: Sendable {
+final class WeightBroadcaster: BulkPublisher {
     /// Floats per payload frame.
-    public static let chunkFloats = 1 << 20
+    static let chunkFloats = 1 << 20
 
     private let sender: BulkSender
     /// The endpoint workers subscribe to (a wildcard host is replaced by the learner's host on the
     /// worker side).
-    public var endpoint: String? { sender.endpoint }
+    var endpoint: String? { sender.endpoint }
 
     /// A broadcaster bound to `address` (`tcp://0.0.0.0:*`, `inproc://…`); with `security`, the
     /// PUB is a CURVE server and only subscribers the ZAP handler admits receive anything.
-    public init(
+    init(
         context: ZMQContext, node: NodeID, bind address: String, security: TransportSecurity? = nil
     ) throws {
         sender = try BulkSender(
@@ -30,7 +30,7 @@ public final class WeightBroadcaster: Sendable {
     }
 
     /// Publishes `weights`.
-    public func publish(_ weights: PolicyWeights) async throws {
+    func publish(_ weights: PolicyWeights) async throws {
         var frames: [WireFrame] = []
         var start = 0
         repeat {
@@ -45,28 +45,56 @@ public final class WeightBroadcaster: Sendable {
     }
 
     /// Closes the socket.
-    public func close() { sender.close() }
+    func close() { sender.close() }
 }
 
-/// A worker's side of the weight broadcast: subscribes, and keeps the last few versions received.
-public final class WeightCache: Sendable {
-    private final class Store: Sendable {
-        let versions = Mutex<[Int: [Float]]>([:])
-        let received = Atomic<Int>(0)
-        let keep: Int
-        init(keep: Int) { self.keep = keep }
+/// The last few weight versions a worker received, and a wait for one to arrive.
+final class WeightStore: Sendable {
+    private let versions = Mutex<[Int: [Float]]>([:])
+    private let received = Atomic<Int>(0)
+    private let arrivals = Wakeups()
+    private let keep: Int
+    private let expectedCount: Int?
 
-        func insert(_ values: [Float], version: Int) {
-            versions.withLock { cache in
-                cache[version] = values
-                while cache.count > keep, let oldest = cache.keys.min() { cache[oldest] = nil }
-            }
-            received.add(1, ordering: .relaxed)
-        }
+    /// A store of the newest `keep` versions of `expectedCount` parameters (`nil`: any count).
+    init(keep: Int, expectedCount: Int? = nil) {
+        self.keep = max(1, keep)
+        self.expectedCount = expectedCount
     }
 
+    /// Versions received so far.
+    var receivedCount: Int { received.load(ordering: .relaxed) }
+
+    /// Keeps `values` as `version` (dropping the oldest beyond `keep`), and wakes the waiters; a
+    /// version of the wrong size is ignored.
+    func insert(_ values: [Float], version: Int) {
+        if let expectedCount, values.count != expectedCount { return }
+        versions.withLock { cache in
+            cache[version] = values
+            while cache.count > keep, let oldest = cache.keys.min() { cache[oldest] = nil }
+        }
+        received.add(1, ordering: .relaxed)
+        arrivals.notify()
+    }
+
+    /// The weights of `version`, waiting up to `timeout` for them to arrive (suspended until a
+    /// version arrives, not polling).
+    func weights(_ version: Int, within timeout: Duration) async -> [Float]? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let seen = arrivals.generation
+            if let values = versions.withLock({ $0[version] }) { return values }
+            if ContinuousClock.now >= deadline || Task.isCancelled { return nil }
+            await arrivals.wait(after: seen, until: deadline)
+        }
+    }
+}
+
+/// A worker's side of the ZeroMQ weight broadcast: subscribes, and keeps the last few versions
+/// received.
+final class WeightCache: BulkSubscriber {
     private let receiver: BulkReceiver
-    private let store: Store
+    private let store: WeightStore
     private let task: Task<Void, Never>
 
     /// Subscribes to `endpoint`, keeping the newest `keep` versions.
@@ -76,14 +104,14 @@ public final class WeightCache: Sendable {
     ///   - wire: CURVE security (the SUB is a CURVE client of the learner's key), limits and the
     ///     rejection counters. A malformed message is counted and skipped; it never ends the
     ///     subscription.
-    public init(
+    init(
         context: ZMQContext, endpoint: String, keep: Int, expectedCount: Int? = nil,
         wire: WireOptions = WireOptions(), logger: Logger
     ) {
         let receiver = BulkReceiver(
             context: context, link: .connect(endpoint), pattern: .sub, limits: wire.limits,
             security: wire.security, rejections: wire.rejections, logger: logger)
-        let store = Store(keep: max(1, keep))
+        let store = WeightStore(keep: keep)
         self.receiver = receiver
         self.store = store
         task = Task {
@@ -124,24 +152,18 @@ public final class WeightCache: Sendable {
     }
 
     /// Where rejected weight messages are counted.
-    public var rejections: WireRejections { receiver.rejections }
+    var rejections: WireRejections { receiver.rejections }
 
     /// Versions received so far.
-    public var receivedCount: Int { store.received.load(ordering: .relaxed) }
+    var receivedCount: Int { store.receivedCount }
 
-    /// The weights of `version`, waiting up to `timeout` for them to arrive.
-    public func weights(_ version: Int, within timeout: Duration) async -> [Float]? {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while true {
-            if let values = store.versions.withLock({ $0[version] }) { return values }
-            if clock.now >= deadline { return nil }
-            try? await Task.sleep(for: .milliseconds(1))
-        }
+    /// The weights of `version`, waiting (suspended) up to `timeout` for them to arrive.
+    func weights(_ version: Int, within timeout: Duration) async -> [Float]? {
+        await store.weights(version, within: timeout)
     }
 
     /// Stops receiving.
-    public func close() {
+    func close() {
         receiver.close()
         task.cancel()
     }

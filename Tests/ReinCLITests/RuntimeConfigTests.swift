@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Rein
 import ReinActors
+import ReinRuntime
 import Testing
 
 @testable import ReinCLI

@@ -3,9 +3,10 @@ import Foundation
 import Rein
 import ReinActors
 import ReinModel
-import ReinRuntime
 import Testing
 import ZeroMQ
+
+@testable import ReinRuntime
 
 /// The sample stream trusts nothing in a batch but its assignment token: a peer that can reach
 /// the learner's sample PULL socket and knows a real assignment's worker, index, attempt and
@@ -21,7 +22,7 @@ struct AssignmentTokenTests {
             configuration: .init(name: LearnerActor.name, bind: "tcp://127.0.0.1:*"),
             settings: testSettings, logger: quiet)
         let learner = try LearnerActor.named(on: system, config: config, reference: reference, logger: quiet)
-        let sink = SampleSink(context: context, bind: "tcp://127.0.0.1:*", logger: quiet)
+        let sink = ZMQSampleSource(context: context, bind: "tcp://127.0.0.1:*", logger: quiet)
         sink.attach(to: learner)
         let samples = await sink.endpoint()
         defer { sink.close() }

@@ -1,10 +1,11 @@
 import Foundation
 import Rein
 import ReinActors
-import ReinRuntime
 import ReinTasks
 import Testing
 import ZeroMQ
+
+@testable import ReinRuntime
 
 @Suite("Weight broadcast")
 struct WeightBroadcastTests {

@@ -3,11 +3,12 @@ import Logging
 import Rein
 import ReinActors
 import ReinModel
-import ReinRuntime
 import ReinTasks
 import Synchronization
 import Testing
 import ZeroMQ
+
+@testable import ReinRuntime
 
 /// A log handler that keeps every line (tests look for rate limiting and for secrets).
 final class CapturedLog: Sendable {
@@ -85,7 +86,7 @@ struct WireFuzzTests {
         defer { broadcaster.close() }
         let learner = try LearnerActor.named(
             on: learnerSystem, config: config, reference: reference, broadcaster: broadcaster, logger: logger)
-        let sink = SampleSink(
+        let sink = ZMQSampleSource(
             context: learnerContext, bind: "tcp://127.0.0.1:*", wire: learnerWire, logger: logger)
         defer { sink.close() }
         sink.attach(to: learner)
@@ -171,7 +172,9 @@ struct WireFuzzTests {
         async let served = serveLearner(learner, on: learnerSystem, folder: folder, logger: quiet)
         try await runWorker(
             on: worker, learnerAddress: learnerEndpoint, config: config, gpt: reference.config, logger: quiet,
-            context: workerContext, wire: WireOptions(limits: limits))
+            channels: ZMQBulkChannels(
+                context: workerContext, wire: WireOptions(limits: limits), logger: quiet),
+            wire: WireOptions(limits: limits))
         let result = try await served
         #expect(
             result.ledger.trained == config.train.steps * config.train.promptsPerStep * config.train.groupSize

@@ -2,12 +2,12 @@ import Foundation
 import Logging
 import Rein
 import ReinModel
-import ReinRuntime
 import ReinTasks
 import Testing
 import ZeroMQ
 
 @testable import ReinActors
+@testable import ReinRuntime
 
 /// A learner (ROUTER, weight PUB, sample PULL) with CURVE on and a ZAP handler admitting `allowed`.
 struct SecureLearner {
@@ -15,7 +15,7 @@ struct SecureLearner {
     let system: ReinActorSystem
     let learner: LearnerActor
     let broadcaster: WeightBroadcaster
-    let sink: SampleSink
+    let sink: ZMQSampleSource
     let authenticator: ZMQAuthenticator
     let keys: ZMQCurveKeyPair
     let wire: WireOptions
@@ -36,7 +36,7 @@ struct SecureLearner {
             context: context, node: system.node, bind: "tcp://127.0.0.1:*", security: wire.security)
         learner = try LearnerActor.named(
             on: system, config: config, reference: reference, broadcaster: broadcaster, logger: logger)
-        sink = SampleSink(context: context, bind: "tcp://127.0.0.1:*", wire: wire, logger: logger)
+        sink = ZMQSampleSource(context: context, bind: "tcp://127.0.0.1:*", wire: wire, logger: logger)
         sink.attach(to: learner)
         try await learner.acceptSamples(at: await sink.endpoint())
         endpoint = try #require(system.endpoint)
@@ -76,7 +76,9 @@ struct WireSecurityTests {
             secure.learner, on: secure.system, folder: folder, logger: log.logger("rein.serve"))
         try await runWorker(
             on: workerSystem, learnerAddress: secure.endpoint, config: config, gpt: reference.config,
-            logger: log.logger("rein.worker"), context: workerContext, wire: workerWire)
+            logger: log.logger("rein.worker"),
+            channels: ZMQBulkChannels(context: workerContext, wire: workerWire, logger: quiet),
+            wire: workerWire)
         let result = try await served
         #expect(
             result.ledger.trained == config.train.steps * config.train.promptsPerStep * config.train.groupSize
@@ -118,8 +120,10 @@ struct WireSecurityTests {
         let error = await #expect(throws: TransportSecurityError.self) {
             try await runWorker(
                 on: strangerSystem, learnerAddress: secure.endpoint, config: config, gpt: reference.config,
-                logger: quiet, context: outside, connectTimeout: .seconds(30),
-                wire: WireOptions(security: stranger))
+                logger: quiet,
+                channels: ZMQBulkChannels(
+                    context: outside, wire: WireOptions(security: stranger), logger: quiet),
+                connectTimeout: .seconds(30), wire: WireOptions(security: stranger))
         }
         #expect(error?.description.contains("--allow") == true)
         // Without CURVE at all, no better: a plain worker is told the learner requires CURVE and

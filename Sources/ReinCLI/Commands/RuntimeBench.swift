@@ -460,11 +460,12 @@ struct RuntimeBench: AsyncParsableCommand {
     func broadcastAndRawMs(_ values: [Float], subscribers: Int, context: ZMQContext, logger: Logger)
         async throws -> (broadcast: Double, raw: Double)
     {
-        let broadcaster = try WeightBroadcaster(context: context, node: .random(), bind: "tcp://127.0.0.1:*")
+        let channels = ZMQBulkChannels(context: context, logger: logger)
+        let broadcaster = try channels.publisher(node: .random(), bind: "tcp://127.0.0.1:*")
         defer { broadcaster.close() }
         guard let endpoint = broadcaster.endpoint else { throw CLIError("the broadcaster did not bind") }
         let caches = (0..<subscribers).map { _ in
-            WeightCache(context: context, endpoint: endpoint, keep: 2, logger: logger)
+            channels.subscriber(endpoint: endpoint, keep: 2, expectedCount: nil)
         }
         defer { for cache in caches { cache.close() } }
         let receivers = (0..<subscribers).map { _ in
@@ -498,7 +499,7 @@ struct RuntimeBench: AsyncParsableCommand {
             var frames: [WireFrame] = []
             var index = 0
             repeat {
-                let end = min(index + WeightBroadcaster.chunkFloats, values.count)
+                let end = min(index + ZMQBulkChannels.weightChunkFloats, values.count)
                 frames.append(WireFrame(floats: Array(values[index..<end])))
                 index = end
             } while index < values.count

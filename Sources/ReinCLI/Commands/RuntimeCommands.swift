@@ -77,22 +77,77 @@ struct NodeOptions: ParsableArguments {
 }
 
 /// `--exit-with-parent`: a child of `rein launch` stops (as on SIGTERM) when its parent dies, so a
-/// killed launcher leaves no orphans.
+/// killed launcher leaves no orphans. The parent gives the child a stdin pipe it holds open and
+/// never writes: end of file on stdin is the parent's death (an event, not a poll of `getppid`).
 struct ParentOptions: ParsableArguments {
     @Flag(
-        name: .long, help: ArgumentHelp("Stop gracefully when the parent process dies.", visibility: .hidden))
+        name: .long,
+        help: ArgumentHelp(
+            "Stop gracefully at end of file on stdin (the parent holds it open: its death).",
+            visibility: .hidden))
     var exitWithParent = false
 
     /// Starts watching the parent, if asked to.
     func watch() {
         guard exitWithParent else { return }
         signal(SIGPIPE, SIG_IGN)  // our output pipes die with the parent; drain anyway
-        let parent = getppid()
-        Task.detached {
-            while getppid() == parent { try? await Task.sleep(for: .milliseconds(250)) }
+        let watcher = Thread {
+            var byte: UInt8 = 0
+            while true {
+                let count = read(STDIN_FILENO, &byte, 1)
+                if count > 0 || (count < 0 && errno == EINTR) { continue }
+                break
+            }
             kill(getpid(), SIGTERM)
         }
+        watcher.name = "rein-parent-watch"
+        watcher.start()
     }
+}
+
+/// The run folder of a learner, locked for this process, and the checkpoint it continues from:
+/// what `rein learner` and `rein train --workers` both open before they start (config.yaml
+/// written).
+struct LearnerRun {
+    let folder: RunFolder
+    let lock: RunFolderLock
+    let checkpoint: LearnerCheckpoint?
+
+    init(config: RunConfig, resume: Bool, fresh: Bool, logger: Logger) throws {
+        folder = try RunFolder(path: config.runDir)
+        lock = try folder.lock()
+        checkpoint = try loadLearnerCheckpoint(folder: folder, resume: resume, fresh: fresh, logger: logger)
+        if let state = checkpoint?.state {
+            emit(
+                "resuming from a checkpoint at batch \(state.consumed), policy version \(state.version); "
+                    + "ledger then: \(state.ledger.summary)")
+        }
+        try folder.writeConfig(config)
+    }
+}
+
+extension ServiceGroup {
+    /// A group of `services` that shuts down gracefully on SIGTERM and SIGINT, and once the first
+    /// of them returns: how every `rein` node process runs.
+    /// A group whose `services` end the run when they return, with `also` (e.g. a metrics endpoint)
+    /// beside them.
+    static func node(
+        _ services: [any Service], also: [ServiceGroupConfiguration.ServiceConfiguration] = [], logger: Logger
+    ) -> ServiceGroup {
+        ServiceGroup(
+            configuration: .init(
+                services: services.map {
+                    .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)
+                } + also,
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    }
+}
+
+/// A value set once by a service and read after its group ran.
+final class Outcome<Value: Sendable>: Sendable {
+    private let value = Mutex<Value?>(nil)
+    func set(_ new: Value) { value.withLock { $0 = new } }
+    func get() -> Value? { value.withLock { $0 } }
 }
 
 /// The learner checkpoint to continue from, with `rein train`'s semantics: the run folder's
@@ -143,6 +198,12 @@ struct LearnerCommand: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Start over even if run_dir has a checkpoint (removes it).")
     var fresh = false
+
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "Announce the endpoint on stdout with a handshake line (rein launch).", visibility: .hidden))
+    var handshake = false
 
     @OptionGroup var parent: ParentOptions
     @OptionGroup var node: NodeOptions
@@ -204,85 +265,48 @@ struct LearnerCommand: AsyncParsableCommand {
         parent.watch()
         try security.check(server: true)
         var wire = try security.wire()
-        let allowed = try security.allowedKeys()
         let config = try options.load()
         let (bind, broadcastBind, samplesBind) = try endpoints(config.runtime)
         let metricsEndpoint = try await metrics.start(config, logger: logger)
         let parameters = try reference.load(config)
         wire.limits = security.limits(config: config, model: parameters.config)
-        let folder = try RunFolder(path: config.runDir)
-        let lock = try folder.lock()
-        defer { withExtendedLifetime(lock) {} }
-        let checkpoint = try loadLearnerCheckpoint(
-            folder: folder, resume: resume, fresh: fresh, logger: logger)
-        if let state = checkpoint?.state {
-            emit(
-                "resuming from a checkpoint at batch \(state.consumed), policy version \(state.version); "
-                    + "ledger then: \(state.ledger.summary)")
-        }
-        try folder.writeConfig(config)
+        let run = try LearnerRun(config: config, resume: resume, fresh: fresh, logger: logger)
         let context = try ZMQContext()
         // The ZAP handler must be up before the CURVE server sockets bind.
-        let authenticator = try allowed.map {
+        let authenticator = try security.allowedKeys().map {
             try startAuthenticator(context: context, allowed: $0, rejections: wire.rejections, logger: logger)
         }
-        defer { authenticator?.stop() }
+        defer {
+            authenticator?.stop()
+            withExtendedLifetime(run) {}
+        }
         let system = try ReinActorSystem(
             context: context,
             configuration: .init(
                 name: "learner", bind: bind, limits: wire.limits, security: wire.security,
                 rejections: wire.rejections),
             settings: node.settings(config), logger: logger)
-        let broadcaster = try broadcastBind.map {
-            try WeightBroadcaster(context: context, node: system.node, bind: $0, security: wire.security)
-        }
-        defer { broadcaster?.close() }
         let progress = TrainingProgress(total: config.train.steps)
-        let evaluator = try HeldOutEvaluator(config: config, gpt: parameters.config)
-        let learner = try LearnerActor.named(
-            on: system, config: config, reference: parameters, broadcaster: broadcaster, folder: folder,
-            resume: checkpoint, evaluator: evaluator, onStep: progress.record, logger: logger)
-        let sink = samplesBind.map {
-            SampleSink(context: context, bind: $0, wire: wire, logger: logger)
-        }
-        defer { sink?.close() }
-        if let sink {
-            sink.attach(to: learner)
-            let endpoint = await sink.endpoint()
-            try await learner.acceptSamples(at: endpoint)
-            logger.info("samples stream in on \(endpoint)")
-        }
-        let listening = system.endpoint ?? bind
-        emit("learner listening on \(listening)")
-        let statusWriter = LearnerStatus.keepWriting(learner: learner, endpoint: listening, folder: folder)
-        if let endpoint = broadcaster?.endpoint { logger.info("weights broadcast on \(endpoint)") }
-        let outcome = Mutex<DistributedRunResult?>(nil)
+        let options = LearnerNode.Options(
+            config: config, reference: parameters, folder: run.folder, resume: run.checkpoint,
+            evaluator: try HeldOutEvaluator(config: config, gpt: parameters.config), onStep: progress.record,
+            broadcastBind: broadcastBind, samplesBind: samplesBind)
+        let result = Outcome<DistributedRunResult>()
         let service = LearnerService(
-            learner: learner, system: system, folder: folder, logger: logger, evaluator: evaluator
-        ) { result in
-            outcome.withLock { $0 = result }
-        }
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)]
-                    + MetricsOptions.services(metricsEndpoint),
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        var failure: (any Error)?
-        do { try await group.run() } catch { failure = error }
+            system: system, channels: ZMQBulkChannels(context: context, wire: wire, logger: logger),
+            options: options, logger: logger, listening: announce, finished: result.set)
+        defer { logger.info("wire: \(wire.rejections.summary)") }
+        try await ServiceGroup.node([service], also: MetricsOptions.services(metricsEndpoint), logger: logger)
+            .run()
         progress.finish()
-        logger.info("wire: \(wire.rejections.summary)")
-        // The last status: finished (the probe turns unready) or failed.
-        statusWriter.cancel()
-        await statusWriter.value
-        let state: LearnerStatus.State =
-            failure == nil && outcome.withLock({ $0 }) != nil ? .finished : .failed
-        try? await LearnerStatus.current(learner: learner, endpoint: listening, state: state).write(
-            to: folder)
-        if let failure { throw failure }
-        guard let result = outcome.withLock({ $0 }) else {
-            throw CLIError("the learner stopped without a result")
-        }
+        guard let result = result.get() else { throw CLIError("the learner stopped without a result") }
         emitRunSummary(runDir: config.runDir, result: result)
+    }
+
+    /// Says where workers connect: for people, and (with `--handshake`) for `rein launch`.
+    @Sendable func announce(_ endpoint: String) {
+        emit("learner listening on \(endpoint)")
+        if handshake { emit(ReadyHandshake.line(endpoint: endpoint)) }
     }
 }
 
@@ -362,15 +386,12 @@ struct WorkerCommand: AsyncParsableCommand {
             logger: logger)
         let service = WorkerService(
             system: system, learnerAddress: learner, config: config,
-            gpt: config.gptConfig(vocab: task.tokenizer.vocabSize), context: context,
+            gpt: config.gptConfig(vocab: task.tokenizer.vocabSize),
+            channels: ZMQBulkChannels(context: context, wire: wire, logger: logger),
             reconnectTimeout: .milliseconds(Int(reconnectTimeout * 1000)),
             beforeDelivery: holdBatches(), wire: wire, logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)]
-                    + MetricsOptions.services(metricsEndpoint),
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         defer { logger.info("wire: \(wire.rejections.summary)") }
-        try await group.run()
+        try await ServiceGroup.node([service], also: MetricsOptions.services(metricsEndpoint), logger: logger)
+            .run()
     }
 }

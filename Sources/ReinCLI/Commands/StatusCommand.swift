@@ -3,62 +3,6 @@ import Foundation
 import Rein
 import ReinRuntime
 
-/// What a running `rein learner` says about itself in `RUN_DIR/status.json`, rewritten atomically
-/// every few seconds: enough for a readiness probe (Kubernetes, systemd, scripts) to tell a live,
-/// listening learner from a dead or finished one without speaking the wire protocol.
-struct LearnerStatus: Codable, Equatable {
-    enum State: String, Codable {
-        /// Bound and serving workers.
-        case listening
-        /// Trained every step and wrote the run folder.
-        case finished
-        /// Stopped with an error.
-        case failed
-    }
-
-    var state: State
-    /// The endpoint workers connect to.
-    var endpoint: String
-    var pid: Int32
-    var host: String
-    /// Policy version (optimizer steps taken).
-    var version: Int
-    /// Workers currently joined.
-    var workers: Int
-    /// Samples trained so far.
-    var trained: Int
-    /// Seconds since 1970 of this write.
-    var updated: Double
-
-    static let file = RunFile.status.rawValue
-
-    func write(to folder: RunFolder) throws {
-        try folder.write(self, as: .status, pretty: false)
-    }
-
-    /// Rewrites the status of `learner` every `interval` until cancelled.
-    static func keepWriting(
-        learner: LearnerActor, endpoint: String, folder: RunFolder, interval: Duration = .seconds(2)
-    ) -> Task<Void, Never> {
-        Task {
-            while !Task.isCancelled {
-                if let status = try? await current(learner: learner, endpoint: endpoint, state: .listening) {
-                    try? status.write(to: folder)
-                }
-                try? await Task.sleep(for: interval)
-            }
-        }
-    }
-
-    static func current(learner: LearnerActor, endpoint: String, state: State) async throws -> LearnerStatus {
-        LearnerStatus(
-            state: state, endpoint: endpoint, pid: getpid(), host: ProcessInfo.processInfo.hostName,
-            version: try await learner.currentVersion(), workers: try await learner.workerCount(),
-            trained: try await learner.currentLedger().trained,
-            updated: Date().timeIntervalSince1970)
-    }
-}
-
 /// `rein status`: reads a learner's `status.json`; exits 0 only while it is listening and fresh.
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -84,7 +28,7 @@ struct StatusCommand: AsyncParsableCommand {
         let path = (dir as NSString).appendingPathComponent(LearnerStatus.file)
         let read: LearnerStatus?
         do {
-            read = try RunFolder.existing(dir).read(LearnerStatus.self, from: .status)
+            read = try LearnerStatus.read(runDir: dir)
         } catch {
             throw CLIError("unreadable learner status: \(error)")
         }

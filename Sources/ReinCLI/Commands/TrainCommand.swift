@@ -7,7 +7,7 @@ import ReinModel
 import ReinRuntime
 import ReinTasks
 import ReinTracker
-import UnixSignals
+import ServiceLifecycle
 
 /// `rein train`: GRPO with the configured KL form, in one process.
 struct TrainCommand: AsyncParsableCommand {
@@ -53,7 +53,6 @@ struct TrainCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = Logger(label: "rein.train")
         let config = try options.load()
-        let t = config.train
         if workers > 0 {
             try await runDistributed(config: config, logger: logger)
             return
@@ -63,6 +62,33 @@ struct TrainCommand: AsyncParsableCommand {
         let lock = try folder.lock()
         defer { withExtendedLifetime(lock) {} }
         let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
+        try resumeOrStart(trainer, folder: folder, logger: logger)
+        try folder.writeConfig(config)
+        try attachTracker(to: trainer, train: config.train, logger: logger)
+        if trainer.step == 0 {
+            let (greedy, sampled) = try trainer.evaluate()
+            let evaluation = HeldOutEvaluation(greedy: greedy, sampled: sampled)
+            logger.info("start: \(evaluation.summary)")
+            try folder.writeEvaluation(evaluation, start: true)
+        }
+        try train(trainer, folder: folder, train: config.train)
+        try trainer.saveCheckpoint()
+        let (greedy, sampled) = try trainer.evaluate()
+        let end = HeldOutEvaluation(greedy: greedy, sampled: sampled)
+        try folder.writeEvaluation(end)
+        guard trainer.ledger.balances else {
+            throw CLIError("sample ledger does not balance: \(trainer.ledger)")
+        }
+        try folder.writeLedger(trainer.ledger)
+        emitRunSummary(
+            runDir: config.runDir, evaluation: end, steps: trainer.step, version: trainer.learner.version)
+    }
+}
+
+extension TrainCommand {
+    /// Resumes `trainer` from the run folder's checkpoint (cutting metrics and tracker records back
+    /// to it), unless `--fresh` or there is none; `--resume` requires one.
+    func resumeOrStart(_ trainer: Trainer, folder: RunFolder, logger: Logger) throws {
         let store = CheckpointStore(folder: folder)
         if !fresh, let stored = try store.load(kind: Trainer.checkpointKind, logger: logger) {
             try trainer.resume(from: stored)
@@ -79,23 +105,24 @@ struct TrainCommand: AsyncParsableCommand {
             try folder.remove(.metrics)
             try folder.remove(.tracker)
         }
-        try folder.writeConfig(config)
-        if t.trackerEvery > 0 {
-            if t.topK > 0 {
-                logger.notice("staleness tracker off: top_k sampling is not a softmax of the logits")
-            } else {
-                try StalenessTracker(
-                    every: t.trackerEvery, parameterEvery: t.trackerParameterEvery, logger: logger
-                ).attach(to: trainer)
-            }
+    }
+
+    /// The staleness tracker every `train.tracker_every` steps (off under top-k sampling).
+    func attachTracker(to trainer: Trainer, train t: TrainConfig, logger: Logger) throws {
+        guard t.trackerEvery > 0 else { return }
+        if t.topK > 0 {
+            logger.notice("staleness tracker off: top_k sampling is not a softmax of the logits")
+        } else {
+            try StalenessTracker(
+                every: t.trackerEvery, parameterEvery: t.trackerParameterEvery, logger: logger
+            )
+            .attach(to: trainer)
         }
-        let start = trainer.step
-        if start == 0 {
-            let (greedy, sampled) = try trainer.evaluate()
-            let evaluation = HeldOutEvaluation(greedy: greedy, sampled: sampled)
-            logger.info("start: \(evaluation.summary)")
-            try folder.writeEvaluation(evaluation, start: true)
-        }
+    }
+
+    /// Trains to `train.steps`: metrics (with the held-out evaluation every `train.eval_every`
+    /// steps), checkpoints every `train.checkpoint_every`, the progress line.
+    func train(_ trainer: Trainer, folder: RunFolder, train t: TrainConfig) throws {
         let progress = TrainingProgress(total: t.steps)
         while trainer.step < t.steps {
             var metrics = try trainer.runStep()
@@ -110,55 +137,29 @@ struct TrainCommand: AsyncParsableCommand {
             progress.record(metrics)
         }
         progress.finish()
-        try trainer.saveCheckpoint()
-        let (greedy, sampled) = try trainer.evaluate()
-        let end = HeldOutEvaluation(greedy: greedy, sampled: sampled)
-        try folder.writeEvaluation(end)
-        guard trainer.ledger.balances else {
-            throw CLIError("sample ledger does not balance: \(trainer.ledger)")
-        }
-        try folder.writeLedger(trainer.ledger)
-        emitRunSummary(
-            runDir: config.runDir, evaluation: end, steps: trainer.step, version: trainer.learner.version)
     }
-}
 
-extension TrainCommand {
-    /// `--workers N`: the learner and N workers as distributed actors over `inproc://`.
+    /// `--workers N`: the learner and N workers as distributed actors over `inproc://`, as a
+    /// service (SIGTERM or Ctrl-C drains, checkpoints and finishes normally, as `rein learner` does).
     func runDistributed(config: RunConfig, logger: Logger) async throws {
-        let serving = try await metrics.start(config, logger: logger).map { endpoint in
-            Task { try await endpoint.run() }
-        }
-        defer { serving?.cancel() }
+        let metricsEndpoint = try await metrics.start(config, logger: logger)
         let parameters = try reference.load(config)
-        let folder = try RunFolder(path: config.runDir)
-        let lock = try folder.lock()
-        defer { withExtendedLifetime(lock) {} }
-        let checkpoint = try loadLearnerCheckpoint(
-            folder: folder, resume: resume, fresh: fresh, logger: logger)
-        if let state = checkpoint?.state {
-            logger.info(
-                "resuming from a checkpoint at batch \(state.consumed), policy version \(state.version)")
-        }
-        try folder.writeConfig(config)
+        let run = try LearnerRun(config: config, resume: resume, fresh: fresh, logger: logger)
+        defer { withExtendedLifetime(run) {} }
         let progress = TrainingProgress(total: config.train.steps)
         let trainer = DistributedTrainer(
-            config: config, reference: parameters, folder: folder, workers: workers, transport: .inproc,
-            settings: node.settings(config), resume: checkpoint,
+            config: config, reference: parameters, folder: run.folder, workers: workers, transport: .inproc,
+            settings: node.settings(config), resume: run.checkpoint,
             evaluator: try HeldOutEvaluator(config: config, gpt: parameters.config),
             onStep: progress.record, logger: logger)
-        // SIGTERM / Ctrl-C: drain, checkpoint, finish normally (as `rein learner` does).
-        let stop = StopSignal()
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-        let watcher = Task {
-            for await signal in signals {
-                logger.notice("\(signal): draining, then checkpointing")
-                stop.stop()
-            }
-        }
-        defer { watcher.cancel() }
-        let result = try await trainer.run(stop: stop)
+        let result = Outcome<DistributedRunResult>()
+        try await ServiceGroup.node(
+            [DistributedTrainerService(trainer, finished: result.set)],
+            also: MetricsOptions.services(metricsEndpoint), logger: logger
+        )
+        .run()
         progress.finish()
+        guard let result = result.get() else { throw CLIError("the run stopped without a result") }
         emitRunSummary(runDir: config.runDir, result: result)
     }
 }
