@@ -15,7 +15,7 @@ build=.build-fuzz
 swift build --build-path "$build" --target ReinActors -Xswiftc -sanitize=fuzzer >&2
 debug="$build/debug"
 objects=()
-for module in ReinActors ReinRandom ZeroMQ Logging; do
+for module in ReinActors ReinRandom ReinMetrics CoreMetrics ZeroMQ Logging; do
     objects+=("$debug/$module.build"/*.o)
 done
 swiftc -sanitize=fuzzer -parse-as-library -Onone -g \
