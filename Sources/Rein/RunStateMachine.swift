@@ -23,6 +23,12 @@ import ReinTasks
 /// - work leases: an assignment expires at a deadline derived from measured sampling time
 ///   (``LeasePolicy``); an expired lease counts the batch lost and hands it out again, and a late
 ///   delivery after expiry is refused and counted;
+/// - benching: a worker that let a lease expire gets no new work until it delivers that late batch
+///   (with its token and, given a ``BatchAudit``, honest contents), so a worker that takes work and
+///   never delivers stalls the run for one lease, not one lease per batch it takes; losing or
+///   rejoining does not lift it (a new incarnation starts with no worker benched);
+/// - the contents audit: given a ``BatchAudit``, a delivery from the assignee whose contents are
+///   forged is refused (``RefusalReason/forgedContents``) and the assignment stays out;
 /// - the incarnation: after a restart from a ``RunSnapshot``, batches assigned before it are refused;
 /// - the ``SampleLedger`` and each step's ``StepMetrics``.
 ///
@@ -217,6 +223,12 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     /// after the index is consumed: one small entry per loss).
     private var givenUp: [Int: [Int: (reason: RefusalReason, assignment: Assignment)]] = [:]
     private var measured: [Duration] = []
+    /// Workers that let a lease expire, with the batches (index, attempt) they still owe.
+    private var benched: [Worker: Set<Owed>] = [:]
+    private struct Owed: Hashable, Sendable {
+        var index: Int
+        var attempt: Int
+    }
     /// Sampling latency and learner step time estimates, and the lookahead they call for.
     public private(set) var pacer: Pacer
 
@@ -269,6 +281,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     /// The next piece of work for `worker`, at time `now`.
     public mutating func requestWork(worker: Worker, now: Duration) -> WorkDecision {
         guard consumed < end else { return .finished }
+        guard benched[worker] == nil else { return .wait }  // it owes a late batch first
         let candidate: Int
         if let index = retry.min() {
             candidate = index
@@ -315,6 +328,9 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         return assignment.worker == worker && assignment.attempt == attempt
     }
 
+    /// Whether `worker` let a lease expire and has not delivered that batch since: it gets no work.
+    public func isBenched(_ worker: Worker) -> Bool { benched[worker] != nil }
+
     /// The assignment of `index`, if it is out with a worker.
     public func assignment(of index: Int) -> Assignment? { assigned[index] }
 
@@ -327,11 +343,13 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     /// by `incarnation`) at `now`.
     ///
     /// A batch without its assignment's token is refused (``RefusalReason/wrongToken``) and the
-    /// assignment stays out with its worker. A batch given up after its lease expired is refused,
-    /// but its sampling time (with the right token: it is the assignee's) counts towards the lease.
+    /// assignment stays out with its worker; so is, given an `audit`, one whose contents are not
+    /// what the assignment asks for (``RefusalReason/forgedContents``). A batch given up after its
+    /// lease expired is refused, but (with the right token and contents: it is the assignee's)
+    /// its sampling time counts towards the lease and its worker is no longer benched for it.
     public mutating func deliver(
         worker: Worker, index: Int, attempt: Int, token: AssignmentToken, incarnation: UInt64,
-        batch: RolloutBatch, now: Duration
+        batch: RolloutBatch, now: Duration, audit: BatchAudit? = nil
     ) -> DeliveryDecision {
         let n = batch.rollouts.count
         guard incarnation == self.incarnation else { return refuse(n, .previousLearner) }
@@ -341,8 +359,15 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
                 guard lost.assignment.worker == worker, lost.assignment.token.matches(token) else {
                     return refuse(n, .wrongToken)
                 }
-                // The assignee's own batch, after its lease: how long it took still sets the lease.
-                if lost.reason == .leaseExpired { measure(now - lost.assignment.assignedAt) }
+                if lost.reason == .leaseExpired {
+                    if let reason = audit?.check(batch, index: index, version: lost.assignment.version) {
+                        return refuse(n, reason)
+                    }
+                    // The assignee's own batch, after its lease: how long it took still sets the
+                    // lease, and the worker has proved itself.
+                    measure(now - lost.assignment.assignedAt)
+                    unbench(worker, Owed(index: index, attempt: attempt))
+                }
                 return refuse(n, lost.reason)
             }
             let duplicate =
@@ -356,6 +381,9 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         }
         guard batch.rollouts.allSatisfy({ $0.versions.allSatisfy { $0 == assignment.version } }) else {
             return .invalid("batch \(index) was not sampled with version \(assignment.version) as assigned")
+        }
+        if let reason = audit?.check(batch, index: index, version: assignment.version) {
+            return refuse(n, reason)
         }
         assigned[index] = nil
         let took = max(.zero, now - assignment.assignedAt)
@@ -374,6 +402,11 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         }
     }
 
+    private mutating func unbench(_ worker: Worker, _ owed: Owed) {
+        benched[worker]?.remove(owed)
+        if benched[worker]?.isEmpty == true { benched[worker] = nil }
+    }
+
     private mutating func refuse(_ count: Int, _ reason: RefusalReason) -> DeliveryDecision {
         ledger.refused[reason, default: 0] += count
         return .refused(reason)
@@ -388,10 +421,12 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     public var nextLeaseDeadline: Duration? { assigned.values.map(\.deadline).min() }
 
     /// Gives up every batch whose lease has expired at `now`: counted lost (and in
-    /// ``SampleLedger/leasesExpired``) and handed out again.
+    /// ``SampleLedger/leasesExpired``) and handed out again; its worker is benched until it
+    /// delivers it.
     public mutating func expireLeases(now: Duration) -> [Loss] {
         let expired = assigned.values.filter { $0.deadline <= now }
         ledger.leasesExpired += expired.count
+        for a in expired { benched[a.worker, default: []].insert(Owed(index: a.index, attempt: a.attempt)) }
         return giveUp(expired, reason: .leaseExpired)
     }
 

@@ -23,6 +23,11 @@ public enum RefusalReason: String, Codable, Sendable, Hashable, CaseIterable, Co
     /// It did not carry its assignment's ``AssignmentToken``: not from the worker it was assigned
     /// to (a forgery on the sample stream). The assignment stays out with its worker.
     case wrongToken = "wrong token"
+    /// Its contents are not what an honest worker sends for its assignment (``BatchAudit``): a
+    /// prompt, reward or outcome the task does not give, a token outside the vocabulary, a version
+    /// other than the assigned one, values that are not log-probabilities. The assignment stays
+    /// out with its worker.
+    case forgedContents = "forged contents"
 
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 }

@@ -46,6 +46,9 @@ struct Simulation {
     /// Whether this incarnation has measured a sampling time (a delivery taken, or one refused
     /// after its lease expired).
     var measuredAny = false
+    /// The late batches (index, attempt) each worker owes since it let their leases expire: it
+    /// gets no work until it has delivered them.
+    var owed: [Int: Set<[Int]>] = [:]
     let workers = 3
 
     init(settings: Machine.Settings) {
@@ -89,6 +92,7 @@ struct Simulation {
             let due = machine.nextLeaseDeadline.map { $0 <= now } ?? false
             let losses = machine.expireLeases(now: now)
             #expect(due == !losses.isEmpty)
+            for loss in losses { owed[loss.worker, default: []].insert([loss.index, loss.attempt]) }
             #expect(machine.nextLeaseDeadline.map { $0 > now } ?? true)
         case 8:  // the learner trains what is ready (and sometimes checkpoints)
             trainReady()
@@ -101,6 +105,7 @@ struct Simulation {
     mutating func request(worker: Int) {
         switch machine.requestWork(worker: worker, now: now) {
         case .sample(let a):
+            #expect(owed[worker] == nil, "worker \(worker) owes \(owed[worker] ?? []), yet gets work")
             #expect(a.index >= machine.consumed && a.index < machine.end)
             #expect(
                 a.index == machine.consumed
@@ -142,7 +147,11 @@ struct Simulation {
                 return
             }
         }
-        if decision == .refused(.leaseExpired) { measuredAny = true }
+        if decision == .refused(.leaseExpired) {
+            measuredAny = true
+            owed[order.worker]?.remove([order.index, order.attempt])
+            if owed[order.worker]?.isEmpty == true { owed[order.worker] = nil }
+        }
         if decision != .accepted {
             #expect(
                 machine.ledger.refused.values.reduce(0, +) == before.refused.values.reduce(0, +) + order.count
@@ -207,6 +216,7 @@ struct Simulation {
         incarnations += 1
         machine = Machine(settings: settings, restoring: checkpoint.snapshot, incarnation: incarnations)
         measuredAny = false
+        owed = [:]
         trained = checkpoint.trained
         dropped = checkpoint.dropped
         #expect(machine.ledger.inFlight == 0)
@@ -222,18 +232,17 @@ struct Simulation {
         #expect(machine.keptVersions.contains(machine.version))
         #expect(machine.keptVersions == machine.keptVersions.sorted())
         for a in machine.assignments { #expect(machine.keptVersions.contains(a.version)) }
+        for w in 0..<workers { #expect(machine.isBenched(w) == (owed[w] != nil), "worker \(w)") }
     }
 
-    /// Every worker honest from here on, every lease generous: the run must end.
+    /// Every worker honest from here on (late batches are delivered too, so benched workers come
+    /// back), every lease generous: the run must end.
     mutating func finish() {
         var rounds = 0
         while !machine.isFinished, rounds < 10 * (settings.steps + 2) {
             rounds += 1
             for w in 0..<workers { request(worker: w) }
-            let current = held.filter {
-                $0.incarnation == machine.incarnation
-                    && machine.expects(worker: $0.worker, index: $0.index, attempt: $0.attempt)
-            }
+            let current = held.filter { $0.incarnation == machine.incarnation }
             held = []
             for order in current.reversed() { deliver(order) }
             trainReady()

@@ -1,0 +1,117 @@
+import ReinTasks
+
+/// Checks that a delivered batch is what its assignment asks for, from what the learner knows
+/// without running a model: the problems of batch `index` are a pure function of the run
+/// (``Trainer/problems(forStep:config:dataset:)``), and the task grades every completion.
+///
+/// A worker that holds an assignment and its token could otherwise make up rewards, outcomes,
+/// prompts or log-probabilities and steer the policy. The audit catches every made-up value it can
+/// recompute or bound; what it cannot see is a well-formed batch sampled from other weights (the
+/// behaviour and reference log-probabilities are only checked to be log-probabilities).
+///
+/// Pure and cheap (one grade per rollout and one pass over the floats): the learner runs it on
+/// every delivery, through ``RunStateMachine/deliver(worker:index:attempt:token:incarnation:batch:now:audit:)``.
+public struct BatchAudit: Sendable {
+    /// Samples per prompt.
+    public let groupSize: Int
+    /// The task that grades completions (and bounds their length).
+    public let task: ArithmeticTask
+    /// The model's vocabulary size: every token is below it, and a reference row has this many
+    /// entries per completion token.
+    public let vocab: Int
+    /// How far above 0 a log-probability may be (float rounding of a log-softmax); anything
+    /// higher is not a log-probability.
+    public static let logProbSlack: Float = 1e-4
+
+    private let config: RunConfig
+    private let dataset: ArithmeticDataset
+
+    /// An audit of the batches of a run with `config` over `dataset` (of `task`), for a model with
+    /// `vocab` tokens (the task tokenizer's by default).
+    public init(config: RunConfig, dataset: ArithmeticDataset, task: ArithmeticTask, vocab: Int? = nil) {
+        groupSize = config.train.groupSize
+        self.task = task
+        self.vocab = vocab ?? task.tokenizer.vocabSize
+        self.config = config
+        self.dataset = dataset
+    }
+
+    /// An audit of the batches of a run with `config` (its task and dataset built from
+    /// `config.task`).
+    /// - Throws: ``ArithmeticTaskConfigError`` if the task configuration is invalid.
+    public init(config: RunConfig, vocab: Int? = nil) throws(ArithmeticTaskConfigError) {
+        let task = try ArithmeticTask(config: config.task)
+        self.init(config: config, dataset: ArithmeticDataset(task: task), task: task, vocab: vocab)
+    }
+
+    /// Why `batch`, delivered as batch `index` assigned with policy `version`, is not what an
+    /// honest worker sends (``RefusalReason/forgedContents``), or nil if it is.
+    public func check(_ batch: RolloutBatch, index: Int, version: Int) -> RefusalReason? {
+        problem(with: batch, index: index, version: version) == nil ? nil : .forgedContents
+    }
+
+    /// What is wrong with `batch` (delivered as batch `index`, assigned with `version`), as one
+    /// line; nil if nothing is.
+    public func problem(with batch: RolloutBatch, index: Int, version: Int) -> String? {
+        let expected = Trainer.problems(forStep: index, config: config, dataset: dataset)
+        guard batch.groupSize == groupSize else {
+            return "batch \(index) has groups of \(batch.groupSize), expected \(groupSize)"
+        }
+        guard batch.rollouts.count == expected.count * groupSize else {
+            return
+                "batch \(index) has \(batch.rollouts.count) rollouts, expected \(expected.count * groupSize)"
+        }
+        for (row, rollout) in batch.rollouts.enumerated() {
+            if let problem = problem(
+                with: rollout, expected: expected[row / groupSize], group: row / groupSize, version: version)
+            {
+                return "batch \(index) rollout \(row): \(problem)"
+            }
+        }
+        return nil
+    }
+
+    private func problem(
+        with rollout: Rollout, expected: ArithmeticProblem, group: Int, version: Int
+    ) -> String? {
+        let n = rollout.completion.count
+        guard rollout.group == group else { return "group \(rollout.group), expected \(group)" }
+        guard rollout.prompt.elementsEqual(expected.prompt.map(Int32.init)) else {
+            return "the prompt is not the problem's"
+        }
+        guard n <= task.maxAnswerTokens else {
+            return "\(n) completion tokens, more than the task's \(task.maxAnswerTokens)"
+        }
+        guard rollout.completion.allSatisfy({ $0 >= 0 && Int($0) < vocab }) else {
+            return "a completion token outside the vocabulary of \(vocab)"
+        }
+        let grade = task.grade(expected, completion: rollout.completion)
+        guard grade.length == n else { return "tokens after the end token" }
+        guard rollout.reward == grade.reward, rollout.outcome == grade.outcome else {
+            return
+                "reward \(rollout.reward) (\(rollout.outcome.rawValue)), graded \(grade.reward) (\(grade.outcome.rawValue))"
+        }
+        guard rollout.versions.count == n, rollout.versions.allSatisfy({ $0 == version }) else {
+            return "not sampled with version \(version) as assigned"
+        }
+        guard rollout.behaviourLogProbs.count == n, Self.areLogProbs(rollout.behaviourLogProbs) else {
+            return "behaviour log-probabilities that are not \(n) log-probabilities"
+        }
+        if let reference = rollout.referenceLogProbs {
+            guard reference.count == n, Self.areLogProbs(reference) else {
+                return "reference log-probabilities that are not \(n) log-probabilities"
+            }
+        }
+        if let rows = rollout.referenceRows {
+            guard rollout.referenceLogProbs != nil, rows.count == n * vocab, Self.areLogProbs(rows) else {
+                return "reference rows that are not \(n) × \(vocab) log-probabilities"
+            }
+        }
+        return nil
+    }
+
+    /// Whether every value is finite and at most 0 (within ``logProbSlack``).
+    static func areLogProbs(_ values: [Float]) -> Bool {
+        values.allSatisfy { $0.isFinite && $0 <= logProbSlack }
+    }
+}
