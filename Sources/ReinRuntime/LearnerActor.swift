@@ -89,6 +89,9 @@ public distributed actor LearnerActor {
     private let continues: Bool
     /// Records the run's metrics (swift-metrics) as batches are consumed and workers come and go.
     private var observer = LearnerMetrics()
+    /// Checks every delivered batch's contents against the task (prompts, rewards, versions,
+    /// log-probs): a worker cannot steer the run with made-up rewards.
+    private let audit: BatchAudit
     /// Wakes the waits on the run's progress: long-polled ``requestWork(worker:haveVersion:inline:)``,
     /// ``waitUntilFinished()`` and ``waitUntilWorkersReleased(until:)``.
     private let changes = Wakeups()
@@ -120,6 +123,7 @@ public distributed actor LearnerActor {
         let incarnation = self.id.node.rawValue
         self.broadcaster = broadcaster
         self.config = config
+        self.audit = try BatchAudit(config: config, vocab: reference.config.vocab)
         self.folder = folder
         self.logger = logger
         self.origin = clock.now
@@ -324,7 +328,7 @@ public distributed actor LearnerActor {
         let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
         switch machine.deliver(
             worker: worker, index: index, attempt: attempt, token: token, incarnation: incarnation,
-            batch: batch, now: now)
+            batch: batch, now: now, audit: audit)
         {
         case .accepted:
             armLeaseTimer()
@@ -333,6 +337,10 @@ public distributed actor LearnerActor {
         case .refused(.wrongToken):
             // Not logged here: the sample stream logs it rate-limited, a caller gets the error.
             throw RuntimeError("batch \(index) attempt \(attempt) does not carry its assignment's token")
+        case .refused(.forgedContents):
+            // Counted in the ledger; not logged per batch (a forger could resend at will).
+            throw RuntimeError(
+                "batch \(index) attempt \(attempt) from \(worker): contents fail the task's audit")
         case .refused(let reason):
             logger.warning(
                 "refused batch \(index) attempt \(attempt) from \(worker) (\(reason.rawValue); incarnation \(FNV1a64.hex(incarnation)))"
