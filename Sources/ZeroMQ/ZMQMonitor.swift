@@ -43,6 +43,12 @@ public struct ZMQMonitorEvent: Sendable, Hashable {
 ///
 /// The monitor is itself a PAIR socket; like every socket it has one owner thread, which may differ
 /// from the monitored socket's owner.
+///
+/// **Close the monitored socket before the monitor.** libzmq sends events with a blocking send
+/// from its own threads; an event sent to a closed monitor would block that thread, and with it
+/// every socket of the context. ``ZMQSocket/close()`` stops the monitor first, so once the
+/// monitored socket is closed (or, with ``Events/monitorStopped`` requested, once that event has
+/// been read) closing the monitor is safe.
 public final class ZMQMonitor {
     private let pair: ZMQSocket
 
@@ -60,6 +66,8 @@ public final class ZMQMonitor {
         public static let handshakeFailed = Events(
             rawValue: ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
                 | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        /// The last event of a monitor: its socket was closed (see ``ZMQSocket/close()``).
+        public static let monitorStopped = Events(rawValue: ZMQ_EVENT_MONITOR_STOPPED)
         public static let all = Events(rawValue: ZMQ_EVENT_ALL)
         /// Connected, accepted and disconnected: what peer-loss detection needs.
         public static let peers: Events = [.connected, .accepted, .disconnected]
@@ -70,10 +78,12 @@ public final class ZMQMonitor {
     init(monitoring socket: ZMQSocket, events: Events) throws(ZMQError) {
         let id = Self.counter.add(1, ordering: .relaxed).newValue
         let endpoint = "inproc://rein-zmq-monitor-\(id)"
+        // The reader exists before monitoring starts, so a monitor never lacks one.
+        pair = try socket.context.socket(.pair)
         if zmq_socket_monitor(try socket.live("zmq_socket_monitor"), endpoint, events.rawValue) != 0 {
             throw ZMQError.last("zmq_socket_monitor", context: endpoint)
         }
-        pair = try socket.context.socket(.pair)
+        socket.monitored = true
         try pair.connect(endpoint)
     }
 

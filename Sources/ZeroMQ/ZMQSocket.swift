@@ -21,6 +21,8 @@ public final class ZMQSocket {
     public let type: ZMQSocketType
     let context: ZMQContext
     private(set) var handle: UnsafeMutableRawPointer?
+    /// Whether a ``ZMQMonitor`` watches this socket (its monitor is stopped before the close).
+    var monitored = false
     /// A reusable message for receives that hand out a borrowed view.
     private let scratch: UnsafeMutablePointer<zmq_msg_t>
 
@@ -42,8 +44,19 @@ public final class ZMQSocket {
     }
 
     /// Closes the socket. Unsent messages are kept for the ``setLinger(_:)`` period.
+    ///
+    /// A monitored socket first stops its monitor (`zmq_socket_monitor(s, NULL, 0)`): libzmq
+    /// sends monitor events with a *blocking* send from its I/O and reaper threads, and the
+    /// connections a closed socket still tears down would emit them after `zmq_close` returns. Were
+    /// the monitor's reader closed by then, that send would wait forever and stall every socket of
+    /// the context. After this call no event of this socket is ever sent, so the monitor can be
+    /// closed at any time; ``ZMQMonitor/Events/monitorStopped`` marks the end of its stream.
     public func close() {
         if let handle {
+            if monitored {
+                zmq_socket_monitor(handle, nil, 0)
+                monitored = false
+            }
             zmq_close(handle)
             self.handle = nil
         }

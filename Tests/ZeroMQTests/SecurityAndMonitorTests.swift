@@ -85,6 +85,40 @@ struct SecurityAndMonitorTests {
         #expect(kinds.contains(.disconnected))
     }
 
+    /// Closing a monitored socket stops its monitor first: the monitor's last event is "stopped",
+    /// and nothing is sent to it afterwards. (libzmq sends monitor events with a blocking send from
+    /// its I/O thread; one sent to a monitor closed before its socket stalled the whole context.)
+    @Test func closingAMonitoredSocketStopsItsMonitorSoTheContextNeverStalls() throws {
+        let pull = try context.socket(.pull)
+        try pull.bind("tcp://127.0.0.1:*")
+        let endpoint = try pull.lastEndpoint
+        let monitor = try pull.monitor([.accepted, .disconnected, .monitorStopped])
+        let pushes = try (0..<3).map { _ in try context.socket(.push) }
+        for push in pushes {
+            try push.setLinger(.zero)
+            try push.connect(endpoint)
+        }
+        var accepted = 0
+        while accepted < 3, let event = try monitor.next(wait: .timeout(.seconds(5))) {
+            if event.kind == .accepted { accepted += 1 }
+        }
+        #expect(accepted == 3)
+        pull.close()
+        var last: ZMQMonitorEvent.Kind?
+        while last != .monitorStopped, let event = try monitor.next(wait: .timeout(.seconds(5))) {
+            last = event.kind
+        }
+        #expect(last == .monitorStopped)
+        // The reader goes first now; the closed socket's connections still wind down, and the
+        // context must go on moving messages.
+        monitor.close()
+        for push in pushes { push.close() }
+        let (a, b) = (try context.socket(.pull), try context.socket(.push))
+        _ = try link(a, b, over: .tcp)
+        try b.send("after")
+        #expect(try a.receive(wait: .timeout(.seconds(10)))?.string == "after")
+    }
+
     @Test func pollerReportsWhichSocketIsReady() throws {
         let a = try context.socket(.pull)
         let b = try context.socket(.pull)

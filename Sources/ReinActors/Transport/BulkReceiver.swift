@@ -22,7 +22,6 @@ public final class BulkReceiver: AsyncSequence, Sendable {
     /// Where rejected messages are counted by reason (shared with the process's other sockets).
     public let rejections: WireRejections
     private let bound: Locked<BoundState>
-    private let watch = Locked<ConnectionWatch?>(nil)
     private let logger: Logger
 
     private struct BoundState {
@@ -52,7 +51,6 @@ public final class BulkReceiver: AsyncSequence, Sendable {
         self.logger = logger
         let bound = Locked(BoundState())
         self.bound = bound
-        let watch = self.watch
         inbox = ZMQInbox(
             context: context, maxBatch: 256, maxPendingBatches: 2,
             setUp: { context in
@@ -63,13 +61,10 @@ public final class BulkReceiver: AsyncSequence, Sendable {
                 if pattern == .sub { try socket.subscribe() }
                 switch link {
                 case .bind(let address):
-                    let watching = try ConnectionWatch(
+                    // Watches until the socket closes (the inbox closes it, also when bind fails).
+                    try ConnectionWatch.start(
                         socket: socket, limits: limits, rejections: rejections, logger: logger)
-                    watch.withLock { $0 = watching }
-                    do { try socket.bind(address) } catch {
-                        watching.stop()
-                        throw error
-                    }
+                    try socket.bind(address)
                 case .connect(let address): try socket.connect(address)
                 }
                 return socket
@@ -103,7 +98,6 @@ public final class BulkReceiver: AsyncSequence, Sendable {
     /// Stops receiving and ends the sequence.
     public func close() {
         inbox.stop()
-        watch.withLock { $0?.stop() }
     }
 
     /// Yields batches of checked bulk messages; malformed ones are skipped.

@@ -35,7 +35,6 @@ public final class BulkSender: Sendable {
     private let state = Locked(State())
     private let signal = DispatchSemaphore(value: 0)
     /// Caps the connections of a bound sender (``WireLimits/maxConnections``).
-    private let watch: ConnectionWatch?
 
     /// Opens the socket and starts its owner thread.
     /// - Parameters:
@@ -66,20 +65,14 @@ public final class BulkSender: Sendable {
         try security?.apply(to: socket, link: link)
         switch link {
         case .bind(let address):
-            let watching = try ConnectionWatch(
+            // Watches until the socket closes (on the send thread, or here if bind fails).
+            try ConnectionWatch.start(
                 socket: socket, limits: limits, rejections: rejections, logger: logger)
-            do {
-                try socket.bind(address)
-                endpoint = try socket.lastEndpoint
-            } catch {
-                watching.stop()
-                throw error
-            }
-            watch = watching
+            try socket.bind(address)
+            endpoint = try socket.lastEndpoint
         case .connect(let address):
             try socket.connect(address)
             endpoint = nil
-            watch = nil
         }
         let handover = Handover(socket)
         let thread = Thread { [state, signal] in Self.run(handover.take(), state: state, signal: signal) }
@@ -115,7 +108,6 @@ public final class BulkSender: Sendable {
     public func close() {
         state.withLock { $0.closed = true }
         signal.signal()
-        watch?.stop()
     }
 
     deinit { close() }

@@ -39,17 +39,26 @@ struct ConnectionCount {
 
 /// Watches a bound socket's connections through a monitor and closes those over the cap.
 ///
-/// Owned by the socket's owner thread (like the socket). A connection over the cap is shut down
-/// at the TCP level (`shutdown(2)`, the descriptor stays libzmq's): libzmq sees the end of the
-/// stream and closes it, before it could fill a frame.
+/// Owned by the socket's owner thread (like the socket), or by a ``ConnectionWatch`` thread. A
+/// connection over the cap is shut down at the TCP level (`shutdown(2)`, the descriptor stays
+/// libzmq's): libzmq sees the end of the stream and closes it, before it could fill a frame.
+///
+/// Close the watched socket before the guard (see ``ZeroMQ/ZMQMonitor``).
 final class ConnectionGuard {
     let monitor: ZMQMonitor
     private var count: ConnectionCount
     private let rejections: WireRejections
     private let logger: Logger
 
-    init(socket: ZMQSocket, limits: WireLimits, rejections: WireRejections, logger: Logger) throws {
-        monitor = try socket.monitor([.accepted, .disconnected, .closed])
+    /// Starts monitoring `socket` (on its owner thread, before it binds); with `untilStopped`, the
+    /// monitor also reports ``ZeroMQ/ZMQMonitorEvent/Kind/monitorStopped`` when `socket` closes.
+    init(
+        socket: ZMQSocket, limits: WireLimits, rejections: WireRejections, logger: Logger,
+        untilStopped: Bool = false
+    ) throws {
+        var events: ZMQMonitor.Events = [.accepted, .disconnected, .closed]
+        if untilStopped { events.insert(.monitorStopped) }
+        monitor = try socket.monitor(events)
         count = ConnectionCount(limit: limits.maxConnections)
         self.rejections = rejections
         self.logger = logger
@@ -57,24 +66,31 @@ final class ConnectionGuard {
 
     /// Handles every queued monitor event; never blocks.
     func drain() {
-        while let event = try? monitor.next(wait: .nonBlocking) {
-            switch event.kind {
-            case .accepted:
-                if !count.accepted(event.value) {
-                    _ = shutdown(Int32(bitPattern: event.value), Int32(SHUT_RDWR))
-                    rejections.record(
-                        WireRejections.tooManyConnections, peer: event.endpoint, key: "connections",
-                        error: PeerRejection(
-                            WireRejections.tooManyConnections,
-                            "connection closed: \(count.limit) connections open already"),
-                        logger: logger)
-                }
-            case .disconnected, .closed:
-                count.closed(event.value)
-            default:
-                break
+        while let event = try? monitor.next(wait: .nonBlocking) { handle(event) }
+    }
+
+    /// Handles one event; `false` once the watched socket has closed and stopped its monitor.
+    @discardableResult
+    func handle(_ event: ZMQMonitorEvent) -> Bool {
+        switch event.kind {
+        case .accepted:
+            if !count.accepted(event.value) {
+                _ = shutdown(Int32(bitPattern: event.value), Int32(SHUT_RDWR))
+                rejections.record(
+                    WireRejections.tooManyConnections, peer: event.endpoint, key: "connections",
+                    error: PeerRejection(
+                        WireRejections.tooManyConnections,
+                        "connection closed: \(count.limit) connections open already"),
+                    logger: logger)
             }
+        case .disconnected, .closed:
+            count.closed(event.value)
+        case .monitorStopped:
+            return false
+        default:
+            break
         }
+        return true
     }
 
     func close() { monitor.close() }
@@ -83,14 +99,12 @@ final class ConnectionGuard {
 /// A ``ConnectionGuard`` on a thread of its own, for a bound socket whose owner thread blocks in
 /// receives or sends (the bulk sockets: sample PULL, weight PUB) and so cannot poll a monitor.
 ///
-/// Made on the socket's owner thread (which starts the monitor); the thread then waits for
-/// monitor events in short ticks until ``stop()`` or the context's shutdown, and closes the monitor.
-/// Closing a connection is a `shutdown(2)` of libzmq's descriptor, safe from any thread.
-final class ConnectionWatch: Sendable {
-    private final class Flag: Sendable {
-        let raised = Atomic<Bool>(false)
-    }
-
+/// Started on the socket's owner thread (which starts the monitor). The thread waits for monitor
+/// events (suspended in the receive, no ticks) and ends when the socket's close stops the monitor,
+/// or when the context shuts down; only then does it close the monitor, so libzmq never sends an
+/// event to a closed monitor. Closing a connection is a `shutdown(2)` of libzmq's descriptor, safe
+/// from any thread.
+enum ConnectionWatch {
     /// Moves the guard to the watch thread.
     ///
     /// `@unchecked Sendable`: the guard is made here and used only by that thread afterwards (its
@@ -100,34 +114,28 @@ final class ConnectionWatch: Sendable {
         init(_ guarding: ConnectionGuard) { self.guarding = guarding }
     }
 
-    private let stopped = Flag()
-
-    /// Starts watching `socket` (call on its owner thread, before it binds).
-    init(socket: ZMQSocket, limits: WireLimits, rejections: WireRejections, logger: Logger) throws {
+    /// Starts watching `socket` (call on its owner thread, before it binds); the watch lasts until
+    /// `socket` is closed.
+    static func start(
+        socket: ZMQSocket, limits: WireLimits, rejections: WireRejections, logger: Logger
+    ) throws {
         let transfer = Transfer(
-            try ConnectionGuard(socket: socket, limits: limits, rejections: rejections, logger: logger))
-        let thread = Thread { [stopped] in
+            try ConnectionGuard(
+                socket: socket, limits: limits, rejections: rejections, logger: logger, untilStopped: true))
+        let thread = Thread {
             let guarding = transfer.guarding
             defer { guarding.close() }
-            while !stopped.raised.load(ordering: .acquiring) {
+            while true {
                 do throws(ZMQError) {
-                    // Wait for one event (in ticks, so stop() is noticed), then handle what is queued.
-                    var poller = ZMQPoller()
-                    poller.add(guarding.monitor.socket)
-                    guard try poller.poll(timeout: .milliseconds(100))[0].contains(.readable) else {
-                        continue
-                    }
+                    guard let event = try guarding.monitor.next(wait: .blocking) else { continue }
+                    if !guarding.handle(event) { return }
                 } catch {
                     if !error.isTerminated { logger.error("connection monitor failed: \(error)") }
                     return
                 }
-                guarding.drain()
             }
         }
         thread.name = "rein-connection-cap"
         thread.start()
     }
-
-    /// Stops watching (within ~100 ms) and closes the monitor.
-    func stop() { stopped.raised.store(true, ordering: .releasing) }
 }
