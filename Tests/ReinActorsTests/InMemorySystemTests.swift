@@ -88,11 +88,11 @@ struct InMemorySystemTests {
         try await withCluster(2) { _, systems in
             let target = Echo(actorSystem: systems[1], started: startedContinuation)
             let proxy = try Echo.resolve(id: target.id, using: systems[0])
-            let call = Task { await callErrorCode { try await proxy.slow(10_000) } }
+            let call = Task { await callErrorCode { try await pendingForever(proxy) } }
             for await _ in started { break }  // the target is running: the call is pending
             #expect(systems[0].pending.count == 1)
             call.cancel()
-            // Cancelled, not timed out (5 s) nor answered (10 s): the cancellation ended it.
+            // Neither a timeout nor an answer can end it: only the cancellation.
             #expect(await call.value == .cancelled)
             #expect(systems[0].pending.count == 0)
             // A call from an already cancelled task ends at once too.
@@ -110,7 +110,7 @@ struct InMemorySystemTests {
         try await withCluster(3) { bus, systems in
             let target = Echo(actorSystem: systems[1], started: startedContinuation)
             let proxy = try Echo.resolve(id: target.id, using: systems[0])
-            let calls = (0..<5).map { _ in Task { await callErrorCode { try await proxy.slow(10_000) } } }
+            let calls = (0..<5).map { _ in Task { await callErrorCode { try await pendingForever(proxy) } } }
             var running = 0
             for await _ in started {
                 running += 1
@@ -119,7 +119,7 @@ struct InMemorySystemTests {
             bus.kill(systems[1].node)
             var codes: [RemoteCallError.Code?] = []
             for call in calls { codes.append(await call.value) }
-            // Peer lost, not timed out (5 s): the loss ended them.
+            // Neither a timeout nor an answer can end them: the loss did.
             #expect(codes.allSatisfy { $0 == .peerLost })
             // Later calls to the dead node fail at once: with a call timeout of an hour, only the
             // known death can end them.
@@ -140,7 +140,7 @@ struct InMemorySystemTests {
             #expect(await events.next() == .joined(systems[1].member))
             let target = Echo(actorSystem: systems[1])
             let proxy = try Echo.resolve(id: target.id, using: systems[0])
-            let call = Task { await callErrorCode { try await proxy.slow(10_000) } }
+            let call = Task { await callErrorCode { try await pendingForever(proxy) } }
             let (event, elapsed) = await seconds {
                 bus.partition(systems[0].node, systems[1].node)
                 return await events.next()
@@ -151,7 +151,7 @@ struct InMemorySystemTests {
             }
             #expect(member == systems[1].member)
             // Never before the heartbeat timeout (400 ms, less one interval); and the pending call
-            // ended as peer lost, not timed out (5 s): the heartbeats noticed.
+            // ended as peer lost (no timeout or answer could end it): the heartbeats noticed.
             #expect(elapsed >= 0.35, "took \(elapsed) s")
             #expect(await call.value == .peerLost)
             withExtendedLifetime(target) {}
@@ -174,7 +174,7 @@ struct InMemorySystemTests {
         try await withCluster(2) { _, systems in
             let target = Echo(actorSystem: systems[1], started: startedContinuation)
             let proxy = try Echo.resolve(id: target.id, using: systems[0])
-            let call = Task { await callErrorCode { try await proxy.slow(10_000) } }
+            let call = Task { await callErrorCode { try await pendingForever(proxy) } }
             for await _ in started { break }
             await systems[0].shutdown()
             #expect(await call.value == .systemShutDown)

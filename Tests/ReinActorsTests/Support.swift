@@ -120,3 +120,10 @@ final class Counter: Sendable {
     func increment() { value.add(1, ordering: .relaxed) }
     var count: Int { value.load(ordering: .relaxed) }
 }
+
+/// A call that neither its timeout nor its answer ends while a test runs, however loaded the
+/// machine: a target that sleeps for an hour, with an hour's call timeout. Only what the test does
+/// (cancel, kill the peer, shut down) can end it.
+func pendingForever(_ proxy: Echo) async throws -> Int {
+    try await ReinActorSystem.withCallTimeout(.seconds(3600)) { try await proxy.slow(3_600_000) }
+}
