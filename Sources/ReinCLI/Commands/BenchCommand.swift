@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// `rein bench`: micro-benchmarks of the hot paths.
 struct BenchCommand: AsyncParsableCommand {
@@ -10,4 +11,10 @@ struct BenchCommand: AsyncParsableCommand {
             TransportPeer.self,
         ]
     )
+}
+
+/// The load average when a benchmark starts (its own work raises it; other builds make figures noisy).
+func loadAverage() -> String {
+    (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
+        .map { $0.split(separator: " ").prefix(3).joined(separator: " ") } ?? "unknown"
 }

@@ -106,6 +106,13 @@ struct E2EBench: AsyncParsableCommand {
         }
     }
 
+    /// Each round's measurement of each mode and of the peer.
+    private struct Rounds {
+        var singles: [Mode] = []
+        var pipelines: [Mode] = []
+        var peers: [Peer] = []
+    }
+
     func run() async throws {
         let logger = Logger(label: "rein.bench.e2e")
         var config = try options.load()
@@ -114,11 +121,8 @@ struct E2EBench: AsyncParsableCommand {
         config.train.trackerEvery = 0
         let parameters = try reference.load(config)
         let task = try ArithmeticTask(config: config.task)
-        let chosen = Set(modes.split(separator: ",").map(String.init))
         let python = ProcessInfo.processInfo.environment["REIN_TRL_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
-        let load =
-            (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
-            .map { $0.split(separator: " ").prefix(3).joined(separator: " ") } ?? "unknown"
+        let load = loadAverage()
         let selection = try GemmBackend.configure(config.gemm, logger: logger)
         let perBatch = config.train.promptsPerStep * config.train.groupSize
         var report = Report(
@@ -137,22 +141,43 @@ struct E2EBench: AsyncParsableCommand {
                     + "prompts × \(config.train.groupSize)), ≤ \(task.maxAnswerTokens) new tokens, β \(config.train.beta); "
                     + "\(selection.backend.kernels); load \(load)")
         }
-        // The peer reads the reference from a file: the configured one, or the random one written out.
+        let peer = try python.map { (python: $0, reference: try peerReference(config, parameters, scratch)) }
+        let measured = try await measureRounds(
+            config, parameters, scratch: scratch, peer: peer, logger: logger)
+        summarize(measured, into: &report, threads: config.threads)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            emit(String(decoding: try encoder.encode(report), as: UTF8.self))
+        }
+    }
+
+    /// The peer reads the reference from a file: the configured one, or the random one written out.
+    private func peerReference(_ config: RunConfig, _ parameters: GPTParameters, _ scratch: String) throws
+        -> String
+    {
         var path = config.train.reference
-        if python != nil, reference.randomReference != nil {
+        if reference.randomReference != nil {
             path = scratch + "/reference.safetensors"
             try Checkpoint.save(parameters, to: path)
         }
-        // Rounds alternate the modes and the peer, so each sees the same machine; medians reported.
-        var singles: [Mode] = []
-        var pipelines: [Mode] = []
-        var peers: [Peer] = []
+        return path
+    }
+
+    /// Rounds alternate the modes and the peer, so each sees the same machine.
+    private func measureRounds(
+        _ config: RunConfig, _ parameters: GPTParameters, scratch: String,
+        peer: (python: String, reference: String)?, logger: Logger
+    ) async throws -> Rounds {
+        let chosen = Set(modes.split(separator: ",").map(String.init))
+        var measured = Rounds()
         for round in 1...rounds {
             if chosen.contains("single") {
                 progress(
                     "round \(round)/\(rounds): single-process loop, \(warmup) + \(steps) batches, \(config.threads) threads"
                 )
-                singles.append(
+                measured.singles.append(
                     try single(
                         config, parameters: parameters, directory: scratch + "/single-\(round)",
                         logger: logger))
@@ -161,23 +186,30 @@ struct E2EBench: AsyncParsableCommand {
                 progress(
                     "round \(round)/\(rounds): pipeline, learner + \(workers) workers, \(pipelineThreads) thread(s) each, max_staleness \(maxStaleness)"
                 )
-                pipelines.append(
+                measured.pipelines.append(
                     try await pipeline(
                         config, parameters: parameters, directory: scratch + "/pipeline-\(round)",
                         logger: logger))
             }
-            if let python {
-                progress("round \(round)/\(rounds): TRL peer (\(python) \(peerScript)), \(peerSteps) steps")
-                peers.append(try await runPeer(python: python, config: config, reference: path))
+            if let peer {
+                progress(
+                    "round \(round)/\(rounds): TRL peer (\(peer.python) \(peerScript)), \(peerSteps) steps")
+                measured.peers.append(
+                    try await runPeer(python: peer.python, config: config, reference: peer.reference))
             }
         }
+        return measured
+    }
+
+    /// The medians and ratios into the report; without --json, printed as lines too.
+    private func summarize(_ measured: Rounds, into report: inout Report, threads: Int) {
         func median<T>(_ runs: [T], _ rate: (T) -> Double) -> T? {
             runs.sorted { rate($0) < rate($1) }.dropFirst(runs.count / 2).first
         }
         report.rounds = rounds
-        report.single = median(singles, \.samplesPerSecond)
-        report.pipeline = median(pipelines, \.samplesPerSecond)
-        report.peer = median(peers, \.samplesPerSecond)
+        report.single = median(measured.singles, \.samplesPerSecond)
+        report.pipeline = median(measured.pipelines, \.samplesPerSecond)
+        report.peer = median(measured.peers, \.samplesPerSecond)
         func all<T>(_ runs: [T], _ rate: (T) -> Double) -> String {
             runs.map { String(format: "%.0f", rate($0)) }.joined(separator: ", ")
         }
@@ -186,7 +218,7 @@ struct E2EBench: AsyncParsableCommand {
                 String(
                     format:
                         "single process (%d threads): %.0f samples trained/s (median of %@; %d batches in %.2f s)",
-                    config.threads, mode.samplesPerSecond, all(singles, \.samplesPerSecond), mode.batches,
+                    threads, mode.samplesPerSecond, all(measured.singles, \.samplesPerSecond), mode.batches,
                     mode.seconds))
         }
         if let mode = report.pipeline, !json {
@@ -195,7 +227,7 @@ struct E2EBench: AsyncParsableCommand {
                     format:
                         "pipeline (learner + %d workers, %d thread(s) each, max_staleness %d): %.0f samples trained/s (median of %@)",
                     workers, pipelineThreads, maxStaleness, mode.samplesPerSecond,
-                    all(pipelines, \.samplesPerSecond)))
+                    all(measured.pipelines, \.samplesPerSecond)))
         }
         if let s = report.single, let p = report.pipeline, s.samplesPerSecond > 0 {
             report.pipelineOverSingle = p.samplesPerSecond / s.samplesPerSecond
@@ -211,7 +243,8 @@ struct E2EBench: AsyncParsableCommand {
                     String(
                         format:
                             "TRL GRPOTrainer (%@, %d threads): %.0f samples trained/s (median of %@; %d steps in %.2f s)",
-                        peer.versions, peer.threads, peer.samplesPerSecond, all(peers, \.samplesPerSecond),
+                        peer.versions, peer.threads, peer.samplesPerSecond,
+                        all(measured.peers, \.samplesPerSecond),
                         peer.steps, peer.seconds))
                 if let r = report.singleOverPeer {
                     emit(String(format: "single / TRL: %.2f× (goal ≥ 3×)", r))
@@ -220,12 +253,6 @@ struct E2EBench: AsyncParsableCommand {
             }
         } else if !json {
             emit("TRL peer skipped: set REIN_TRL_PYTHON to a Python with trl, transformers and safetensors")
-        }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            emit(String(decoding: try encoder.encode(report), as: UTF8.self))
         }
     }
 

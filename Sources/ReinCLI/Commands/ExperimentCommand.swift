@@ -42,6 +42,25 @@ struct TabularExperimentCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() async throws {
+        let options = try experimentOptions()
+        let results: [TabularExperiment.LagResult]
+        do {
+            results = try TabularExperiment(options: options).run()
+        } catch {
+            throw CLIError("\(error)")
+        }
+        if let dump { try write(results, into: dump) }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            emit(String(decoding: try encoder.encode(results), as: UTF8.self))
+            return
+        }
+        emitTable(results, options.implementations)
+    }
+
+    /// The experiment's options from the flags.
+    private func experimentOptions() throws -> TabularExperiment.Options {
         var options = TabularExperiment.Options()
         options.vocab = vocab
         options.length = length
@@ -66,29 +85,23 @@ struct TabularExperimentCommand: AsyncParsableCommand {
         } catch {
             throw CLIError("\(error)")
         }
-        let results: [TabularExperiment.LagResult]
-        do {
-            results = try TabularExperiment(options: options).run()
-        } catch {
-            throw CLIError("\(error)")
+        return options
+    }
+
+    /// `--dump`: each lag's last-step policy as policy-lag<L>.json.
+    private func write(_ results: [TabularExperiment.LagResult], into dump: String) throws {
+        try FileManager.default.createDirectory(atPath: dump, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        for r in results {
+            try encoder.encode(r.finalPolicy).write(
+                to: URL(
+                    fileURLWithPath: (dump as NSString).appendingPathComponent("policy-lag\(r.lag).json"))
+            )
         }
-        if let dump {
-            try FileManager.default.createDirectory(atPath: dump, withIntermediateDirectories: true)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            for r in results {
-                try encoder.encode(r.finalPolicy).write(
-                    to: URL(
-                        fileURLWithPath: (dump as NSString).appendingPathComponent("policy-lag\(r.lag).json"))
-                )
-            }
-        }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            emit(String(decoding: try encoder.encode(results), as: UTF8.self))
-            return
-        }
+    }
+
+    private func emitTable(_ results: [TabularExperiment.LagResult], _ implementations: [KLImplementation]) {
         emit(
             "Tabular experiment: vocab \(vocab), length \(length), \(steps) steps per lag, lr \(lr), β \(beta), "
                 + "trained with \(trainWith ?? "the exact ∇KL(π_θ‖π_ref)")")
@@ -98,7 +111,7 @@ struct TabularExperimentCommand: AsyncParsableCommand {
         emit("")
         emit("| id | " + results.map { "lag \($0.lag)" }.joined(separator: " | ") + " |")
         emit("|---|" + results.map { _ in "---|" }.joined())
-        for (i, implementation) in options.implementations.enumerated() {
+        for (i, implementation) in implementations.enumerated() {
             let cells = results.map { r in
                 String(format: "%.3g / %.4f", r.cells[i].meanRelativeError, r.cells[i].meanCosine)
             }

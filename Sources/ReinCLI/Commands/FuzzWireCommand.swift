@@ -52,36 +52,7 @@ struct FuzzWireCommand: ParsableCommand {
         if let serveWorker {
             try floodWorker(at: serveWorker, context: context, count: frames, tally: &tally)
         } else {
-            let targets = [learner != nil, learner != nil, samples != nil]
-            let shares = [30, 40, 30].enumerated().map { targets[$0.offset] ? $0.element : 0 }
-            let total = shares.reduce(0, +)
-            let counts = shares.map { frames * $0 / total }
-            if let learner {
-                let stranger = NodeID.random()
-                let socket = try dealer(stranger, to: learner, context: context)
-                var fuzz = WireFuzzer(seed: seed, sender: stranger)
-                try flood(socket, count: counts[0], tally: &tally) { fuzz.next(for: .stranger) }
-                let member = NodeID.random()
-                let memberSocket = try dealer(member, to: learner, context: context)
-                _ = try memberSocket.send(multipart: Self.hello(from: member, kind: .hello))
-                guard try memberSocket.receiveMultipart(wait: .timeout(.seconds(10))) != nil else {
-                    throw CLIError("no welcome from \(learner)")
-                }
-                fuzz = WireFuzzer(seed: seed &+ 1, sender: member)
-                let beat = WireHeader(kind: .heartbeat, sender: member).encoded()
-                try flood(memberSocket, count: counts[1], tally: &tally, keepAlive: [beat]) {
-                    fuzz.next(for: .member)
-                }
-                try oversize(context: context, pattern: .dealer, to: learner)
-            }
-            if let samples {
-                let push = try context.socket(.push)
-                try push.setLinger(.seconds(5))
-                try push.connect(samples)
-                var fuzz = WireFuzzer(seed: seed &+ 2, sender: .random())
-                try flood(push, count: counts[2], tally: &tally) { fuzz.next(for: .bulk) }
-                try oversize(context: context, pattern: .push, to: samples)
-            }
+            try floodLearner(context: context, tally: &tally)
         }
         let sent = tally.values.reduce(0, +)
         let elapsed = started.duration(to: clock.now)
@@ -89,6 +60,40 @@ struct FuzzWireCommand: ParsableCommand {
             "sent \(sent) hostile frames in \(String(format: "%.1f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)) s: "
                 + tally.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         fflush(nil)
+    }
+
+    /// Floods the learner's ROUTER (as a stranger, then as a member) and its sample PULL, by shares.
+    private func floodLearner(context: ZMQContext, tally: inout [String: Int]) throws {
+        let targets = [learner != nil, learner != nil, samples != nil]
+        let shares = [30, 40, 30].enumerated().map { targets[$0.offset] ? $0.element : 0 }
+        let total = shares.reduce(0, +)
+        let counts = shares.map { frames * $0 / total }
+        if let learner {
+            let stranger = NodeID.random()
+            let socket = try dealer(stranger, to: learner, context: context)
+            var fuzz = WireFuzzer(seed: seed, sender: stranger)
+            try flood(socket, count: counts[0], tally: &tally) { fuzz.next(for: .stranger) }
+            let member = NodeID.random()
+            let memberSocket = try dealer(member, to: learner, context: context)
+            _ = try memberSocket.send(multipart: Self.hello(from: member, kind: .hello))
+            guard try memberSocket.receiveMultipart(wait: .timeout(.seconds(10))) != nil else {
+                throw CLIError("no welcome from \(learner)")
+            }
+            fuzz = WireFuzzer(seed: seed &+ 1, sender: member)
+            let beat = WireHeader(kind: .heartbeat, sender: member).encoded()
+            try flood(memberSocket, count: counts[1], tally: &tally, keepAlive: [beat]) {
+                fuzz.next(for: .member)
+            }
+            try oversize(context: context, pattern: .dealer, to: learner)
+        }
+        if let samples {
+            let push = try context.socket(.push)
+            try push.setLinger(.seconds(5))
+            try push.connect(samples)
+            var fuzz = WireFuzzer(seed: seed &+ 2, sender: .random())
+            try flood(push, count: counts[2], tally: &tally) { fuzz.next(for: .bulk) }
+            try oversize(context: context, pattern: .push, to: samples)
+        }
     }
 
     /// Binds a fake learner, welcomes the first worker and floods its DEALER.

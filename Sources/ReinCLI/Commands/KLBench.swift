@@ -42,65 +42,21 @@ struct KLBench: AsyncParsableCommand {
         }
     }
 
+    /// Synthetic batch: log π_θ of sampled tokens, a slightly stale μ and a nearby reference;
+    /// 10% of the tokens masked (prompt / padding).
+    private struct Batch {
+        var logPolicy: [Float]
+        var logBehaviour: [Float]
+        var logReference: [Float]
+        var mask: [Bool]
+        var lengths: [Int]
+    }
+
     func run() async throws {
-        // Synthetic batch: log π_θ of sampled tokens, a slightly stale μ and a nearby reference;
-        // 10% of the tokens masked (prompt / padding).
-        var rng = SeededGenerator(seed: seed)
-        var logPolicy = [Float](repeating: 0, count: tokens)
-        var logBehaviour = [Float](repeating: 0, count: tokens)
-        var logReference = [Float](repeating: 0, count: tokens)
-        var mask = [Bool](repeating: true, count: tokens)
-        for i in 0..<tokens {
-            let a = -3 * rng.nextUniform()
-            logPolicy[i] = Float(a)
-            logBehaviour[i] = Float(min(0, a + 0.05 * rng.nextGaussian()))
-            logReference[i] = Float(min(0, a + 0.3 * rng.nextGaussian()))
-            mask[i] = rng.nextUniform() > 0.1
-        }
-        var lengths = [Int](repeating: sequenceLength, count: tokens / sequenceLength)
-        if tokens % sequenceLength != 0 { lengths.append(tokens % sequenceLength) }
-
-        var cases: [(String, KLConfiguration)] = KLImplementation.required.map { ($0.id, $0.configuration) }
-        cases.append(
-            (
-                "k3_loss_coefclip_token+dual+cap+token_mean",
-                KLConfiguration(
-                    estimator: .k3, ratio: .token, normalization: .tokenMean, correction: .coefficient,
-                    clip: KLClipRange(low: 0.2, high: 0.28), dualClip: 3, ratioCap: 10)
-            ))
-        cases.append(
-            (
-                "k2_loss_sgw_token+bound+clamp",
-                KLConfiguration(
-                    estimator: .k2, ratio: .token, normalization: .sequenceMean, coefficientBound: 5,
-                    valueClamp: 10)
-            ))
-
+        let batch = syntheticBatch()
         var results: [Result] = []
-        for (id, configuration) in cases {
-            let objective = try KLObjective(configuration)
-            var times: [Double] = []
-            var sink = 0.0
-            for _ in 0..<(repeats + 1) {
-                let clock = ContinuousClock()
-                let start = clock.now
-                let result = try objective.evaluate(
-                    logPolicy: logPolicy, logBehaviour: logBehaviour, logReference: logReference,
-                    mask: mask, sequenceLengths: lengths)
-                let elapsed = clock.now - start
-                sink += result.loss + Double(result.dLogPolicy[tokens / 2])
-                times.append(
-                    seconds(elapsed))
-            }
-            times.removeFirst()  // warm-up
-            times.sort()
-            let median = times[times.count / 2]
-            precondition(sink.isFinite)
-            results.append(
-                Result(
-                    id: id, tokens: tokens, medianSeconds: median, minimumSeconds: times[0],
-                    nanosecondsPerToken: median / Double(tokens) * 1e9,
-                    tokensPerSecond: Double(tokens) / median))
+        for (id, configuration) in Self.cases() {
+            results.append(try measure(id, configuration, on: batch))
         }
 
         if json {
@@ -121,6 +77,73 @@ struct KLBench: AsyncParsableCommand {
                         format: " %10.2f %10.2f %12.3g", r.medianSeconds * 1e3, r.nanosecondsPerToken,
                         r.tokensPerSecond))
         }
+    }
+
+    private func syntheticBatch() -> Batch {
+        var rng = SeededGenerator(seed: seed)
+        var logPolicy = [Float](repeating: 0, count: tokens)
+        var logBehaviour = [Float](repeating: 0, count: tokens)
+        var logReference = [Float](repeating: 0, count: tokens)
+        var mask = [Bool](repeating: true, count: tokens)
+        for i in 0..<tokens {
+            let a = -3 * rng.nextUniform()
+            logPolicy[i] = Float(a)
+            logBehaviour[i] = Float(min(0, a + 0.05 * rng.nextGaussian()))
+            logReference[i] = Float(min(0, a + 0.3 * rng.nextGaussian()))
+            mask[i] = rng.nextUniform() > 0.1
+        }
+        var lengths = [Int](repeating: sequenceLength, count: tokens / sequenceLength)
+        if tokens % sequenceLength != 0 { lengths.append(tokens % sequenceLength) }
+        return Batch(
+            logPolicy: logPolicy, logBehaviour: logBehaviour, logReference: logReference, mask: mask,
+            lengths: lengths)
+    }
+
+    /// The required implementations and two production configurations with every guard on.
+    private static func cases() -> [(String, KLConfiguration)] {
+        var cases: [(String, KLConfiguration)] = KLImplementation.required.map { ($0.id, $0.configuration) }
+        cases.append(
+            (
+                "k3_loss_coefclip_token+dual+cap+token_mean",
+                KLConfiguration(
+                    estimator: .k3, ratio: .token, normalization: .tokenMean, correction: .coefficient,
+                    clip: KLClipRange(low: 0.2, high: 0.28), dualClip: 3, ratioCap: 10)
+            ))
+        cases.append(
+            (
+                "k2_loss_sgw_token+bound+clamp",
+                KLConfiguration(
+                    estimator: .k2, ratio: .token, normalization: .sequenceMean, coefficientBound: 5,
+                    valueClamp: 10)
+            ))
+        return cases
+    }
+
+    /// Times one configuration: a warm-up run, then `repeats` timed runs.
+    private func measure(_ id: String, _ configuration: KLConfiguration, on batch: Batch) throws -> Result {
+        let objective = try KLObjective(configuration)
+        var times: [Double] = []
+        var sink = 0.0
+        for _ in 0..<(repeats + 1) {
+            let clock = ContinuousClock()
+            let start = clock.now
+            let result = try objective.evaluate(
+                logPolicy: batch.logPolicy, logBehaviour: batch.logBehaviour,
+                logReference: batch.logReference,
+                mask: batch.mask, sequenceLengths: batch.lengths)
+            let elapsed = clock.now - start
+            sink += result.loss + Double(result.dLogPolicy[tokens / 2])
+            times.append(
+                seconds(elapsed))
+        }
+        times.removeFirst()  // warm-up
+        times.sort()
+        let median = times[times.count / 2]
+        precondition(sink.isFinite)
+        return Result(
+            id: id, tokens: tokens, medianSeconds: median, minimumSeconds: times[0],
+            nanosecondsPerToken: median / Double(tokens) * 1e9,
+            tokensPerSecond: Double(tokens) / median)
     }
 
     private func pad(_ s: String, _ width: Int) -> String {

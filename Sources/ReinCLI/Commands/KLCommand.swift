@@ -45,16 +45,27 @@ struct KLExactCommand: AsyncParsableCommand {
         for target in KLTarget.required { targets[target.rawValue] = tabular.exactGradient(of: target) }
 
         if json {
-            struct Output: Encodable {
-                var gradients: [String: [[Double]]]
-                var targets: [String: [[Double]]]
-            }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let data = try encoder.encode(Output(gradients: gradients, targets: targets))
-            emit(String(decoding: data, as: UTF8.self))
-            return
+            try emitJSON(gradients: gradients, targets: targets)
+        } else {
+            emitText(tabular, implementations, gradients: gradients, targets: targets)
         }
+    }
+
+    private func emitJSON(gradients: [String: [[Double]]], targets: [String: [[Double]]]) throws {
+        struct Output: Encodable {
+            var gradients: [String: [[Double]]]
+            var targets: [String: [[Double]]]
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = try encoder.encode(Output(gradients: gradients, targets: targets))
+        emit(String(decoding: data, as: UTF8.self))
+    }
+
+    private func emitText(
+        _ tabular: TabularPolicy, _ implementations: [KLImplementation],
+        gradients: [String: [[Double]]], targets: [String: [[Double]]]
+    ) {
         let rkl = targets[KLTarget.rklSeq.rawValue]!
         let fkl = targets[KLTarget.fklSeq.rawValue]!
         emit(
@@ -115,6 +126,20 @@ struct KLTableCommand: AsyncParsableCommand {
     func run() async throws {
         let driftLevels = try parseDrifts(drifts)
         let implementations = try ids.map { try implementationList($0) } ?? KLImplementation.catalog
+        let table = try computeTable(driftLevels, implementations)
+        guard let base = table.base else { throw CLIError("--drifts must list at least one level") }
+
+        if json {
+            try emitJSON(base: base, driftInfo: table.driftInfo, rows: table.rows)
+        } else {
+            emitMarkdown(base: base, driftLevels: driftLevels, driftInfo: table.driftInfo, rows: table.rows)
+        }
+    }
+
+    /// Every row at every drift level; `base` is the first level's policy (nil when there is none).
+    private func computeTable(_ driftLevels: [Double], _ implementations: [KLImplementation]) throws
+        -> (rows: [TableRow], driftInfo: [DriftInfo], base: TabularPolicy?)
+    {
         var rows: [TableRow] = []
         var driftInfo: [DriftInfo] = []
         var base: TabularPolicy?
@@ -147,28 +172,31 @@ struct KLTableCommand: AsyncParsableCommand {
                     row(target.rawValue + " (target)", drift, policy.exactGradient(of: target), rkl, fkl))
             }
         }
-        guard let base else { throw CLIError("--drifts must list at least one level") }
+        return (rows, driftInfo, base)
+    }
 
-        if json {
-            struct Output: Encodable {
-                var seed: UInt64
-                var vocab: Int
-                var length: Int
-                var referenceScale: Double
-                var reverseKL: Double
-                var forwardKL: Double
-                var drifts: [DriftInfo]
-                var rows: [TableRow]
-            }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            let output = Output(
-                seed: seed, vocab: vocab, length: length, referenceScale: referenceScale,
-                reverseKL: base.reverseKL, forwardKL: base.forwardKL, drifts: driftInfo, rows: rows)
-            emit(String(decoding: try encoder.encode(output), as: UTF8.self))
-            return
+    private func emitJSON(base: TabularPolicy, driftInfo: [DriftInfo], rows: [TableRow]) throws {
+        struct Output: Encodable {
+            var seed: UInt64
+            var vocab: Int
+            var length: Int
+            var referenceScale: Double
+            var reverseKL: Double
+            var forwardKL: Double
+            var drifts: [DriftInfo]
+            var rows: [TableRow]
         }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        let output = Output(
+            seed: seed, vocab: vocab, length: length, referenceScale: referenceScale,
+            reverseKL: base.reverseKL, forwardKL: base.forwardKL, drifts: driftInfo, rows: rows)
+        emit(String(decoding: try encoder.encode(output), as: UTF8.self))
+    }
 
+    private func emitMarkdown(
+        base: TabularPolicy, driftLevels: [Double], driftInfo: [DriftInfo], rows: [TableRow]
+    ) {
         emit(
             "Tabular policy: vocab \(vocab), length \(length), seed \(seed), reference scale \(format(referenceScale)); "
                 + "KL(θ‖ref) = \(format(base.reverseKL)), KL(ref‖θ) = \(format(base.forwardKL)) (whole sequences)."

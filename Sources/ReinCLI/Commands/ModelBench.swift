@@ -42,6 +42,21 @@ struct ModelBench: AsyncParsableCommand {
     @Option(help: "Path of the PyTorch peer script (run from the repository root, or give the path).")
     var peerScript: String = "scripts/bench/torch_peer.py"
 
+    /// What one run measured: the inputs to its JSON object or its table.
+    private struct Report {
+        var configs: [(String, GPTConfig)]
+        /// Load average before we started.
+        var load: String
+        var selection: GemmSelection
+        /// Every backend that works: its peak, and its products on the first config's shapes.
+        var backends: [(GemmBackend, [String: Double])]
+        /// The best figure any backend reached, and that backend.
+        var best: (GemmBackend, Double)?
+        var results: [String: [String: Double]]
+        var python: String?
+        var rss: Double
+    }
+
     func run() async throws {
         let known: [String: GPTConfig] = ["default": .default, "small": .small]
         let configs = try self.configs.split(separator: ",").map { name -> (String, GPTConfig) in
@@ -53,16 +68,37 @@ struct ModelBench: AsyncParsableCommand {
             $0.isEmpty ? nil : $0
         }
         // Load before we start (our own work raises it); the other engineers' builds make figures noisy.
-        let load =
-            (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))
-            .map { $0.split(separator: " ").prefix(3).joined(separator: " ") } ?? "unknown"
+        let load = loadAverage()
         let selection = try GemmBackend.configure(.auto, logger: Logger(label: "rein.bench"))
-        let backend = selection.backend
-        // Every backend that works: its peak, and its products on the first config's shapes.
-        let shapeConfig = configs[0].1
+        let backends = measureBackends(
+            parts.contains("gemm") ? GemmBackend.available : [], shapes: configs[0])
+        // The peak: the best figure any backend reached, on any of the shapes, either way of threading.
+        let best = backends.map { b, f in (b, f.values.max() ?? 0) }.max { $0.1 < $1.1 }
+        var results: [String: [String: Double]] = [:]
+        for (name, config) in configs {
+            results[name] = try measure(
+                name, config, parts: parts, backend: selection.backend, peak: best?.1, python: python)
+        }
+        let report = Report(
+            configs: configs, load: load, selection: selection, backends: backends, best: best,
+            results: results,
+            python: python, rss: Double(ModelBenchmark.peakRSSBytes()) / 1_048_576)
+        if json {
+            try emitJSON(report)
+            return
+        }
+        emitBackends(report)
+        emitConfigs(report)
+    }
+
+    /// Each backend's sgemm throughput: the 1536³ product and the first config's shapes, both ways of threading.
+    private func measureBackends(_ available: [GemmBackend], shapes: (String, GPTConfig)) -> [(
+        GemmBackend, [String: Double]
+    )] {
+        let shapeConfig = shapes.1
         var backends: [(GemmBackend, [String: Double])] = []
-        for b in parts.contains("gemm") ? GemmBackend.available : [] {
-            progress("\(b.kernels): sgemm with \(threads) threads (1536³ and \(configs[0].0) shapes)")
+        for b in available {
+            progress("\(b.kernels): sgemm with \(threads) threads (1536³ and \(shapes.0) shapes)")
             backends.append(
                 (
                     b,
@@ -79,78 +115,86 @@ struct ModelBench: AsyncParsableCommand {
                     ]
                 ))
         }
-        // The peak: the best figure any backend reached, on any of the shapes, either way of threading.
-        let best = backends.map { b, f in (b, f.values.max() ?? 0) }.max { $0.1 < $1.1 }
-        let peak = best?.1
-        var results: [String: [String: Double]] = [:]
-        for (name, config) in configs {
-            var r: [String: Double] = [:]
-            if parts.contains("sample") {
-                progress("\(name): sampling (\(config))")
-                r["sample_tokens_per_s"] = try ModelBenchmark.samplingTokensPerSecond(
-                    config: config, threads: threads, reps: reps, backend: backend)
-            }
-            if parts.contains("learner") {
-                progress("\(name): learner step")
-                let ms = try ModelBenchmark.learnerStepMilliseconds(
-                    config: config, threads: threads, reps: reps, backend: backend)
-                r["learner_step_ms"] = ms
-                r["learner_gflops"] = ModelBenchmark.learnerFLOPs(config: config) / (ms * 1e-3) * 1e-9
-                r["learner_gemm_gflops"] = ModelBenchmark.learnerGEMMGFLOPS(
-                    config: config, threads: threads, backend: backend)
-                r["learner_gemm_fraction_of_peak"] = peak.map { r["learner_gemm_gflops"]! / $0 }
-            }
-            if let python {
-                progress("\(name): PyTorch peer (\(python) \(peerScript))")
-                let runs = try (0..<max(1, peerRuns)).map { _ in try runPeer(python: python, config: config) }
-                func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
-                let peer = (
-                    sample: median(runs.map(\.sample)), learnerMs: median(runs.map(\.learnerMs)),
-                    threads: runs[0].threads
-                )
-                r["peer_sample_tokens_per_s"] = peer.sample
-                r["peer_learner_step_ms"] = peer.learnerMs
-                r["peer_threads"] = Double(peer.threads)
-                r["peer_runs"] = Double(runs.count)
-                r["ratio_sample"] = r["sample_tokens_per_s"].map { $0 / peer.sample }
-                r["ratio_learner"] = r["learner_step_ms"].map { peer.learnerMs / $0 }
-            }
-            results[name] = r
+        return backends
+    }
+
+    /// One config's figures: sampling, the learner step and, with `python`, the PyTorch peer's.
+    private func measure(
+        _ name: String, _ config: GPTConfig, parts: Set<String>, backend: GemmBackend, peak: Double?,
+        python: String?
+    ) throws -> [String: Double] {
+        var r: [String: Double] = [:]
+        if parts.contains("sample") {
+            progress("\(name): sampling (\(config))")
+            r["sample_tokens_per_s"] = try ModelBenchmark.samplingTokensPerSecond(
+                config: config, threads: threads, reps: reps, backend: backend)
         }
-        let rss = Double(ModelBenchmark.peakRSSBytes()) / 1_048_576
-        if json {
-            var object: [String: Any] = [
-                "benchmark": "model", "threads": threads, "load_average": load,
-                "gemm_backend": backend.rawValue, "gemm_kernels": backend.kernels,
-                "gemm_selected_by": selection.source,
-                "sgemm_peak_gflops": peak ?? NSNull(), "sgemm_peak_backend": best?.0.rawValue ?? NSNull(),
-                "peak_rss_mb": rss,
-                "backends": Dictionary(
-                    uniqueKeysWithValues: backends.map { b, figures in
-                        var entry: [String: Any] = figures
-                        entry["kernels"] = b.kernels
-                        return (b.rawValue, entry)
-                    }),
-                "peer": python == nil ? "skipped (REIN_TORCH_PYTHON unset)" : "torch_peer.py",
-                "configs": results,
-            ]
-            object["batch"] = 64
-            object["blas_note"] = ModelBenchmark.blasPinNote
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-            emit(String(decoding: data, as: UTF8.self))
-            return
+        if parts.contains("learner") {
+            progress("\(name): learner step")
+            let ms = try ModelBenchmark.learnerStepMilliseconds(
+                config: config, threads: threads, reps: reps, backend: backend)
+            r["learner_step_ms"] = ms
+            r["learner_gflops"] = ModelBenchmark.learnerFLOPs(config: config) / (ms * 1e-3) * 1e-9
+            r["learner_gemm_gflops"] = ModelBenchmark.learnerGEMMGFLOPS(
+                config: config, threads: threads, backend: backend)
+            r["learner_gemm_fraction_of_peak"] = peak.map { r["learner_gemm_gflops"]! / $0 }
         }
+        if let python {
+            progress("\(name): PyTorch peer (\(python) \(peerScript))")
+            let runs = try (0..<max(1, peerRuns)).map { _ in try runPeer(python: python, config: config) }
+            func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+            let peer = (
+                sample: median(runs.map(\.sample)), learnerMs: median(runs.map(\.learnerMs)),
+                threads: runs[0].threads
+            )
+            r["peer_sample_tokens_per_s"] = peer.sample
+            r["peer_learner_step_ms"] = peer.learnerMs
+            r["peer_threads"] = Double(peer.threads)
+            r["peer_runs"] = Double(runs.count)
+            r["ratio_sample"] = r["sample_tokens_per_s"].map { $0 / peer.sample }
+            r["ratio_learner"] = r["learner_step_ms"].map { peer.learnerMs / $0 }
+        }
+        return r
+    }
+
+    private func emitJSON(_ report: Report) throws {
+        let backend = report.selection.backend
+        var object: [String: Any] = [
+            "benchmark": "model", "threads": threads, "load_average": report.load,
+            "gemm_backend": backend.rawValue, "gemm_kernels": backend.kernels,
+            "gemm_selected_by": report.selection.source,
+            "sgemm_peak_gflops": report.best?.1 ?? NSNull(),
+            "sgemm_peak_backend": report.best?.0.rawValue ?? NSNull(),
+            "peak_rss_mb": report.rss,
+            "backends": Dictionary(
+                uniqueKeysWithValues: report.backends.map { b, figures in
+                    var entry: [String: Any] = figures
+                    entry["kernels"] = b.kernels
+                    return (b.rawValue, entry)
+                }),
+            "peer": report.python == nil ? "skipped (REIN_TORCH_PYTHON unset)" : "torch_peer.py",
+            "configs": report.results,
+        ]
+        object["batch"] = 64
+        object["blas_note"] = ModelBenchmark.blasPinNote
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        emit(String(decoding: data, as: UTF8.self))
+    }
+
+    /// The table's head: the run, each backend's sgemm figures, the peak, the notes.
+    private func emitBackends(_ report: Report) {
+        let selection = report.selection
         emit(
-            "rein bench model: \(threads) threads, backend \(backend.kernels) (\(selection.source)), "
-                + "peak RSS \(fmt(rss, 1)) MB, load \(load)")
+            "rein bench model: \(threads) threads, backend \(selection.backend.kernels) (\(selection.source)), "
+                + "peak RSS \(fmt(report.rss, 1)) MB, load \(report.load)")
         if let fallback = selection.fallback { emit("note: \(fallback)") }
-        if !backends.isEmpty {
+        if !report.backends.isEmpty {
             emit(
                 "sgemm GFLOP/s".padding(toLength: 32, withPad: " ", startingAt: 0)
-                    + "   1536³  learner shapes (\(configs[0].0)): shards / lib threads  sampling: shards / lib threads"
+                    + "   1536³  learner shapes (\(report.configs[0].0)): shards / lib threads  sampling: shards / lib threads"
             )
         }
-        for (b, f) in backends {
+        for (b, f) in report.backends {
             emit(
                 b.kernels.padding(toLength: 32, withPad: " ", startingAt: 0)
                     + [
@@ -160,18 +204,22 @@ struct ModelBench: AsyncParsableCommand {
                         pad(fmt(f["sample_library_threads_gflops"]!, 1), 13),
                     ].joined(separator: " "))
         }
-        if let best {
+        if let best = report.best {
             emit("peak (best of the figures above): \(fmt(best.1, 1)) GFLOP/s, \(best.0.displayName)")
         }
         if let note = ModelBenchmark.blasPinNote { emit("note: \(note)") }
-        if python == nil {
+        if report.python == nil {
             emit("PyTorch peer skipped: set REIN_TORCH_PYTHON to a Python with torch installed")
         }
+    }
+
+    /// The table's body: one row per config.
+    private func emitConfigs(_ report: Report) {
         emit(
             "config   sample tok/s   peer     ratio   step ms   peer ms  speedup  GFLOP/s  GEMM GFLOP/s (% peak)"
         )
-        for (name, _) in configs {
-            let r = results[name]!
+        for (name, _) in report.configs {
+            let r = report.results[name]!
             let peerS = r["peer_sample_tokens_per_s"].map { fmt($0, 0) } ?? "-"
             let peerL = r["peer_learner_step_ms"].map { fmt($0, 1) } ?? "-"
             let ratioS = r["ratio_sample"].map { fmt($0, 2) + "×" } ?? "-"

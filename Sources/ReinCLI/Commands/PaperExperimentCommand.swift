@@ -43,25 +43,11 @@ struct PaperExperimentCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = Logger(label: "rein.experiment")
         let base = try options.load()
-        func integers(_ text: String, _ name: String) throws -> [Int] {
-            try text.split(separator: ",").map {
-                guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v >= 0 else {
-                    throw CLIError("--\(name): '\($0)' is not an integer ≥ 0")
-                }
-                return v
-            }
-        }
-        let lagList = try integers(lags ?? (quick ? "0,4" : "0,1,2,4,8"), "lags")
-        let seedList = try integers(seeds ?? (quick ? "1" : "1,2"), "seeds")
+        let lagList = try Self.integers(lags ?? (quick ? "0,4" : "0,1,2,4,8"), "lags")
+        let seedList = try Self.integers(seeds ?? (quick ? "1" : "1,2"), "seeds")
         let stepCount = steps ?? (quick ? 10 : 100)
         guard stepCount >= 1 else { throw CLIError("--steps must be at least 1") }
-        let chosen = try (forms?.split(separator: ",").map(String.init) ?? Self.forms.map(\.id)).map { id in
-            guard let form = Self.forms.first(where: { $0.id == id }) else {
-                throw CLIError(
-                    "--forms: unknown form '\(id)' (known: \(Self.forms.map(\.id).joined(separator: ", ")))")
-            }
-            return form
-        }
+        let chosen = try chosenForms()
         guard FileManager.default.fileExists(atPath: base.train.reference) else {
             throw CLIError("no reference checkpoint at \(base.train.reference); run `rein pretrain` first")
         }
@@ -72,26 +58,7 @@ struct PaperExperimentCommand: AsyncParsableCommand {
         for form in chosen {
             for lag in lagList {
                 for seed in seedList {
-                    var config = base
-                    config.seed = UInt64(seed)
-                    config.train.steps = stepCount
-                    config.train.injectLag = lag * config.train.epochs * config.train.minibatches
-                    config.train.maxStaleness = max(config.train.maxStaleness, config.train.injectLag)
-                    config.train.evalEvery = 0
-                    config.train.checkpointEvery = 0
-                    config.train.trackerEvery = max(1, min(config.train.trackerEvery, stepCount / 5))
-                    if let id = form.implementation {
-                        do {
-                            config.train.kl = try KLImplementation.named(id).configuration
-                        } catch {
-                            throw CLIError("\(error)")
-                        }
-                    } else {
-                        config.train.beta = 0
-                    }
-                    config.runDir = (out as NSString).appendingPathComponent(
-                        "\(form.id)-lag\(lag)-seed\(seed)")
-                    try config.validate()
+                    let config = try runConfig(base, form: form, lag: lag, seed: seed, steps: stepCount)
                     let started = ContinuousClock.now
                     let accuracy = try runOne(config, reference: reference, logger: logger)
                     folders.append(config.runDir)
@@ -102,6 +69,59 @@ struct PaperExperimentCommand: AsyncParsableCommand {
                 }
             }
         }
+        try writeReport(runs: folders, logger: logger)
+    }
+
+    private static func integers(_ text: String, _ name: String) throws -> [Int] {
+        try text.split(separator: ",").map {
+            guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v >= 0 else {
+                throw CLIError("--\(name): '\($0)' is not an integer ≥ 0")
+            }
+            return v
+        }
+    }
+
+    /// The forms `--forms` names (default: all), in its order.
+    private func chosenForms() throws -> [(id: String, implementation: String?)] {
+        try (forms?.split(separator: ",").map(String.init) ?? Self.forms.map(\.id)).map { id in
+            guard let form = Self.forms.first(where: { $0.id == id }) else {
+                throw CLIError(
+                    "--forms: unknown form '\(id)' (known: \(Self.forms.map(\.id).joined(separator: ", ")))")
+            }
+            return form
+        }
+    }
+
+    /// One run's configuration: the base with the form, the injected lag, the seed and the tracker on.
+    private func runConfig(
+        _ base: RunConfig, form: (id: String, implementation: String?), lag: Int, seed: Int,
+        steps stepCount: Int
+    ) throws -> RunConfig {
+        var config = base
+        config.seed = UInt64(seed)
+        config.train.steps = stepCount
+        config.train.injectLag = lag * config.train.epochs * config.train.minibatches
+        config.train.maxStaleness = max(config.train.maxStaleness, config.train.injectLag)
+        config.train.evalEvery = 0
+        config.train.checkpointEvery = 0
+        config.train.trackerEvery = max(1, min(config.train.trackerEvery, stepCount / 5))
+        if let id = form.implementation {
+            do {
+                config.train.kl = try KLImplementation.named(id).configuration
+            } catch {
+                throw CLIError("\(error)")
+            }
+        } else {
+            config.train.beta = 0
+        }
+        config.runDir = (out as NSString).appendingPathComponent(
+            "\(form.id)-lag\(lag)-seed\(seed)")
+        try config.validate()
+        return config
+    }
+
+    /// OUT/report over every run folder.
+    private func writeReport(runs folders: [String], logger: Logger) throws {
         let writer = ReportWriter(logger: logger)
         let directory = (out as NSString).appendingPathComponent("report")
         do {

@@ -86,6 +86,19 @@ struct PretrainCommand: AsyncParsableCommand {
                 force: step.validationAccuracy != nil)
         }
         progress.finish()
+        logStopReason(outcome, p, logger)
+        let greedy = try trainer.evaluate(count: p.evalSize)
+        let sampled = try trainer.evaluateSampled(count: p.evalSize, seed: config.seed)
+        try trainer.save(to: p.output)
+        emit(
+            String(
+                format:
+                    "reference written to %@ after %d steps: held-out accuracy %.1f%% greedy, %.1f%% sampled (%d problems)",
+                p.output, outcome.steps, 100 * greedy.accuracy, 100 * sampled.accuracy, greedy.n))
+    }
+
+    /// Whether pretraining stopped at pretrain.target_accuracy or ran all its steps short of it.
+    private func logStopReason(_ outcome: PretrainOutcome, _ p: PretrainConfig, _ logger: Logger) {
         if outcome.reachedTarget {
             logger.info(
                 "validation accuracy \(percent(outcome.validationAccuracy ?? 0)) reached pretrain.target_accuracy \(percent(p.targetAccuracy)) at step \(outcome.steps)"
@@ -95,13 +108,5 @@ struct PretrainCommand: AsyncParsableCommand {
                 "validation accuracy \(percent(outcome.validationAccuracy ?? 0)) after all \(p.steps) steps, short of pretrain.target_accuracy \(percent(p.targetAccuracy))"
             )
         }
-        let greedy = try trainer.evaluate(count: p.evalSize)
-        let sampled = try trainer.evaluateSampled(count: p.evalSize, seed: config.seed)
-        try trainer.save(to: p.output)
-        emit(
-            String(
-                format:
-                    "reference written to %@ after %d steps: held-out accuracy %.1f%% greedy, %.1f%% sampled (%d problems)",
-                p.output, outcome.steps, 100 * greedy.accuracy, 100 * sampled.accuracy, greedy.n))
     }
 }

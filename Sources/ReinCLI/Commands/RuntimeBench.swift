@@ -146,31 +146,11 @@ struct RuntimeBench: AsyncParsableCommand {
         let task = try ArithmeticTask(config: config.task)
         let gpt = config.gptConfig(vocab: task.tokenizer.vocabSize)
         let parameters = try GPTParameters(config: gpt, seed: 1)
-        let values = parameters.values
         let context = try ZMQContext()
         var report = Report(
             broadcast: [], samples: nil, pipeline: [], asyncOverSync: nil, overlapCeiling: nil)
         if chosen.contains(.broadcast) {
-            if !json {
-                emit(
-                    "broadcast: \(values.count) floats (\(values.count * 4 / 1024) KiB), median of \(repeats)"
-                )
-            }
-            for subscribers in [1, 2, 4] {
-                let (broadcast, raw) = try await broadcastAndRawMs(
-                    values, subscribers: subscribers, context: context, logger: logger)
-                let row = Row(
-                    subscribers: subscribers, bytes: values.count * 4, broadcastMs: broadcast, rawMs: raw,
-                    ratio: broadcast / raw)
-                report.broadcast.append(row)
-                if !json {
-                    emit(
-                        String(
-                            format:
-                                "  %d subscriber(s): broadcast %.2f ms, raw PUSH/PULL ×%d %.2f ms, ratio %.2f (goal ≤ 2)",
-                            subscribers, broadcast, subscribers, raw, broadcast / raw))
-                }
-            }
+            try await broadcastPart(parameters.values, context: context, report: &report, logger: logger)
         }
         if chosen.contains(.samples) {
             let row = try await sampleThroughput(
@@ -186,41 +166,7 @@ struct RuntimeBench: AsyncParsableCommand {
             }
         }
         if chosen.contains(.pipeline) {
-            if !json {
-                emit(
-                    "pipeline: \(steps) batches of \(config.train.promptsPerStep * config.train.groupSize) rollouts, \(workers) worker(s), threads 1 per part"
-                )
-            }
-            for staleness in [0, 4] {
-                let row = try await pipeline(
-                    config, parameters: parameters, maxStaleness: staleness, logger: logger)
-                report.pipeline.append(row)
-                if !json {
-                    emit(
-                        String(
-                            format:
-                                "  max_staleness %d: %.1f samples trained/s, learner busy %.0f%% of %.1f s (learner step %.0f ms, idle %.0f ms per batch)",
-                            row.maxStaleness, row.trainedPerSecond, 100 * row.busyFraction, row.wallSeconds,
-                            row.learnerStepMs, row.samplingMs))
-                }
-            }
-            if report.pipeline.count == 2, report.pipeline[0].trainedPerSecond > 0 {
-                let ratio = report.pipeline[1].trainedPerSecond / report.pipeline[0].trainedPerSecond
-                report.asyncOverSync = ratio
-                // Two threads that alternate (sync) can at best overlap completely (async): the
-                // ceiling is (sample + learn) / max(sample, learn), from the sync run's times.
-                let sync = report.pipeline[0]
-                let ceiling =
-                    (sync.samplingMs + sync.learnerStepMs) / max(sync.samplingMs, sync.learnerStepMs, 1e-9)
-                report.overlapCeiling = ceiling
-                if !json {
-                    emit(
-                        String(
-                            format:
-                                "  async / sync: %.2f× (goal ≥ 1.5×; full overlap of this run's sampling and learning would give %.2f×)",
-                            ratio, ceiling))
-                }
-            }
+            try await pipelinePart(config, parameters: parameters, report: &report, logger: logger)
         }
         if chosen.contains(.pacing) {
             try await pacingPart(config, parameters: parameters, report: &report, logger: logger)
@@ -230,6 +176,73 @@ struct RuntimeBench: AsyncParsableCommand {
             encoder.outputFormatting = [.sortedKeys]
             encoder.keyEncodingStrategy = .convertToSnakeCase
             emit(String(decoding: try encoder.encode(report), as: UTF8.self))
+        }
+    }
+
+    /// Runs the broadcast part: 1, 2 and 4 subscribers against as many raw PUSH/PULL pairs, one row each.
+    func broadcastPart(_ values: [Float], context: ZMQContext, report: inout Report, logger: Logger)
+        async throws
+    {
+        if !json {
+            emit(
+                "broadcast: \(values.count) floats (\(values.count * 4 / 1024) KiB), median of \(repeats)"
+            )
+        }
+        for subscribers in [1, 2, 4] {
+            let (broadcast, raw) = try await broadcastAndRawMs(
+                values, subscribers: subscribers, context: context, logger: logger)
+            let row = Row(
+                subscribers: subscribers, bytes: values.count * 4, broadcastMs: broadcast, rawMs: raw,
+                ratio: broadcast / raw)
+            report.broadcast.append(row)
+            if !json {
+                emit(
+                    String(
+                        format:
+                            "  %d subscriber(s): broadcast %.2f ms, raw PUSH/PULL ×%d %.2f ms, ratio %.2f (goal ≤ 2)",
+                        subscribers, broadcast, subscribers, raw, broadcast / raw))
+            }
+        }
+    }
+
+    /// Runs the pipeline part: max_staleness 0 then 4, one row each, and async against sync.
+    func pipelinePart(_ config: RunConfig, parameters: GPTParameters, report: inout Report, logger: Logger)
+        async throws
+    {
+        if !json {
+            emit(
+                "pipeline: \(steps) batches of \(config.train.promptsPerStep * config.train.groupSize) rollouts, \(workers) worker(s), threads 1 per part"
+            )
+        }
+        for staleness in [0, 4] {
+            let row = try await pipeline(
+                config, parameters: parameters, maxStaleness: staleness, logger: logger)
+            report.pipeline.append(row)
+            if !json {
+                emit(
+                    String(
+                        format:
+                            "  max_staleness %d: %.1f samples trained/s, learner busy %.0f%% of %.1f s (learner step %.0f ms, idle %.0f ms per batch)",
+                        row.maxStaleness, row.trainedPerSecond, 100 * row.busyFraction, row.wallSeconds,
+                        row.learnerStepMs, row.samplingMs))
+            }
+        }
+        if report.pipeline.count == 2, report.pipeline[0].trainedPerSecond > 0 {
+            let ratio = report.pipeline[1].trainedPerSecond / report.pipeline[0].trainedPerSecond
+            report.asyncOverSync = ratio
+            // Two threads that alternate (sync) can at best overlap completely (async): the
+            // ceiling is (sample + learn) / max(sample, learn), from the sync run's times.
+            let sync = report.pipeline[0]
+            let ceiling =
+                (sync.samplingMs + sync.learnerStepMs) / max(sync.samplingMs, sync.learnerStepMs, 1e-9)
+            report.overlapCeiling = ceiling
+            if !json {
+                emit(
+                    String(
+                        format:
+                            "  async / sync: %.2f× (goal ≥ 1.5×; full overlap of this run's sampling and learning would give %.2f×)",
+                        ratio, ceiling))
+            }
         }
     }
 

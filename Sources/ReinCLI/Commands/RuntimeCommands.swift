@@ -280,12 +280,7 @@ struct LearnerCommand: AsyncParsableCommand {
             authenticator?.stop()
             withExtendedLifetime(run) {}
         }
-        let system = try ReinActorSystem(
-            context: context,
-            configuration: .init(
-                name: "learner", bind: bind, limits: wire.limits, security: wire.security,
-                rejections: wire.rejections),
-            settings: node.settings(config), logger: logger)
+        let system = try actorSystem(context: context, bind: bind, wire: wire, config: config, logger: logger)
         let progress = TrainingProgress(total: config.train.steps)
         let options = LearnerNode.Options(
             config: config, reference: parameters, folder: run.folder, resume: run.checkpoint,
@@ -301,6 +296,18 @@ struct LearnerCommand: AsyncParsableCommand {
         progress.finish()
         guard let result = result.get() else { throw CLIError("the learner stopped without a result") }
         emitRunSummary(runDir: config.runDir, result: result)
+    }
+
+    /// The learner's actor system, bound to `bind`.
+    private func actorSystem(
+        context: ZMQContext, bind: String, wire: WireOptions, config: RunConfig, logger: Logger
+    ) throws -> ReinActorSystem {
+        try ReinActorSystem(
+            context: context,
+            configuration: .init(
+                name: "learner", bind: bind, limits: wire.limits, security: wire.security,
+                rejections: wire.rejections),
+            settings: node.settings(config), logger: logger)
     }
 
     /// Says where workers connect: for people, and (with `--handshake`) for `rein launch`.

@@ -56,45 +56,55 @@ struct SummarizeCommand: AsyncParsableCommand {
 
     func run() async throws {
         if brief {
-            for run in runs {
-                let summary = try RunBrief(folder: try RunFolder.existing(run))
-                if json {
-                    emit(String(decoding: try RunCoding.encoder().encode(summary), as: UTF8.self))
-                } else {
-                    emit("\(run):")
-                    for line in summary.lines { emit("  " + line) }
-                }
-            }
+            try emitBriefs()
             return
         }
-        var rows: [Row] = []
-        for run in runs {
-            let folder = try RunFolder.existing(run)
-            guard folder.has(.metrics) else {
-                throw CLIError("\(run): missing metrics.jsonl (is it a `rein train` run folder?)")
-            }
-            let start = try folder.evaluation(start: true)
-            guard let end = try folder.evaluation() else {
-                throw CLIError("\(run): missing eval.json (is it a finished `rein train` run folder?)")
-            }
-            let steps = try folder.metrics()
-            let tail = steps.suffix(max(1, steps.count / 10)).compactMap(\.learner)
-            func mean(_ f: (LearnerStepMetrics) -> Double) -> Double {
-                tail.isEmpty ? 0 : tail.map(f).reduce(0, +) / Double(tail.count)
-            }
-            rows.append(
-                Row(
-                    run: (run as NSString).lastPathComponent, steps: steps.count,
-                    greedyStart: start?.greedy.accuracy ?? .nan, greedyEnd: end.greedy.accuracy,
-                    sampledStart: start?.sampled?.accuracy ?? .nan, sampledEnd: end.sampled?.accuracy ?? .nan,
-                    exactKL: mean(\.exactKL), logProbGap: mean(\.logProbGap), entropy: mean(\.entropy),
-                    lagMean: steps.map(\.lagMean).reduce(0, +) / Double(max(1, steps.count)),
-                    dropped: steps.map(\.dropped).reduce(0, +)))
-        }
+        let rows = try runs.map(row)
         if json {
             emit(String(decoding: try RunCoding.encoder().encode(rows), as: UTF8.self))
             return
         }
+        emitTable(rows)
+    }
+
+    /// `--brief`: a few lines (or one JSON object) per run.
+    private func emitBriefs() throws {
+        for run in runs {
+            let summary = try RunBrief(folder: try RunFolder.existing(run))
+            if json {
+                emit(String(decoding: try RunCoding.encoder().encode(summary), as: UTF8.self))
+            } else {
+                emit("\(run):")
+                for line in summary.lines { emit("  " + line) }
+            }
+        }
+    }
+
+    /// One finished run folder's row of the table.
+    private func row(_ run: String) throws -> Row {
+        let folder = try RunFolder.existing(run)
+        guard folder.has(.metrics) else {
+            throw CLIError("\(run): missing metrics.jsonl (is it a `rein train` run folder?)")
+        }
+        let start = try folder.evaluation(start: true)
+        guard let end = try folder.evaluation() else {
+            throw CLIError("\(run): missing eval.json (is it a finished `rein train` run folder?)")
+        }
+        let steps = try folder.metrics()
+        let tail = steps.suffix(max(1, steps.count / 10)).compactMap(\.learner)
+        func mean(_ f: (LearnerStepMetrics) -> Double) -> Double {
+            tail.isEmpty ? 0 : tail.map(f).reduce(0, +) / Double(tail.count)
+        }
+        return Row(
+            run: (run as NSString).lastPathComponent, steps: steps.count,
+            greedyStart: start?.greedy.accuracy ?? .nan, greedyEnd: end.greedy.accuracy,
+            sampledStart: start?.sampled?.accuracy ?? .nan, sampledEnd: end.sampled?.accuracy ?? .nan,
+            exactKL: mean(\.exactKL), logProbGap: mean(\.logProbGap), entropy: mean(\.entropy),
+            lagMean: steps.map(\.lagMean).reduce(0, +) / Double(max(1, steps.count)),
+            dropped: steps.map(\.dropped).reduce(0, +))
+    }
+
+    private func emitTable(_ rows: [Row]) {
         emit(
             "| run | steps | greedy acc start → end | sampled acc start → end | KL(π‖ref)/token | log-prob gap | entropy | lag | dropped |"
         )

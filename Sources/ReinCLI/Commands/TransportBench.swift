@@ -72,32 +72,14 @@ struct TransportBench: AsyncParsableCommand {
             throw CLIError(
                 "raw peer not found at \(rawPath); build it with `swift build` (or pass --peer PATH)")
         }
-        let swiftPeer = [selfPath, "bench", "transport-peer"]
-        let rawPeer = [rawPath]
+        let peers = (swift: [selfPath, "bench", "transport-peer"], raw: [rawPath])
 
         var rows: [Row] = []
         for transport in transportList {
             for bytes in sizeList {
-                let count = messageCount(bytes: bytes)
-                var swiftRates: [Double] = []
-                var rawRates: [Double] = []
-                for _ in 0..<repeats {
-                    rawRates.append(
-                        try PeerRun.measure(rawPeer, transport: transport, bytes: bytes, count: count))
-                    swiftRates.append(
-                        try PeerRun.measure(swiftPeer, transport: transport, bytes: bytes, count: count))
-                }
-                let s = median(swiftRates)
-                let r = median(rawRates)
-                let row = Row(
-                    transport: transport, bytes: bytes, messages: count, swift_msgs_per_s: s.rounded(),
-                    raw_msgs_per_s: r.rounded(),
-                    swift_mb_per_s: (s * Double(bytes) / 1e6 * 10).rounded() / 10,
-                    raw_mb_per_s: (r * Double(bytes) / 1e6 * 10).rounded() / 10,
-                    ratio: (s / r * 1000).rounded() / 1000)
-                rows.append(row)
-                logger.info(
-                    "\(transport) \(bytes) B: swift \(Int(s)) msg/s, raw \(Int(r)) msg/s, ratio \(row.ratio)")
+                rows.append(
+                    try measure(
+                        transport: transport, bytes: bytes, repeats: repeats, peers: peers, logger: logger))
             }
         }
         let report = Report(libzmq: ZMQVersion.current.description, repeats: repeats, results: rows)
@@ -106,16 +88,46 @@ struct TransportBench: AsyncParsableCommand {
             encoder.outputFormatting = [.sortedKeys]
             emit(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
-            emit("rein bench transport — libzmq \(report.libzmq), \(report.layout); median of \(repeats)")
+            emitTable(report)
+        }
+    }
+
+    /// One cell: `repeats` alternating runs of the raw and the Swift pair, medians compared.
+    private func measure(
+        transport: String, bytes: Int, repeats: Int, peers: (swift: [String], raw: [String]), logger: Logger
+    ) throws -> Row {
+        let count = messageCount(bytes: bytes)
+        var swiftRates: [Double] = []
+        var rawRates: [Double] = []
+        for _ in 0..<repeats {
+            rawRates.append(
+                try PeerRun.measure(peers.raw, transport: transport, bytes: bytes, count: count))
+            swiftRates.append(
+                try PeerRun.measure(peers.swift, transport: transport, bytes: bytes, count: count))
+        }
+        let s = median(swiftRates)
+        let r = median(rawRates)
+        let row = Row(
+            transport: transport, bytes: bytes, messages: count, swift_msgs_per_s: s.rounded(),
+            raw_msgs_per_s: r.rounded(),
+            swift_mb_per_s: (s * Double(bytes) / 1e6 * 10).rounded() / 10,
+            raw_mb_per_s: (r * Double(bytes) / 1e6 * 10).rounded() / 10,
+            ratio: (s / r * 1000).rounded() / 1000)
+        logger.info(
+            "\(transport) \(bytes) B: swift \(Int(s)) msg/s, raw \(Int(r)) msg/s, ratio \(row.ratio)")
+        return row
+    }
+
+    private func emitTable(_ report: Report) {
+        emit("rein bench transport — libzmq \(report.libzmq), \(report.layout); median of \(report.repeats)")
+        emit(
+            pad("transport", 9) + pad("bytes", 9) + pad("swift msg/s", 13) + pad("raw msg/s", 13)
+                + pad("swift MB/s", 12) + pad("raw MB/s", 12) + "swift/raw")
+        for row in report.results {
             emit(
-                pad("transport", 9) + pad("bytes", 9) + pad("swift msg/s", 13) + pad("raw msg/s", 13)
-                    + pad("swift MB/s", 12) + pad("raw MB/s", 12) + "swift/raw")
-            for row in rows {
-                emit(
-                    pad(row.transport, 9) + pad("\(row.bytes)", 9) + pad("\(Int(row.swift_msgs_per_s))", 13)
-                        + pad("\(Int(row.raw_msgs_per_s))", 13) + pad("\(row.swift_mb_per_s)", 12)
-                        + pad("\(row.raw_mb_per_s)", 12) + String(format: "%.3f", row.ratio))
-            }
+                pad(row.transport, 9) + pad("\(row.bytes)", 9) + pad("\(Int(row.swift_msgs_per_s))", 13)
+                    + pad("\(Int(row.raw_msgs_per_s))", 13) + pad("\(row.swift_mb_per_s)", 12)
+                    + pad("\(row.raw_mb_per_s)", 12) + String(format: "%.3f", row.ratio))
         }
     }
 
