@@ -36,16 +36,21 @@ struct AuditFixture {
     }
 }
 
-/// Batch `index` of `audit`'s run as an honest worker could send it without a model: every
-/// completion the right answer, every log-probability 0.
-func correctBatch(_ audit: BatchAudit, config: RunConfig, index: Int, version: Int) -> RolloutBatch {
-    let dataset = ArithmeticDataset(task: audit.task)
+/// Batch `index` (attempt `attempt`) of `audit`'s run as an honest worker could send it without a
+/// model: every completion the right answer, every log-probability 0.
+func correctBatch(
+    _ audit: BatchAudit, config: RunConfig, index: Int, attempt: Int = 0, version: Int,
+    dataset: ArithmeticDataset? = nil
+) -> RolloutBatch {
+    let dataset = dataset ?? ArithmeticDataset(task: audit.task)
     let problems = Trainer.problems(forStep: index, config: config, dataset: dataset)
+    let firstID = Rollout.firstID(index: index, attempt: attempt)
     let rollouts = problems.enumerated().flatMap { group, problem in
-        (0..<config.train.groupSize).map { _ in
+        (0..<config.train.groupSize).map { member in
             let completion = problem.answer.map(Int32.init)
             return Rollout(
-                id: 0, group: group, prompt: problem.prompt.map(Int32.init), completion: completion,
+                id: firstID + UInt64(group * config.train.groupSize + member), group: group,
+                prompt: problem.prompt.map(Int32.init), completion: completion,
                 behaviourLogProbs: Array(repeating: 0, count: completion.count),
                 versions: Array(repeating: version, count: completion.count), reward: 1, outcome: .correct)
         }
