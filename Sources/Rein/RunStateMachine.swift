@@ -378,7 +378,9 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
                     return refuse(n, .wrongToken)
                 }
                 if lost.reason == .leaseExpired {
-                    if let reason = audit?.check(batch, index: index, version: lost.assignment.version) {
+                    if let reason = audit?.check(
+                        batch, index: index, attempt: attempt, version: lost.assignment.version)
+                    {
                         return forged(worker, n, reason)
                     }
                     // The assignee's own batch, after its lease: how long it took still sets the
@@ -400,7 +402,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         guard batch.rollouts.allSatisfy({ $0.versions.allSatisfy { $0 == assignment.version } }) else {
             return .invalid("batch \(index) was not sampled with version \(assignment.version) as assigned")
         }
-        if let reason = audit?.check(batch, index: index, version: assignment.version) {
+        if let reason = audit?.check(batch, index: index, attempt: attempt, version: assignment.version) {
             return forged(worker, n, reason)
         }
         assigned[index] = nil
