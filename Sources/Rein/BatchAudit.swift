@@ -6,8 +6,9 @@ import ReinTasks
 ///
 /// A worker that holds an assignment and its token could otherwise make up rewards, outcomes,
 /// prompts or log-probabilities and steer the policy. The audit catches every made-up value it can
-/// recompute or bound; what it cannot see is a well-formed batch sampled from other weights (the
-/// behaviour and reference log-probabilities are only checked to be log-probabilities).
+/// recompute or bound, sample ids included (those of the assigned index and attempt); what it
+/// cannot see is a well-formed batch sampled from other weights (the behaviour and reference
+/// log-probabilities are only checked to be log-probabilities).
 ///
 /// Pure and cheap (one grade per rollout and one pass over the floats): the learner runs it on
 /// every delivery, through ``RunStateMachine/deliver(worker:index:attempt:token:incarnation:batch:now:audit:)``.
@@ -44,16 +45,17 @@ public struct BatchAudit: Sendable {
         self.init(config: config, dataset: ArithmeticDataset(task: task), task: task, vocab: vocab)
     }
 
-    /// Why `batch`, delivered as batch `index` assigned with policy `version`, is not what an
-    /// honest worker sends (``RefusalReason/forgedContents``), or nil if it is.
-    public func check(_ batch: RolloutBatch, index: Int, version: Int) -> RefusalReason? {
-        problem(with: batch, index: index, version: version) == nil ? nil : .forgedContents
+    /// Why `batch`, delivered as batch `index` (attempt `attempt`) assigned with policy `version`,
+    /// is not what an honest worker sends (``RefusalReason/forgedContents``), or nil if it is.
+    public func check(_ batch: RolloutBatch, index: Int, attempt: Int, version: Int) -> RefusalReason? {
+        problem(with: batch, index: index, attempt: attempt, version: version) == nil ? nil : .forgedContents
     }
 
-    /// What is wrong with `batch` (delivered as batch `index`, assigned with `version`), as one
-    /// line; nil if nothing is.
-    public func problem(with batch: RolloutBatch, index: Int, version: Int) -> String? {
+    /// What is wrong with `batch` (delivered as batch `index`, attempt `attempt`, assigned with
+    /// `version`), as one line; nil if nothing is.
+    public func problem(with batch: RolloutBatch, index: Int, attempt: Int, version: Int) -> String? {
         let expected = Trainer.problems(forStep: index, config: config, dataset: dataset)
+        let firstID = Rollout.firstID(index: index, attempt: attempt)
         guard batch.groupSize == groupSize else {
             return "batch \(index) has groups of \(batch.groupSize), expected \(groupSize)"
         }
@@ -62,6 +64,13 @@ public struct BatchAudit: Sendable {
                 "batch \(index) has \(batch.rollouts.count) rollouts, expected \(expected.count * groupSize)"
         }
         for (row, rollout) in batch.rollouts.enumerated() {
+            // Sample ids are the assignment's: `firstID(index, attempt)` + row, as the sampler
+            // numbers them (a made-up id could pass one sample off as another in the ledger's
+            // and the tracker's records).
+            guard rollout.id == firstID + UInt64(row) else {
+                return
+                    "batch \(index) rollout \(row): sample id \(rollout.id), expected \(firstID + UInt64(row))"
+            }
             if let problem = problem(
                 with: rollout, expected: expected[row / groupSize], group: row / groupSize, version: version)
             {

@@ -27,8 +27,11 @@ import ReinTasks
 ///   (with its token and, given a ``BatchAudit``, honest contents), so a worker that takes work and
 ///   never delivers stalls the run for one lease, not one lease per batch it takes; losing or
 ///   rejoining does not lift it (a new incarnation starts with no worker benched);
-/// - the contents audit: given a ``BatchAudit``, a delivery from the assignee whose contents are
-///   forged is refused (``RefusalReason/forgedContents``) and the assignment stays out;
+/// - the contents audit: given a ``BatchAudit``, a delivery from the assignee (with its token) whose
+///   contents are forged is refused (``RefusalReason/forgedContents``), everything that worker
+///   holds is given up at once (counted lost and handed out again, so it stalls nothing) and the
+///   worker is benched for the rest of the incarnation: its requests for work are refused
+///   (``WorkDecision/refused(_:)``) and its deliveries too;
 /// - the incarnation: after a restart from a ``RunSnapshot``, batches assigned before it are refused;
 /// - the ``SampleLedger`` and each step's ``StepMetrics``.
 ///
@@ -153,6 +156,9 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         case wait
         /// The run is over.
         case finished
+        /// This worker gets no more work in this incarnation, for this reason (it delivered
+        /// forged contents: ``RefusalReason/forgedContents``).
+        case refused(RefusalReason)
     }
 
     /// What happened to a delivered batch.
@@ -229,6 +235,8 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         var index: Int
         var attempt: Int
     }
+    /// Workers that delivered forged contents with their assignment's token: benched for good.
+    private var forgers: Set<Worker> = []
     /// Sampling latency and learner step time estimates, and the lookahead they call for.
     public private(set) var pacer: Pacer
 
@@ -281,6 +289,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     /// The next piece of work for `worker`, at time `now`.
     public mutating func requestWork(worker: Worker, now: Duration) -> WorkDecision {
         guard consumed < end else { return .finished }
+        guard !forgers.contains(worker) else { return .refused(.forgedContents) }
         guard benched[worker] == nil else { return .wait }  // it owes a late batch first
         let candidate: Int
         if let index = retry.min() {
@@ -328,8 +337,13 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         return assignment.worker == worker && assignment.attempt == attempt
     }
 
-    /// Whether `worker` let a lease expire and has not delivered that batch since: it gets no work.
-    public func isBenched(_ worker: Worker) -> Bool { benched[worker] != nil }
+    /// Whether `worker` gets no work now: it let a lease expire and has not delivered that batch
+    /// since, or it forged contents (``hasForged(_:)``).
+    public func isBenched(_ worker: Worker) -> Bool { benched[worker] != nil || forgers.contains(worker) }
+
+    /// Whether `worker` delivered forged contents with its assignment's token in this incarnation:
+    /// it gets no more work, and nothing it delivers is taken.
+    public func hasForged(_ worker: Worker) -> Bool { forgers.contains(worker) }
 
     /// The assignment of `index`, if it is out with a worker.
     public func assignment(of index: Int) -> Assignment? { assigned[index] }
@@ -343,16 +357,20 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     /// by `incarnation`) at `now`.
     ///
     /// A batch without its assignment's token is refused (``RefusalReason/wrongToken``) and the
-    /// assignment stays out with its worker; so is, given an `audit`, one whose contents are not
-    /// what the assignment asks for (``RefusalReason/forgedContents``). A batch given up after its
-    /// lease expired is refused, but (with the right token and contents: it is the assignee's)
-    /// its sampling time counts towards the lease and its worker is no longer benched for it.
+    /// assignment stays out with its worker. Given an `audit`, a batch with its token whose
+    /// contents are not what the assignment asks for is refused (``RefusalReason/forgedContents``)
+    /// and its worker is benched for good (``hasForged(_:)``): every batch it holds is given up at
+    /// once (lost, handed out again) and whatever it delivers from then on is refused, counted as
+    /// forged contents. A batch given up after its lease expired is refused, but (with the right
+    /// token and contents: it is the assignee's) its sampling time counts towards the lease and its
+    /// worker is no longer benched for it.
     public mutating func deliver(
         worker: Worker, index: Int, attempt: Int, token: AssignmentToken, incarnation: UInt64,
         batch: RolloutBatch, now: Duration, audit: BatchAudit? = nil
     ) -> DeliveryDecision {
         let n = batch.rollouts.count
         guard incarnation == self.incarnation else { return refuse(n, .previousLearner) }
+        guard !forgers.contains(worker) else { return refuse(n, .forgedContents) }
         guard let assignment = assigned[index], assignment.worker == worker, assignment.attempt == attempt
         else {
             if let lost = givenUp[index]?[attempt] {
@@ -360,8 +378,10 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
                     return refuse(n, .wrongToken)
                 }
                 if lost.reason == .leaseExpired {
-                    if let reason = audit?.check(batch, index: index, version: lost.assignment.version) {
-                        return refuse(n, reason)
+                    if let reason = audit?.check(
+                        batch, index: index, attempt: attempt, version: lost.assignment.version)
+                    {
+                        return forged(worker, n, reason)
                     }
                     // The assignee's own batch, after its lease: how long it took still sets the
                     // lease, and the worker has proved itself.
@@ -382,8 +402,8 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         guard batch.rollouts.allSatisfy({ $0.versions.allSatisfy { $0 == assignment.version } }) else {
             return .invalid("batch \(index) was not sampled with version \(assignment.version) as assigned")
         }
-        if let reason = audit?.check(batch, index: index, version: assignment.version) {
-            return refuse(n, reason)
+        if let reason = audit?.check(batch, index: index, attempt: attempt, version: assignment.version) {
+            return forged(worker, n, reason)
         }
         assigned[index] = nil
         let took = max(.zero, now - assignment.assignedAt)
@@ -405,6 +425,16 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     private mutating func unbench(_ worker: Worker, _ owed: Owed) {
         benched[worker]?.remove(owed)
         if benched[worker]?.isEmpty == true { benched[worker] = nil }
+    }
+
+    /// `worker` delivered forged contents with its token: it is benched for good and everything it
+    /// holds is given up now (its indices go out again at once instead of after its leases).
+    private mutating func forged(_ worker: Worker, _ count: Int, _ reason: RefusalReason) -> DeliveryDecision
+    {
+        forgers.insert(worker)
+        benched[worker] = nil  // what it owed no longer matters: it gets nothing either way
+        _ = giveUp(assigned.values.filter { $0.worker == worker }, reason: reason)
+        return refuse(count, reason)
     }
 
     private mutating func refuse(_ count: Int, _ reason: RefusalReason) -> DeliveryDecision {

@@ -25,8 +25,10 @@ public enum RefusalReason: String, Codable, Sendable, Hashable, CaseIterable, Co
     case wrongToken = "wrong token"
     /// Its contents are not what an honest worker sends for its assignment (``BatchAudit``): a
     /// prompt, reward or outcome the task does not give, a token outside the vocabulary, a version
-    /// other than the assigned one, values that are not log-probabilities. The assignment stays
-    /// out with its worker.
+    /// other than the assigned one, sample ids other than the assignment's, values that are not
+    /// log-probabilities. Its worker is benched for the rest of the incarnation (what it holds is
+    /// given up and handed out again), and what it delivers from then on is refused for this
+    /// reason too.
     case forgedContents = "forged contents"
 
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }

@@ -266,7 +266,9 @@ public distributed actor LearnerActor {
     ///
     /// A long poll: while there is nothing to hand out, the call suspends until there is (or the run
     /// is over), for at most half the call timeout, and only then answers `wait`.
-    public distributed func requestWork(worker: NodeID, haveVersion: Int, inline: Bool = true) async
+    /// - Throws: ``RuntimeError`` if `worker` gets no more work in this run (it delivered forged
+    ///   contents).
+    public distributed func requestWork(worker: NodeID, haveVersion: Int, inline: Bool = true) async throws
         -> WorkOrder
     {
         let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
@@ -289,6 +291,8 @@ public distributed actor LearnerActor {
             return WorkOrder(status: .finished)
         case .wait:
             return WorkOrder(status: .wait)
+        case .refused(let reason):
+            throw RuntimeError("worker \(worker) gets no more work in this run (\(reason.rawValue))")
         case .sample(let assignment):
             armLeaseTimer()
             let weights =
@@ -326,6 +330,7 @@ public distributed actor LearnerActor {
         batch: RolloutBatch
     ) async throws {
         let worker = ReinActorSystem.actingNode(claimed: worker)  // a remote caller is itself
+        let forgedBefore = machine.hasForged(worker)
         switch machine.deliver(
             worker: worker, index: index, attempt: attempt, token: token, incarnation: incarnation,
             batch: batch, now: now, audit: audit)
@@ -338,9 +343,19 @@ public distributed actor LearnerActor {
             // Not logged here: the sample stream logs it rate-limited, a caller gets the error.
             throw RuntimeError("batch \(index) attempt \(attempt) does not carry its assignment's token")
         case .refused(.forgedContents):
-            // Counted in the ledger; not logged per batch (a forger could resend at will).
+            // Counted in the ledger; logged once per worker, when it is benched (a forger could
+            // resend at will).
+            if !forgedBefore {
+                logger.warning(
+                    "worker \(worker) delivered forged contents for batch \(index): benched for the rest of the run; what it held goes out again"
+                )
+                armLeaseTimer()
+                changes.notify()  // the indices it held can be handed out again
+            }
             throw RuntimeError(
-                "batch \(index) attempt \(attempt) from \(worker): contents fail the task's audit")
+                forgedBefore
+                    ? "batch \(index) attempt \(attempt) from \(worker): refused, it delivered forged contents before"
+                    : "batch \(index) attempt \(attempt) from \(worker): contents fail the task's audit")
         case .refused(let reason):
             logger.warning(
                 "refused batch \(index) attempt \(attempt) from \(worker) (\(reason.rawValue); incarnation \(FNV1a64.hex(incarnation)))"

@@ -36,16 +36,21 @@ struct AuditFixture {
     }
 }
 
-/// Batch `index` of `audit`'s run as an honest worker could send it without a model: every
-/// completion the right answer, every log-probability 0.
-func correctBatch(_ audit: BatchAudit, config: RunConfig, index: Int, version: Int) -> RolloutBatch {
-    let dataset = ArithmeticDataset(task: audit.task)
+/// Batch `index` (attempt `attempt`) of `audit`'s run as an honest worker could send it without a
+/// model: every completion the right answer, every log-probability 0.
+func correctBatch(
+    _ audit: BatchAudit, config: RunConfig, index: Int, attempt: Int = 0, version: Int,
+    dataset: ArithmeticDataset? = nil
+) -> RolloutBatch {
+    let dataset = dataset ?? ArithmeticDataset(task: audit.task)
     let problems = Trainer.problems(forStep: index, config: config, dataset: dataset)
+    let firstID = Rollout.firstID(index: index, attempt: attempt)
     let rollouts = problems.enumerated().flatMap { group, problem in
-        (0..<config.train.groupSize).map { _ in
+        (0..<config.train.groupSize).map { member in
             let completion = problem.answer.map(Int32.init)
             return Rollout(
-                id: 0, group: group, prompt: problem.prompt.map(Int32.init), completion: completion,
+                id: firstID + UInt64(group * config.train.groupSize + member), group: group,
+                prompt: problem.prompt.map(Int32.init), completion: completion,
                 behaviourLogProbs: Array(repeating: 0, count: completion.count),
                 versions: Array(repeating: version, count: completion.count), reward: 1, outcome: .correct)
         }
@@ -60,8 +65,8 @@ struct BatchAuditTests {
         let fixture = try AuditFixture(temperature: temperature, topK: topK)
         for index in [0, 1, 7] {
             let batch = try fixture.honest(index: index)
-            #expect(fixture.audit.problem(with: batch, index: index, version: 3) == nil)
-            #expect(fixture.audit.check(batch, index: index, version: 3) == nil)
+            #expect(fixture.audit.problem(with: batch, index: index, attempt: 0, version: 3) == nil)
+            #expect(fixture.audit.check(batch, index: index, attempt: 0, version: 3) == nil)
         }
         // Without the reference's values (a worker that does not score π_ref) too.
         var plain = try fixture.honest(index: 2)
@@ -69,17 +74,17 @@ struct BatchAuditTests {
             plain.rollouts[r].referenceLogProbs = nil
             plain.rollouts[r].referenceRows = nil
         }
-        #expect(fixture.audit.problem(with: plain, index: 2, version: 3) == nil)
+        #expect(fixture.audit.problem(with: plain, index: 2, attempt: 0, version: 3) == nil)
         let correct = correctBatch(fixture.audit, config: fixture.config, index: 5, version: 1)
-        #expect(fixture.audit.problem(with: correct, index: 5, version: 1) == nil)
+        #expect(fixture.audit.problem(with: correct, index: 5, attempt: 0, version: 1) == nil)
     }
 
     @Test func theConvenienceInitialiserAuditsTheSameRun() throws {
         let fixture = try AuditFixture()
         let audit = try BatchAudit(config: fixture.config)
         let batch = try fixture.honest(index: 4)
-        #expect(audit.check(batch, index: 4, version: 3) == nil)
-        #expect(audit.check(batch, index: 4, version: 2) == .forgedContents)
+        #expect(audit.check(batch, index: 4, attempt: 0, version: 3) == nil)
+        #expect(audit.check(batch, index: 4, attempt: 0, version: 2) == .forgedContents)
     }
 
     /// Every kind of forgery of an honest batch, each caught.
@@ -167,13 +172,34 @@ struct BatchAuditTests {
             ("a long reference row", forged { $0.referenceRows!.append(-1) }, index, 3),
             ("an infinite reference row", forged { $0.referenceRows![0] = .infinity }, index, 3),
             ("reference rows without log-probs", forged { $0.referenceLogProbs = nil }, index, 3),
+            // Sample ids.
+            ("a sample id changed", forged(1) { $0.id += 1 }, index, 3),
+            (
+                "another batch's ids", forged { $0.id = Rollout.firstID(index: index + 1, attempt: 0) },
+                index, 3
+            ),
+            (
+                "two samples' ids swapped",
+                RolloutBatch(
+                    rollouts: [honest.rollouts[1], honest.rollouts[0]] + honest.rollouts.dropFirst(2),
+                    groupSize: g), index, 3
+            ),
         ]
         for (what, batch, deliveredAs, version) in forgeries {
-            #expect(audit.problem(with: batch, index: deliveredAs, version: version) != nil, "\(what)")
-            #expect(audit.check(batch, index: deliveredAs, version: version) == .forgedContents, "\(what)")
+            #expect(
+                audit.problem(with: batch, index: deliveredAs, attempt: 0, version: version) != nil, "\(what)"
+            )
+            #expect(
+                audit.check(batch, index: deliveredAs, attempt: 0, version: version) == .forgedContents,
+                "\(what)")
         }
+        // The batch of attempt 0 delivered for attempt 1 (a lost batch sampled again) carries the
+        // ids of attempt 0.
+        #expect(
+            audit.problem(with: honest, index: index, attempt: 1, version: 3)?.contains("sample id") == true)
+        #expect(audit.check(honest, index: index, attempt: 1, version: 3) == .forgedContents)
         // The honest batch itself passes (so each case above is caught for its forgery alone).
-        #expect(audit.check(honest, index: index, version: 3) == nil)
+        #expect(audit.check(honest, index: index, attempt: 0, version: 3) == nil)
         #expect(honest.rollouts[0].completion.count > 0 && honest.rollouts[wrong].completion.count > 0)
     }
 
@@ -181,7 +207,7 @@ struct BatchAuditTests {
         let fixture = try AuditFixture()
         var batch = try fixture.honest(index: 0)
         batch.rollouts[5].behaviourLogProbs[0] = .nan
-        let problem = try #require(fixture.audit.problem(with: batch, index: 0, version: 3))
+        let problem = try #require(fixture.audit.problem(with: batch, index: 0, attempt: 0, version: 3))
         #expect(problem.hasPrefix("batch 0 rollout 5: behaviour log-probabilities"))
     }
 }

@@ -109,46 +109,86 @@ struct BenchingTests {
         #expect(assignment(restarted.requestWork(worker: 0, now: .zero)) != nil)
     }
 
-    @Test func forgedContentsFromTheAssigneeAreRefusedCountedAndTheAssignmentStays() throws {
-        let config = try TestKit.tinyConfig()
+    @Test func forgedContentsBenchTheirWorkerForGoodAndWhatItHeldGoesOutAtOnce() throws {
+        let config = try TestKit.tinyConfig(maxStaleness: 1)
         let audit = try BatchAudit(config: config)
         let size = config.train.promptsPerStep * config.train.groupSize
         var m = Machine(settings: .init(config.train, lease: Self.lease), incarnation: 1)
-        let order = try #require(assignment(m.requestWork(worker: 0, now: .zero)))
-        let honest = correctBatch(audit, config: config, index: order.index, version: order.version)
-        var forged = honest
-        forged.rollouts[0].reward = 0.5
-        #expect(
+        // Worker 0 holds two batches.
+        let first = try #require(assignment(m.requestWork(worker: 0, now: .zero)))
+        let second = try #require(assignment(m.requestWork(worker: 0, now: .zero)))
+        let honest = { (order: Machine.Assignment) in
+            correctBatch(
+                audit, config: config, index: order.index, attempt: order.attempt, version: order.version)
+        }
+        let deliver = { (m: inout Machine, worker: Int, order: Machine.Assignment, batch: RolloutBatch) in
             m.deliver(
-                worker: 0, index: order.index, attempt: order.attempt, token: order.token, incarnation: 1,
-                batch: forged, now: .seconds(1), audit: audit) == .refused(.forgedContents))
-        #expect(m.ledger.refused == [.forgedContents: size] && m.ledger.balances)
-        #expect(m.expects(worker: 0, index: order.index, attempt: order.attempt) && m.nextBatch() == nil)
+                worker: worker, index: order.index, attempt: order.attempt, token: order.token,
+                incarnation: 1,
+                batch: batch, now: .seconds(1), audit: audit)
+        }
+        var forged = honest(first)
+        forged.rollouts[0].reward = 0.5
         // Without the audit the machine would have taken it (the audit is what refuses it).
         var unaudited = m
         #expect(
             unaudited.deliver(
-                worker: 0, index: order.index, attempt: order.attempt, token: order.token, incarnation: 1,
+                worker: 0, index: first.index, attempt: first.attempt, token: first.token, incarnation: 1,
                 batch: forged, now: .seconds(1)) == .accepted)
-        // A token-less forgery is refused for its token first.
-        #expect(
-            m.deliver(
-                worker: 0, index: order.index, attempt: order.attempt, token: .none, incarnation: 1,
-                batch: forged, now: .seconds(1), audit: audit) == .refused(.wrongToken))
-        // The honest batch is taken.
-        #expect(
-            m.deliver(
-                worker: 0, index: order.index, attempt: order.attempt, token: order.token, incarnation: 1,
-                batch: honest, now: .seconds(1), audit: audit) == .accepted)
+        // A token-less forgery is refused for its token first, and benches no one.
+        var tokenless = first
+        tokenless.token = .none
+        #expect(deliver(&m, 0, tokenless, forged) == .refused(.wrongToken))
+        #expect(!m.isBenched(0) && m.expects(worker: 0, index: first.index, attempt: first.attempt))
+
+        #expect(deliver(&m, 0, first, forged) == .refused(.forgedContents))
+        // Both batches it held are given up at once (no lease to wait out) and go out again.
+        #expect(m.hasForged(0) && m.isBenched(0) && !m.hasForged(1))
+        #expect(m.assignments.isEmpty && m.nextLeaseDeadline == nil)
+        #expect(m.ledger.refused == [.wrongToken: size, .forgedContents: size] && m.ledger.lost == 2 * size)
+        #expect(m.ledger.inFlight == 0 && m.ledger.leasesExpired == 0 && m.ledger.balances)
+        let again = try #require(assignment(m.requestWork(worker: 1, now: .seconds(1))))
+        let againSecond = try #require(assignment(m.requestWork(worker: 1, now: .seconds(1))))
+        #expect(again.index == first.index && againSecond.index == second.index)
+        #expect(again.attempt == 1 && againSecond.attempt == 1)
+        // Benched for good: its requests are refused, also after it is lost and rejoins.
+        #expect(m.requestWork(worker: 0, now: .seconds(2)) == .refused(.forgedContents))
+        _ = m.workerLost(0)
+        #expect(m.requestWork(worker: 0, now: .seconds(3)) == .refused(.forgedContents))
+        // Nothing it delivers is taken, honest or not: counted as forged contents.
+        #expect(deliver(&m, 0, second, honest(second)) == .refused(.forgedContents))
+        #expect(deliver(&m, 0, first, honest(first)) == .refused(.forgedContents))
+        #expect(m.ledger.refused[.forgedContents] == 3 * size && m.ledger.balances)
+        // The honest worker's batches are taken and the run goes on.
+        #expect(deliver(&m, 1, again, honest(again)) == .accepted)
+        #expect(deliver(&m, 1, againSecond, honest(againSecond)) == .accepted)
+        guard case .train(let order) = m.nextBatch() else {
+            Issue.record("the honest batch does not train")
+            return
+        }
+        #expect(order.index == first.index)
+        _ = m.trained(order, learner: learned, version: 1)
+        #expect(m.ledger.trained == size && m.ledger.balances)
+        // At the end even a forger is told the run is over.
+        var ended = m
+        _ = ended.drain()
+        while case .train(let order) = ended.nextBatch() {
+            _ = ended.trained(order, learner: learned, version: ended.version + 1)
+        }
+        #expect(ended.isFinished && ended.requestWork(worker: 0, now: .seconds(4)) == .finished)
+        // A restarted learner benches no one.
+        var restarted = Machine(settings: m.settings, restoring: m.snapshot(), incarnation: 2)
+        #expect(!restarted.isBenched(0) && assignment(restarted.requestWork(worker: 0, now: .zero)) != nil)
     }
 
-    @Test func aForgedLateBatchDoesNotLiftTheBench() throws {
+    @Test func aForgedLateBatchBenchesItsWorkerForGood() throws {
         let config = try TestKit.tinyConfig()
         let audit = try BatchAudit(config: config)
         var m = Machine(settings: .init(config.train, lease: Self.lease), incarnation: 1)
         let order = try #require(assignment(m.requestWork(worker: 0, now: .zero)))
         _ = m.expireLeases(now: .seconds(2))
-        let honest = correctBatch(audit, config: config, index: order.index, version: order.version)
+        let honest = correctBatch(
+            audit, config: config, index: order.index, attempt: order.attempt, version: order.version)
         var forged = honest
         forged.rollouts[0].prompt[0] += 1
         let deliver = { (m: inout Machine, batch: RolloutBatch) in
@@ -156,9 +196,11 @@ struct BenchingTests {
                 worker: 0, index: order.index, attempt: order.attempt, token: order.token, incarnation: 1,
                 batch: batch, now: .seconds(3), audit: audit)
         }
-        #expect(deliver(&m, forged) == .refused(.forgedContents) && m.isBenched(0))
-        #expect(deliver(&m, honest) == .refused(.leaseExpired) && !m.isBenched(0))
-        #expect(m.ledger.balances)
+        #expect(deliver(&m, forged) == .refused(.forgedContents) && m.hasForged(0))
+        // Its honest late batch no longer lifts the bench.
+        #expect(deliver(&m, honest) == .refused(.forgedContents) && m.isBenched(0))
+        #expect(m.requestWork(worker: 0, now: .seconds(4)) == .refused(.forgedContents))
+        #expect(m.ledger.balances && m.ledger.leasesExpired == 1)
     }
 
     @Test func theLedgerRoundTripsTheNewReason() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import PropertyBased
 import ReinTasks
+import ReinTestKit
 import Testing
 
 @testable import Rein
@@ -49,17 +50,54 @@ struct Simulation {
     /// The late batches (index, attempt) each worker owes since it let their leases expire: it
     /// gets no work until it has delivered them.
     var owed: [Int: Set<[Int]>] = [:]
+    /// Workers that delivered forged contents with their token in this incarnation: benched for good.
+    var forgers: Set<Int> = []
+    /// Workers the events name; worker `workers` only joins at the end (so the run can end when
+    /// every other worker forged).
     let workers = 3
+    /// The audit of every delivery: a run whose batches are `batchSize` problems of one sample.
+    let audit: Audit
 
-    init(settings: Machine.Settings) {
+    /// The contents audit of a simulated run, and the honest batches it takes.
+    struct Audit {
+        let config: RunConfig
+        let dataset: ArithmeticDataset
+        let audit: BatchAudit
+
+        init(batchSize: Int) throws {
+            var config = try TestKit.tinyConfig(promptsPerStep: batchSize)
+            config.train.groupSize = 1
+            let task = try ArithmeticTask(config: config.task)
+            self.config = config
+            dataset = ArithmeticDataset(task: task)
+            audit = BatchAudit(config: config, dataset: dataset, task: task)
+        }
+
+        /// What an honest worker delivers for `order`.
+        func honest(_ order: Held) -> RolloutBatch {
+            correctBatch(
+                audit, config: config, index: order.index, attempt: order.attempt, version: order.version,
+                dataset: dataset)
+        }
+
+        /// `order`'s batch with a made-up reward.
+        func forged(_ order: Held) -> RolloutBatch {
+            var batch = honest(order)
+            batch.rollouts[order.attempt % batch.rollouts.count].reward = 0.5
+            return batch
+        }
+    }
+
+    init(settings: Machine.Settings) throws {
         self.settings = settings
         machine = Machine(settings: settings, incarnation: 1)
         checkpoint = (machine.snapshot(), [], [])
+        audit = try Audit(batchSize: settings.batchSize)
     }
 
     mutating func run(_ events: [Int]) {
         for code in events {
-            step(kind: code % 10, parameter: code / 10)
+            step(kind: code % 11, parameter: code / 11)
             checkInvariants()
         }
         finish()
@@ -81,10 +119,10 @@ struct Simulation {
                 worker: again.worker, index: again.index, attempt: again.attempt, token: again.token,
                 incarnation: again.incarnation,
                 batch: batch(count: again.count, version: again.version), now: now)
-            #expect(
-                decision
-                    == .refused(again.incarnation == machine.incarnation ? .duplicate : .previousLearner),
-                "a second delivery of \(again)")
+            let reason: RefusalReason =
+                again.incarnation != machine.incarnation
+                ? .previousLearner : forgers.contains(again.worker) ? .forgedContents : .duplicate
+            #expect(decision == .refused(reason), "a second delivery of \(again)")
         case 6:  // a worker is lost; what it holds may still arrive later (a zombie)
             _ = machine.workerLost(p % workers)
         case 7:  // time passes; leases expire
@@ -97,6 +135,9 @@ struct Simulation {
         case 8:  // the learner trains what is ready (and sometimes checkpoints)
             trainReady()
             if p % 2 == 0 { checkpoint = (machine.snapshot(), trained, dropped) }
+        case 9:  // a worker delivers one of its orders, with its token, but forged contents
+            guard !held.isEmpty else { return }
+            forgeContents(held.remove(at: p % held.count))
         default:  // the learner crashes and restarts from its last checkpoint
             restart()
         }
@@ -106,6 +147,7 @@ struct Simulation {
         switch machine.requestWork(worker: worker, now: now) {
         case .sample(let a):
             #expect(owed[worker] == nil, "worker \(worker) owes \(owed[worker] ?? []), yet gets work")
+            #expect(!forgers.contains(worker), "worker \(worker) forged contents, yet gets work")
             #expect(a.index >= machine.consumed && a.index < machine.end)
             #expect(
                 a.index == machine.consumed
@@ -121,6 +163,8 @@ struct Simulation {
                 Held(
                     worker: worker, index: a.index, attempt: a.attempt, version: a.version, count: a.count,
                     incarnation: machine.incarnation, token: a.token))
+        case .refused(let reason):
+            #expect(reason == .forgedContents && forgers.contains(worker), "worker \(worker) refused work")
         case .wait, .finished:
             break
         }
@@ -133,8 +177,7 @@ struct Simulation {
         let before = machine.ledger
         let decision = machine.deliver(
             worker: order.worker, index: order.index, attempt: order.attempt, token: order.token,
-            incarnation: order.incarnation, batch: batch(count: order.count, version: order.version), now: now
-        )
+            incarnation: order.incarnation, batch: audit.honest(order), now: now, audit: audit.audit)
         if order.incarnation != machine.incarnation {
             #expect(decision == .refused(.previousLearner), "a batch of an earlier incarnation is refused")
         } else if expected {
@@ -158,6 +201,41 @@ struct Simulation {
             )
             #expect(machine.ledger.inFlight == before.inFlight && machine.ledger.trained == before.trained)
         }
+    }
+
+    /// `order`'s worker delivers it with its token but a made-up reward: refused and counted; if
+    /// the order is still assigned to it (or its lease expired), the worker is benched for good and
+    /// everything it holds is given up at once.
+    mutating func forgeContents(_ order: Held) {
+        let current = order.incarnation == machine.incarnation
+        let expected =
+            current && machine.expects(worker: order.worker, index: order.index, attempt: order.attempt)
+        let lateForLease = current && owed[order.worker]?.contains([order.index, order.attempt]) == true
+        let holding = machine.assignments.filter { $0.worker == order.worker }.map(\.count).reduce(0, +)
+        let before = machine.ledger
+        let decision = machine.deliver(
+            worker: order.worker, index: order.index, attempt: order.attempt, token: order.token,
+            incarnation: order.incarnation, batch: audit.forged(order), now: now, audit: audit.audit)
+        guard case .refused(let reason) = decision else {
+            Issue.record("forged contents of \(order) were not refused: \(decision)")
+            return
+        }
+        if !current {
+            #expect(reason == .previousLearner)
+        } else if expected || lateForLease || forgers.contains(order.worker) {
+            #expect(reason == .forgedContents, "forged contents of \(order)")
+        }
+        var counted = before
+        counted.refused[reason, default: 0] += order.count
+        if current, reason == .forgedContents, !forgers.contains(order.worker) {
+            forgers.insert(order.worker)
+            owed[order.worker] = nil
+            // Everything it held is lost now, not after its leases.
+            counted.lost += holding
+            counted.inFlight -= holding
+            #expect(!machine.assignments.contains { $0.worker == order.worker })
+        }
+        #expect(machine.ledger == counted, "only the refusal and what the forger held are counted")
     }
 
     /// A peer that knows everything about `order` but its token delivers it first: refused and
@@ -217,6 +295,7 @@ struct Simulation {
         machine = Machine(settings: settings, restoring: checkpoint.snapshot, incarnation: incarnations)
         measuredAny = false
         owed = [:]
+        forgers = []
         trained = checkpoint.trained
         dropped = checkpoint.dropped
         #expect(machine.ledger.inFlight == 0)
@@ -232,16 +311,19 @@ struct Simulation {
         #expect(machine.keptVersions.contains(machine.version))
         #expect(machine.keptVersions == machine.keptVersions.sorted())
         for a in machine.assignments { #expect(machine.keptVersions.contains(a.version)) }
-        for w in 0..<workers { #expect(machine.isBenched(w) == (owed[w] != nil), "worker \(w)") }
+        for w in 0...workers {
+            #expect(machine.isBenched(w) == (owed[w] != nil || forgers.contains(w)), "worker \(w)")
+            #expect(machine.hasForged(w) == forgers.contains(w), "worker \(w)")
+        }
     }
 
     /// Every worker honest from here on (late batches are delivered too, so benched workers come
-    /// back), every lease generous: the run must end.
+    /// back; forgers do not, but a new worker joins), every lease generous: the run must end.
     mutating func finish() {
         var rounds = 0
         while !machine.isFinished, rounds < 10 * (settings.steps + 2) {
             rounds += 1
-            for w in 0..<workers { request(worker: w) }
+            for w in 0...workers { request(worker: w) }
             let current = held.filter { $0.incarnation == machine.incarnation }
             held = []
             for order in current.reversed() { deliver(order) }
@@ -276,7 +358,10 @@ struct RunStateMachineTests {
             let settings = Machine.Settings(
                 steps: steps, batchSize: batchSize, maxStaleness: staleness, injectLag: min(lag, staleness),
                 versionsPerStep: versionsPerStep, lease: Self.lease, pacing: PacingMode.allCases[pacing])
-            var simulation = Simulation(settings: settings)
+            guard var simulation = try? Simulation(settings: settings) else {
+                Issue.record("no simulation for \(settings)")
+                return
+            }
             simulation.run(events)
         }
     }
