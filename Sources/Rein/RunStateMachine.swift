@@ -167,7 +167,8 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         case accepted
         /// Refused and counted (``SampleLedger/refused``); never trained.
         case refused(RefusalReason)
-        /// The batch is not what was assigned (wrong size or version): not taken, nothing counted.
+        /// The batch is not what was assigned (wrong size or version) and no audit was asked for:
+        /// not taken, nothing counted. (Under an audit it is refused as forged contents.)
         case invalid(String)
     }
 
@@ -396,10 +397,15 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
             return refuse(n, duplicate ? .duplicate : .late)
         }
         guard assignment.token.matches(token) else { return refuse(n, .wrongToken) }
+        // Not what was assigned: under the audit a forgery like any other (refused, its worker
+        // benched, what it holds given up at once); without it (the single-process trainer, whose
+        // batches are its own) a bug, answered `.invalid`.
         guard n == assignment.count else {
+            if audit != nil { return forged(worker, n, .forgedContents) }
             return .invalid("batch \(index) has \(n) samples, expected \(assignment.count)")
         }
         guard batch.rollouts.allSatisfy({ $0.versions.allSatisfy { $0 == assignment.version } }) else {
+            if audit != nil { return forged(worker, n, .forgedContents) }
             return .invalid("batch \(index) was not sampled with version \(assignment.version) as assigned")
         }
         if let reason = audit?.check(batch, index: index, attempt: attempt, version: assignment.version) {

@@ -203,6 +203,39 @@ struct BenchingTests {
         #expect(m.ledger.balances && m.ledger.leasesExpired == 1)
     }
 
+    /// With its token, a batch of the wrong size or sampled with another version is a forgery too
+    /// under the audit: refused and counted at once, so it cannot hold its index until the lease
+    /// expires (it used to be answered `.invalid`, with the assignment left out).
+    @Test(arguments: ["size", "version"])
+    func aBatchOfTheWrongShapeWithItsTokenIsAForgery(_ wrong: String) throws {
+        let config = try TestKit.tinyConfig()
+        let audit = try BatchAudit(config: config)
+        var m = Machine(settings: .init(config.train, lease: Self.lease), incarnation: 1)
+        let order = try #require(assignment(m.requestWork(worker: 0, now: .zero)))
+        var batch = correctBatch(
+            audit, config: config, index: order.index, attempt: order.attempt, version: order.version)
+        if wrong == "size" {
+            batch.rollouts.removeLast()
+        } else {
+            batch.rollouts[0].versions = batch.rollouts[0].versions.map { $0 + 1 }
+        }
+        var unaudited = m
+        guard
+            case .invalid = unaudited.deliver(
+                worker: 0, index: order.index, attempt: order.attempt, token: order.token, incarnation: 1,
+                batch: batch, now: .seconds(1))
+        else {
+            Issue.record("without the audit the machine answers .invalid")
+            return
+        }
+        let decision = m.deliver(
+            worker: 0, index: order.index, attempt: order.attempt, token: order.token, incarnation: 1,
+            batch: batch, now: .seconds(1), audit: audit)
+        #expect(decision == .refused(.forgedContents) && m.hasForged(0))
+        #expect(m.assignments.isEmpty && m.ledger.leasesExpired == 0 && m.ledger.balances)
+        #expect(assignment(m.requestWork(worker: 1, now: .seconds(1)))?.index == order.index)
+    }
+
     @Test func theLedgerRoundTripsTheNewReason() throws {
         let ledger = SampleLedger(produced: 4, trained: 0, lost: 4, refused: [.forgedContents: 4])
         let json = String(decoding: try RunCoding.encoder().encode(ledger), as: UTF8.self)
