@@ -13,22 +13,10 @@ struct WaitTests {
     /// out with another worker; ours waits. The call's hold is half the call timeout (30 s here),
     /// far longer than the test looks, so a count above a handful means a spinning worker.
     @Test func aWorkerWaitingForWorkAsksOnceAndIsAnsweredWhenTheRunChanges() async throws {
-        let (config, reference, _) = try tinyRun(steps: 1, maxStaleness: 0)
-        var settings = testSettings
-        settings.callTimeout = .seconds(60)
-        let bus = InMemoryBus()
-        let learnerSystem = ReinActorSystem(
-            bus: bus, name: LearnerActor.name, settings: settings, logger: quiet)
-        let learner = try LearnerActor.named(
-            on: learnerSystem, config: config, reference: reference,
-            lease: .init(floor: .seconds(600), cap: .seconds(600)), logger: quiet)
-        let holder = NodeID(rawValue: 0xB0B)
-        let held = try await learner.requestWork(worker: holder, haveVersion: 0, inline: false)
-        #expect(held.status == .sample && held.index == 0)
-
-        let workerSystem = ReinActorSystem(bus: bus, name: "worker", settings: settings, logger: quiet)
-        let worker = try RolloutWorkerActor(
-            actorSystem: workerSystem, config: config, gpt: reference.config, logger: quiet)
+        let run = try await HeldRun(callTimeout: .seconds(60))
+        let (config, reference, learner, held) = (run.config, run.reference, run.learner, run.held)
+        let (worker, workerSystem, learnerSystem) = (run.worker, run.workerSystem, run.learnerSystem)
+        #expect(held.index == 0)
         let working = Task { try await work(worker, on: workerSystem) }
         // The worker's first request has reached the learner (and is held there) ...
         #expect(try await eventually { try await learner.workRequestCount() >= 2 })
@@ -39,7 +27,7 @@ struct WaitTests {
 
         // The held batch arrives and is trained: the run is over, and the held call says so.
         try await learner.deliver(
-            worker: holder, index: held.index, attempt: held.attempt, token: held.token,
+            worker: HeldRun.holder, index: held.index, attempt: held.attempt, token: held.token,
             incarnation: held.incarnation,
             batch: try WeightRetentionTests.sample(held, config: config, parameters: reference))
         try await working.value
@@ -106,21 +94,9 @@ struct StoppedWaitTests {
     /// A worker held by the learner's long poll stops at once when asked to, not after the hold
     /// (five minutes here: the time limit fails the test if the worker waits it out).
     @Test(.timeLimit(.minutes(1))) func aWorkerHeldByTheLongPollStopsWhenAsked() async throws {
-        let (config, reference, _) = try tinyRun(steps: 1, maxStaleness: 0)
-        var settings = testSettings
-        settings.callTimeout = .seconds(600)
-        let bus = InMemoryBus()
-        let learnerSystem = ReinActorSystem(
-            bus: bus, name: LearnerActor.name, settings: settings, logger: quiet)
-        let learner = try LearnerActor.named(
-            on: learnerSystem, config: config, reference: reference,
-            lease: .init(floor: .seconds(600), cap: .seconds(600)), logger: quiet)
-        let held = try await learner.requestWork(
-            worker: NodeID(rawValue: 0xB0B), haveVersion: 0, inline: false)
-        #expect(held.status == .sample)
-        let workerSystem = ReinActorSystem(bus: bus, name: "worker", settings: settings, logger: quiet)
-        let worker = try RolloutWorkerActor(
-            actorSystem: workerSystem, config: config, gpt: reference.config, logger: quiet)
+        let run = try await HeldRun(callTimeout: .seconds(600))
+        let (learner, worker) = (run.learner, run.worker)
+        let (workerSystem, learnerSystem) = (run.workerSystem, run.learnerSystem)
         let peer = try await workerSystem.connect(to: LearnerActor.name)
         let remote = try LearnerActor.resolve(
             id: .wellKnown(LearnerActor.name, on: peer.node), using: workerSystem)
@@ -132,5 +108,35 @@ struct StoppedWaitTests {
         #expect(try await worker.deliveredCount() == 0)
         await workerSystem.shutdown()
         await learnerSystem.shutdown()
+    }
+}
+
+/// A one-batch run on an in-memory bus whose only batch is out with another worker (``holder``,
+/// which never connects), and an idle worker beside it: what the wait tests start from.
+struct HeldRun {
+    static let holder = NodeID(rawValue: 0xB0B)
+    let config: RunConfig
+    let reference: GPTParameters
+    let learnerSystem: ReinActorSystem
+    let learner: LearnerActor
+    /// Batch 0, assigned to ``holder``.
+    let held: WorkOrder
+    let workerSystem: ReinActorSystem
+    let worker: RolloutWorkerActor
+
+    init(callTimeout: Duration) async throws {
+        (config, reference, _) = try tinyRun(steps: 1, maxStaleness: 0)
+        var settings = testSettings
+        settings.callTimeout = callTimeout
+        let bus = InMemoryBus()
+        learnerSystem = ReinActorSystem(bus: bus, name: LearnerActor.name, settings: settings, logger: quiet)
+        learner = try LearnerActor.named(
+            on: learnerSystem, config: config, reference: reference,
+            lease: .init(floor: .seconds(600), cap: .seconds(600)), logger: quiet)
+        held = try await learner.requestWork(worker: Self.holder, haveVersion: 0, inline: false)
+        #expect(held.status == .sample)
+        workerSystem = ReinActorSystem(bus: bus, name: "worker", settings: settings, logger: quiet)
+        worker = try RolloutWorkerActor(
+            actorSystem: workerSystem, config: config, gpt: reference.config, logger: quiet)
     }
 }
