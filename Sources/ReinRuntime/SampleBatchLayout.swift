@@ -7,19 +7,19 @@ import ZeroMQ
     #error("the sample batch layout copies columns as-is: it needs a little-endian 64-bit host")
 #endif
 
-/// The bytes of a sample batch on the sample stream (see <doc:SampleBatchLayout>): the payload of
-/// a ``MessageKind/bulk`` message is one header frame — magic, layout version, the batch's scalar
+/// The bytes of a sample batch on the sample stream (see <doc:SampleBatchWire>): the payload of
+/// a `MessageKind.bulk` message is one header frame — magic, layout version, the batch's scalar
 /// fields and a table of its columns (name, dtype, element count) — then one frame per column,
 /// holding its elements as raw little-endian bytes.
 ///
 /// This type owns the layout: ``frames(_:)`` writes it and ``decode(_:limits:)`` reads it, each
 /// column in one copy. Decoding checks every declared count against the frames present and the
-/// limits before it allocates, and throws ``WireError`` on any mismatch; it never traps.
+/// limits before it allocates, and throws `WireError` on any mismatch; it never traps.
 public enum SampleBatchLayout {
     /// The four bytes that start the header frame, `RSMP`.
     public static let magic: [UInt8] = Array("RSMP".utf8)
     /// The layout version this build writes and reads. Independent of
-    /// ``WireHeader/currentVersion``, which changes with it.
+    /// `WireHeader.currentVersion`, which changes with it.
     public static let version: UInt16 = 1
     /// The bytes of the header frame before the column table.
     public static let fixedBytes = 88
@@ -189,7 +189,7 @@ public enum SampleBatchLayout {
     // MARK: Decoding
 
     /// The columns of a batch from its payload frames (the bulk message's frames after its
-    /// ``WireHeader``).
+    /// `WireHeader`).
     ///
     /// Checks, in order: the header frame (magic, layout version, column count, size, group size
     /// ≥ 1, reference width ≥ 0, row and token counts, every column's name, dtype and reserved
@@ -197,7 +197,7 @@ public enum SampleBatchLayout {
     /// size and the header's row and token counts, then the offsets (from 0, non-decreasing,
     /// ending at their column's count) and the outcome codes. Each column is copied out of its
     /// frame once, after its count was checked against the frame.
-    /// - Throws: ``WireError`` naming the first check that failed.
+    /// - Throws: `WireError` naming the first check that failed.
     public static func decode(_ frames: [WireFrame], limits: WireLimits = .default) throws(WireError)
         -> SampleColumns
     {

@@ -8,7 +8,7 @@ import ZeroMQ
 
 /// A delivered batch on the sample stream: who sent which assignment, and the rollouts as flat
 /// columns. On the wire each column is one frame of raw little-endian elements
-/// (``SampleBatchLayout``, <doc:SampleBatchLayout>), so a batch is a handful of memcpys rather
+/// (``SampleBatchLayout``, <doc:SampleBatchWire>), so a batch is a handful of memcpys rather
 /// than a value-by-value encoding of each rollout.
 public struct SampleColumns: Sendable, Hashable {
     /// The delivering worker.

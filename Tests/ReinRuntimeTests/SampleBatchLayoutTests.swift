@@ -92,7 +92,7 @@ struct SampleBatchLayoutTests {
             + Array(repeating: 0, count: 7)
     }
 
-    /// The layout of <doc:SampleBatchLayout>, written out by hand for one small batch.
+    /// The layout of the Sample batch layout article (SampleBatchWire.md), written out by hand for one small batch.
     @Test func encodedBytesMatchTheSpecification() throws {
         var rollout = Rollout(
             id: 5, group: 0, prompt: [7], completion: [9, 2], behaviourLogProbs: [-0.5, -0.25],
