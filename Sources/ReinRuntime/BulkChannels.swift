@@ -106,8 +106,7 @@ struct ZMQSampleSink: SampleSink {
     let sender: BulkSender
 
     func send(_ columns: SampleColumns, policyVersion: Int) async throws {
-        try await sender.send(
-            [WireFrame(try BinaryEncoder().encode(columns))], policyVersion: UInt64(policyVersion))
+        try await sender.send(SampleBatchLayout.frames(columns), policyVersion: UInt64(policyVersion))
     }
 
     func close() { sender.close() }

@@ -4,7 +4,8 @@ import ReinModel
 
 extension SampleColumns {
     /// An upper bound of the bytes a batch of `rows` rollouts of a model with `context` positions
-    /// and `vocab` token ids encodes to — as ``SampleColumns`` on the sample stream, or as the
+    /// and `vocab` token ids encodes to — as the frames of ``SampleBatchLayout`` on the sample
+    /// stream (their total, so also the largest of them), or as the
     /// `RolloutBatch` argument of a `deliver` call: every row's prompt and completion within the
     /// context, every completion token with its log-prob, version, reference log-prob and
     /// reference row (`vocab` floats), plus the per-row fields and their keys.

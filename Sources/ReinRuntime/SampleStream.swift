@@ -7,9 +7,10 @@ import Synchronization
 import ZeroMQ
 
 /// A delivered batch on the sample stream: who sent which assignment, and the rollouts as flat
-/// columns (every array travels as one raw little-endian block under ``BinaryEncoder``), so a
-/// batch is a handful of memcpys rather than a value-by-value encoding of each rollout.
-public struct SampleColumns: Codable, Sendable, Hashable {
+/// columns. On the wire each column is one frame of raw little-endian elements
+/// (``SampleBatchLayout``, <doc:SampleBatchWire>), so a batch is a handful of memcpys rather
+/// than a value-by-value encoding of each rollout.
+public struct SampleColumns: Sendable, Hashable {
     /// The delivering worker.
     public var worker: NodeID
     /// The batch index assigned.
@@ -41,14 +42,37 @@ public struct SampleColumns: Codable, Sendable, Hashable {
     public var versions: [Int]
     /// Rewards, one per row.
     public var rewards: [Double]
-    /// Outcomes (`AnswerOutcome` raw values), one per row.
-    public var outcomes: [String]
+    /// Outcomes, one per row.
+    public var outcomes: [AnswerOutcome]
     /// log π_ref of every completion token, when the worker scored the reference (else empty).
     public var referenceLogProbs: [Float] = []
     /// log π_ref(·|s) rows of every completion position, `referenceWidth` values each (else empty).
     public var referenceRows: [Float] = []
     /// The width of a reference row (the vocabulary), 0 when the reference was not scored.
     public var referenceWidth = 0
+
+    /// Columns of no rows for assignment `index`/`attempt` (with its `token`) by learner
+    /// `incarnation`, from `worker` (``SampleBatchLayout/decode(_:limits:)`` fills them in).
+    init(
+        worker: NodeID, index: Int, attempt: Int, incarnation: UInt64, token: AssignmentToken, groupSize: Int
+    ) {
+        self.worker = worker
+        self.index = index
+        self.attempt = attempt
+        self.incarnation = incarnation
+        self.token = token
+        self.groupSize = groupSize
+        ids = []
+        groups = []
+        promptOffsets = [0]
+        prompts = []
+        completionOffsets = [0]
+        completions = []
+        behaviourLogProbs = []
+        versions = []
+        rewards = []
+        outcomes = []
+    }
 
     /// The columns of `batch`, assignment `index`/`attempt` (with its `token`) by learner
     /// `incarnation`, from `worker`.
@@ -62,38 +86,57 @@ public struct SampleColumns: Codable, Sendable, Hashable {
         self.index = index
         self.attempt = attempt
         groupSize = batch.groupSize
-        ids = batch.rollouts.map(\.id)
-        groups = batch.rollouts.map(\.group)
+        let rollouts = batch.rollouts
+        ids = rollouts.map(\.id)
+        groups = rollouts.map(\.group)
+        // Sized once: every column is then filled by appends that never reallocate. Rows are read
+        // in place (by index), never copied whole.
+        var (promptTokens, tokens) = (0, 0)
+        for r in rollouts.indices {
+            promptTokens += rollouts[r].prompt.count
+            tokens += rollouts[r].completion.count
+        }
         promptOffsets = [0]
+        promptOffsets.reserveCapacity(rollouts.count + 1)
         prompts = []
+        prompts.reserveCapacity(promptTokens)
         completionOffsets = [0]
+        completionOffsets.reserveCapacity(rollouts.count + 1)
         completions = []
+        completions.reserveCapacity(tokens)
         behaviourLogProbs = []
+        behaviourLogProbs.reserveCapacity(tokens)
         versions = []
-        for rollout in batch.rollouts {
-            prompts += rollout.prompt
+        versions.reserveCapacity(tokens)
+        for r in rollouts.indices {
+            prompts += rollouts[r].prompt
             promptOffsets.append(prompts.count)
-            completions += rollout.completion
-            behaviourLogProbs += rollout.behaviourLogProbs
-            versions += rollout.versions
+            completions += rollouts[r].completion
+            behaviourLogProbs += rollouts[r].behaviourLogProbs
+            versions += rollouts[r].versions
             completionOffsets.append(completions.count)
         }
-        rewards = batch.rollouts.map(\.reward)
-        outcomes = batch.rollouts.map(\.outcome.rawValue)
-        let scored = batch.rollouts.allSatisfy {
-            $0.referenceLogProbs?.count == $0.completion.count && $0.referenceRows != nil
+        rewards = rollouts.map(\.reward)
+        outcomes = rollouts.map(\.outcome)
+        let scored = rollouts.indices.allSatisfy {
+            rollouts[$0].referenceLogProbs?.count == rollouts[$0].completion.count
+                && rollouts[$0].referenceRows != nil
         }
-        if scored, let first = batch.rollouts.first(where: { !$0.completion.isEmpty }),
-            let rows = first.referenceRows
+        if scored, let first = rollouts.firstIndex(where: { !$0.completion.isEmpty }),
+            let rows = rollouts[first].referenceRows?.count
         {
-            let width = rows.count / first.completion.count
+            let width = rows / rollouts[first].completion.count
             if width > 0,
-                batch.rollouts.allSatisfy({ $0.referenceRows?.count == $0.completion.count * width })
+                rollouts.indices.allSatisfy({
+                    rollouts[$0].referenceRows?.count == rollouts[$0].completion.count * width
+                })
             {
                 referenceWidth = width
-                for rollout in batch.rollouts {
-                    referenceLogProbs += rollout.referenceLogProbs ?? []
-                    referenceRows += rollout.referenceRows ?? []
+                referenceLogProbs.reserveCapacity(tokens)
+                referenceRows.reserveCapacity(tokens * width)
+                for r in rollouts.indices {
+                    referenceLogProbs += rollouts[r].referenceLogProbs ?? []
+                    referenceRows += rollouts[r].referenceRows ?? []
                 }
             }
         }
@@ -104,7 +147,8 @@ public struct SampleColumns: Codable, Sendable, Hashable {
     public func batch() throws(RuntimeError) -> RolloutBatch {
         let n = ids.count
         guard groups.count == n, rewards.count == n, outcomes.count == n, promptOffsets.count == n + 1,
-            completionOffsets.count == n + 1, promptOffsets.last == prompts.count,
+            completionOffsets.count == n + 1, promptOffsets.first == 0, completionOffsets.first == 0,
+            promptOffsets.last == prompts.count,
             completionOffsets.last == completions.count, behaviourLogProbs.count == completions.count,
             versions.count == completions.count, groupSize > 0, n % groupSize == 0,
             zip(promptOffsets, promptOffsets.dropFirst()).allSatisfy({ $0 <= $1 }),
@@ -115,26 +159,39 @@ public struct SampleColumns: Codable, Sendable, Hashable {
                 : referenceLogProbs.count == completions.count
                     && referenceRows.count == completions.count * referenceWidth
         else { throw RuntimeError("sample batch \(index) from \(worker): inconsistent columns") }
-        var rollouts: [Rollout] = []
-        rollouts.reserveCapacity(n)
-        for r in 0..<n {
-            guard let outcome = AnswerOutcome(rawValue: outcomes[r]) else {
-                throw RuntimeError("sample batch \(index): unknown outcome \(outcomes[r])")
+        let width = referenceWidth
+        // Each row's arrays are copied straight out of the columns' storage (no slice, so no
+        // reference counting of the columns per row).
+        func row<T>(_ column: UnsafeBufferPointer<T>, _ range: Range<Int>) -> [T] {
+            Array(UnsafeBufferPointer(rebasing: column[range]))
+        }
+        let rollouts = prompts.withUnsafeBufferPointer { prompts in
+            completions.withUnsafeBufferPointer { completions in
+                behaviourLogProbs.withUnsafeBufferPointer { behaviourLogProbs in
+                    versions.withUnsafeBufferPointer { versions in
+                        referenceLogProbs.withUnsafeBufferPointer { referenceLogProbs in
+                            referenceRows.withUnsafeBufferPointer { referenceRows in
+                                (0..<n).map { r in
+                                    let p = promptOffsets[r]..<promptOffsets[r + 1]
+                                    let c = completionOffsets[r]..<completionOffsets[r + 1]
+                                    var rollout = Rollout(
+                                        id: ids[r], group: groups[r], prompt: row(prompts, p),
+                                        completion: row(completions, c),
+                                        behaviourLogProbs: row(behaviourLogProbs, c),
+                                        versions: row(versions, c),
+                                        reward: rewards[r], outcome: outcomes[r])
+                                    if width > 0 {
+                                        rollout.referenceLogProbs = row(referenceLogProbs, c)
+                                        rollout.referenceRows = row(
+                                            referenceRows, (c.lowerBound * width)..<(c.upperBound * width))
+                                    }
+                                    return rollout
+                                }
+                            }
+                        }
+                    }
+                }
             }
-            let p = promptOffsets[r]..<promptOffsets[r + 1]
-            let c = completionOffsets[r]..<completionOffsets[r + 1]
-            var rollout = Rollout(
-                id: ids[r], group: groups[r], prompt: Array(prompts[p]),
-                completion: Array(completions[c]),
-                behaviourLogProbs: Array(behaviourLogProbs[c]), versions: Array(versions[c]),
-                reward: rewards[r],
-                outcome: outcome)
-            if referenceWidth > 0 {
-                rollout.referenceLogProbs = Array(referenceLogProbs[c])
-                rollout.referenceRows = Array(
-                    referenceRows[(c.lowerBound * referenceWidth)..<(c.upperBound * referenceWidth)])
-            }
-            rollouts.append(rollout)
         }
         return RolloutBatch(rollouts: rollouts, groupSize: groupSize)
     }
@@ -144,6 +201,7 @@ public struct SampleColumns: Codable, Sendable, Hashable {
 /// learner as deliveries (with the same checks as ``LearnerActor/deliver(worker:index:attempt:token:incarnation:batch:)``).
 final class ZMQSampleSource: SampleSource {
     private let receiver: BulkReceiver
+    private let limits: WireLimits
     private let task = Mutex<Task<Void, Never>?>(nil)
     private let logger: Logger
 
@@ -155,6 +213,7 @@ final class ZMQSampleSource: SampleSource {
             context: context, link: .bind(address), pattern: .pull, limits: wire.limits,
             security: wire.security,
             rejections: wire.rejections, logger: logger)
+        limits = wire.limits
         self.logger = logger
     }
 
@@ -164,11 +223,13 @@ final class ZMQSampleSource: SampleSource {
     /// Delivers what arrives to `learner`.
     func attach(to learner: LearnerActor) {
         let receiver = self.receiver
-        let logger = self.logger
+        let (limits, logger) = (self.limits, self.logger)
         let started = Task {
             do {
                 for try await messages in receiver {
-                    for message in messages { await Self.deliver(message, to: learner, receiver: receiver) }
+                    for message in messages {
+                        await Self.deliver(message, to: learner, receiver: receiver, limits: limits)
+                    }
                 }
             } catch {
                 logger.warning("sample stream stopped: \(error)")
@@ -180,18 +241,13 @@ final class ZMQSampleSource: SampleSource {
     /// Decodes and delivers one message; a payload that does not decode is counted as
     /// ``WireRejections/badPayload``, a batch the learner refuses as ``WireRejections/refused``
     /// (both logged at most once per second per peer).
-    private static func deliver(_ message: BulkMessage, to learner: LearnerActor, receiver: BulkReceiver)
-        async
-    {
+    private static func deliver(
+        _ message: BulkMessage, to learner: LearnerActor, receiver: BulkReceiver, limits: WireLimits
+    ) async {
         let batch: RolloutBatch
         let columns: SampleColumns
         do {
-            guard message.frames.count == 1, let frame = message.frames.first else {
-                throw RuntimeError("a sample message has one frame, not \(message.frames.count)")
-            }
-            columns = try frame.withUnsafeBytes { raw in
-                try BinaryDecoder().decode(SampleColumns.self, from: raw)
-            }
+            columns = try SampleBatchLayout.decode(message.frames, limits: limits)
             batch = try columns.batch()
         } catch {
             receiver.reject(message, reason: WireRejections.badPayload, error: error)

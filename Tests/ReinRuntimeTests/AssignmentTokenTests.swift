@@ -32,7 +32,7 @@ struct AssignmentTokenTests {
             context: context, node: .random(), link: .connect(samples), sendTimeout: .seconds(10))
         defer { hostile.close() }
         func push(_ columns: SampleColumns, from sender: BulkSender) async throws {
-            try await sender.send([WireFrame(try BinaryEncoder().encode(columns))], policyVersion: 0)
+            try await sender.send(SampleBatchLayout.frames(columns), policyVersion: 0)
         }
 
         let worker = NodeID.random()

@@ -49,10 +49,12 @@ struct FrameLimitTests {
         #expect(join.count <= limits.maxFrameBytes)
         // The learner's: a sample batch, on the stream or as a deliver argument.
         let batch = Self.largestBatch(config, model: model)
-        let columns = try encoder.encode(
+        let frames = SampleBatchLayout.frames(
             SampleColumns(
                 batch, worker: .random(), index: .max, attempt: .max, incarnation: .max,
                 token: .random()))
+        // All the frames of the batch together, so also the largest of them.
+        let columns = frames.flatMap(\.bytes)
         let argument = try encoder.encode(batch)
         let bound = SampleColumns.maximumEncodedBytes(
             rows: batch.rollouts.count, context: model.context, vocab: model.vocab)

@@ -45,7 +45,7 @@ struct WeightBroadcastTests {
 
 @Suite("Sample stream")
 struct SampleStreamTests {
-    @Test func columnsRoundTripABatchThroughTheBinaryEncoding() throws {
+    @Test func columnsRoundTripABatchThroughTheSampleBatchLayout() throws {
         let rollouts = (0..<8).map { r in
             Rollout(
                 id: UInt64(100 + r), group: r / 4, prompt: [1, 2, Int32(r)],
@@ -56,12 +56,14 @@ struct SampleStreamTests {
         }
         let batch = RolloutBatch(rollouts: rollouts, groupSize: 4)
         let columns = SampleColumns(batch, worker: NodeID(rawValue: 42), index: 3, attempt: 1)
-        let bytes = try BinaryEncoder().encode(columns)
-        let decoded = try BinaryDecoder().decode(SampleColumns.self, from: bytes)
+        let decoded = try SampleBatchLayout.decode(SampleBatchLayout.frames(columns))
         #expect(decoded == columns)
         #expect(try decoded.batch() == batch)
         var broken = columns
         broken.completionOffsets[2] = 99
+        #expect(throws: RuntimeError.self) { try broken.batch() }
+        broken = columns
+        broken.promptOffsets[0] = -1  // would read before the prompts
         #expect(throws: RuntimeError.self) { try broken.batch() }
         // Reference values scored by the worker travel as two more columns.
         var scored = batch
@@ -72,8 +74,7 @@ struct SampleStreamTests {
         }
         let scoredColumns = SampleColumns(scored, worker: NodeID(rawValue: 42), index: 3, attempt: 1)
         #expect(scoredColumns.referenceWidth == 3)
-        let back = try BinaryDecoder().decode(
-            SampleColumns.self, from: try BinaryEncoder().encode(scoredColumns))
+        let back = try SampleBatchLayout.decode(SampleBatchLayout.frames(scoredColumns))
         #expect(try back.batch() == scored)
         var lying = scoredColumns
         lying.referenceWidth = 4

@@ -402,10 +402,11 @@ struct Hostile {
         }
         let columns = SampleColumns(
             RolloutBatch(rollouts: rollouts, groupSize: 4), worker: sender, index: 1_000_000, attempt: 0)
-        let payload = (try? BinaryEncoder().encode(columns)) ?? []
+        let payload = SampleBatchLayout.frames(columns).map(\.bytes)
         let header = WireHeader(
-            kind: .bulk, sender: sender, frameCount: 1, payloadBytes: UInt64(payload.count))
+            kind: .bulk, sender: sender, frameCount: UInt16(payload.count),
+            payloadBytes: UInt64(payload.reduce(0) { $0 + $1.count }))
         return WireFuzzer.Message(
-            name: "unassignedSample", frames: [header.encoded(), payload], reason: WireRejections.refused)
+            name: "unassignedSample", frames: [header.encoded()] + payload, reason: WireRejections.refused)
     }
 }

@@ -145,7 +145,7 @@ struct WireSecurityTests {
             let push = try BulkSender(
                 context: outside, node: .random(), link: .connect(samples), sendTimeout: .seconds(1),
                 security: security)
-            try? await push.send([WireFrame(Self.sampleBytes())], policyVersion: 0)
+            try? await push.send(Self.sampleFrames(), policyVersion: 0)
             if name == "allowed" {
                 #expect(await eventually { secure.sink.rejections.count(WireRejections.refused) == 1 })
             } else {
@@ -214,13 +214,13 @@ struct WireSecurityTests {
     }
 
     /// A well-formed sample batch for an assignment that does not exist.
-    static func sampleBytes() throws -> [UInt8] {
+    static func sampleFrames() -> [WireFrame] {
         let rollouts = (0..<4).map { r in
             Rollout(
                 id: UInt64(r), group: 0, prompt: [1], completion: [2], behaviourLogProbs: [-1], versions: [0],
                 reward: 1, outcome: .correct)
         }
-        return try BinaryEncoder().encode(
+        return SampleBatchLayout.frames(
             SampleColumns(
                 RolloutBatch(rollouts: rollouts, groupSize: 4), worker: .random(), index: 77, attempt: 0))
     }

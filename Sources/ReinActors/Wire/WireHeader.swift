@@ -19,8 +19,10 @@ public struct WireHeader: Sendable, Hashable {
     public static let magic: [UInt8] = Array("REIN".utf8)
     /// The protocol version this build speaks. 2: work orders and sample batches carry the
     /// learner incarnation (checkpoint/resume); 3: they carry the assignment token too (a batch is
-    /// taken only with its assignment's token). Peers of other versions are refused by name.
-    public static let currentVersion: UInt16 = 3
+    /// taken only with its assignment's token); 4: a sample batch is a header frame and one raw
+    /// frame per column (ReinRuntime's `SampleBatchLayout`) instead of one frame of keyed values.
+    /// Peers of other versions are refused by name.
+    public static let currentVersion: UInt16 = 4
     /// The encoded size in bytes.
     public static let size = 48
 

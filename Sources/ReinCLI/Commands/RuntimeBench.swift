@@ -21,7 +21,7 @@ struct RuntimeBench: AsyncParsableCommand {
             "Broadcast and sample transport against raw PUSH/PULL, and async vs sync training, in one run.",
         discussion: """
             broadcast: publish the default model's weights until 1, 2 and 4 subscribers (WeightCaches,             as in workers) hold them, against the same frames sent over 1, 2 and 4 raw PUSH/PULL pairs at             once; the two alternate, medians over --repeats. Goal: broadcast ≤ 2× raw.
-            samples: one real sampled batch (train.prompts_per_step × train.group_size rollouts)             encoded as SampleColumns, sent, received and decoded back into a RolloutBatch, against             raw PUSH/PULL of the same bytes (the transport ceiling).
+            samples: one real sampled batch (train.prompts_per_step × train.group_size rollouts)             encoded as SampleColumns frames (SampleBatchLayout), sent, received and decoded back into SampleColumns (and, second figure, on into a RolloutBatch), against             raw PUSH/PULL of the same bytes (the transport ceiling).
             pipeline: the same in-process run (learner + --workers rollout workers over inproc             ZeroMQ, --steps batches, threads 1 per part) with max_staleness 0 and then 4: samples             trained per second and learner busy fraction. Goals: async ≥ 1.5× sync, busy ≥ 90% async.
             pacing: the same in-process run (--pacing-workers workers, --pacing-steps batches, the             configured train.max_staleness, staleness tracker every --tracker-every steps) with             runtime.pacing bound and then auto: samples trained per second, learner busy, token-weighted             lag (mean, p50, p99, max) and the tracker's position-weighted relative error of naive             k2-as-loss (k2_loss) beside sg(w)·k2. Goals: auto ≥ 95% of bound's samples/s, busy ≥ 90%,             mean lag ≤ 1.5, k2_loss bias ≤ ¼ of bound's.
             """
@@ -73,9 +73,18 @@ struct RuntimeBench: AsyncParsableCommand {
     struct SampleRow: Codable {
         var rollouts: Int
         var bytes: Int
+        /// Worker's encode, send, receive, learner's decode into ``SampleColumns`` (medians).
         var batchesPerSecond: Double
         var rawBatchesPerSecond: Double
+        /// Median of the per-round ratios of the sample path to raw.
         var ratio: Double
+        /// The same path, decoded on to a `RolloutBatch` (one array per row and column).
+        var rolloutsBatchesPerSecond: Double
+        var rolloutsRatio: Double
+        /// Raw PUSH/PULL of the path's own frames, made once and sent without copying.
+        var rawFramesBatchesPerSecond: Double
+        /// Median of the per-round ratios of the sample path to that.
+        var framesRatio: Double
     }
 
     struct PipelineRow: Codable {
@@ -161,8 +170,10 @@ struct RuntimeBench: AsyncParsableCommand {
                 emit(
                     String(
                         format:
-                            "samples: batch of %d rollouts (%d bytes): %.0f batches/s over the wire, raw PUSH/PULL %.0f/s, ratio %.2f",
-                        row.rollouts, row.bytes, row.batchesPerSecond, row.rawBatchesPerSecond, row.ratio))
+                            "samples: batch of %d rollouts (%d bytes): %.0f batches/s over the wire, raw PUSH/PULL %.0f/s, ratio %.2f (goal ≥ 0.8); decoded on to rollouts %.0f/s, ratio %.2f; raw PUSH/PULL of the same frames without copying %.0f/s, ratio %.2f",
+                        row.rollouts, row.bytes, row.batchesPerSecond, row.rawBatchesPerSecond, row.ratio,
+                        row.rolloutsBatchesPerSecond, row.rolloutsRatio, row.rawFramesBatchesPerSecond,
+                        row.framesRatio))
             }
         }
         if chosen.contains(.pipeline) {
@@ -405,29 +416,47 @@ struct RuntimeBench: AsyncParsableCommand {
             problems, groupSize: config.train.groupSize, parameters: parameters, version: 0, seed: 1,
             firstID: 0)
         let node = NodeID.random()
-        let encoded = try BinaryEncoder().encode(SampleColumns(batch, worker: node, index: 0, attempt: 0))
+        let encoded = SampleBatchLayout.frames(SampleColumns(batch, worker: node, index: 0, attempt: 0))
         let count = max(50, repeats * 20)
-        // Over the wire: encode, send, receive, decode back into a batch.
-        let wire = try await bulkRate(count: count, context: context, logger: logger) { sender in
-            let bytes = try BinaryEncoder().encode(SampleColumns(batch, worker: node, index: 0, attempt: 0))
-            try await sender.send([WireFrame(bytes)], policyVersion: 0)
-        } receive: { message in
-            guard let frame = message.frames.first else { throw CLIError("empty sample message") }
-            let columns = try frame.withUnsafeBytes {
-                try BinaryDecoder().decode(SampleColumns.self, from: $0)
-            }
-            guard try columns.batch().rollouts.count == batch.rollouts.count else {
-                throw CLIError("sample batch decoded wrong")
+        // The sample path as a worker and the learner take it: the worker makes the columns of its
+        // batch and their frames and sends them; the learner receives and decodes the columns
+        // (and, in the learner's next step, the batch of rollouts back from them).
+        func path(toRollouts: Bool) async throws -> Double {
+            try await bulkRate(count: count, context: context, logger: logger) { sender in
+                let frames = SampleBatchLayout.frames(
+                    SampleColumns(batch, worker: node, index: 0, attempt: 0))
+                try await sender.send(frames, policyVersion: 0)
+            } receive: { message in
+                let columns = try SampleBatchLayout.decode(message.frames)
+                let rows = toRollouts ? try columns.batch().rollouts.count : columns.ids.count
+                guard rows == batch.rollouts.count else { throw CLIError("sample batch decoded wrong") }
             }
         }
-        // Raw: the same bytes, already encoded, not decoded.
-        let raw = try await bulkRate(count: count, context: context, logger: logger) { sender in
-            try await sender.send([WireFrame(encoded)], policyVersion: 0)
-        } receive: { _ in
+        // Raw: the same bytes, already encoded, in one frame, not decoded. Beside it, the stricter
+        // ceiling of the very frames the path sends, already made (no copy on send). The four
+        // alternate, and each ratio is taken within a round (a load that changes between rounds
+        // cancels out).
+        let bytes = encoded.flatMap(\.bytes)
+        var rounds: [(wire: Double, rollouts: Double, raw: Double, frames: Double)] = []
+        for _ in 0..<5 {
+            let raw = try await bulkRate(count: count, context: context, logger: logger) { sender in
+                try await sender.send([WireFrame(bytes)], policyVersion: 0)
+            } receive: { _ in
+            }
+            let frames = try await bulkRate(count: count, context: context, logger: logger) { sender in
+                try await sender.send(encoded, policyVersion: 0)
+            } receive: { _ in
+            }
+            rounds.append((try await path(toRollouts: false), try await path(toRollouts: true), raw, frames))
         }
         return SampleRow(
-            rollouts: batch.rollouts.count, bytes: encoded.count, batchesPerSecond: wire,
-            rawBatchesPerSecond: raw, ratio: wire / raw)
+            rollouts: batch.rollouts.count, bytes: encoded.reduce(0) { $0 + $1.count },
+            batchesPerSecond: median(rounds.map(\.wire)),
+            rawBatchesPerSecond: median(rounds.map(\.raw)), ratio: median(rounds.map { $0.wire / $0.raw }),
+            rolloutsBatchesPerSecond: median(rounds.map(\.rollouts)),
+            rolloutsRatio: median(rounds.map { $0.rollouts / $0.raw }),
+            rawFramesBatchesPerSecond: median(rounds.map(\.frames)),
+            framesRatio: median(rounds.map { $0.wire / $0.frames }))
     }
 
     /// Messages per second from one PUSH to one PULL over loopback TCP: `send` is called `count`
