@@ -49,6 +49,19 @@ struct RuntimeConfigTests {
         }
     }
 
+    /// A learner bound where the network reaches it, without CURVE, is told so (issue 15: anyone
+    /// could join); loopback, ipc and inproc endpoints are not.
+    @Test func aLearnerReachableFromTheNetworkWithoutCurveIsWarned() {
+        for exposed in ["tcp://0.0.0.0:7070", "tcp://*:7070", "tcp://10.0.0.5:7070", "tcp://learner:7070"] {
+            let warning = RuntimeConfig.exposure(bindEndpoint: exposed)
+            #expect(warning?.contains("without CURVE") == true, "\(exposed)")
+            #expect(warning?.contains(exposed) == true)
+        }
+        for local in ["tcp://127.0.0.1:7070", "tcp://127.0.0.1:*", "tcp://localhost:7070", "ipc:///tmp/l", "inproc://l"] {
+            #expect(RuntimeConfig.exposure(bindEndpoint: local) == nil, "\(local)")
+        }
+    }
+
     @Test func goodEndpointsLoad() throws {
         let config = try ConfigLoader.load(
             RunConfig.self,

@@ -109,4 +109,17 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         }
         return nil
     }
+
+    /// Why binding the learner's control socket to `bind` without CURVE lets anyone on the
+    /// network in (join, read the weights, deliver batches), or `nil` for a loopback, `ipc://` or
+    /// `inproc://` endpoint. The learner says it once at start; it refuses nothing.
+    public static func exposure(bindEndpoint bind: String) -> String? {
+        guard bind.hasPrefix("tcp://"), let colon = bind.lastIndex(of: ":") else { return nil }
+        let host = bind[bind.index(bind.startIndex, offsetBy: 6)..<colon]
+        let loopback = host == "localhost" || host.hasPrefix("127.") || host == "[::1]" || host == "::1"
+        guard !loopback else { return nil }
+        return "\(bind) is reachable from the network without CURVE: any peer that connects can join, "
+            + "read the policy weights and deliver batches; give the learner --curve-secret and --allow "
+            + "(see `rein keys`), or bind 127.0.0.1"
+    }
 }

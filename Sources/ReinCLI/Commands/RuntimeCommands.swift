@@ -267,6 +267,9 @@ struct LearnerCommand: AsyncParsableCommand {
         var wire = try security.wire()
         let config = try options.load()
         let (bind, broadcastBind, samplesBind) = try endpoints(config.runtime)
+        if wire.security == nil, let exposure = RuntimeConfig.exposure(bindEndpoint: bind) {
+            logger.warning("\(exposure)")
+        }
         let metricsEndpoint = try await metrics.start(config, logger: logger)
         let parameters = try reference.load(config)
         wire.limits = security.limits(config: config, model: parameters.config)
