@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 start=$(date +%s)
-swift build -c release
+# Only the CLI: the demo needs no test kit, benchmark peer or build plugins.
+swift build -c release --product rein
 built=$(date +%s)
 rein=.build/release/rein
 config=${REIN_CONFIG:-configs/default.yaml}
