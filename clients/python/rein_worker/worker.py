@@ -208,6 +208,44 @@ class Connection:
         self.wake.close()
 
 
+class WeightSubscription:
+    """The learner's weight broadcast: a SUB socket, and the newest `keep` versions received."""
+
+    def __init__(self, context, endpoint, keep, count):
+        self.socket = context.socket(zmq.SUB)
+        self.socket.setsockopt(zmq.SUBSCRIBE, b"")
+        self.socket.connect(endpoint)
+        self.keep, self.count, self.versions = max(1, keep), count, {}
+
+    def _take(self, timeout):
+        """Receives what arrived (waiting up to `timeout` seconds for the first message)."""
+        while self.socket.poll(timeout * 1000):
+            timeout = 0
+            try:
+                header, payload = wire.parse_message(self.socket.recv_multipart())
+            except wire.WireError as error:
+                log.warning("skipped a weight broadcast: %s", error)
+                continue
+            values = wire.weights_from_broadcast(payload) if header.kind == wire.BULK else None
+            if values is None or values.size != self.count:
+                log.warning("skipped a weight broadcast that is not %d floats", self.count)
+                continue
+            self.versions[header.policy_version] = values
+            while len(self.versions) > self.keep:
+                del self.versions[min(self.versions)]
+
+    def get(self, version, wait):
+        """The weights of `version` if they arrived, waiting up to `wait` seconds for them."""
+        deadline = time.monotonic() + wait
+        self._take(0)
+        while version not in self.versions and time.monotonic() < deadline:
+            self._take(max(0.0, deadline - time.monotonic()))
+        return self.versions.get(version)
+
+    def close(self):
+        self.socket.close(0)
+
+
 def reachable(endpoint, learner_address):
     """A wildcard-host tcp endpoint (0.0.0.0, *, [::]) with the learner's host instead."""
     if not (endpoint.startswith("tcp://") and learner_address.startswith("tcp://")):
@@ -230,10 +268,11 @@ class Worker:
         self.version = -1
         self.delivered = 0
         self.push_sequence = itertools.count(1)
+        self.broadcast_swaps = self.fetched_swaps = 0
 
     def run(self):
         connection = Connection(self.context, self.address, self.name, self.node)
-        push = None
+        push = self.weights = None
         try:
             joined = wire.JoinReply.decode(connection.call("join", [wire.enc_node(self.node)], 30))
             if joined.config is None:
@@ -251,24 +290,35 @@ class Worker:
             self._load(*joined.weights)
             if not joined.samples:
                 raise RuntimeError("the learner takes no sample stream (this worker delivers only by stream)")
+            if joined.broadcast:
+                self.weights = WeightSubscription(self.context, reachable(joined.broadcast, self.address),
+                                                  joined.keep_versions, joined.weights[1].size)
             push = self.context.socket(zmq.PUSH)
             push.setsockopt(zmq.LINGER, 10000)
             push.connect(reachable(joined.samples, self.address))
             log.info("joined at version %d; pushing samples to %s", self.version, joined.samples)
             while True:
                 order = wire.WorkOrder.decode(connection.call(
-                    "requestWork", [wire.enc_node(self.node), wire.enc_int(self.version), wire.enc_bool(True)],
+                    "requestWork",
+                    [wire.enc_node(self.node), wire.enc_int(self.version), wire.enc_bool(self.weights is None)],
                     self.call_timeout))
                 if order.status == "finished":
-                    log.info("run finished after %d batches from this worker", self.delivered)
+                    log.info("run finished after %d batches from this worker; weights from the broadcast %d "
+                             "times, fetched %d times", self.delivered, self.broadcast_swaps, self.fetched_swaps)
                     return self.delivered
                 if order.status == "wait":
                     continue
                 if order.weights is not None:
                     self._load(*order.weights)
                 elif order.version != self.version:
-                    self._load(*wire.dec_weights(wire.decode_value(
-                        connection.call("fetchWeights", [wire.enc_int(order.version)], self.call_timeout))))
+                    values = self.weights.get(order.version, 0.5) if self.weights else None
+                    if values is not None:
+                        self._load(order.version, values)
+                        self.broadcast_swaps += 1
+                    else:
+                        self._load(*wire.dec_weights(wire.decode_value(
+                            connection.call("fetchWeights", [wire.enc_int(order.version)], self.call_timeout))))
+                        self.fetched_swaps += 1
                 batch = self.sample(order)
                 payload = batch.frames()
                 push.send_multipart(wire.message(wire.BULK, self.node, next(self.push_sequence), payload,
@@ -278,6 +328,8 @@ class Worker:
         finally:
             if push is not None:
                 push.close()
+            if self.weights is not None:
+                self.weights.close()
             connection.close(goodbye=connection.lost is None)
 
     def _load(self, version, values):
@@ -324,14 +376,16 @@ def main(argv=None):
     parser.add_argument("--engine", help="module:factory of another engine (default: the numpy GPT)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    worker = Worker(args.learner, args.name, load_engine(args.engine) if args.engine else None)
     try:
-        delivered = Worker(args.learner, args.name, load_engine(args.engine) if args.engine else None).run()
+        delivered = worker.run()
     except (LearnerLost, RemoteError, RuntimeError, ValueError, wire.WireError) as error:
         print("rein-worker-py: %s" % error, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    print("rein-worker-py: delivered %d batches" % delivered)
+    print("rein-worker-py: delivered %d batches; new weights %d times from the broadcast, fetched %d times"
+          % (delivered, worker.broadcast_swaps, worker.fetched_swaps))
     return 0
 
 
