@@ -76,6 +76,7 @@ class Connection:
             self.close(goodbye=False)
             raise LearnerLost("no welcome from %s within %.0f s" % (endpoint, connect_timeout))
         if self.lost:
+            self.close(goodbye=False)
             raise LearnerLost(self.lost)
 
     # The I/O thread.
