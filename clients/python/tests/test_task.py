@@ -5,7 +5,8 @@ import unittest
 from rein_worker.task import Problem, Task, TaskRandom, decode, encode, first_id, problems_for_step, sampling_seed
 
 # Values the Swift side checks too (Tests/ReinTests/PythonClientGoldenTests.swift).
-GOLDEN = json.load(open(os.path.join(os.path.dirname(__file__), "golden", "task.json")))
+with open(os.path.join(os.path.dirname(__file__), "golden", "task.json")) as f:
+    GOLDEN = json.load(f)
 
 
 class TaskTests(unittest.TestCase):

@@ -135,7 +135,8 @@ class TargetTests(unittest.TestCase):
     def test_targets_are_the_documented_ones(self):
         import json
         from rein_worker.worker import TARGETS
-        golden = json.load(open(os.path.join(GOLDEN, "targets.json")))["targets"]
+        with open(os.path.join(GOLDEN, "targets.json")) as f:
+            golden = json.load(f)["targets"]
         self.assertEqual(golden, {"join(worker:)": TARGETS["join"],
                                   "requestWork(worker:haveVersion:inline:)": TARGETS["requestWork"],
                                   "fetchWeights(version:)": TARGETS["fetchWeights"]})
