@@ -115,8 +115,11 @@ class Connection:
                             self._fail(command[1], self.lost or "not connected")
                 else:
                     while dealer.poll(0):
-                        if self._receive(dealer, dealer.recv_multipart(copy=True)):
-                            last_heard = time.monotonic()
+                        try:
+                            if self._receive(dealer, dealer.recv_multipart(copy=True)):
+                                last_heard = time.monotonic()
+                        except (wire.WireError, IndexError) as error:
+                            log.warning("refused a message from the learner: %s", error)
             now = time.monotonic()
             if now >= next_beat:
                 if self.learner is not None and self.lost is None:
@@ -147,6 +150,8 @@ class Connection:
             return True
         if header.sender != self.learner:
             return False
+        if header.kind in (wire.REPLY, wire.CALL) and not payload:
+            raise wire.WireError("truncated: %s without its envelope" % wire.KIND_NAMES[header.kind])
         if header.kind == wire.REPLY:
             reply = wire.parse_reply_envelope(payload[0])
             future = self.pending.pop(reply["call_id"], None)

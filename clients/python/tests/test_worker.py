@@ -40,6 +40,10 @@ class FakeLearner(threading.Thread):
             elif header.kind == wire.CALL:
                 call = wire.parse_call_envelope(payload[0])
                 self.seen.append(call)
+                # Junk first: a reply without its envelope, one with a torn envelope; neither may
+                # stop the worker's connection.
+                self.send(routing, wire.REPLY, [])
+                self.send(routing, wire.REPLY, [b"\x01\x02"])
                 self.send(routing, wire.REPLY, [struct.pack("<QB", call["call_id"], 0), wire.enc_int(42)])
             elif header.kind == wire.LEAVE:
                 break
