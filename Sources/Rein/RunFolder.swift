@@ -18,6 +18,8 @@ public enum RunFile: String, Sendable, CaseIterable {
     case tracker = "tracker.jsonl"
     /// What a running learner says about itself (rewritten every few seconds).
     case status = "status.json"
+    /// The batches and samples trained from each rollout worker (a distributed run's end).
+    case workers = "workers.json"
     /// The newest checkpoint (a folder; see ``CheckpointStore``).
     case checkpoint = "checkpoint"
     /// The lock a process holds while it writes the folder (see ``RunFolder/lock()``).

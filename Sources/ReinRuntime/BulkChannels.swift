@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Logging
 import Rein
@@ -220,10 +221,18 @@ private struct InMemorySampleSink: SampleSink {
     func close() {}
 }
 
-/// Hands `batch` (decoded from `columns`) to `learner` if it is assigned to its sender (the check
-/// every sample stream makes before a batch reaches the learner).
-/// - Throws: ``RuntimeError`` if the batch is not expected, or what the learner threw.
+/// Hands `batch` (decoded from `columns`) to `learner` if it was drawn with the run's sampler
+/// settings and is assigned to its sender (the checks every sample stream makes before a batch
+/// reaches the learner).
+/// - Throws: ``RuntimeError`` if the batch was sampled with other settings than the run's
+///   (`train.temperature`, `train.top_k`: its log-probs are of another behaviour distribution), is
+///   not expected, or what the learner threw.
 func deliverColumns(_ columns: SampleColumns, _ batch: RolloutBatch, to learner: LearnerActor) async throws {
+    if let expected = await learner.whenLocal({ $0.samplerSettings }), columns.sampler != expected {
+        throw RuntimeError(
+            "sample batch \(columns.index) attempt \(columns.attempt) from \(columns.worker) was sampled with \(columns.sampler), the run samples with \(expected)"
+        )
+    }
     guard try await learner.expects(worker: columns.worker, index: columns.index, attempt: columns.attempt)
     else {
         throw RuntimeError(

@@ -18,6 +18,8 @@ public struct DistributedRunResult: Sendable {
     public var utilisation = LearnerUtilisation(busySeconds: 0, wallSeconds: 0)
     /// The held-out evaluation of the final policy (`eval.json`), when the learner had an evaluator.
     public var evaluation: HeldOutEvaluation?
+    /// What was trained from each worker (`workers.json`).
+    public var workers = WorkerContributions(workers: [])
 
     /// Samples trained per second of the run's wall time.
     public var trainedPerSecond: Double {

@@ -36,6 +36,8 @@ public distributed actor LearnerActor {
     public static let name = "learner"
 
     private let config: RunConfig
+    /// `config` as JSON (``Rein/RunCoding``), for the join reply.
+    private let configJSON: String?
     /// Where checkpoints go (none without a folder).
     private let folder: RunFolder?
     /// The reference the run trains against (recorded in checkpoints).
@@ -97,6 +99,10 @@ public distributed actor LearnerActor {
     private let changes = Wakeups()
     /// ``requestWork(worker:haveVersion:inline:)`` calls so far.
     private var workRequests = 0
+    /// The worker whose delivery of each batch index was accepted (until it is trained).
+    private var deliveredBy: [Int: NodeID] = [:]
+    /// What was trained from each worker, with the name it joined under.
+    private var contributions: [NodeID: WorkerContribution] = [:]
 
     /// A learner starting from `reference` (also the KL reference) that trains `config.train.steps`
     /// batches — or, given a checkpoint, continuing the run that wrote it.
@@ -123,6 +129,9 @@ public distributed actor LearnerActor {
         let incarnation = self.id.node.rawValue
         self.broadcaster = broadcaster
         self.config = config
+        self.configJSON = (try? RunCoding.encoder().encode(config)).map {
+            String(decoding: $0, as: UTF8.self)
+        }
         self.audit = try BatchAudit(config: config, vocab: reference.config.vocab)
         self.folder = folder
         self.logger = logger
@@ -217,6 +226,9 @@ public distributed actor LearnerActor {
     /// The policy version now.
     private var version: Int { machine.version }
 
+    /// The run's sampler settings: the sample stream takes only batches drawn with them.
+    var samplerSettings: SamplerSettings { SamplerSettings(config.train) }
+
     /// The current weights.
     private var current: GPTParameters { weights[machine.version] ?? referenceWeights }
 
@@ -227,13 +239,18 @@ public distributed actor LearnerActor {
         // A worker that joins again (it lost us for a while) will not deliver what it held.
         log(machine.workerLost(worker), "rejoined")
         workers.insert(worker)
+        if contributions[worker] == nil {
+            contributions[worker] = WorkerContribution(
+                node: worker.description, name: ReinActorSystem.caller?.name ?? "local")
+        }
         observer.membership(workers: workers.count, ledger: machine.ledger)
         if firstJoin == nil { firstJoin = clock.now }
         logger.info("worker \(worker) joined at version \(version)")
         return JoinReply(
             weights: PolicyWeights(version: version, values: current.values),
             broadcast: broadcaster?.endpoint, keepVersions: config.train.injectLag + 2,
-            samples: samplesEndpoint, reference: PolicyWeights(version: 0, values: referenceWeights.values))
+            samples: samplesEndpoint, reference: PolicyWeights(version: 0, values: referenceWeights.values),
+            config: configJSON)
     }
 
     /// The weights of `version`, if the learner still has them (the current version, or one kept
@@ -336,6 +353,7 @@ public distributed actor LearnerActor {
             batch: batch, now: now, audit: audit)
         {
         case .accepted:
+            deliveredBy[index] = worker
             armLeaseTimer()
             startTraining()
             changes.notify()
@@ -424,6 +442,7 @@ public distributed actor LearnerActor {
         while let decision = machine.nextBatch() {
             switch decision {
             case .dropped(let step, let order):
+                deliveredBy[order.index] = nil
                 tracking.selection.addDropped(order.batch)
                 logger.warning(
                     "dropped \(step.dropped) samples of batch \(order.index) with lag \(order.lag) > max_staleness"
@@ -447,6 +466,11 @@ public distributed actor LearnerActor {
                 case .success(let (learned, parameters, newVersion)):
                     let lookahead = machine.pacer.lookahead
                     let step = machine.trained(order, learner: learned, version: newVersion)
+                    if let worker = deliveredBy.removeValue(forKey: order.index) {
+                        contributions[worker, default: WorkerContribution(node: worker.description, name: "")]
+                            .batches += 1
+                        contributions[worker]?.samples += order.batch.rollouts.count
+                    }
                     if let paced = machine.pacer.lookahead, paced != lookahead {
                         let (latency, step) = (machine.pacer.latency ?? 0, machine.pacer.stepTime ?? 0)
                         logger.debug(
@@ -621,6 +645,12 @@ public distributed actor LearnerActor {
     /// ``requestWork(worker:haveVersion:inline:)`` calls so far (a waiting worker must not spin).
     public distributed func workRequestCount() -> Int { workRequests }
 
+    /// The batches and samples trained from each worker that joined (`workers.json`).
+    public distributed func workerContributions() -> WorkerContributions {
+        WorkerContributions(
+            workers: contributions.values.sorted { ($0.name, $0.node) < ($1.name, $1.node) })
+    }
+
     /// How long ``requestWork(worker:haveVersion:inline:)`` holds a worker that has nothing to do:
     /// half the call timeout, so the answer comes well before the worker's call times out.
     private var workHold: Duration { actorSystem.settings.callTimeout / 2 }
@@ -671,5 +701,6 @@ extension LearnerActor: CallerChecked {
         "allWorkersReleased()": .localOperator,
         "workerCount()": .localOperator,
         "workRequestCount()": .localOperator,
+        "workerContributions()": .localOperator,
     ]
 }

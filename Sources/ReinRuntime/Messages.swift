@@ -77,18 +77,53 @@ public struct JoinReply: Codable, Sendable, Hashable {
     /// π_ref's weights (version 0), for the worker to score the reference on every batch it samples
     /// (the learner then skips its own reference forward); nil: the learner scores it.
     public var reference: PolicyWeights?
+    /// The run's configuration as JSON (``Rein/RunCoding``: snake_case keys, as in the YAML
+    /// file), so that a worker needs only the learner's address: workers not built from this
+    /// package read the task, model shape and sampler settings from it. `rein worker` uses its own
+    /// `--config` (the same file as the learner's).
+    public var config: String?
 
     /// A reply with every field given.
     public init(
         weights: PolicyWeights, broadcast: String?, keepVersions: Int, samples: String? = nil,
-        reference: PolicyWeights? = nil
+        reference: PolicyWeights? = nil, config: String? = nil
     ) {
+        self.config = config
         self.reference = reference
         self.samples = samples
         self.weights = weights
         self.broadcast = broadcast
         self.keepVersions = keepVersions
     }
+}
+
+/// The batches and samples the learner trained from one rollout worker.
+public struct WorkerContribution: Codable, Sendable, Hashable {
+    /// The worker's node (`node:0123456789abcdef`).
+    public var node: String
+    /// The name it gave in its handshake (not authenticated).
+    public var name: String
+    /// Batches trained from it.
+    public var batches: Int
+    /// Samples (rollouts) trained from it.
+    public var samples: Int
+
+    /// A worker's record.
+    public init(node: String, name: String, batches: Int = 0, samples: Int = 0) {
+        self.node = node
+        self.name = name
+        self.batches = batches
+        self.samples = samples
+    }
+}
+
+/// `workers.json`: what the learner trained from each worker that joined, by name.
+public struct WorkerContributions: Codable, Sendable, Hashable {
+    /// One record per worker node, sorted by name then node.
+    public var workers: [WorkerContribution]
+
+    /// The records `workers`.
+    public init(workers: [WorkerContribution]) { self.workers = workers }
 }
 
 /// How busy the learner was: time in learner steps against the wall time of the run.

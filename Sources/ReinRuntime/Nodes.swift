@@ -54,7 +54,8 @@ public func serveLearner(
     try await learner.checkpoint()
     var result = DistributedRunResult(
         metrics: try await learner.stepMetrics(), ledger: try await learner.currentLedger(),
-        weights: try await learner.currentWeights(), utilisation: try await learner.utilisation())
+        weights: try await learner.currentWeights(), utilisation: try await learner.utilisation(),
+        workers: try await learner.workerContributions())
     try writeRun(result, to: folder)
     if let evaluator {
         let end = try await evaluator.evaluation(of: result.weights.values, afterStep: result.metrics.count)
@@ -65,12 +66,13 @@ public func serveLearner(
     return result
 }
 
-/// Writes a run's `metrics.jsonl` and `ledger.json`, then checks the ledger.
+/// Writes a run's `metrics.jsonl`, `ledger.json` and `workers.json`, then checks the ledger.
 /// - Throws: ``RuntimeError`` if the ledger does not balance or samples are still in flight;
 ///   ``Rein/RunFolderError`` if a file cannot be written.
 public func writeRun(_ result: DistributedRunResult, to folder: RunFolder) throws {
     try folder.rewrite(result.metrics, as: .metrics)
     try result.ledger.write(to: folder)
+    try folder.write(result.workers, as: .workers)
     try result.ledger.check(final: true)
 }
 

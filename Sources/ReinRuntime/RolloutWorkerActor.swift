@@ -144,7 +144,8 @@ public distributed actor RolloutWorkerActor {
                 if let stream {
                     let columns = SampleColumns(
                         batch, worker: node, index: order.index, attempt: order.attempt,
-                        incarnation: order.incarnation, token: order.token)
+                        incarnation: order.incarnation, token: order.token,
+                        sampler: SamplerSettings(config.train))
                     try await stream.send(columns, policyVersion: order.version)
                 } else {
                     try await learner.deliver(

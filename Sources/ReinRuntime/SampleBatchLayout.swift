@@ -19,10 +19,11 @@ public enum SampleBatchLayout {
     /// The four bytes that start the header frame, `RSMP`.
     public static let magic: [UInt8] = Array("RSMP".utf8)
     /// The layout version this build writes and reads. Independent of
-    /// `WireHeader.currentVersion`, which changes with it.
-    public static let version: UInt16 = 1
+    /// `WireHeader.currentVersion`, which changes with it. 2: the header carries the sampler
+    /// settings (temperature, top-k) after the token count.
+    public static let version: UInt16 = 2
     /// The bytes of the header frame before the column table.
-    public static let fixedBytes = 88
+    public static let fixedBytes = 104
     /// The bytes of one entry of the column table.
     public static let entryBytes = 32
     /// The bytes of an entry's name field (ASCII, padded with zero bytes).
@@ -168,6 +169,8 @@ public enum SampleBatchLayout {
         w.write(Int64(columns.referenceWidth))
         w.write(UInt64(columns.ids.count))
         w.write(UInt64(columns.completions.count))
+        w.write(columns.sampler.temperature)
+        w.write(Int64(columns.sampler.topK))
         for (column, body) in zip(Column.allCases, bodies) {
             let name = Array(column.name.utf8)
             w.writeRaw(name + Array(repeating: 0, count: nameBytes - name.count))
@@ -265,7 +268,8 @@ public enum SampleBatchLayout {
         }
         var columns = SampleColumns(
             worker: header.worker, index: header.index, attempt: header.attempt,
-            incarnation: header.incarnation, token: header.token, groupSize: header.groupSize)
+            incarnation: header.incarnation, token: header.token, groupSize: header.groupSize,
+            sampler: header.sampler)
         columns.ids = copy(bodies[Column.ids.rawValue])
         columns.groups = copy(bodies[Column.groups.rawValue])
         columns.promptOffsets = promptOffsets
@@ -291,6 +295,7 @@ public enum SampleBatchLayout {
         var token: AssignmentToken
         var groupSize: Int
         var referenceWidth: Int
+        var sampler: SamplerSettings
         var rows: Int
         var tokens: Int
         /// Declared element counts, by ``Column/rawValue``.
@@ -327,9 +332,14 @@ public enum SampleBatchLayout {
         let referenceWidth = Int(try r.read(Int64.self))
         let rows = try r.read(UInt64.self)
         let tokens = try r.read(UInt64.self)
+        let temperature = try r.readDouble("sample batch temperature")
+        let topK = try r.read(Int64.self, "sample batch top-k")
         guard groupSize >= 1, referenceWidth >= 0 else {
             throw WireError(
                 .malformed, "sample batch: group size \(groupSize), reference width \(referenceWidth)")
+        }
+        guard temperature.isFinite, temperature >= 0, topK >= 0 else {
+            throw WireError(.malformed, "sample batch: temperature \(temperature), top-k \(topK)")
         }
         // Every row and token has at least one byte in some column frame, so a count beyond the
         // largest frame is a lie whatever the columns say.
@@ -363,7 +373,9 @@ public enum SampleBatchLayout {
         }
         return Header(
             worker: worker, index: index, attempt: attempt, incarnation: incarnation, token: token,
-            groupSize: groupSize, referenceWidth: referenceWidth, rows: Int(rows), tokens: Int(tokens),
+            groupSize: groupSize, referenceWidth: referenceWidth,
+            sampler: SamplerSettings(temperature: temperature, topK: Int(topK)), rows: Int(rows),
+            tokens: Int(tokens),
             counts: counts)
     }
 

@@ -6,6 +6,30 @@ import ReinTasks
 import Synchronization
 import ZeroMQ
 
+/// The sampler settings a batch was drawn with: its behaviour log-probs are those of the
+/// distribution after temperature and top-k, so they travel with the batch (bytes 88–103 of a
+/// sample batch's header frame) and the learner takes only batches drawn with the run's own
+/// settings (`train.temperature`, `train.top_k`).
+public struct SamplerSettings: Sendable, Hashable, CustomStringConvertible {
+    /// The sampling temperature (> 0; 1 samples the policy itself).
+    public var temperature: Double
+    /// How many of the most likely tokens may be drawn; 0: all of them.
+    public var topK: Int
+
+    /// Settings of `temperature` and `topK` (0: no top-k cut).
+    public init(temperature: Double, topK: Int) {
+        self.temperature = temperature
+        self.topK = topK
+    }
+
+    /// The settings of a run's training config.
+    public init(_ train: TrainConfig) { self.init(temperature: train.temperature, topK: train.topK) }
+
+    public var description: String {
+        "temperature \(temperature), top-k \(topK == 0 ? "off" : String(topK))"
+    }
+}
+
 /// A delivered batch on the sample stream: who sent which assignment, and the rollouts as flat
 /// columns. On the wire each column is one frame of raw little-endian elements
 /// (``SampleBatchLayout``, <doc:SampleBatchWire>), so a batch is a handful of memcpys rather
@@ -24,6 +48,8 @@ public struct SampleColumns: Sendable, Hashable {
     public var token: AssignmentToken
     /// Rollouts per group.
     public var groupSize: Int
+    /// The temperature and top-k the behaviour log-probs were computed under.
+    public var sampler: SamplerSettings
     /// Sample ids, one per row.
     public var ids: [UInt64]
     /// Group ids, one per row.
@@ -54,8 +80,10 @@ public struct SampleColumns: Sendable, Hashable {
     /// Columns of no rows for assignment `index`/`attempt` (with its `token`) by learner
     /// `incarnation`, from `worker` (``SampleBatchLayout/decode(_:limits:)`` fills them in).
     init(
-        worker: NodeID, index: Int, attempt: Int, incarnation: UInt64, token: AssignmentToken, groupSize: Int
+        worker: NodeID, index: Int, attempt: Int, incarnation: UInt64, token: AssignmentToken, groupSize: Int,
+        sampler: SamplerSettings
     ) {
+        self.sampler = sampler
         self.worker = worker
         self.index = index
         self.attempt = attempt
@@ -75,11 +103,12 @@ public struct SampleColumns: Sendable, Hashable {
     }
 
     /// The columns of `batch`, assignment `index`/`attempt` (with its `token`) by learner
-    /// `incarnation`, from `worker`.
+    /// `incarnation`, from `worker`, sampled with `sampler` (default: the default run's settings).
     public init(
         _ batch: RolloutBatch, worker: NodeID, index: Int, attempt: Int, incarnation: UInt64 = 0,
-        token: AssignmentToken = .none
+        token: AssignmentToken = .none, sampler: SamplerSettings = SamplerSettings(TrainConfig())
     ) {
+        self.sampler = sampler
         self.incarnation = incarnation
         self.token = token
         self.worker = worker

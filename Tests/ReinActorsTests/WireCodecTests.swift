@@ -13,7 +13,7 @@ struct WireCodecTests {
         let bytes = header.encoded()
         #expect(bytes.count == WireHeader.size)
         #expect(Array(bytes[0..<4]) == Array("REIN".utf8))
-        #expect(bytes[4] == 4 && bytes[5] == 0)  // version 4, little-endian
+        #expect(bytes[4] == 5 && bytes[5] == 0)  // version 5, little-endian
         #expect(bytes[16] == 0x08)  // sender, little-endian
         #expect(try WireHeader.decode(bytes) == header)
     }

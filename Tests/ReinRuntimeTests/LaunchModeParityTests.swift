@@ -105,9 +105,17 @@ struct LaunchModeParityTests {
         for mode in LaunchMode.allCases {
             let run = try #require(runs[mode])
             let folder = try RunFolder.existing(run.runDir)
-            // The same files (status.json is the learner process's own, for `rein status`).
+            // The same files (status.json is the learner process's own, for `rein status`;
+            // workers.json, of the modes with workers, what each of them contributed).
             let files = try Set(FileManager.default.contentsOfDirectory(atPath: run.runDir))
-            #expect(files.subtracting([RunFile.status.rawValue]) == singleFiles, "\(mode)")
+            #expect(
+                files.subtracting([RunFile.status.rawValue, RunFile.workers.rawValue]) == singleFiles,
+                "\(mode)")
+            if mode != .train {
+                let workers = try #require(try folder.read(WorkerContributions.self, from: .workers)).workers
+                let trained = try folder.ledger(RuntimeLedger.self)?.trained
+                #expect(workers.count == 2 && workers.map(\.samples).reduce(0, +) == trained, "\(mode)")
+            }
             // The same schema: every file reads back through the typed run folder, with the same keys.
             let metrics = try folder.metrics()
             #expect(metrics.map(comparable) == singleMetrics.map(comparable), "\(mode)")

@@ -1,3 +1,4 @@
+import Foundation
 import Rein
 import ReinActors
 import ReinTasks
@@ -40,7 +41,10 @@ struct SampleBatchLayoutTests {
         SampleColumns(
             batch, worker: NodeID(rawValue: random.next()), index: Int.random(in: 0..<1000, using: &random),
             attempt: Int.random(in: 0..<4, using: &random), incarnation: random.next(),
-            token: AssignmentToken(high: random.next(), low: random.next()))
+            token: AssignmentToken(high: random.next(), low: random.next()),
+            sampler: SamplerSettings(
+                temperature: Double.random(in: 0.1...2, using: &random),
+                topK: Int.random(in: 0...20, using: &random)))
     }
 
     @Test func randomBatchesRoundTrip() throws {
@@ -92,6 +96,16 @@ struct SampleBatchLayoutTests {
             + Array(repeating: 0, count: 7)
     }
 
+    /// The frames of `clients/python/tests/golden/sample_batch.hex` (one `name hex` line per
+    /// frame), which the Python client's tests decode too.
+    static func goldenFrames() throws -> [[UInt8]] {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../clients/python/tests/golden/sample_batch.hex").standardized
+        return try String(contentsOf: url, encoding: .utf8).split(separator: "\n")
+            .filter { !$0.hasPrefix("#") && !$0.isEmpty }
+            .map { line in hex(String(line.split(separator: " ")[1])) }
+    }
+
     /// The layout of the Sample batch layout article (SampleBatchWire.md), written out by hand for one small batch.
     @Test func encodedBytesMatchTheSpecification() throws {
         var rollout = Rollout(
@@ -103,14 +117,15 @@ struct SampleBatchLayoutTests {
         let batch = RolloutBatch(rollouts: [rollout], groupSize: 1)
         let columns = SampleColumns(
             batch, worker: NodeID(rawValue: 0x0102_0304_0506_0708), index: 2, attempt: 1, incarnation: 9,
-            token: AssignmentToken(high: 0x11, low: 0x22))
+            token: AssignmentToken(high: 0x11, low: 0x22), sampler: SamplerSettings(temperature: 0.5, topK: 5)
+        )
         let header =
             Self.hex(
                 """
-                52534d50 0100 0c00
+                52534d50 0200 0c00
                 0807060504030201 0200000000000000 0100000000000000 0900000000000000
                 1100000000000000 2200000000000000 0100000000000000 0200000000000000
-                0100000000000000 0200000000000000
+                0100000000000000 0200000000000000 000000000000e03f 0500000000000000
                 696473 0000000000000000000000000000000000 04 000000 0100000000000000
                 """)
             + Self.entry("groups", 3, 1) + Self.entry("prompt_offsets", 3, 2) + Self.entry("prompts", 2, 1)
@@ -134,8 +149,9 @@ struct SampleBatchLayoutTests {
             "0000003f 0000803f 0000c03f 00000040",  // reference_rows: 0.5, 1, 1.5, 2
         ].map(Self.hex)
         let frames = SampleBatchLayout.frames(columns)
-        #expect(header.count == 88 + 12 * 32)
+        #expect(header.count == 104 + 12 * 32)
         #expect(frames.map(\.bytes) == [header] + bodies)
+        #expect(try Self.goldenFrames() == [header] + bodies, "the Python client's golden file")
         #expect(try SampleBatchLayout.decode(([header] + bodies).map(WireFrame.init)) == columns)
     }
 
@@ -171,8 +187,14 @@ struct SampleBatchLayoutTests {
         bad[0][0] = 0x4A
         refused(.badMagic, bad)
         bad = frames
-        bad[0][4] = 2
+        bad[0][4] = 1
         refused(.unsupportedVersion, bad)
+        bad = frames
+        bad[0][95] = 0xFF  // a negative temperature
+        refused(.malformed, bad)
+        bad = frames
+        bad[0][103] = 0x80  // a negative top-k
+        refused(.malformed, bad)
         bad = frames
         bad[4].removeLast(4)  // one prompt fewer than declared
         refused(.lengthMismatch, bad)
@@ -206,7 +228,10 @@ struct SampleBatchLayoutTests {
     /// with a ``WireError``; random bytes anywhere else never crash the decoder.
     @Test func randomCorruptionsAreRefusedAndNeverCrash() throws {
         var random = TaskRandom(seed: 99, stream: 0)
-        let structural = Array(0..<8) + Array(72..<SampleBatchLayout.headerBytes)
+        // The sampler settings (88..<104) are values: a changed one may still be valid.
+        let structural =
+            Array(0..<8) + Array(72..<88)
+            + Array(SampleBatchLayout.fixedBytes..<SampleBatchLayout.headerBytes)
         var decodedAnyway = 0
         for trial in 0..<2000 {
             var frames = Self.sampleFrames(using: &random)

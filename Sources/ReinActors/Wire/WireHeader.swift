@@ -20,9 +20,10 @@ public struct WireHeader: Sendable, Hashable {
     /// The protocol version this build speaks. 2: work orders and sample batches carry the
     /// learner incarnation (checkpoint/resume); 3: they carry the assignment token too (a batch is
     /// taken only with its assignment's token); 4: a sample batch is a header frame and one raw
-    /// frame per column (ReinRuntime's `SampleBatchLayout`) instead of one frame of keyed values.
-    /// Peers of other versions are refused by name.
-    public static let currentVersion: UInt16 = 4
+    /// frame per column (ReinRuntime's `SampleBatchLayout`) instead of one frame of keyed values;
+    /// 5: a sample batch carries its sampler settings (temperature, top-k), and the join reply the
+    /// run's configuration as JSON (for workers written in other languages). Peers of other versions are refused by name.
+    public static let currentVersion: UInt16 = 5
     /// The encoded size in bytes.
     public static let size = 48
 
