@@ -39,6 +39,11 @@ public struct TrainConfig: Codable, Sendable, Hashable {
     public var maxStaleness = 16
     /// Sample with the weights exactly this many versions old (fewer at the start of a run).
     public var injectLag = 0
+    /// Partial rollouts: a distributed worker that receives new weights (broadcast) while sampling
+    /// a batch continues with them at the next token (no sequence is restarted; each live row's KV
+    /// cache is re-prefilled with the new weights), and every token carries the version it was
+    /// sampled with. Off by default (`rein bench runtime --parts pacing` compares).
+    public var partialRollouts = false
     /// Write a checkpoint every this many steps (0 = only at the end).
     public var checkpointEvery = 50
     /// Evaluate on held-out problems every this many steps (0 = only at the start and end).
@@ -70,6 +75,7 @@ public struct TrainConfig: Codable, Sendable, Hashable {
         case epochs, minibatches, clip, aggregation, advantage, beta, kl
         case maxStaleness = "max_staleness"
         case injectLag = "inject_lag"
+        case partialRollouts = "partial_rollouts"
         case checkpointEvery = "checkpoint_every"
         case evalEvery = "eval_every"
         case evalSize = "eval_size"
