@@ -26,6 +26,24 @@ public enum Lag {
     }
 }
 
+/// Counts at one lag: the lag histogram of `tracker.jsonl` records and of `metrics.jsonl` steps
+/// with partial rollouts.
+public struct LagCount: Sendable, Codable, Hashable {
+    /// Learner version − behaviour version.
+    public var lag: Int
+    /// Sequences whose oldest token has this lag (sequence-weighted).
+    public var sequences: Int
+    /// Tokens with this lag (token-weighted).
+    public var tokens: Int
+
+    /// Counts at `lag`.
+    public init(lag: Int, sequences: Int, tokens: Int) {
+        self.lag = lag
+        self.sequences = sequences
+        self.tokens = tokens
+    }
+}
+
 /// The lags of one batch for a learner at one version (``Lag``'s definitions).
 public struct BatchLag: Sendable, Hashable {
     /// Token-weighted mean lag (the sequence lag when the batch has no tokens).
@@ -36,6 +54,8 @@ public struct BatchLag: Sendable, Hashable {
     public var sequenceMean: Double
     /// The largest version span of one sequence.
     public var spanMax: Int
+    /// Tokens (token lag) and sequences (sequence lag) per lag, ascending.
+    public var histogram: [LagCount]
 
     /// The lags of `batch`, assigned with `assigned`, for a learner at `learner`.
     public init(_ batch: RolloutBatch, assigned: Int, learner: Int) {
@@ -44,11 +64,17 @@ public struct BatchLag: Sendable, Hashable {
         var sequenceSum = 0
         var high = Lag.token(assigned, learner: learner)
         var span = 0
+        var counts: [Int: LagCount] = [:]
         for r in batch.rollouts {
-            for v in r.versions { tokenSum += Lag.token(v, learner: learner) }
+            for v in r.versions {
+                let lag = Lag.token(v, learner: learner)
+                tokenSum += lag
+                counts[lag, default: LagCount(lag: lag, sequences: 0, tokens: 0)].tokens += 1
+            }
             tokens += r.versions.count
             let lag = Lag.sequence(r.versions, assigned: assigned, learner: learner)
             sequenceSum += lag
+            counts[lag, default: LagCount(lag: lag, sequences: 0, tokens: 0)].sequences += 1
             high = Swift.max(high, lag)
             span = Swift.max(span, Lag.span(r.versions))
         }
@@ -59,5 +85,6 @@ public struct BatchLag: Sendable, Hashable {
         tokenMean = tokens > 0 ? Double(tokenSum) / Double(tokens) : sequenceMean
         max = high
         spanMax = span
+        histogram = counts.values.sorted { $0.lag < $1.lag }
     }
 }

@@ -567,7 +567,10 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         let lag = BatchLag(batch, assigned: order.sampledBy, learner: version)
         metrics.lagMean = lag.tokenMean
         metrics.lagMax = lag.max
-        if settings.partialRollouts { metrics.versionSpanMax = lag.spanMax }
+        if settings.partialRollouts {
+            metrics.versionSpanMax = lag.spanMax
+            metrics.lagHistogram = lag.histogram
+        }
         metrics.sampleSeconds = order.sampleSeconds
         return metrics
     }

@@ -221,6 +221,9 @@ public struct StepMetrics: Codable, Sendable {
     public var lagMax = 0
     /// With partial rollouts, the largest version span within one of its sequences (nil without).
     public var versionSpanMax: Int?
+    /// With partial rollouts, tokens and sequences per lag (nil without: every token of the batch
+    /// then has the lag ``lagMax``).
+    public var lagHistogram: [LagCount]?
     public var dropped = 0
     public var sampleSeconds = 0.0
     public var tokensPerSecond = 0.0
@@ -242,6 +245,7 @@ public struct StepMetrics: Codable, Sendable {
         case lagMean = "lag_mean"
         case lagMax = "lag_max"
         case versionSpanMax = "version_span_max"
+        case lagHistogram = "lag_histogram"
         case dropped
         case sampleSeconds = "sample_seconds"
         case tokensPerSecond = "tokens_per_second"

@@ -1,4 +1,5 @@
 import Foundation
+import Rein
 import ReinTracker
 
 /// The XHTML page of a report: one self-contained file, inline CSS and SVG, no scripts, no

@@ -1,4 +1,5 @@
 import Foundation
+import Rein
 import ReinTracker
 
 /// The content of `report.json`: every run of a report, with the series its plots are drawn from.

@@ -89,23 +89,6 @@ public struct SpanCount: Sendable, Codable, Hashable {
     }
 }
 
-/// Counts at one lag.
-public struct LagCount: Sendable, Codable, Hashable {
-    /// Learner version − behaviour version.
-    public var lag: Int
-    /// Sequences whose oldest token has this lag.
-    public var sequences: Int
-    /// Tokens with this lag.
-    public var tokens: Int
-
-    /// Counts at `lag`.
-    public init(lag: Int, sequences: Int, tokens: Int) {
-        self.lag = lag
-        self.sequences = sequences
-        self.tokens = tokens
-    }
-}
-
 /// Summary of a set of importance ratios: mean, extremes, quantiles, Kish ESS / N.
 public struct RatioSummary: Sendable, Codable, Hashable {
     /// Ratios summarised.
