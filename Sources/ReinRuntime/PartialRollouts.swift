@@ -1,22 +1,27 @@
 import ReinModel
 import Synchronization
 
-/// The newest weights a worker's broadcast delivered, offered to its sampler between tokens
-/// (partial rollouts, `train.partial_rollouts`): the worker only supplies the latest weights; the
-/// sampler decides when to take them (``ReinModel/WeightSwap``).
+/// The newest weights a worker's broadcast delivered while it samples a batch, offered to its
+/// sampler between tokens (partial rollouts, `train.partial_rollouts`): the worker only supplies
+/// the latest weights; the sampler decides when to take them (``ReinModel/WeightSwap``).
 final class BroadcastWeights: SamplingWeightsSource {
     private let subscriber: any BulkSubscriber
     private let gpt: GPTConfig
+    /// Versions up to this one had arrived before the batch started: not offered.
+    private let since: Int
     /// The last version offered, built once.
     private let built = Mutex<VersionedParameters?>(nil)
 
-    init(_ subscriber: any BulkSubscriber, gpt: GPTConfig) {
+    /// Offers what `subscriber` receives from now on (versions newer than its newest now and than
+    /// `assigned`), as parameters of shape `gpt`.
+    init(_ subscriber: any BulkSubscriber, gpt: GPTConfig, assigned: Int) {
         self.subscriber = subscriber
         self.gpt = gpt
+        since = max(assigned, subscriber.newest()?.version ?? assigned)
     }
 
     func offer(position: Int) -> VersionedParameters? {
-        guard let (version, values) = subscriber.newest() else { return nil }
+        guard let (version, values) = subscriber.newest(), version > since else { return nil }
         return built.withLock { built in
             if let built, built.version == version { return built }
             guard let parameters = try? GPTParameters(config: gpt, values: values) else { return nil }

@@ -141,7 +141,9 @@ public distributed actor RolloutWorkerActor {
                 var newer: (any SamplingWeightsSource)?
                 if config.train.partialRollouts {
                     newer = try await partialWeights?(order.index, order.version)
-                    if newer == nil, let cache { newer = BroadcastWeights(cache, gpt: gpt) }
+                    if newer == nil, let cache {
+                        newer = BroadcastWeights(cache, gpt: gpt, assigned: order.version)
+                    }
                 }
                 let started = ContinuousClock.now
                 let batch = try await onThread("rein-sample") { [newer] in

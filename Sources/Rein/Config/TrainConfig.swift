@@ -131,6 +131,12 @@ public struct TrainConfig: Codable, Sendable, Hashable {
                 "must be a multiple of epochs × minibatches (\(epochs * minibatches) versions per batch), got \(injectLag)"
             )
         }
+        guard !partialRollouts || injectLag == 0 else {
+            throw ConfigError(
+                path: "train.partial_rollouts",
+                "needs train.inject_lag 0 (lag injection samples with weights exactly that old), got \(injectLag)"
+            )
+        }
         guard checkpointEvery >= 0 else { throw ConfigError(path: "train.checkpoint_every", "must be ≥ 0") }
         guard trackerEvery >= 0 else { throw ConfigError(path: "train.tracker_every", "must be ≥ 0") }
         guard trackerParameterEvery >= 0 else {
