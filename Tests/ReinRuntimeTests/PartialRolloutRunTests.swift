@@ -4,10 +4,11 @@ import Logging
 import Rein
 import ReinActors
 import ReinModel
-import ReinRuntime
 import ReinTracker
 import Synchronization
 import Testing
+
+@testable import ReinRuntime
 
 @Suite("Partial rollouts, one process")
 struct PartialRolloutRunTests {
@@ -62,7 +63,9 @@ struct PartialRolloutRunTests {
                     return nil
                 }
             }
-            group.addTask { try await serveLearner(learner, on: learnerSystem, folder: folder, logger: quiet) }
+            group.addTask {
+                try await serveLearner(learner, on: learnerSystem, folder: folder, logger: quiet)
+            }
             var result: DistributedRunResult?
             for try await value in group { result = result ?? value }
             return result
@@ -82,9 +85,37 @@ struct PartialRolloutRunTests {
         // log-probs are those of the weights each token was tagged with.
         #expect(mixed.maxBehaviourLogProbError < 1e-4)
         for bucket in mixed.buckets {
-            for bias in bucket.implementations where ["k2_loss_sgw_token", "k3_loss_w_token"].contains(bias.id) {
+            for bias in bucket.implementations
+            where ["k2_loss_sgw_token", "k3_loss_w_token"].contains(bias.id) {
                 #expect(bias.relativeError < 1e-9, "\(bias.id) at lag \(bucket.lag)")
             }
         }
+    }
+}
+
+@Suite("Partial rollouts: the broadcast's weights on offer")
+struct BroadcastWeightsTests {
+    @Test func onlyVersionsArrivingWhileTheBatchSamplesAreOffered() async throws {
+        let gpt = GPTConfig(vocab: 7, context: 8, dModel: 8, layers: 1, heads: 2)
+        let values = { (seed: UInt64) in try GPTParameters(config: gpt, seed: seed).values }
+        let channels = InMemoryBulkChannels(logger: quiet)
+        let publisher = try channels.publisher(node: .random(), bind: "inproc://weights")
+        let subscriber = channels.subscriber(endpoint: "inproc://weights", keep: 2, expectedCount: nil)
+        defer { subscriber.close() }
+        #expect(subscriber.newest() == nil)
+        try await publisher.publish(PolicyWeights(version: 3, values: try values(3)))
+        #expect(subscriber.newest()?.version == 3)
+        // A batch assigned version 3 (or 2, with 3 already here): 3 is not offered.
+        for assigned in [2, 3] {
+            #expect(BroadcastWeights(subscriber, gpt: gpt, assigned: assigned).offer(position: 0) == nil)
+        }
+        let source = BroadcastWeights(subscriber, gpt: gpt, assigned: 3)
+        try await publisher.publish(PolicyWeights(version: 4, values: try values(4)))
+        let offer = try #require(source.offer(position: 5))
+        let four = try values(4)
+        #expect(offer.version == 4 && offer.parameters.values == four)
+        // Weights that do not fit the model are never offered.
+        try await publisher.publish(PolicyWeights(version: 5, values: [1, 2, 3]))
+        #expect(source.offer(position: 6) == nil)
     }
 }
