@@ -48,12 +48,29 @@ public struct BatchAudit: Sendable {
     /// Why `batch`, delivered as batch `index` (attempt `attempt`) assigned with policy `version`,
     /// is not what an honest worker sends (``RefusalReason/forgedContents``), or nil if it is.
     public func check(_ batch: RolloutBatch, index: Int, attempt: Int, version: Int) -> RefusalReason? {
-        problem(with: batch, index: index, attempt: attempt, version: version) == nil ? nil : .forgedContents
+        check(batch, index: index, attempt: attempt, versions: TokenVersionRule(assigned: version))
+    }
+
+    /// Why `batch`, delivered as batch `index` (attempt `attempt`) whose token versions must follow
+    /// `versions`, is not what an honest worker sends (``RefusalReason/forgedContents``), or nil.
+    public func check(_ batch: RolloutBatch, index: Int, attempt: Int, versions: TokenVersionRule)
+        -> RefusalReason?
+    {
+        problem(with: batch, index: index, attempt: attempt, versions: versions) == nil
+            ? nil : .forgedContents
     }
 
     /// What is wrong with `batch` (delivered as batch `index`, attempt `attempt`, assigned with
     /// `version`), as one line; nil if nothing is.
     public func problem(with batch: RolloutBatch, index: Int, attempt: Int, version: Int) -> String? {
+        problem(with: batch, index: index, attempt: attempt, versions: TokenVersionRule(assigned: version))
+    }
+
+    /// What is wrong with `batch` (delivered as batch `index`, attempt `attempt`, its token
+    /// versions bound by `versions`), as one line; nil if nothing is.
+    public func problem(with batch: RolloutBatch, index: Int, attempt: Int, versions: TokenVersionRule)
+        -> String?
+    {
         let expected = Trainer.problems(forStep: index, config: config, dataset: dataset)
         let firstID = Rollout.firstID(index: index, attempt: attempt)
         guard batch.groupSize == groupSize else {
@@ -72,8 +89,8 @@ public struct BatchAudit: Sendable {
                     "batch \(index) rollout \(row): sample id \(rollout.id), expected \(firstID + UInt64(row))"
             }
             if let problem = problem(
-                with: rollout, expected: expected[row / groupSize], group: row / groupSize, version: version)
-            {
+                with: rollout, expected: expected[row / groupSize], group: row / groupSize, versions: versions
+            ) {
                 return "batch \(index) rollout \(row): \(problem)"
             }
         }
@@ -81,7 +98,7 @@ public struct BatchAudit: Sendable {
     }
 
     private func problem(
-        with rollout: Rollout, expected: ArithmeticProblem, group: Int, version: Int
+        with rollout: Rollout, expected: ArithmeticProblem, group: Int, versions rule: TokenVersionRule
     ) -> String? {
         let n = rollout.completion.count
         guard rollout.group == group else { return "group \(rollout.group), expected \(group)" }
@@ -100,9 +117,8 @@ public struct BatchAudit: Sendable {
             return
                 "reward \(rollout.reward) (\(rollout.outcome.rawValue)), graded \(grade.reward) (\(grade.outcome.rawValue))"
         }
-        guard rollout.versions.count == n, rollout.versions.allSatisfy({ $0 == version }) else {
-            return "not sampled with version \(version) as assigned"
-        }
+        guard rollout.versions.count == n else { return "\(rollout.versions.count) versions for \(n) tokens" }
+        if let violation = rule.violation(rollout.versions) { return "\(violation)" }
         guard rollout.behaviourLogProbs.count == n, Self.areLogProbs(rollout.behaviourLogProbs) else {
             return "behaviour log-probabilities that are not \(n) log-probabilities"
         }
@@ -122,5 +138,82 @@ public struct BatchAudit: Sendable {
     /// Whether every value is finite and at most 0 (within ``logProbSlack``).
     static func areLogProbs(_ values: [Float]) -> Bool {
         values.allSatisfy { $0.isFinite && $0 <= logProbSlack }
+    }
+}
+
+/// The versions the tokens of one delivered sequence may carry — the audit's typed rule for
+/// per-token versions (``BatchAudit`` and ``RunStateMachine`` both apply it).
+///
+/// Without partial rollouts every token carries the assigned version. With them
+/// (`train.partial_rollouts`) a sequence may move to newer weights mid-way, and then: the first
+/// token carries the assigned version, versions never decrease, none is newer than the learner's
+/// current version, and each is a version whose weights the learner keeps (so the behaviour
+/// distribution of every token can be rebuilt, and no token claims a version that never existed).
+/// Anything else is refused as ``RefusalReason/forgedContents``.
+public struct TokenVersionRule: Sendable, Hashable {
+    /// The version the batch was assigned.
+    public var assigned: Int
+    /// Whether versions may change within a sequence.
+    public var partialRollouts: Bool
+    /// The learner's current version.
+    public var learner: Int
+    /// The versions whose weights the learner keeps (every version from the oldest one a batch in
+    /// flight was assigned up to ``learner``).
+    public var kept: [Int]
+
+    /// The rule for a batch assigned `assigned`: all tokens of that version unless
+    /// `partialRollouts`, then non-decreasing from it, up to `learner`, among `kept`.
+    public init(assigned: Int, partialRollouts: Bool = false, learner: Int? = nil, kept: [Int]? = nil) {
+        self.assigned = assigned
+        self.partialRollouts = partialRollouts
+        self.learner = learner ?? assigned
+        self.kept = kept ?? [assigned]
+    }
+
+    /// What is wrong with a sequence whose tokens carry `versions`, or nil if nothing is.
+    public func violation(_ versions: [Int]) -> TokenVersionViolation? {
+        guard let first = versions.first else { return nil }
+        guard first == assigned else { return .firstNotAssigned(first, assigned: assigned) }
+        var previous = first
+        for (t, v) in versions.enumerated().dropFirst() where v != previous {
+            guard partialRollouts else { return .notAssigned(v, at: t, assigned: assigned) }
+            guard v > previous else { return .decreasing(v, at: t, after: previous) }
+            guard v <= learner else { return .newerThanLearner(v, at: t, learner: learner) }
+            guard kept.contains(v) else { return .unknown(v, at: t) }
+            previous = v
+        }
+        return nil
+    }
+}
+
+/// Why a sequence's token versions break the ``TokenVersionRule``.
+public enum TokenVersionViolation: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The first token does not carry the assigned version.
+    case firstNotAssigned(Int, assigned: Int)
+    /// A token carries another version than the assigned one, and partial rollouts are off.
+    case notAssigned(Int, at: Int, assigned: Int)
+    /// A token's version is older than the token before it.
+    case decreasing(Int, at: Int, after: Int)
+    /// A token claims a version the learner has not reached.
+    case newerThanLearner(Int, at: Int, learner: Int)
+    /// A token claims a version whose weights the learner does not keep (never broadcast).
+    case unknown(Int, at: Int)
+
+    /// How the learner counts a batch with such a sequence.
+    public var reason: RefusalReason { .forgedContents }
+
+    public var description: String {
+        switch self {
+        case .firstNotAssigned(let v, let assigned):
+            "its first token has version \(v), not the assigned \(assigned)"
+        case .notAssigned(let v, let t, let assigned):
+            "token \(t) has version \(v), not the assigned \(assigned) (partial rollouts are off)"
+        case .decreasing(let v, let t, let previous):
+            "token \(t) has version \(v), older than the \(previous) before it"
+        case .newerThanLearner(let v, let t, let learner):
+            "token \(t) has version \(v), newer than the learner's \(learner)"
+        case .unknown(let v, let t):
+            "token \(t) has version \(v), which the learner does not keep"
+        }
     }
 }

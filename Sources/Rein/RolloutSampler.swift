@@ -29,10 +29,15 @@ public final class RolloutSampler {
     /// Samples `groupSize` completions for each problem with `parameters` (policy `version`).
     /// The result depends only on the arguments (and the thread count): row r uses the RNG stream
     /// seeded from (`seed`, r), and sample ids are `firstID`, `firstID + 1`, ….
+    ///
+    /// With `weights` (partial rollouts, `train.partial_rollouts`), newer weights on offer are
+    /// taken between tokens (see ``GPTSampler/sample(parameters:prompts:options:seeds:version:weights:)``)
+    /// and every token carries the version and behaviour log-prob it was drawn with; the result
+    /// then depends on the offers too (deterministic for a fixed schedule).
     public func sample(
         _ problems: [ArithmeticProblem], groupSize: Int, parameters: GPTParameters, version: Int,
         seed: UInt64,
-        firstID: UInt64
+        firstID: UInt64, weights: (any SamplingWeightsSource)? = nil
     ) throws(ModelError) -> RolloutBatch {
         var nextID = firstID
         var random = SplitMix64(seed: seed)
@@ -44,7 +49,8 @@ public final class RolloutSampler {
         }
         let seeds = prompts.indices.map { _ in random.next() }
         let batch = try sampler.sample(
-            parameters: parameters, prompts: prompts, options: options, seeds: seeds)
+            parameters: parameters, prompts: prompts, options: options, seeds: seeds, version: version,
+            weights: weights)
         var rollouts: [Rollout] = []
         rollouts.reserveCapacity(prompts.count)
         for (row, prompt) in prompts.enumerated() {
@@ -57,7 +63,7 @@ public final class RolloutSampler {
                 Rollout(
                     id: nextID, group: row / groupSize, prompt: prompt, completion: kept,
                     behaviourLogProbs: Array(batch.logProbs[start..<(start + kept.count)]),
-                    versions: Array(repeating: version, count: kept.count), reward: grade.reward,
+                    versions: Array(batch.versions[start..<(start + kept.count)]), reward: grade.reward,
                     outcome: grade.outcome))
             nextID += 1
         }

@@ -56,11 +56,14 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         public var pacing: PacingMode
         /// ``Pacer/margin`` of `auto` pacing (batches).
         public var pacingMargin: Double
+        /// Whether a batch's tokens may move to newer versions mid-sequence (partial rollouts):
+        /// deliveries are checked against ``TokenVersionRule`` with it.
+        public var partialRollouts: Bool
 
         public init(
             steps: Int, batchSize: Int, maxStaleness: Int, injectLag: Int, versionsPerStep: Int = 1,
             lease: LeasePolicy = LeasePolicy(), pacing: PacingMode = .bound,
-            pacingMargin: Double = Pacer.defaultMargin
+            pacingMargin: Double = Pacer.defaultMargin, partialRollouts: Bool = false
         ) {
             self.steps = steps
             self.batchSize = batchSize
@@ -70,6 +73,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
             self.lease = lease
             self.pacing = pacing
             self.pacingMargin = pacingMargin
+            self.partialRollouts = partialRollouts
         }
 
         /// How far (in versions) past the next batch to train indices are handed out: with
@@ -87,7 +91,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
                 steps: train.steps, batchSize: train.promptsPerStep * train.groupSize,
                 maxStaleness: train.maxStaleness, injectLag: train.injectLag,
                 versionsPerStep: train.epochs * train.minibatches, lease: lease, pacing: pacing,
-                pacingMargin: pacingMargin)
+                pacingMargin: pacingMargin, partialRollouts: train.partialRollouts)
         }
 
         /// The settings of a run configured by `config` (`train`, and `runtime.pacing` /
@@ -184,9 +188,10 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     public struct TrainOrder: Sendable {
         public var index: Int
         public var batch: RolloutBatch
-        /// The version that sampled it.
+        /// The version it was assigned (that sampled its first tokens; with partial rollouts later
+        /// tokens may carry newer versions).
         public var sampledBy: Int
-        /// Versions between its sampling and the learner now.
+        /// Its sequence lag (``Lag``): versions between its assigned version and the learner now.
         public var lag: Int
         /// Seconds from its hand-out to its delivery.
         public var sampleSeconds: Double
@@ -275,11 +280,18 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     }
 
     /// The state to restart from (what is in flight now will count lost in the restarted machine).
+    ///
+    /// Its ring holds only the versions a restarted run can sample with (lag injection's: the
+    /// newest kept version at most `inject_lag` old, and every newer one). Versions kept only for
+    /// batches in flight — with partial rollouts, for tokens still being sampled — are left out:
+    /// a restart counts those batches lost and refuses their deliveries (previous learner), so
+    /// no token of them is ever trained and their weights are never needed again.
     public func snapshot() -> RunSnapshot {
-        RunSnapshot(
+        let floor = keptVersions.last(where: { $0 <= version - settings.injectLag }) ?? keptVersions[0]
+        return RunSnapshot(
             version: version, consumed: consumed, attempts: attempts.filter { $0.key >= consumed },
             ledger: ledger,
-            ring: keptVersions, incarnation: incarnation)
+            ring: keptVersions.filter { $0 >= floor }, incarnation: incarnation)
     }
 
     // MARK: Hand-out
@@ -380,7 +392,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
                 }
                 if lost.reason == .leaseExpired {
                     if let reason = audit?.check(
-                        batch, index: index, attempt: attempt, version: lost.assignment.version)
+                        batch, index: index, attempt: attempt, versions: versionRule(lost.assignment))
                     {
                         return forged(worker, n, reason)
                     }
@@ -404,11 +416,13 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
             if audit != nil { return forged(worker, n, .forgedContents) }
             return .invalid("batch \(index) has \(n) samples, expected \(assignment.count)")
         }
-        guard batch.rollouts.allSatisfy({ $0.versions.allSatisfy { $0 == assignment.version } }) else {
-            if audit != nil { return forged(worker, n, .forgedContents) }
-            return .invalid("batch \(index) was not sampled with version \(assignment.version) as assigned")
+        let rule = versionRule(assignment)
+        for (row, rollout) in batch.rollouts.enumerated() {
+            guard let violation = rule.violation(rollout.versions) else { continue }
+            if audit != nil { return forged(worker, n, violation.reason) }
+            return .invalid("batch \(index) rollout \(row): \(violation)")
         }
-        if let reason = audit?.check(batch, index: index, attempt: attempt, version: assignment.version) {
+        if let reason = audit?.check(batch, index: index, attempt: attempt, versions: rule) {
             return forged(worker, n, reason)
         }
         assigned[index] = nil
@@ -417,6 +431,13 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         delivered[index] = Delivered(
             batch: batch, attempt: attempt, version: assignment.version, sampleSeconds: seconds(took))
         return .accepted
+    }
+
+    /// The versions the tokens of a batch of `assignment` may carry now.
+    public func versionRule(_ assignment: Assignment) -> TokenVersionRule {
+        TokenVersionRule(
+            assigned: assignment.version, partialRollouts: settings.partialRollouts, learner: version,
+            kept: keptVersions)
     }
 
     /// Records a sampling time (assignment to delivery) for the lease.
@@ -490,7 +511,8 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     public mutating func nextBatch() -> TrainDecision? {
         guard training == nil, let next = delivered.removeValue(forKey: consumed) else { return nil }
         let order = TrainOrder(
-            index: consumed, batch: next.batch, sampledBy: next.version, lag: version - next.version,
+            index: consumed, batch: next.batch, sampledBy: next.version,
+            lag: Lag.token(next.version, learner: version),
             sampleSeconds: next.sampleSeconds)
         guard order.lag <= settings.maxStaleness else {
             let n = order.batch.rollouts.count
@@ -542,8 +564,13 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         metrics.reward = batch.rollouts.reduce(0) { $0 + $1.reward } / n
         metrics.accuracy = Double(batch.rollouts.count(where: { $0.outcome == .correct })) / n
         metrics.responseLength = Double(batch.tokenCount) / n
-        metrics.lagMean = Double(order.lag)
-        metrics.lagMax = order.lag
+        let lag = BatchLag(batch, assigned: order.sampledBy, learner: version)
+        metrics.lagMean = lag.tokenMean
+        metrics.lagMax = lag.max
+        if settings.partialRollouts {
+            metrics.versionSpanMax = lag.spanMax
+            metrics.lagHistogram = lag.histogram
+        }
         metrics.sampleSeconds = order.sampleSeconds
         return metrics
     }

@@ -24,8 +24,8 @@ public enum RefusalReason: String, Codable, Sendable, Hashable, CaseIterable, Co
     /// to (a forgery on the sample stream). The assignment stays out with its worker.
     case wrongToken = "wrong token"
     /// Its contents are not what an honest worker sends for its assignment (``BatchAudit``): a
-    /// prompt, reward or outcome the task does not give, a token outside the vocabulary, a version
-    /// other than the assigned one, sample ids other than the assignment's, values that are not
+    /// prompt, reward or outcome the task does not give, a token outside the vocabulary, token versions
+    /// that break ``TokenVersionRule``, sample ids other than the assignment's, values that are not
     /// log-probabilities. Its worker is benched for the rest of the incarnation (what it holds is
     /// given up and handed out again), and what it delivers from then on is refused for this
     /// reason too.

@@ -168,14 +168,15 @@ public final class Trainer {
     /// optimizer state, lag ring and loop state, each file checksummed (see ``CheckpointStore``) —
     /// a ``LearnerCheckpoint``, as the distributed learner writes.
     public func saveCheckpoint() throws {
-        let ring = try machine.keptVersions.map { version in
+        let snapshot = machine.snapshot()
+        let ring = try snapshot.ring.map { version in
             guard let parameters = parameters(ofVersion: version) else {
                 throw TrainerError("the weights of kept version \(version) are missing")
             }
             return parameters
         }
         let state = LearnerState(
-            machine.snapshot(), metrics: [],
+            snapshot, metrics: [],
             reference: ReferenceIdentity(reference, source: config.train.reference))
         try LearnerCheckpoint(
             state: state, policy: learner.model.parameters, optimizer: learner.optimizer.encode(), ring: ring
@@ -214,8 +215,15 @@ public struct StepMetrics: Codable, Sendable {
     /// Fraction of this batch's samples that were exactly correct.
     public var accuracy = 0.0
     public var responseLength = 0.0
+    /// Token-weighted mean lag of the batch (``Lag``).
     public var lagMean = 0.0
+    /// Its largest token lag (= its largest sequence lag).
     public var lagMax = 0
+    /// With partial rollouts, the largest version span within one of its sequences (nil without).
+    public var versionSpanMax: Int?
+    /// With partial rollouts, tokens and sequences per lag (nil without: every token of the batch
+    /// then has the lag ``lagMax``).
+    public var lagHistogram: [LagCount]?
     public var dropped = 0
     public var sampleSeconds = 0.0
     public var tokensPerSecond = 0.0
@@ -236,6 +244,8 @@ public struct StepMetrics: Codable, Sendable {
         case responseLength = "response_length"
         case lagMean = "lag_mean"
         case lagMax = "lag_max"
+        case versionSpanMax = "version_span_max"
+        case lagHistogram = "lag_histogram"
         case dropped
         case sampleSeconds = "sample_seconds"
         case tokensPerSecond = "tokens_per_second"

@@ -147,6 +147,39 @@ public struct TabularPolicy: Sendable, Hashable, Codable {
     }
 }
 
+extension TabularPolicy {
+    /// This policy with the behaviour of partial rollouts: a sequence whose token at position t
+    /// (after a prefix of t tokens) is drawn by behaviour version `versionAt[t]`, so μ(·|s) at a
+    /// prefix of length t is row s of `behaviours[versionAt[t]]` — the exact behaviour
+    /// distribution per position, rebuilt from per-token versions as the staleness tracker does.
+    /// (A real sampler's versions never decrease; any schedule is accepted here.)
+    /// - Throws: ``TabularPolicyError/badVersionSchedule(_:)`` if `versionAt` does not have
+    ///   `length` entries naming tables of `behaviours`; a table's own shape errors otherwise.
+    public func mixingBehaviour(_ behaviours: [[[Double]]], versionAt: [Int]) throws(TabularPolicyError)
+        -> TabularPolicy
+    {
+        guard versionAt.count == length else {
+            throw .badVersionSchedule("\(versionAt.count) positions, the sequences have \(length)")
+        }
+        if let bad = versionAt.first(where: { !behaviours.indices.contains($0) }) {
+            throw .badVersionSchedule("version \(bad) is not one of the \(behaviours.count) tables")
+        }
+        for table in behaviours where table.count != rowCount {
+            throw .wrongRowCount(name: "behaviour", expected: rowCount, actual: table.count)
+        }
+        var mixed: [[Double]] = []
+        mixed.reserveCapacity(rowCount)
+        var width = 1  // rows of prefixes of length t: V^t
+        for t in 0..<length {
+            let start = mixed.count
+            mixed += behaviours[versionAt[t]][start..<(start + width)]
+            width *= vocab
+        }
+        return try TabularPolicy(
+            vocab: vocab, length: length, theta: theta, behaviour: mixed, reference: reference)
+    }
+}
+
 /// A tabular policy that cannot be used.
 public enum TabularPolicyError: Error, Sendable, Hashable, CustomStringConvertible {
     /// vocab < 1.
@@ -161,6 +194,8 @@ public enum TabularPolicyError: Error, Sendable, Hashable, CustomStringConvertib
     case wrongRowWidth(name: String, row: Int, expected: Int, actual: Int)
     /// A NaN or infinite logit.
     case nonFinite(name: String, row: Int, column: Int)
+    /// A per-position version schedule that does not fit (``TabularPolicy/mixingBehaviour(_:versionAt:)``).
+    case badVersionSchedule(String)
 
     /// One line naming the problem.
     public var description: String {
@@ -175,6 +210,7 @@ public enum TabularPolicyError: Error, Sendable, Hashable, CustomStringConvertib
             return "\(name) row \(row) has \(actual) logits, expected \(expected) (vocab)"
         case .nonFinite(let name, let row, let column):
             return "\(name) row \(row) column \(column) is not a finite number"
+        case .badVersionSchedule(let why): return "version schedule: \(why)"
         }
     }
 }

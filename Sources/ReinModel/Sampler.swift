@@ -37,6 +37,9 @@ public struct SampleBatch: Sendable, Equatable {
     public let logProbs: [Float]
     /// Generated tokens per row, the stop token included.
     public let lengths: [Int]
+    /// `batch × maxNewTokens`: the policy version of the weights each token was drawn with (the
+    /// batch's version for every token unless weights were swapped mid-batch; 0 past a row's end).
+    public let versions: [Int]
 
     /// Generated tokens of row `b`.
     public func generated(_ b: Int) -> ArraySlice<Int32> {
@@ -142,8 +145,18 @@ public final class GPTSampler {
     /// Samples continuations of `prompts` (any lengths ≥ 1), one RNG stream per row from `seeds`.
     /// Each prompt plus `maxNewTokens` must fit in the context. Rows are aligned by position: while a
     /// longer prompt is still being fed, rows with shorter prompts are already sampling.
+    ///
+    /// Partial rollouts: with a `weights` source, before every step that draws tokens each shard
+    /// asks it for newer weights and, when ``WeightSwap`` says so, continues with them at that
+    /// token. At a swap the KV cache of every live row is re-prefilled with the new weights
+    /// (the whole prefix, prompt and tokens drawn so far), so the token at each position is drawn
+    /// from exactly π_v(·|prefix) of the version v recorded for it in ``SampleBatch/versions`` and
+    /// its behaviour log-prob is log π_v of that distribution — no sequence is restarted and no
+    /// cache mixes versions. Without a source (nil) the result is bit-identical to sampling
+    /// with `parameters` alone, every token tagged `version`.
     public func sample(
-        parameters: GPTParameters, prompts: [[Int32]], options: SamplingOptions, seeds: [UInt64]
+        parameters: GPTParameters, prompts: [[Int32]], options: SamplingOptions, seeds: [UInt64],
+        version: Int = 0, weights: (any SamplingWeightsSource)? = nil
     ) throws(ModelError) -> SampleBatch {
         let p = prompts.map(\.count).max() ?? 0
         guard !prompts.isEmpty, prompts.allSatisfy({ !$0.isEmpty }) else {
@@ -170,6 +183,11 @@ public final class GPTSampler {
         var tokens = [Int32](repeating: 0, count: batch * width)
         var logProbs = [Float](repeating: 0, count: batch * g)
         var lengths = [Int](repeating: 0, count: batch)
+        var versions = [Int](repeating: 0, count: batch * g)
+        let shape = config
+        let swaps = weights.map { source in
+            WeightOffers(source: source, check: { $0.config == shape && $0.values.count == $0.layout.count })
+        }
         parameters.values.withUnsafeBufferPointer { params in
             tokens.withUnsafeMutableBufferPointer { tok in
                 logProbs.withUnsafeMutableBufferPointer { lp in
@@ -181,13 +199,19 @@ public final class GPTSampler {
                         let (lpp, lenp) = (
                             SendablePointer(lp.baseAddress!), SendablePointer(len.baseAddress!)
                         )
-                        parallel(shards.count) { s in
-                            let rows = shardRange(s, of: shards.count, total: batch)
-                            shards[s].generate(
-                                params: pp.pointer, prompts: Array(prompts[rows]), seeds: Array(seeds[rows]),
-                                options: options, width: width, tokens: tp.pointer + rows.lowerBound * width,
-                                logProbs: lpp.pointer + rows.lowerBound * g,
-                                lengths: lenp.pointer + rows.lowerBound)
+                        versions.withUnsafeMutableBufferPointer { vs in
+                            let vp = SendablePointer(vs.baseAddress!)
+                            parallel(shards.count) { s in
+                                let rows = shardRange(s, of: shards.count, total: batch)
+                                shards[s].generate(
+                                    params: pp.pointer, prompts: Array(prompts[rows]),
+                                    seeds: Array(seeds[rows]),
+                                    options: options, width: width,
+                                    tokens: tp.pointer + rows.lowerBound * width,
+                                    logProbs: lpp.pointer + rows.lowerBound * g,
+                                    lengths: lenp.pointer + rows.lowerBound,
+                                    versions: (vp.pointer + rows.lowerBound * g, version), swaps: swaps)
+                            }
                         }
                     }
                 }
@@ -196,7 +220,7 @@ public final class GPTSampler {
         return SampleBatch(
             batch: batch, promptLengths: prompts.map(\.count), maxNewTokens: g, width: width, tokens: tokens,
             logProbs: logProbs,
-            lengths: lengths)
+            lengths: lengths, versions: versions)
     }
 
     private func check(_ parameters: GPTParameters) throws(ModelError) {
@@ -381,11 +405,19 @@ final class DecodeShard: @unchecked Sendable {
 
     /// The whole sampling loop for this shard's rows. Rows share one position counter: row `b` feeds
     /// its own prompt token at positions below its prompt length and samples from there on.
+    ///
+    /// `versions` receives the version of each drawn token (starting at the given one); with
+    /// `swaps`, newer weights on offer are taken between tokens (``WeightSwap``) and the cache of
+    /// every live row is re-prefilled with them before the next draw.
     func generate(
         params: ConstFloatPtr, prompts: [[Int32]], seeds: [UInt64], options: SamplingOptions, width: Int,
-        tokens: UnsafeMutablePointer<Int32>, logProbs: FloatPtr, lengths: UnsafeMutablePointer<Int>
+        tokens: UnsafeMutablePointer<Int32>, logProbs: FloatPtr, lengths: UnsafeMutablePointer<Int>,
+        versions: (UnsafeMutablePointer<Int>, Int), swaps: WeightOffers?
     ) {
         let (g, v) = (options.maxNewTokens, config.vocab)
+        var (params, holding) = (params, versions.1)
+        var swapped: FloatPtr?  // this shard's copy of the weights swapped in, if any
+        defer { swapped?.deallocate() }
         let shortest = prompts.map(\.count).min()!
         var rngs = seeds.map { SplitMix64(seed: $0) }
         position = 0
@@ -399,6 +431,24 @@ final class DecodeShard: @unchecked Sendable {
         var active = Array(0..<rows)  // rows still running, in logits order
         while !active.isEmpty {
             let pos = position  // the position every active row fills now
+            if let swaps,
+                let offer = swaps.offer(
+                    position: pos, holding: holding,
+                    everyRowStarted: active.allSatisfy { lengths[$0] > 0 })
+            {
+                // Continue with the new weights at this token: recompute every live row's prefix
+                // (positions 0..<pos) with them, so the cache and the next logits are exactly theirs.
+                if swapped == nil { swapped = .allocate(capacity: offer.parameters.values.count) }
+                offer.parameters.values.withUnsafeBufferPointer {
+                    swapped!.update(from: $0.baseAddress!, count: $0.count)
+                }
+                (params, holding) = (ConstFloatPtr(swapped!), offer.version)
+                position = 0
+                step(
+                    params: params, tokens: active.flatMap { b in (0..<pos).map { tokens[b * width + $0] } },
+                    count: pos, active: active)
+                stride = pos
+            }
             var next: [Int32] = []
             var still: [Int] = []
             for (slot, b) in active.enumerated() {
@@ -411,6 +461,7 @@ final class DecodeShard: @unchecked Sendable {
                 let (tok, lp) = drawToken(row, v, options: options, rng: &rngs[b])
                 tokens[b * width + pos] = tok
                 logProbs[b * g + lengths[b]] = lp
+                versions.0[b * g + lengths[b]] = holding
                 lengths[b] += 1
                 if tok != options.stopToken && lengths[b] < g {
                     next.append(tok)
@@ -422,5 +473,21 @@ final class DecodeShard: @unchecked Sendable {
             step(params: params, tokens: next, count: 1, active: active)
             stride = 1
         }
+    }
+}
+
+/// A sampler's view of a ``SamplingWeightsSource``: asks it for an offer and applies
+/// ``WeightSwap``; weights that do not fit the model are never taken.
+struct WeightOffers: Sendable {
+    let source: any SamplingWeightsSource
+    let check: @Sendable (GPTParameters) -> Bool
+
+    /// The weights to continue with before drawing at `position`, or nil to keep `holding`.
+    func offer(position: Int, holding: Int, everyRowStarted: Bool) -> VersionedParameters? {
+        guard everyRowStarted, let offer = source.offer(position: position),
+            WeightSwap.shouldSwap(holding: holding, offered: offer.version, everyRowStarted: everyRowStarted),
+            check(offer.parameters)
+        else { return nil }
+        return offer
     }
 }

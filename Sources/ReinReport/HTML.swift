@@ -1,4 +1,5 @@
 import Foundation
+import Rein
 import ReinTracker
 
 /// The XHTML page of a report: one self-contained file, inline CSS and SVG, no scripts, no
@@ -397,6 +398,12 @@ enum HTML {
             categories: lags.map(String.init), series: runs.map { ($0.name, fractions($0, \.sequences)) },
             width: 520)
         s += "</div>\n"
+        // Partial rollouts: how many observed sequences moved to newer weights mid-way.
+        for r in runs {
+            guard let spans = r.versionSpans, spans.contains(where: { $0.span > 0 }) else { continue }
+            let counts = spans.map { "span \($0.span): \($0.sequences)" }.joined(separator: ", ")
+            s += "<p>\(escape(r.name)): sequences by version span (partial rollouts) — \(counts).</p>\n"
+        }
         s += "<h3>Lag over time</h3>\n<div class=\"charts\">"
         s += SVG.lineChart(
             title: "Mean lag per step", xLabel: "step", yLabel: "versions",

@@ -1,4 +1,5 @@
 import Foundation
+import Rein
 import ReinTracker
 
 /// The content of `report.json`: every run of a report, with the series its plots are drawn from.
@@ -62,6 +63,9 @@ public struct RunReport: Sendable, Codable, Hashable {
     public var theory: [TheoryCheck]
     /// Trained versus dropped samples (the last tracker record's cumulative summary), if recorded.
     public var selection: SelectionSummary?
+    /// Sequences by the span of versions among their tokens, summed over every tracker
+    /// observation (nil when no record has spans: written before they existed).
+    public var versionSpans: [SpanCount]? = nil
 
     enum CodingKeys: String, CodingKey {
         case name, path, settings, steps
@@ -74,6 +78,7 @@ public struct RunReport: Sendable, Codable, Hashable {
         case tracker
         case parameterBias = "parameter_bias"
         case theory, selection
+        case versionSpans = "version_spans"
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Rein
 import ReinTracker
 
 /// Builds a report from run folders and writes `report.html`, `report.json` and CSV files.

@@ -30,7 +30,8 @@ extension RunReport {
                     observations: records.count, seconds: trackerSeconds, learnerSeconds: learnerSeconds,
                     overheadFraction: learnerSeconds > 0 ? trackerSeconds / learnerSeconds : 0),
                 parameterBias: aggregateParameterBias(records), theory: TheoryCheck.checks(bias),
-                selection: records.last(where: { $0.selection != nil })?.selection)
+                selection: records.last(where: { $0.selection != nil })?.selection,
+                versionSpans: aggregateSpans(records))
         } catch let error as ReportError {
             throw error
         } catch let error as RunFolderError {
@@ -165,6 +166,15 @@ extension RunReport {
             q.behaviourKL /= n
             return q
         }
+    }
+
+    /// Sequences per version span over every record that has spans; nil if none has.
+    static func aggregateSpans(_ records: [TrackerRecord]) -> [SpanCount]? {
+        let recorded = records.compactMap(\.versionSpans)
+        guard !recorded.isEmpty else { return nil }
+        var bySpan: [Int: Int] = [:]
+        for c in recorded.joined() { bySpan[c.span, default: 0] += c.sequences }
+        return bySpan.keys.sorted().map { SpanCount(span: $0, sequences: bySpan[$0]!) }
     }
 
     static func aggregateLags(_ records: [TrackerRecord]) -> [LagCount] {

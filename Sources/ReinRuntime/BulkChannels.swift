@@ -22,6 +22,9 @@ public protocol BulkPublisher: Sendable {
 public protocol BulkSubscriber: Sendable {
     /// The weights of `version`, waiting (suspended) up to `timeout` for them to arrive.
     func weights(_ version: Int, within timeout: Duration) async -> [Float]?
+    /// The version received last and its weights, without waiting (nil before any): what a worker
+    /// with partial rollouts continues a batch with.
+    func newest() -> (version: Int, values: [Float])?
     /// Stops receiving.
     func close()
 }
@@ -181,6 +184,8 @@ private struct InMemorySubscriber: BulkSubscriber {
     func weights(_ version: Int, within timeout: Duration) async -> [Float]? {
         await store.weights(version, within: timeout)
     }
+
+    func newest() -> (version: Int, values: [Float])? { store.newest() }
 
     func close() { onClose() }
 }

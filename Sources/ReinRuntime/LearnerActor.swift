@@ -508,7 +508,7 @@ public distributed actor LearnerActor {
     private func startCheckpoint() async {
         guard let checkpoints else { return }
         let snapshot = machine.snapshot()
-        let ring = machine.keptVersions
+        let ring = snapshot.ring  // the versions a restart can use (not those of batches in flight)
         let state = LearnerState(
             // Metrics are streamed to metrics.jsonl; a resume keeps its first `consumed` lines.
             snapshot, metrics: [], reference: referenceIdentity)

@@ -7,7 +7,10 @@ import ReinTasks
 
 /// A rollout worker as a distributed actor: joins a ``LearnerActor``, then asks it for work,
 /// samples each assigned batch with its local engine and the weights of the assigned version, and
-/// delivers it, swapping weights between batches.
+/// delivers it, swapping weights between batches — and, with partial rollouts
+/// (`train.partial_rollouts`), also within a batch: the newest weights its broadcast delivered are
+/// offered to the sampler between tokens (``BroadcastWeights``), which continues with them at the
+/// next token.
 public distributed actor RolloutWorkerActor {
     public typealias ActorSystem = ReinActorSystem
 
@@ -61,11 +64,13 @@ public distributed actor RolloutWorkerActor {
     ///     waits for work).
     ///   - beforeDelivery: called with each batch index after sampling, before delivering (tests use
     ///     it to kill the worker with a batch in flight).
+    ///   - partialWeights: with partial rollouts, where newer weights come from while a batch is
+    ///     sampled instead of the broadcast (tests force a sequence across two versions with it).
     /// - Throws: ``RemoteCallError`` when the learner is lost; ``RuntimeError`` on bad weights.
     public func run(
         learner: LearnerActor, channels: (any BulkChannels)? = nil, learnerAddress: String = "",
         stop: StopSignal? = nil,
-        beforeDelivery: (@Sendable (Int) async -> Void)? = nil
+        beforeDelivery: (@Sendable (Int) async -> Void)? = nil, partialWeights: PartialWeightsHook? = nil
     ) async throws {
         let node = actorSystem.node
         let joined = try await learner.join(worker: node)
@@ -133,11 +138,18 @@ public distributed actor RolloutWorkerActor {
                 let (groupSize, sampled) = (config.train.groupSize, version)
                 let seed = Trainer.samplingSeed(forStep: order.index, seed: config.seed)
                 let firstID = WorkOrder.firstID(index: order.index, attempt: order.attempt)
+                var newer: (any SamplingWeightsSource)?
+                if config.train.partialRollouts {
+                    newer = try await partialWeights?(order.index, order.version)
+                    if newer == nil, let cache {
+                        newer = BroadcastWeights(cache, gpt: gpt, assigned: order.version)
+                    }
+                }
                 let started = ContinuousClock.now
-                let batch = try await onThread("rein-sample") {
+                let batch = try await onThread("rein-sample") { [newer] in
                     try access.sampler.sample(
                         problems, groupSize: groupSize, parameters: weights, version: sampled, seed: seed,
-                        firstID: firstID)
+                        firstID: firstID, weights: newer)
                 }
                 let sampleSeconds = seconds(ContinuousClock.now - started)
                 await beforeDelivery?(order.index)

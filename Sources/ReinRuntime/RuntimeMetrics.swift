@@ -51,11 +51,12 @@ struct LedgerIncrements: Equatable {
 }
 
 /// Token-weighted lags of a batch consumed when the learner was at `version`: (lag, tokens)
-/// pairs, lag ascending (a token's lag is `version` − the version that sampled it).
+/// pairs, lag ascending (a token's lag is `version` − the version that sampled it: ``Rein/Lag``;
+/// with partial rollouts one sequence's tokens may have several).
 func tokenLags(_ batch: RolloutBatch, at version: Int) -> [(lag: Int, tokens: Int)] {
     var counts: [Int: Int] = [:]
     for rollout in batch.rollouts {
-        for sampledBy in rollout.versions { counts[version - sampledBy, default: 0] += 1 }
+        for sampledBy in rollout.versions { counts[Lag.token(sampledBy, learner: version), default: 0] += 1 }
     }
     return counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
 }

@@ -51,6 +51,8 @@ final class WeightBroadcaster: BulkPublisher {
 /// The last few weight versions a worker received, and a wait for one to arrive.
 final class WeightStore: Sendable {
     private let versions = Mutex<[Int: [Float]]>([:])
+    /// The version inserted last.
+    private let last = Mutex<Int?>(nil)
     private let received = Atomic<Int>(0)
     private let arrivals = Wakeups()
     private let keep: Int
@@ -73,8 +75,18 @@ final class WeightStore: Sendable {
             cache[version] = values
             while cache.count > keep, let oldest = cache.keys.min() { cache[oldest] = nil }
         }
+        last.withLock { $0 = version }
         received.add(1, ordering: .relaxed)
         arrivals.notify()
+    }
+
+    /// The version inserted last (the newest the learner published; a learner publishes versions
+    /// in increasing order) and its weights, if any is still kept.
+    func newest() -> (version: Int, values: [Float])? {
+        guard let version = last.withLock({ $0 }), let values = versions.withLock({ $0[version] }) else {
+            return nil
+        }
+        return (version, values)
     }
 
     /// The weights of `version`, waiting up to `timeout` for them to arrive (suspended until a
@@ -161,6 +173,8 @@ final class WeightCache: BulkSubscriber {
     func weights(_ version: Int, within timeout: Duration) async -> [Float]? {
         await store.weights(version, within: timeout)
     }
+
+    func newest() -> (version: Int, values: [Float])? { store.newest() }
 
     /// Stops receiving.
     func close() {

@@ -93,7 +93,7 @@ extension StalenessTracker {
         var sequenceLags: [Int] = []
         var maxError = 0.0
         for (b, r) in rollouts.enumerated() {
-            sequenceLags.append(version - r.oldestVersion)
+            sequenceLags.append(Lag.sequence(r.versions, assigned: r.oldestVersion, learner: version))
             for t in 0..<r.completion.count {
                 let base = (b * positions + r.prompt.count - 1 + t) * vocab
                 let range = base..<(base + vocab)
@@ -111,13 +111,15 @@ extension StalenessTracker {
                     maxError, abs(position.logBehaviour[token] - Double(r.behaviourLogProbs[t])))
                 tracked.append(
                     TrackedPosition(
-                        lag: version - r.versions[t], sequence: b, token: token, rows: position))
+                        lag: Lag.token(r.versions[t], learner: version), sequence: b, token: token,
+                        rows: position))
             }
         }
         let recompute = ReinTracker.seconds(clock.now - start)
         var record = try analyse(
             step: step, version: version, positions: tracked, sequenceLags: sequenceLags,
             maxBehaviourLogProbError: maxError, seconds: recompute)
+        record.versionSpans = SpanCount.histogram(rollouts.map(\.versions))
         if parameterSpace {
             let t0 = clock.now
             var slots: [Int] = []  // flat offset of each tracked position's logit row

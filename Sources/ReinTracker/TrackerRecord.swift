@@ -1,3 +1,4 @@
+import Rein
 import ReinKL
 
 /// One observation of the staleness tracker: one line of `tracker.jsonl` (snake_case keys).
@@ -32,6 +33,11 @@ public struct TrackerRecord: Sendable, Codable, Hashable {
     public var parameterBias: [ParameterBias]?
     /// Trained versus dropped samples since the run began (set by ``StalenessTracker/attach(to:)``).
     public var selection: SelectionSummary?
+    /// Sequences by the span of versions among their tokens (newest − oldest, ``Rein/Lag``): all at
+    /// span 0 unless partial rollouts moved sequences to newer weights mid-way. Nil in records
+    /// written before it existed (and by ``StalenessTracker/analyse(step:version:positions:sequenceLags:maxBehaviourLogProbError:seconds:)``,
+    /// which sees lags, not versions).
+    public var versionSpans: [SpanCount]?
 
     /// A record with every field given.
     public init(
@@ -59,23 +65,27 @@ public struct TrackerRecord: Sendable, Codable, Hashable {
         case analysisSeconds = "analysis_seconds"
         case parameterBias = "parameter_bias"
         case selection
+        case versionSpans = "version_spans"
     }
 }
 
-/// Counts at one lag.
-public struct LagCount: Sendable, Codable, Hashable {
-    /// Learner version − behaviour version.
-    public var lag: Int
-    /// Sequences whose oldest token has this lag.
+/// Sequences whose token versions span `span` versions.
+public struct SpanCount: Sendable, Codable, Hashable {
+    /// Newest − oldest version among a sequence's tokens.
+    public var span: Int
+    /// Sequences with that span.
     public var sequences: Int
-    /// Tokens with this lag.
-    public var tokens: Int
 
-    /// Counts at `lag`.
-    public init(lag: Int, sequences: Int, tokens: Int) {
-        self.lag = lag
+    public init(span: Int, sequences: Int) {
+        self.span = span
         self.sequences = sequences
-        self.tokens = tokens
+    }
+
+    /// The histogram of the spans of sequences with token versions `versions` (ascending spans).
+    public static func histogram(_ versions: [[Int]]) -> [SpanCount] {
+        var counts: [Int: Int] = [:]
+        for v in versions { counts[Lag.span(v), default: 0] += 1 }
+        return counts.keys.sorted().map { SpanCount(span: $0, sequences: counts[$0]!) }
     }
 }
 

@@ -29,6 +29,19 @@ struct PacingBenchTests {
         #expect(empty.mean == 0 && empty.largest == 0 && empty.quantile(0.5) == 0)
     }
 
+    @Test func partialRolloutStepsSpreadTheirTokensOverTheirLags() {
+        // One batch of 2 samples, 10 tokens: 6 at lag 1, 4 at lag 0 (5 tokens a sample); and a
+        // uniform batch at lag 2 of 5 tokens a sample.
+        var mixed = step(lag: 1, tokens: 5)
+        mixed.lagHistogram = [
+            LagCount(lag: 0, sequences: 0, tokens: 4), LagCount(lag: 1, sequences: 2, tokens: 6),
+        ]
+        let lags = LagDistribution([mixed, step(lag: 2, tokens: 5)])
+        #expect(abs(lags.mean - (0 * 2 + 1 * 3 + 2 * 5) / 10.0) < 1e-12)
+        #expect(lags.quantile(0.2) == 0 && lags.quantile(0.5) == 1 && lags.quantile(0.51) == 2)
+        #expect(lags.largest == 2)
+    }
+
     @Test func thePacingPartParsesAndBadCountsAreRefused() throws {
         let bench = try RuntimeBench.parse([
             "--parts", "pacing", "--pacing-steps", "8", "--pacing-repeats", "2",

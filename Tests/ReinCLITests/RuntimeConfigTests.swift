@@ -37,6 +37,10 @@ struct RuntimeConfigTests {
         ("runtime: {pacing: fast}", "config: runtime.pacing:"),
         ("runtime: {pacing_margin: -0.5}", "config: runtime.pacing_margin: must be in [0, 16]"),
         (
+            "train: {partial_rollouts: true, inject_lag: 2, max_staleness: 4}",
+            "config: train.partial_rollouts: needs train.inject_lag 0"
+        ),
+        (
             "runtime: {learner_port: 7070}",
             "config: runtime.learner_port: unknown key (allowed here: broadcast_bind,"
         ),
@@ -82,6 +86,12 @@ struct RuntimeConfigTests {
             #expect(config.runtime.pacing == mode)
             #expect(RunStateMachine<Int>.Settings(config).pacing == mode)
         }
+        for partial in [false, true] {
+            let config = try ConfigLoader.load(RunConfig.self, yaml: "train: {partial_rollouts: \(partial)}")
+            #expect(config.train.partialRollouts == partial)
+            #expect(RunStateMachine<Int>.Settings(config).partialRollouts == partial)
+        }
+        #expect(try ConfigLoader.load(RunConfig.self, yaml: "{}").train.partialRollouts == false)
         let margin = try ConfigLoader.load(RunConfig.self, yaml: "runtime: {pacing: auto, pacing_margin: 1}")
         let machine = RunStateMachine<Int>(settings: .init(margin), incarnation: 1)
         #expect(machine.pacer.margin == 1 && machine.pacer.lookahead == 1)

@@ -67,6 +67,31 @@ struct ReportTests {
         for check in run.theory { #expect(check.agrees, "\(check.claim): \(check.measured)") }
     }
 
+    @Test func versionSpansAreSummedAndShownWhenSequencesSpanVersions() throws {
+        let document = try writer.document(runs: [fixture])
+        var run = try #require(document.runs.first)
+        // The fixture predates spans: none recorded, nothing shown.
+        #expect(run.versionSpans == nil && !HTML.lagSection([run]).contains("version span"))
+        func record(_ spans: [SpanCount]) -> TrackerRecord {
+            var r = TrackerRecord(
+                step: 1, version: 0, positions: 0, sequences: 0, lagHistogram: [], buckets: [],
+                maxBehaviourLogProbError: 0, seconds: 0)
+            r.versionSpans = spans
+            return r
+        }
+        let spans = RunReport.aggregateSpans([
+            record([SpanCount(span: 0, sequences: 5)]),
+            record([SpanCount(span: 0, sequences: 3), SpanCount(span: 1, sequences: 2)]),
+        ])
+        #expect(spans == [SpanCount(span: 0, sequences: 8), SpanCount(span: 1, sequences: 2)])
+        run.versionSpans = spans
+        #expect(HTML.lagSection([run]).contains("span 0: 8, span 1: 2"))
+        #expect(
+            SpanCount.histogram([[3, 3], [3, 4, 5], [], [2]]) == [
+                SpanCount(span: 0, sequences: 3), SpanCount(span: 2, sequences: 1),
+            ])
+    }
+
     @Test func writesWellFormedSelfContainedHTML() throws {
         let out = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: out) }

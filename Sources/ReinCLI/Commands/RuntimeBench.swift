@@ -13,7 +13,8 @@ import ZeroMQ
 /// itself: weight broadcast vs raw PUSH/PULL of the same bytes to as many receivers, sample
 /// batches over the wire vs raw transfer of the same bytes, the same distributed run in sync
 /// (`max_staleness` 0) and async (`max_staleness` 4) mode, and `runtime.pacing` `bound` against
-/// `auto` (throughput, learner busy, lag, and the naive k2-as-loss bias at the resulting lags).
+/// `auto` and `auto` with partial rollouts (throughput, learner busy, lag, and the naive
+/// k2-as-loss bias at the resulting lags).
 struct RuntimeBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runtime",
@@ -23,7 +24,7 @@ struct RuntimeBench: AsyncParsableCommand {
             broadcast: publish the default model's weights until 1, 2 and 4 subscribers (WeightCaches,             as in workers) hold them, against the same frames sent over 1, 2 and 4 raw PUSH/PULL pairs at             once; the two alternate, medians over --repeats. Goal: broadcast ≤ 2× raw.
             samples: one real sampled batch (train.prompts_per_step × train.group_size rollouts)             encoded as SampleColumns frames (SampleBatchLayout), sent, received and decoded back into SampleColumns (and, second figure, on into a RolloutBatch), against             raw PUSH/PULL of the same bytes (the transport ceiling).
             pipeline: the same in-process run (learner + --workers rollout workers over inproc             ZeroMQ, --steps batches, threads 1 per part) with max_staleness 0 and then 4: samples             trained per second and learner busy fraction. Goals: async ≥ 1.5× sync, busy ≥ 90% async.
-            pacing: the same in-process run (--pacing-workers workers, --pacing-steps batches, the             configured train.max_staleness, staleness tracker every --tracker-every steps) with             runtime.pacing bound and then auto: samples trained per second, learner busy, token-weighted             lag (mean, p50, p99, max) and the tracker's position-weighted relative error of naive             k2-as-loss (k2_loss) beside sg(w)·k2. Goals: auto ≥ 95% of bound's samples/s, busy ≥ 90%,             mean lag ≤ 1.5, k2_loss bias ≤ ¼ of bound's.
+            pacing: the same in-process run (--pacing-workers workers, --pacing-steps batches, the             configured train.max_staleness, staleness tracker every --tracker-every steps) with             runtime.pacing bound, then auto, then auto with train.partial_rollouts: samples trained per             second, learner busy, token-weighted lag (mean, p50, p99, max) and the tracker's position-weighted relative error of naive             k2-as-loss (k2_loss) beside sg(w)·k2. Goals: auto ≥ 95% of bound's samples/s, busy ≥ 90%,             mean lag ≤ 1.5, k2_loss bias ≤ ¼ of bound's.
             """
     )
 
@@ -53,7 +54,9 @@ struct RuntimeBench: AsyncParsableCommand {
     @Option(name: .long, help: "Pacing: rollout workers.")
     var pacingWorkers = 2
 
-    @Option(name: .long, help: "Pacing: rounds of bound then auto (the comparison takes medians).")
+    @Option(
+        name: .long,
+        help: "Pacing: rounds of bound, auto, auto + partial rollouts (the comparison takes medians).")
     var pacingRepeats = 1
 
     @Option(name: .long, help: "Pacing: staleness tracker every this many steps.")
@@ -100,6 +103,10 @@ struct RuntimeBench: AsyncParsableCommand {
 
     struct PacingRow: Codable {
         var pacing: PacingMode
+        /// `train.partial_rollouts`.
+        var partialRollouts = false
+        /// With partial rollouts: the largest span of versions within one sequence trained.
+        var versionSpanMax: Int?
         var trained: Int
         var wallSeconds: Double
         var trainedPerSecond: Double
@@ -293,7 +300,8 @@ struct RuntimeBench: AsyncParsableCommand {
                 : 0)
     }
 
-    /// Runs the pacing part: `bound` then `auto`, one row each, and the comparison with the goals.
+    /// Runs the pacing part: `bound`, `auto`, and `auto` with partial rollouts, one row each, and
+    /// the comparison with the goals.
     func pacingPart(_ config: RunConfig, parameters: GPTParameters, report: inout Report, logger: Logger)
         async throws
     {
@@ -303,8 +311,10 @@ struct RuntimeBench: AsyncParsableCommand {
                     + "\(pacingWorkers) worker(s), max_staleness \(config.train.maxStaleness), threads 1 per part, "
                     + "tracker every \(trackerEvery) steps")
         }
-        for mode in (0..<pacingRepeats).flatMap({ _ in [PacingMode.bound, .auto] }) {
-            let row = try await paced(config, parameters: parameters, pacing: mode, logger: logger)
+        let modes: [(PacingMode, Bool)] = [(.bound, false), (.auto, false), (.auto, true)]
+        for (mode, partial) in (0..<pacingRepeats).flatMap({ _ in modes }) {
+            let row = try await paced(
+                config, parameters: parameters, pacing: mode, partialRollouts: partial, logger: logger)
             report.pacing.append(row)
             if !json {
                 let bias =
@@ -322,13 +332,16 @@ struct RuntimeBench: AsyncParsableCommand {
                     row.lagP50, row.lagP99, row.lagMax)
                 let ledger = row.ledgerBalances ? "" : "; LEDGER DOES NOT BALANCE"
                 let margin = row.margin.map { " (margin \($0))" } ?? ""
-                emit("  \(row.pacing.rawValue)\(margin): \(figures)\(bias)\(ledger)")
+                let partial = row.partialRollouts ? " + partial rollouts" : ""
+                let span = row.versionSpanMax.map { ", version span max \($0)" } ?? ""
+                emit("  \(row.pacing.rawValue)\(partial)\(margin): \(figures)\(span)\(bias)\(ledger)")
             }
         }
         guard !json else { return }
         // Medians over the rounds (the modes alternate, so both see the same machine).
         let bound = report.pacing.filter { $0.pacing == .bound }
-        let auto = report.pacing.filter { $0.pacing == .auto }
+        let auto = report.pacing.filter { $0.pacing == .auto && !$0.partialRollouts }
+        let partial = report.pacing.filter { $0.partialRollouts }
         func middle(_ rows: [PacingRow], _ value: (PacingRow) -> Double?) -> Double {
             let values = rows.compactMap(value)
             return values.isEmpty ? .nan : median(values)
@@ -347,13 +360,23 @@ struct RuntimeBench: AsyncParsableCommand {
         let bias = middle(auto, \.k2LossBias) / middle(bound, \.k2LossBias)
         if bias.isFinite { line += String(format: ", k2_loss bias ratio %.2f (goal ≤ 0.25)", bias) }
         emit(line + rounds)
+        let partialRatios = zip(partial, bound).map { $0.trainedPerSecond / max($1.trainedPerSecond, 1e-9) }
+        let partialSpeed = partialRatios.isEmpty ? .nan : median(partialRatios)
+        var partialLine = String(
+            format: "  auto + partial / bound: %.2f× samples/s, learner busy %.0f%%, mean lag %.2f",
+            partialSpeed, 100 * middle(partial, \.busyFraction), middle(partial, \.lagMean))
+        let partialBias = middle(partial, \.k2LossBias) / middle(bound, \.k2LossBias)
+        if partialBias.isFinite { partialLine += String(format: ", k2_loss bias ratio %.2f", partialBias) }
+        emit(partialLine)
     }
 
-    /// One in-process distributed run paced as `pacing`, every part on one thread, with the
-    /// staleness tracker every ``trackerEvery`` steps.
-    func paced(_ base: RunConfig, parameters: GPTParameters, pacing: PacingMode, logger: Logger) async throws
-        -> PacingRow
-    {
+    /// One in-process distributed run paced as `pacing` (with partial rollouts if
+    /// `partialRollouts`), every part on one thread, with the staleness tracker every
+    /// ``trackerEvery`` steps.
+    func paced(
+        _ base: RunConfig, parameters: GPTParameters, pacing: PacingMode, partialRollouts: Bool,
+        logger: Logger
+    ) async throws -> PacingRow {
         var config = base
         config.threads = 1
         config.train.steps = pacingSteps
@@ -362,6 +385,7 @@ struct RuntimeBench: AsyncParsableCommand {
         config.train.checkpointEvery = 0
         config.train.trackerEvery = trackerEvery
         config.runtime.pacing = pacing
+        config.train.partialRollouts = partialRollouts
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "rein-bench-pacing-\(UUID().uuidString)"
         ).path
@@ -388,7 +412,9 @@ struct RuntimeBench: AsyncParsableCommand {
             return positions > 0 ? weighted / Double(positions) : nil
         }
         return PacingRow(
-            pacing: pacing, trained: result.ledger.trained, wallSeconds: result.utilisation.wallSeconds,
+            pacing: pacing, partialRollouts: partialRollouts,
+            versionSpanMax: partialRollouts ? trained.compactMap(\.versionSpanMax).max() ?? 0 : nil,
+            trained: result.ledger.trained, wallSeconds: result.utilisation.wallSeconds,
             trainedPerSecond: result.trainedPerSecond, busyFraction: result.utilisation.busyFraction,
             margin: pacing == .auto ? config.runtime.pacingMargin : nil,
             samplingSeconds: trained.map(\.sampleSeconds).reduce(0, +) / count,
@@ -583,8 +609,17 @@ struct LagDistribution {
     init(_ steps: [StepMetrics]) {
         var byLag: [Int: Double] = [:]
         for step in steps {
-            // Batches are the same size: the mean response length weighs a batch by its tokens.
-            byLag[step.lagMax, default: 0] += max(step.responseLength, 0)
+            // Batches are the same size: the mean response length weighs a batch by its tokens
+            // (tokens per sample); with partial rollouts a batch's tokens spread over its histogram.
+            if let histogram = step.lagHistogram, case let samples = histogram.map(\.sequences).reduce(0, +),
+                samples > 0
+            {
+                for count in histogram {
+                    byLag[count.lag, default: 0] += Double(count.tokens) / Double(samples)
+                }
+            } else {
+                byLag[step.lagMax, default: 0] += max(step.responseLength, 0)
+            }
         }
         weights = byLag.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
