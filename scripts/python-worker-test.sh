@@ -30,20 +30,21 @@ sets=(--set threads=1 --set model.context=16 --set model.d_model=16 --set model.
     --set train.steps=12 --set train.prompts_per_step=4 --set train.group_size=4
     --set train.eval_size=20 --set train.eval_every=0 --set train.lr=0.003 --set train.max_staleness=2
     --set train.temperature=0.9 --set train.top_k=12 --set train.checkpoint_every=0
-    --set train.tracker_every=0 --set run_dir="$run")
-timeout 100 "$rein" learner --bind "tcp://127.0.0.1:*" --random-reference 2 "${sets[@]}" \
+    --set train.tracker_every=0 --set runtime.min_workers=2 --set runtime.pacing=bound
+    --set run_dir="$run")
+timeout 200 "$rein" learner --bind "tcp://127.0.0.1:*" --random-reference 2 "${sets[@]}" \
     >"$work/learner.out" 2>"$work/learner.err" &
 learner=$!
-for _ in $(seq 300); do grep -q "learner listening" "$work/learner.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 900); do grep -q "learner listening" "$work/learner.out" 2>/dev/null && break; sleep 0.1; done
 endpoint=$(grep -o 'learner listening on [^ ]*' "$work/learner.out" | awk '{print $4}')
 [ -n "$endpoint" ] || { cat "$work/learner.err"; echo "FAIL: the learner did not start"; exit 1; }
 echo "learner at $endpoint"
-timeout 100 "$work/venv/bin/rein-worker-py" --learner "$endpoint" --name python-worker \
+timeout 200 "$work/venv/bin/rein-worker-py" --learner "$endpoint" --name python-worker \
     >"$work/python.out" 2>"$work/python.err" &
 python_worker=$!
-# The Swift worker starts once the Python worker delivered its first batch, so both get some.
-for _ in $(seq 600); do grep -q "delivered batch" "$work/python.err" 2>/dev/null && break; sleep 0.1; done
-timeout 100 "$rein" worker --learner "$endpoint" --name swift-worker "${sets[@]}" \
+# runtime.min_workers=2: no batch goes out before both workers joined, and with pacing bound both
+# get one at once, however fast either worker is.
+timeout 200 "$rein" worker --learner "$endpoint" --name swift-worker "${sets[@]}" \
     >"$work/swift.out" 2>"$work/swift.err" &
 swift_worker=$!
 status=0
@@ -51,7 +52,7 @@ wait "$learner" || status=$?
 wait "$python_worker" || status=$((status + $?))
 wait "$swift_worker" || status=$((status + $?))
 if [ "$status" -ne 0 ]; then
-    tail -5 "$work/learner.err" "$work/python.err" "$work/swift.err"
+    tail -n 5 "$work/learner.err" "$work/python.err" "$work/swift.err"
     echo "FAIL: a process exited with an error (folder $work)"
     exit 1
 fi

@@ -59,11 +59,14 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         /// Whether a batch's tokens may move to newer versions mid-sequence (partial rollouts):
         /// deliveries are checked against ``TokenVersionRule`` with it.
         public var partialRollouts: Bool
+        /// Workers that must have joined (``RunStateMachine/workerJoined(_:)``) before the first
+        /// batch goes out (`runtime.min_workers`; 1 or less: no wait).
+        public var minWorkers: Int
 
         public init(
             steps: Int, batchSize: Int, maxStaleness: Int, injectLag: Int, versionsPerStep: Int = 1,
             lease: LeasePolicy = LeasePolicy(), pacing: PacingMode = .bound,
-            pacingMargin: Double = Pacer.defaultMargin, partialRollouts: Bool = false
+            pacingMargin: Double = Pacer.defaultMargin, partialRollouts: Bool = false, minWorkers: Int = 1
         ) {
             self.steps = steps
             self.batchSize = batchSize
@@ -74,6 +77,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
             self.pacing = pacing
             self.pacingMargin = pacingMargin
             self.partialRollouts = partialRollouts
+            self.minWorkers = minWorkers
         }
 
         /// How far (in versions) past the next batch to train indices are handed out: with
@@ -95,11 +99,12 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         }
 
         /// The settings of a run configured by `config` (`train`, and `runtime.pacing` /
-        /// `runtime.pacing_margin`).
+        /// `runtime.pacing_margin` / `runtime.min_workers`).
         public init(_ config: RunConfig, lease: LeasePolicy = LeasePolicy()) {
             self.init(
                 config.train, lease: lease, pacing: config.runtime.pacing,
                 pacingMargin: config.runtime.pacingMargin)
+            minWorkers = config.runtime.minWorkers
         }
     }
 
@@ -245,6 +250,11 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     private var forgers: Set<Worker> = []
     /// Sampling latency and learner step time estimates, and the lookahead they call for.
     public private(set) var pacer: Pacer
+    /// Workers that joined this incarnation, until ``Settings/minWorkers`` have (then the run has
+    /// its quorum for good and this stays empty).
+    private var joined: Set<Worker> = []
+    /// Whether ``Settings/minWorkers`` workers have joined: work goes out only then.
+    public private(set) var hasQuorum = false
 
     /// A machine at the start of a run.
     public init(settings: Settings, incarnation: UInt64) {
@@ -304,6 +314,7 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         guard consumed < end else { return .finished }
         guard !forgers.contains(worker) else { return .refused(.forgedContents) }
         guard benched[worker] == nil else { return .wait }  // it owes a late batch first
+        guard hasQuorum || settings.minWorkers <= 1 else { return .wait }  // not all have joined yet
         let candidate: Int
         if let index = retry.min() {
             candidate = index
@@ -469,9 +480,22 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         return .refused(reason)
     }
 
-    /// `worker` died, left or joined again: the batches it holds count lost and go out again.
+    /// `worker` joined (or rejoined). Returns true when this join completes the quorum of
+    /// ``Settings/minWorkers`` workers, so waiting workers should ask again.
+    public mutating func workerJoined(_ worker: Worker) -> Bool {
+        guard !hasQuorum else { return false }
+        joined.insert(worker)
+        guard joined.count >= settings.minWorkers else { return false }
+        hasQuorum = true
+        joined = []
+        return true
+    }
+
+    /// `worker` died, left or joined again: the batches it holds count lost and go out again (and
+    /// before the quorum, it no longer counts towards it).
     public mutating func workerLost(_ worker: Worker) -> [Loss] {
-        giveUp(assigned.values.filter { $0.worker == worker }, reason: .late)
+        if !hasQuorum { joined.remove(worker) }
+        return giveUp(assigned.values.filter { $0.worker == worker }, reason: .late)
     }
 
     /// The earliest lease deadline of the batches out with workers.

@@ -239,6 +239,10 @@ public distributed actor LearnerActor {
         // A worker that joins again (it lost us for a while) will not deliver what it held.
         log(machine.workerLost(worker), "rejoined")
         workers.insert(worker)
+        if machine.workerJoined(worker) {
+            logger.info("\(config.runtime.minWorkers) workers joined: handing out work")
+            changes.notify()  // the workers waiting for the quorum ask again
+        }
         if contributions[worker] == nil {
             contributions[worker] = WorkerContribution(
                 node: worker.description, name: ReinActorSystem.caller?.name ?? "local")

@@ -36,6 +36,7 @@ struct RuntimeConfigTests {
         ("runtime: {call_timeout: -1}", "config: runtime.call_timeout: must be in (0, 86400]"),
         ("runtime: {pacing: fast}", "config: runtime.pacing:"),
         ("runtime: {pacing_margin: -0.5}", "config: runtime.pacing_margin: must be in [0, 16]"),
+        ("runtime: {min_workers: 0}", "config: runtime.min_workers: must be at least 1, got 0"),
         (
             "train: {partial_rollouts: true, inject_lag: 2, max_staleness: 4}",
             "config: train.partial_rollouts: needs train.inject_lag 0"
@@ -92,6 +93,8 @@ struct RuntimeConfigTests {
             #expect(RunStateMachine<Int>.Settings(config).partialRollouts == partial)
         }
         #expect(try ConfigLoader.load(RunConfig.self, yaml: "{}").train.partialRollouts == false)
+        let quorum = try ConfigLoader.load(RunConfig.self, yaml: "runtime: {min_workers: 2}")
+        #expect(RunStateMachine<Int>.Settings(quorum).minWorkers == 2)
         let margin = try ConfigLoader.load(RunConfig.self, yaml: "runtime: {pacing: auto, pacing_margin: 1}")
         let machine = RunStateMachine<Int>(settings: .init(margin), incarnation: 1)
         #expect(machine.pacer.margin == 1 && machine.pacer.lookahead == 1)

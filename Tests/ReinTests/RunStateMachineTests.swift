@@ -393,6 +393,44 @@ struct RunStateMachineTests {
         #expect(machine.keptVersions == [6, 7, 8])
     }
 
+    @Test func noWorkGoesOutUntilMinWorkersHaveJoinedAndTheQuorumIsNeverLostAgain() {
+        var machine = Machine(
+            settings: .init(steps: 4, batchSize: 1, maxStaleness: 3, injectLag: 0, minWorkers: 2),
+            incarnation: 1)
+        #expect(machine.workerJoined(0) == false)
+        #expect(machine.requestWork(worker: 0, now: .zero) == .wait)
+        #expect(machine.workerJoined(0) == false)  // the same worker again is still one
+        _ = machine.workerLost(0)  // a worker that left before the quorum no longer counts
+        #expect(machine.workerJoined(1) == false)
+        #expect(machine.requestWork(worker: 1, now: .zero) == .wait)
+        #expect(machine.ledger == SampleLedger())
+        #expect(machine.workerJoined(2) == true)  // 1 and 2: the quorum
+        #expect(machine.hasQuorum)
+        guard case .sample(let first) = machine.requestWork(worker: 1, now: .zero) else {
+            Issue.record("no work with the quorum")
+            return
+        }
+        #expect(first.index == 0)
+        _ = machine.workerLost(2)
+        #expect(machine.workerJoined(3) == false)  // already started: joins change nothing
+        guard case .sample = machine.requestWork(worker: 1, now: .zero) else {
+            Issue.record("a lost worker after the start stopped the hand-out")
+            return
+        }
+    }
+
+    @Test func minWorkersComesFromTheRuntimeConfig() {
+        var config = RunConfig()
+        config.runtime.minWorkers = 3
+        #expect(Machine.Settings(config).minWorkers == 3)
+        #expect(Machine.Settings(RunConfig()).minWorkers == 1)
+        var machine = Machine(settings: .init(RunConfig()), incarnation: 1)
+        guard case .sample = machine.requestWork(worker: 5, now: .zero) else {  // 1: no wait, no join
+            Issue.record("min_workers 1 waited for a join")
+            return
+        }
+    }
+
     @Test func aLeaseExpiresAfterTheMeasuredSamplingTimeAndItsLateBatchIsRefused() {
         var machine = Machine(
             settings: .init(steps: 3, batchSize: 2, maxStaleness: 0, injectLag: 0, lease: Self.lease),

@@ -30,6 +30,10 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
     /// `auto` pacing's margin: batches of lookahead added to sampling latency / learner step before
     /// rounding up (0 = the least lag, at the risk of the learner waiting on a slow batch).
     public var pacingMargin = Pacer.defaultMargin
+    /// How many workers must have joined before the learner hands out the first batch (1: start
+    /// with the first worker). A run that needs every worker to contribute, such as a test of a
+    /// mixed fleet, sets it to the fleet's size; once reached, the run never waits for it again.
+    public var minWorkers = 1
     /// Where `rein learner` / `rein worker` serve Prometheus metrics (`--metrics-bind`); off by default.
     public var metricsBind = MetricsBind.none
 
@@ -44,6 +48,7 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         case callTimeout = "call_timeout"
         case pacing
         case pacingMargin = "pacing_margin"
+        case minWorkers = "min_workers"
         case metricsBind = "metrics_bind"
     }
 
@@ -69,6 +74,9 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         guard callTimeout > 0, callTimeout <= 86400 else {
             throw ConfigError(
                 path: "runtime.call_timeout", "must be in (0, 86400] seconds, got \(callTimeout)")
+        }
+        guard minWorkers >= 1 else {
+            throw ConfigError(path: "runtime.min_workers", "must be at least 1, got \(minWorkers)")
         }
         guard pacingMargin >= 0, pacingMargin <= 16 else {
             throw ConfigError(
