@@ -92,12 +92,15 @@ enum HTML {
             body += runTable(runs)
         }
         body += "<h2>Closing note: what the tracker measured</h2>\n" + closingNote(runs)
+        if let outcome = document.outcome {
+            body += "<p>The training outcome (section “Does the bias matter?”):</p>\n" + claimsTable(outcome.claims)
+        }
+        body += outcomeSection(document.outcome)
         body += biasSection(runs)
         body += curvesSection(runs)
         body += lagSection(runs)
         body += importanceSection(runs)
         body += selectionSection(runs)
-        body += figureOne()
         return """
             <?xml version="1.0" encoding="UTF-8"?>
             <!DOCTYPE html>
