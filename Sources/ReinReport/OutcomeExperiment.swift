@@ -46,6 +46,9 @@ public struct OutcomeExperiment: Sendable {
         public var steps: Int
         /// The output folder: `runs/<name>/` run folders, `results/<name>.json` records.
         public var out: String
+        /// Tracker observations per run at least (the interval is min(`train.tracker_every`,
+        /// steps / this)); each also runs the parameter-space comparison, the costly part.
+        public var trackerObservations = 5
 
         /// A plan.
         public init(forms: [Form], lags: [Int], seeds: [Int], steps: Int, out: String) {
@@ -106,7 +109,8 @@ public struct OutcomeExperiment: Sendable {
     }
 
     /// One run's configuration: the base with the form, the injected lag, the seed, the tracker
-    /// (five observations or more) and its parameter-space comparison on every observation.
+    /// (``Plan/trackerObservations`` or more) and its parameter-space comparison on every
+    /// observation.
     public func config(form: Form, lag: Int, seed: Int) throws -> RunConfig {
         var config = base
         config.seed = UInt64(seed)
@@ -115,7 +119,8 @@ public struct OutcomeExperiment: Sendable {
         config.train.maxStaleness = max(config.train.maxStaleness, config.train.injectLag)
         config.train.evalEvery = 0
         config.train.checkpointEvery = 0
-        config.train.trackerEvery = max(1, min(config.train.trackerEvery, plan.steps / 5))
+        config.train.trackerEvery = max(
+            1, min(config.train.trackerEvery, plan.steps / max(1, plan.trackerObservations)))
         config.train.trackerParameterEvery = 1
         if let id = form.implementation {
             config.train.kl = try KLImplementation.named(id).configuration

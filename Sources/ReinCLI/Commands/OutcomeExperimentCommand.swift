@@ -19,15 +19,16 @@ struct OutcomeExperimentCommand: AsyncParsableCommand {
             so an interrupted experiment resumes. The report (OUT/report) gives each outcome as mean with a \
             95% bootstrap interval over seeds, naive − corrected paired by seed with the minimal detectable \
             effect, and tracker bias against outcome gap. Defaults: lags 0,4,16, seeds 1-5, 80 steps at \
-            β 0.1 (chosen by a pilot: see the ReinReport article); --quick: lags 0,16, seeds 1,2, 12 steps.
+            β 0.1 (chosen by a pilot: see the ReinReport article); --quick: lags 0,16, seeds 1,2, 10 steps, \
+            two tracker observations per run.
             """
     )
 
     @OptionGroup var options: ConfigOptions
     @Option(name: .long, help: "Output folder.") var out = "runs/outcome"
-    @Flag(name: .long, help: "A short version: lags 0 and 16, seeds 1 and 2, 12 steps (minutes).") var quick =
+    @Flag(name: .long, help: "A short version: lags 0 and 16, seeds 1 and 2, 10 steps (minutes).") var quick =
         false
-    @Option(name: .long, help: "Steps per run (default 80; 12 with --quick).") var steps: Int?
+    @Option(name: .long, help: "Steps per run (default 80; 10 with --quick).") var steps: Int?
     @Option(name: .long, help: "Comma-separated injected lags (default 0,4,16; 0,16 with --quick).")
     var lags: String?
     @Option(name: .long, help: "Comma-separated seeds (default 1,2,3,4,5; 1,2 with --quick).") var seeds: String?
@@ -38,10 +39,11 @@ struct OutcomeExperimentCommand: AsyncParsableCommand {
         let logger = Logger(label: "rein.experiment")
         var base = try options.load()
         base.train.beta = beta
-        let plan = try OutcomeExperiment.Plan(
+        var plan = try OutcomeExperiment.Plan(
             forms: chosenForms(), lags: integers(lags ?? (quick ? "0,16" : "0,4,16"), "lags"),
-            seeds: integers(seeds ?? (quick ? "1,2" : "1,2,3,4,5"), "seeds"), steps: steps ?? (quick ? 12 : 80),
+            seeds: integers(seeds ?? (quick ? "1,2" : "1,2,3,4,5"), "seeds"), steps: steps ?? (quick ? 10 : 80),
             out: out)
+        plan.trackerObservations = quick ? 2 : 5
         guard plan.steps >= 1 else { throw CLIError("--steps must be at least 1") }
         guard FileManager.default.fileExists(atPath: base.train.reference) else {
             throw CLIError("no reference checkpoint at \(base.train.reference); run `rein pretrain` first")
