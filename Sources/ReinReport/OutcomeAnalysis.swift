@@ -72,18 +72,21 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
         public var lag: Int
         /// The metric compared.
         public var metric: Metric
-        /// Mean of naive − corrected over the paired seeds, with its 95 % bootstrap interval.
+        /// Mean of naive − corrected over the paired seeds, with its 95 % percentile-bootstrap interval.
         public var difference: Statistics.Interval
         /// Standard deviation of the paired differences.
         public var differenceSD: Double
         /// The smallest true difference this design detects at 95 % / 80 % power
         /// (``Statistics/minimalDetectableEffect(n:sd:level:power:)``).
         public var minimalDetectableEffect: Double
-        /// Whether the interval excludes zero.
+        /// The paired t-interval of the same mean difference.
+        public var tInterval: Statistics.Interval
+        /// Whether both intervals exclude zero.
         public var detected: Bool
 
         enum CodingKeys: String, CodingKey {
             case naive, corrected, lag, metric, difference
+            case tInterval = "t_interval"
             case differenceSD = "difference_sd"
             case minimalDetectableEffect = "minimal_detectable_effect"
             case detected
@@ -118,9 +121,9 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
     public struct Claim: Sendable, Codable, Hashable {
         /// A verdict.
         public enum Verdict: String, Sendable, Codable, Hashable {
-            /// The intervals agree with the claim.
+            /// Both intervals (bootstrap and t) agree with the claim.
             case agreed
-            /// An interval excludes what the claim says.
+            /// Both intervals exclude what the claim says.
             case refuted
             /// The intervals allow both.
             case undetermined
@@ -188,11 +191,11 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
                     Self.compare(
                         group(pair.naive, lag), group(pair.corrected, lag), metric: metric,
                         resamples: resamples
-                    ).map { diff, sd, mde in
+                    ).map { p in
                         Comparison(
                             naive: pair.naive, corrected: pair.corrected, lag: lag, metric: metric,
-                            difference: diff, differenceSD: sd, minimalDetectableEffect: mde,
-                            detected: diff.excludesZero)
+                            difference: p.bootstrap, differenceSD: p.sd, minimalDetectableEffect: p.mde,
+                            tInterval: p.t, detected: p.above || p.below)
                     }
                 }
             }
@@ -234,11 +237,23 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
         claims = Self.claims(at: lags.first ?? 0, group: group, resamples: resamples)
     }
 
-    /// Paired naive − corrected over the seeds both have: the interval, the SD of the
-    /// differences and the minimal detectable effect (nil below two pairs).
+    /// A paired difference: its bootstrap and t intervals, the SD of the differences and the
+    /// minimal detectable effect.
+    struct Paired {
+        var bootstrap: Statistics.Interval
+        var t: Statistics.Interval
+        var sd: Double
+        var mde: Double
+        /// Both intervals above zero.
+        var above: Bool { bootstrap.low > 0 && t.low > 0 }
+        /// Both intervals below zero.
+        var below: Bool { bootstrap.high < 0 && t.high < 0 }
+    }
+
+    /// Paired a − b over the seeds both have (nil below two pairs).
     static func compare(
         _ a: [OutcomeRecord], _ b: [OutcomeRecord], metric: Metric, resamples: Int
-    ) -> (Statistics.Interval, Double, Double)? {
+    ) -> Paired? {
         let right = Dictionary(b.compactMap { r in metric.value(r).map { (r.seed, $0) } }) { x, _ in x }
         let pairs = a.compactMap { r -> (Double, Double)? in
             guard let x = metric.value(r), let y = right[r.seed] else { return nil }
@@ -246,25 +261,28 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
         }
         guard pairs.count >= 2 else { return nil }
         let diff = Statistics.pairedDifference(pairs.map(\.0), pairs.map(\.1), resamples: resamples)
-        let sd = Statistics.standardDeviation(pairs.map { $0.0 - $0.1 })
-        return (diff, sd, Statistics.minimalDetectableEffect(n: pairs.count, sd: sd))
+        let differences = pairs.map { $0.0 - $0.1 }
+        let sd = Statistics.standardDeviation(differences)
+        return Paired(
+            bootstrap: diff, t: Statistics.tInterval(differences), sd: sd,
+            mde: Statistics.minimalDetectableEffect(n: pairs.count, sd: sd))
     }
 
     /// The seed paper's training-outcome claims, judged by paired intervals at `lag`.
     static func claims(at lag: Int, group: (String, Int) -> [OutcomeRecord], resamples: Int) -> [Claim] {
-        func diff(_ a: String, _ b: String, _ m: Metric) -> (Statistics.Interval, Double, Double)? {
+        func diff(_ a: String, _ b: String, _ m: Metric) -> Paired? {
             compare(group(a, lag), group(b, lag), metric: m, resamples: resamples)
         }
-        func text(_ name: String, _ d: (Statistics.Interval, Double, Double)) -> String {
+        func text(_ name: String, _ d: Paired) -> String {
             "lag \(lag), "
                 + String(
-                    format: "%@ %.4g [%.4g, %.4g] (n %d, MDE %.3g)", name, d.0.estimate, d.0.low, d.0.high,
-                    d.0.count, d.2)
+                    format: "%@ %.4g [%.4g, %.4g] (n %d, MDE %.3g)", name, d.bootstrap.estimate, d.bootstrap.low,
+                    d.bootstrap.high, d.bootstrap.count, d.mde)
         }
-        /// "a exceeds b": agreed when the interval of a − b lies above 0, refuted below.
+        /// "a exceeds b": agreed when both intervals of a − b lie above 0, refuted below.
         func greater(_ claim: String, _ a: String, _ b: String, _ m: Metric) -> Claim? {
             guard let d = diff(a, b, m) else { return nil }
-            let verdict: Claim.Verdict = d.0.low > 0 ? .agreed : (d.0.high < 0 ? .refuted : .undetermined)
+            let verdict: Claim.Verdict = d.above ? .agreed : (d.below ? .refuted : .undetermined)
             return Claim(claim: claim, measured: text("\(a) − \(b), \(m.title):", d), verdict: verdict)
         }
         var out: [Claim] = []
@@ -273,9 +291,9 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
         if let d = diff("k1_loss", "no_kl", .finalKL) {
             let effect = diff("no_kl", "k2_loss", .finalKL)
             let verdict: Claim.Verdict
-            if d.0.excludesZero {
+            if d.above || d.below {
                 verdict = .refuted
-            } else if let effect, effect.0.low > 0, d.2 < effect.0.estimate {
+            } else if let effect, effect.above, d.mde < effect.bootstrap.estimate {
                 verdict = .agreed
             } else {
                 verdict = .undetermined
@@ -290,8 +308,8 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
         let constrain = ["k2_loss", "k3_loss"].compactMap { form in diff("no_kl", form, .finalKL).map { (form, $0) } }
         if !constrain.isEmpty {
             let verdict: Claim.Verdict =
-                constrain.contains { $0.1.0.high < 0 }
-                ? .refuted : (constrain.allSatisfy { $0.1.0.low > 0 } ? .agreed : .undetermined)
+                constrain.contains { $0.1.below }
+                ? .refuted : (constrain.allSatisfy { $0.1.above } ? .agreed : .undetermined)
             out.append(
                 Claim(
                     claim: "k2 and k3 as loss both constrain the policy: final KL below no KL (Figures 3 and 5)",

@@ -27,7 +27,7 @@ extension HTML {
     static func claimsTable(_ claims: [OutcomeAnalysis.Claim]) -> String {
         table(
             header: ["the seed paper says (training outcome)", "measured: mean [95% CI]", "verdict"],
-            rows: claims.map { [$0.claim, $0.measured, $0.verdict.rawValue] })
+            rows: claims.map { [$0.claim, $0.measured, $0.verdict.rawValue] }, nameColumns: 2)
     }
 
     static func outcomeSection(_ analysis: OutcomeAnalysis?) -> String {
@@ -76,15 +76,18 @@ extension HTML {
             })
         s += "<h3>Naive against corrected, paired by seed</h3>\n"
         s +=
-            "<p class=\"note\">naive − corrected; where the interval holds 0 the answer is “no detectable effect at this power”, and MDE says how large an effect would have been seen.</p>\n"
+            "<p class=\"note\">naive − corrected per seed. “Detected” needs both the percentile-bootstrap and the paired t-interval to exclude 0 (with few seeds the bootstrap interval is too narrow: for 2 seeds it is the range of the two differences); otherwise the answer is “no detectable effect at this power”, and MDE says how large a true effect the design would have detected. At lag 0 each pair has the same gradient: differences there are float rounding.</p>\n"
         s += table(
-            header: ["naive", "corrected", "lag", "outcome", "naive − corrected [95% CI]", "SD", "MDE", "answer"],
+            header: [
+                "naive", "corrected", "lag", "outcome", "naive − corrected [95% bootstrap CI]", "paired t 95% CI", "SD",
+                "MDE", "answer",
+            ],
             rows: a.comparisons.map { c in
                 let d = differenceFormatter(c.metric)
                 return [
                     c.naive, c.corrected, "\(c.lag)", c.metric.title,
                     "\(d(c.difference.estimate)) [\(d(c.difference.low)), \(d(c.difference.high))]",
-                    number(c.differenceSD, digits: 3), d(c.minimalDetectableEffect).replacingOccurrences(of: "+", with: ""),
+                    "[\(d(c.tInterval.low)), \(d(c.tInterval.high))]", number(c.differenceSD, digits: 3), d(c.minimalDetectableEffect).replacingOccurrences(of: "+", with: ""),
                     c.detected ? "detected" : "no detectable effect at this power",
                 ]
             }, nameColumns: 2)

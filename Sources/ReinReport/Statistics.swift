@@ -90,6 +90,19 @@ public enum Statistics {
         return bootstrapMean(zip(a, b).map { $0 - $1 }, level: level, resamples: resamples, seed: seed)
     }
 
+    /// The Student-t interval of the mean: mean ± t_{n−1, (1+level)/2} · SD/√n. With few values
+    /// it is wider than the percentile bootstrap (which for n = 2 is the range of the two values),
+    /// so the outcome analysis calls an effect detected only when both exclude zero.
+    /// One value or none gives NaN ends.
+    public static func tInterval(_ xs: [Double], level: Double = 0.95) -> Interval {
+        let m = mean(xs)
+        guard xs.count >= 2 else { return Interval(estimate: m, low: .nan, high: .nan, count: xs.count) }
+        let half =
+            studentQuantile(1 - (1 - level) / 2, df: Double(xs.count - 1)) * standardDeviation(xs)
+            / Double(xs.count).squareRoot()
+        return Interval(estimate: m, low: m - half, high: m + half, count: xs.count)
+    }
+
     /// The smallest true mean difference a paired design of `n` pairs detects with probability
     /// `power` in a two-sided test at level 1 − `level`, when the differences have standard
     /// deviation `sd`: MDE = (t_{n−1, 1−α/2} + t_{n−1, power}) · sd / √n, with α = 1 − level

@@ -118,3 +118,19 @@ struct StatisticsTests {
         #expect(Statistics.fitLine(x: [1, 2], y: [1, 2]) == nil)
     }
 }
+
+@Suite("Statistics: t-interval")
+struct TIntervalTests {
+    @Test func tIntervalIsMeanPlusMinusTTimesStandardError() {
+        // 1…5: mean 3, SD √2.5, t_{4,0.975} = 2.776445.
+        let i = Statistics.tInterval([1, 2, 3, 4, 5])
+        let half = 2.776445105 * 2.5.squareRoot() / 5.0.squareRoot()
+        #expect(abs(i.low - (3 - half)) < 1e-8 && abs(i.high - (3 + half)) < 1e-8)
+        // Two values: far wider than their range (t_{1,0.975} = 12.7), unlike the bootstrap.
+        let two = Statistics.tInterval([1, 2])
+        #expect(two.low < 1 - 5 && two.high > 2 + 5)
+        let boot = Statistics.bootstrapMean([1, 2])
+        #expect(boot.low >= 1 && boot.high <= 2)
+        #expect(Statistics.tInterval([1]).low.isNaN)
+    }
+}
