@@ -109,7 +109,8 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
 
         /// The outcome.
         public var metric: Metric
-        /// The baseline every gap is measured from (`k2_loss` at lag 0: the on-policy reverse-KL gradient).
+        /// The baseline every gap is measured from: the same seed's `k2_loss_sgw_token` run at the
+        /// same lag (its expected gradient is ∇KL(π_θ‖π_ref) at every lag).
         public var baseline: String
         /// The cells.
         public var points: [Point]
@@ -200,13 +201,15 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
                 }
             }
         }
-        let baseline = (form: "k2_loss", lag: lags.first ?? 0)
-        let base = Dictionary(group(baseline.form, baseline.lag).map { ($0.seed, $0) }) { a, _ in a }
+        // The baseline of a run: the same seed's run of the token-corrected k2 at the same lag, whose
+        // gradient is the exact ∇KL(π_θ‖π_ref) at every lag; so the gap is what the form's KL
+        // gradient does, not what the lag does to the policy-gradient term.
+        let baseline = "k2_loss_sgw_token"
         predictions = [Metric.finalKL, .greedyAccuracy].map { metric in
             let points = order.compactMap { key -> Prediction.Point? in
                 let rs = groups[key]!
-                guard rs[0].form != "no_kl", !(rs[0].form == baseline.form && rs[0].lag == baseline.lag)
-                else { return nil }
+                guard rs[0].form != "no_kl", rs[0].form != baseline else { return nil }
+                let base = Dictionary(group(baseline, rs[0].lag).map { ($0.seed, $0) }) { a, _ in a }
                 let pairs = rs.compactMap { r -> (bias: Double, gap: Double)? in
                     guard let b = r.trackerBias, let v = metric.value(r), let w = base[r.seed].flatMap(metric.value)
                     else { return nil }
@@ -218,7 +221,7 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
                     gap: Statistics.mean(pairs.map(\.gap)))
             }
             return Prediction(
-                metric: metric, baseline: "\(baseline.form) at lag \(baseline.lag)", points: points,
+                metric: metric, baseline: "\(baseline) at the same lag", points: points,
                 fit: Statistics.fitLine(x: points.map(\.bias), y: points.map(\.gap)))
         }
         trajectories = order.map { key in

@@ -95,9 +95,11 @@ struct OutcomeAnalysisTests {
     @Test func trackerBiasPredictsTheGapWhenTheyMoveTogether() throws {
         let a = try #require(OutcomeAnalysis(records: design(), resamples: 500))
         let kl = try #require(a.predictions.first { $0.metric == .finalKL })
-        // Baseline k2_loss at lag 0 and no KL are left out: 7 cells.
-        #expect(kl.points.count == 7 && kl.baseline == "k2_loss at lag 0")
-        #expect(!kl.points.contains { $0.form == "no_kl" || ($0.form == "k2_loss" && $0.lag == 0) })
+        // The baseline (sg(w)·k2 at the same lag) and no KL are left out: 6 cells.
+        #expect(kl.points.count == 6 && kl.baseline == "k2_loss_sgw_token at the same lag")
+        #expect(!kl.points.contains { $0.form == "no_kl" || $0.form == "k2_loss_sgw_token" })
+        let naive = try #require(kl.points.first { $0.form == "k2_loss" && $0.lag == 4 })
+        #expect(abs(naive.bias - 0.3) < 1e-12 && abs(naive.gap - 0.0112) < 1e-12)
         let k1 = try #require(kl.points.first { $0.form == "k1_loss" && $0.lag == 0 })
         #expect(abs(k1.bias - 1) < 1e-12 && abs(k1.gap - 0.4002) < 1e-12)
         let fit = try #require(kl.fit)
