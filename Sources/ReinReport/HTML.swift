@@ -93,7 +93,9 @@ enum HTML {
         }
         body += "<h2>Closing note: what the tracker measured</h2>\n" + closingNote(runs)
         if let outcome = document.outcome {
-            body += "<p>The training outcome (section “Does the bias matter?”):</p>\n" + claimsTable(outcome.claims)
+            body +=
+                "<p>The training outcome (section “Does the bias matter?”):</p>\n"
+                + claimsTable(outcome.claims)
         }
         body += outcomeSection(document.outcome)
         body += biasSection(runs)

@@ -183,7 +183,8 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
             for m in Metric.allCases { outcomes[m.rawValue] = interval(rs.map(m.value)) }
             return Cell(
                 form: rs[0].form, lag: rs[0].lag, seeds: rs.map(\.seed), outcomes: outcomes,
-                trackerBias: interval(rs.map(\.trackerBias)), parameterBias: interval(rs.map(\.parameterBias)))
+                trackerBias: interval(rs.map(\.trackerBias)), parameterBias: interval(rs.map(\.parameterBias))
+            )
         }
         let lags = Set(records.map(\.lag)).sorted()
         comparisons = OutcomeExperiment.corrections.flatMap { pair in
@@ -211,7 +212,8 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
                 guard rs[0].form != "no_kl", rs[0].form != baseline else { return nil }
                 let base = Dictionary(group(baseline, rs[0].lag).map { ($0.seed, $0) }) { a, _ in a }
                 let pairs = rs.compactMap { r -> (bias: Double, gap: Double)? in
-                    guard let b = r.trackerBias, let v = metric.value(r), let w = base[r.seed].flatMap(metric.value)
+                    guard let b = r.trackerBias, let v = metric.value(r),
+                        let w = base[r.seed].flatMap(metric.value)
                     else { return nil }
                     return (b, v - w)
                 }
@@ -279,7 +281,8 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
         func text(_ name: String, _ d: Paired) -> String {
             "lag \(lag), "
                 + String(
-                    format: "%@ %.4g [%.4g, %.4g] (n %d, MDE %.3g)", name, d.bootstrap.estimate, d.bootstrap.low,
+                    format: "%@ %.4g [%.4g, %.4g] (n %d, MDE %.3g)", name, d.bootstrap.estimate,
+                    d.bootstrap.low,
                     d.bootstrap.high, d.bootstrap.count, d.mde)
         }
         /// "a exceeds b": agreed when both intervals of a − b lie above 0, refuted below.
@@ -308,24 +311,30 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
                         + (effect.map { "; " + text("no_kl − k2_loss (what a working KL does):", $0) } ?? ""),
                     verdict: verdict))
         }
-        let constrain = ["k2_loss", "k3_loss"].compactMap { form in diff("no_kl", form, .finalKL).map { (form, $0) } }
+        let constrain = ["k2_loss", "k3_loss"].compactMap { form in
+            diff("no_kl", form, .finalKL).map { (form, $0) }
+        }
         if !constrain.isEmpty {
             let verdict: Claim.Verdict =
                 constrain.contains { $0.1.below }
                 ? .refuted : (constrain.allSatisfy { $0.1.above } ? .agreed : .undetermined)
             out.append(
                 Claim(
-                    claim: "k2 and k3 as loss both constrain the policy: final KL below no KL (Figures 3 and 5)",
-                    measured: constrain.map { text("no_kl − \($0.0), final KL:", $0.1) }.joined(separator: "; "),
+                    claim:
+                        "k2 and k3 as loss both constrain the policy: final KL below no KL (Figures 3 and 5)",
+                    measured: constrain.map { text("no_kl − \($0.0), final KL:", $0.1) }.joined(
+                        separator: "; "),
                     verdict: verdict))
         }
         if let c = greater(
-            "k2 as loss keeps π_θ closer to π_ref than k3 as loss (Figures 3 and 5)", "k3_loss", "k2_loss", .finalKL)
+            "k2 as loss keeps π_θ closer to π_ref than k3 as loss (Figures 3 and 5)", "k3_loss", "k2_loss",
+            .finalKL)
         {
             out.append(c)
         }
         if let c = greater(
-            "k2 as loss gives a lower reward variance than k3 as loss (Figures 3 and 5)", "k3_loss", "k2_loss",
+            "k2 as loss gives a lower reward variance than k3 as loss (Figures 3 and 5)", "k3_loss",
+            "k2_loss",
             .rewardSD)
         {
             out.append(c)

@@ -65,7 +65,9 @@ public struct OutcomeExperiment: Sendable {
         }
 
         /// A run's name: `<form>-lag<L>-seed<S>`.
-        public static func name(form: String, lag: Int, seed: Int) -> String { "\(form)-lag\(lag)-seed\(seed)" }
+        public static func name(form: String, lag: Int, seed: Int) -> String {
+            "\(form)-lag\(lag)-seed\(seed)"
+        }
 
         /// The run folder of a run.
         public func runFolder(_ name: String) -> String {
@@ -283,7 +285,8 @@ public struct OutcomeRecord: Sendable, Codable, Hashable {
         if settings["beta"].flatMap(Double.init) == 0 { return "no_kl" }
         return KLImplementation.catalog.first { implementation in
             let c = implementation.configuration
-            return settings["estimator"] == c.estimator.rawValue && settings["placement"] == c.placement.rawValue
+            return settings["estimator"] == c.estimator.rawValue
+                && settings["placement"] == c.placement.rawValue
                 && settings["ratio"] == c.ratio.rawValue && settings["ratio_grad"] == c.ratioGradient.rawValue
                 && settings["level"] == c.level.rawValue && settings["correction"] == c.correction.rawValue
         }?.id
@@ -322,7 +325,8 @@ public struct OutcomeRecord: Sendable, Codable, Hashable {
         let record = try decoder.decode(OutcomeRecord.self, from: data)
         guard record.schemaVersion <= currentSchemaVersion else {
             throw ReportError.unreadable(
-                path: "outcome record", reason: "schema version \(record.schemaVersion) is newer than this build's")
+                path: "outcome record",
+                reason: "schema version \(record.schemaVersion) is newer than this build's")
         }
         return record
     }

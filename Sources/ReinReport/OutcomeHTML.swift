@@ -50,7 +50,8 @@ extension HTML {
             s += table(
                 header: ["form"] + lags.map { "lag \($0)" },
                 rows: forms.map { form in
-                    [form] + lags.map { interval(cell(form, $0)?.outcomes[metric.rawValue], formatter(metric)) }
+                    [form]
+                        + lags.map { interval(cell(form, $0)?.outcomes[metric.rawValue], formatter(metric)) }
                 })
         }
         s += "<div class=\"charts\">"
@@ -79,7 +80,8 @@ extension HTML {
             "<p class=\"note\">naive − corrected per seed. “Detected” needs both the percentile-bootstrap and the paired t-interval to exclude 0 (with few seeds the bootstrap interval is too narrow: for 2 seeds it is the range of the two differences); otherwise the answer is “no detectable effect at this power”, and MDE says how large a true effect the design would have detected. At lag 0 each pair has the same gradient: differences there are float rounding.</p>\n"
         s += table(
             header: [
-                "naive", "corrected", "lag", "outcome", "naive − corrected [95% bootstrap CI]", "paired t 95% CI", "SD",
+                "naive", "corrected", "lag", "outcome", "naive − corrected [95% bootstrap CI]",
+                "paired t 95% CI", "SD",
                 "MDE", "answer",
             ],
             rows: a.comparisons.map { c in
@@ -87,7 +89,8 @@ extension HTML {
                 return [
                     c.naive, c.corrected, "\(c.lag)", c.metric.title,
                     "\(d(c.difference.estimate)) [\(d(c.difference.low)), \(d(c.difference.high))]",
-                    "[\(d(c.tInterval.low)), \(d(c.tInterval.high))]", number(c.differenceSD, digits: 3), d(c.minimalDetectableEffect).replacingOccurrences(of: "+", with: ""),
+                    "[\(d(c.tInterval.low)), \(d(c.tInterval.high))]", number(c.differenceSD, digits: 3),
+                    d(c.minimalDetectableEffect).replacingOccurrences(of: "+", with: ""),
                     c.detected ? "detected" : "no detectable effect at this power",
                 ]
             }, nameColumns: 2)
@@ -98,14 +101,17 @@ extension HTML {
         for p in a.predictions {
             s += SVG.scatterChart(
                 title: "\(p.metric.title) gap vs tracker bias", xLabel: "tracker relative error (pooled)",
-                yLabel: "gap to baseline", points: p.points.map { ("\($0.form) lag \($0.lag)", $0.bias, $0.gap) },
+                yLabel: "gap to baseline",
+                points: p.points.map { ("\($0.form) lag \($0.lag)", $0.bias, $0.gap) },
                 fit: p.fit)
         }
         s += "</div>\n"
         s += table(
             header: ["outcome", "cells", "slope [95% CI]", "R²", "answer"],
             rows: a.predictions.map { p in
-                guard let fit = p.fit else { return [p.metric.title, "\(p.points.count)", "–", "–", "too few cells"] }
+                guard let fit = p.fit else {
+                    return [p.metric.title, "\(p.points.count)", "–", "–", "too few cells"]
+                }
                 let f = { (v: Double) in String(format: "%.3g", v) }
                 return [
                     p.metric.title, "\(p.points.count)",
@@ -131,7 +137,8 @@ extension HTML {
 extension SVG {
     /// Means with interval whiskers: one group per category, one marker per series.
     static func intervalChart(
-        title: String, yLabel: String, categories: [String], series: [(name: String, values: [Statistics.Interval?])],
+        title: String, yLabel: String, categories: [String],
+        series: [(name: String, values: [Statistics.Interval?])],
         scale: Double = 1, width requestedWidth: Double = 620, height: Double = 300
     ) -> String {
         let legendWidth = legend(for: series.map { ChartSeries(name: $0.name, points: []) }).width
@@ -185,7 +192,8 @@ extension SVG {
         for (i, s) in series.enumerated() {
             let y = top + 6 + Double(i) * 15
             svg += "<circle cx=\"\(f(lx + 6))\" cy=\"\(f(y))\" r=\"3.5\" fill=\"\(color(i))\"/>"
-            svg += "<text x=\"\(f(lx + 18))\" y=\"\(f(y + 4))\" class=\"legend\">\(HTML.escape(s.name))</text>\n"
+            svg +=
+                "<text x=\"\(f(lx + 18))\" y=\"\(f(y + 4))\" class=\"legend\">\(HTML.escape(s.name))</text>\n"
         }
         return svg + "</svg>"
     }
@@ -241,7 +249,8 @@ extension SVG {
                 "<line x1=\"\(f(px(xLo)))\" x2=\"\(f(px(xHi)))\" y1=\"\(f(py(fit.band(at: xLo).estimate)))\" y2=\"\(f(py(fit.band(at: xHi).estimate)))\" stroke=\"#1f77b4\" stroke-width=\"1.8\"/>\n"
         }
         if yLo < 0 && yHi > 0 {
-            svg += "<line x1=\"\(f(left))\" x2=\"\(f(left + plotW))\" y1=\"\(f(py(0)))\" y2=\"\(f(py(0)))\" class=\"guide\"/>\n"
+            svg +=
+                "<line x1=\"\(f(left))\" x2=\"\(f(left + plotW))\" y1=\"\(f(py(0)))\" y2=\"\(f(py(0)))\" class=\"guide\"/>\n"
         }
         for p in pts {
             svg +=

@@ -76,7 +76,8 @@ public struct CheckpointBias: Sendable, Codable, Hashable {
         public var threads: Int
 
         /// Options.
-        public init(task: ArithmeticTaskConfig, samples: Int, temperature: Double, seed: UInt64, threads: Int) {
+        public init(task: ArithmeticTaskConfig, samples: Int, temperature: Double, seed: UInt64, threads: Int)
+        {
             self.task = task
             self.samples = samples
             self.temperature = temperature
@@ -100,11 +101,13 @@ public struct CheckpointBias: Sendable, Codable, Hashable {
         let task = try ArithmeticTask(config: options.task)
         guard task.tokenizer.vocabSize == policy.config.vocab else {
             throw TrackerError.shape(
-                "the task's vocabulary has \(task.tokenizer.vocabSize) tokens, the checkpoints \(policy.config.vocab)")
+                "the task's vocabulary has \(task.tokenizer.vocabSize) tokens, the checkpoints \(policy.config.vocab)"
+            )
         }
         let dataset = ArithmeticDataset(task: task)
         var random = TaskRandom(seed: options.seed, stream: 0x6269_6173)
-        let problems = (0..<options.samples).map { _ in dataset.train[random.next(below: dataset.train.count)] }
+        let problems = (0..<options.samples).map { _ in dataset.train[random.next(below: dataset.train.count)]
+        }
         let sampler = RolloutSampler(
             task: task, config: behaviour.config, temperature: options.temperature, topK: 0,
             threads: options.threads, reference: reference)

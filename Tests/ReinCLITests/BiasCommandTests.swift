@@ -8,12 +8,15 @@ import Testing
 @Suite("rein bias")
 struct BiasCommandTests {
     @Test func measuresThreeCheckpointsAndPrintsJSON() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rein-bias-\(UUID().uuidString)").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-bias-\(UUID().uuidString)"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let gpt = GPTConfig(vocab: Tokenizer.standard.vocabSize, context: 16, dModel: 16, layers: 1, heads: 2)
         for (name, seed) in [("ref", 5), ("policy", 6), ("mu", 7)] {
-            try Checkpoint.save(try GPTParameters(config: gpt, seed: UInt64(seed)), to: "\(dir)/\(name).safetensors")
+            try Checkpoint.save(
+                try GPTParameters(config: gpt, seed: UInt64(seed)), to: "\(dir)/\(name).safetensors")
         }
         let arguments = [
             "bias", "--policy", "\(dir)/policy.safetensors", "--behaviour", "\(dir)/mu.safetensors",

@@ -56,7 +56,9 @@ struct OutcomeExperimentTests {
         #expect(outcome.cells.count == 4 && outcome.cells.allSatisfy { $0.seeds == [1, 2] })
         #expect(
             Set(outcome.comparisons.filter { $0.metric == .finalKL }.map(\.lag)) == [0, 1]
-                && outcome.comparisons.allSatisfy { $0.naive == "k2_loss" && $0.corrected == "k2_loss_sgw_token" })
+                && outcome.comparisons.allSatisfy {
+                    $0.naive == "k2_loss" && $0.corrected == "k2_loss_sgw_token"
+                })
         let html = try String(contentsOfFile: dir + "/out/report/report.html", encoding: .utf8)
         #expect(html.contains("Does the bias matter?"))
 

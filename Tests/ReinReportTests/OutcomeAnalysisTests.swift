@@ -42,9 +42,15 @@ struct OutcomeAnalysisTests {
             for lag in [0, 4] {
                 out.append(record("no_kl", lag: lag, seed: seed, kl: 0.5 + s))
                 out.append(record("k1_loss", lag: lag, seed: seed, kl: 0.5 + s + jitter - 0.001, bias: 1))
-                out.append(record("k2_loss", lag: lag, seed: seed, kl: 0.1 + s + (lag == 4 ? 0.01 + jitter : 0), bias: lag == 4 ? 0.3 : 0))
+                out.append(
+                    record(
+                        "k2_loss", lag: lag, seed: seed, kl: 0.1 + s + (lag == 4 ? 0.01 + jitter : 0),
+                        bias: lag == 4 ? 0.3 : 0))
                 out.append(record("k2_loss_sgw_token", lag: lag, seed: seed, kl: 0.1 + s, bias: 0))
-                out.append(record("k3_loss", lag: lag, seed: seed, kl: 0.2 + s + jitter, bias: 0.5, rewardSD: 0.1 + jitter))
+                out.append(
+                    record(
+                        "k3_loss", lag: lag, seed: seed, kl: 0.2 + s + jitter, bias: 0.5,
+                        rewardSD: 0.1 + jitter))
             }
         }
         return out
@@ -110,7 +116,9 @@ struct OutcomeAnalysisTests {
         #expect(OutcomeAnalysis(records: [record("k2_loss", lag: 0, seed: 1, kl: 0.1)]) == nil)
         #expect(OutcomeAnalysis(records: []) == nil)
         // The same run twice is one seed, not two.
-        let twice = [record("k2_loss", lag: 0, seed: 1, kl: 0.1), record("k2_loss", lag: 0, seed: 1, kl: 0.1)]
+        let twice = [
+            record("k2_loss", lag: 0, seed: 1, kl: 0.1), record("k2_loss", lag: 0, seed: 1, kl: 0.1),
+        ]
         #expect(OutcomeAnalysis(records: twice) == nil)
     }
 

@@ -107,7 +107,9 @@ struct StatisticsTests {
         let mid = fit.band(at: 3)
         #expect(abs(mid.estimate - 4) < 1e-12)
         #expect(abs(mid.high - mid.low - 2 * 3.182446305 * (2.4 / 3 / 5).squareRoot()) < 1e-6)
-        #expect(abs((fit.band(at: 1).high - fit.band(at: 1).low) - (fit.band(at: 5).high - fit.band(at: 5).low)) < 1e-9)
+        #expect(
+            abs((fit.band(at: 1).high - fit.band(at: 1).low) - (fit.band(at: 5).high - fit.band(at: 5).low))
+                < 1e-9)
     }
 
     @Test func lineFitOfAnExactLineHasAZeroWidthInterval() throws {

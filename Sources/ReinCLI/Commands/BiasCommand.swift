@@ -68,7 +68,9 @@ struct BiasCommand: AsyncParsableCommand {
         emit("| form | relative error to ∇KL(π_θ‖π_ref) | cosine | relative error to ∇KL(π_ref‖π_θ) |")
         emit("|---|---|---|---|")
         for form in r.forms {
-            emit("| `\(form.id)` | \(f(form.relativeError)) | \(f(form.cosine)) | \(f(form.forwardRelativeError)) |")
+            emit(
+                "| `\(form.id)` | \(f(form.relativeError)) | \(f(form.cosine)) | \(f(form.forwardRelativeError)) |"
+            )
         }
     }
 }

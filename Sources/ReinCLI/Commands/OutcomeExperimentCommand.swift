@@ -10,7 +10,8 @@ import ReinReport
 struct OutcomeExperimentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "outcome",
-        abstract: "Train every KL form × lag × seed and report whether the gradient bias changes the outcome.",
+        abstract:
+            "Train every KL form × lag × seed and report whether the gradient bias changes the outcome.",
         discussion: """
             Forms: \(OutcomeExperiment.forms.map(\.id).joined(separator: ", ")). Every run starts from \
             train.reference with the base configuration (--config / --set), the staleness tracker and its \
@@ -31,7 +32,8 @@ struct OutcomeExperimentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Steps per run (default 80; 10 with --quick).") var steps: Int?
     @Option(name: .long, help: "Comma-separated injected lags (default 0,4,16; 0,16 with --quick).")
     var lags: String?
-    @Option(name: .long, help: "Comma-separated seeds (default 1,2,3,4,5; 1,2 with --quick).") var seeds: String?
+    @Option(name: .long, help: "Comma-separated seeds (default 1,2,3,4,5; 1,2 with --quick).") var seeds:
+        String?
     @Option(name: .long, help: "Comma-separated form ids (default: all eight).") var forms: String?
     @Option(name: .long, help: "β of every form but no KL (default 0.1).") var beta = 0.1
 
@@ -41,7 +43,8 @@ struct OutcomeExperimentCommand: AsyncParsableCommand {
         base.train.beta = beta
         var plan = try OutcomeExperiment.Plan(
             forms: chosenForms(), lags: integers(lags ?? (quick ? "0,16" : "0,4,16"), "lags"),
-            seeds: integers(seeds ?? (quick ? "1,2" : "1,2,3,4,5"), "seeds"), steps: steps ?? (quick ? 10 : 80),
+            seeds: integers(seeds ?? (quick ? "1,2" : "1,2,3,4,5"), "seeds"),
+            steps: steps ?? (quick ? 10 : 80),
             out: out)
         plan.trackerObservations = quick ? 2 : 5
         guard plan.steps >= 1 else { throw CLIError("--steps must be at least 1") }
@@ -90,7 +93,8 @@ struct OutcomeExperimentCommand: AsyncParsableCommand {
         let known = OutcomeExperiment.forms
         return try (forms?.split(separator: ",").map(String.init) ?? known.map(\.id)).map { id in
             guard let form = known.first(where: { $0.id == id }) else {
-                throw CLIError("--forms: unknown form '\(id)' (known: \(known.map(\.id).joined(separator: ", ")))")
+                throw CLIError(
+                    "--forms: unknown form '\(id)' (known: \(known.map(\.id).joined(separator: ", ")))")
             }
             return form
         }
@@ -100,7 +104,9 @@ struct OutcomeExperimentCommand: AsyncParsableCommand {
     private func writeReport(plan: OutcomeExperiment.Plan, logger: Logger) throws {
         let writer = ReportWriter(logger: logger)
         let directory = (out as NSString).appendingPathComponent("report")
-        let folders = plan.runs.map { plan.runFolder(OutcomeExperiment.Plan.name(form: $0.form.id, lag: $0.lag, seed: $0.seed)) }
+        let folders = plan.runs.map {
+            plan.runFolder(OutcomeExperiment.Plan.name(form: $0.form.id, lag: $0.lag, seed: $0.seed))
+        }
         do {
             try writer.write(
                 try writer.document(runs: folders), to: directory,
