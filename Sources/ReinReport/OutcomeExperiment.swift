@@ -134,15 +134,19 @@ public struct OutcomeExperiment: Sendable {
         return config
     }
 
-    /// Runs every run of the plan that has no record yet, calling `progress` after each (skipped
-    /// ones included); returns every record in plan order.
+    /// Runs every run of the plan that has no record yet (or one of other steps or β), calling
+    /// `progress` after each (skipped ones included); returns every record in plan order.
     public func run(reference: GPTParameters, progress: (Progress) -> Void) throws -> [OutcomeRecord] {
         let runs = plan.runs
         var records: [OutcomeRecord] = []
         var ranSeconds: [Double] = []
         for (index, run) in runs.enumerated() {
             let name = Plan.name(form: run.form.id, lag: run.lag, seed: run.seed)
-            var record = Self.existingRecord(at: plan.resultFile(name))
+            // A record of another design (steps or β) is run again.
+            var record = Self.existingRecord(at: plan.resultFile(name)).flatMap {
+                $0.steps == plan.steps && $0.beta == (run.form.implementation == nil ? 0 : base.train.beta)
+                    ? $0 : nil
+            }
             let skipped = record != nil
             var elapsed = 0.0
             if record == nil {

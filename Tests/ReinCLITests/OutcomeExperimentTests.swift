@@ -71,5 +71,13 @@ struct OutcomeExperimentTests {
         var expected = records["k2_loss-lag1-seed2"]!
         expected.seconds = redone.seconds
         #expect(redone == expected, "a rerun of the same seed reproduces the record")
+
+        // A record of another design (here: other steps) is not reused.
+        let other = try await runRein(
+            [
+                "experiment", "outcome", "--steps", "1", "--forms", "k2_loss", "--lags", "0", "--seeds", "1",
+                "--out", dir + "/out",
+            ] + tiny.flatMap { ["--set", $0] })
+        #expect(other.contains("[1/1] k2_loss lag 0 seed 1") && !other.contains("skipped"))
     }
 }
