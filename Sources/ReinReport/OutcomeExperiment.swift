@@ -7,8 +7,9 @@ import ReinTracker
 
 /// The outcome experiment (`rein experiment outcome`): every KL form × injected lag × seed trained
 /// from the same π_ref with the staleness tracker (and its parameter-space comparison) on, one
-/// ``OutcomeRecord`` per run. Resumable: a run whose record exists is skipped; records are written
-/// atomically once a run has finished, so an interrupted run is redone from its start.
+/// ``OutcomeRecord`` per run. Resumable: a run whose record (same steps and β) exists is skipped;
+/// records are written atomically once a run has finished, so an interrupted run is redone from
+/// its start.
 public struct OutcomeExperiment: Sendable {
     /// One form of the comparison: `implementation` nil is "no KL" (β = 0).
     public struct Form: Sendable, Hashable {
