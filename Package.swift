@@ -163,7 +163,7 @@ let package = Package(
         .target(
             name: "ReinReport",
             dependencies: [
-                "ReinTracker",
+                "ReinTracker", "ReinRandom",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -23,7 +23,7 @@ public struct Rein: AsyncParsableCommand {
             ModelCommand.self,
             TaskCommand.self,
             BenchCommand.self, LearnerCommand.self, WorkerCommand.self, LaunchCommand.self,
-            StatusCommand.self, KeysCommand.self, FuzzWireCommand.self, TopCommand.self,
+            StatusCommand.self, KeysCommand.self, FuzzWireCommand.self, TopCommand.self, BiasCommand.self,
         ]
     )
 

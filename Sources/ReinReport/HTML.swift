@@ -93,12 +93,17 @@ enum HTML {
             body += runTable(runs)
         }
         body += "<h2>Closing note: what the tracker measured</h2>\n" + closingNote(runs)
+        if let outcome = document.outcome {
+            body +=
+                "<p>The training outcome (section “Does the bias matter?”):</p>\n"
+                + claimsTable(outcome.claims)
+        }
+        body += outcomeSection(document.outcome)
         body += biasSection(runs)
         body += curvesSection(runs)
         body += lagSection(runs)
         body += importanceSection(runs)
         body += selectionSection(runs)
-        body += figureOne()
         return """
             <?xml version="1.0" encoding="UTF-8"?>
             <!DOCTYPE html>
@@ -493,14 +498,24 @@ enum HTML {
         ]
         var s = "<h2>Coefficient curves (the seed paper's Figure 1)</h2>\n"
         s +=
-            "<p class=\"note\">The scalar c multiplying ∇_θ log π_θ(y|x) on-policy, against log π_θ(y|x), with π_ref(y|x) = 0.25 (dashed line). k3 as loss diverges as π_θ → 0 (it leaves the chart below −4).</p>\n"
+            "<p class=\"note\">The scalar c multiplying ∇_θ log π_θ(y|x) on-policy, against log π_θ(y|x), with π_ref(y|x) = 0.25 (dashed line). k3 as loss diverges as π_θ → 0 (it leaves the chart below −4). The second chart shows the same coefficients against the ratio δ = π_ref/π_θ: k3's 1 − δ is the first-order Taylor surrogate of −log δ at δ = 1, loose for small δ (π_θ ≫ π_ref) and unbounded for large δ (π_θ ≪ π_ref). Off-policy the corrected forms multiply c by the token ratio w = π_θ/μ.</p>\n"
         s +=
             "<div class=\"charts\">"
             + SVG.lineChart(
                 title: "Gradient coefficient c vs log π_θ (π_ref = 0.25)", xLabel: "log π_θ(y|x)",
                 yLabel: "c",
                 series: series, yDomain: -4...2.5, guides: [(log(ref), "log π_ref")], width: 760, height: 320,
-                markers: false) + "</div>\n"
-        return s
+                markers: false)
+        // The same coefficients against the ratio δ = π_ref/π_θ that k3 expands around (δ = 1).
+        let deltas = stride(from: 0.05, through: 4.0, by: 0.05).map { $0 }
+        s += SVG.lineChart(
+            title: "Gradient coefficient c vs the ratio δ = π_ref/π_θ", xLabel: "δ = π_ref(y|x) / π_θ(y|x)",
+            yLabel: "c",
+            series: [
+                ChartSeries(name: "k1 in reward / k2 as loss: −log δ", points: deltas.map { ($0, -log($0)) }),
+                ChartSeries(name: "k3 as loss: 1 − δ", points: deltas.map { ($0, 1 - $0) }),
+                ChartSeries(name: "k1 as loss: 1", points: deltas.map { ($0, 1) }),
+            ], yDomain: -3...3, guides: [(1, "δ = 1 (π_θ = π_ref)")], width: 760, height: 320, markers: false)
+        return s + "</div>\n"
     }
 }

@@ -14,17 +14,21 @@ public struct ReportDocument: Sendable, Codable, Hashable {
     public var generator: String
     /// The runs compared, in command-line order.
     public var runs: [RunReport]
+    /// The outcome experiment's statistics over the runs that form one (a KL form at a lag with
+    /// two seeds or more; see ``OutcomeAnalysis``), nil otherwise.
+    public var outcome: OutcomeAnalysis?
 
-    /// A document of `runs`.
+    /// A document of `runs`, with the ``OutcomeAnalysis`` of their ``OutcomeRecord``s.
     public init(runs: [RunReport], generator: String = "rein report") {
         self.schemaVersion = Self.currentSchemaVersion
         self.generator = generator
         self.runs = runs
+        self.outcome = OutcomeAnalysis(records: runs.compactMap(OutcomeRecord.derive))
     }
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version"
-        case generator, runs
+        case generator, runs, outcome
     }
 }
 

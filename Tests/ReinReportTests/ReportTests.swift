@@ -105,8 +105,8 @@ struct ReportTests {
         let check = XMLCheck()
         parser.delegate = check
         #expect(parser.parse(), "report.html is not well-formed XML: \(String(describing: check.error))")
-        // Bias (pooled + 2 runs), 7 curves, 2 histograms, lag over time, ESS, Figure 1.
-        #expect(check.svgCount == 15)
+        // Bias (pooled + 2 runs), 7 curves, 2 histograms, lag over time, ESS, Figure 1 (2 charts).
+        #expect(check.svgCount == 16)
         #expect(String(decoding: html, as: UTF8.self).contains("all 2 runs pooled"))
         #expect((check.elements["polyline"] ?? 0) > 20 && (check.elements["table"] ?? 0) >= 4)
         let text = String(decoding: html, as: UTF8.self)

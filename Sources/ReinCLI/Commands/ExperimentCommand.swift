@@ -8,7 +8,7 @@ struct ExperimentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "experiment",
         abstract: "Experiments measuring how stale samples bias each KL implementation.",
-        subcommands: [TabularExperimentCommand.self, PaperExperimentCommand.self]
+        subcommands: [TabularExperimentCommand.self, PaperExperimentCommand.self, OutcomeExperimentCommand.self]
     )
 }
 

@@ -24,12 +24,10 @@ struct PaperExperimentCommand: AsyncParsableCommand {
             """
     )
 
-    /// The forms of the comparison: nil is "no KL" (β = 0).
-    static let forms: [(id: String, implementation: String?)] = [
-        ("no_kl", nil), ("k1_loss", "k1_loss"), ("k2_loss", "k2_loss"), ("k3_loss", "k3_loss"),
-        ("k1_reward", "k1_reward"), ("k2_loss_sgw_token", "k2_loss_sgw_token"),
-        ("k3_loss_w_token", "k3_loss_w_token"),
-    ]
+    /// The forms of the comparison (the outcome experiment's but the sequence ratio): nil is
+    /// "no KL" (β = 0).
+    static let forms: [(id: String, implementation: String?)] = OutcomeExperiment.forms
+        .filter { $0.id != "k1_reward_sgW" }.map { ($0.id, $0.implementation) }
 
     @OptionGroup var options: ConfigOptions
     @Option(name: .long, help: "Output folder.") var out = "runs/paper"
