@@ -91,7 +91,21 @@ public func runWorker(
     reconnectTimeout: Duration = .seconds(60), stop: StopSignal? = nil,
     beforeDelivery: (@Sendable (Int) async -> Void)? = nil, wire: WireOptions = WireOptions()
 ) async throws {
-    let worker = try RolloutWorkerActor(actorSystem: system, config: config, gpt: gpt, logger: logger)
+    try await runWorker(
+        on: system, learnerAddress: learnerAddress, config: config, gpt: gpt, logger: logger,
+        channels: channels, connectTimeout: connectTimeout, reconnectTimeout: reconnectTimeout, stop: stop,
+        beforeDelivery: beforeDelivery, wire: wire, standIn: nil)
+}
+
+/// ``runWorker(on:learnerAddress:config:gpt:logger:channels:connectTimeout:reconnectTimeout:stop:beforeDelivery:wire:)``
+/// with a worker whose batches `standIn` makes (`nil`: the real sampler; benchmarks only).
+package func runWorker(
+    on system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig, logger: Logger,
+    channels: (any BulkChannels)?, connectTimeout: Duration, reconnectTimeout: Duration, stop: StopSignal?,
+    beforeDelivery: (@Sendable (Int) async -> Void)?, wire: WireOptions, standIn: (any StandInSampler)?
+) async throws {
+    let worker = try RolloutWorkerActor(
+        actorSystem: system, config: config, gpt: gpt, logger: logger, standIn: standIn)
     var window = connectTimeout
     var lost: NodeID?
     while true {

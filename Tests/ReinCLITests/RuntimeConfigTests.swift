@@ -36,6 +36,7 @@ struct RuntimeConfigTests {
         ("runtime: {call_timeout: -1}", "config: runtime.call_timeout: must be in (0, 86400]"),
         ("runtime: {pacing: fast}", "config: runtime.pacing:"),
         ("runtime: {pacing_margin: -0.5}", "config: runtime.pacing_margin: must be in [0, 16]"),
+        ("runtime: {max_workers: 0}", "config: runtime.max_workers: must be in 1...65536, got 0"),
         (
             "runtime: {learner_port: 7070}",
             "config: runtime.learner_port: unknown key (allowed here: broadcast_bind,"

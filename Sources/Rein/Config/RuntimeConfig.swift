@@ -32,6 +32,15 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
     public var pacingMargin = Pacer.defaultMargin
     /// Where `rein learner` / `rein worker` serve Prometheus metrics (`--metrics-bind`); off by default.
     public var metricsBind = MetricsBind.none
+    /// The most workers one learner serves: each bound socket of the learner (its ROUTER, the
+    /// sample PULL, the weight PUB) keeps this many connections plus
+    /// ``operatorConnections`` (further ones are refused and counted), and `rein learner` raises
+    /// its open-file limit to fit them.
+    public var maxWorkers = 64
+
+    /// Connections a learner's bound sockets keep beyond ``maxWorkers`` (`rein status`, `rein
+    /// top`, reconnecting workers whose old connection is still being torn down).
+    public static let operatorConnections = 16
 
     public init() {}
 
@@ -45,6 +54,7 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         case pacing
         case pacingMargin = "pacing_margin"
         case metricsBind = "metrics_bind"
+        case maxWorkers = "max_workers"
     }
 
     public func validate() throws(ConfigError) {
@@ -69,6 +79,9 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         guard callTimeout > 0, callTimeout <= 86400 else {
             throw ConfigError(
                 path: "runtime.call_timeout", "must be in (0, 86400] seconds, got \(callTimeout)")
+        }
+        guard maxWorkers >= 1, maxWorkers <= 65536 else {
+            throw ConfigError(path: "runtime.max_workers", "must be in 1...65536, got \(maxWorkers)")
         }
         guard pacingMargin >= 0, pacingMargin <= 16 else {
             throw ConfigError(
