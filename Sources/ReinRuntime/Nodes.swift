@@ -91,21 +91,21 @@ public func runWorker(
     reconnectTimeout: Duration = .seconds(60), stop: StopSignal? = nil,
     beforeDelivery: (@Sendable (Int) async -> Void)? = nil, wire: WireOptions = WireOptions()
 ) async throws {
+    let worker = try RolloutWorkerActor(actorSystem: system, config: config, gpt: gpt, logger: logger)
     try await runWorker(
-        on: system, learnerAddress: learnerAddress, config: config, gpt: gpt, logger: logger,
-        channels: channels, connectTimeout: connectTimeout, reconnectTimeout: reconnectTimeout, stop: stop,
-        beforeDelivery: beforeDelivery, wire: wire, standIn: nil)
+        worker, on: system, learnerAddress: learnerAddress, logger: logger, channels: channels,
+        connectTimeout: connectTimeout, reconnectTimeout: reconnectTimeout, stop: stop,
+        beforeDelivery: beforeDelivery, wire: wire)
 }
 
 /// ``runWorker(on:learnerAddress:config:gpt:logger:channels:connectTimeout:reconnectTimeout:stop:beforeDelivery:wire:)``
-/// with a worker whose batches `standIn` makes (`nil`: the real sampler; benchmarks only).
+/// with a worker made beforehand on `system` (benchmarks make hundreds before a common start, some
+/// with a ``StandInSampler``).
 package func runWorker(
-    on system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig, logger: Logger,
+    _ worker: RolloutWorkerActor, on system: ReinActorSystem, learnerAddress: String, logger: Logger,
     channels: (any BulkChannels)?, connectTimeout: Duration, reconnectTimeout: Duration, stop: StopSignal?,
-    beforeDelivery: (@Sendable (Int) async -> Void)?, wire: WireOptions, standIn: (any StandInSampler)?
+    beforeDelivery: (@Sendable (Int) async -> Void)?, wire: WireOptions
 ) async throws {
-    let worker = try RolloutWorkerActor(
-        actorSystem: system, config: config, gpt: gpt, logger: logger, standIn: standIn)
     var window = connectTimeout
     var lost: NodeID?
     while true {

@@ -82,7 +82,7 @@ public distributed actor RolloutWorkerActor {
         let node = actorSystem.node
         let joined = try await learner.join(worker: node)
         try swap(to: joined.weights)
-        if let reference = joined.reference {
+        if let reference = joined.reference, standIn == nil {
             // Score π_ref here, with every batch: the learner skips its own reference forward.
             sampler = RolloutSampler(
                 task: task, config: gpt, temperature: config.train.temperature, topK: config.train.topK,

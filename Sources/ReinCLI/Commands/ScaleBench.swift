@@ -131,9 +131,9 @@ struct ScaleWorkers: AsyncParsableCommand {
     @Option(name: .long, help: "Stand-in sampling time per batch, in milliseconds.")
     var sampleMs = 1000
 
-    @Option(
-        name: .long, help: "When to start, in seconds since 1970 (every helper starts at once; default now).")
-    var startAt: Double?
+    @Flag(
+        name: .long, help: "Make the workers, print a ready line, start them on SIGUSR1 (rein bench scale).")
+    var readySignal = false
 
     @Option(name: .long, help: "Where to write this process's report (JSON; default none).")
     var report: String?
@@ -157,7 +157,7 @@ struct ScaleWorkers: AsyncParsableCommand {
             sampleDelay: .milliseconds(sampleMs),
             reconnectTimeout: .milliseconds(Int(reconnectTimeout * 1000)),
             logger: logger)
-        let result = try await helper.run(startAt: startAt ?? Date().timeIntervalSince1970)
+        let result = try await helper.run(readySignal: readySignal)
         if let report { try RunFolder.writeAtomically(try JSONEncoder().encode(result), to: report) }
     }
 }

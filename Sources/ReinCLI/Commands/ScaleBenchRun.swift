@@ -250,17 +250,17 @@ struct ScaleMeasurement {
         guard let endpoint = system.endpoint else { throw CLIError("the learner did not bind") }
         let joins = system.membershipEvents()
         let idle = ProcessSample.now()
-        // Every helper starts its workers at this instant, once it is up (processes start slowly on a
-        // loaded machine: a helper that was late is reported and its row has no join times).
-        let startAt = Date().timeIntervalSince1970 + 4 + 0.5 * Double(processes)
         let helpers = try (0..<processes).map { index in
             try HelperProcess(
                 arguments: helperArguments(
-                    index: index, workers: workers, endpoint: endpoint, startAt: startAt,
-                    overrides: overrides, report: directory + "/helper-\(index).json"),
+                    index: index, workers: workers, endpoint: endpoint, overrides: overrides,
+                    report: directory + "/helper-\(index).json"),
                 report: directory + "/helper-\(index).json")
         }
-        try await Task.sleep(for: .seconds(max(0, startAt - Date().timeIntervalSince1970)))
+        // Every helper has made its workers: start them all at once.
+        for helper in helpers { try await helper.ready() }
+        let startAt = Date().timeIntervalSince1970
+        for helper in helpers { helper.start() }
         let start = ProcessSample.now()
         var joined = 0
         for await event in joins {
@@ -298,39 +298,59 @@ struct ScaleMeasurement {
         row.trained = result.ledger.trained
         row.samplesTrainedPerSecond = result.trainedPerSecond
         row.ledgerBalances = result.ledger.balances
-        if reports.contains(where: \.startedLate) {
-            logger.warning("a helper was not up at the common start: no join times for N=\(workers)")
-            (row.joinedSeconds, row.firstOrderSeconds) = (nil, nil)
-        }
     }
 
     private func helperArguments(
-        index: Int, workers: Int, endpoint: String, startAt: Double, overrides: [String], report: String
+        index: Int, workers: Int, endpoint: String, overrides: [String], report: String
     ) -> [String] {
         let first = index * plan.perProcess
         let count = min(plan.perProcess, workers - first)
         return ["bench", "scale-workers"] + plan.configArguments + overrides.flatMap { ["--set", $0] }
             + plan.nodeArguments + [
                 "--learner", endpoint, "--count", "\(count)", "--first", "\(first)", "--sample-ms",
-                "\(plan.sampleMs)", "--start-at", "\(startAt)", "--report", report,
+                "\(plan.sampleMs)", "--ready-signal", "--report", report,
             ]
     }
 }
 
-/// A helper process of `rein bench scale`, its stdout and stderr ours.
+/// A helper process of `rein bench scale` (its stderr ours): says when its workers are made,
+/// starts them on ``start()``.
 final class HelperProcess: Sendable {
     private let process: Process
     private let reportPath: String
     private let exit = ExitStatus()
+    private let readiness = ExitStatus()
+    private let lines = LineCutter()
 
     init(arguments: [String], report: String) throws {
         reportPath = report
         process = Process()
         process.executableURL = URL(fileURLWithPath: try executablePath())
         process.arguments = arguments
-        process.terminationHandler = { [exit] process in exit.set(process.terminationStatus) }
+        let out = Pipe()
+        process.standardOutput = out
+        process.terminationHandler = { [exit, readiness] process in
+            exit.set(process.terminationStatus)
+            readiness.set(1)  // never ready
+        }
+        out.fileHandleForReading.readabilityHandler = { [readiness, lines] handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil }
+            for line in lines.lines(adding: data) where line == ScaleHelper.readyLine { readiness.set(0) }
+        }
         try process.run()
     }
+
+    /// Returns once the helper made its workers.
+    /// - Throws: ``CLIError`` if it exited first.
+    func ready() async throws {
+        guard await readiness.wait() == 0 else {
+            throw CLIError("a scale helper exited before its workers were made (status \(await exit.wait()))")
+        }
+    }
+
+    /// Starts its workers.
+    func start() { kill(process.processIdentifier, SIGUSR1) }
 
     /// Waits for the helper to exit and reads its report.
     /// - Throws: ``CLIError`` if it failed or wrote no report.
@@ -348,8 +368,10 @@ final class HelperProcess: Sendable {
 final class ExitStatus: Sendable {
     private let state = Mutex<(status: Int32?, waiter: CheckedContinuation<Int32, Never>?)>((nil, nil))
 
+    /// Sets the status (the first one set stays).
     func set(_ status: Int32) {
-        let waiter = state.withLock { state in
+        let waiter = state.withLock { state -> CheckedContinuation<Int32, Never>? in
+            guard state.status == nil else { return nil }
             state.status = status
             defer { state.waiter = nil }
             return state.waiter
@@ -369,18 +391,37 @@ final class ExitStatus: Sendable {
     }
 }
 
+/// Bytes read from a pipe, cut into complete lines.
+final class LineCutter: Sendable {
+    private let pending = Mutex<[UInt8]>([])
+
+    /// The complete lines after adding `data`.
+    func lines(adding data: Data) -> [String] {
+        pending.withLock { pending in
+            pending.append(contentsOf: data)
+            var complete: [String] = []
+            while let newline = pending.firstIndex(of: 10) {
+                complete.append(String(decoding: pending[..<newline], as: UTF8.self))
+                pending.removeSubrange(...newline)
+            }
+            return complete
+        }
+    }
+}
+
 /// What a helper process measured.
 struct ScaleHelperReport: Codable {
     /// When each worker held its first work order (seconds since 1970).
     var firstOrders: [Double]
     /// Milliseconds from handing over one batch to holding the next work order, every order.
     var orderGapsMs: [Double]
-    /// Whether the helper was ready only after the common start.
-    var startedLate: Bool
 }
 
 /// The workers of one helper process.
 struct ScaleHelper {
+    /// What a helper prints once its workers are made.
+    static let readyLine = "rein-scale-helper ready"
+
     let config: RunConfig
     let settings: ReinActorSystem.Settings
     let learner: String
@@ -399,7 +440,9 @@ struct ScaleHelper {
         self.reconnectTimeout = reconnectTimeout
     }
 
-    func run(startAt: Double) async throws -> ScaleHelperReport {
+    /// Makes the workers, then (with `readySignal`) says "ready" on stdout and waits for SIGUSR1,
+    /// then runs them until the run is over.
+    func run(readySignal: Bool) async throws -> ScaleHelperReport {
         let task = try ArithmeticTask(config: config.task)
         let gpt = config.gptConfig(vocab: task.tokenizer.vocabSize)
         let limits = WireLimits.forRun(config, model: gpt)
@@ -411,24 +454,47 @@ struct ScaleHelper {
         }
         let samplers = systems.map { _ in CannedSampler(task: task, vocab: gpt.vocab, delay: sampleDelay) }
         let channels = ZMQBulkChannels(context: context, wire: WireOptions(limits: limits), logger: logger)
-        let late = Date().timeIntervalSince1970 > startAt
-        try await Task.sleep(for: .seconds(max(0, startAt - Date().timeIntervalSince1970)))
+        // Made before the common start: in separate processes workers are made in parallel, here
+        // they would queue for this process's cores and the join time would measure that.
+        let workers = try zip(systems, samplers).map { system, sampler in
+            try RolloutWorkerActor(
+                actorSystem: system, config: config, gpt: gpt, logger: logger, standIn: sampler)
+        }
+        if readySignal { await startSignal() }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for (system, sampler) in zip(systems, samplers) {
+            for (worker, system) in zip(workers, systems) {
                 group.addTask {
                     try await runWorker(
-                        on: system, learnerAddress: learner, config: config, gpt: gpt, logger: logger,
-                        channels: channels, connectTimeout: .seconds(60), reconnectTimeout: reconnectTimeout,
-                        stop: nil,
-                        beforeDelivery: nil, wire: WireOptions(limits: limits), standIn: sampler)
+                        worker, on: system, learnerAddress: learner, logger: logger, channels: channels,
+                        connectTimeout: .seconds(60), reconnectTimeout: reconnectTimeout, stop: nil,
+                        beforeDelivery: nil, wire: WireOptions(limits: limits))
                 }
             }
             try await group.waitForAll()
         }
         for system in systems { await system.shutdown() }
         return ScaleHelperReport(
-            firstOrders: samplers.compactMap(\.firstOrder), orderGapsMs: samplers.flatMap(\.gapsMs),
-            startedLate: late)
+            firstOrders: samplers.compactMap(\.firstOrder), orderGapsMs: samplers.flatMap(\.gapsMs))
+    }
+}
+
+/// Prints the ready line and returns on the first SIGUSR1 (the handler is in place before the line).
+private func startSignal() async {
+    signal(SIGUSR1, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+    let fired = Mutex(false)
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        source.setEventHandler {
+            let first = fired.withLock { fired in
+                defer { fired = true }
+                return !fired
+            }
+            guard first else { return }
+            source.cancel()
+            continuation.resume()
+        }
+        source.resume()
+        emit(ScaleHelper.readyLine)
     }
 }
 
