@@ -12,7 +12,9 @@ import ZeroMQ
 func broadcastAndRawMs(
     _ values: [Float], subscribers: Int, repeats: Int, context: ZMQContext, logger: Logger
 ) async throws -> (broadcast: Double, raw: Double) {
-    let channels = ZMQBulkChannels(context: context, logger: logger)
+    // Every bound socket here keeps as many connections as there are subscribers.
+    let limits = WireLimits(maxConnections: max(WireLimits.default.maxConnections, subscribers + 8))
+    let channels = ZMQBulkChannels(context: context, wire: WireOptions(limits: limits), logger: logger)
     let broadcaster = try channels.publisher(node: .random(), bind: "tcp://127.0.0.1:*")
     defer { broadcaster.close() }
     guard let endpoint = broadcaster.endpoint else { throw CLIError("the broadcaster did not bind") }

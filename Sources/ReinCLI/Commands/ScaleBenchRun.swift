@@ -206,7 +206,8 @@ struct ScaleMeasurement {
             let task = try ArithmeticTask(config: config.task)
             let parameters = try GPTParameters(
                 config: config.gptConfig(vocab: task.tokenizer.vocabSize), seed: 1)
-            let context = try ZMQContext()
+            // N subscribers, N raw receivers and N raw senders, each with its monitor sockets.
+            let context = try ZMQContext(maxSockets: 8 * workers + 64)
             defer { context.shutdown() }
             let (broadcast, raw) = try await broadcastAndRawMs(
                 parameters.values, subscribers: workers, repeats: plan.repeats, context: context,
