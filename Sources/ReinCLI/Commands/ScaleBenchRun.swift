@@ -101,8 +101,10 @@ struct ScaleRow: Codable {
     /// (learner CPU − step CPU) / wall: the cost of serving the workers, in cores.
     var overheadCores: Double?
     var overheadPerWorkerPercent: Double?
+    /// (learner CPU − step CPU) per batch trained, in milliseconds.
+    var servingMsPerBatch: Double?
     var learnerStepMs: Double?
-    var rssPerConnectionKiB: Double?
+    var rssPerConnectionKib: Double?
     var filesPerConnection: Double?
     var orderLatencyP50Ms: Double?
     var orderLatencyP99Ms: Double?
@@ -135,14 +137,14 @@ struct ScaleRow: Codable {
             lines.append(
                 String(
                     format:
-                        "  learner CPU %.2f s, step threads %.2f s (%.1f ms/step), over %.1f s: serving costs %.1f%% of a core, %.3f%% per worker (goal ≤ 10%% at 256)",
+                        "  learner CPU %.2f s, step threads %.2f s (%.1f ms/step), over %.1f s: serving costs %.1f%% of a core, %.3f%% per worker, %.1f ms per batch (goal ≤ 10%% at 256)",
                     learnerCPUSeconds, stepCPUSeconds, learnerStepMs, wallSeconds, 100 * overheadCores,
-                    overheadPerWorkerPercent))
+                    overheadPerWorkerPercent, servingMsPerBatch ?? .nan))
         }
-        if let rssPerConnectionKiB, let filesPerConnection {
+        if let rssPerConnectionKib, let filesPerConnection {
             lines.append(
                 String(
-                    format: "  learner per connection: %.0f KiB RSS, %.2f open files", rssPerConnectionKiB,
+                    format: "  learner per connection: %.0f KiB RSS, %.2f open files", rssPerConnectionKib,
                     filesPerConnection))
         }
         if let orderLatencyP50Ms, let orderLatencyP99Ms, let orderLatencyMaxMs, let orders {
@@ -286,7 +288,10 @@ struct ScaleMeasurement {
         row.overheadCores = (end.cpuSeconds - start.cpuSeconds - stepCPU) / wall
         row.overheadPerWorkerPercent = 100 * (row.overheadCores ?? 0) / Double(workers)
         row.learnerStepMs = trainedSteps > 0 ? 1000 * stepCPU / Double(trainedSteps) : nil
-        row.rssPerConnectionKiB =
+        row.servingMsPerBatch =
+            trainedSteps > 0
+            ? 1000 * (end.cpuSeconds - start.cpuSeconds - stepCPU) / Double(trainedSteps) : nil
+        row.rssPerConnectionKib =
             Double(connected.residentBytes - idle.residentBytes) / 1024 / Double(workers)
         row.filesPerConnection = Double(connected.openFiles - idle.openFiles) / Double(workers)
         let gaps = reports.flatMap(\.orderGapsMs).sorted()
