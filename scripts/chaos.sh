@@ -139,10 +139,13 @@ while true; do
     ((now >= seconds)) && break
     if ((now >= next_kill)); then
         next_kill=$((next_kill + 10))
-        victims=()
-        for ((k = 0; k < kill_each; k++)); do victims+=($((1 + RANDOM % (processes - 1 > 0 ? processes - 1 : 1)))); done
-        for v in $(printf '%s\n' "${victims[@]}" | sort -un); do
-            ((v < processes)) || continue
+        # Distinct helpers, never helper 0 (the partitioned host's) unless it is the only one.
+        if ((processes > 1)); then
+            victims=($(shuf -i "1-$((processes - 1))" -n "$kill_each"))
+        else
+            victims=(0)
+        fi
+        for v in "${victims[@]}"; do
             kill -KILL "${helper_pids[v]}" 2>/dev/null && {
                 wait "${helper_pids[v]}" 2>/dev/null || true
                 c=$per_process
@@ -153,7 +156,7 @@ while true; do
             }
         done
         kill_rounds=$((kill_rounds + 1))
-        echo "chaos: t=${now}s killed and restarted helper(s) $(printf '%s ' $(printf '%s\n' "${victims[@]}" | sort -un)); $killed_workers workers killed so far"
+        echo "chaos: t=${now}s killed and restarted helper(s) ${victims[*]}; $killed_workers workers killed so far"
     fi
     if ((partitioned == 0 && now >= partition_at)); then
         if [[ -n "$netns" ]]; then
@@ -181,9 +184,15 @@ echo "chaos: t=${seconds}s SIGTERM the learner: drain, checkpoint, ledger"
 kill -TERM "$learner_pid"
 status=0
 wait "$learner_pid" || status=$?
-# Workers end when the learner tells them the run is over; any still looking for it are stopped.
+# Workers end when the learner tells them the run is over; those still looking for it (they lost
+# it shortly before the end) are stopped after 10 s.
+for ((t = 0; t < 100; t++)); do
+    alive=0
+    for pid in "${helper_pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+done
 for pid in "${helper_pids[@]}"; do
-    for ((t = 0; t < 100; t++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 done
