@@ -16,7 +16,7 @@
 #
 #   scripts/chaos.sh [--short] [--workers 256] [--per-process 8] [--seconds 180] [--rein PATH] [--keep]
 #
-# --short: 16 workers, 2 per process, 75 s (CI). Logs and the run folder: a temporary directory,
+# --short: 16 workers, 2 per process, 65 s (CI). Logs and the run folder: a temporary directory,
 # kept with --keep or on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 workers=256 per_process=8 seconds=180 rein="" keep=0 sample_ms=1000
 while (($#)); do
     case "$1" in
-        --short) workers=16 per_process=2 seconds=75; shift ;;
+        --short) workers=16 per_process=2 seconds=65; shift ;;
         --workers) workers="${2:?}"; shift 2 ;;
         --per-process) per_process="${2:?}"; shift 2 ;;
         --seconds) seconds="${2:?}"; shift 2 ;;
