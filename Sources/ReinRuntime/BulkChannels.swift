@@ -85,7 +85,9 @@ public struct ZMQBulkChannels: BulkChannels {
     }
 
     public func publisher(node: NodeID, bind address: String) throws -> any BulkPublisher {
-        try WeightBroadcaster(context: context, node: node, bind: address, security: wire.security)
+        try WeightBroadcaster(
+            context: context, node: node, bind: address, security: wire.security, limits: wire.limits,
+            rejections: wire.rejections)
     }
 
     public func subscriber(endpoint: String, keep: Int, expectedCount: Int?) -> any BulkSubscriber {

@@ -21,13 +21,15 @@ extension WireLimits {
     /// as the largest legitimate one — a join reply (the policy and reference weights,
     /// ``forWeights(parameterCount:)``) or a sample batch of the run
     /// (``SampleColumns/maximumEncodedBytes(rows:context:vocab:)``) — plus 1 MiB of headers and
-    /// envelope, rather than a fixed size.
+    /// envelope, rather than a fixed size. Bound sockets keep `runtime.max_workers` connections
+    /// plus ``Rein/RuntimeConfig/operatorConnections``.
     public static func forRun(_ config: RunConfig, model: GPTConfig) -> WireLimits {
         var limits = WireLimits.forWeights(parameterCount: model.parameterCount)
         let batch = SampleColumns.maximumEncodedBytes(
             rows: config.train.promptsPerStep * config.train.groupSize, context: model.context,
             vocab: model.vocab)
         limits.maxFrameBytes = max(limits.maxFrameBytes, batch + (1 << 20))
+        limits.maxConnections = config.runtime.maxWorkers + RuntimeConfig.operatorConnections
         return limits
     }
 }

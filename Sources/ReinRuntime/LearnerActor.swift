@@ -271,7 +271,8 @@ public distributed actor LearnerActor {
     /// Seconds spent training and seconds from the first join to the last batch consumed.
     public distributed func utilisation() -> LearnerUtilisation {
         let wall = firstJoin.flatMap { start in lastConsumed.map { $0 - start } } ?? .zero
-        return LearnerUtilisation(busySeconds: seconds(busy), wallSeconds: seconds(wall))
+        return LearnerUtilisation(
+            busySeconds: seconds(busy), wallSeconds: seconds(wall), stepCPUSeconds: core.stepCPUSeconds)
     }
 
     /// Tells joining workers to push their batches to `endpoint` (a ``SampleSource`` attached to

@@ -1,6 +1,7 @@
 import Foundation
 import Rein
 import ReinModel
+import Synchronization
 
 /// The `Learner` with exclusive access by one training task at a time: ``LearnerActor`` starts at
 /// most one ``LearnerActor`` training loop, and nothing else touches the learner.
@@ -8,8 +9,13 @@ final class LearnerCore: @unchecked Sendable {
     private let learner: Learner
     /// The staleness tracker's model (made on first use; only ``observe(threads:_:)`` touches it).
     private var scratch: GPTModel?
+    /// CPU seconds of every step's thread so far.
+    private let stepCPU = Mutex(0.0)
 
     init(_ learner: Learner) { self.learner = learner }
+
+    /// CPU seconds the step threads used so far (read at any time).
+    var stepCPUSeconds: Double { stepCPU.withLock { $0 } }
 
     /// The optimizer state (never called while ``step(_:)`` runs: see ``LearnerActor``).
     func optimizerState() -> SafeTensors { learner.optimizer.encode() }
@@ -45,6 +51,8 @@ final class LearnerCore: @unchecked Sendable {
                     let learned = try learner.step(batch)
                     return (learned, learner.model.parameters, learner.version)
                 }
+                let spent = threadCPUSeconds()
+                stepCPU.withLock { $0 += spent }
                 continuation.resume(returning: result)
             }
             thread.name = "rein-learner-step"
@@ -62,4 +70,11 @@ func onThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws
         thread.name = name
         thread.start()
     }
+}
+
+/// CPU seconds the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`).
+func threadCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }

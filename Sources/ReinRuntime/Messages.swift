@@ -132,11 +132,15 @@ public struct LearnerUtilisation: Codable, Sendable, Hashable {
     public var busySeconds: Double
     /// Seconds from the first worker joining to the last batch trained or dropped.
     public var wallSeconds: Double
+    /// CPU seconds of the learner-step threads (the rest of the learner process's CPU is the cost
+    /// of serving workers: calls, heartbeats, admission, audits, decoding, the broadcast).
+    public var stepCPUSeconds: Double
 
-    /// Utilisation from its two times.
-    public init(busySeconds: Double, wallSeconds: Double) {
+    /// Utilisation from its times.
+    public init(busySeconds: Double, wallSeconds: Double, stepCPUSeconds: Double = 0) {
         self.busySeconds = busySeconds
         self.wallSeconds = wallSeconds
+        self.stepCPUSeconds = stepCPUSeconds
     }
 
     /// busy / wall (0 before any work).

@@ -94,6 +94,20 @@ public func runWorker(
     beforeDelivery: (@Sendable (Int) async -> Void)? = nil, wire: WireOptions = WireOptions()
 ) async throws {
     let worker = try RolloutWorkerActor(actorSystem: system, config: config, gpt: gpt, logger: logger)
+    try await runWorker(
+        worker, on: system, learnerAddress: learnerAddress, logger: logger, channels: channels,
+        connectTimeout: connectTimeout, reconnectTimeout: reconnectTimeout, stop: stop,
+        beforeDelivery: beforeDelivery, wire: wire)
+}
+
+/// ``runWorker(on:learnerAddress:config:gpt:logger:channels:connectTimeout:reconnectTimeout:stop:beforeDelivery:wire:)``
+/// with a worker made beforehand on `system` (benchmarks make hundreds before a common start, some
+/// with a ``StandInSampler``).
+package func runWorker(
+    _ worker: RolloutWorkerActor, on system: ReinActorSystem, learnerAddress: String, logger: Logger,
+    channels: (any BulkChannels)?, connectTimeout: Duration, reconnectTimeout: Duration, stop: StopSignal?,
+    beforeDelivery: (@Sendable (Int) async -> Void)?, wire: WireOptions
+) async throws {
     var window = connectTimeout
     var lost: NodeID?
     while true {

@@ -18,6 +18,8 @@ public distributed actor RolloutWorkerActor {
     private let gpt: GPTConfig
     private let dataset: ArithmeticDataset
     private var sampler: RolloutSampler
+    /// Makes the batches instead of `sampler` (benchmarks only: see ``StandInSampler``).
+    private let standIn: (any StandInSampler)?
     private let task: ArithmeticTask
     private let logger: Logger
     private var weights: GPTParameters?
@@ -29,7 +31,17 @@ public distributed actor RolloutWorkerActor {
 
     /// A worker for a run with `config` whose model has shape `gpt`.
     public init(actorSystem: ReinActorSystem, config: RunConfig, gpt: GPTConfig, logger: Logger) throws {
+        try self.init(actorSystem: actorSystem, config: config, gpt: gpt, logger: logger, standIn: nil)
+    }
+
+    /// A worker whose batches `standIn` makes (`nil`: the real sampler). Package access: no run
+    /// reaches it, only benchmarks of the runtime.
+    package init(
+        actorSystem: ReinActorSystem, config: RunConfig, gpt: GPTConfig, logger: Logger,
+        standIn: (any StandInSampler)?
+    ) throws {
         self.actorSystem = actorSystem
+        self.standIn = standIn
         self.config = config
         self.gpt = gpt
         self.logger = logger
@@ -75,7 +87,7 @@ public distributed actor RolloutWorkerActor {
         let node = actorSystem.node
         let joined = try await learner.join(worker: node)
         try swap(to: joined.weights)
-        if let reference = joined.reference {
+        if let reference = joined.reference, standIn == nil {
             // Score π_ref here, with every batch: the learner skips its own reference forward.
             sampler = RolloutSampler(
                 task: task, config: gpt, temperature: config.train.temperature, topK: config.train.topK,
@@ -146,11 +158,18 @@ public distributed actor RolloutWorkerActor {
                     }
                 }
                 let started = ContinuousClock.now
-                let batch = try await onThread("rein-sample") { [newer] in
-                    try access.sampler.sample(
-                        problems, groupSize: groupSize, parameters: weights, version: sampled, seed: seed,
-                        firstID: firstID, weights: newer)
-                }
+                let batch =
+                    if let standIn {
+                        try await standIn.batch(
+                            problems, groupSize: groupSize, version: sampled, index: order.index,
+                            firstID: firstID)
+                    } else {
+                        try await onThread("rein-sample") { [newer] in
+                            try access.sampler.sample(
+                                problems, groupSize: groupSize, parameters: weights, version: sampled,
+                                seed: seed, firstID: firstID, weights: newer)
+                        }
+                    }
                 let sampleSeconds = seconds(ContinuousClock.now - started)
                 await beforeDelivery?(order.index)
                 if let stream {
@@ -209,6 +228,16 @@ extension RolloutWorkerActor: CallerChecked {
         "deliveredCount()": .localOperator,
         "weightsVersion()": .localOperator,
     ]
+}
+
+/// Makes a worker's batches in place of its model: benchmarks of the runtime (`rein bench scale`)
+/// measure the learner and the protocol with hundreds of workers whose sampling costs nothing.
+/// Package access: a run built from a configuration never gets one.
+package protocol StandInSampler: Sendable {
+    /// The batch of work order `index` for `problems` (each `groupSize` times), as sampled with
+    /// policy `version`, sample ids from `firstID` on: it must pass the learner's ``Rein/BatchAudit``.
+    func batch(_ problems: [ArithmeticProblem], groupSize: Int, version: Int, index: Int, firstID: UInt64)
+        async throws -> RolloutBatch
 }
 
 /// Hands the worker's sampler to the sampling thread.

@@ -20,13 +20,16 @@ final class WeightBroadcaster: BulkPublisher {
     var endpoint: String? { sender.endpoint }
 
     /// A broadcaster bound to `address` (`tcp://0.0.0.0:*`, `inproc://…`); with `security`, the
-    /// PUB is a CURVE server and only subscribers the ZAP handler admits receive anything.
+    /// PUB is a CURVE server and only subscribers the ZAP handler admits receive anything. It keeps
+    /// `limits.maxConnections` subscribers (a run's: `runtime.max_workers` and the operator's);
+    /// further ones are refused and counted in `rejections`.
     init(
-        context: ZMQContext, node: NodeID, bind address: String, security: TransportSecurity? = nil
+        context: ZMQContext, node: NodeID, bind address: String, security: TransportSecurity? = nil,
+        limits: WireLimits = .default, rejections: WireRejections = WireRejections()
     ) throws {
         sender = try BulkSender(
             context: context, node: node, link: .bind(address), pattern: .pub, highWaterMark: 4,
-            sendTimeout: .seconds(5), security: security)
+            sendTimeout: .seconds(5), security: security, limits: limits, rejections: rejections)
     }
 
     /// Publishes `weights`.

@@ -21,13 +21,20 @@ public final class ZMQContext: Sendable {
     nonisolated(unsafe) let handle: UnsafeMutableRawPointer
 
     /// Creates a context.
-    /// - Parameter ioThreads: libzmq I/O threads (1 is enough below ~1 GB/s).
-    public init(ioThreads: Int = 1) throws(ZMQError) {
+    /// - Parameters:
+    ///   - ioThreads: libzmq I/O threads (1 is enough below ~1 GB/s).
+    ///   - maxSockets: the most sockets open at once (`ZMQ_MAX_SOCKETS`; libzmq's default is
+    ///     1,023, which hundreds of peers in one process — each with its monitor sockets — exceed).
+    public init(ioThreads: Int = 1, maxSockets: Int? = nil) throws(ZMQError) {
         guard let handle = zmq_ctx_new() else { throw ZMQError.last("zmq_ctx_new") }
         self.handle = handle
-        for (option, name, value) in [
+        var options = [
             (ZMQ_IO_THREADS, "ZMQ_IO_THREADS", Int32(ioThreads)), (ZMQ_BLOCKY, "ZMQ_BLOCKY", 0),
-        ] where zmq_ctx_set(handle, option, value) != 0 {
+        ]
+        if let maxSockets {
+            options.append((ZMQ_MAX_SOCKETS, "ZMQ_MAX_SOCKETS", Int32(clamping: maxSockets)))
+        }
+        for (option, name, value) in options where zmq_ctx_set(handle, option, value) != 0 {
             let error = ZMQError.last("zmq_ctx_set", context: "\(name)=\(value)")
             zmq_ctx_term(handle)
             throw error

@@ -63,6 +63,29 @@ struct ZMQSystemTests {
         withExtendedLifetime((service, rollout)) {}
     }
 
+    /// Issue 19: a node that leaves closes the DEALER its `leave` arrived on; the receive loop read
+    /// on from the closed socket and logged "receive failed" at error level — once per worker
+    /// when a learner with hundreds of them ended its run.
+    @Test(arguments: Link.allCases)
+    func aPeerLeavingLogsNoReceiveError(_ link: Link) async throws {
+        let context = try ZMQContext()
+        let log = LineLog()
+        let learner = try ReinActorSystem(
+            context: context, configuration: .init(name: "learner", bind: bindEndpoint(link)),
+            settings: testSettings, logger: quiet)
+        let worker = try ReinActorSystem(
+            context: context, configuration: .init(name: "worker"), settings: testSettings, logger: log.logger
+        )
+        var events = worker.membershipEvents().makeAsyncIterator()
+        _ = try await worker.connect(to: try #require(learner.endpoint))
+        #expect(await events.next() == .joined(learner.member))
+        await learner.shutdown()
+        #expect(await events.next() == .left(learner.member))
+        await worker.shutdown()
+        let errors = log.lines.withLock { $0 }.filter { $0.contains("receive failed") }
+        #expect(errors.isEmpty, "\(errors)")
+    }
+
     @Test func deadPeerDetectedWithinHeartbeatTimeout() async throws {
         let (started, startedContinuation) = AsyncStream<Int>.makeStream()
         let contextA = try ZMQContext()

@@ -36,10 +36,15 @@ struct RuntimeConfigTests {
         ("runtime: {call_timeout: -1}", "config: runtime.call_timeout: must be in (0, 86400]"),
         ("runtime: {pacing: fast}", "config: runtime.pacing:"),
         ("runtime: {pacing_margin: -0.5}", "config: runtime.pacing_margin: must be in [0, 16]"),
-        ("runtime: {min_workers: 0}", "config: runtime.min_workers: must be at least 1, got 0"),
+        ("runtime: {min_workers: 0}", "config: runtime.min_workers: must be in 1...max_workers (64), got 0"),
         (
             "train: {partial_rollouts: true, inject_lag: 2, max_staleness: 4}",
             "config: train.partial_rollouts: needs train.inject_lag 0"
+        ),
+        ("runtime: {max_workers: 0}", "config: runtime.max_workers: must be in 1...65536, got 0"),
+        (
+            "runtime: {min_workers: 9, max_workers: 8}",
+            "config: runtime.min_workers: must be in 1...max_workers (8), got 9"
         ),
         (
             "runtime: {learner_port: 7070}",

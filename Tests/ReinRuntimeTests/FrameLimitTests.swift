@@ -29,6 +29,18 @@ struct FrameLimitTests {
         return RolloutBatch(rollouts: rollouts, groupSize: config.train.groupSize)
     }
 
+    /// Issue 19: a learner's bound sockets kept 64 connections whatever the run, so the 65th
+    /// worker was refused; they keep `runtime.max_workers` plus the operator's connections.
+    @Test(arguments: [1, 64, 256, 1000])
+    func boundSocketsKeepAConnectionPerWorkerAndTheOperators(workers: Int) {
+        var config = RunConfig()
+        config.runtime.maxWorkers = workers
+        let model = config.gptConfig(vocab: 16)
+        #expect(
+            WireLimits.forRun(config, model: model).maxConnections
+                == workers + RuntimeConfig.operatorConnections)
+    }
+
     @Test(arguments: [false, true])
     func everyLegitimateFrameOfARunFitsItsLimit(defaultModel: Bool) throws {
         var (config, reference, _) = try tinyRun(steps: 1)

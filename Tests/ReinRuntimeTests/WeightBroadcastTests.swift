@@ -33,6 +33,22 @@ struct WeightBroadcastTests {
         #expect(await cache.weights(1, within: .milliseconds(10)) == nil, "only the newest two are kept")
     }
 
+    /// Issue 19: the learner's weight PUB kept libzmq's default 64 subscribers whatever the run's
+    /// limits said, so workers beyond the 64th never heard a broadcast (each fetched every version
+    /// by call, after waiting for it). The channels' limits and rejection counters reach it.
+    @Test func theBroadcastKeepsTheRunsConnectionLimit() async throws {
+        let context = try ZMQContext()
+        let rejections = WireRejections()
+        let wire = WireOptions(limits: WireLimits(maxConnections: 1), rejections: rejections)
+        let channels = ZMQBulkChannels(context: context, wire: wire, logger: quiet)
+        let broadcaster = try channels.publisher(node: .random(), bind: "tcp://127.0.0.1:*")
+        defer { broadcaster.close() }
+        let endpoint = try #require(broadcaster.endpoint)
+        let caches = (0..<2).map { _ in channels.subscriber(endpoint: endpoint, keep: 1, expectedCount: nil) }
+        defer { for cache in caches { cache.close() } }
+        #expect(await eventually { rejections.count(WireRejections.tooManyConnections) >= 1 })
+    }
+
     @Test func aWildcardHostIsReplacedByTheLearnersHost() {
         #expect(
             WeightCache.reachable("tcp://0.0.0.0:7071", from: "tcp://10.0.0.5:7070") == "tcp://10.0.0.5:7071")

@@ -36,6 +36,15 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
     public var minWorkers = 1
     /// Where `rein learner` / `rein worker` serve Prometheus metrics (`--metrics-bind`); off by default.
     public var metricsBind = MetricsBind.none
+    /// The most workers one learner serves: each bound socket of the learner (its ROUTER, the
+    /// sample PULL, the weight PUB) keeps this many connections plus
+    /// ``operatorConnections`` (further ones are refused and counted), and `rein learner` raises
+    /// its open-file limit to fit them.
+    public var maxWorkers = 64
+
+    /// Connections a learner's bound sockets keep beyond ``maxWorkers`` (`rein status`, `rein
+    /// top`, reconnecting workers whose old connection is still being torn down).
+    public static let operatorConnections = 16
 
     public init() {}
 
@@ -50,6 +59,7 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         case pacingMargin = "pacing_margin"
         case minWorkers = "min_workers"
         case metricsBind = "metrics_bind"
+        case maxWorkers = "max_workers"
     }
 
     public func validate() throws(ConfigError) {
@@ -75,8 +85,12 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
             throw ConfigError(
                 path: "runtime.call_timeout", "must be in (0, 86400] seconds, got \(callTimeout)")
         }
-        guard minWorkers >= 1 else {
-            throw ConfigError(path: "runtime.min_workers", "must be at least 1, got \(minWorkers)")
+        guard maxWorkers >= 1, maxWorkers <= 65536 else {
+            throw ConfigError(path: "runtime.max_workers", "must be in 1...65536, got \(maxWorkers)")
+        }
+        guard minWorkers >= 1, minWorkers <= maxWorkers else {
+            throw ConfigError(
+                path: "runtime.min_workers", "must be in 1...max_workers (\(maxWorkers)), got \(minWorkers)")
         }
         guard pacingMargin >= 0, pacingMargin <= 16 else {
             throw ConfigError(

@@ -49,9 +49,13 @@ extension ZMQTransport.IOLoop {
 
     /// Takes up to ``Configuration/maxBatch`` messages from `socket`; `peer` is the node a
     /// DEALER is connected to (`nil` for the ROUTER and for DEALERs still in their handshake).
+    ///
+    /// A message can close its own socket (a `leave` closes the DEALER to the node that left): the
+    /// batch ends there, rather than reading a closed socket (which logged an error per departed
+    /// peer — hundreds of lines when a learner with hundreds of workers ended its run).
     func receive(from socket: ZMQSocket, isRouter: Bool, peer: NodeID? = nil) {
         var taken = 0
-        while taken < configuration.maxBatch {
+        while taken < configuration.maxBatch, socket.isOpen {
             let parts: [ZMQMessage]
             do {
                 guard let received = try socket.receiveMultipart(wait: .nonBlocking) else { return }

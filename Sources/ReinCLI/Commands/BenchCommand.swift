@@ -8,7 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Benchmarks; each compares against a peer or a ceiling measured in the same run.",
         subcommands: [
             TransportBench.self, ModelBench.self, KLBench.self, RuntimeBench.self, E2EBench.self,
-            TransportPeer.self,
+            TransportPeer.self, ScaleBench.self, ScaleWorkers.self,
         ]
     )
 }

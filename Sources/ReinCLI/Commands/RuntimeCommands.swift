@@ -301,11 +301,16 @@ struct LearnerCommand: AsyncParsableCommand {
         emitRunSummary(runDir: config.runDir, result: result)
     }
 
-    /// The learner's actor system, bound to `bind`.
+    /// The learner's actor system, bound to `bind`, with the open-file limit raised to fit
+    /// `runtime.max_workers` (each worker holds a control, a broadcast and a sample connection).
     private func actorSystem(
         context: ZMQContext, bind: String, wire: WireOptions, config: RunConfig, logger: Logger
     ) throws -> ReinActorSystem {
-        try ReinActorSystem(
+        let workers = config.runtime.maxWorkers
+        try FileLimit.ensure(
+            FileLimit.perWorker * (workers + RuntimeConfig.operatorConnections) + FileLimit.reserve,
+            for: "a learner for runtime.max_workers \(workers)")
+        return try ReinActorSystem(
             context: context,
             configuration: .init(
                 name: "learner", bind: bind, limits: wire.limits, security: wire.security,

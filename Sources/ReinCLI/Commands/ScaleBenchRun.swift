@@ -1,0 +1,561 @@
+import Foundation
+import Logging
+import Rein
+import ReinActors
+import ReinModel
+import ReinRuntime
+import ReinTasks
+import Synchronization
+import ZeroMQ
+
+/// What `rein bench scale` measures, parsed from its flags.
+struct ScaleBenchPlan: Sendable {
+    var counts: [Int]
+    var perProcess: Int
+    var sampleMs: Int
+    var batchesPerWorker: Int
+    var runModel: String
+    var repeats: Int
+    var parts: Set<String>
+    /// `--config`/`--task`/`--set` as given, for the helper processes.
+    var configArguments: [String]
+    /// `--heartbeat-timeout`/`--call-timeout` as given, for the helper processes.
+    var nodeArguments: [String]
+
+    /// The counts of `--workers` (`16,64,256`).
+    static func counts(_ text: String) throws -> [Int] {
+        let counts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw CLIError("--workers: expected positive counts, comma-separated, got '\(text)'")
+        }
+        return counts.compactMap(\.self)
+    }
+
+    /// (d_model, layers) of `--run-model` (`32x2`).
+    static func model(_ text: String) -> (dModel: Int, layers: Int)? {
+        let parts = text.split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts[0] >= 2, parts[0] % 2 == 0, parts[1] >= 1 else { return nil }
+        return (parts[0], parts[1])
+    }
+
+    var largest: Int { counts.max() ?? 0 }
+
+    /// Open files this process needs at the largest N: the broadcast part holds N subscribers, N
+    /// raw receivers and N raw senders (each end of a TCP connection in this process); the run
+    /// part's learner three connections per worker.
+    var filesNeeded: Int { 6 * largest + FileLimit.reserve }
+
+    /// The run part's overrides: its model, one thread per part, no evaluation, checkpoints or
+    /// tracker, pacing bound with room for every worker, `workers × batchesPerWorker` batches.
+    func runOverrides(workers: Int) -> [String] {
+        let (dModel, layers) = Self.model(runModel) ?? (32, 2)
+        return [
+            "model.d_model=\(dModel)", "model.layers=\(layers)", "model.heads=2", "threads=1",
+            "train.steps=\(workers * batchesPerWorker)", "train.max_staleness=\(2 * workers)",
+            "train.inject_lag=0", "train.eval_every=0", "train.checkpoint_every=0", "train.tracker_every=0",
+            "runtime.pacing=bound", "runtime.max_workers=\(workers)",
+        ]
+    }
+}
+
+extension ConfigOptions {
+    /// The options as given on the command line (for child processes).
+    var arguments: [String] {
+        (config.map { ["--config", $0] } ?? []) + (task.map { ["--task", $0] } ?? [])
+            + overrides.flatMap { ["--set", $0] }
+    }
+}
+
+/// `rein bench scale`'s output.
+struct ScaleReport: Codable {
+    var benchmark = "scale"
+    var load: String
+    var cpu: String
+    var fileLimit: Int
+    var sampleMs: Int
+    var runModel: String
+    var rows: [ScaleRow]
+
+    var header: String {
+        "scale: load \(load) at start, \(cpu), open-file limit \(fileLimit); stand-in sampling \(sampleMs) ms per batch, run model \(runModel)"
+    }
+}
+
+/// The figures of one N.
+struct ScaleRow: Codable {
+    var workers: Int
+    var processes: Int
+    /// Broadcast part: bytes of the configured model's weights, medians in milliseconds.
+    var broadcastBytes: Int?
+    var broadcastMs: Double?
+    var rawMs: Double?
+    var broadcastRatio: Double?
+    /// Seconds from the common start until N workers completed their handshake with the learner.
+    var joinedSeconds: Double?
+    /// Seconds from the common start until every worker held its first work order.
+    var firstOrderSeconds: Double?
+    /// Learner process CPU seconds from the start to the end of the run, and of its step threads.
+    var learnerCPUSeconds: Double?
+    var stepCPUSeconds: Double?
+    var wallSeconds: Double?
+    /// (learner CPU − step CPU) / wall: the cost of serving the workers, in cores.
+    var overheadCores: Double?
+    var overheadPerWorkerPercent: Double?
+    /// (learner CPU − step CPU) per batch trained, in milliseconds.
+    var servingMsPerBatch: Double?
+    var learnerStepMs: Double?
+    var rssPerConnectionKib: Double?
+    var filesPerConnection: Double?
+    var orderLatencyP50Ms: Double?
+    var orderLatencyP99Ms: Double?
+    var orderLatencyMaxMs: Double?
+    var orders: Int?
+    var trained: Int?
+    var samplesTrainedPerSecond: Double?
+    var ledgerBalances: Bool?
+    var load: String
+
+    var summary: String {
+        var lines = ["N=\(workers) (\(processes) helper process(es); load \(load) after)"]
+        if let broadcastMs, let rawMs, let broadcastRatio, let broadcastBytes {
+            lines.append(
+                String(
+                    format:
+                        "  broadcast %d KiB to %d: %.1f ms, raw PUSH/PULL ×%d %.1f ms, ratio %.2f (goal ≤ 2 at 64)",
+                    broadcastBytes / 1024, workers, broadcastMs, workers, rawMs, broadcastRatio))
+        }
+        if let joinedSeconds, let firstOrderSeconds {
+            lines.append(
+                String(
+                    format: "  joined %.2f s (handshakes), all working %.2f s (goal ≤ 5 s at 256)",
+                    joinedSeconds,
+                    firstOrderSeconds))
+        }
+        if let overheadCores, let overheadPerWorkerPercent, let learnerCPUSeconds, let stepCPUSeconds,
+            let wallSeconds, let learnerStepMs
+        {
+            lines.append(
+                String(
+                    format:
+                        "  learner CPU %.2f s, step threads %.2f s (%.1f ms/step), over %.1f s: serving costs %.1f%% of a core, %.3f%% per worker, %.1f ms per batch (goal ≤ 10%% at 256)",
+                    learnerCPUSeconds, stepCPUSeconds, learnerStepMs, wallSeconds, 100 * overheadCores,
+                    overheadPerWorkerPercent, servingMsPerBatch ?? .nan))
+        }
+        if let rssPerConnectionKib, let filesPerConnection {
+            lines.append(
+                String(
+                    format: "  learner per connection: %.0f KiB RSS, %.2f open files", rssPerConnectionKib,
+                    filesPerConnection))
+        }
+        if let orderLatencyP50Ms, let orderLatencyP99Ms, let orderLatencyMaxMs, let orders {
+            lines.append(
+                String(
+                    format:
+                        "  work order p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d orders (goal p99 ≤ 50 ms)",
+                    orderLatencyP50Ms, orderLatencyP99Ms, orderLatencyMaxMs, orders))
+        }
+        if let trained, let samplesTrainedPerSecond, let ledgerBalances {
+            lines.append(
+                String(
+                    format: "  %d samples trained, %.0f/s; ledger %@", trained, samplesTrainedPerSecond,
+                    ledgerBalances ? "balances" : "DOES NOT BALANCE"))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// The learner process's resources at one moment.
+struct ProcessSample {
+    var cpuSeconds: Double
+    var residentBytes: Int
+    var openFiles: Int
+
+    static func now() -> ProcessSample {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu =
+            Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+            + Double(usage.ru_stime.tv_sec)
+            + Double(usage.ru_stime.tv_usec) / 1e6
+        let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
+        let pages = statm.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+        return ProcessSample(
+            cpuSeconds: cpu, residentBytes: pages * Int(sysconf(Int32(_SC_PAGESIZE))), openFiles: files)
+    }
+}
+
+/// The CPU model (for the report).
+func cpuModel() -> String {
+    let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    let line = info.split(separator: "\n").first { $0.hasPrefix("model name") }
+    let name = line.flatMap { $0.split(separator: ":", maxSplits: 1).last }
+    return name.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+}
+
+/// One N of `rein bench scale`: the broadcast part, then the run part.
+struct ScaleMeasurement {
+    let plan: ScaleBenchPlan
+    let options: ConfigOptions
+    let config: RunConfig
+    let settings: ReinActorSystem.Settings
+    let logger: Logger
+
+    func measure(workers: Int) async throws -> ScaleRow {
+        let processes = (workers + plan.perProcess - 1) / plan.perProcess
+        var row = ScaleRow(workers: workers, processes: processes, load: "")
+        if plan.parts.contains("broadcast") {
+            let task = try ArithmeticTask(config: config.task)
+            let parameters = try GPTParameters(
+                config: config.gptConfig(vocab: task.tokenizer.vocabSize), seed: 1)
+            // N subscribers, N raw receivers and N raw senders, each with its monitor sockets.
+            let context = try ZMQContext(maxSockets: 8 * workers + 64)
+            defer { context.shutdown() }
+            let (broadcast, raw) = try await broadcastAndRawMs(
+                parameters.values, subscribers: workers, repeats: plan.repeats, context: context,
+                logger: logger)
+            row.broadcastBytes = parameters.values.count * 4
+            (row.broadcastMs, row.rawMs, row.broadcastRatio) = (broadcast, raw, broadcast / raw)
+        }
+        if plan.parts.contains("run") { try await runPart(workers: workers, processes: processes, row: &row) }
+        row.load = loadAverage()
+        return row
+    }
+
+    /// The learner here, `workers` workers in `processes` helpers; fills in the run's figures.
+    private func runPart(workers: Int, processes: Int, row: inout ScaleRow) async throws {
+        let overrides = plan.runOverrides(workers: workers)
+        var withOverrides = options
+        withOverrides.overrides += overrides
+        var run = try withOverrides.load()
+        let task = try ArithmeticTask(config: run.task)
+        let gpt = run.gptConfig(vocab: task.tokenizer.vocabSize)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-bench-scale-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        run.runDir = directory
+        let folder = try RunFolder(path: directory)
+        let limits = WireLimits.forRun(run, model: gpt)
+        let context = try ZMQContext()
+        let system = try ReinActorSystem(
+            context: context,
+            configuration: .init(name: LearnerActor.name, bind: "tcp://127.0.0.1:*", limits: limits),
+            settings: settings, logger: logger)
+        let node = try await LearnerNode.start(
+            on: system,
+            channels: ZMQBulkChannels(context: context, wire: WireOptions(limits: limits), logger: logger),
+            options: .init(
+                config: run, reference: try GPTParameters(config: gpt, seed: 1), folder: folder,
+                broadcastBind: "tcp://127.0.0.1:*", samplesBind: "tcp://127.0.0.1:*"),
+            logger: logger)
+        defer { node.close() }
+        guard let endpoint = system.endpoint else { throw CLIError("the learner did not bind") }
+        let joins = system.membershipEvents()
+        let idle = ProcessSample.now()
+        let helpers = try (0..<processes).map { index in
+            try HelperProcess(
+                arguments: helperArguments(
+                    index: index, workers: workers, endpoint: endpoint, overrides: overrides,
+                    report: directory + "/helper-\(index).json"),
+                report: directory + "/helper-\(index).json")
+        }
+        // Every helper has made its workers: start them all at once.
+        for helper in helpers { try await helper.ready() }
+        let startAt = Date().timeIntervalSince1970
+        for helper in helpers { helper.start() }
+        let start = ProcessSample.now()
+        var joined = 0
+        for await event in joins {
+            if case .joined = event { joined += 1 }
+            if joined == workers { break }
+        }
+        let joinedAt = Date().timeIntervalSince1970
+        let connected = ProcessSample.now()
+        let result = try await node.serve(drainTimeout: .seconds(10))
+        let end = ProcessSample.now()
+        let wall = Date().timeIntervalSince1970 - startAt
+        await system.shutdown()
+        var reports: [ScaleHelperReport] = []
+        for helper in helpers { reports.append(try await helper.finish()) }
+        let stepCPU = result.utilisation.stepCPUSeconds
+        let trainedSteps = result.metrics.filter { $0.learner != nil }.count
+        row.joinedSeconds = joinedAt - startAt
+        row.firstOrderSeconds = (reports.flatMap(\.firstOrders).max() ?? startAt) - startAt
+        row.learnerCPUSeconds = end.cpuSeconds - start.cpuSeconds
+        row.stepCPUSeconds = stepCPU
+        row.wallSeconds = wall
+        row.overheadCores = (end.cpuSeconds - start.cpuSeconds - stepCPU) / wall
+        row.overheadPerWorkerPercent = 100 * (row.overheadCores ?? 0) / Double(workers)
+        row.learnerStepMs = trainedSteps > 0 ? 1000 * stepCPU / Double(trainedSteps) : nil
+        row.servingMsPerBatch =
+            trainedSteps > 0
+            ? 1000 * (end.cpuSeconds - start.cpuSeconds - stepCPU) / Double(trainedSteps) : nil
+        row.rssPerConnectionKib =
+            Double(connected.residentBytes - idle.residentBytes) / 1024 / Double(workers)
+        row.filesPerConnection = Double(connected.openFiles - idle.openFiles) / Double(workers)
+        let gaps = reports.flatMap(\.orderGapsMs).sorted()
+        if !gaps.isEmpty {
+            row.orderLatencyP50Ms = gaps[gaps.count / 2]
+            row.orderLatencyP99Ms = gaps[min(gaps.count - 1, Int(Double(gaps.count) * 0.99))]
+            row.orderLatencyMaxMs = gaps.last
+        }
+        row.orders = gaps.count
+        row.trained = result.ledger.trained
+        row.samplesTrainedPerSecond = result.trainedPerSecond
+        row.ledgerBalances = result.ledger.balances
+    }
+
+    private func helperArguments(
+        index: Int, workers: Int, endpoint: String, overrides: [String], report: String
+    ) -> [String] {
+        let first = index * plan.perProcess
+        let count = min(plan.perProcess, workers - first)
+        return ["bench", "scale-workers"] + plan.configArguments + overrides.flatMap { ["--set", $0] }
+            + plan.nodeArguments + [
+                "--learner", endpoint, "--count", "\(count)", "--first", "\(first)", "--sample-ms",
+                "\(plan.sampleMs)", "--ready-signal", "--report", report,
+            ]
+    }
+}
+
+/// A helper process of `rein bench scale` (its stderr ours): says when its workers are made,
+/// starts them on ``start()``.
+final class HelperProcess: Sendable {
+    private let process: Process
+    private let reportPath: String
+    private let exit = ExitStatus()
+    private let readiness = ExitStatus()
+    private let lines = LineCutter()
+
+    init(arguments: [String], report: String) throws {
+        reportPath = report
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: try executablePath())
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.terminationHandler = { [exit, readiness] process in
+            exit.set(process.terminationStatus)
+            readiness.set(1)  // never ready
+        }
+        out.fileHandleForReading.readabilityHandler = { [readiness, lines] handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil }
+            for line in lines.lines(adding: data) where line == ScaleHelper.readyLine { readiness.set(0) }
+        }
+        try process.run()
+    }
+
+    /// Returns once the helper made its workers.
+    /// - Throws: ``CLIError`` if it exited first.
+    func ready() async throws {
+        guard await readiness.wait() == 0 else {
+            throw CLIError("a scale helper exited before its workers were made (status \(await exit.wait()))")
+        }
+    }
+
+    /// Starts its workers.
+    func start() { kill(process.processIdentifier, SIGUSR1) }
+
+    /// Waits for the helper to exit and reads its report.
+    /// - Throws: ``CLIError`` if it failed or wrote no report.
+    func finish() async throws -> ScaleHelperReport {
+        let status = await exit.wait()
+        guard status == 0 else { throw CLIError("a scale helper exited with status \(status)") }
+        guard let data = FileManager.default.contents(atPath: reportPath) else {
+            throw CLIError("a scale helper wrote no report to \(reportPath)")
+        }
+        return try JSONDecoder().decode(ScaleHelperReport.self, from: data)
+    }
+}
+
+/// A process's exit status, set once (from its termination handler) and awaited.
+final class ExitStatus: Sendable {
+    private let state = Mutex<(status: Int32?, waiter: CheckedContinuation<Int32, Never>?)>((nil, nil))
+
+    /// Sets the status (the first one set stays).
+    func set(_ status: Int32) {
+        let waiter = state.withLock { state -> CheckedContinuation<Int32, Never>? in
+            guard state.status == nil else { return nil }
+            state.status = status
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: status)
+    }
+
+    func wait() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state -> Int32? in
+                if let status = state.status { return status }
+                state.waiter = continuation
+                return nil
+            }
+            if let done { continuation.resume(returning: done) }
+        }
+    }
+}
+
+/// Bytes read from a pipe, cut into complete lines.
+final class LineCutter: Sendable {
+    private let pending = Mutex<[UInt8]>([])
+
+    /// The complete lines after adding `data`.
+    func lines(adding data: Data) -> [String] {
+        pending.withLock { pending in
+            pending.append(contentsOf: data)
+            var complete: [String] = []
+            while let newline = pending.firstIndex(of: 10) {
+                complete.append(String(decoding: pending[..<newline], as: UTF8.self))
+                pending.removeSubrange(...newline)
+            }
+            return complete
+        }
+    }
+}
+
+/// What a helper process measured.
+struct ScaleHelperReport: Codable {
+    /// When each worker held its first work order (seconds since 1970).
+    var firstOrders: [Double]
+    /// Milliseconds from handing over one batch to holding the next work order, every order.
+    var orderGapsMs: [Double]
+}
+
+/// The workers of one helper process.
+struct ScaleHelper {
+    /// What a helper prints once its workers are made.
+    static let readyLine = "rein-scale-helper ready"
+
+    let config: RunConfig
+    let settings: ReinActorSystem.Settings
+    let learner: String
+    let count: Int
+    let first: Int
+    let sampleDelay: Duration
+    let reconnectTimeout: Duration
+    let logger: Logger
+
+    init(
+        config: RunConfig, settings: ReinActorSystem.Settings, learner: String, count: Int, first: Int,
+        sampleDelay: Duration, reconnectTimeout: Duration = .zero, logger: Logger
+    ) throws {
+        (self.config, self.settings, self.learner, self.count) = (config, settings, learner, count)
+        (self.first, self.sampleDelay, self.logger) = (first, sampleDelay, logger)
+        self.reconnectTimeout = reconnectTimeout
+    }
+
+    /// Makes the workers, then (with `readySignal`) says "ready" on stdout and waits for SIGUSR1,
+    /// then runs them until the run is over.
+    func run(readySignal: Bool) async throws -> ScaleHelperReport {
+        let task = try ArithmeticTask(config: config.task)
+        let gpt = config.gptConfig(vocab: task.tokenizer.vocabSize)
+        let limits = WireLimits.forRun(config, model: gpt)
+        let context = try ZMQContext()
+        let systems = try (0..<count).map {
+            try ReinActorSystem(
+                context: context, configuration: .init(name: "scale-\(first + $0)", limits: limits),
+                settings: settings, logger: logger)
+        }
+        let samplers = systems.map { _ in CannedSampler(task: task, vocab: gpt.vocab, delay: sampleDelay) }
+        let channels = ZMQBulkChannels(context: context, wire: WireOptions(limits: limits), logger: logger)
+        // Made before the common start: in separate processes workers are made in parallel, here
+        // they would queue for this process's cores and the join time would measure that.
+        let workers = try zip(systems, samplers).map { system, sampler in
+            try RolloutWorkerActor(
+                actorSystem: system, config: config, gpt: gpt, logger: logger, standIn: sampler)
+        }
+        if readySignal { await startSignal() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (worker, system) in zip(workers, systems) {
+                group.addTask {
+                    try await runWorker(
+                        worker, on: system, learnerAddress: learner, logger: logger, channels: channels,
+                        connectTimeout: .seconds(60), reconnectTimeout: reconnectTimeout, stop: nil,
+                        beforeDelivery: nil, wire: WireOptions(limits: limits))
+                }
+            }
+            try await group.waitForAll()
+        }
+        for system in systems { await system.shutdown() }
+        return ScaleHelperReport(
+            firstOrders: samplers.compactMap(\.firstOrder), orderGapsMs: samplers.flatMap(\.gapsMs))
+    }
+}
+
+/// Prints the ready line and returns on the first SIGUSR1 (the handler is in place before the line).
+private func startSignal() async {
+    signal(SIGUSR1, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+    let fired = Mutex(false)
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        source.setEventHandler {
+            let first = fired.withLock { fired in
+                defer { fired = true }
+                return !fired
+            }
+            guard first else { return }
+            source.cancel()
+            continuation.resume()
+        }
+        source.resume()
+        emit(ScaleHelper.readyLine)
+    }
+}
+
+/// The stand-in sampler of `rein bench scale`: sleeps `delay`, then returns a batch that passes the
+/// learner's audit — the problems of the order, half of each group answered correctly and half
+/// with an empty answer, graded by the task, every log-probability that of a uniform policy (so
+/// the reference rows are valid too) — and records when each order arrived.
+final class CannedSampler: StandInSampler {
+    let task: ArithmeticTask
+    let vocab: Int
+    let delay: Duration
+    private let times = Mutex<(first: Double?, handedOver: ContinuousClock.Instant?, gaps: [Double])>(
+        (nil, nil, []))
+
+    init(task: ArithmeticTask, vocab: Int, delay: Duration) {
+        (self.task, self.vocab, self.delay) = (task, vocab, delay)
+    }
+
+    /// When the first order arrived (seconds since 1970).
+    var firstOrder: Double? { times.withLock { $0.first } }
+    /// Milliseconds from each batch handed over to the next order.
+    var gapsMs: [Double] { times.withLock { $0.gaps } }
+
+    func batch(_ problems: [ArithmeticProblem], groupSize: Int, version: Int, index: Int, firstID: UInt64)
+        async throws -> RolloutBatch
+    {
+        let now = ContinuousClock.now
+        times.withLock { times in
+            if times.first == nil { times.first = Date().timeIntervalSince1970 }
+            if let handedOver = times.handedOver {
+                times.gaps.append(1000 * seconds(now - handedOver))
+            }
+        }
+        try await Task.sleep(for: delay)
+        let uniform = -Float(log(Double(vocab)))
+        var rollouts: [Rollout] = []
+        rollouts.reserveCapacity(problems.count * groupSize)
+        for (group, problem) in problems.enumerated() {
+            for k in 0..<groupSize {
+                let answer = k % 2 == 0 ? problem.answer : [task.tokenizer.eos]
+                let grade = task.grade(problem, completion: answer)
+                let completion = answer.prefix(grade.length).map(Int32.init)
+                let n = completion.count
+                var rollout = Rollout(
+                    id: firstID + UInt64(rollouts.count), group: group,
+                    prompt: problem.prompt.map(Int32.init),
+                    completion: completion, behaviourLogProbs: Array(repeating: uniform, count: n),
+                    versions: Array(repeating: version, count: n), reward: grade.reward,
+                    outcome: grade.outcome)
+                rollout.referenceLogProbs = Array(repeating: uniform, count: n)
+                rollout.referenceRows = Array(repeating: uniform, count: n * vocab)
+                rollouts.append(rollout)
+            }
+        }
+        times.withLock { $0.handedOver = .now }
+        return RolloutBatch(rollouts: rollouts, groupSize: groupSize)
+    }
+}
