@@ -47,17 +47,31 @@ class LearnerLost(Exception):
 
 
 class RemoteError(Exception):
-    """A call answered with a thrown error or a failure."""
+    """A call answered with a thrown error (`thrown`: the learner's method threw) or a failure."""
+
+    def __init__(self, text, thrown=False):
+        super().__init__(text)
+        self.thrown = thrown
+
+
+class Refused(RemoteError):
+    """requestWork threw: the learner gives this worker no more work in the run (it delivered forged
+    contents)."""
+
+
+# Before the join reply brings the run's `runtime.heartbeat_timeout` and `runtime.call_timeout`.
+JOIN_HEARTBEAT_TIMEOUT = 1.5
+JOIN_CALL_TIMEOUT = 30.0
 
 
 class Connection:
     """A DEALER to the learner's ROUTER, owned by one I/O thread: handshake, heartbeats, calls and
     replies, goodbye. ``call`` may be used from any one other thread."""
 
-    def __init__(self, context, endpoint, name, node, heartbeat_interval=0.25, heartbeat_timeout=1.5,
+    def __init__(self, context, endpoint, name, node, heartbeat_timeout=JOIN_HEARTBEAT_TIMEOUT,
                  connect_timeout=10.0):
         self.context, self.endpoint, self.name, self.node = context, endpoint, name, node
-        self.interval, self.timeout = heartbeat_interval, heartbeat_timeout
+        self.use_heartbeat_timeout(heartbeat_timeout)
         self.learner = None
         self.pending = {}
         self.commands = queue.Queue()
@@ -78,6 +92,11 @@ class Connection:
         if self.lost:
             self.close(goodbye=False)
             raise LearnerLost(self.lost)
+
+    def use_heartbeat_timeout(self, timeout):
+        """Declares the learner lost after `timeout` seconds of silence, and heartbeats every 250 ms
+        (every quarter of the timeout if that is shorter), as the learner does."""
+        self.timeout, self.interval = timeout, min(0.25, timeout / 4)
 
     # The I/O thread.
 
@@ -201,7 +220,7 @@ class Connection:
         if reply["outcome"] == wire.VALUE and frames:
             return frames[0]
         if reply["outcome"] == wire.THROWN:
-            raise RemoteError("%s threw %s: %s" % (method, reply["error_type"], reply["message"]))
+            raise RemoteError("%s threw %s: %s" % (method, reply["error_type"], reply["message"]), thrown=True)
         if reply["outcome"] == wire.FAILED:
             raise RemoteError("%s failed (code %d): %s" % (method, reply["code"], reply["message"]))
         raise RemoteError("%s: unexpected reply outcome %d" % (method, reply["outcome"]))
@@ -276,16 +295,26 @@ class Worker:
         self.push_sequence = itertools.count(1)
         self.broadcast_swaps = self.fetched_swaps = 0
 
-    def run(self):
-        connection = Connection(self.context, self.address, self.name, self.node)
+    def run(self, connection=None):
+        """Works until the run is finished; the number of batches delivered. Says goodbye (`leave`)
+        unless the learner is lost, also when refused or stopped by an error."""
+        connection = connection or Connection(self.context, self.address, self.name, self.node)
+        try:
+            return self._work(connection)
+        finally:
+            connection.close(goodbye=connection.lost is None)
+
+    def _work(self, connection):
         push = self.weights = None
         try:
-            joined = wire.JoinReply.decode(connection.call("join", [wire.enc_node(self.node)], 30))
+            joined = wire.JoinReply.decode(connection.call("join", [wire.enc_node(self.node)], JOIN_CALL_TIMEOUT))
             if joined.config is None:
                 raise RuntimeError("the learner sent no run configuration (protocol 5 learners do)")
             config = json.loads(joined.config)
             train, model = config["train"], config["model"]
-            self.call_timeout = float(config.get("runtime", {}).get("call_timeout", 30))
+            runtime = config.get("runtime", {})
+            self.call_timeout = float(runtime.get("call_timeout", JOIN_CALL_TIMEOUT))
+            connection.use_heartbeat_timeout(float(runtime.get("heartbeat_timeout", JOIN_HEARTBEAT_TIMEOUT)))
             self.task = Task(config.get("task", {}))
             _, self.train_split = self.task.splits()
             self.seed, self.prompts_per_step = int(config["seed"]), int(train["prompts_per_step"])
@@ -304,10 +333,7 @@ class Worker:
             push.connect(reachable(joined.samples, self.address))
             log.info("joined at version %d; pushing samples to %s", self.version, joined.samples)
             while True:
-                order = wire.WorkOrder.decode(connection.call(
-                    "requestWork",
-                    [wire.enc_node(self.node), wire.enc_int(self.version), wire.enc_bool(self.weights is None)],
-                    self.call_timeout))
+                order = self._request_work(connection)
                 if order.status == "finished":
                     log.info("run finished after %d batches from this worker; weights from the broadcast %d "
                              "times, fetched %d times", self.delivered, self.broadcast_swaps, self.fetched_swaps)
@@ -321,10 +347,8 @@ class Worker:
                     if values is not None:
                         self._load(order.version, values)
                         self.broadcast_swaps += 1
-                    else:
-                        self._load(*wire.dec_weights(wire.decode_value(
-                            connection.call("fetchWeights", [wire.enc_int(order.version)], self.call_timeout))))
-                        self.fetched_swaps += 1
+                    elif not self._fetch(connection, order.version):
+                        continue  # the learner gave this assignment up: ask for work again
                 batch = self.sample(order)
                 payload = batch.frames()
                 push.send_multipart(wire.message(wire.BULK, self.node, next(self.push_sequence), payload,
@@ -336,7 +360,32 @@ class Worker:
                 push.close()
             if self.weights is not None:
                 self.weights.close()
-            connection.close(goodbye=connection.lost is None)
+
+    def _request_work(self, connection):
+        """The next work order; inline weights only without a broadcast subscription. Raises
+        Refused if the learner gives this worker no more work."""
+        try:
+            return wire.WorkOrder.decode(connection.call(
+                "requestWork",
+                [wire.enc_node(self.node), wire.enc_int(self.version), wire.enc_bool(self.weights is None)],
+                self.call_timeout))
+        except RemoteError as error:
+            if error.thrown:
+                raise Refused("the learner gives this worker no more work in this run (%s)" % error) from error
+            raise
+
+    def _fetch(self, connection, version):
+        """Loads the weights of `version` by fetchWeights; False if the learner no longer keeps them."""
+        try:
+            frame = connection.call("fetchWeights", [wire.enc_int(version)], self.call_timeout)
+        except RemoteError as error:
+            if not error.thrown:
+                raise
+            log.warning("%s; asking for work again", error)
+            return False
+        self._load(*wire.dec_weights(wire.decode_value(frame)))
+        self.fetched_swaps += 1
+        return True
 
     def _load(self, version, values):
         self.engine.load(version, values)

@@ -1,3 +1,4 @@
+import json
 import struct
 import threading
 import unittest
@@ -6,7 +7,9 @@ import numpy as np
 import zmq
 
 from rein_worker import wire
-from rein_worker.worker import TARGETS, Connection, LearnerLost, WeightSubscription, reachable
+from rein_worker.task import EOS
+from rein_worker.worker import (TARGETS, Connection, LearnerLost, Refused, RemoteError, WeightSubscription, Worker,
+                                reachable)
 
 LEARNER = 0xAA
 
@@ -103,6 +106,125 @@ class WeightSubscriptionTests(unittest.TestCase):
     def test_wildcard_hosts_are_reached_at_the_learners_host(self):
         self.assertEqual(reachable("tcp://0.0.0.0:5001", "tcp://10.0.0.7:7070"), "tcp://10.0.0.7:5001")
         self.assertEqual(reachable("tcp://10.0.0.8:5001", "tcp://10.0.0.7:7070"), "tcp://10.0.0.8:5001")
+
+
+def weights_value(version, values):
+    return wire.enc_keyed([("version", wire.enc_int(version)), ("values", wire.enc_floats(values))])
+
+
+def order_value(status, index=0, version=0, weights=None):
+    token = wire.enc_keyed([("high", wire.enc_u64(0x11)), ("low", wire.enc_u64(0x22))])
+    return wire.enc_keyed([("status", wire.enc_string(status)), ("index", wire.enc_int(index)),
+                           ("attempt", wire.enc_int(0)), ("version", wire.enc_int(version)), ("weights", weights),
+                           ("incarnation", wire.enc_u64(9)), ("token", token)])
+
+
+CONFIG = {"seed": 3, "task": {"operations": ["add"], "max_digits": 1, "train_size": 20, "held_out_size": 5},
+          "model": {"context": 16, "d_model": 8, "layers": 1, "heads": 2},
+          "train": {"prompts_per_step": 2, "group_size": 2, "temperature": 1.0, "top_k": 0},
+          "runtime": {"call_timeout": 7.0, "heartbeat_timeout": 3.0}}
+
+
+class FakeEngine:
+    """Answers every prompt with the end token at once."""
+
+    def __init__(self, *shape):
+        self.loaded = []
+
+    def load(self, version, values):
+        self.loaded.append(version)
+
+    def generate(self, prompts, max_new_tokens, temperature, top_k, eos, seed):
+        return [([EOS], [-0.5]) for _ in prompts]
+
+
+class ScriptedConnection:
+    """Stands for a Connection: answers each call with the next scripted reply (a value frame, or an
+    exception to raise), and records the calls and the goodbye."""
+
+    def __init__(self, replies):
+        self.replies, self.calls, self.lost, self.goodbye, self.heartbeat_timeout = list(replies), [], None, None, None
+
+    def use_heartbeat_timeout(self, timeout):
+        self.heartbeat_timeout = timeout
+
+    def call(self, method, arguments, timeout):
+        self.calls.append((method, arguments, timeout))
+        method_expected, reply = self.replies.pop(0)
+        assert method == method_expected, "called %s, the script expects %s" % (method, method_expected)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def close(self, goodbye=True):
+        self.goodbye = goodbye
+
+
+class WorkerLoopTests(unittest.TestCase):
+    def setUp(self):
+        self.context = zmq.Context()
+        self.pull = self.context.socket(zmq.PULL)
+        self.pull.bind("inproc://samples")
+
+    def tearDown(self):
+        self.pull.close(0)
+        self.context.term()
+
+    def join_reply(self, broadcast=None):
+        return wire.enc_keyed([("weights", weights_value(1, np.zeros(4, "<f4"))), ("broadcast", broadcast),
+                               ("keepVersions", wire.enc_int(2)), ("samples", wire.enc_string("inproc://samples")),
+                               ("config", wire.enc_string(json.dumps(CONFIG)))])
+
+    def worker(self):
+        return Worker("inproc://learner", "py-test", FakeEngine, self.context)
+
+    def test_uses_the_runs_timeouts_and_inline_weights_without_a_broadcast(self):
+        connection = ScriptedConnection([("join", self.join_reply()),
+                                         ("requestWork", order_value("sample", 0, 2, weights_value(2, np.ones(4)))),
+                                         ("requestWork", order_value("finished"))])
+        worker = self.worker()
+        self.assertEqual(worker.run(connection), 1)
+        self.assertEqual(connection.heartbeat_timeout, 3.0, "runtime.heartbeat_timeout of the join reply")
+        self.assertEqual([c[2] for c in connection.calls], [30.0, 7.0, 7.0], "30 s for join, then runtime.call_timeout")
+        self.assertEqual(connection.calls[1][1][1:], [wire.enc_int(1), wire.enc_bool(True)], "version held, inline")
+        self.assertEqual(worker.engine.loaded, [1, 2])
+        header, payload = wire.parse_message(self.pull.recv_multipart())
+        self.assertEqual((header.kind, header.policy_version), (wire.BULK, 2))
+        self.assertTrue(connection.goodbye)
+
+    def test_a_refused_worker_says_goodbye_and_stops(self):
+        thrown = RemoteError("requestWork threw ReinRuntime.RuntimeError: worker 1 gets no more work in this run "
+                             "(forgedContents)", thrown=True)
+        connection = ScriptedConnection([("join", self.join_reply()), ("requestWork", thrown)])
+        with self.assertRaisesRegex(Refused, "no more work in this run"):
+            self.worker().run(connection)
+        self.assertTrue(connection.goodbye, "a leave before stopping")
+
+    def test_a_failed_request_is_not_a_refusal(self):
+        failed = RemoteError("requestWork failed (code 10): forbidden")
+        connection = ScriptedConnection([("join", self.join_reply()), ("requestWork", failed)])
+        with self.assertRaises(RemoteError) as raised:
+            self.worker().run(connection)
+        self.assertNotIsInstance(raised.exception, Refused)
+
+    def test_asks_for_work_again_when_fetch_weights_throws(self):
+        thrown = RemoteError("fetchWeights threw ReinRuntime.RuntimeError: weights of version 5 are no longer kept "
+                             "(learner at 9)", thrown=True)
+        connection = ScriptedConnection([("join", self.join_reply()), ("requestWork", order_value("sample", 0, 5)),
+                                         ("fetchWeights", thrown), ("requestWork", order_value("finished"))])
+        worker = self.worker()
+        self.assertEqual(worker.run(connection), 0)
+        self.assertEqual([c[0] for c in connection.calls], ["join", "requestWork", "fetchWeights", "requestWork"])
+        self.assertEqual(connection.calls[2][1], [wire.enc_int(5)])
+        self.assertEqual(worker.version, 1, "still the joined version")
+        self.assertTrue(connection.goodbye)
+
+    def test_the_heartbeat_follows_the_timeout(self):
+        connection = Connection.__new__(Connection)
+        connection.use_heartbeat_timeout(3.0)
+        self.assertEqual((connection.timeout, connection.interval), (3.0, 0.25))
+        connection.use_heartbeat_timeout(0.4)
+        self.assertEqual((connection.timeout, connection.interval), (0.4, 0.1))
 
 
 if __name__ == "__main__":
