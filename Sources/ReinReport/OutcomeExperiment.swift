@@ -3,6 +3,7 @@ import Logging
 import Rein
 import ReinKL
 import ReinModel
+import ReinTasks
 import ReinTracker
 
 /// The outcome experiment (`rein experiment outcome`): every KL form × injected lag × seed trained
@@ -181,6 +182,16 @@ public struct OutcomeExperiment: Sendable {
 
     /// One training run with the tracker; the final held-out evaluation goes to `eval.json`.
     func train(_ config: RunConfig, reference: GPTParameters) throws {
+        _ = try Self.trainTracked(config, reference: reference, evaluateAtStart: false, logger: logger)
+    }
+
+    /// One single-process training run of `config` in its run folder (metrics and tracker files
+    /// started afresh) with the staleness tracker attached, as the experiments run them: the
+    /// held-out evaluation at the end (and at the start if `evaluateAtStart`) and the ledger go
+    /// to the folder. Returns the final greedy held-out accuracy.
+    public static func trainTracked(
+        _ config: RunConfig, reference: GPTParameters, evaluateAtStart: Bool, logger: Logger
+    ) throws -> Double {
         let folder = try RunFolder(path: config.runDir)
         let lock = try folder.lock()
         defer { withExtendedLifetime(lock) {} }
@@ -192,12 +203,17 @@ public struct OutcomeExperiment: Sendable {
             logger: logger
         ).attach(to: trainer)
         try folder.writeConfig(config)
+        if evaluateAtStart {
+            let (greedy, sampled) = try trainer.evaluate()
+            try folder.writeEvaluation(HeldOutEvaluation(greedy: greedy, sampled: sampled), start: true)
+        }
         while trainer.step < config.train.steps {
             try folder.appendMetrics(try trainer.runStep())
         }
         let (greedy, sampled) = try trainer.evaluate()
         try folder.writeEvaluation(HeldOutEvaluation(greedy: greedy, sampled: sampled))
         try folder.writeLedger(trainer.ledger)
+        return greedy.accuracy
     }
 }
 

@@ -134,25 +134,6 @@ struct PaperExperimentCommand: AsyncParsableCommand {
 
     /// One training run with the tracker; returns the final held-out greedy accuracy.
     func runOne(_ config: RunConfig, reference: GPTParameters, logger: Logger) throws -> Double {
-        let folder = try RunFolder(path: config.runDir)
-        let lock = try folder.lock()
-        defer { withExtendedLifetime(lock) {} }
-        try folder.remove(.metrics)
-        try folder.remove(.tracker)
-        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: logger)
-        try StalenessTracker(
-            every: config.train.trackerEvery, parameterEvery: config.train.trackerParameterEvery,
-            logger: logger
-        ).attach(to: trainer)
-        try folder.writeConfig(config)
-        let (greedyStart, sampledStart) = try trainer.evaluate()
-        try folder.writeEvaluation(HeldOutEvaluation(greedy: greedyStart, sampled: sampledStart), start: true)
-        while trainer.step < config.train.steps {
-            try folder.appendMetrics(try trainer.runStep())
-        }
-        let (greedy, sampled) = try trainer.evaluate()
-        try folder.writeEvaluation(HeldOutEvaluation(greedy: greedy, sampled: sampled))
-        try folder.writeLedger(trainer.ledger)
-        return greedy.accuracy
+        try OutcomeExperiment.trainTracked(config, reference: reference, evaluateAtStart: true, logger: logger)
     }
 }
