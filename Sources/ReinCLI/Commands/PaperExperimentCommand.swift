@@ -134,6 +134,7 @@ struct PaperExperimentCommand: AsyncParsableCommand {
 
     /// One training run with the tracker; returns the final held-out greedy accuracy.
     func runOne(_ config: RunConfig, reference: GPTParameters, logger: Logger) throws -> Double {
-        try OutcomeExperiment.trainTracked(config, reference: reference, evaluateAtStart: true, logger: logger)
+        try OutcomeExperiment.trainTracked(
+            config, reference: reference, evaluateAtStart: true, logger: logger)
     }
 }
