@@ -294,11 +294,13 @@ final class ChildProcess: Sendable {
 }
 
 /// Bytes read from a pipe, cut into complete lines.
-final class LineBuffer: Sendable {
+public final class LineBuffer: Sendable {
     private let pending = Mutex<[UInt8]>([])
 
+    public init() {}
+
     /// The complete lines after adding `data` (empty `data`: end of file, flush a partial line).
-    func lines(adding data: Data) -> [String] {
+    public func lines(adding data: Data) -> [String] {
         pending.withLock { pending in
             if data.isEmpty {
                 defer { pending = [] }

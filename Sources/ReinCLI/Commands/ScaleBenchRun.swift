@@ -326,7 +326,7 @@ final class HelperProcess: Sendable {
     private let reportPath: String
     private let exit = ExitStatus()
     private let readiness = ExitStatus()
-    private let lines = LineCutter()
+    private let lines = LineBuffer()
 
     init(arguments: [String], report: String) throws {
         reportPath = report
@@ -393,24 +393,6 @@ final class ExitStatus: Sendable {
                 return nil
             }
             if let done { continuation.resume(returning: done) }
-        }
-    }
-}
-
-/// Bytes read from a pipe, cut into complete lines.
-final class LineCutter: Sendable {
-    private let pending = Mutex<[UInt8]>([])
-
-    /// The complete lines after adding `data`.
-    func lines(adding data: Data) -> [String] {
-        pending.withLock { pending in
-            pending.append(contentsOf: data)
-            var complete: [String] = []
-            while let newline = pending.firstIndex(of: 10) {
-                complete.append(String(decoding: pending[..<newline], as: UTF8.self))
-                pending.removeSubrange(...newline)
-            }
-            return complete
         }
     }
 }
