@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Logging
 import ReinKL
+import ReinReport
 import ReinTracker
 
 /// `rein experiment`: experiments on top of the tracker.
@@ -8,8 +10,23 @@ struct ExperimentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "experiment",
         abstract: "Experiments measuring how stale samples bias each KL implementation.",
-        subcommands: [TabularExperimentCommand.self, PaperExperimentCommand.self, OutcomeExperimentCommand.self]
+        subcommands: [
+            TabularExperimentCommand.self, PaperExperimentCommand.self, OutcomeExperimentCommand.self,
+        ]
     )
+}
+
+/// Writes OUT/report (report.html, report.json, CSV) over the run folders `folders` of an
+/// experiment and prints its path.
+func writeExperimentReport(runs folders: [String], out: String, title: String, logger: Logger) throws {
+    let writer = ReportWriter(logger: logger)
+    let directory = (out as NSString).appendingPathComponent("report")
+    do {
+        try writer.write(try writer.document(runs: folders), to: directory, title: title)
+    } catch {
+        throw CLIError("\(error)")
+    }
+    emit("wrote \((directory as NSString).appendingPathComponent("report.html"))")
 }
 
 /// `rein experiment tabular`: the loop on an enumerable tabular policy, exact bias versus lag.

@@ -62,7 +62,10 @@ struct OutcomeExperimentCommand: AsyncParsableCommand {
         } catch {
             throw CLIError("\(error)")
         }
-        try writeReport(plan: plan, logger: logger)
+        try writeExperimentReport(
+            runs: plan.runs.map {
+                plan.runFolder(OutcomeExperiment.Plan.name(form: $0.form.id, lag: $0.lag, seed: $0.seed))
+            }, out: out, title: "Rein: does the bias matter? KL forms × lags × seeds", logger: logger)
     }
 
     /// One progress line.
@@ -98,22 +101,5 @@ struct OutcomeExperimentCommand: AsyncParsableCommand {
             }
             return form
         }
-    }
-
-    /// OUT/report over every run folder of the plan.
-    private func writeReport(plan: OutcomeExperiment.Plan, logger: Logger) throws {
-        let writer = ReportWriter(logger: logger)
-        let directory = (out as NSString).appendingPathComponent("report")
-        let folders = plan.runs.map {
-            plan.runFolder(OutcomeExperiment.Plan.name(form: $0.form.id, lag: $0.lag, seed: $0.seed))
-        }
-        do {
-            try writer.write(
-                try writer.document(runs: folders), to: directory,
-                title: "Rein: does the bias matter? KL forms × lags × seeds")
-        } catch {
-            throw CLIError("\(error)")
-        }
-        emit("wrote \((directory as NSString).appendingPathComponent("report.html"))")
     }
 }

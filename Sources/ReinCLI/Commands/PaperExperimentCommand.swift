@@ -67,7 +67,9 @@ struct PaperExperimentCommand: AsyncParsableCommand {
                 }
             }
         }
-        try writeReport(runs: folders, logger: logger)
+        try writeExperimentReport(
+            runs: folders, out: out, title: "Rein: the seed paper's KL comparison under injected staleness",
+            logger: logger)
     }
 
     private static func integers(_ text: String, _ name: String) throws -> [Int] {
@@ -116,20 +118,6 @@ struct PaperExperimentCommand: AsyncParsableCommand {
             "\(form.id)-lag\(lag)-seed\(seed)")
         try config.validate()
         return config
-    }
-
-    /// OUT/report over every run folder.
-    private func writeReport(runs folders: [String], logger: Logger) throws {
-        let writer = ReportWriter(logger: logger)
-        let directory = (out as NSString).appendingPathComponent("report")
-        do {
-            try writer.write(
-                try writer.document(runs: folders), to: directory,
-                title: "Rein: the seed paper's KL comparison under injected staleness")
-        } catch {
-            throw CLIError("\(error)")
-        }
-        emit("wrote \((directory as NSString).appendingPathComponent("report.html"))")
     }
 
     /// One training run with the tracker; returns the final held-out greedy accuracy.
