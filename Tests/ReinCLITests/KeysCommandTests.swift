@@ -134,4 +134,49 @@ struct KeysCommandTests {
         ])
         #expect(message?.contains("/nonexistent/l.key") == true, "\(message ?? "")")
     }
+
+    @Test func aHalfPairInTheSecuritySectionStopsTheLearnerWithOneLineNamingTheKey() async throws {
+        let message = await userMessage([
+            "learner", "--random-reference", "1", "--set", "security.curve_secret=/nonexistent/l.key",
+            "--set", "run_dir=\(directory())",
+        ])
+        #expect(
+            message?.hasPrefix("config: security.allow: the learner needs both") == true, "\(message ?? "")")
+    }
+
+    @Test func launchRefusesOneNodesSecuritySectionWithoutCurve() async throws {
+        let message = await userMessage([
+            "launch", "--random-reference", "1", "--set", "security.curve_secret=/k", "--set",
+            "security.allow=/d", "--set", "run_dir=\(directory())",
+        ])
+        #expect(message?.contains("--curve") == true, "\(message ?? "")")
+    }
+
+    @Test func launchKeysArePrivateAndEveryWorkerIsOnTheLearnersAllowList() throws {
+        let parent = directory()
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let keys = try LaunchKeys.generate(workers: 3, parent: parent)
+        let mode = try FileManager.default.attributesOfItem(atPath: keys.directory)[.posixPermissions] as? Int
+        #expect(mode == 0o700)
+        let launch = try LaunchCommand.parse(["--workers", "3"])
+        let options = try launch.supervisorOptions(RunConfig(), keys: keys)
+        let allowList = try #require(
+            options.learnerArguments.firstIndex(of: "--allow").map { options.learnerArguments[$0 + 1] })
+        let allowed = try CurveKeyFiles.readAllowList(allowList)
+        let learnerSecret = try #require(
+            options.learnerArguments.firstIndex(of: "--curve-secret").map { options.learnerArguments[$0 + 1] }
+        )
+        let learnerPublic = try CurveKeyFiles.readSecret(learnerSecret).publicKey
+        #expect(allowed.count == 3)
+        for arguments in options.perWorkerArguments {
+            let value = { (flag: String) in arguments.firstIndex(of: flag).map { arguments[$0 + 1] } }
+            let secret = try #require(value("--curve-secret"))
+            #expect(allowed.contains(try CurveKeyFiles.readSecret(secret).publicKey))
+            #expect(try CurveKeyFiles.readPublic(try #require(value("--learner-key"))) == learnerPublic)
+        }
+        #expect(!options.workerArguments.contains("--curve-secret"), "each worker has its own key")
+        keys.remove()
+        #expect(!FileManager.default.fileExists(atPath: keys.directory))
+    }
 }
