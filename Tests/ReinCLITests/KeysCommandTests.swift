@@ -62,7 +62,8 @@ struct KeysCommandTests {
 
     @Test func securityOptionsMustComeInPairs() throws {
         func check(_ arguments: [String], server: Bool) throws {
-            try WireSecurityOptions.parse(arguments).check(server: server)
+            _ = try WireSecurityOptions.parse(arguments).resolve(
+                SecurityConfig(), role: server ? .learner : .worker)
         }
         #expect(throws: (any Error).self) { try check(["--curve-secret", "k"], server: true) }
         #expect(throws: (any Error).self) { try check(["--allow", "d"], server: true) }
@@ -75,6 +76,42 @@ struct KeysCommandTests {
         try check(["--curve-secret", "k", "--allow", "d"], server: true)
         try check(["--curve-secret", "k", "--learner-key", "p"], server: false)
         try check([], server: false)
+    }
+
+    @Test func theSecuritySectionResolvesWithFlagsOverItKeyByKey() throws {
+        var configured = SecurityConfig()
+        configured.curveSecret = "/etc/rein/node.key"
+        configured.allow = "/etc/rein/workers"
+        configured.learnerKey = "/etc/rein/learner.pub"
+        let none = try WireSecurityOptions.parse([])
+        // One file serves both roles: each takes its own keys and ignores the other's.
+        #expect(
+            try none.resolve(configured, role: .learner)
+                == .init(
+                    secretFile: "/etc/rein/node.key", allowList: "/etc/rein/workers", learnerKeyFile: nil))
+        #expect(
+            try none.resolve(configured, role: .worker)
+                == .init(
+                    secretFile: "/etc/rein/node.key", allowList: nil, learnerKeyFile: "/etc/rein/learner.pub")
+        )
+        let flags = try WireSecurityOptions.parse(["--curve-secret", "/tmp/w.key"])
+        #expect(try flags.resolve(configured, role: .worker).secretFile == "/tmp/w.key")
+        #expect(try flags.resolve(configured, role: .worker).learnerKeyFile == "/etc/rein/learner.pub")
+        #expect(try none.resolve(SecurityConfig(), role: .learner).secretFile == nil, "off by default")
+        // Half a pair in the file names the missing key.
+        var half = SecurityConfig()
+        half.curveSecret = "/etc/rein/node.key"
+        let error = #expect(throws: ConfigError.self) { try none.resolve(half, role: .worker) }
+        #expect(error?.path == "security.learner_key")
+        half.curveSecret = SecurityConfig.off
+        half.allow = "/etc/rein/workers"
+        #expect(
+            (#expect(throws: ConfigError.self) { try none.resolve(half, role: .learner) })?.path
+                == "security.curve_secret")
+        // The flag completes the pair the file started.
+        #expect(
+            try WireSecurityOptions.parse(["--curve-secret", "/k"]).resolve(half, role: .learner).allowList
+                == "/etc/rein/workers")
     }
 
     @Test func theFrameLimitFitsTheRunUnlessGiven() throws {
@@ -96,5 +133,50 @@ struct KeysCommandTests {
             "--set", "run_dir=\(directory())",
         ])
         #expect(message?.contains("/nonexistent/l.key") == true, "\(message ?? "")")
+    }
+
+    @Test func aHalfPairInTheSecuritySectionStopsTheLearnerWithOneLineNamingTheKey() async throws {
+        let message = await userMessage([
+            "learner", "--random-reference", "1", "--set", "security.curve_secret=/nonexistent/l.key",
+            "--set", "run_dir=\(directory())",
+        ])
+        #expect(
+            message?.hasPrefix("config: security.allow: the learner needs both") == true, "\(message ?? "")")
+    }
+
+    @Test func launchRefusesOneNodesSecuritySectionWithoutCurve() async throws {
+        let message = await userMessage([
+            "launch", "--random-reference", "1", "--set", "security.curve_secret=/k", "--set",
+            "security.allow=/d", "--set", "run_dir=\(directory())",
+        ])
+        #expect(message?.contains("--curve") == true, "\(message ?? "")")
+    }
+
+    @Test func launchKeysArePrivateAndEveryWorkerIsOnTheLearnersAllowList() throws {
+        let parent = directory()
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let keys = try LaunchKeys.generate(workers: 3, parent: parent)
+        let mode = try FileManager.default.attributesOfItem(atPath: keys.directory)[.posixPermissions] as? Int
+        #expect(mode == 0o700)
+        let launch = try LaunchCommand.parse(["--workers", "3"])
+        let options = try launch.supervisorOptions(RunConfig(), keys: keys)
+        let allowList = try #require(
+            options.learnerArguments.firstIndex(of: "--allow").map { options.learnerArguments[$0 + 1] })
+        let allowed = try CurveKeyFiles.readAllowList(allowList)
+        let learnerSecret = try #require(
+            options.learnerArguments.firstIndex(of: "--curve-secret").map { options.learnerArguments[$0 + 1] }
+        )
+        let learnerPublic = try CurveKeyFiles.readSecret(learnerSecret).publicKey
+        #expect(allowed.count == 3)
+        for arguments in options.perWorkerArguments {
+            let value = { (flag: String) in arguments.firstIndex(of: flag).map { arguments[$0 + 1] } }
+            let secret = try #require(value("--curve-secret"))
+            #expect(allowed.contains(try CurveKeyFiles.readSecret(secret).publicKey))
+            #expect(try CurveKeyFiles.readPublic(try #require(value("--learner-key"))) == learnerPublic)
+        }
+        #expect(!options.workerArguments.contains("--curve-secret"), "each worker has its own key")
+        keys.remove()
+        #expect(!FileManager.default.fileExists(atPath: keys.directory))
     }
 }

@@ -47,6 +47,14 @@ struct RuntimeConfigTests {
             "config: runtime.min_workers: must be in 1...max_workers (8), got 9"
         ),
         (
+            "security: {curve_secret: ' /etc/rein/l.key'}",
+            "config: security.curve_secret: must be a file path"
+        ),
+        (
+            "security: {secret: /etc/rein/l.key}",
+            "config: security.secret: unknown key (allowed here: allow, curve_secret, learner_key)"
+        ),
+        (
             "runtime: {learner_port: 7070}",
             "config: runtime.learner_port: unknown key (allowed here: broadcast_bind,"
         ),
@@ -67,9 +75,23 @@ struct RuntimeConfigTests {
             #expect(warning?.contains("without CURVE") == true, "\(exposed)")
             #expect(warning?.contains(exposed) == true)
         }
-        for local in ["tcp://127.0.0.1:7070", "tcp://127.0.0.1:*", "tcp://localhost:7070", "ipc:///tmp/l", "inproc://l"] {
+        for local in [
+            "tcp://127.0.0.1:7070", "tcp://127.0.0.1:*", "tcp://localhost:7070", "ipc:///tmp/l", "inproc://l",
+        ] {
             #expect(RuntimeConfig.exposure(bindEndpoint: local) == nil, "\(local)")
         }
+    }
+
+    @Test func theSecuritySectionLoadsPathsAndIsOffByDefault() throws {
+        #expect(!(try ConfigLoader.load(RunConfig.self, yaml: "")).security.isSet)
+        let config = try ConfigLoader.load(
+            RunConfig.self, yaml: "security: {curve_secret: /etc/rein/l.key, allow: /etc/rein/workers}",
+            overrides: ["security.learner_key=/etc/rein/l.pub"])
+        #expect(config.security.curveSecret == "/etc/rein/l.key")
+        #expect(config.security.allow == "/etc/rein/workers")
+        #expect(config.security.learnerKey == "/etc/rein/l.pub")
+        #expect(
+            try ConfigLoader.yaml(config).contains("curve_secret: /etc/rein/l.key"), "config show prints it")
     }
 
     @Test func goodEndpointsLoad() throws {

@@ -96,4 +96,64 @@ struct SecureMultiProcessTests {
         #expect(logs.count > 1000, "trace logs captured")
         for secret in secrets { #expect(!logs.contains(secret), "a secret key appeared in a log") }
     }
+
+    /// `rein launch --curve`: the children run on fresh keys in a private directory (gone when the
+    /// launch ends); the workers train; a stranger with a key of its own is refused and counted,
+    /// and the run goes on; SIGTERM drains it to a balanced ledger.
+    @Test func launchWithCurveTrainsRefusesAStrangerAndRemovesItsKeys() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rein-launch-curve-\(UUID().uuidString)"
+        ).path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (status, output) = try await runRein([
+            "keys", "generate", "--out", "\(dir)/outside", "--name", "stranger",
+        ])
+        #expect(status == 0, "\(output)")
+        let runDir = "\(dir)/run"
+        let launch = try ReinProcess(
+            ["launch", "--workers", "2", "--curve", "--random-reference", "2"]
+                + tinyOverrides(steps: 1_000_000, maxStaleness: 2, runDir: runDir),
+            environment: ["TMPDIR": dir])
+        defer { launch.kill() }
+        #expect(
+            await eventually(within: .seconds(60)) {
+                launch.log.components(separatedBy: "joined at version").count >= 3
+            }, "both workers join: \(launch.log.suffix(3000))")
+        #expect(launch.log.contains("CURVE on: 2 worker key(s) allowed"))
+        let keyDirs = try FileManager.default.contentsOfDirectory(atPath: dir).filter {
+            $0.hasPrefix("rein-launch-keys-")
+        }
+        let keyDir = "\(dir)/\(try #require(keyDirs.first))"
+        #expect(keyDirs.count == 1)
+        let mode = try FileManager.default.attributesOfItem(atPath: keyDir)[.posixPermissions] as? Int
+        #expect(mode == 0o700, "the key directory is private")
+        let endpoint = try #require(
+            launch.stdout.split(separator: "\n").compactMap { line in
+                line.range(of: "learner listening on ").map { line[$0.upperBound...] }
+            }.first)
+
+        let stranger = try ReinProcess(
+            [
+                "worker", "--learner", String(endpoint), "--name", "stranger", "--curve-secret",
+                "\(dir)/outside/stranger.key", "--learner-key", "\(keyDir)/learner.pub",
+            ] + tinyOverrides(steps: 1_000_000, maxStaleness: 2, runDir: runDir))
+        defer { stranger.kill() }
+        let strangerStatus = await stranger.termination.status(within: .seconds(120))
+        #expect(
+            strangerStatus != nil && strangerStatus != 0,
+            "the stranger is refused: \(stranger.log.suffix(2000))")
+        #expect(stranger.stderr.contains("refused this node's CURVE key"))
+        #expect(
+            await eventually(within: .seconds(30)) { launch.stderr.contains("is not on the allow-list") },
+            "the learner counts the refusal")
+
+        kill(launch.pid, SIGTERM)
+        let launchStatus = await launch.termination.status(within: .seconds(120))
+        #expect(launchStatus == 0, "\(launch.log.suffix(3000))")
+        let ledger = try #require(try RunFolder.existing(runDir).ledger(RuntimeLedger.self))
+        #expect(ledger.balances && ledger.inFlight == 0 && ledger.trained > 0)
+        #expect(ledger.produced == ledger.trained + ledger.lost + ledger.droppedTotal)
+        #expect(!FileManager.default.fileExists(atPath: keyDir), "the launch removes its keys")
+    }
 }

@@ -24,13 +24,15 @@ public struct RunConfig: ValidatedConfig, Sendable, Hashable {
     public var train = TrainConfig()
     /// Endpoints and liveness of a multi-process run (`rein learner`, `rein worker`).
     public var runtime = RuntimeConfig()
+    /// CURVE key files of a `rein learner` / `rein worker` node (paths only; off by default).
+    public var security = SecurityConfig()
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case seed
         case runDir = "run_dir"
-        case threads, gemm, model, task, pretrain, train, runtime
+        case threads, gemm, model, task, pretrain, train, runtime, security
     }
 
     public func validate() throws(ConfigError) {
@@ -47,6 +49,7 @@ public struct RunConfig: ValidatedConfig, Sendable, Hashable {
         try pretrain.validate()
         try train.validate()
         try runtime.validate()
+        try security.validate()
         let task = try? ArithmeticTask(config: task)
         if let task, task.maxSequenceLength > model.context {
             throw ConfigError(

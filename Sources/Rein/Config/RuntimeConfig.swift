@@ -141,7 +141,7 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         let loopback = host == "localhost" || host.hasPrefix("127.") || host == "[::1]" || host == "::1"
         guard !loopback else { return nil }
         return "\(bind) is reachable from the network without CURVE: any peer that connects can join, "
-            + "read the policy weights and deliver batches; give the learner --curve-secret and --allow "
-            + "(see `rein keys`), or bind 127.0.0.1"
+            + "read the policy weights and deliver batches; give the learner security.curve_secret and "
+            + "security.allow, or --curve-secret and --allow (see `rein keys`), or bind 127.0.0.1"
     }
 }

@@ -77,22 +77,20 @@ struct WireSecurityOptions: ParsableArguments {
             """)
     var maxFrameBytes: Int?
 
-    /// Checks the combination for the learner (`server`) or a worker.
-    func check(server: Bool) throws {
+    /// The node's key files: these flags over `configured` (the `security:` section), key by key,
+    /// checked for `role` (``Rein/SecurityConfig/resolved(for:)``: the one place that decides).
+    func resolve(_ configured: SecurityConfig, role: SecurityConfig.Role) throws -> SecurityConfig.Resolved {
         if let maxFrameBytes, maxFrameBytes < 1024 {
             throw ValidationError("--max-frame-bytes must be at least 1024")
         }
-        if server {
+        switch role {
+        case .learner:
             guard learnerKey == nil else { throw ValidationError("--learner-key is a worker option") }
-            guard (curveSecret == nil) == (allow == nil) else {
-                throw ValidationError("the learner needs both --curve-secret and --allow, or neither")
-            }
-        } else {
+        case .worker:
             guard allow == nil else { throw ValidationError("--allow is a learner option") }
-            guard (curveSecret == nil) == (learnerKey == nil) else {
-                throw ValidationError("a worker needs both --curve-secret and --learner-key, or neither")
-            }
         }
+        let flags = SecurityConfig(curveSecret: curveSecret, allow: allow, learnerKey: learnerKey)
+        return try configured.overridden(by: flags).resolved(for: role)
     }
 
     /// The wire limits of a node of a run of `config` with a model of shape `model`: frames fit
@@ -103,16 +101,16 @@ struct WireSecurityOptions: ParsableArguments {
         return limits
     }
 
-    /// The node's wire options (keys read from their files), with the default limits: set
+    /// The node's wire options (`keys` read from their files), with the default limits: set
     /// ``limits(config:model:)`` once the run's model is known.
-    func wire() throws -> WireOptions {
+    func wire(_ keys: SecurityConfig.Resolved) throws -> WireOptions {
         let limits = WireLimits.default
         var security: TransportSecurity?
         do {
-            if let curveSecret {
+            if let secret = keys.secretFile {
                 security = TransportSecurity(
-                    keys: try CurveKeyFiles.readSecret(curveSecret),
-                    serverKey: try learnerKey.map { try CurveKeyFiles.readPublic($0) })
+                    keys: try CurveKeyFiles.readSecret(secret),
+                    serverKey: try keys.learnerKeyFile.map { try CurveKeyFiles.readPublic($0) })
             }
         } catch let error as TransportSecurityError {
             throw CLIError(error.message)
@@ -121,8 +119,8 @@ struct WireSecurityOptions: ParsableArguments {
     }
 
     /// The learner's allow-list, if CURVE is on.
-    func allowedKeys() throws -> Set<String>? {
-        guard let allow else { return nil }
+    func allowedKeys(_ keys: SecurityConfig.Resolved) throws -> Set<String>? {
+        guard let allow = keys.allowList else { return nil }
         do {
             return try CurveKeyFiles.readAllowList(allow)
         } catch let error as TransportSecurityError {

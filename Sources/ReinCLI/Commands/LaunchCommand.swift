@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Rein
+import ReinActors
 import ReinRuntime
 import ServiceLifecycle
 
@@ -16,7 +17,11 @@ struct LaunchCommand: AsyncParsableCommand {
             that crashes is restarted (up to --max-restarts times each); so is a crashed learner, on the same endpoint: it \
             resumes from its last checkpoint and the workers reconnect to it. Ctrl-C or SIGTERM asks \
             every child to drain and exit; children still running after --kill-after seconds are \
-            killed. Exits with the learner's status.
+            killed. Exits with the learner's status. With --curve every child runs with CURVE: \
+            the launch generates a key pair for the learner and one per worker in a private (0700) \
+            temporary directory, puts the workers' public keys on the learner's allow-list, and \
+            removes the keys when it ends. A configuration's security: keys are per node \
+            (rein learner / rein worker); launch refuses them without --curve.
             """
     )
 
@@ -39,6 +44,11 @@ struct LaunchCommand: AsyncParsableCommand {
 
     @Flag(
         name: .long,
+        help: "Run every child with CURVE, on fresh key pairs made for this launch (removed when it ends).")
+    var curve = false
+
+    @Flag(
+        name: .long,
         help:
             "Start over even if run_dir has a checkpoint (removes it first; a restarted learner still resumes)."
     )
@@ -56,16 +66,36 @@ struct LaunchCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = Logger(label: "rein.launch")
         let config = try options.load()
+        if config.security.isSet, !curve {
+            throw CLIError(
+                "config: security: its key files are one node's (rein learner / rein worker); rein launch makes its children's keys with --curve"
+            )
+        }
         if fresh { try CheckpointStore(folder: try RunFolder(path: config.runDir)).removeAll() }
+        let keys = try curve ? launchKeys() : nil
+        defer { keys?.remove() }
         try await ServiceGroup.node(
-            [LaunchSupervisor(options: try supervisorOptions(config), logger: logger)], logger: logger
+            [LaunchSupervisor(options: try supervisorOptions(config, keys: keys), logger: logger)],
+            logger: logger
         )
         .run()
     }
 
+    /// Fresh key pairs for this launch's children (`--curve`).
+    func launchKeys() throws -> LaunchKeys {
+        do {
+            return try LaunchKeys.generate(workers: workers)
+        } catch let error as TransportSecurityError {
+            throw CLIError(error.message)
+        } catch {
+            throw CLIError("cannot generate the launch's CURVE keys: \(error)")
+        }
+    }
+
     /// The children's command lines: the learner on `--bind` (with the readiness handshake), every
-    /// child with the shared configuration and `--exit-with-parent`, and each its own metrics port.
-    func supervisorOptions(_ config: RunConfig) throws -> LaunchSupervisor.Options {
+    /// child with the shared configuration and `--exit-with-parent`, each its own metrics port, and
+    /// with `keys` each its key files.
+    func supervisorOptions(_ config: RunConfig, keys: LaunchKeys? = nil) throws -> LaunchSupervisor.Options {
         var shared: [String] = []
         if let config = options.config { shared += ["--config", config] }
         if let task = options.task { shared += ["--task", task] }
@@ -75,11 +105,13 @@ struct LaunchCommand: AsyncParsableCommand {
             ["learner", "--bind", bind, "--handshake"] + shared
             + (try metrics.childArguments(config, index: 0, children: workers + 1))
         if let seed = reference.randomReference { learner += ["--random-reference", "\(seed)"] }
+        if let keys { learner += keys.learnerArguments }
         return LaunchSupervisor.Options(
             executable: executable ?? LaunchSupervisor.currentExecutable(), learnerArguments: learner,
             workerArguments: shared,
             perWorkerArguments: try (0..<workers).map {
                 try metrics.childArguments(config, index: $0 + 1, children: workers + 1)
+                    + (keys?.workerArguments($0) ?? [])
             }, workers: workers, maxRestarts: maxRestarts, killAfter: .milliseconds(Int(killAfter * 1000)))
     }
 }

@@ -263,9 +263,9 @@ struct LearnerCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = Logger(label: "rein.learner")
         parent.watch()
-        try security.check(server: true)
-        var wire = try security.wire()
         let config = try options.load()
+        let keys = try security.resolve(config.security, role: .learner)
+        var wire = try security.wire(keys)
         let (bind, broadcastBind, samplesBind) = try endpoints(config.runtime)
         if wire.security == nil, let exposure = RuntimeConfig.exposure(bindEndpoint: bind) {
             logger.warning("\(exposure)")
@@ -276,7 +276,7 @@ struct LearnerCommand: AsyncParsableCommand {
         let run = try LearnerRun(config: config, resume: resume, fresh: fresh, logger: logger)
         let context = try ZMQContext()
         // The ZAP handler must be up before the CURVE server sockets bind.
-        let authenticator = try security.allowedKeys().map {
+        let authenticator = try security.allowedKeys(keys).map {
             try startAuthenticator(context: context, allowed: $0, rejections: wire.rejections, logger: logger)
         }
         defer {
@@ -386,9 +386,9 @@ struct WorkerCommand: AsyncParsableCommand {
             throw CLIError("--learner: \(problem)")
         }
         let task = try ArithmeticTask(config: config.task)
-        try security.check(server: false)
+        let keys = try security.resolve(config.security, role: .worker)
         let metricsEndpoint = try await metrics.start(config, logger: logger)
-        var wire = try security.wire()
+        var wire = try security.wire(keys)
         wire.limits = security.limits(
             config: config, model: config.gptConfig(vocab: task.tokenizer.vocabSize))
         let context = try ZMQContext()
