@@ -149,6 +149,12 @@ struct MultiProcessTests {
             await eventually(within: .seconds(30)) {
                 log().components(separatedBy: "joined at version").count >= 3
             })
+        // Killed only once a batch has trained (its step is in metrics.jsonl), so `trained > 0`
+        // below does not depend on how fast a loaded machine got there.
+        #expect(
+            await eventually(within: .seconds(300)) {
+                ((try? RunFolder.existing(runDir).metrics().count) ?? 0) >= 1
+            })
         let children = childProcesses(of: process.processIdentifier)
         #expect(children.count == 3)
         kill(process.processIdentifier, SIGKILL)
