@@ -25,7 +25,11 @@ extension HTML {
 
     /// The training-outcome verdicts of the seed paper's claims.
     static func claimsTable(_ claims: [OutcomeAnalysis.Claim]) -> String {
-        table(
+        guard !claims.isEmpty else {
+            return
+                "<p>No claim can be judged: each compares two of the forms no_kl, k1_loss, k2_loss and k3_loss at the smallest lag, with two seeds or more of each, and these runs lack them.</p>\n"
+        }
+        return table(
             header: ["the seed paper says (training outcome)", "measured: mean [95% CI]", "verdict"],
             rows: claims.map { [$0.claim, $0.measured, $0.verdict.rawValue] }, nameColumns: 2)
     }

@@ -122,6 +122,15 @@ struct OutcomeAnalysisTests {
         #expect(OutcomeAnalysis(records: twice) == nil)
     }
 
+    @Test func aDesignWithoutTheClaimsFormsSaysWhyTheTableIsEmpty() throws {
+        let corrected = design().filter { $0.form == "k2_loss_sgw_token" }
+        let a = try #require(OutcomeAnalysis(records: corrected, resamples: 100))
+        #expect(a.claims.isEmpty)
+        let html = HTML.outcomeSection(a)
+        #expect(html.contains("No claim can be judged"))
+        #expect(!HTML.outcomeSection(OutcomeAnalysis(records: design(), resamples: 100)).contains("No claim"))
+    }
+
     @Test func trajectoriesAverageTheSeeds() throws {
         let a = try #require(OutcomeAnalysis(records: design(), resamples: 100))
         let t = try #require(a.trajectories.first { $0.form == "no_kl" && $0.lag == 0 })
