@@ -145,7 +145,8 @@ extension SVG {
         series: [(name: String, values: [Statistics.Interval?])],
         scale: Double = 1, width requestedWidth: Double = 620, height: Double = 300
     ) -> String {
-        let legendWidth = legend(for: series.map { ChartSeries(name: $0.name, points: []) }).width
+        let legend = legend(for: series.map { ChartSeries(name: $0.name, points: []) })
+        let legendWidth = legend.width
         let width = requestedWidth + legendWidth - 190
         let (left, right, top, bottom) = (62.0, 14.0 + legendWidth, 28.0, 70.0)
         let plotW = width - left - right
@@ -169,10 +170,7 @@ extension SVG {
         (lo, hi) = (lo - pad, hi + pad)
         func py(_ y: Double) -> Double { top + (1 - (y - lo) / (hi - lo)) * plotH }
         for t in ticks(lo, hi) where t >= lo && t <= hi {
-            svg +=
-                "<line x1=\"\(f(left))\" x2=\"\(f(left + plotW))\" y1=\"\(f(py(t)))\" y2=\"\(f(py(t)))\" class=\"grid\"/>"
-            svg +=
-                "<text x=\"\(f(left - 6))\" y=\"\(f(py(t) + 4))\" class=\"tick\" text-anchor=\"end\">\(format(t))</text>\n"
+            svg += gridLine(y: py(t), left: left, width: plotW, label: format(t))
         }
         let groupW = plotW / Double(max(categories.count, 1))
         for (c, category) in categories.enumerated() {
@@ -190,14 +188,13 @@ extension SVG {
             svg +=
                 "<text x=\"\(f(lx))\" y=\"\(f(ly))\" class=\"tick\" text-anchor=\"end\" transform=\"rotate(-30 \(f(lx)) \(f(ly)))\">\(HTML.escape(category))</text>\n"
         }
-        svg +=
-            "<text x=\"14\" y=\"\(f(top + plotH / 2))\" class=\"label\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(f(top + plotH / 2)))\">\(HTML.escape(yLabel))</text>\n"
+        svg += yTitle(yLabel, top: top, height: plotH)
         let lx = width - legendWidth + 6
         for (i, s) in series.enumerated() {
             let y = top + 6 + Double(i) * 15
-            svg += "<circle cx=\"\(f(lx + 6))\" cy=\"\(f(y))\" r=\"3.5\" fill=\"\(color(i))\"/>"
-            svg +=
-                "<text x=\"\(f(lx + 18))\" y=\"\(f(y + 4))\" class=\"legend\">\(HTML.escape(s.name))</text>\n"
+            svg += legendEntry(
+                s.name, marker: "<circle cx=\"\(f(lx + 6))\" cy=\"\(f(y))\" r=\"3.5\" fill=\"\(color(i))\"/>",
+                textX: lx + 18, y: y, limit: legend.characters)
         }
         return svg + "</svg>"
     }
@@ -235,10 +232,7 @@ extension SVG {
         func px(_ x: Double) -> Double { left + (x - xLo) / (xHi - xLo) * plotW }
         func py(_ y: Double) -> Double { top + (1 - (y - yLo) / (yHi - yLo)) * plotH }
         for t in ticks(yLo, yHi) where t >= yLo && t <= yHi {
-            svg +=
-                "<line x1=\"\(f(left))\" x2=\"\(f(left + plotW))\" y1=\"\(f(py(t)))\" y2=\"\(f(py(t)))\" class=\"grid\"/>"
-            svg +=
-                "<text x=\"\(f(left - 6))\" y=\"\(f(py(t) + 4))\" class=\"tick\" text-anchor=\"end\">\(format(t))</text>\n"
+            svg += gridLine(y: py(t), left: left, width: plotW, label: format(t))
         }
         for t in ticks(xLo, xHi) where t >= xLo && t <= xHi {
             svg +=
@@ -262,8 +256,7 @@ extension SVG {
         }
         svg +=
             "\n<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height - 8))\" class=\"label\" text-anchor=\"middle\">\(HTML.escape(xLabel))</text>\n"
-        svg +=
-            "<text x=\"14\" y=\"\(f(top + plotH / 2))\" class=\"label\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(f(top + plotH / 2)))\">\(HTML.escape(yLabel))</text>\n"
+        svg += yTitle(yLabel, top: top, height: plotH)
         return svg + "</svg>"
     }
 }

@@ -29,6 +29,30 @@ enum SVG {
         return (width, Int((width - 34) / 6.5))
     }
 
+    /// One horizontal grid line at height `y` across a plot starting at `left`, with its tick
+    /// `label` left of the plot.
+    static func gridLine(y: Double, left: Double, width: Double, label: String) -> String {
+        func f(_ v: Double) -> String { String(format: "%.1f", v) }
+        return
+            "<line x1=\"\(f(left))\" x2=\"\(f(left + width))\" y1=\"\(f(y))\" y2=\"\(f(y))\" class=\"grid\"/>"
+            + "<text x=\"\(f(left - 6))\" y=\"\(f(y + 4))\" class=\"tick\" text-anchor=\"end\">\(label)</text>\n"
+    }
+
+    /// The y axis's title, rotated, beside a plot from `top` of `height`.
+    static func yTitle(_ title: String, top: Double, height: Double) -> String {
+        let y = String(format: "%.1f", top + height / 2)
+        return
+            "<text x=\"14\" y=\"\(y)\" class=\"label\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(y))\">\(HTML.escape(title))</text>\n"
+    }
+
+    /// A legend entry: its `marker` (SVG), then `name` at `textX` (cut to `limit` characters; the
+    /// whole name in the tooltip).
+    static func legendEntry(_ name: String, marker: String, textX: Double, y: Double, limit: Int) -> String {
+        let (x, y) = (String(format: "%.1f", textX), String(format: "%.1f", y + 4))
+        return marker
+            + "<text x=\"\(x)\" y=\"\(y)\" class=\"legend\">\(HTML.escape(short(name, limit: limit)))<title>\(HTML.escape(name))</title></text>\n"
+    }
+
     /// Tick values covering `lo...hi` at a 1-2-5 step.
     static func ticks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
         guard hi > lo, lo.isFinite, hi.isFinite else { return [lo] }
@@ -119,10 +143,7 @@ enum SVG {
             : ticks(yLo, yHi)
         for t in yTicks where t >= yLo - 1e-9 && t <= yHi + 1e-9 {
             let label = logY ? "1e\(Int(t))" : format(t)
-            svg +=
-                "<line x1=\"\(f(left))\" x2=\"\(f(left + plotW))\" y1=\"\(f(py(t)))\" y2=\"\(f(py(t)))\" class=\"grid\"/>"
-            svg +=
-                "<text x=\"\(f(left - 6))\" y=\"\(f(py(t) + 4))\" class=\"tick\" text-anchor=\"end\">\(label)</text>\n"
+            svg += gridLine(y: py(t), left: left, width: plotW, label: label)
         }
         let integerX = all.allSatisfy { $0.x == $0.x.rounded() }
         for t in ticks(xLo, xHi, count: 6) where !integerX || t == t.rounded() {
@@ -133,8 +154,7 @@ enum SVG {
         }
         svg +=
             "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height - 8))\" class=\"label\" text-anchor=\"middle\">\(HTML.escape(xLabel))</text>\n"
-        svg +=
-            "<text x=\"14\" y=\"\(f(top + plotH / 2))\" class=\"label\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(f(top + plotH / 2)))\">\(HTML.escape(yLabel))</text>\n"
+        svg += yTitle(yLabel, top: top, height: plotH)
         for g in guides {
             svg +=
                 "<line x1=\"\(f(px(g.x)))\" x2=\"\(f(px(g.x)))\" y1=\"\(f(top))\" y2=\"\(f(top + plotH))\" class=\"guide\"/>"
@@ -161,10 +181,11 @@ enum SVG {
             for (i, s) in series.enumerated() {
                 let y = top + 6 + Double(i) * 15
                 let dash = s.dashed || i >= palette.count ? " stroke-dasharray=\"6 3\"" : ""
-                svg +=
-                    "<line x1=\"\(f(lx))\" x2=\"\(f(lx + 18))\" y1=\"\(f(y))\" y2=\"\(f(y))\" stroke=\"\(color(i))\" stroke-width=\"2.5\"\(dash)/>"
-                svg +=
-                    "<text x=\"\(f(lx + 24))\" y=\"\(f(y + 4))\" class=\"legend\">\(HTML.escape(short(s.name, limit: legend.characters)))<title>\(HTML.escape(s.name))</title></text>\n"
+                svg += legendEntry(
+                    s.name,
+                    marker:
+                        "<line x1=\"\(f(lx))\" x2=\"\(f(lx + 18))\" y1=\"\(f(y))\" y2=\"\(f(y))\" stroke=\"\(color(i))\" stroke-width=\"2.5\"\(dash)/>",
+                    textX: lx + 24, y: y, limit: legend.characters)
             }
         }
         svg += "</svg>"
@@ -196,10 +217,7 @@ enum SVG {
             """
         func py(_ y: Double) -> Double { top + (1 - y / yHi) * plotH }
         for t in ticks(0, yHi) {
-            svg +=
-                "<line x1=\"\(f(left))\" x2=\"\(f(left + plotW))\" y1=\"\(f(py(t)))\" y2=\"\(f(py(t)))\" class=\"grid\"/>"
-            svg +=
-                "<text x=\"\(f(left - 6))\" y=\"\(f(py(t) + 4))\" class=\"tick\" text-anchor=\"end\">\(format(t))</text>\n"
+            svg += gridLine(y: py(t), left: left, width: plotW, label: format(t))
         }
         let groupW = plotW / Double(max(categories.count, 1))
         let barW = groupW * 0.8 / Double(max(series.count, 1))
@@ -215,14 +233,14 @@ enum SVG {
         }
         svg +=
             "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height - 8))\" class=\"label\" text-anchor=\"middle\">\(HTML.escape(xLabel))</text>\n"
-        svg +=
-            "<text x=\"14\" y=\"\(f(top + plotH / 2))\" class=\"label\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(f(top + plotH / 2)))\">\(HTML.escape(yLabel))</text>\n"
+        svg += yTitle(yLabel, top: top, height: plotH)
         let lx = width - legendWidth + 6
         for (i, s) in series.enumerated() {
             let y = top + 6 + Double(i) * 15
-            svg += "<rect x=\"\(f(lx))\" y=\"\(f(y - 5))\" width=\"12\" height=\"10\" fill=\"\(color(i))\"/>"
-            svg +=
-                "<text x=\"\(f(lx + 18))\" y=\"\(f(y + 4))\" class=\"legend\">\(HTML.escape(short(s.name, limit: legend.characters)))<title>\(HTML.escape(s.name))</title></text>\n"
+            svg += legendEntry(
+                s.name,
+                marker: "<rect x=\"\(f(lx))\" y=\"\(f(y - 5))\" width=\"12\" height=\"10\" fill=\"\(color(i))\"/>",
+                textX: lx + 18, y: y, limit: legend.characters)
         }
         svg += "</svg>"
         return svg
