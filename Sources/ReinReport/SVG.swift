@@ -239,7 +239,8 @@ enum SVG {
             let y = top + 6 + Double(i) * 15
             svg += legendEntry(
                 s.name,
-                marker: "<rect x=\"\(f(lx))\" y=\"\(f(y - 5))\" width=\"12\" height=\"10\" fill=\"\(color(i))\"/>",
+                marker:
+                    "<rect x=\"\(f(lx))\" y=\"\(f(y - 5))\" width=\"12\" height=\"10\" fill=\"\(color(i))\"/>",
                 textX: lx + 18, y: y, limit: legend.characters)
         }
         svg += "</svg>"
