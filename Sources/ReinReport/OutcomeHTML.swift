@@ -49,6 +49,10 @@ extension HTML {
         let seeds = Set(a.cells.flatMap(\.seeds)).sorted()
         s +=
             "<p class=\"note\">Each KL form trained at each injected lag with seeds \(seeds.map(String.init).joined(separator: ", ")), all from the same π_ref. Every number is the mean over seeds with its 95% percentile-bootstrap interval (10,000 resamples, seeded). Naive and corrected forms are compared seed by seed (paired differences). MDE is the smallest true difference the design detects with 80% power at the 5% level: (t<sub>n−1,0.975</sub> + t<sub>n−1,0.80</sub>)·SD/√n of the paired differences.</p>\n"
+        if forms.contains("k2_loss_sgw_token") && forms.contains("k3_loss_w_token") {
+            s +=
+                "<p class=\"note\">k2_loss_sgw_token and k3_loss_w_token have the same per-token gradient, w·log(π_θ/π_ref)·∇log π_θ with w = π_θ/μ, so their runs coincide up to float rounding: equal rows for these two forms are a check that passed, not a copy.</p>\n"
+        }
         for metric in OutcomeAnalysis.Metric.allCases {
             s += "<h3>\(escape(metric.title)) per form and lag</h3>\n"
             s += table(
@@ -60,11 +64,15 @@ extension HTML {
         }
         s += "<div class=\"charts\">"
         for metric in [OutcomeAnalysis.Metric.finalKL, .greedyAccuracy] {
+            let series = lags.map { lag in
+                (name: "lag \(lag)", values: forms.map { cell($0, lag)?.outcomes[metric.rawValue] })
+            }
+            let logY =
+                metric == .finalKL
+                && SVG.spansDecades(series.flatMap(\.values).compactMap { $0?.estimate })
             s += SVG.intervalChart(
-                title: "\(metric.title): mean and 95% CI", yLabel: metric.title, categories: forms,
-                series: lags.map { lag in
-                    (name: "lag \(lag)", values: forms.map { cell($0, lag)?.outcomes[metric.rawValue] })
-                }, scale: metric == .greedyAccuracy ? 100 : 1)
+                title: "\(metric.title): mean and 95% CI\(logY ? " (log scale)" : "")", yLabel: metric.title,
+                categories: forms, series: series, scale: metric == .greedyAccuracy ? 100 : 1, logY: logY)
         }
         s += "</div>\n"
         s += "<h3>The tracker's bias of each form (pooled relative error to ∇KL(π_θ‖π_ref))</h3>\n"
@@ -126,11 +134,16 @@ extension HTML {
             })
         s += "<h3>Exact KL(π_θ‖π_ref) during training (mean over seeds)</h3>\n<div class=\"charts\">"
         for lag in lags {
+            let series = a.trajectories.filter { $0.lag == lag }.map { t in
+                ChartSeries(name: t.form, points: t.points.map { ($0[0], $0[1]) })
+            }
+            // A log axis when the forms end decades apart (the early steps always start near 0).
+            let logY = SVG.spansDecades(series.compactMap { $0.points.last?.y })
+            let kls = series.flatMap(\.points).map(\.y).filter { $0 > 0 }
             s += SVG.lineChart(
-                title: "exact KL at lag \(lag)", xLabel: "step", yLabel: "KL(π_θ‖π_ref)",
-                series: a.trajectories.filter { $0.lag == lag }.map { t in
-                    ChartSeries(name: t.form, points: t.points.map { ($0[0], $0[1]) })
-                }, width: 520, height: 280, markers: false)
+                title: "exact KL at lag \(lag)\(logY ? " (log scale)" : "")", xLabel: "step",
+                yLabel: "KL(π_θ‖π_ref)", series: series, logY: logY, floor: (kls.min() ?? 1e-12),
+                width: 520, height: 280, markers: false)
         }
         s += "</div>\n"
         s += "<h3>The seed paper's training-outcome claims</h3>\n" + claimsTable(a.claims)
@@ -139,11 +152,12 @@ extension HTML {
 }
 
 extension SVG {
-    /// Means with interval whiskers: one group per category, one marker per series.
+    /// Means with interval whiskers: one group per category, one marker per series; with `logY`, on
+    /// a log axis (one form that diverges would otherwise flatten every other).
     static func intervalChart(
         title: String, yLabel: String, categories: [String],
         series: [(name: String, values: [Statistics.Interval?])],
-        scale: Double = 1, width requestedWidth: Double = 620, height: Double = 300
+        scale: Double = 1, logY: Bool = false, width requestedWidth: Double = 620, height: Double = 300
     ) -> String {
         let legend = legend(for: series.map { ChartSeries(name: $0.name, points: []) })
         let legendWidth = legend.width
@@ -152,8 +166,11 @@ extension SVG {
         let plotW = width - left - right
         let plotH = height - top - bottom
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
-        let all = series.flatMap(\.values).compactMap { $0 }.flatMap { [$0.low * scale, $0.high * scale] }
-            .filter(\.isFinite)
+        let values = series.flatMap(\.values).compactMap { $0 }.flatMap { [$0.low * scale, $0.high * scale] }
+        // On a log axis, values at or below 0 are drawn at a tenth of the smallest positive one.
+        let floor = (values.filter { $0 > 0 }.min() ?? 1) / 10
+        func ty(_ y: Double) -> Double { logY ? log10(max(y, floor)) : y }
+        let all = values.map(ty).filter(\.isFinite)
         var svg = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" \
             viewBox="0 0 \(Int(width)) \(Int(height))" role="img" aria-label="\(HTML.escape(title))">
@@ -168,9 +185,11 @@ extension SVG {
         if lo == hi { (lo, hi) = (lo - 1, hi + 1) }
         let pad = (hi - lo) * 0.08
         (lo, hi) = (lo - pad, hi + pad)
-        func py(_ y: Double) -> Double { top + (1 - (y - lo) / (hi - lo)) * plotH }
-        for t in ticks(lo, hi) where t >= lo && t <= hi {
-            svg += gridLine(y: py(t), left: left, width: plotW, label: format(t))
+        func py(_ y: Double) -> Double { top + (1 - (ty(y) - lo) / (hi - lo)) * plotH }
+        let yTicks = logY ? Array(stride(from: lo.rounded(.up), through: hi, by: 1)) : ticks(lo, hi)
+        for t in yTicks where t >= lo && t <= hi {
+            let (value, y) = logY ? (pow(10, t), top + (1 - (t - lo) / (hi - lo)) * plotH) : (t, py(t))
+            svg += gridLine(y: y, left: left, width: plotW, label: format(value))
         }
         let groupW = plotW / Double(max(categories.count, 1))
         for (c, category) in categories.enumerated() {

@@ -53,6 +53,14 @@ enum SVG {
             + "<text x=\"\(x)\" y=\"\(y)\" class=\"legend\">\(HTML.escape(short(name, limit: limit)))<title>\(HTML.escape(name))</title></text>\n"
     }
 
+    /// Whether positive `values` span more than `ratio` (one outlier would flatten the rest on a
+    /// linear axis); `false` for values at or below 0, which a log axis cannot show.
+    static func spansDecades(_ values: [Double], ratio: Double = 20) -> Bool {
+        let finite = values.filter(\.isFinite)
+        guard let lo = finite.min(), let hi = finite.max(), lo > 0 else { return false }
+        return hi / lo > ratio
+    }
+
     /// Tick values covering `lo...hi` at a 1-2-5 step.
     static func ticks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
         guard hi > lo, lo.isFinite, hi.isFinite else { return [lo] }

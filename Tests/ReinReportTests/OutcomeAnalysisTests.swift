@@ -152,3 +152,22 @@ struct OutcomeAnalysisTests {
         #expect(check.elements["polygon", default: 0] >= 1, "a confidence band")
     }
 }
+
+@Suite("Chart axes")
+struct ChartAxisTests {
+    @Test func aLogAxisOnlyWhenPositiveValuesSpanDecades() {
+        #expect(SVG.spansDecades([0.03, 0.05, 4.2]))
+        #expect(!SVG.spansDecades([0.03, 0.05, 0.09]))
+        #expect(!SVG.spansDecades([0, 0.05, 4.2]), "0 has no place on a log axis")
+        #expect(!SVG.spansDecades([]))
+    }
+
+    @Test func aLogIntervalChartLabelsDecadesAndKeepsEveryMarker() {
+        let i = { (v: Double) in Statistics.Interval(estimate: v, low: v * 0.9, high: v * 1.1, count: 5) }
+        let svg = SVG.intervalChart(
+            title: "t", yLabel: "y", categories: ["a", "b"], series: [(name: "s", values: [i(0.03), i(4.2)])],
+            logY: true)
+        #expect(svg.contains(">0.1</text>") && svg.contains(">1</text>"))
+        #expect(svg.components(separatedBy: "<circle").count - 1 == 2 + 1, "two markers and a legend dot")
+    }
+}
