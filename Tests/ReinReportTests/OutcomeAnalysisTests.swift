@@ -165,7 +165,8 @@ struct ChartAxisTests {
     @Test func aLogIntervalChartLabelsDecadesAndKeepsEveryMarker() {
         let i = { (v: Double) in Statistics.Interval(estimate: v, low: v * 0.9, high: v * 1.1, count: 5) }
         let svg = SVG.intervalChart(
-            title: "t", yLabel: "y", categories: ["a", "b"], series: [(name: "s", values: [i(0.03), i(4.2)])],
+            title: "t", yLabel: "y", categories: ["a", "b"],
+            series: [(name: "s", values: [i(0.03), i(4.2)])],
             logY: true)
         #expect(svg.contains(">0.1</text>") && svg.contains(">1</text>"))
         #expect(svg.components(separatedBy: "<circle").count - 1 == 2 + 1, "two markers and a legend dot")
