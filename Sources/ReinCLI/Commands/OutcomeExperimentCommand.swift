@@ -19,9 +19,9 @@ struct OutcomeExperimentCommand: AsyncParsableCommand {
             OUT/results/<form>-lag<L>-seed<S>.json (atomically). Re-running skips runs whose record exists, \
             so an interrupted experiment resumes. The report (OUT/report) gives each outcome as mean with a \
             95% bootstrap interval over seeds, naive − corrected paired by seed with the minimal detectable \
-            effect, and tracker bias against outcome gap. Defaults: lags 0,4,16, seeds 1-5, 80 steps at \
-            β 0.1 (chosen by a pilot: see the ReinReport article); --quick: lags 0,16, seeds 1,2, 10 steps, \
-            two tracker observations per run.
+            effect, and tracker bias against outcome gap. Defaults: lags 0,1,4,16 (1: about the lag \
+            min-lag pacing trains at), seeds 1-5, 80 steps at β 0.1 (chosen by a pilot: see the \
+            ReinReport article); --quick: lags 0,16, seeds 1,2, 10 steps, two tracker observations per run.
             """
     )
 
@@ -30,7 +30,7 @@ struct OutcomeExperimentCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "A short version: lags 0 and 16, seeds 1 and 2, 10 steps (minutes).") var quick =
         false
     @Option(name: .long, help: "Steps per run (default 80; 10 with --quick).") var steps: Int?
-    @Option(name: .long, help: "Comma-separated injected lags (default 0,4,16; 0,16 with --quick).")
+    @Option(name: .long, help: "Comma-separated injected lags (default 0,1,4,16; 0,16 with --quick).")
     var lags: String?
     @Option(name: .long, help: "Comma-separated seeds (default 1,2,3,4,5; 1,2 with --quick).") var seeds:
         String?
@@ -42,7 +42,7 @@ struct OutcomeExperimentCommand: AsyncParsableCommand {
         var base = try options.load()
         base.train.beta = beta
         var plan = try OutcomeExperiment.Plan(
-            forms: chosenForms(), lags: integers(lags ?? (quick ? "0,16" : "0,4,16"), "lags"),
+            forms: chosenForms(), lags: integers(lags ?? (quick ? "0,16" : "0,1,4,16"), "lags"),
             seeds: integers(seeds ?? (quick ? "1,2" : "1,2,3,4,5"), "seeds"),
             steps: steps ?? (quick ? 10 : 80),
             out: out)
