@@ -47,11 +47,14 @@ public struct WeightDeliveryCounts: Codable, Sendable, Hashable {
 /// `auto` above the limit, a version trained before a learner restart): a worker never waits for
 /// a broadcast that will not come.
 public struct WeightDelivery: Sendable, Hashable {
-    /// The most joined workers `auto` still broadcasts to. `rein bench scale` (AMD EPYC, 2 cores,
-    /// 801 KiB of weights in the run model … see the cost model) measured the broadcast's cost
-    /// growing with N while the orders' stays about one copy per batch; at a few subscribers the
-    /// broadcast costs little and hides the transfer behind sampling.
-    public static let broadcastSubscriberLimit = 8
+    /// The most joined workers `auto` still broadcasts to. `rein bench scale --parts run` (AMD EPYC,
+    /// 2 cores at load 11–21, 0.11 MB run model, 1 s batches, two rounds each; see *CostModel* in
+    /// ReinRuntime) measured, broadcast against orders: at 16 workers work-order p99 11–13 ms
+    /// against 16–20 ms (the broadcast hides the transfer behind sampling) for 4.4–4.8 ms of
+    /// learner CPU per batch against 3.3–3.7; at 64, p99 38–79 ms against 47–84 ms (no gain) for
+    /// 6.5–7.0 ms a batch against 3.4–3.7; at 128 and 256 the orders win on both (256: p99 37–38 ms
+    /// against 754–834 ms, 6.3–6.6 ms a batch against 20–21, 3.5× the samples/s).
+    public static let broadcastSubscriberLimit = 16
 
     /// The configured mode.
     public let mode: WeightDeliveryMode
