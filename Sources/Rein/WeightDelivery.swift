@@ -13,6 +13,17 @@ public enum WeightDeliveryMode: String, Codable, Sendable, Hashable, CaseIterabl
     case auto
 }
 
+/// A path new weights take from the learner to a worker (the `path` label of
+/// `rein_weight_deliveries_total`).
+public enum WeightDeliveryPath: String, Sendable, Hashable, CaseIterable {
+    /// A version published on the broadcast (once, to every subscriber).
+    case broadcast
+    /// A work order carrying its version's weights.
+    case order
+    /// A `fetchWeights` call answered.
+    case fetch
+}
+
 /// The learner's bytes on the wire for new weights, by path.
 public struct WeightDeliveryCounts: Codable, Sendable, Hashable {
     /// Versions published on the broadcast (each to every subscriber).

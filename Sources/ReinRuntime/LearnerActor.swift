@@ -266,6 +266,7 @@ public distributed actor LearnerActor {
     /// for lag injection): for workers that missed a broadcast.
     public distributed func fetchWeights(version wanted: Int) throws -> PolicyWeights {
         fetches += 1
+        observer.delivered(weightsBy: .fetch)
         guard let kept = weights[wanted] else {
             throw RuntimeError(
                 "weights of version \(wanted) are no longer kept (learner at \(version))")
@@ -334,6 +335,7 @@ public distributed actor LearnerActor {
         case .sample(let assignment):
             armLeaseTimer()
             let carries = delivery.order(version: assignment.version, have: haveVersion, inline: inline)
+            if carries { observer.delivered(weightsBy: .order) }
             let weights =
                 carries
                 ? self.weights[assignment.version].map {
@@ -510,6 +512,7 @@ public distributed actor LearnerActor {
                     actorSystem.policyVersion = UInt64(newVersion)
                     record(await evaluated(step), of: order)
                     if publishes, let broadcaster {
+                        observer.delivered(weightsBy: .broadcast)
                         do {
                             try await broadcaster.publish(
                                 PolicyWeights(version: newVersion, values: parameters.values))
