@@ -24,7 +24,7 @@ public enum WeightDeliveryPath: String, Sendable, Hashable, CaseIterable {
     case fetch
 }
 
-/// The learner's bytes on the wire for new weights, by path.
+/// New weights the learner sent to workers, counted by path.
 public struct WeightDeliveryCounts: Codable, Sendable, Hashable {
     /// Versions published on the broadcast (each to every subscriber).
     public var broadcasts = 0
