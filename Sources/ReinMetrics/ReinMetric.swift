@@ -23,6 +23,7 @@ public enum ReinMetric: String, CaseIterable, Sendable {
     case learnerBusyFraction = "rein_learner_busy_fraction"
     case learnerStepSeconds = "rein_learner_step_seconds"
     case broadcastSeconds = "rein_weight_broadcast_seconds"
+    case weightDeliveries = "rein_weight_deliveries_total"
     case tokensPerSecond = "rein_tokens_per_second"
     case tokenRatioESSFraction = "rein_token_ratio_ess_fraction"
     case workersConnected = "rein_workers_connected"
@@ -61,6 +62,8 @@ public enum ReinMetric: String, CaseIterable, Sendable {
         case lag
         /// The `KLImplementation` id of the run's KL form.
         case form
+        /// How new weights reached a worker (`Rein.WeightDeliveryPath` raw values).
+        case path
     }
 
     /// The Prometheus metric name.
@@ -71,7 +74,7 @@ public enum ReinMetric: String, CaseIterable, Sendable {
         switch self {
         case .samplesProduced, .samplesTrained, .samplesDropped, .samplesLost, .leasesExpired,
             .samplesRefused, .batchesConsumed, .wireRejections, .workerBatches, .workerSamples,
-            .workerTokens:
+            .workerTokens, .weightDeliveries:
             return .counter
         case .tokenLag, .learnerStepSeconds, .broadcastSeconds, .workerSampleSeconds:
             return .histogram
@@ -88,6 +91,7 @@ public enum ReinMetric: String, CaseIterable, Sendable {
         case .samplesDropped, .samplesRefused, .wireRejections: return [.reason]
         case .trackerRatioESSFraction, .trackerRatioP1, .trackerRatioP99, .trackerBehaviourKL: return [.lag]
         case .trackerKLBias: return [.lag, .form]
+        case .weightDeliveries: return [.path]
         default: return []
         }
     }
@@ -123,6 +127,8 @@ public enum ReinMetric: String, CaseIterable, Sendable {
             return "Fraction of the time since the first worker joined spent in learner steps."
         case .learnerStepSeconds: return "Seconds of one learner step (forward, backward, optimizer)."
         case .broadcastSeconds: return "Seconds to publish one weight version on the broadcast."
+        case .weightDeliveries:
+            return "New weights sent to workers, by path: versions broadcast, orders carrying them, fetches."
         case .tokensPerSecond:
             return "Completion tokens of the last trained batch per second of its sampling and training."
         case .tokenRatioESSFraction:

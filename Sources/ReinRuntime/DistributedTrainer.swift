@@ -20,6 +20,9 @@ public struct DistributedRunResult: Sendable {
     public var evaluation: HeldOutEvaluation?
     /// What was trained from each worker (`workers.json`).
     public var workers = WorkerContributions(workers: [])
+    /// How new weights reached the workers: versions broadcast, orders that carried weights,
+    /// fetches (`runtime.weight_delivery`).
+    public var deliveries = WeightDeliveryCounts()
 
     /// Samples trained per second of the run's wall time.
     public var trainedPerSecond: Double {

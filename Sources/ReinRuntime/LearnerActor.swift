@@ -65,6 +65,9 @@ public distributed actor LearnerActor {
     private var workers: Set<NodeID> = []
     /// Workers told that the run is over.
     private var released: Set<NodeID> = []
+    /// Whether each new version goes on the broadcast and each order carries weights, and what
+    /// went by which path.
+    private var delivery: WeightDelivery
     private var fetches = 0
     /// Writes checkpoints one at a time, newest first (none without a folder).
     private let checkpoints: CoalescingWriter<LearnerCheckpoint>?
@@ -128,6 +131,7 @@ public distributed actor LearnerActor {
         self.continues = (resume?.state.consumed ?? 0) > 0
         let incarnation = self.id.node.rawValue
         self.broadcaster = broadcaster
+        self.delivery = WeightDelivery(config)
         self.config = config
         self.configJSON = (try? RunCoding.encoder().encode(config)).map {
             String(decoding: $0, as: UTF8.self)
@@ -252,7 +256,8 @@ public distributed actor LearnerActor {
         logger.info("worker \(worker) joined at version \(version)")
         return JoinReply(
             weights: PolicyWeights(version: version, values: current.values),
-            broadcast: broadcaster?.endpoint, keepVersions: config.train.injectLag + 2,
+            broadcast: delivery.subscribes ? broadcaster?.endpoint : nil,
+            keepVersions: config.train.injectLag + 2,
             samples: samplesEndpoint, reference: PolicyWeights(version: 0, values: referenceWeights.values),
             config: configJSON)
     }
@@ -261,6 +266,7 @@ public distributed actor LearnerActor {
     /// for lag injection): for workers that missed a broadcast.
     public distributed func fetchWeights(version wanted: Int) throws -> PolicyWeights {
         fetches += 1
+        observer.delivered(weightsBy: .fetch)
         guard let kept = weights[wanted] else {
             throw RuntimeError(
                 "weights of version \(wanted) are no longer kept (learner at \(version))")
@@ -279,12 +285,23 @@ public distributed actor LearnerActor {
     /// this learner) instead of delivering them by call.
     public distributed func acceptSamples(at endpoint: String) { samplesEndpoint = endpoint }
 
+    /// New weights delivered so far, by path: versions broadcast, orders that carried weights,
+    /// fetches.
+    public distributed func weightDeliveries() -> WeightDeliveryCounts {
+        var counts = delivery.counts
+        counts.fetches = fetches
+        return counts
+    }
+
     /// Weight fetches so far (broadcasts missed by workers).
     public distributed func fetchCount() -> Int { fetches }
 
     /// The next piece of work for `worker`, whose weights are at `haveVersion`.
-    /// With `inline` false the order never carries weights (the worker gets them from the
-    /// broadcast, or ``fetchWeights(version:)``).
+    /// The order carries the weights of its version when the worker holds another one and either
+    /// asked for them (`inline`: it has no broadcast subscription) or the version is not on the
+    /// broadcast (`runtime.weight_delivery` `orders`, or `auto` beyond a few workers: see
+    /// ``Rein/WeightDelivery``); otherwise the worker gets them from the broadcast, or
+    /// ``fetchWeights(version:)``.
     ///
     /// A long poll: while there is nothing to hand out, the call suspends until there is (or the run
     /// is over), for at most half the call timeout, and only then answers `wait`.
@@ -317,12 +334,13 @@ public distributed actor LearnerActor {
             throw RuntimeError("worker \(worker) gets no more work in this run (\(reason.rawValue))")
         case .sample(let assignment):
             armLeaseTimer()
+            let carries = delivery.order(version: assignment.version, have: haveVersion, inline: inline)
+            if carries { observer.delivered(weightsBy: .order) }
             let weights =
-                haveVersion == assignment.version || !inline
-                ? nil
-                : self.weights[assignment.version].map {
+                carries
+                ? self.weights[assignment.version].map {
                     PolicyWeights(version: assignment.version, values: $0.values)
-                }
+                } : nil
             return WorkOrder(
                 status: .sample, index: assignment.index, attempt: assignment.attempt,
                 version: assignment.version,
@@ -485,13 +503,21 @@ public distributed actor LearnerActor {
                     weights[newVersion] = parameters
                     let kept = Set(machine.keptVersions)
                     weights = weights.filter { kept.contains($0.key) }
+                    delivery.keep(kept)
+                    // Decided now: orders handed out from here on leave a published version to the
+                    // broadcast.
+                    let publishes =
+                        broadcaster != nil
+                        && delivery.trained(version: newVersion, subscribers: workers.count)
                     actorSystem.policyVersion = UInt64(newVersion)
                     record(await evaluated(step), of: order)
-                    if let broadcaster {
+                    if publishes, let broadcaster {
+                        observer.delivered(weightsBy: .broadcast)
                         do {
                             try await broadcaster.publish(
                                 PolicyWeights(version: newVersion, values: parameters.values))
                         } catch {
+                            delivery.publishFailed(version: newVersion)
                             logger.warning("weight broadcast of version \(newVersion) failed: \(error)")
                         }
                     }
@@ -694,6 +720,7 @@ extension LearnerActor: CallerChecked {
         "utilisation()": .localOperator,
         "acceptSamples(at:)": .localOperator,
         "fetchCount()": .localOperator,
+        "weightDeliveries()": .localOperator,
         "checkpoint()": .localOperator,
         "workerLost(_:)": .localOperator,
         "currentLedger()": .localOperator,

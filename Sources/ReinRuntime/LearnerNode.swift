@@ -22,7 +22,8 @@ public struct LearnerNode: Sendable {
         public var evaluator: HeldOutEvaluator?
         /// Told of every step's metrics once recorded (the console's progress line).
         public var onStep: (@Sendable (StepMetrics) -> Void)?
-        /// Where the weight broadcast binds (`nil`: none; workers get weights with their orders).
+        /// Where the weight broadcast binds (`nil`, or `runtime.weight_delivery: orders`: none; workers
+        /// get weights with their orders).
         public var broadcastBind: String?
         /// Where the sample stream binds (`nil`: none; workers deliver by call).
         public var samplesBind: String?
@@ -59,8 +60,12 @@ public struct LearnerNode: Sendable {
     public static func start(
         on system: ReinActorSystem, channels: (any BulkChannels)?, options: Options, logger: Logger
     ) async throws -> LearnerNode {
+        // With `runtime.weight_delivery: orders` nothing is published: no PUB socket either.
+        let subscribes = WeightDelivery(options.config).subscribes
         let broadcaster = try channels.flatMap { channels in
-            try options.broadcastBind.map { try channels.publisher(node: system.node, bind: $0) }
+            try options.broadcastBind.flatMap { bind in
+                subscribes ? try channels.publisher(node: system.node, bind: bind) : nil
+            }
         }
         let learner: LearnerActor
         do {
@@ -81,7 +86,11 @@ public struct LearnerNode: Sendable {
             logger.info("samples stream in on \(endpoint)")
             samples = source
         }
-        if let endpoint = broadcaster?.endpoint { logger.info("weights broadcast on \(endpoint)") }
+        if let endpoint = broadcaster?.endpoint {
+            logger.info("weights broadcast on \(endpoint)")
+        } else if !subscribes {
+            logger.info("weights go in the work orders (runtime.weight_delivery: orders)")
+        }
         return LearnerNode(
             system: system, learner: learner, options: options, broadcaster: broadcaster, samples: samples,
             logger: logger)

@@ -55,7 +55,7 @@ public func serveLearner(
     var result = DistributedRunResult(
         metrics: try await learner.stepMetrics(), ledger: try await learner.currentLedger(),
         weights: try await learner.currentWeights(), utilisation: try await learner.utilisation(),
-        workers: try await learner.workerContributions())
+        workers: try await learner.workerContributions(), deliveries: try await learner.weightDeliveries())
     try writeRun(result, to: folder)
     if let evaluator {
         let end = try await evaluator.evaluation(of: result.weights.values, afterStep: result.metrics.count)
@@ -63,6 +63,7 @@ public func serveLearner(
         result.evaluation = end
     }
     logger.info("ledger: \(result.ledger.summary)")
+    logger.info("weights: \(result.deliveries.summary)")
     return result
 }
 

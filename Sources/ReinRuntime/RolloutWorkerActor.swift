@@ -27,6 +27,7 @@ public distributed actor RolloutWorkerActor {
     private var batches = 0
     private var broadcastSwaps = 0
     private var fetchedSwaps = 0
+    private var orderSwaps = 0
     private let metrics = WorkerMetrics()
 
     /// A worker for a run with `config` whose model has shape `gpt`.
@@ -53,8 +54,8 @@ public distributed actor RolloutWorkerActor {
             threads: config.threads)
     }
 
-    /// Weight swaps served by the broadcast and by fetch calls.
-    public distributed func swapCounts() -> [Int] { [broadcastSwaps, fetchedSwaps] }
+    /// Weight swaps served by the broadcast, by fetch calls and by the work orders.
+    public distributed func swapCounts() -> [Int] { [broadcastSwaps, fetchedSwaps, orderSwaps] }
 
     /// Batches this worker delivered.
     public distributed func deliveredCount() -> Int { batches }
@@ -123,7 +124,8 @@ public distributed actor RolloutWorkerActor {
                     """
                     run finished after \(batches) batches from this worker \
                     (\(stream == nil ? "delivered by call" : "on the sample stream")); weights swapped \
-                    \(broadcastSwaps) times from the broadcast, fetched \(fetchedSwaps) times
+                    \(broadcastSwaps) times from the broadcast, \(orderSwaps) in the order, fetched \(fetchedSwaps) \
+                    times
                     """)
                 return
             case .wait:
@@ -131,6 +133,7 @@ public distributed actor RolloutWorkerActor {
             case .sample:
                 if let update = order.weights {
                     try swap(to: update)
+                    orderSwaps += 1
                 } else if order.version != version {
                     if let values = await cache?.weights(order.version, within: .milliseconds(500)) {
                         try swap(to: PolicyWeights(version: order.version, values: values))

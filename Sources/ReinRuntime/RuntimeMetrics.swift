@@ -81,6 +81,12 @@ struct LearnerMetrics {
     init() {
         // Every ledger series exists from the start, at 0: a scrape sees each reason.
         for (metric, labels) in LedgerIncrements.series { _ = metric.counter(labels: labels) }
+        for path in WeightDeliveryPath.allCases { _ = ReinMetric.weightDeliveries.counter(path.rawValue) }
+    }
+
+    /// New weights went to workers by `path`.
+    func delivered(weightsBy path: WeightDeliveryPath) {
+        ReinMetric.weightDeliveries.counter(path.rawValue).increment()
     }
 
     /// Batch `order` was trained or dropped (`step`: its metrics); `busyFraction`: of the

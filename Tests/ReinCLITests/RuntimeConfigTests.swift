@@ -42,6 +42,11 @@ struct RuntimeConfigTests {
             "config: train.partial_rollouts: needs train.inject_lag 0"
         ),
         ("runtime: {max_workers: 0}", "config: runtime.max_workers: must be in 1...65536, got 0"),
+        ("runtime: {weight_delivery: multicast}", "config: runtime.weight_delivery:"),
+        (
+            "{runtime: {weight_delivery: orders}, train: {partial_rollouts: true}}",
+            "config: runtime.weight_delivery: orders cannot serve train.partial_rollouts"
+        ),
         (
             "runtime: {min_workers: 9, max_workers: 8}",
             "config: runtime.min_workers: must be in 1...max_workers (8), got 9"

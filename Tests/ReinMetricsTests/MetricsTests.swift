@@ -247,6 +247,11 @@ struct MetricsScrapeTests {
             #expect(scraped.value(.samplesRefused, labels: ["reason": reason.rawValue]) != nil, "\(reason)")
         }
         #expect(scraped.value(.workersConnected) != nil)
+        // Every weight path has its series; this run (2 workers: auto broadcasts) published.
+        for path in WeightDeliveryPath.allCases {
+            #expect(scraped.value(.weightDeliveries, labels: ["path": path.rawValue]) != nil, "\(path)")
+        }
+        #expect((scraped.value(.weightDeliveries, labels: ["path": "broadcast"]) ?? 0) >= 4)
         #expect((scraped.value(.workerBatches) ?? 0) >= 4)
         #expect((scraped.value(.workerSamples) ?? 0) >= 4 * batch)
         // Token lag as a histogram: lag 1 injected, so no token at lag 0 only.

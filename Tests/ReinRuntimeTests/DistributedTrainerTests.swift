@@ -116,6 +116,36 @@ struct DistributedTrainerTests {
         #expect(result.weights.values == trainer.learner.model.parameters.values)
     }
 
+    /// Over ZeroMQ (`inproc`, the transport code of multi-process runs), each delivery mode ends with
+    /// the single-process trainer's weights, a balanced ledger and the weights by the path it
+    /// names: `orders` publishes nothing and every batch after the first carries its version;
+    /// `broadcast` (and `auto`, with 2 workers) publishes every version and no order carries one.
+    @Test(arguments: WeightDeliveryMode.allCases)
+    func eachWeightDeliveryTrainsTheSingleProcessRunByItsOwnPath(mode: WeightDeliveryMode) async throws {
+        var (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: 0)
+        config.runtime.weightDelivery = mode
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
+        for _ in 0..<config.train.steps { _ = try trainer.runStep() }
+
+        let (_, _, folder2) = try tinyRun()
+        let result = try await DistributedTrainer(
+            config: config, reference: reference, folder: folder2, workers: 2, transport: .inproc,
+            settings: testSettings, logger: quiet
+        ).run()
+        #expect(result.weights.values == trainer.learner.model.parameters.values)
+        #expect(result.ledger.balances && result.ledger.trained == 4 * 16 && result.ledger.inFlight == 0)
+        let deliveries = result.deliveries
+        switch mode {
+        case .orders:
+            // Batch s ≥ 1 is sampled with version s, which no worker holds before its order.
+            #expect(deliveries.broadcasts == 0 && deliveries.fetches == 0)
+            #expect(deliveries.inOrders >= config.train.steps - 1)
+        case .broadcast, .auto:
+            #expect(deliveries.broadcasts == config.train.steps)
+            #expect(deliveries.inOrders == 0)
+        }
+    }
+
     @Test(arguments: PacingMode.allCases)
     func asynchronousRunTrainsEveryBatchWithinTheStalenessBound(pacing: PacingMode) async throws {
         var (config, reference, folder) = try tinyRun(steps: 6, maxStaleness: 2)

@@ -50,6 +50,12 @@ public struct RunConfig: ValidatedConfig, Sendable, Hashable {
         try train.validate()
         try runtime.validate()
         try security.validate()
+        if runtime.weightDelivery == .orders, train.partialRollouts {
+            throw ConfigError(
+                path: "runtime.weight_delivery",
+                "orders cannot serve train.partial_rollouts (mid-sequence swaps need the broadcast): use broadcast or auto"
+            )
+        }
         let task = try? ArithmeticTask(config: task)
         if let task, task.maxSequenceLength > model.context {
             throw ConfigError(

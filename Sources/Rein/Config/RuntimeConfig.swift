@@ -41,6 +41,11 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
     /// ``operatorConnections`` (further ones are refused and counted), and `rein learner` raises
     /// its open-file limit to fit them.
     public var maxWorkers = 64
+    /// How new weights reach the workers: `broadcast` (every version to every subscriber),
+    /// `orders` (a work order carries its version's weights when the worker holds another) or
+    /// `auto` (broadcast for partial rollouts or a few workers, orders beyond; see
+    /// ``WeightDelivery``).
+    public var weightDelivery = WeightDeliveryMode.auto
 
     /// Connections a learner's bound sockets keep beyond ``maxWorkers`` (`rein status`, `rein
     /// top`, reconnecting workers whose old connection is still being torn down).
@@ -60,6 +65,7 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         case minWorkers = "min_workers"
         case metricsBind = "metrics_bind"
         case maxWorkers = "max_workers"
+        case weightDelivery = "weight_delivery"
     }
 
     public func validate() throws(ConfigError) {

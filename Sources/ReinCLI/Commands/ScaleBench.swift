@@ -19,7 +19,8 @@ struct ScaleBench: AsyncParsableCommand {
             For each N in --workers: (1) broadcast: the configured model's weights published to N \
             subscribers (WeightCaches, as in workers) against the same frames over N raw PUSH/PULL \
             pairs, alternating, medians of --repeats. (2) run: a learner in this process (tcp on \
-            127.0.0.1, weight broadcast and sample stream on) and N RolloutWorkerActors in helper \
+            127.0.0.1, weights delivered by runtime.weight_delivery — auto unless --set — and sample \
+            stream on) and N RolloutWorkerActors in helper \
             processes of --per-process workers each (each worker its own actor system: its own \
             connections), sampling with a stand-in that sleeps --sample-ms and returns a canned batch \
             that passes the learner's audit. The run's model is --run-model (d_model x layers), \
@@ -29,7 +30,8 @@ struct ScaleBench: AsyncParsableCommand {
             learner-step threads' CPU (calls, heartbeats, admission, audits, decoding, broadcast), \
             as a fraction of one core and per worker; the learner's RSS and open files per \
             connection; work-order latency (from handing a batch over to holding the next order, \
-            weights included) p50/p99 over all workers; samples trained per second. \
+            weights included) p50/p99 over all workers; samples trained per second; versions \
+            broadcast, orders that carried weights, fetches. \
             Goals: 256 workers overhead ≤ 10% of one core, broadcast to 64 ≤ 2× raw, 256 joined ≤ 5 s, \
             work-order p99 ≤ 50 ms.
             """

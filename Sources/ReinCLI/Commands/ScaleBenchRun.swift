@@ -113,6 +113,8 @@ struct ScaleRow: Codable {
     var trained: Int?
     var samplesTrainedPerSecond: Double?
     var ledgerBalances: Bool?
+    /// How new weights reached the workers (`runtime.weight_delivery`).
+    var deliveries: WeightDeliveryCounts?
     var load: String
 
     var summary: String {
@@ -160,6 +162,7 @@ struct ScaleRow: Codable {
                     format: "  %d samples trained, %.0f/s; ledger %@", trained, samplesTrainedPerSecond,
                     ledgerBalances ? "balances" : "DOES NOT BALANCE"))
         }
+        if let deliveries { lines.append("  weights: \(deliveries.summary)") }
         return lines.joined(separator: "\n")
     }
 }
@@ -304,6 +307,7 @@ struct ScaleMeasurement {
         row.trained = result.ledger.trained
         row.samplesTrainedPerSecond = result.trainedPerSecond
         row.ledgerBalances = result.ledger.balances
+        row.deliveries = result.deliveries
     }
 
     private func helperArguments(

@@ -293,7 +293,7 @@ class Worker:
         self.version = -1
         self.delivered = 0
         self.push_sequence = itertools.count(1)
-        self.broadcast_swaps = self.fetched_swaps = 0
+        self.broadcast_swaps = self.fetched_swaps = self.order_swaps = 0
 
     def run(self, connection=None):
         """Works until the run is finished; the number of batches delivered. Says goodbye (`leave`)
@@ -336,12 +336,14 @@ class Worker:
                 order = self._request_work(connection)
                 if order.status == "finished":
                     log.info("run finished after %d batches from this worker; weights from the broadcast %d "
-                             "times, fetched %d times", self.delivered, self.broadcast_swaps, self.fetched_swaps)
+                             "times, in the order %d, fetched %d times", self.delivered, self.broadcast_swaps,
+                             self.order_swaps, self.fetched_swaps)
                     return self.delivered
                 if order.status == "wait":
                     continue
                 if order.weights is not None:
                     self._load(*order.weights)
+                    self.order_swaps += 1
                 elif order.version != self.version:
                     values = self.weights.get(order.version, 0.5) if self.weights else None
                     if values is not None:
@@ -439,8 +441,8 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
-    print("rein-worker-py: delivered %d batches; new weights %d times from the broadcast, fetched %d times"
-          % (delivered, worker.broadcast_swaps, worker.fetched_swaps))
+    print("rein-worker-py: delivered %d batches; new weights %d times from the broadcast, %d in the order, "
+          "fetched %d times" % (delivered, worker.broadcast_swaps, worker.order_swaps, worker.fetched_swaps))
     return 0
 
 
