@@ -207,10 +207,10 @@ func forwardShard(
     for (l, a) in ws.blocks.enumerated() {
         let w = layout.blocks[l]
         layerNormForward(
-            a.ln1, mean: a.ln1Mean, rstd: a.ln1Rstd, x, weight: params + w.ln1W, bias: params + w.ln1B,
+            ws.ln, mean: a.ln1Mean, rstd: a.ln1Rstd, x, weight: params + w.ln1W, bias: params + w.ln1B,
             rows: n, width: c)
         linearForward(
-            a.qkv, a.ln1, weight: params + w.qkvW, bias: params + w.qkvB, rows: n, inDim: c, outDim: 3 * c,
+            a.qkv, ws.ln, weight: params + w.qkvW, bias: params + w.qkvB, rows: n, inDim: c, outDim: 3 * c,
             gemm: ws.gemm)
         attentionForward(
             a.atty, att: a.att, qkv: a.qkv, rows: ws.rows, steps: steps, config: config, gemm: ws.gemm)
@@ -219,15 +219,17 @@ func forwardShard(
             outDim: c, gemm: ws.gemm)
         add(a.res2, x, n * c)
         layerNormForward(
-            a.ln2, mean: a.ln2Mean, rstd: a.ln2Rstd, a.res2, weight: params + w.ln2W, bias: params + w.ln2B,
+            ws.ln, mean: a.ln2Mean, rstd: a.ln2Rstd, a.res2, weight: params + w.ln2W, bias: params + w.ln2B,
             rows: n, width: c)
         linearForward(
-            a.fch, a.ln2, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c,
+            a.fch, ws.ln, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c,
             gemm: ws.gemm)
-        geluForward(a.fchGelu, cdf: ws.keepsActivations ? a.fchCdf : nil, a.fch, n * 4 * c)
+        // Training keeps fch and Φ(fch) for the backward pass; scoring overwrites fch in place.
+        let gelu = ws.keepsActivations ? ws.gelu : a.fch
+        geluForward(gelu, cdf: ws.keepsActivations ? a.fchCdf : nil, a.fch, n * 4 * c)
         let next = l + 1 < ws.blocks.count ? ws.blocks[l + 1].res : ws.resFinal
         linearForward(
-            next, a.fchGelu, weight: params + w.mlpProjW, bias: params + w.mlpProjB, rows: n, inDim: 4 * c,
+            next, gelu, weight: params + w.mlpProjW, bias: params + w.mlpProjB, rows: n, inDim: 4 * c,
             outDim: c, gemm: ws.gemm)
         add(next, a.res2, n * c)
         x = next

@@ -23,6 +23,28 @@ import Testing
         }
     }
 
+    /// A training forward keeps, per position and block, the residuals, q|k|v, the attention
+    /// probabilities and output, the MLP's hidden layer and Φ of it, and the LayerNorm statistics;
+    /// the LayerNorm and GELU outputs live in one buffer each, which `backward` refills (the
+    /// gradients of these models are checked against finite differences elsewhere).
+    @Test func trainingKeepsNoLayerNormOrGeluOutputsPerBlock() throws {
+        let p = try tinyParameters()
+        let config = p.config
+        let model = GPTModel(parameters: p, threads: 1)
+        let batch = try tinyBatch()
+        _ = try model.forward(batch)
+        let (c, v, steps) = (config.dModel, config.vocab, batch.length - 1)
+        let n = batch.batch * steps
+        let block = 14 * c * n + 4 * n + batch.batch * config.heads * steps * steps
+        let shared = 5 * c * n  // LayerNorm and GELU outputs
+        let head = 2 * c * n + 2 * n + v * n  // final residual, ln_f and its statistics, log-probs
+        let backward = 10 * c * n + v * n + steps * steps
+        let padding = 15 * (11 * config.layers + 14)  // each buffer starts 64-byte aligned
+        #expect(model.workspaceFloats <= config.layers * block + shared + head + backward + padding)
+        // Every block's LayerNorm and GELU outputs (6 rows of d_model per position) would not fit.
+        #expect(model.workspaceFloats < config.layers * (block + 6 * c * n) + head + backward)
+    }
+
     /// A model sharing another's workspaces invalidates its forward pass; the other's backward then
     /// refuses until it runs forward again, and gives the same gradients as a model of its own.
     @Test(arguments: [1, 2])
