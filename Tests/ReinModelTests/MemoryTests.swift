@@ -23,6 +23,29 @@ import Testing
         }
     }
 
+    /// Scoring takes a shard's rows 64 at a time: its memory does not grow with the batch, and
+    /// the numbers are those of one pass over every row (the training forward's).
+    @Test(arguments: GemmBackend.available, [1, 2])
+    func scoringABigBatchInPiecesEqualsOnePass(gemm: GemmBackend, threads: Int) throws {
+        let p = try tinyParameters()
+        var random = SplitMix64(seed: 21)
+        let sequences = (0..<300).map { r in
+            (0..<(3 + r % 6)).map { _ in Int32(random.next() % UInt64(p.config.vocab)) }
+        }
+        let batch = try TokenBatch(sequences: sequences)
+        let training = GPTModel(parameters: p, threads: threads, gemm: gemm)
+        let scoring = GPTModel(parameters: p, threads: threads, gemm: gemm)
+        let a = try training.forward(batch, logSoftmaxRows: true)
+        let b = try scoring.forward(batch, logSoftmaxRows: true, keepActivations: false)
+        #expect(a.logProbs == b.logProbs)
+        #expect(a.logSoftmax == b.logSoftmax)
+        #expect(a.mask == b.mask)
+        let small = GPTModel(parameters: p, threads: threads, gemm: gemm)
+        let first = try TokenBatch(sequences: Array(sequences.prefix(64 * threads)))
+        _ = try small.forward(first, keepActivations: false)
+        #expect(scoring.workspaceFloats == small.workspaceFloats, "as for 64 rows per shard")
+    }
+
     /// A training forward keeps, per position and block, the residuals, q|k|v, the attention
     /// probabilities and output, the MLP's hidden layer and Φ of it, and the LayerNorm statistics;
     /// the LayerNorm and GELU outputs live in one buffer each, which `backward` refills (the
