@@ -144,7 +144,9 @@ public struct LearnerCheckpoint: Sendable {
         // bytes in memory (at d_model 128 that was ~75 MB on top of the learner's steady state).
         var files: [CheckpointStore.File] = [
             .init("state.json", data: try RunCoding.encoder().encode(state)),
-            .init("policy.safetensors") { try Checkpoint.encode(policy, metadata: policyMetadata).write(to: $0) },
+            .init("policy.safetensors") {
+                try Checkpoint.encode(policy, metadata: policyMetadata).write(to: $0)
+            },
             .init("optimizer.safetensors") { try optimizer.write(to: $0) },
         ]
         for (i, (version, parameters)) in zip(state.ring, ring).enumerated() {

@@ -163,13 +163,17 @@ public final class GPTModel {
                             parallel(shards) { s in
                                 let shard = shardRange(s, of: shards, total: batch.batch)
                                 let ws = workspaces[s]
-                                for first in stride(from: shard.lowerBound, to: shard.upperBound, by: rowsPerPass) {
+                                for first in stride(
+                                    from: shard.lowerBound, to: shard.upperBound, by: rowsPerPass)
+                                {
                                     let rows = first..<min(first + rowsPerPass, shard.upperBound)
-                                    ws.ensure(rows: rows.count, steps: steps, keepActivations: keepActivations)
+                                    ws.ensure(
+                                        rows: rows.count, steps: steps, keepActivations: keepActivations)
                                     ws.heldBy = owner
                                     forwardShard(
                                         layout: layout, params: p.pointer, ws: ws,
-                                        tokens: tok.pointer + rows.lowerBound * batch.length, stride: batch.length)
+                                        tokens: tok.pointer + rows.lowerBound * batch.length,
+                                        stride: batch.length)
                                     Self.gather(
                                         ws.logp, rows: rows, of: batch, vocab: v, logProbs: out.pointer,
                                         mask: valid.pointer, logSoftmax: full?.pointer)

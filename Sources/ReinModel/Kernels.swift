@@ -218,15 +218,16 @@ func layerNormRecompute(
     bias: ConstFloatPtr, rows n: Int, width c: Int
 ) {
     for r in 0..<n {
-        layerNormRow(out + r * c, inp + r * c, mean: mean[r], rstd: rstd[r], weight: weight, bias: bias, width: c)
+        layerNormRow(
+            out + r * c, inp + r * c, mean: mean[r], rstd: rstd[r], weight: weight, bias: bias, width: c)
     }
 }
 
 /// `y = (x − mean) · rstd · weight + bias` over one row: the one definition of LayerNorm's output.
 @inline(__always)
 private func layerNormRow(
-    _ y: FloatPtr, _ x: ConstFloatPtr, mean m: Float, rstd s: Float, weight: ConstFloatPtr, bias: ConstFloatPtr,
-    width c: Int
+    _ y: FloatPtr, _ x: ConstFloatPtr, mean m: Float, rstd s: Float, weight: ConstFloatPtr,
+    bias: ConstFloatPtr, width c: Int
 ) {
     var i = 0
     while i + 8 <= c {

@@ -273,7 +273,9 @@ struct RunFolderTests {
         let store = CheckpointStore(folder: folder)
         let tensors = SafeTensors(tensors: ["t": .init(shape: [3], values: [1, 2, 3])], metadata: ["k": "v"])
         try store.save(
-            streaming: [.init("a.bin", data: Data([1])), .init("t.safetensors") { try tensors.write(to: $0) }],
+            streaming: [
+                .init("a.bin", data: Data([1])), .init("t.safetensors") { try tensors.write(to: $0) },
+            ],
             kind: "k")
         let saved = try CheckpointStore.verify(store.current)
         #expect(saved.files == ["a.bin": Data([1]), "t.safetensors": Data(tensors.serialized())])
