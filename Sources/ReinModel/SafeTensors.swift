@@ -24,7 +24,7 @@ public struct SafeTensors: Sendable, Equatable {
     /// Free-form string metadata (`__metadata__`).
     public var metadata: [String: String]
 
-    /// Contents to write with ``serialized()`` or ``write(to:)``.
+    /// Contents to write with ``serialized()``, or with `write(to:)` to a path or to a sink.
     public init(tensors: [String: Tensor] = [:], metadata: [String: String] = [:]) {
         self.tensors = tensors
         self.metadata = metadata
