@@ -101,21 +101,56 @@ public struct CheckpointStore: Sendable {
         var files: [String: Entry]
     }
 
-    /// Writes `files` (name → bytes) as the new `checkpoint/`, keeping the previous good one as
-    /// `checkpoint.prev/`. The staging directory never outlives the call: a failed save removes
-    /// it, and staging directories left by a process that died while saving are removed first
-    /// (the run-folder lock guarantees nobody else is saving).
-    /// - Throws: ``RunFolderError`` naming the path that could not be written.
+    /// One file of a checkpoint, produced in pieces: `write` hands the file's bytes, in order, to
+    /// the sink it is given (so a checkpoint never needs its files in memory at once).
+    public struct File {
+        public var name: String
+        public var write: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+
+        /// A file of `name` whose bytes `write` produces.
+        public init(
+            _ name: String, write: @escaping (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+        ) {
+            self.name = name
+            self.write = write
+        }
+
+        /// A file of `name` holding `data`.
+        public init(_ name: String, data: Data) {
+            self.init(name) { sink in try data.withUnsafeBytes { try sink($0) } }
+        }
+    }
+
+    /// Writes `files` (name → bytes) as the new `checkpoint/`; see ``save(streaming:kind:)``.
     public func save(_ files: [String: Data], kind: String) throws(RunFolderError) {
+        try save(streaming: files.map { File($0.key, data: $0.value) }, kind: kind)
+    }
+
+    /// Writes `files` as the new `checkpoint/`, keeping the previous good one as
+    /// `checkpoint.prev/`. Each file is streamed to disk (its size and checksum taken on the way),
+    /// one at a time. The staging directory never outlives the call: a failed save (of the disk or
+    /// of a file's `write`) removes it, and staging directories left by a process that died while
+    /// saving are removed first (the run-folder lock guarantees nobody else is saving).
+    /// - Throws: ``RunFolderError`` naming the path that could not be written.
+    public func save(streaming files: [File], kind: String) throws(RunFolderError) {
         let fm = FileManager.default
         removeStaleStaging()
         let staging = folder.file(".\(name).staging-\(getpid())")
         try RunFolder.makeDirectories(staging, action: "create")
         do throws(RunFolderError) {
             var entries: [String: Manifest.Entry] = [:]
-            for (file, data) in files.sorted(by: { $0.key < $1.key }) {
-                try RunFolder.writeAtomically(data, to: staging + "/" + file)
-                entries[file] = .init(bytes: data.count, fnv1a64: FNV1a64.hex(FNV1a64.hash(data)))
+            for file in files.sorted(by: { $0.name < $1.name }) {
+                var (bytes, hash) = (0, FNV1a64.basis)
+                try RunFolder.writeAtomically(to: staging + "/" + file.name) { sink in
+                    try file.write { piece in
+                        (bytes, hash) = (bytes + piece.count, FNV1a64.hash(piece, from: hash))
+                        try sink(piece)
+                    }
+                }
+                guard entries[file.name] == nil else {
+                    throw RunFolderError("checkpoint file \(file.name) is given twice")
+                }
+                entries[file.name] = .init(bytes: bytes, fnv1a64: FNV1a64.hex(hash))
             }
             let manifest = Manifest(format: Self.format, kind: kind, files: entries)
             let encoded: Data
@@ -127,7 +162,7 @@ public struct CheckpointStore: Sendable {
             try RunFolder.writeAtomically(encoded, to: staging + "/" + Self.manifestName)
             Self.syncDirectory(staging)
             if fm.fileExists(atPath: current) {
-                if (try? Self.verify(current)) != nil {
+                if (try? Self.verify(current, keepingFiles: false)) != nil {
                     try? fm.removeItem(atPath: previous)
                     try Self.move(current, to: previous)
                 } else {
@@ -215,13 +250,35 @@ public struct CheckpointStore: Sendable {
         return nil
     }
 
-    /// Reads `directory` and checks every file against its manifest.
-    static func verify(_ directory: String) throws(CheckpointError) -> StoredCheckpoint {
+    /// Reads `directory` and checks every file against its manifest. Without `keepingFiles` the
+    /// files are checked a piece at a time and the result holds none of them (only whether the
+    /// checkpoint is usable matters then).
+    static func verify(_ directory: String, keepingFiles: Bool = true) throws(CheckpointError)
+        -> StoredCheckpoint
+    {
         func read(_ file: String) throws(CheckpointError) -> Data {
             do {
                 return try Data(contentsOf: URL(fileURLWithPath: directory + "/" + file))
             } catch {
                 throw CheckpointError("\(directory)/\(file) cannot be read")
+            }
+        }
+        /// The size and FNV-1a 64 of `file`, read a piece at a time.
+        func checksum(_ file: String) throws(CheckpointError) -> (Int, UInt64) {
+            let fd = open(directory + "/" + file, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw CheckpointError("\(directory)/\(file) cannot be read") }
+            defer { close(fd) }
+            var (count, hash) = (0, FNV1a64.basis)
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, $0.count) }
+                if n < 0, errno == EINTR { continue }
+                guard n >= 0 else { throw CheckpointError("\(directory)/\(file) cannot be read") }
+                if n == 0 { return (count, hash) }
+                buffer.withUnsafeBytes {
+                    hash = FNV1a64.hash(UnsafeRawBufferPointer(rebasing: $0[..<n]), from: hash)
+                }
+                count += n
             }
         }
         let manifest: Manifest
@@ -240,13 +297,19 @@ public struct CheckpointStore: Sendable {
             guard !file.contains("/"), !file.hasPrefix(".") else {
                 throw CheckpointError("\(directory): bad file name \(file) in the manifest")
             }
-            let data = try read(file)
-            guard data.count == entry.bytes else {
+            let data = keepingFiles ? try read(file) : nil
+            let (count, hash): (Int, UInt64)
+            if let data {
+                (count, hash) = (data.count, FNV1a64.hash(data))
+            } else {
+                (count, hash) = try checksum(file)
+            }
+            guard count == entry.bytes else {
                 throw CheckpointError(
-                    "\(directory)/\(file) has \(data.count) bytes, the manifest says \(entry.bytes) (truncated?)"
+                    "\(directory)/\(file) has \(count) bytes, the manifest says \(entry.bytes) (truncated?)"
                 )
             }
-            let sum = FNV1a64.hex(FNV1a64.hash(data))
+            let sum = FNV1a64.hex(hash)
             guard sum == entry.fnv1a64 else {
                 throw CheckpointError(
                     "\(directory)/\(file) has checksum \(sum), the manifest says \(entry.fnv1a64) (corrupted)"

@@ -107,7 +107,7 @@ public final class Pretrainer {
         }
         let file = Checkpoint.encode(
             model.parameters, metadata: try checkpointMetadata(task: task, version: 0))
-        try RunFolder.writeAtomically(Data(file.serialized()), to: path)
+        try RunFolder.writeAtomically(to: path) { try file.write(to: $0) }
     }
 }
 

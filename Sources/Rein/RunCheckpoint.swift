@@ -139,20 +139,24 @@ public struct LearnerCheckpoint: Sendable {
     /// Writes the checkpoint into `folder` (`checkpoint/`, the previous one kept as `checkpoint.prev/`),
     /// with `metadata` (for example the tokenizer and task) in the policy file besides its version.
     public func save(to folder: RunFolder, metadata: [String: String] = [:]) throws {
-        let encoder = RunCoding.encoder()
-        var policyMetadata = metadata
-        policyMetadata[Checkpoint.policyVersionKey] = "\(state.version)"
-        var files: [String: Data] = [
-            "state.json": try encoder.encode(state),
-            "policy.safetensors": Data(Checkpoint.encode(policy, metadata: policyMetadata).serialized()),
-            "optimizer.safetensors": Data(optimizer.serialized()),
+        let policyMetadata = metadata.merging([Checkpoint.policyVersionKey: "\(state.version)"]) { $1 }
+        // Each file is encoded while it is written, one at a time: never the whole checkpoint's
+        // bytes in memory (at d_model 128 that was ~75 MB on top of the learner's steady state).
+        var files: [CheckpointStore.File] = [
+            .init("state.json", data: try RunCoding.encoder().encode(state)),
+            .init("policy.safetensors") {
+                try Checkpoint.encode(policy, metadata: policyMetadata).write(to: $0)
+            },
+            .init("optimizer.safetensors") { try optimizer.write(to: $0) },
         ]
         for (i, (version, parameters)) in zip(state.ring, ring).enumerated() {
-            files["ring-\(i).safetensors"] = Data(
-                Checkpoint.encode(parameters, metadata: [Checkpoint.policyVersionKey: "\(version)"])
-                    .serialized())
+            files.append(
+                .init("ring-\(i).safetensors") {
+                    try Checkpoint.encode(parameters, metadata: [Checkpoint.policyVersionKey: "\(version)"])
+                        .write(to: $0)
+                })
         }
-        try CheckpointStore(folder: folder).save(files, kind: Self.kind)
+        try CheckpointStore(folder: folder).save(streaming: files, kind: Self.kind)
     }
 
     /// The newest usable run checkpoint in `folder`, or `nil` if it has none.

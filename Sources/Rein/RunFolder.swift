@@ -130,40 +130,62 @@ public struct RunFolder: Sendable {
 
     /// Writes `data` to `path` through a temporary file in the same directory: fsync, then rename.
     public static func writeAtomically(_ data: Data, to path: String) throws(RunFolderError) {
+        try writeAtomically(to: path) { write in try data.withUnsafeBytes { try write($0) } }
+    }
+
+    /// Writes `path` atomically from pieces: `body` hands the file's bytes, in order, to the `write`
+    /// it is given; they go to a temporary file in the same directory, which is fsynced and renamed
+    /// to `path` once `body` returns. If `body` or the disk fails, the temporary file is removed and
+    /// `path` is untouched: it never holds part of a file. The file need never be in memory whole.
+    public static func writeAtomically(
+        to path: String, _ body: (_ write: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    ) throws(RunFolderError) {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary =
             (directory.isEmpty ? "." : directory)
             + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .io("write", path, errno: errno) }
-        do throws(RunFolderError) {
-            try writeAll(fd, data, path: path, action: "write")
+        var isOpen = true
+        do {
+            try body { bytes throws(RunFolderError) in try writeAll(fd, bytes, path: path, action: "write") }
             guard fsync(fd) == 0 else { throw RunFolderError.io("write", path, errno: errno) }
-            close(fd)
+            isOpen = false
+            guard close(fd) == 0 else { throw RunFolderError.io("write", path, errno: errno) }
             guard rename(temporary, path) == 0 else { throw RunFolderError.io("write", path, errno: errno) }
         } catch {
-            close(fd)
+            if isOpen { close(fd) }
             unlink(temporary)
-            throw error
+            throw .io("write", path, error)
         }
     }
 
     private static func writeAll(_ fd: Int32, _ data: Data, path: String, action: String)
         throws(RunFolderError)
     {
-        let failure: Int32? = data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                offset += n
+        let failure = data.withUnsafeBytes { buffer -> RunFolderError? in
+            do throws(RunFolderError) {
+                try writeAll(fd, buffer, path: path, action: action)
+                return nil
+            } catch {
+                return error
             }
-            return nil
         }
-        if let failure { throw .io(action, path, errno: failure) }
+        if let failure { throw failure }
+    }
+
+    private static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String, action: String)
+        throws(RunFolderError)
+    {
+        var offset = 0
+        while offset < buffer.count {
+            let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(action, path, errno: errno)
+            }
+            offset += n
+        }
     }
 
     /// The bytes of `name`, or `nil` if it does not exist.

@@ -122,12 +122,18 @@ func backwardShard(
     // Blocks in reverse; ws.dres holds dL/d(block output), then dL/d(block input).
     for (l, a) in ws.blocks.enumerated().reversed() {
         let w = layout.blocks[l]
+        // The GELU and LayerNorm outputs were not kept: recompute them (bit-identical) into the
+        // shard's shared buffers just before the product that reads them.
+        geluRecompute(ws.gelu, a.fch, cdf: a.fchCdf, n * 4 * c)
         linearBackward(
             dInp: ws.dfc, dWeight: grads + w.mlpProjW, dBias: grads + w.mlpProjB, dOut: ws.dres,
-            inp: a.fchGelu, weight: params + w.mlpProjW, rows: n, inDim: 4 * c, outDim: c, gemm: ws.gemm)
+            inp: ws.gelu, weight: params + w.mlpProjW, rows: n, inDim: 4 * c, outDim: c, gemm: ws.gemm)
         geluBackward(ws.dfc, a.fch, cdf: a.fchCdf, n * 4 * c)
+        layerNormRecompute(
+            ws.ln, a.res2, mean: a.ln2Mean, rstd: a.ln2Rstd, weight: params + w.ln2W, bias: params + w.ln2B,
+            rows: n, width: c)
         linearBackward(
-            dInp: ws.dln, dWeight: grads + w.fcW, dBias: grads + w.fcB, dOut: ws.dfc, inp: a.ln2,
+            dInp: ws.dln, dWeight: grads + w.fcW, dBias: grads + w.fcB, dOut: ws.dfc, inp: ws.ln,
             weight: params + w.fcW, rows: n, inDim: c, outDim: 4 * c, gemm: ws.gemm)
         layerNormBackward(
             dInp: ws.dres, dWeight: grads + w.ln2W, dBias: grads + w.ln2B, dOut: ws.dln, inp: a.res2,
@@ -138,8 +144,11 @@ func backwardShard(
         attentionBackward(
             dqkv: ws.dqkv, scratch: ws.datt, dOut: ws.dy, qkv: a.qkv, att: a.att, rows: ws.rows, steps: steps,
             config: config, gemm: ws.gemm)
+        layerNormRecompute(
+            ws.ln, a.res, mean: a.ln1Mean, rstd: a.ln1Rstd, weight: params + w.ln1W, bias: params + w.ln1B,
+            rows: n, width: c)
         linearBackward(
-            dInp: ws.dln, dWeight: grads + w.qkvW, dBias: grads + w.qkvB, dOut: ws.dqkv, inp: a.ln1,
+            dInp: ws.dln, dWeight: grads + w.qkvW, dBias: grads + w.qkvB, dOut: ws.dqkv, inp: ws.ln,
             weight: params + w.qkvW, rows: n, inDim: c, outDim: 3 * c, gemm: ws.gemm)
         layerNormBackward(
             dInp: ws.dres, dWeight: grads + w.ln1W, dBias: grads + w.ln1B, dOut: ws.dln, inp: a.res,

@@ -124,9 +124,9 @@ public final class GPTModel {
     /// - Parameters:
     ///   - logSoftmaxRows: also return the full `vocab`-wide log-softmax at every position.
     ///   - keepActivations: false for a forward pass that no `backward` follows (scoring, evaluation):
-    ///     the shards then hold one block's activations instead of every block's, and `backward`
-    ///     throws ``ModelError/noForwardPass`` until the next training forward. The outputs are
-    ///     bit-identical either way.
+    ///     the shards then hold one block's activations instead of every block's, for 64 rows at a
+    ///     time (however large the batch), and `backward` throws ``ModelError/noForwardPass`` until
+    ///     the next training forward. The outputs are bit-identical either way.
     public func forward(_ batch: TokenBatch, logSoftmaxRows: Bool = false, keepActivations: Bool = true)
         throws(ModelError) -> ForwardOutput
     {
@@ -144,43 +144,69 @@ public final class GPTModel {
         let shards = shardCount(rows: batch.batch)
         let (layout, workspaces) = (parameters.layout, workspaces)
         let owner = ObjectIdentifier(self)
-        parameters.values.withUnsafeBufferPointer { params in
-            batch.tokens.withUnsafeBufferPointer { tokens in
-                let p = SendablePointer(UnsafeMutablePointer(mutating: params.baseAddress!))
-                let tok = SendablePointer(UnsafeMutablePointer(mutating: tokens.baseAddress!))
-                parallel(shards) { s in
-                    let rows = shardRange(s, of: shards, total: batch.batch)
-                    let ws = workspaces[s]
-                    ws.ensure(rows: rows.count, steps: steps, keepActivations: keepActivations)
-                    ws.heldBy = owner
-                    forwardShard(
-                        layout: layout, params: p.pointer, ws: ws,
-                        tokens: tok.pointer + rows.lowerBound * batch.length, stride: batch.length)
-                }
-            }
-        }
-        // Gather per-token log-probs (and rows) from the shards.
+        // Training keeps a shard's rows in one pass (backward needs them all); scoring takes them
+        // `scoringRows` at a time, so its memory does not grow with the batch.
+        let rowsPerPass = keepActivations ? batch.batch : Self.scoringRows
         var logProbs = [Float](repeating: 0, count: batch.batch * steps)
         var mask = [Bool](repeating: false, count: batch.batch * steps)
-        var rowsOut = logSoftmaxRows ? [Float](repeating: 0, count: batch.batch * steps * v) : nil
-        for s in 0..<shards {
-            let range = shardRange(s, of: shards, total: batch.batch)
-            let logp = workspaces[s].logp
-            for b in range {
-                let local = logp + (b - range.lowerBound) * steps * v
-                for t in 0..<steps where t + 1 < batch.lengths[b] {
-                    logProbs[b * steps + t] = local[t * v + Int(batch.tokens[b * batch.length + t + 1])]
-                    mask[b * steps + t] = true
-                }
-                if rowsOut != nil {
-                    let base = b * steps * v
-                    for i in 0..<(steps * v) { rowsOut![base + i] = local[i] }
+        var rowsOut = [Float](repeating: 0, count: logSoftmaxRows ? batch.batch * steps * v : 0)
+        parameters.values.withUnsafeBufferPointer { params in
+            batch.tokens.withUnsafeBufferPointer { tokens in
+                logProbs.withUnsafeMutableBufferPointer { logProbs in
+                    mask.withUnsafeMutableBufferPointer { mask in
+                        rowsOut.withUnsafeMutableBufferPointer { rowsOut in
+                            let p = SendablePointer(UnsafeMutablePointer(mutating: params.baseAddress!))
+                            let tok = SendablePointer(UnsafeMutablePointer(mutating: tokens.baseAddress!))
+                            let out = SendablePointer(logProbs.baseAddress!)
+                            let valid = SendablePointer(mask.baseAddress!)
+                            let full = logSoftmaxRows ? SendablePointer(rowsOut.baseAddress!) : nil
+                            parallel(shards) { s in
+                                let shard = shardRange(s, of: shards, total: batch.batch)
+                                let ws = workspaces[s]
+                                for first in stride(
+                                    from: shard.lowerBound, to: shard.upperBound, by: rowsPerPass)
+                                {
+                                    let rows = first..<min(first + rowsPerPass, shard.upperBound)
+                                    ws.ensure(
+                                        rows: rows.count, steps: steps, keepActivations: keepActivations)
+                                    ws.heldBy = owner
+                                    forwardShard(
+                                        layout: layout, params: p.pointer, ws: ws,
+                                        tokens: tok.pointer + rows.lowerBound * batch.length,
+                                        stride: batch.length)
+                                    Self.gather(
+                                        ws.logp, rows: rows, of: batch, vocab: v, logProbs: out.pointer,
+                                        mask: valid.pointer, logSoftmax: full?.pointer)
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
         return ForwardOutput(
-            batch: batch.batch, positions: steps, vocab: v, logProbs: logProbs, logSoftmax: rowsOut,
-            mask: mask)
+            batch: batch.batch, positions: steps, vocab: v, logProbs: logProbs,
+            logSoftmax: logSoftmaxRows ? rowsOut : nil, mask: mask)
+    }
+
+    /// Rows a forward pass that keeps no activations (scoring) runs at a time in each shard.
+    static let scoringRows = 64
+
+    /// Copies the log-probabilities of the targets of `rows` (and their log-softmax rows, when
+    /// `logSoftmax` is given) from a shard's `logp`, which holds those rows, into the outputs.
+    static func gather(
+        _ logp: ConstFloatPtr, rows: Range<Int>, of batch: TokenBatch, vocab v: Int, logProbs: FloatPtr,
+        mask: UnsafeMutablePointer<Bool>, logSoftmax: FloatPtr?
+    ) {
+        let steps = batch.length - 1
+        for b in rows {
+            let local = logp + (b - rows.lowerBound) * steps * v
+            for t in 0..<steps where t + 1 < batch.lengths[b] {
+                logProbs[b * steps + t] = local[t * v + Int(batch.tokens[b * batch.length + t + 1])]
+                mask[b * steps + t] = true
+            }
+            logSoftmax?.advanced(by: b * steps * v).update(from: local, count: steps * v)
+        }
     }
 }
 
@@ -207,10 +233,10 @@ func forwardShard(
     for (l, a) in ws.blocks.enumerated() {
         let w = layout.blocks[l]
         layerNormForward(
-            a.ln1, mean: a.ln1Mean, rstd: a.ln1Rstd, x, weight: params + w.ln1W, bias: params + w.ln1B,
+            ws.ln, mean: a.ln1Mean, rstd: a.ln1Rstd, x, weight: params + w.ln1W, bias: params + w.ln1B,
             rows: n, width: c)
         linearForward(
-            a.qkv, a.ln1, weight: params + w.qkvW, bias: params + w.qkvB, rows: n, inDim: c, outDim: 3 * c,
+            a.qkv, ws.ln, weight: params + w.qkvW, bias: params + w.qkvB, rows: n, inDim: c, outDim: 3 * c,
             gemm: ws.gemm)
         attentionForward(
             a.atty, att: a.att, qkv: a.qkv, rows: ws.rows, steps: steps, config: config, gemm: ws.gemm)
@@ -219,15 +245,17 @@ func forwardShard(
             outDim: c, gemm: ws.gemm)
         add(a.res2, x, n * c)
         layerNormForward(
-            a.ln2, mean: a.ln2Mean, rstd: a.ln2Rstd, a.res2, weight: params + w.ln2W, bias: params + w.ln2B,
+            ws.ln, mean: a.ln2Mean, rstd: a.ln2Rstd, a.res2, weight: params + w.ln2W, bias: params + w.ln2B,
             rows: n, width: c)
         linearForward(
-            a.fch, a.ln2, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c,
+            a.fch, ws.ln, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c,
             gemm: ws.gemm)
-        geluForward(a.fchGelu, cdf: ws.keepsActivations ? a.fchCdf : nil, a.fch, n * 4 * c)
+        // Training keeps fch and Φ(fch) for the backward pass; scoring overwrites fch in place.
+        let gelu = ws.keepsActivations ? ws.gelu : a.fch
+        geluForward(gelu, cdf: ws.keepsActivations ? a.fchCdf : nil, a.fch, n * 4 * c)
         let next = l + 1 < ws.blocks.count ? ws.blocks[l + 1].res : ws.resFinal
         linearForward(
-            next, a.fchGelu, weight: params + w.mlpProjW, bias: params + w.mlpProjB, rows: n, inDim: 4 * c,
+            next, gelu, weight: params + w.mlpProjW, bias: params + w.mlpProjB, rows: n, inDim: 4 * c,
             outDim: c, gemm: ws.gemm)
         add(next, a.res2, n * c)
         x = next

@@ -205,15 +205,36 @@ func layerNormForward(
         v = acc.sum()
         for j in i..<c { v += (x[j] - m) * (x[j] - m) }
         let s = 1 / (v / Float(c) + layerNormEps).squareRoot()
-        i = 0
-        while i + 8 <= c {
-            store8((load8(x + i) - m) * s * load8(weight + i) + load8(bias + i), y + i)
-            i += 8
-        }
-        for j in i..<c { y[j] = (x[j] - m) * s * weight[j] + bias[j] }
+        layerNormRow(y, x, mean: m, rstd: s, weight: weight, bias: bias, width: c)
         mean?[r] = m
         rstd?[r] = s
     }
+}
+
+/// LayerNorm output from saved statistics: the same arithmetic as ``layerNormForward``, so the
+/// backward pass recomputes bit-identical outputs instead of keeping them.
+func layerNormRecompute(
+    _ out: FloatPtr, _ inp: ConstFloatPtr, mean: ConstFloatPtr, rstd: ConstFloatPtr, weight: ConstFloatPtr,
+    bias: ConstFloatPtr, rows n: Int, width c: Int
+) {
+    for r in 0..<n {
+        layerNormRow(
+            out + r * c, inp + r * c, mean: mean[r], rstd: rstd[r], weight: weight, bias: bias, width: c)
+    }
+}
+
+/// `y = (x − mean) · rstd · weight + bias` over one row: the one definition of LayerNorm's output.
+@inline(__always)
+private func layerNormRow(
+    _ y: FloatPtr, _ x: ConstFloatPtr, mean m: Float, rstd s: Float, weight: ConstFloatPtr,
+    bias: ConstFloatPtr, width c: Int
+) {
+    var i = 0
+    while i + 8 <= c {
+        store8((load8(x + i) - m) * s * load8(weight + i) + load8(bias + i), y + i)
+        i += 8
+    }
+    for j in i..<c { y[j] = (x[j] - m) * s * weight[j] + bias[j] }
 }
 
 /// Backward of LayerNorm: accumulates into `dInp`, `dWeight`, `dBias`.
@@ -256,7 +277,8 @@ func layerNormBackward(
 
 // MARK: - GELU (exact erf form, like torch.nn.GELU())
 
-/// `out = x · Φ(x)` elementwise; also stores Φ(x) in `cdf` when given (for the backward pass).
+/// `out = x · Φ(x)` elementwise (`out` may be `inp`); also stores Φ(x) in `cdf` when given (for the
+/// backward pass).
 func geluForward(_ out: FloatPtr, cdf: FloatPtr? = nil, _ inp: ConstFloatPtr, _ n: Int) {
     var i = 0
     while i + 8 <= n {
@@ -270,6 +292,20 @@ func geluForward(_ out: FloatPtr, cdf: FloatPtr? = nil, _ inp: ConstFloatPtr, _ 
         let phi = 0.5 * (1 + erf(inp[i] * 0.707_106_781_186_547_5))
         out[i] = inp[i] * phi
         cdf?[i] = phi
+        i += 1
+    }
+}
+
+/// `out = x · Φ(x)` from a saved Φ(x) (``geluForward(_:cdf:_:_:)``'s `cdf`): the same product,
+/// so the backward pass recomputes the GELU output bit-identically instead of keeping it.
+func geluRecompute(_ out: FloatPtr, _ inp: ConstFloatPtr, cdf: ConstFloatPtr, _ n: Int) {
+    var i = 0
+    while i + 8 <= n {
+        store8(load8(inp + i) * load8(cdf + i), out + i)
+        i += 8
+    }
+    while i < n {
+        out[i] = inp[i] * cdf[i]
         i += 1
     }
 }

@@ -24,7 +24,7 @@ public struct SafeTensors: Sendable, Equatable {
     /// Free-form string metadata (`__metadata__`).
     public var metadata: [String: String]
 
-    /// Contents to write with ``serialized()`` or ``write(to:)``.
+    /// Contents to write with ``serialized()``, or with `write(to:)` to a path or to a sink.
     public init(tensors: [String: Tensor] = [:], metadata: [String: String] = [:]) {
         self.tensors = tensors
         self.metadata = metadata
@@ -37,6 +37,31 @@ public struct SafeTensors: Sendable, Equatable {
 
     /// The file's bytes. Header padded with spaces to a multiple of 8 bytes; tensors in name order.
     public func serialized() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(byteCount)
+        write { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// The size of the file in bytes.
+    public var byteCount: Int {
+        8 + headerBytes().bytes.count + tensors.values.reduce(0) { $0 + 4 * $1.values.count }
+    }
+
+    /// Hands the file's bytes to `sink` in order, a piece at a time (the 8-byte header length, the
+    /// header, then each tensor's values), so a writer never holds the whole file: the bytes are
+    /// those of ``serialized()``.
+    public func write(to sink: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        let (names, header) = headerBytes()
+        try withUnsafeBytes(of: UInt64(header.count).littleEndian) { try sink($0) }
+        try header.withUnsafeBytes { try sink($0) }
+        for name in names {
+            try tensors[name]!.values.withUnsafeBytes { try sink($0) }  // x86/ARM: little-endian
+        }
+    }
+
+    /// The tensor names in file order and the JSON header, padded with spaces to a multiple of 8.
+    private func headerBytes() -> (names: [String], bytes: [UInt8]) {
         let names = tensors.keys.sorted()
         var entries: [String] = []
         if !metadata.isEmpty {
@@ -55,14 +80,7 @@ public struct SafeTensors: Sendable, Equatable {
         }
         var header = Array("{\(entries.joined(separator: ","))}".utf8)
         while header.count % 8 != 0 { header.append(0x20) }
-        var out: [UInt8] = []
-        out.reserveCapacity(8 + header.count + offset)
-        withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(contentsOf: header)
-        for name in names {
-            tensors[name]!.values.withUnsafeBytes { out.append(contentsOf: $0) }  // x86/ARM: little-endian
-        }
-        return out
+        return (names, header)
     }
 
     /// Writes the file atomically (temporary file, then rename).

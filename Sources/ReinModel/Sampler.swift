@@ -295,7 +295,8 @@ final class DecodeShard: @unchecked Sendable {
     /// Per layer: keys and values, `rows × positions × C`.
     private let keys: [FloatPtr], values: [FloatPtr]
     private var capacity = 0  // positions per row the scratch buffers hold
-    private var x: FloatPtr, ln: FloatPtr, qkv: FloatPtr, atty: FloatPtr, fc: FloatPtr, fcGelu: FloatPtr
+    /// Scratch of one step; `fc` holds the MLP's hidden layer before and (in place) after the GELU.
+    private var x: FloatPtr, ln: FloatPtr, qkv: FloatPtr, atty: FloatPtr, fc: FloatPtr
     private(set) var logits: FloatPtr
     private let scores: FloatPtr
 
@@ -309,23 +310,22 @@ final class DecodeShard: @unchecked Sendable {
         keys = (0..<config.layers).map { _ in FloatPtr.allocate(capacity: cache) }
         values = (0..<config.layers).map { _ in FloatPtr.allocate(capacity: cache) }
         scores = FloatPtr.allocate(capacity: positions)
-        (x, ln, qkv, atty, fc, fcGelu, logits) = DecodeShard.scratch(config, rows: rows, steps: 1)
+        (x, ln, qkv, atty, fc, logits) = DecodeShard.scratch(config, rows: rows, steps: 1)
         capacity = 1
     }
 
     deinit {
-        for p in keys + values + [scores, x, ln, qkv, atty, fc, fcGelu, logits] { p.deallocate() }
+        for p in keys + values + [scores, x, ln, qkv, atty, fc, logits] { p.deallocate() }
     }
 
     private static func scratch(_ c: GPTConfig, rows: Int, steps: Int) -> (
-        FloatPtr, FloatPtr, FloatPtr, FloatPtr, FloatPtr, FloatPtr, FloatPtr
+        FloatPtr, FloatPtr, FloatPtr, FloatPtr, FloatPtr, FloatPtr
     ) {
         let n = rows * steps
         let d = c.dModel
         return (
             .allocate(capacity: n * d), .allocate(capacity: n * d), .allocate(capacity: n * 3 * d),
-            .allocate(capacity: n * d), .allocate(capacity: n * 4 * d), .allocate(capacity: n * 4 * d),
-            .allocate(capacity: n * c.vocab)
+            .allocate(capacity: n * d), .allocate(capacity: n * 4 * d), .allocate(capacity: n * c.vocab)
         )
     }
 
@@ -335,8 +335,8 @@ final class DecodeShard: @unchecked Sendable {
     func step(params: ConstFloatPtr, tokens: [Int32], count: Int, active: [Int]? = nil) {
         let active = active ?? Array(0..<rows)
         if count > capacity {
-            for p in [x, ln, qkv, atty, fc, fcGelu, logits] { p.deallocate() }
-            (x, ln, qkv, atty, fc, fcGelu, logits) = DecodeShard.scratch(config, rows: rows, steps: count)
+            for p in [x, ln, qkv, atty, fc, logits] { p.deallocate() }
+            (x, ln, qkv, atty, fc, logits) = DecodeShard.scratch(config, rows: rows, steps: count)
             capacity = count
         }
         let (c, ctx, n) = (config.dModel, positions, active.count * count)
@@ -368,9 +368,9 @@ final class DecodeShard: @unchecked Sendable {
             linearForward(
                 fc, ln, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c,
                 gemm: gemm)
-            geluForward(fcGelu, fc, n * 4 * c)
+            geluForward(fc, fc, n * 4 * c)
             linearForward(
-                ln, fcGelu, weight: params + w.mlpProjW, bias: params + w.mlpProjB, rows: n, inDim: 4 * c,
+                ln, fc, weight: params + w.mlpProjW, bias: params + w.mlpProjB, rows: n, inDim: 4 * c,
                 outDim: c, gemm: gemm)
             add(x, ln, n * c)
         }

@@ -1,13 +1,19 @@
 /// Saved activations of one block, for `rows × steps` token positions (pointers into a shard's arena).
+///
+/// The LayerNorm outputs and the GELU output are not saved: they are cheap elementwise functions of
+/// what is (`res`/`res2` with their mean and 1/σ, `fch` with Φ(fch)), so the forward pass writes
+/// them to the shard's shared ``Workspace/ln`` and ``Workspace/gelu`` buffers and the backward pass
+/// recomputes them there with the same kernels (bit-identical), six `d_model`-wide rows per position
+/// and block fewer.
 struct BlockActivations {
     let res: FloatPtr  // block input (residual stream), N×C
-    let ln1: FloatPtr, ln1Mean: FloatPtr, ln1Rstd: FloatPtr  // N×C, N, N
+    let ln1Mean: FloatPtr, ln1Rstd: FloatPtr  // N, N
     let qkv: FloatPtr  // N×3C
     let att: FloatPtr  // rows×H×T×T softmax probabilities (zero above the diagonal)
     let atty: FloatPtr  // attention output before c_proj, N×C
     let res2: FloatPtr  // residual after attention, N×C
-    let ln2: FloatPtr, ln2Mean: FloatPtr, ln2Rstd: FloatPtr
-    let fch: FloatPtr, fchGelu: FloatPtr  // N×4C before / after GELU
+    let ln2Mean: FloatPtr, ln2Rstd: FloatPtr
+    let fch: FloatPtr  // N×4C before GELU (after it, in place, when no backward follows)
     let fchCdf: FloatPtr  // N×4C: Φ(fch), kept for the GELU backward
 }
 
@@ -41,6 +47,11 @@ final class Workspace: @unchecked Sendable {
     private(set) var capacity = 0
 
     private(set) var blocks: [BlockActivations] = []
+    /// LayerNorm output of the block being computed (N×C), shared by every block's ln_1 and ln_2.
+    private(set) var ln = FloatPtr(bitPattern: 64)!
+    /// GELU output of the block being computed (N×4C), shared by every block; only when
+    /// ``keepsActivations`` (else the GELU runs in place in the block's `fch`).
+    private(set) var gelu = FloatPtr(bitPattern: 64)!
     private(set) var resFinal = FloatPtr(bitPattern: 64)!, lnf = FloatPtr(bitPattern: 64)!
     private(set) var lnfMean = FloatPtr(bitPattern: 64)!, lnfRstd = FloatPtr(bitPattern: 64)!
     /// Log-softmax of the logits, N×V.
@@ -100,11 +111,13 @@ final class Workspace: @unchecked Sendable {
         let none = FloatPtr(bitPattern: 64)!  // never dereferenced: only the backward pass reads it
         func block() -> BlockActivations {
             BlockActivations(
-                res: c.take(n * d), ln1: c.take(n * d), ln1Mean: c.take(n), ln1Rstd: c.take(n),
-                qkv: c.take(n * 3 * d), att: c.take(rows * h * steps * steps), atty: c.take(n * d),
-                res2: c.take(n * d), ln2: c.take(n * d), ln2Mean: c.take(n), ln2Rstd: c.take(n),
-                fch: c.take(n * 4 * d), fchGelu: c.take(n * 4 * d), fchCdf: keep ? c.take(n * 4 * d) : none)
+                res: c.take(n * d), ln1Mean: c.take(n), ln1Rstd: c.take(n), qkv: c.take(n * 3 * d),
+                att: c.take(rows * h * steps * steps), atty: c.take(n * d), res2: c.take(n * d),
+                ln2Mean: c.take(n), ln2Rstd: c.take(n), fch: c.take(n * 4 * d),
+                fchCdf: keep ? c.take(n * 4 * d) : none)
         }
+        ln = c.take(n * d)
+        gelu = keep ? c.take(n * 4 * d) : none
         if keep {
             blocks = (0..<config.layers).map { _ in block() }
         } else {

@@ -243,6 +243,59 @@ struct RunFolderTests {
         #expect(try CheckpointStore.verify(store.current).files == ["a.bin": Data([1])])
     }
 
+    /// A file written in pieces appears under its name only complete: a writer that fails midway
+    /// leaves the old file (or none) and no temporary file; a checkpoint whose file fails midway
+    /// leaves the previous checkpoint current.
+    @Test func streamedWritesAreAtomic() throws {
+        struct Midway: Error {}
+        let folder = try folder()
+        let path = folder.file("w.bin")
+        try RunFolder.writeAtomically(to: path) { write in
+            for piece in [Data([1, 2]), Data(), Data([3])] { try piece.withUnsafeBytes { try write($0) } }
+        }
+        #expect(FileManager.default.contents(atPath: path) == Data([1, 2, 3]))
+        #expect(throws: RunFolderError.self) {
+            try RunFolder.writeAtomically(to: path) { write in
+                try Data([9, 9]).withUnsafeBytes { try write($0) }
+                throw Midway()
+            }
+        }
+        #expect(FileManager.default.contents(atPath: path) == Data([1, 2, 3]), "the old file stays whole")
+        let fresh = folder.file("never.bin")
+        #expect(throws: RunFolderError.self) {
+            try RunFolder.writeAtomically(to: fresh) { write in
+                try Data([7]).withUnsafeBytes { try write($0) }
+                throw Midway()
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: fresh), "no partial file under the final name")
+
+        let store = CheckpointStore(folder: folder)
+        let tensors = SafeTensors(tensors: ["t": .init(shape: [3], values: [1, 2, 3])], metadata: ["k": "v"])
+        try store.save(
+            streaming: [
+                .init("a.bin", data: Data([1])), .init("t.safetensors") { try tensors.write(to: $0) },
+            ],
+            kind: "k")
+        let saved = try CheckpointStore.verify(store.current)
+        #expect(saved.files == ["a.bin": Data([1]), "t.safetensors": Data(tensors.serialized())])
+        #expect(tensors.byteCount == tensors.serialized().count)
+        #expect(throws: RunFolderError.self) {
+            try store.save(
+                streaming: [
+                    .init("a.bin", data: Data([2])),
+                    .init("b.bin") { sink in
+                        try Data([5]).withUnsafeBytes { try sink($0) }
+                        throw Midway()
+                    },
+                ], kind: "k")
+        }
+        #expect(try CheckpointStore.verify(store.current).files == saved.files, "the previous stays current")
+        #expect(!FileManager.default.fileExists(atPath: store.previous))
+        let entries = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        #expect(entries.allSatisfy { !$0.contains(".tmp-") && !$0.contains("staging") }, "\(entries)")
+    }
+
     @Test func aReferenceOfAnotherShapeOrWithNaNsIsRefused() throws {
         let config = try TestKit.tinyConfig()
         let reference = try TestKit.tinyReference(for: config)
