@@ -114,6 +114,13 @@ extension ZMQSocket {
         try setInt(ZMQ_ROUTER_MANDATORY, "ZMQ_ROUTER_MANDATORY", on ? 1 : 0)
     }
 
+    /// ROUTER: a new connection whose routing id is in use takes it over (`ZMQ_ROUTER_HANDOVER`);
+    /// the old connection is closed. Without it libzmq ignores the newcomer while the old
+    /// connection lasts, and anything the newcomer sent is never read.
+    public func setRouterHandover(_ on: Bool) throws(ZMQError) {
+        try setInt(ZMQ_ROUTER_HANDOVER, "ZMQ_ROUTER_HANDOVER", on ? 1 : 0)
+    }
+
     /// Reconnection delay after a lost connection (`ZMQ_RECONNECT_IVL`).
     public func setReconnectInterval(_ duration: Duration) throws(ZMQError) {
         try setInt(ZMQ_RECONNECT_IVL, "ZMQ_RECONNECT_IVL", Self.milliseconds(duration))

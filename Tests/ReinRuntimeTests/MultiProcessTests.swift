@@ -116,6 +116,12 @@ struct MultiProcessTests {
 
         let running = childProcesses(of: process.processIdentifier)
         #expect(running.count == 3, "the learner and two workers")
+        // Stopped only once a batch has trained (its step is in metrics.jsonl): on a loaded
+        // machine the kill, the restart and the rejoin can all come before the first step.
+        #expect(
+            await eventually(within: .seconds(60)) {
+                ((try? RunFolder.existing(runDir).metrics().count) ?? 0) >= 1
+            })
         kill(process.processIdentifier, SIGTERM)
         #expect(await eventually(within: .seconds(40)) { !process.isRunning })
         process.waitUntilExit()

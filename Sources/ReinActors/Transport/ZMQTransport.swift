@@ -67,6 +67,11 @@ public final class ZMQTransport: ReinTransport {
             let socket = try context.socket(.router)
             try socket.setRoutingID(node.bytes)
             try socket.setRouterMandatory(true)
+            // A node that dials again (it lost this node under load, or restarted with its id)
+            // while its old connection is still being torn down must be heard: the newest
+            // connection of a node id wins. The routing id only routes; who a node is rests on
+            // its hello (and, with CURVE, the key its hello is bound to).
+            try socket.setRouterHandover(true)
             try socket.setSendHighWaterMark(0)
             try socket.setReceiveHighWaterMark(configuration.receiveHighWaterMark)
             try socket.applyInbound(configuration.limits)
