@@ -1,4 +1,5 @@
 import Distributed
+import Foundation
 import Synchronization
 import Testing
 
@@ -79,6 +80,23 @@ struct TrustTests {
         let echo = _mangledTypeName(Echo.self)!
         #expect(InvocationTarget.method("$s" + echo + "garbage", on: Echo.self) == nil)
         #expect(InvocationTarget.method("$s" + echo + "garbage", on: Other.self) == nil)
+    }
+
+    @Test func genericSubstitutionsResolveOnlyFromTheTable() throws {
+        #expect(InvocationTarget.lookUpSubstitution(_mangledTypeName(Int.self)!) == Int.self)
+        #expect(InvocationTarget.lookUpSubstitution(_mangledTypeName([Double].self)!) == [Double].self)
+        // A type this process has, but no call may name: never looked up in the runtime.
+        #expect(InvocationTarget.lookUpSubstitution(_mangledTypeName(Echo.self)!) == nil)
+        #expect(InvocationTarget.lookUpSubstitution("NotAType") == nil)
+        // The libFuzzer input that crashed the runtime's lookup (swift_getTypeByMangledName): a
+        // call envelope whose substitution names are garbage.
+        let unit = try #require(
+            Data(base64Encoded: "U3RyaWQAAQEAAAAAAAAAAAAAAAAAAD8/Pz8/Pz8AAAAAAgAAAAAAAQAAACQ/Pw=="))
+        let envelope = try CallEnvelope.decode(Array(unit.dropFirst()))
+        #expect(!envelope.genericSubstitutions.isEmpty)
+        for name in envelope.genericSubstitutions {
+            #expect(InvocationTarget.lookUpSubstitution(name) == nil)
+        }
     }
 
     @Test func theCalleeSeesTheTransportIdentityAndRole() async throws {

@@ -1,4 +1,5 @@
 import Distributed
+import Synchronization
 
 /// Checks that a call's target identifier names a distributed method of the actor it would run on.
 ///
@@ -28,11 +29,33 @@ enum InvocationTarget {
         return String(method)
     }
 
-    /// The type a generic substitution names, if this process has it (`nil` for anything but a
-    /// plain mangled name).
+    /// The types a call's generic substitution may name, by mangled name: a few standard types,
+    /// and those a program allowed with ``ReinActorSystem/allowGenericArguments(_:)``. A name from
+    /// a peer is matched against this table and never handed to the runtime's demangler, which a
+    /// crafted name can crash (libFuzzer found one: `swift_getTypeByMangledName` read a wild
+    /// pointer). No distributed method of Rein's runtime is generic.
+    static let substitutionTypes = Mutex<[String: TypeBox]>(
+        table([
+            Bool.self, Int.self, Int64.self, UInt64.self, Float.self, Double.self, String.self,
+            [Float].self, [Double].self, [Int].self, [String].self,
+        ]))
+
+    /// A metatype that can sit in a `Mutex` (metatypes are immutable).
+    struct TypeBox: @unchecked Sendable { let type: any Any.Type }
+
+    static func table(_ types: [any Any.Type]) -> [String: TypeBox] {
+        var table: [String: TypeBox] = [:]
+        for type in types {
+            if let name = _mangledTypeName(type) { table[name] = TypeBox(type: type) }
+        }
+        return table
+    }
+
+    /// The type a generic substitution names, if it is in ``substitutionTypes`` (`nil` for
+    /// anything else).
     static func lookUpSubstitution(_ name: String) -> (any Any.Type)? {
         guard isPlain(name) else { return nil }
-        return _typeByName(name)
+        return substitutionTypes.withLock { $0[name]?.type }
     }
 
     /// Whether `name` is printable ASCII of reasonable length: no symbolic references (control
@@ -40,5 +63,15 @@ enum InvocationTarget {
     /// reach the runtime's demangler.
     static func isPlain(_ name: String) -> Bool {
         name.utf8.count <= 1024 && name.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+    }
+}
+
+extension ReinActorSystem {
+    /// Allows `types` as the generic arguments of calls this process receives (a generic
+    /// distributed method's caller sends each type's mangled name; only allowed names resolve,
+    /// anything else is refused as an unknown type).
+    public static func allowGenericArguments(_ types: [any Any.Type]) {
+        let more = InvocationTarget.table(types)
+        InvocationTarget.substitutionTypes.withLock { $0.merge(more) { old, _ in old } }
     }
 }
