@@ -30,9 +30,12 @@ public struct Rein: AsyncParsableCommand {
     /// Configures logging once, then parses and runs the command. Errors end as one line on stderr.
     public static func main() async {
         bootstrapLogging()
-        ProcessMemory.returnFreedLargeBlocks()
         do {
             var command = try parseAsRoot()
+            // The transport benchmark compares the binding with a raw C peer under glibc's default
+            // allocation policy; with large blocks returned at once, every 1 MiB message costs a
+            // fresh mmap and 256 page faults on both sides (0.3–0.5× the C peer instead of ~1×).
+            if !(command is TransportPeer) { ProcessMemory.returnFreedLargeBlocks() }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

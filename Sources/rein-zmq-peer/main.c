@@ -7,7 +7,12 @@
 //
 // usage: rein-zmq-peer pull ENDPOINT BYTES COUNT   (binds, prints the bound endpoint on stderr
 //                                                    as "bound ENDPOINT", then the result on stdout)
-//        rein-zmq-peer push ENDPOINT BYTES COUNT   (connects and sends COUNT messages)
+//        rein-zmq-peer push ENDPOINT BYTES COUNT   (connects, sends COUNT messages, then waits for
+//                                                    stdin to close before it closes the socket)
+//
+// The pusher stays open until the benchmark has seen the puller finish: a PUSH socket closed right
+// after its last send can lose the tail of its queue despite an infinite linger (libzmq #3774,
+// #4660; seen here over ipc, a few runs in a hundred), which left the puller waiting forever.
 #include <zmq.h>
 #include <errno.h>
 #include <stdio.h>
@@ -65,7 +70,9 @@ static int run_push(const char *endpoint, size_t bytes, long count) {
         if (zmq_send(push, buf, bytes, 0) < 0) return fail("send");
     }
     free(buf);
-    zmq_close(push);  // default linger: delivers everything before zmq_ctx_term returns
+    char drain[256];
+    while (fread(drain, 1, sizeof drain, stdin) > 0) {}  // until the benchmark closes stdin
+    zmq_close(push);
     zmq_ctx_term(ctx);
     return 0;
 }

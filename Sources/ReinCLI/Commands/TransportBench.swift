@@ -183,6 +183,8 @@ enum PeerRun {
         let endpoint =
             transport == "tcp" ? "tcp://127.0.0.1:*" : "ipc:///tmp/rein-bench-\(getpid())-\(unique).sock"
         let pull = Process()
+        let exited = DispatchSemaphore(value: 0)  // signalled once per peer that exits
+        pull.terminationHandler = { _ in exited.signal() }
         pull.executableURL = URL(fileURLWithPath: command[0])
         pull.arguments = Array(command.dropFirst()) + ["pull", endpoint, "\(bytes)", "\(count)"]
         let out = Pipe()
@@ -201,22 +203,35 @@ enum PeerRun {
         push.executableURL = URL(fileURLWithPath: command[0])
         push.arguments = Array(command.dropFirst()) + ["push", resolved, "\(bytes)", "\(count)"]
         let pushErr = Pipe()
+        let pushIn = Pipe()
         push.standardError = pushErr
+        push.standardInput = pushIn
+        push.terminationHandler = { _ in exited.signal() }
         try push.run()
-        // The pusher ends first (it exits once libzmq has delivered everything). If it failed, or
-        // the puller does not finish soon after, stop the puller instead of waiting forever.
-        push.waitUntilExit()
-        if push.terminationStatus != 0 { pull.terminate() }
-        let deadline = Date().addingTimeInterval(30)
-        while pull.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        let timedOut = pull.isRunning
-        if timedOut { pull.terminate() }
+        // The puller ends first: the pusher keeps its socket open until its stdin closes, because a
+        // PUSH closed right after its last send can drop the tail of its queue (libzmq #3774). Every
+        // wait is bounded, so a peer that loses messages or hangs ends the cell with an error.
+        let deadline = DispatchTime.now() + .seconds(Self.cellLimitSeconds)
+        while pull.isRunning {
+            // A pusher that failed ends the cell at once; otherwise wait for the next exit.
+            if !push.isRunning && push.terminationStatus != 0 { break }
+            if exited.wait(timeout: deadline) == .timedOut { break }
+        }
+        let finished = !pull.isRunning
+        try? pushIn.fileHandleForWriting.close()
+        if !finished { pull.terminate() }
+        let pushDeadline = DispatchTime.now() + .seconds(10)
+        while push.isRunning && exited.wait(timeout: pushDeadline) == .success {}
+        if push.isRunning { push.terminate() }
         let result = out.fileHandleForReading.readDataToEndOfFile()
         pull.waitUntilExit()
+        push.waitUntilExit()
         if transport == "ipc" { try? FileManager.default.removeItem(atPath: String(resolved.dropFirst(6))) }
-        if timedOut {
+        if !finished {
             throw CLIError(
-                "peer \(command[0]) pull did not receive all \(count) messages within 30 s of the pusher ending"
+                "peer \(command[0]) pull did not receive all \(count) messages within \(Self.cellLimitSeconds) s"
+                    + (push.terminationStatus != 0
+                        ? " (the pusher failed with status \(push.terminationStatus))" : "")
             )
         }
         guard pull.terminationStatus == 0, push.terminationStatus == 0 else {
@@ -233,6 +248,9 @@ enum PeerRun {
                 "peer \(command[0]) printed an unreadable result: \(String(decoding: result, as: UTF8.self))")
         }
     }
+
+    /// The longest one cell may take, send and receive together.
+    static let cellLimitSeconds = 120
 
     private static func readLine(_ handle: FileHandle, what: String) throws -> String {
         var bytes: [UInt8] = []
@@ -295,6 +313,8 @@ struct TransportPeer: ParsableCommand {
                 let frame = UnsafeRawBufferPointer(rebasing: raw[0..<bytes])
                 for _ in 0..<count { try push.send(frame) }
             }
+            // Stay open until the benchmark has seen the puller finish (see rein-zmq-peer's main.c).
+            _ = FileHandle.standardInput.readDataToEndOfFile()
             push.close()
         }
     }
