@@ -219,10 +219,10 @@ enum PeerRun {
         }
         let finished = !pull.isRunning
         try? pushIn.fileHandleForWriting.close()
-        if !finished { pull.terminate() }
+        if !finished { stop(pull, exited: exited) }
         let pushDeadline = DispatchTime.now() + .seconds(10)
         while push.isRunning && exited.wait(timeout: pushDeadline) == .success {}
-        if push.isRunning { push.terminate() }
+        stop(push, exited: exited)
         let result = out.fileHandleForReading.readDataToEndOfFile()
         pull.waitUntilExit()
         push.waitUntilExit()
@@ -247,6 +247,15 @@ enum PeerRun {
             throw CLIError(
                 "peer \(command[0]) printed an unreadable result: \(String(decoding: result, as: UTF8.self))")
         }
+    }
+
+    /// Ends `process`: SIGTERM, then SIGKILL if it still runs 5 s later.
+    private static func stop(_ process: Process, exited: DispatchSemaphore) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = DispatchTime.now() + .seconds(5)
+        while process.isRunning && exited.wait(timeout: deadline) == .success {}
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
     /// The longest one cell may take, send and receive together.
