@@ -37,6 +37,13 @@ public struct ZMQMonitorEvent: Sendable, Hashable {
     public var value: UInt32
     /// The peer or local endpoint the event concerns.
     public var endpoint: String
+
+    /// An event as a monitor reports it (e.g. to drive a handler in a test).
+    public init(kind: Kind, value: UInt32, endpoint: String) {
+        self.kind = kind
+        self.value = value
+        self.endpoint = endpoint
+    }
 }
 
 /// Connection events of one socket (`zmq_socket_monitor`), e.g. to notice a lost peer.

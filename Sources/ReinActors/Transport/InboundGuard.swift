@@ -37,6 +37,54 @@ struct ConnectionCount {
     mutating func closed(_ fd: UInt32) { open.remove(fd) }
 }
 
+/// What a descriptor named by a `ZMQ_EVENT_ACCEPTED` monitor event is now.
+enum AcceptedDescriptor {
+    /// Whether `fd` is still a connection accepted by the listener bound at `listener` (the
+    /// event's `tcp://host:port` or `ipc://path`): a socket that is not listening, whose local
+    /// port (or path) is the listener's. A descriptor closed and reused since the event fails
+    /// unless it is another connection of the same listener, which is as fair a one to close.
+    static func isConnection(_ fd: Int32, of listener: String) -> Bool {
+        var listening: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0, listening == 0 else {
+            return false
+        }
+        var address = sockaddr_storage()
+        var size = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) }
+        }
+        guard named == 0 else { return false }
+        let family = Int32(address.ss_family)
+        return withUnsafePointer(to: &address) { raw -> Bool in
+            switch family {
+            case AF_INET:
+                let port = raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_port }
+                return listener.hasPrefix("tcp://") && Self.port(of: listener) == UInt16(bigEndian: port)
+            case AF_INET6:
+                let port = raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_port }
+                return listener.hasPrefix("tcp://") && Self.port(of: listener) == UInt16(bigEndian: port)
+            case AF_UNIX:
+                guard listener.hasPrefix("ipc://") else { return false }
+                let path = raw.withMemoryRebound(to: sockaddr_un.self, capacity: 1) { un in
+                    withUnsafeBytes(of: un.pointee.sun_path) { bytes in
+                        String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+                    }
+                }
+                return path == String(listener.dropFirst("ipc://".count))
+            default:
+                return false
+            }
+        }
+    }
+
+    /// The port of a `tcp://host:port` endpoint.
+    static func port(of endpoint: String) -> UInt16? {
+        guard let colon = endpoint.lastIndex(of: ":") else { return nil }
+        return UInt16(endpoint[endpoint.index(after: colon)...])
+    }
+}
+
 /// Watches a bound socket's connections through a monitor and closes those over the cap.
 ///
 /// Owned by the socket's owner thread (like the socket), or by a ``ConnectionWatch`` thread. A
@@ -75,7 +123,13 @@ final class ConnectionGuard {
         switch event.kind {
         case .accepted:
             if !count.accepted(event.value) {
-                _ = shutdown(Int32(bitPattern: event.value), Int32(SHUT_RDWR))
+                // The event is read after the fact: the connection may be gone and its descriptor
+                // reused, even by a listening socket (whose shutdown made libzmq's accept fail an
+                // assertion and abort the process). Only a connection of this listener is closed.
+                let fd = Int32(bitPattern: event.value)
+                if AcceptedDescriptor.isConnection(fd, of: event.endpoint) {
+                    _ = shutdown(fd, Int32(SHUT_RDWR))
+                }
                 rejections.record(
                     WireRejections.tooManyConnections, peer: event.endpoint, key: "connections",
                     error: PeerRejection(
