@@ -16,11 +16,14 @@ demo: setup
 
 # The test suite (what CI runs). The actor-system tests measure timeouts and heartbeats, so they
 # run in their own process: CPU-bound tests elsewhere would starve the shared cooperative pool.
+# Each run is bounded: a test process that crashes while its backtrace is being taken can leave
+# the backtracer waiting forever, and a hung run must fail, not stall the CI.
 TIMED_TESTS := ReinActorsTests|ReinRuntimeTests
+TEST_LIMIT := timeout --kill-after=30 1800
 test: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --skip '$(TIMED_TESTS)'
-	$(SWIFT) test --skip-build --filter '$(TIMED_TESTS)'
+	$(TEST_LIMIT) $(SWIFT) test --skip-build --skip '$(TIMED_TESTS)'
+	$(TEST_LIMIT) $(SWIFT) test --skip-build --filter '$(TIMED_TESTS)'
 
 # Full benchmarks (minutes); each compares against a peer measured in the same run.
 bench: build
