@@ -18,12 +18,15 @@ demo: setup
 # run in their own process: CPU-bound tests elsewhere would starve the shared cooperative pool.
 # Each run is bounded: a test process that crashes while its backtrace is being taken can leave
 # the backtracer waiting forever, and a hung run must fail, not stall the CI.
+# The hostile-frames test bounds its process's RSS growth, so it runs alone in a third process.
 TIMED_TESTS := ReinActorsTests|ReinRuntimeTests
+ALONE_TESTS := WireFuzzTests
 TEST_LIMIT := timeout --kill-after=30 1800
 test: setup
 	$(SWIFT) build --build-tests
 	$(TEST_LIMIT) $(SWIFT) test --skip-build --skip '$(TIMED_TESTS)'
-	$(TEST_LIMIT) $(SWIFT) test --skip-build --filter '$(TIMED_TESTS)'
+	$(TEST_LIMIT) $(SWIFT) test --skip-build --filter '$(TIMED_TESTS)' --skip '$(ALONE_TESTS)'
+	$(TEST_LIMIT) $(SWIFT) test --skip-build --filter '$(ALONE_TESTS)'
 
 # Full benchmarks (minutes); each compares against a peer measured in the same run.
 bench: build

@@ -152,10 +152,11 @@ struct WireFuzzTests {
         #expect(counted == expected, "every hostile frame counted under its reason")
         #expect(cache.receivedCount == 0, "no hostile weights accepted")
         #expect(try await learner.currentLedger().produced == 0, "no hostile sample accepted")
-        // RSS is the whole test process's (other suites run alongside): a loose bound that still
-        // catches a per-frame leak (100k frames × 3 KiB); scripts/fuzz-wire.sh measures a lone
-        // learner process tightly.
-        #expect(rssAfter - rssBefore < 256 * 1024, "RSS grew from \(rssBefore) to \(rssAfter) KiB")
+        // RSS is the whole test process's: `make test` runs this suite alone in its process (other
+        // suites alongside once pushed it past a looser bound). Alone it grows by about 7 MiB; a
+        // leak of 1 KiB per frame would add about 100 MiB. scripts/fuzz-wire.sh measures a lone
+        // learner process.
+        #expect(rssAfter - rssBefore < 64 * 1024, "RSS grew from \(rssBefore) to \(rssAfter) KiB")
         // Rate-limited logging: a handful of lines per peer per second, not one per frame.
         let rejectLines = log.all.filter { $0.contains("rejected message from") }
         let seconds = Int(elapsed.components.seconds) + 2

@@ -27,6 +27,10 @@ extension ZMQTransport {
         /// Peers that said hello on the ROUTER, with the CURVE key their connection authenticated
         /// with (`nil` without CURVE).
         var routerPeers: [NodeID: String?] = [:]
+        /// ROUTER peers a send found unreachable this turn, and the turn before (see
+        /// ``settleUnreachable()``).
+        var unreachable: Set<NodeID> = []
+        var settling: Set<NodeID> = []
         var handshakes: [Handshake] = []
         /// The node reached at each address this node connected to (a second `connect` to the
         /// same address returns it: a ROUTER refuses a second connection with the same routing id).
@@ -124,6 +128,7 @@ extension ZMQTransport {
                     if ready[index].contains(.readable) { handshakeFailed(monitor) }
                     index += 1
                 }
+                settleUnreachable()
                 expireHandshakes()
                 deliver()
             }
@@ -131,6 +136,9 @@ extension ZMQTransport {
         }
 
         func pollTimeout() -> Duration {
+            // A peer awaits its verdict: its `leave`, if it sent one, is already queued on the
+            // ROUTER (libzmq refuses sends to a connection once it is closing), so look at once.
+            if !settling.isEmpty { return .zero }
             guard let first = handshakes.map(\.deadline).min() else { return .milliseconds(500) }
             return max(.zero, min(.milliseconds(500), ContinuousClock.now.duration(to: first)))
         }

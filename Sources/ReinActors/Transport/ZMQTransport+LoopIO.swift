@@ -26,8 +26,9 @@ extension ZMQTransport.IOLoop {
                 events.append(.lost(peer, reason: "no connection to \(peer)"))
             }
         } catch let error as ZMQError where error.isHostUnreachable {
-            routerPeers[peer] = nil
-            events.append(.lost(peer, reason: "unreachable (disconnected)"))
+            // Its connection is gone, but a `leave` it sent before closing may still wait in the
+            // ROUTER's queue: decided after the next turn's receives (``settleUnreachable()``).
+            unreachable.insert(peer)
         } catch {
             sendFailures.log(logger, .warning, kind: "send failed", "send to \(peer) failed: \(error)")
             events.append(.lost(peer, reason: "send failed: \(error)"))
@@ -43,6 +44,19 @@ extension ZMQTransport.IOLoop {
         if try !socket.send(multipart: frames, wait: .nonBlocking) {
             throw ZMQError(operation: "zmq_send", code: EAGAIN, context: "no connection to the peer")
         }
+    }
+
+    /// Declares lost the ROUTER peers a send found unreachable a turn ago, unless their `leave`
+    /// was read since: a node that left is reported as having left, not as dead, whichever of its
+    /// leave and our next send to it libzmq handled first. (Deciding a turn later, after the
+    /// next turn's receives, costs no extra reads.)
+    func settleUnreachable() {
+        for peer in settling.sorted(by: { $0.rawValue < $1.rawValue }) where routerPeers[peer] != nil {
+            routerPeers[peer] = nil
+            events.append(.lost(peer, reason: "unreachable (disconnected)"))
+        }
+        settling = unreachable
+        unreachable.removeAll()
     }
 
     // MARK: Receiving
