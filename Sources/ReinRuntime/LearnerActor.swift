@@ -315,9 +315,12 @@ public distributed actor LearnerActor {
         let deadline = clock.now + workHold
         var decision = machine.requestWork(worker: worker, now: now)
         let joined = workers.contains(worker)
+        var hold: Wakeups.Deadline?  // one timer for the whole long poll
+        defer { hold.map(changes.release) }
         while case .wait = decision, clock.now < deadline, !Task.isCancelled {
+            if hold == nil { hold = changes.deadline(deadline) }
             // Only this actor notifies: nothing changes between the decision and this read.
-            await changes.wait(after: changes.generation, until: deadline)
+            await changes.wait(after: changes.generation, deadline: hold!)
             // A worker lost while it waited gets nothing more: its call has no one to answer, and
             // a batch assigned to it now would wait for its lease to expire.
             guard !joined || workers.contains(worker) else { break }

@@ -16,11 +16,27 @@ final class Wakeups: Sendable {
         var ended: Set<UInt64> = []
         /// Waits not over yet.
         var pending: Set<UInt64> = []
+        /// Deadlines (``Deadline``) that have passed, or whose task was cancelled: every wait on
+        /// them returns at once.
+        var expired: Set<UInt64> = []
+        /// Timers started so far (one per timed ``wait(after:until:)``, one per ``Deadline``).
+        var timers = 0
+    }
+
+    /// One deadline for the successive waits of a long poll: one timer however often the caller
+    /// is woken and waits again (a timer per wait made every ``notify()`` cost a task and a timer
+    /// per waiting caller: hundreds of parked work requests per trained batch at 256 workers).
+    struct Deadline: Sendable {
+        fileprivate let id: UInt64
+        fileprivate let timer: Task<Void, Never>
     }
 
     private let state = Mutex(State())
 
     init() {}
+
+    /// Timers started so far.
+    var timersStarted: Int { state.withLock { $0.timers } }
 
     /// The number of ``notify()`` calls so far.
     var generation: UInt64 { state.withLock { $0.generation } }
@@ -41,6 +57,7 @@ final class Wakeups: Sendable {
         let id = state.withLock { state in
             defer { state.nextID &+= 1 }
             state.pending.insert(state.nextID)
+            if deadline != nil { state.timers += 1 }
             return state.nextID
         }
         let timer = deadline.map { deadline in
@@ -71,6 +88,56 @@ final class Wakeups: Sendable {
             state.pending.remove(id)
             state.ended.remove(id)
         }
+    }
+
+    /// A deadline for ``wait(after:deadline:)``; end it with ``release(_:)``.
+    func deadline(_ instant: ContinuousClock.Instant) -> Deadline {
+        let id = state.withLock { state in
+            defer { state.nextID &+= 1 }
+            state.timers += 1
+            return state.nextID
+        }
+        let timer = Task { [weak self] in
+            do {
+                try await Task.sleep(until: instant, clock: .continuous)
+            } catch {
+                return  // released first
+            }
+            self?.expire(id)
+        }
+        return Deadline(id: id, timer: timer)
+    }
+
+    /// Suspends until a ``notify()`` after generation `seen`, until `deadline` has passed, or until
+    /// the task is cancelled — whichever comes first; at once if `deadline` has passed already.
+    func wait(after seen: UInt64, deadline: Deadline) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    if state.generation != seen || state.expired.contains(deadline.id) { return true }
+                    state.waiters[deadline.id] = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            expire(deadline.id)
+        }
+    }
+
+    /// Stops `deadline`'s timer and forgets it.
+    func release(_ deadline: Deadline) {
+        deadline.timer.cancel()
+        state.withLock { _ = $0.expired.remove(deadline.id) }
+    }
+
+    /// Marks `id`'s deadline passed and ends its wait, if one is registered.
+    private func expire(_ id: UInt64) {
+        let waiter = state.withLock { state in
+            state.expired.insert(id)
+            return state.waiters.removeValue(forKey: id)
+        }
+        waiter?.resume()
     }
 
     /// Ends the wait `id` (cancelled, or past its deadline), registered yet or not.
