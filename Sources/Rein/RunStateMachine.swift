@@ -338,6 +338,18 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
         return .sample(assignment)
     }
 
+    /// How many batches ``requestWork(worker:now:)`` would hand out now, one after another, to
+    /// workers that are not benched (nil once the run is over: every request gets `.finished`).
+    /// The learner wakes that many of the requests it holds, not all of them.
+    public var assignableCount: Int? {
+        guard consumed < end else { return nil }
+        guard hasQuorum || settings.minWorkers <= 1 else { return 0 }
+        let window = consumed + aheadBatches  // the last index that may go out (and `consumed`)
+        let retried = retry.count { $0 <= max(window, consumed) }
+        let freshEnd = min(end, max(window, consumed) + 1)
+        return retried + max(0, freshEnd - nextFresh)
+    }
+
     /// How many indices past the next one to train may go out now: what ``Settings/aheadLimit``
     /// allows, and no more than the pacer's lookahead (index `consumed` itself always may).
     public var aheadBatches: Int {
@@ -607,10 +619,9 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
 
     /// Forgets the versions neither lag injection nor a batch out or waiting can use any more.
     private mutating func trim() {
-        let outstanding =
-            (assigned.values.map(\.version) + delivered.values.map(\.version)
-            + [training?.sampledBy].compactMap { $0 })
-            .min() ?? version
+        var outstanding = training?.sampledBy ?? version
+        for a in assigned.values { outstanding = min(outstanding, a.version) }
+        for d in delivered.values { outstanding = min(outstanding, d.version) }
         let oldestNeeded = min(version - settings.injectLag, outstanding)
         while keptVersions.count > 1, keptVersions[1] <= oldestNeeded { keptVersions.removeFirst() }
     }

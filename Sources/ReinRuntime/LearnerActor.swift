@@ -100,6 +100,9 @@ public distributed actor LearnerActor {
     /// Wakes the waits on the run's progress: long-polled ``requestWork(worker:haveVersion:inline:)``,
     /// ``waitUntilFinished()`` and ``waitUntilWorkersReleased(until:)``.
     private let changes = Wakeups()
+    /// Held work requests (``requestWork(worker:haveVersion:inline:)``): woken as many at a time as
+    /// batches can go out, not all on every change (hundreds per trained batch at 256 workers).
+    private let work = Wakeups()
     /// ``requestWork(worker:haveVersion:inline:)`` calls so far.
     private var workRequests = 0
     /// The worker whose delivery of each batch index was accepted (until it is trained).
@@ -245,7 +248,7 @@ public distributed actor LearnerActor {
         workers.insert(worker)
         if machine.workerJoined(worker) {
             logger.info("\(config.runtime.minWorkers) workers joined: handing out work")
-            changes.notify()  // the workers waiting for the quorum ask again
+            changed()  // the workers waiting for the quorum ask again
         }
         if contributions[worker] == nil {
             contributions[worker] = WorkerContribution(
@@ -316,20 +319,25 @@ public distributed actor LearnerActor {
         var decision = machine.requestWork(worker: worker, now: now)
         let joined = workers.contains(worker)
         var hold: Wakeups.Deadline?  // one timer for the whole long poll
-        defer { hold.map(changes.release) }
+        defer { hold.map(work.release) }
         while case .wait = decision, clock.now < deadline, !Task.isCancelled {
-            if hold == nil { hold = changes.deadline(deadline) }
+            if hold == nil { hold = work.deadline(deadline) }
             // Only this actor notifies: nothing changes between the decision and this read.
-            await changes.wait(after: changes.generation, deadline: hold!)
+            await work.wait(after: work.generation, deadline: hold!)
             // A worker lost while it waited gets nothing more: its call has no one to answer, and
             // a batch assigned to it now would wait for its lease to expire.
-            guard !joined || workers.contains(worker) else { break }
+            guard !joined || workers.contains(worker) else {
+                passOnWake()
+                break
+            }
             decision = machine.requestWork(worker: worker, now: now)
+            if case .wait = decision { passOnWake() }  // benched: the batch is someone else's
         }
+        if case .refused = decision { passOnWake() }
         switch decision {
         case .finished:
             released.insert(worker)
-            changes.notify()
+            changed()
             return WorkOrder(status: .finished)
         case .wait:
             return WorkOrder(status: .wait)
@@ -382,7 +390,7 @@ public distributed actor LearnerActor {
             deliveredBy[index] = worker
             armLeaseTimer()
             startTraining()
-            changes.notify()
+            changed()
         case .refused(.wrongToken):
             // Not logged here: the sample stream logs it rate-limited, a caller gets the error.
             throw RuntimeError("batch \(index) attempt \(attempt) does not carry its assignment's token")
@@ -394,7 +402,7 @@ public distributed actor LearnerActor {
                     "worker \(worker) delivered forged contents for batch \(index): benched for the rest of the run; what it held goes out again"
                 )
                 armLeaseTimer()
-                changes.notify()  // the indices it held can be handed out again
+                changed()  // the indices it held can be handed out again
             }
             throw RuntimeError(
                 forgedBefore
@@ -406,6 +414,27 @@ public distributed actor LearnerActor {
             )
         case .invalid(let problem):
             throw RuntimeError("\(problem) (from \(worker))")
+        }
+    }
+
+    /// Something changed: wakes the waits on the run, and as many held work requests as batches
+    /// can go out now (every one once the run is over: they answer `finished`).
+    private func changed() {
+        changes.notify()
+        if let assignable = machine.assignableCount {
+            work.notify(first: assignable)
+        } else {
+            work.notify()
+        }
+    }
+
+    /// A woken work request that takes nothing hands its wake to the next held one, if a batch
+    /// can still go out.
+    private func passOnWake() {
+        if let assignable = machine.assignableCount {
+            if assignable > 0 { work.notify(first: 1) }
+        } else {
+            work.notify()
         }
     }
 
@@ -436,7 +465,7 @@ public distributed actor LearnerActor {
         leaseDeadline = nil
         log(machine.expireLeases(now: now), "let its lease expire")
         armLeaseTimer()
-        changes.notify()
+        changed()
     }
 
     /// Logs batches given up.
@@ -447,7 +476,7 @@ public distributed actor LearnerActor {
         }
         if !losses.isEmpty {
             armLeaseTimer()
-            changes.notify()  // their indices can be handed out again
+            changed()  // their indices can be handed out again
         }
     }
 
@@ -463,7 +492,7 @@ public distributed actor LearnerActor {
     private func trainLoop() async {
         defer {
             training = false
-            changes.notify()
+            changed()
         }
         while let decision = machine.nextBatch() {
             switch decision {
@@ -527,7 +556,7 @@ public distributed actor LearnerActor {
                 }
             }
             lastConsumed = clock.now
-            changes.notify()
+            changed()
             let every = config.train.checkpointEvery
             if every > 0, machine.consumed % every == 0, machine.consumed < machine.end {
                 await startCheckpoint()
@@ -565,7 +594,7 @@ public distributed actor LearnerActor {
         workers.remove(worker)
         log(machine.workerLost(worker), "lost")
         observer.membership(workers: workers.count, ledger: machine.ledger)
-        changes.notify()
+        changed()
     }
 
     /// The sample ledger now.
@@ -659,7 +688,7 @@ public distributed actor LearnerActor {
     /// trained (or lost and resampled). For SIGTERM.
     public distributed func drain() {
         if let end = machine.drain() { logger.notice("draining: no new batches after \(end)") }
-        changes.notify()
+        changed()
     }
 
     /// Gives up on everything still in flight (after a drain timed out): assigned batches count
@@ -667,7 +696,7 @@ public distributed actor LearnerActor {
     /// run ends here.
     public distributed func abandonInFlight() {
         log(machine.abandonInFlight(), "was abandoned")
-        changes.notify()
+        changed()
     }
 
     /// Whether every worker still joined has been told that the run is over.

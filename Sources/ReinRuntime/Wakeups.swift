@@ -35,6 +35,9 @@ final class Wakeups: Sendable {
 
     init() {}
 
+    /// Waits registered now.
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
     /// Timers started so far.
     var timersStarted: Int { state.withLock { $0.timers } }
 
@@ -49,6 +52,18 @@ final class Wakeups: Sendable {
             return Array(state.waiters.values)
         }
         for waiter in waiting { waiter.resume() }
+    }
+
+    /// Wakes the `count` earliest waiters (by when their ``Deadline`` or wait began): those that
+    /// can be given something, rather than every one.
+    func notify(first count: Int) {
+        guard count > 0 else { return }
+        let waking = state.withLock { state in
+            state.generation &+= 1
+            let ids = state.waiters.keys.sorted().prefix(count)
+            return ids.compactMap { state.waiters.removeValue(forKey: $0) }
+        }
+        for waiter in waking { waiter.resume() }
     }
 
     /// Suspends until a ``notify()`` after generation `seen`, until `deadline` (a timer, not a

@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 
 @testable import ReinRuntime
@@ -48,4 +49,34 @@ struct WakeupsTests {
         }
         #expect(wakeups.timersStarted == 3)
     }
+
+    @Test func notifyFirstWakesTheEarliestWaitersOnly() async {
+        let wakeups = Wakeups()
+        let deadlines = (0..<4).map { _ in wakeups.deadline(.now + .seconds(600)) }
+        defer { deadlines.forEach(wakeups.release) }
+        let woken = Woken()
+        var tasks: [Task<Void, Never>] = []
+        for (i, deadline) in deadlines.enumerated() {
+            let seen = wakeups.generation
+            tasks.append(
+                Task {
+                    await wakeups.wait(after: seen, deadline: deadline)
+                    woken.ids.withLock { $0.append(i) }
+                })
+            while wakeups.waiting < i + 1 { await Task.yield() }  // registered, in order
+        }
+        wakeups.notify(first: 2)
+        await tasks[0].value
+        await tasks[1].value
+        #expect(woken.ids.withLock { $0.sorted() } == [0, 1])
+        #expect(wakeups.waiting == 2)
+        wakeups.notify()
+        for task in tasks { await task.value }
+        #expect(woken.ids.withLock { $0.count } == 4)
+    }
+}
+
+/// The waiters woken so far, in order.
+private final class Woken: Sendable {
+    let ids = Mutex<[Int]>([])
 }

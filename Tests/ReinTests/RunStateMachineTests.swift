@@ -311,6 +311,24 @@ struct Simulation {
         #expect(machine.keptVersions.contains(machine.version))
         #expect(machine.keptVersions == machine.keptVersions.sorted())
         for a in machine.assignments { #expect(machine.keptVersions.contains(a.version)) }
+        // The learner wakes as many held requests as batches can go out: exactly as many as
+        // requests from workers in good standing would get, one after another.
+        var probe = machine
+        var handedOut = 0
+        var probeWorker = 1000
+        while case .sample = probe.requestWork(worker: probeWorker, now: now) {
+            handedOut += 1
+            probeWorker += 1
+        }
+        if let assignable = machine.assignableCount {
+            #expect(assignable == handedOut, "assignableCount \(assignable), handed out \(handedOut)")
+        } else {
+            var ended = machine
+            guard case .finished = ended.requestWork(worker: 1000, now: now) else {
+                Issue.record("assignableCount nil before the end")
+                return
+            }
+        }
         for w in 0...workers {
             #expect(machine.isBenched(w) == (owed[w] != nil || forgers.contains(w)), "worker \(w)")
             #expect(machine.hasForged(w) == forgers.contains(w), "worker \(w)")
