@@ -97,8 +97,8 @@ public distributed actor LearnerActor {
     /// Checks every delivered batch's contents against the task (prompts, rewards, versions,
     /// log-probs): a worker cannot steer the run with made-up rewards.
     private let audit: BatchAudit
-    /// Wakes the waits on the run's progress: long-polled ``requestWork(worker:haveVersion:inline:)``,
-    /// ``waitUntilFinished()`` and ``waitUntilWorkersReleased(until:)``.
+    /// Wakes the waits on the run's progress: ``waitUntilFinished()`` and
+    /// ``waitUntilWorkersReleased(until:)`` (held work requests wait on ``work``).
     private let changes = Wakeups()
     /// Held work requests (``requestWork(worker:haveVersion:inline:)``): woken as many at a time as
     /// batches can go out, not all on every change (hundreds per trained batch at 256 workers).
