@@ -50,16 +50,26 @@ final class Membership: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Held while events go to the subscribers (taken before `state`), so that they arrive in the
+    /// order of the changes. Events are never yielded while `state` is held: a yield resumes the
+    /// subscriber's task and needs that task's status lock, while a task being cancelled holds its
+    /// status lock and runs the stream's termination handler, which takes `state` — a deadlock
+    /// seen under a hello flood. The termination handler never takes this lock.
+    private let delivery = Mutex(())
     private let clock = ContinuousClock()
 
     /// Adds a member; returns `false` if it is already one or is gone.
     func join(_ member: Member) -> Bool {
-        state.withLock { state in
-            guard state.alive[member.node] == nil, state.gone[member.node] == nil, !state.finished else {
-                return false
+        delivery.withLock { _ in
+            let subscribers = state.withLock { state -> [AsyncStream<MembershipEvent>.Continuation]? in
+                guard state.alive[member.node] == nil, state.gone[member.node] == nil, !state.finished else {
+                    return nil
+                }
+                state.alive[member.node] = Entry(member: member, lastSeen: clock.now, policyVersion: 0)
+                return Array(state.subscribers.values)
             }
-            state.alive[member.node] = Entry(member: member, lastSeen: clock.now, policyVersion: 0)
-            for c in state.subscribers.values { c.yield(.joined(member)) }
+            guard let subscribers else { return false }
+            for c in subscribers { c.yield(.joined(member)) }
             return true
         }
     }
@@ -77,13 +87,18 @@ final class Membership: Sendable {
 
     /// Marks `node` gone (left or dead) and reports it. Returns the member if it was alive.
     func remove(_ node: NodeID, left: Bool, reason: String) -> Member? {
-        state.withLock { state in
-            guard state.gone[node] == nil else { return nil }
-            let member = state.alive.removeValue(forKey: node)?.member
-            state.gone[node] = left
-            guard let member else { return nil }
+        delivery.withLock { _ in
+            let removed = state.withLock {
+                state -> (Member, [AsyncStream<MembershipEvent>.Continuation])? in
+                guard state.gone[node] == nil else { return nil }
+                let member = state.alive.removeValue(forKey: node)?.member
+                state.gone[node] = left
+                guard let member else { return nil }
+                return (member, Array(state.subscribers.values))
+            }
+            guard let (member, subscribers) = removed else { return nil }
             let event: MembershipEvent = left ? .left(member) : .dead(member, reason: reason)
-            for c in state.subscribers.values { c.yield(event) }
+            for c in subscribers { c.yield(event) }
             return member
         }
     }
@@ -111,12 +126,16 @@ final class Membership: Sendable {
     /// A stream of events that starts with a `joined` for every current member.
     func events() -> AsyncStream<MembershipEvent> {
         let (stream, continuation) = AsyncStream<MembershipEvent>.makeStream()
-        let id = state.withLock { state -> Int? in
-            guard !state.finished else { return nil }
-            for entry in state.alive.values { continuation.yield(.joined(entry.member)) }
-            let id = state.nextSubscriber
-            state.nextSubscriber += 1
-            state.subscribers[id] = continuation
+        let id = delivery.withLock { _ -> Int? in
+            let registered = state.withLock { state -> (Int, [Member])? in
+                guard !state.finished else { return nil }
+                let id = state.nextSubscriber
+                state.nextSubscriber += 1
+                state.subscribers[id] = continuation
+                return (id, state.alive.values.map(\.member))
+            }
+            guard let (id, current) = registered else { return nil }
+            for member in current { continuation.yield(.joined(member)) }
             return id
         }
         guard let id else {
