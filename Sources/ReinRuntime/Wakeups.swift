@@ -11,15 +11,14 @@ final class Wakeups: Sendable {
     private struct State {
         var generation: UInt64 = 0
         var nextID: UInt64 = 0
+        /// Registered waits, by their ``Deadline``'s id.
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
-        /// Waits ended (cancelled, or past their deadline) before they were registered.
-        var ended: Set<UInt64> = []
-        /// Waits not over yet.
-        var pending: Set<UInt64> = []
-        /// Deadlines (``Deadline``) that have passed, or whose task was cancelled: every wait on
-        /// them returns at once.
+        /// Deadlines made and not yet released.
+        var live: Set<UInt64> = []
+        /// Live deadlines that have passed, or whose waiting task was cancelled (also before its
+        /// wait registered): every wait on them returns at once.
         var expired: Set<UInt64> = []
-        /// Timers started so far (one per timed ``wait(after:until:)``, one per ``Deadline``).
+        /// Timers started so far (one per ``Deadline`` with an instant).
         var timers = 0
     }
 
@@ -28,7 +27,7 @@ final class Wakeups: Sendable {
     /// per waiting caller: hundreds of parked work requests per trained batch at 256 workers).
     struct Deadline: Sendable {
         fileprivate let id: UInt64
-        fileprivate let timer: Task<Void, Never>
+        fileprivate let timer: Task<Void, Never>?
     }
 
     private let state = Mutex(State())
@@ -54,8 +53,8 @@ final class Wakeups: Sendable {
         for waiter in waiting { waiter.resume() }
     }
 
-    /// Wakes the `count` earliest waiters (by when their ``Deadline`` or wait began): those that
-    /// can be given something, rather than every one.
+    /// Wakes the `count` earliest waiters (by when their ``Deadline`` was made): those that can be
+    /// given something, rather than every one.
     func notify(first count: Int) {
         guard count > 0 else { return }
         let waking = state.withLock { state in
@@ -69,56 +68,29 @@ final class Wakeups: Sendable {
     /// Suspends until a ``notify()`` after generation `seen`, until `deadline` (a timer, not a
     /// poll), or until the task is cancelled — whichever comes first.
     func wait(after seen: UInt64, until deadline: ContinuousClock.Instant? = nil) async {
-        let id = state.withLock { state in
-            defer { state.nextID &+= 1 }
-            state.pending.insert(state.nextID)
-            if deadline != nil { state.timers += 1 }
-            return state.nextID
-        }
-        let timer = deadline.map { deadline in
-            Task { [weak self] in
-                do {
-                    try await Task.sleep(until: deadline, clock: .continuous)
-                } catch {
-                    return  // the wait ended first
-                }
-                self?.end(id)
-            }
-        }
-        defer { timer?.cancel() }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { state -> Bool in
-                    if state.generation != seen || state.ended.remove(id) != nil { return true }
-                    state.waiters[id] = continuation
-                    return false
-                }
-                if now { continuation.resume() }
-            }
-        } onCancel: {
-            end(id)
-        }
-        // An end (cancellation, deadline) that came after the wait was over leaves nothing behind.
-        state.withLock { state in
-            state.pending.remove(id)
-            state.ended.remove(id)
-        }
+        let once = self.deadline(deadline)
+        defer { release(once) }
+        await wait(after: seen, deadline: once)
     }
 
-    /// A deadline for ``wait(after:deadline:)``; end it with ``release(_:)``.
-    func deadline(_ instant: ContinuousClock.Instant) -> Deadline {
+    /// A deadline for ``wait(after:deadline:)`` at `instant` (`nil`: none, the waits end on a
+    /// notify or a cancellation only); end it with ``release(_:)``.
+    func deadline(_ instant: ContinuousClock.Instant?) -> Deadline {
         let id = state.withLock { state in
             defer { state.nextID &+= 1 }
-            state.timers += 1
+            state.live.insert(state.nextID)
+            if instant != nil { state.timers += 1 }
             return state.nextID
         }
-        let timer = Task { [weak self] in
-            do {
-                try await Task.sleep(until: instant, clock: .continuous)
-            } catch {
-                return  // released first
+        let timer = instant.map { instant in
+            Task { [weak self] in
+                do {
+                    try await Task.sleep(until: instant, clock: .continuous)
+                } catch {
+                    return  // released first
+                }
+                self?.expire(id)
             }
-            self?.expire(id)
         }
         return Deadline(id: id, timer: timer)
     }
@@ -142,27 +114,20 @@ final class Wakeups: Sendable {
 
     /// Stops `deadline`'s timer and forgets it.
     func release(_ deadline: Deadline) {
-        deadline.timer.cancel()
-        state.withLock { _ = $0.expired.remove(deadline.id) }
+        deadline.timer?.cancel()
+        state.withLock { state in
+            state.live.remove(deadline.id)
+            state.expired.remove(deadline.id)
+        }
     }
 
-    /// Marks `id`'s deadline passed and ends its wait, if one is registered.
+    /// Marks `id`'s deadline passed and ends its wait, if one is registered. A deadline released
+    /// already (its timer fired as it was released) leaves nothing behind.
     private func expire(_ id: UInt64) {
-        let waiter = state.withLock { state in
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard state.live.contains(id) else { return nil }
             state.expired.insert(id)
             return state.waiters.removeValue(forKey: id)
-        }
-        waiter?.resume()
-    }
-
-    /// Ends the wait `id` (cancelled, or past its deadline), registered yet or not.
-    private func end(_ id: UInt64) {
-        let waiter = state.withLock { state in
-            guard let waiter = state.waiters.removeValue(forKey: id) else {
-                if state.pending.contains(id) { state.ended.insert(id) }
-                return CheckedContinuation<Void, Never>?.none
-            }
-            return waiter
         }
         waiter?.resume()
     }
