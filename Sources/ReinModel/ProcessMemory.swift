@@ -7,7 +7,14 @@
 /// many threads.
 public enum ProcessMemory {
     /// Blocks of at least this many bytes come from `mmap` and go back to the system when freed.
-    public static let largeBlockBytes = 128 << 10
+    ///
+    /// Not lower: oneDNN's `dnnl_sgemm` allocates its packing buffers on every call, up to about
+    /// 550 KiB for the default model's products. Below the threshold they are reused from the
+    /// allocator's arenas; above it each product paid a fresh `mmap`, its page faults and a TLB
+    /// shoot-down on `munmap`. At 128 KiB that was a third of the sampler's time in the kernel and
+    /// halved its speed (`rein bench model --parts sample`: 21–30K against 46–58K tokens/s, Intel
+    /// model 207), for 2 MiB less peak RSS (`scripts/bench/memory.sh`).
+    public static let largeBlockBytes = 640 << 10
 
     /// Makes glibc's `malloc` serve blocks of ``largeBlockBytes`` or more from `mmap` and unmap them
     /// when freed. By default glibc raises that threshold (up to 32 MiB) each time such a block is
