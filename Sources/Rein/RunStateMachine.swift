@@ -511,7 +511,14 @@ public struct RunStateMachine<Worker: Hashable & Sendable>: Sendable {
     }
 
     /// The earliest lease deadline of the batches out with workers.
-    public var nextLeaseDeadline: Duration? { assigned.values.map(\.deadline).min() }
+    public var nextLeaseDeadline: Duration? {
+        // Called on every request and delivery: one pass, no array of every deadline.
+        var earliest: Duration?
+        for assignment in assigned.values where earliest.map({ assignment.deadline < $0 }) ?? true {
+            earliest = assignment.deadline
+        }
+        return earliest
+    }
 
     /// Gives up every batch whose lease has expired at `now`: counted lost (and in
     /// ``SampleLedger/leasesExpired``) and handed out again; its worker is benched until it

@@ -534,7 +534,7 @@ public distributed actor LearnerActor {
                     }
                     weights[newVersion] = parameters
                     let kept = Set(machine.keptVersions)
-                    weights = weights.filter { kept.contains($0.key) }
+                    for stale in weights.keys.filter({ !kept.contains($0) }) { weights[stale] = nil }
                     delivery.keep(kept)
                     // Decided now: orders handed out from here on leave a published version to the
                     // broadcast.

@@ -9,55 +9,48 @@ final class LearnerCore: @unchecked Sendable {
     private let learner: Learner
     /// The staleness tracker's model (made on first use; only ``observe(threads:_:)`` touches it).
     private var scratch: GPTModel?
-    /// CPU seconds of every step's thread so far.
+    /// CPU seconds the steps used so far (on ``thread``).
     private let stepCPU = Mutex(0.0)
+    /// Where steps and observations run, one at a time.
+    private let thread = SerialThread(name: "rein-learner-step")
 
     init(_ learner: Learner) { self.learner = learner }
 
-    /// CPU seconds the step threads used so far (read at any time).
+    /// CPU seconds the steps used so far (read at any time).
     var stepCPUSeconds: Double { stepCPU.withLock { $0 } }
 
     /// The optimizer state (never called while ``step(_:)`` runs: see ``LearnerActor``).
     func optimizerState() -> SafeTensors { learner.optimizer.encode() }
 
-    /// Runs `body` with the tracker's scratch model on a thread of its own (between learner steps).
+    /// Runs `body` with the tracker's scratch model on the core's thread (between learner steps).
     func observe<T: Sendable>(threads: Int, _ body: @escaping @Sendable (GPTModel) throws -> T) async
         -> Result<T, any Error>
     {
-        await withCheckedContinuation { continuation in
-            let thread = Thread { [self] in
-                // It runs between learner steps, never during one: it can use the learner's
-                // activation memory instead of a second copy of it.
-                let model =
-                    scratch
-                    ?? (try? GPTModel(
-                        sharingWorkspacesOf: learner.model, parameters: learner.model.parameters))
-                    ?? GPTModel(parameters: learner.model.parameters, threads: threads)
-                scratch = model
-                continuation.resume(returning: Result { try body(model) })
-            }
-            thread.name = "rein-tracker"
-            thread.stackSize = 8 << 20
-            thread.start()
+        await thread.run { [self] in
+            // It runs between learner steps, never during one: it can use the learner's
+            // activation memory instead of a second copy of it.
+            let model =
+                scratch
+                ?? (try? GPTModel(
+                    sharingWorkspacesOf: learner.model, parameters: learner.model.parameters))
+                ?? GPTModel(parameters: learner.model.parameters, threads: threads)
+            scratch = model
+            return Result { try body(model) }
         }
     }
 
-    /// One learner step on a thread of its own (it is long and CPU-bound): the metrics, the new
+    /// One learner step on the core's thread (it is long and CPU-bound): the metrics, the new
     /// weights and version, or the error.
     func step(_ batch: RolloutBatch) async -> Result<(LearnerStepMetrics, GPTParameters, Int), any Error> {
-        await withCheckedContinuation { continuation in
-            let thread = Thread { [self] in
-                let result = Result { () throws -> (LearnerStepMetrics, GPTParameters, Int) in
-                    let learned = try learner.step(batch)
-                    return (learned, learner.model.parameters, learner.version)
-                }
-                let spent = threadCPUSeconds()
-                stepCPU.withLock { $0 += spent }
-                continuation.resume(returning: result)
+        await thread.run { [self] in
+            let start = threadCPUSeconds()
+            let result = Result { () throws -> (LearnerStepMetrics, GPTParameters, Int) in
+                let learned = try learner.step(batch)
+                return (learned, learner.model.parameters, learner.version)
             }
-            thread.name = "rein-learner-step"
-            thread.stackSize = 8 << 20
-            thread.start()
+            let spent = threadCPUSeconds() - start
+            stepCPU.withLock { $0 += spent }
+            return result
         }
     }
 }
