@@ -40,7 +40,12 @@ struct SerialThreadTests {
 
     @Test func jobsQueuedBeforeCloseStillRunAndLaterOnesAreAnswered() async {
         let thread = SerialThread(name: "test-serial-close")
-        let first = Task { await thread.run { usleep(1000); return 1 } }
+        let first = Task {
+            await thread.run {
+                usleep(1000)
+                return 1
+            }
+        }
         let second = Task { await thread.run { 2 } }
         let answers = await (first.value, second.value)
         thread.close()
