@@ -55,8 +55,10 @@ public struct SampleBatch: Sendable, Equatable {
 
 /// Batched autoregressive sampler with a KV cache. Rows step together (a row that emits the stop
 /// token leaves the batch); rows are split into `threads` shards that run the whole loop
-/// concurrently. Results depend only on the parameters, prompts, options, per-row seeds, the
-/// matrix-product backend and the thread count.
+/// concurrently. A batch of more than ``rowsPerPass`` rows is sampled in passes of that many rows,
+/// so the KV caches and scratch hold one pass, not the whole batch. Results depend only on the
+/// parameters, prompts, options, per-row seeds, the matrix-product backend, the thread count and
+/// the rows per pass.
 ///
 /// Not thread-safe: one owner. Weights are passed per call, so one sampler serves any version.
 public final class GPTSampler {
@@ -69,12 +71,26 @@ public final class GPTSampler {
     private var shards: [DecodeShard] = []
     private var batch = 0
 
+    /// Rows ``sample(parameters:prompts:options:seeds:version:weights:)`` runs at once; a larger batch
+    /// goes in passes of this many rows.
+    public let rowsPerPass: Int
+
+    /// The default ``rowsPerPass``. A rollout batch of the default run is 512 rows; its KV caches and
+    /// prefill scratch were about half of a rollout worker's anonymous memory (`scripts/bench/memory.sh
+    /// --breakdown`). In passes of 128 rows they hold a quarter of that, and the products of a pass
+    /// still have 64 rows a shard on 2 threads.
+    public static let defaultRowsPerPass = 128
+
     /// Creates a sampler using up to `threads` cores and `gemm` for the matrix products (by default
-    /// the process-wide ``GemmBackend/preferred``).
-    public init(config: GPTConfig, threads: Int = 1, gemm: GemmBackend = .preferred) {
+    /// the process-wide ``GemmBackend/preferred``), sampling at most `rowsPerPass` rows at once.
+    public init(
+        config: GPTConfig, threads: Int = 1, gemm: GemmBackend = .preferred,
+        rowsPerPass: Int = GPTSampler.defaultRowsPerPass
+    ) {
         self.config = config
         self.threads = max(1, threads)
         self.gemm = gemm
+        self.rowsPerPass = max(1, rowsPerPass)
     }
 
     /// Tokens already in the cache of every row.
@@ -84,6 +100,9 @@ public final class GPTSampler {
     public func reset(batch: Int) throws(ModelError) {
         try reset(batch: batch, positions: config.context)
     }
+
+    /// Rows the KV caches hold, over all shards: one pass (``rowsPerPass``), not the whole batch.
+    public var cachedRows: Int { shards.reduce(0) { $0 + $1.rows } }
 
     /// Positions per row the KV cache holds (``reset(batch:)`` makes room for the context; ``sample``
     /// for the longest prompt plus the new tokens only).
@@ -99,10 +118,10 @@ public final class GPTSampler {
         let n = min(threads, batch)
         if shards.count != n || self.batch != batch || positions > cachedPositions {
             shards = []  // free the old caches before allocating the new ones
-            shards = (0..<n).map { s in
-                DecodeShard(
-                    config: config, rows: shardRange(s, of: n, total: batch).count, positions: positions,
-                    gemm: gemm)
+            // Every shard holds the largest share, so any smaller pass fits too.
+            let capacity = (0..<n).map { shardRange($0, of: n, total: batch).count }.max()!
+            shards = (0..<n).map { _ in
+                DecodeShard(config: config, rows: capacity, positions: positions, gemm: gemm)
             }
         }
         for s in shards { s.position = 0 }
@@ -133,7 +152,7 @@ public final class GPTSampler {
                     let rows = shardRange(s, of: shards.count, total: batch)
                     let shard = shards[s]
                     let tok = Array(tokens[rows.lowerBound * count..<rows.upperBound * count])
-                    shard.step(params: p.pointer, tokens: tok, count: count)
+                    shard.step(params: p.pointer, tokens: tok, count: count, active: Array(0..<rows.count))
                     (o.pointer + rows.lowerBound * count * v).update(
                         from: shard.logits, count: rows.count * count * v)
                 }
@@ -174,7 +193,8 @@ public final class GPTSampler {
             throw .invalidArgument("temperature must be finite and ≥ 0, got \(options.temperature)")
         }
         try check(parameters)
-        try reset(batch: prompts.count, positions: p + options.maxNewTokens)
+        let pass = min(prompts.count, rowsPerPass)
+        try reset(batch: pass, positions: p + options.maxNewTokens)
         if let bad = prompts.joined().first(where: { $0 < 0 || Int($0) >= config.vocab }) {
             throw .invalidArgument("token id \(bad) is outside the vocabulary 0..<\(config.vocab)")
         }
@@ -201,16 +221,22 @@ public final class GPTSampler {
                         )
                         versions.withUnsafeMutableBufferPointer { vs in
                             let vp = SendablePointer(vs.baseAddress!)
-                            parallel(shards.count) { s in
-                                let rows = shardRange(s, of: shards.count, total: batch)
-                                shards[s].generate(
-                                    params: pp.pointer, prompts: Array(prompts[rows]),
-                                    seeds: Array(seeds[rows]),
-                                    options: options, width: width,
-                                    tokens: tp.pointer + rows.lowerBound * width,
-                                    logProbs: lpp.pointer + rows.lowerBound * g,
-                                    lengths: lenp.pointer + rows.lowerBound,
-                                    versions: (vp.pointer + rows.lowerBound * g, version), swaps: swaps)
+                            // One pass at a time; the shards of a pass run concurrently.
+                            for start in stride(from: 0, to: batch, by: pass) {
+                                let count = min(pass, batch - start)
+                                parallel(shards.count) { s in
+                                    let part = shardRange(s, of: shards.count, total: count)
+                                    guard !part.isEmpty else { return }
+                                    let rows = (start + part.lowerBound)..<(start + part.upperBound)
+                                    shards[s].generate(
+                                        params: pp.pointer, prompts: Array(prompts[rows]),
+                                        seeds: Array(seeds[rows]),
+                                        options: options, width: width,
+                                        tokens: tp.pointer + rows.lowerBound * width,
+                                        logProbs: lpp.pointer + rows.lowerBound * g,
+                                        lengths: lenp.pointer + rows.lowerBound,
+                                        versions: (vp.pointer + rows.lowerBound * g, version), swaps: swaps)
+                                }
                             }
                         }
                     }
@@ -329,11 +355,10 @@ final class DecodeShard: @unchecked Sendable {
         )
     }
 
-    /// Appends `count` tokens to each row listed in `active` (cache rows; default all) at the current
+    /// Appends `count` tokens to each row listed in `active` (cache rows) at the current
     /// position (`tokens` is `active.count × count`); leaves their logits in `logits` in the same order.
     /// Finished rows drop out of `active`, so the products shrink as rows stop.
-    func step(params: ConstFloatPtr, tokens: [Int32], count: Int, active: [Int]? = nil) {
-        let active = active ?? Array(0..<rows)
+    func step(params: ConstFloatPtr, tokens: [Int32], count: Int, active: [Int]) {
         if count > capacity {
             for p in [x, ln, qkv, atty, fc, logits] { p.deallocate() }
             (x, ln, qkv, atty, fc, logits) = DecodeShard.scratch(config, rows: rows, steps: count)
@@ -421,14 +446,17 @@ final class DecodeShard: @unchecked Sendable {
         let shortest = prompts.map(\.count).min()!
         var rngs = seeds.map { SplitMix64(seed: $0) }
         position = 0
-        for b in 0..<rows {
+        // A pass may use fewer cache rows than the shard has (the last pass of a batch).
+        precondition(prompts.count <= rows, "\(prompts.count) rows for a shard of \(rows)")
+        let all = Array(0..<prompts.count)
+        for b in all {
             for (t, token) in prompts[b].enumerated() { tokens[b * width + t] = token }
             lengths[b] = 0
         }
         // Prefill the common prompt prefix in one block, then step one position at a time.
-        step(params: params, tokens: prompts.flatMap { $0.prefix(shortest) }, count: shortest)
+        step(params: params, tokens: prompts.flatMap { $0.prefix(shortest) }, count: shortest, active: all)
         var stride = shortest  // logits rows per active row in the last step
-        var active = Array(0..<rows)  // rows still running, in logits order
+        var active = all  // rows still running, in logits order
         while !active.isEmpty {
             let pos = position  // the position every active row fills now
             if let swaps,

@@ -38,6 +38,29 @@ import Testing
         #expect(throws: ModelError.self) { try sampler.append(parameters: p, tokens: [1, 1, 1], count: 1) }
     }
 
+    /// A batch larger than `rowsPerPass` goes in passes (the last one smaller, here with fewer rows
+    /// than threads): the same tokens as one pass, and caches sized for one pass.
+    @Test(arguments: [1, 2])
+    func aBatchSampledInPassesDrawsWhatOnePassDraws(threads: Int) throws {
+        let p = try tinyParameters()
+        var rng = SplitMix64(seed: 9)
+        let rows = 7
+        let prompts = (0..<rows).map { r in
+            (0...(r % 3)).map { _ in Int32(rng.next() % UInt64(tiny.vocab)) }
+        }
+        let options = SamplingOptions(maxNewTokens: 4)
+        let seeds = (0..<rows).map { UInt64(100 + $0) }
+        let single = GPTSampler(config: tiny, threads: threads, rowsPerPass: rows)
+        let whole = try single.sample(parameters: p, prompts: prompts, options: options, seeds: seeds)
+        let inPasses = GPTSampler(config: tiny, threads: threads, rowsPerPass: 3)
+        let parts = try inPasses.sample(parameters: p, prompts: prompts, options: options, seeds: seeds)
+        #expect(parts.tokens == whole.tokens)
+        #expect(parts.lengths == whole.lengths)
+        #expect(zip(parts.logProbs, whole.logProbs).allSatisfy { abs($0 - $1) < 1e-5 })
+        #expect(single.cachedRows >= rows)
+        #expect(inPasses.cachedRows <= 3 + threads - 1)
+    }
+
     /// Pearson chi-square of the first sampled token over 6000 rows (one seed each) against the model's
     /// softmax. The critical value is for p = 0.001 with (categories − 1) degrees of freedom; the seeds are
     /// fixed, so the test is deterministic.

@@ -29,7 +29,7 @@ def processes(match):
             argv = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if len(argv) > 1 and argv[0].endswith("rein") and argv[1] in ("learner", "worker") \
+        if len(argv) > 1 and os.path.basename(argv[0]).startswith("rein") and argv[1] in ("learner", "worker") \
                 and any(match in a for a in argv):
             name = argv[argv.index("--name") + 1] if "--name" in argv else argv[1]
             found[int(pid)] = name
