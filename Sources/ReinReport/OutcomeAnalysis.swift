@@ -116,6 +116,39 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
         public var points: [Point]
         /// The least-squares line through them, with its slope's 95 % interval (nil below 3 points).
         public var fit: Statistics.LineFit?
+        /// The cell that moves the line most (largest Cook's distance), and the line without it:
+        /// a relation that one cell carries is not one a user can act on (nil below 4 cells).
+        public var mostInfluential: Influence?
+
+        enum CodingKeys: String, CodingKey {
+            case metric, baseline, points, fit
+            case mostInfluential = "most_influential"
+        }
+
+        /// The most influential cell of a fit and the fit without it.
+        public struct Influence: Sendable, Codable, Hashable {
+            /// The cell.
+            public var point: Point
+            /// Its Cook's distance.
+            public var cooksDistance: Double
+            /// The line through the other cells.
+            public var fitWithout: Statistics.LineFit?
+
+            enum CodingKeys: String, CodingKey {
+                case point
+                case cooksDistance = "cooks_distance"
+                case fitWithout = "fit_without"
+            }
+        }
+
+        /// Whether the bias predicts the gap: the slope's interval excludes 0, and still does, on
+        /// the same side, without the most influential cell.
+        public var predicts: Bool {
+            guard let fit, fit.slope.excludesZero else { return false }
+            guard let influence = mostInfluential else { return true }
+            guard let without = influence.fitWithout, without.slope.excludesZero else { return false }
+            return (without.slope.estimate > 0) == (fit.slope.estimate > 0)
+        }
     }
 
     /// A training-outcome claim of the seed paper and what this experiment says about it.
@@ -222,9 +255,19 @@ public struct OutcomeAnalysis: Sendable, Codable, Hashable {
                     form: rs[0].form, lag: rs[0].lag, bias: Statistics.mean(pairs.map(\.bias)),
                     gap: Statistics.mean(pairs.map(\.gap)))
             }
+            let (x, y) = (points.map(\.bias), points.map(\.gap))
+            var influence: Prediction.Influence?
+            if points.count >= 4, let distances = Statistics.cooksDistances(x: x, y: y),
+                let most = distances.indices.max(by: { distances[$0] < distances[$1] })
+            {
+                let others = points.indices.filter { $0 != most }
+                influence = Prediction.Influence(
+                    point: points[most], cooksDistance: distances[most],
+                    fitWithout: Statistics.fitLine(x: others.map { x[$0] }, y: others.map { y[$0] }))
+            }
             return Prediction(
                 metric: metric, baseline: "\(baseline) at the same lag", points: points,
-                fit: Statistics.fitLine(x: points.map(\.bias), y: points.map(\.gap)))
+                fit: Statistics.fitLine(x: x, y: y), mostInfluential: influence)
         }
         trajectories = order.map { key in
             let rs = groups[key]!

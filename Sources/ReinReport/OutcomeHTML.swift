@@ -108,7 +108,7 @@ extension HTML {
             }, nameColumns: 2)
         s += "<h3>Does the tracker's bias predict the outcome?</h3>\n"
         s +=
-            "<p class=\"note\">One point per form × lag (no KL left out): the tracker's pooled bias against the outcome's gap to the same seed's run of \(escape(a.predictions.first?.baseline ?? "the baseline")), averaged over seeds. Least-squares line with its 95% confidence band (t with n − 2 degrees of freedom).</p>\n"
+            "<p class=\"note\">One point per form × lag (no KL left out): the tracker's pooled bias against the outcome's gap to the same seed's run of \(escape(a.predictions.first?.baseline ?? "the baseline")), averaged over seeds. Least-squares line with its 95% confidence band (t with n − 2 degrees of freedom). The bias predicts the gap only if the slope's interval excludes 0 with and without the cell that moves the line most (largest Cook's distance).</p>\n"
         s += "<div class=\"charts\">"
         for p in a.predictions {
             s += SVG.scatterChart(
@@ -119,17 +119,32 @@ extension HTML {
         }
         s += "</div>\n"
         s += table(
-            header: ["outcome", "cells", "slope [95% CI]", "R²", "answer"],
+            header: [
+                "outcome", "cells", "slope [95% CI]", "R²", "most influential cell (Cook's D)",
+                "slope without it", "answer",
+            ],
             rows: a.predictions.map { p in
                 guard let fit = p.fit else {
-                    return [p.metric.title, "\(p.points.count)", "–", "–", "too few cells"]
+                    return [p.metric.title, "\(p.points.count)", "–", "–", "–", "–", "too few cells"]
                 }
                 let f = { (v: Double) in String(format: "%.3g", v) }
+                let slope = { (l: Statistics.LineFit?) in
+                    l.map { "\(f($0.slope.estimate)) [\(f($0.slope.low)), \(f($0.slope.high))]" } ?? "–"
+                }
+                let cell = p.mostInfluential.map { "\($0.point.form) lag \($0.point.lag)" }
+                let without = p.mostInfluential?.fitWithout?.slope
+                let answer =
+                    p.predicts
+                    ? "the bias predicts the gap"
+                    : !fit.slope.excludesZero
+                        ? "no detectable relation at this power"
+                        : without?.excludesZero == true
+                            ? "carried by one cell (\(cell ?? "?")): without it the slope has the other sign"
+                            : "carried by one cell (\(cell ?? "?")): not without it"
                 return [
-                    p.metric.title, "\(p.points.count)",
-                    "\(f(fit.slope.estimate)) [\(f(fit.slope.low)), \(f(fit.slope.high))]", f(fit.rSquared),
-                    fit.slope.excludesZero
-                        ? "the bias predicts the gap" : "no detectable relation at this power",
+                    p.metric.title, "\(p.points.count)", slope(fit), f(fit.rSquared),
+                    p.mostInfluential.map { "\(cell!) (\(f($0.cooksDistance)))" } ?? "–",
+                    slope(p.mostInfluential?.fitWithout), answer,
                 ]
             })
         s += "<h3>Exact KL(π_θ‖π_ref) during training (mean over seeds)</h3>\n<div class=\"charts\">"

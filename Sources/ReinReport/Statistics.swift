@@ -186,6 +186,21 @@ public enum Statistics {
             t: t)
     }
 
+    /// Cook's distance of each point of the least-squares line through (x, y): how far the fitted
+    /// line moves when the point is left out, D_i = r_i² / (2 s²) · h_i / (1 − h_i)², with r_i the
+    /// residual, s² = Σ r² / (n − 2) and the leverage h_i = 1/n + (x_i − x̄)² / Sxx. Nil when
+    /// ``fitLine(x:y:level:)`` is, or when the line fits every point exactly.
+    public static func cooksDistances(x: [Double], y: [Double]) -> [Double]? {
+        guard let fit = fitLine(x: x, y: y), fit.residualSD > 0 else { return nil }
+        let n = Double(x.count)
+        let s2 = fit.residualSD * fit.residualSD
+        return zip(x, y).map { xi, yi in
+            let r = yi - fit.intercept - fit.slope.estimate * xi
+            let h = 1 / n + (xi - fit.meanX) * (xi - fit.meanX) / fit.sxx
+            return r * r / (2 * s2) * h / ((1 - h) * (1 - h))
+        }
+    }
+
     // MARK: Distributions
 
     /// The Student t distribution function P(T ≤ t) with `df` degrees of freedom.

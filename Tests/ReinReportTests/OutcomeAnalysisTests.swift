@@ -112,6 +112,36 @@ struct OutcomeAnalysisTests {
         #expect(fit.slope.excludesZero && fit.slope.estimate > 0)
     }
 
+    /// Eight cells with no relation and one far out (like k1 as loss at lag 16): the full line's
+    /// slope excludes 0, but the relation is that one cell's, and the analysis says so.
+    @Test func aRelationThatOneCellCarriesIsNotAPrediction() throws {
+        let cells: [(form: String, lag: Int, bias: Double, gap: Double)] = [
+            ("k2_loss", 0, 0.1, 0.01), ("k2_loss", 4, 0.2, -0.01), ("k2_loss", 16, 0.3, 0.01),
+            ("k3_loss", 0, 0.4, -0.01), ("k3_loss", 4, 0.5, 0.01), ("k3_loss", 16, 0.6, -0.01),
+            ("k1_loss", 0, 0.7, 0.01), ("k1_loss", 4, 0.8, -0.01), ("k1_loss", 16, 3.0, 1.0),
+        ]
+        var records: [OutcomeRecord] = []
+        for seed in 1...2 {
+            for lag in [0, 4, 16] {
+                records.append(record("k2_loss_sgw_token", lag: lag, seed: seed, kl: 0.1, bias: 0))
+            }
+            for c in cells {
+                records.append(record(c.form, lag: c.lag, seed: seed, kl: 0.1 + c.gap, bias: c.bias))
+            }
+        }
+        let a = try #require(OutcomeAnalysis(records: records, resamples: 200))
+        let kl = try #require(a.predictions.first { $0.metric == .finalKL })
+        let fit = try #require(kl.fit)
+        #expect(fit.slope.excludesZero && fit.slope.estimate > 0)
+        let influence = try #require(kl.mostInfluential)
+        #expect(influence.point.form == "k1_loss" && influence.point.lag == 16)
+        #expect(try #require(influence.fitWithout).slope.contains(0))
+        #expect(!kl.predicts)
+        // The design of the test above, where every cell moves with the bias, still predicts.
+        let together = try #require(OutcomeAnalysis(records: design(), resamples: 500))
+        #expect(together.predictions.first { $0.metric == .finalKL }?.predicts == true)
+    }
+
     @Test func noAnalysisWithoutReplicatedCells() {
         #expect(OutcomeAnalysis(records: [record("k2_loss", lag: 0, seed: 1, kl: 0.1)]) == nil)
         #expect(OutcomeAnalysis(records: []) == nil)

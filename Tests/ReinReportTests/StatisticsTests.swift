@@ -112,6 +112,15 @@ struct StatisticsTests {
                 < 1e-9)
     }
 
+    @Test func cooksDistancesMatchTheHatMatrixFormula() throws {
+        // Reference: numpy, D_i = r_i² / (2 s²) · h_ii / (1 − h_ii)² with H = X (XᵀX)⁻¹ Xᵀ.
+        let d = try #require(
+            Statistics.cooksDistances(x: [0.1, 0.4, 0.9, 1.2, 1.6], y: [0, 0.01, -0.005, 0.02, 4.0]))
+        let expected = [0.42148894, 0.0028404, 0.06548006, 0.31874433, 2.22934844]
+        #expect(zip(d, expected).allSatisfy { abs($0 - $1) < 1e-7 })
+        #expect(Statistics.cooksDistances(x: [0, 1, 2, 3], y: [1, 3, 5, 7]) == nil)  // an exact line
+    }
+
     @Test func lineFitOfAnExactLineHasAZeroWidthInterval() throws {
         let fit = try #require(Statistics.fitLine(x: [0, 1, 2, 3], y: [1, 3, 5, 7]))
         #expect(abs(fit.slope.estimate - 2) < 1e-12 && abs(fit.slope.high - fit.slope.low) < 1e-9)
