@@ -85,6 +85,14 @@ final class HelloFlood: Sendable {
 
 @Suite("A stranger's hello flood against a live learner")
 struct HelloFloodTests {
+    /// The suite's settings, with a heartbeat timeout that a loaded machine cannot reach: the flood
+    /// thread alone keeps a core busy, and with the other suites running beside it a 3 s timeout
+    /// once declared the learner lost in CI. Starvation still fails the test: calls time out
+    /// after 10 s, and the run must complete.
+    static let settings = ReinActorSystem.Settings(
+        callTimeout: .seconds(10), heartbeatInterval: .milliseconds(100), heartbeatTimeout: .seconds(30),
+        transportableErrors: [RuntimeError.self])
+
     /// A stranger floods the learner's ROUTER from many connections with hellos (valid ones, under
     /// identities renewed by reconnecting, and garbage) for the whole run, while one real worker
     /// trains it: the run completes with a balanced ledger and the garbage is counted. With CURVE
@@ -118,7 +126,7 @@ struct HelloFloodTests {
             configuration: .init(
                 name: LearnerActor.name, bind: "tcp://127.0.0.1:*", limits: limits,
                 security: learnerWire.security, rejections: learnerWire.rejections),
-            settings: testSettings, logger: quiet)
+            settings: Self.settings, logger: quiet)
         let learnerChannels = ZMQBulkChannels(context: context, wire: learnerWire, logger: quiet)
         let broadcaster = try learnerChannels.publisher(node: learnerSystem.node, bind: "tcp://127.0.0.1:*")
         defer { broadcaster.close() }
@@ -150,7 +158,7 @@ struct HelloFloodTests {
         let worker = try ReinActorSystem(
             context: workerContext,
             configuration: .init(name: "worker", limits: limits, security: workerWire.security),
-            settings: testSettings, logger: quiet)
+            settings: Self.settings, logger: quiet)
         async let served = serveLearner(learner, on: learnerSystem, folder: folder, logger: quiet)
         try await runWorker(
             on: worker, learnerAddress: endpoint, config: config, gpt: reference.config, logger: quiet,
