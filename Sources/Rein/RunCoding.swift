@@ -38,6 +38,9 @@ public enum RunCoding {
     /// `lag_mean`, `exactKL` → `exact_kl`, `noEOS` → `no_eos`, `k1Mean` → `k1_mean`; keys
     /// without capitals (every key this build writes) are returned unchanged.
     public static func snakeCase(_ key: String) -> String {
+        // Every key of every record goes through here when a file is read: ASCII without capitals
+        // (all keys this build writes) is answered from the bytes, without Unicode properties.
+        if key.utf8.allSatisfy({ $0 < 0x80 && !(0x41...0x5A).contains($0) }) { return key }
         guard key.contains(where: \.isUppercase) else { return key }
         let characters = Array(key)
         var out = ""
