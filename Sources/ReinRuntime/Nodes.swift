@@ -85,7 +85,10 @@ public func writeRun(_ result: DistributedRunResult, to folder: RunFolder) throw
 ///
 /// When the learner is lost (it crashed, or stopped answering), the worker connects again,
 /// retrying for up to `reconnectTimeout`, joins the learner it finds there (a restarted one
-/// resumes from its checkpoint), gets its current weights and carries on. A learner that leaves
+/// resumes from its checkpoint), gets its current weights and carries on. After a peer-lost
+/// verdict (the learner silent past the heartbeat timeout: crashed, stalled or cut off) it does so
+/// as a new node, ``ReinActors/ReinActorSystem/successor()``, because the learner and it are dead
+/// to each other under their old ids; the batch it held is the learner's to count as lost. A learner that leaves
 /// cleanly (the run ended, or it was stopped with SIGTERM) ends the worker normally.
 /// - Throws: ``RemoteCallError`` if the learner cannot be reached (within the timeouts).
 public func runWorker(
@@ -109,36 +112,61 @@ package func runWorker(
     channels: (any BulkChannels)?, connectTimeout: Duration, reconnectTimeout: Duration, stop: StopSignal?,
     beforeDelivery: (@Sendable (Int) async -> Void)?, wire: WireOptions
 ) async throws {
-    var window = connectTimeout
-    var lost: NodeID?
+    // The caller owns `system`; this function shuts down the successors it makes.
+    let (caller, first) = (system, worker)
+    var (system, worker, window) = (system, first, connectTimeout)
+    func retire(_ made: ReinActorSystem) async { if made !== caller { await made.shutdown() } }
     while true {
-        guard
-            let peer = try await connectExplained(
-                system, to: learnerAddress, within: window, excluding: lost, stop: stop, wire: wire,
-                logger: logger)
-        else {
-            logger.notice("stopped before reaching the learner")
-            return
+        let outcome: WorkOutcome
+        do {
+            guard
+                let peer = try await connectExplained(
+                    system, to: learnerAddress, within: window, stop: stop, wire: wire, logger: logger)
+            else {
+                logger.notice("stopped before reaching the learner")
+                await retire(system)
+                return
+            }
+            logger.info("connected to the learner at \(learnerAddress) (\(peer))")
+            let learner = try LearnerActor.resolve(
+                id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
+            outcome = try await work(
+                worker, for: learner, channels: channels, learnerAddress: learnerAddress, stop: stop,
+                beforeDelivery: beforeDelivery)
+        } catch {
+            await retire(system)
+            throw error
         }
-        logger.info("connected to the learner at \(learnerAddress) (\(peer))")
-        let learner = try LearnerActor.resolve(
-            id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
-        let outcome = try await work(
-            worker, for: learner, channels: channels, learnerAddress: learnerAddress, stop: stop,
-            beforeDelivery: beforeDelivery)
         switch outcome {
         case .finished:
+            await retire(system)
             return
         case .learnerLeft(let error):
             logger.notice("the learner left (\(error)); stopping")
+            await retire(system)
             return
         case .learnerLost(let error):
-            guard reconnectTimeout > .zero, stop?.isStopped != true else { throw error }
+            guard reconnectTimeout > .zero, stop?.isStopped != true else {
+                await retire(system)
+                throw error
+            }
             logger.warning("lost the learner (\(error)); reconnecting for up to \(reconnectTimeout)")
             window = reconnectTimeout
-            // A dead node is skipped while its connection is torn down; one that timed out or
-            // answered "dead letter" (not started yet, or replaced) may be the one to rejoin.
-            lost = error.code == .peerLost ? peer.node : nil
+            if error.code == .peerLost {
+                // This node and the learner's are dead to each other for good (a tombstone on each
+                // side), whether the learner crashed or was only silent for a while (a stall, a
+                // partition): carry on as a new node, which either one can take as a new member.
+                // Its fresh connection also cannot reach a dead learner's half-closed one.
+                await system.shutdown()
+                system = try system.successor()
+                guard let next = try await worker.whenLocal({ [system] in try $0.successor(on: system) })
+                else {
+                    await retire(system)
+                    throw RuntimeError("the worker is not local")
+                }
+                worker = next
+                logger.notice("rejoining as a new node, \(system.node)")
+            }
             try await Task.sleep(for: .milliseconds(200))
         }
     }
@@ -175,15 +203,14 @@ func work(
     }
 }
 
-/// ``connectWithRetry(_:to:within:excluding:stop:logger:)``, with a hint when CURVE is on and
+/// ``connectWithRetry(_:to:within:stop:logger:)``, with a hint when CURVE is on and
 /// nobody answers (the usual cause: a key not on the learner's allow-list).
 func connectExplained(
-    _ system: ReinActorSystem, to address: String, within limit: Duration, excluding excluded: NodeID?,
-    stop: StopSignal?, wire: WireOptions, logger: Logger
+    _ system: ReinActorSystem, to address: String, within limit: Duration, stop: StopSignal?,
+    wire: WireOptions, logger: Logger
 ) async throws -> Member? {
     do {
-        return try await connectWithRetry(
-            system, to: address, within: limit, excluding: excluded, stop: stop, logger: logger)
+        return try await connectWithRetry(system, to: address, within: limit, stop: stop, logger: logger)
     } catch let error as RemoteCallError where error.code == .timedOut && wire.security != nil {
         throw RuntimeError(
             """
@@ -195,12 +222,10 @@ func connectExplained(
 }
 
 /// Connects to `address`, retrying every 200 ms until `limit` has passed (`nil` if `stop` is
-/// raised first; no retries after a protocol-version mismatch, which names both versions). A node
-/// answering there as `excluded` (the learner just lost, whose connection is still being torn
-/// down) does not count: the retries go on until another one answers.
+/// raised first; no retries after a protocol-version mismatch, which names both versions).
 func connectWithRetry(
-    _ system: ReinActorSystem, to address: String, within limit: Duration, excluding excluded: NodeID? = nil,
-    stop: StopSignal? = nil, logger: Logger
+    _ system: ReinActorSystem, to address: String, within limit: Duration, stop: StopSignal? = nil,
+    logger: Logger
 ) async throws -> Member? {
     let clock = ContinuousClock()
     let deadline = clock.now + limit
@@ -208,12 +233,8 @@ func connectWithRetry(
         if stop?.isStopped == true { return nil }
         let remaining = deadline - clock.now
         do {
-            let member = try await system.connect(
+            return try await system.connect(
                 to: address, timeout: min(.seconds(2), max(remaining, .milliseconds(100))))
-            guard member.node != excluded else {
-                throw RemoteCallError(.peerLost, "\(address) is still the lost \(member)")
-            }
-            return member
         } catch let error as WireError where error.code == .unsupportedVersion {
             throw error  // another build: retrying cannot help
         } catch let error as TransportSecurityError {

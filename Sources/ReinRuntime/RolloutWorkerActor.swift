@@ -54,6 +54,14 @@ public distributed actor RolloutWorkerActor {
             threads: config.threads)
     }
 
+    /// A new worker like this one (same run, same stand-in sampler) on `system`: the successor
+    /// ``runWorker(on:learnerAddress:config:gpt:logger:channels:connectTimeout:reconnectTimeout:stop:beforeDelivery:wire:)``
+    /// makes on a new node after the learner and this worker lost each other.
+    func successor(on system: ReinActorSystem) throws -> RolloutWorkerActor {
+        try RolloutWorkerActor(
+            actorSystem: system, config: config, gpt: gpt, logger: logger, standIn: standIn)
+    }
+
     /// Weight swaps served by the broadcast, by fetch calls and by the work orders.
     public distributed func swapCounts() -> [Int] { [broadcastSwaps, fetchedSwaps, orderSwaps] }
 

@@ -5,6 +5,7 @@ import Rein
 import ReinActors
 import ReinModel
 import ReinRuntime
+import Synchronization
 import Testing
 
 /// Polls `condition` every 10 ms for up to `limit`; whether it became true. The default limit is
@@ -80,6 +81,76 @@ struct MembershipTests {
         #expect(
             metrics.map(comparable) == expected.map(comparable), "the lost batch was resampled identically")
         for system in [learnerSystem, victimSystem, newSystem] { await system.shutdown() }
+    }
+}
+
+extension MembershipTests {
+    /// A learner and a worker cut off from each other past the heartbeat timeout (a stall or a
+    /// partition, not a crash) declare each other dead for good; once the link is back the worker
+    /// carries on as a new node and the run ends as the single-process one does.
+    @Test func aWorkerCutOffPastTheHeartbeatTimeoutRejoinsAsANewNodeAndTheRunFinishes() async throws {
+        let (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: 0)
+        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
+        var expected: [StepMetrics] = []
+        for _ in 0..<config.train.steps { expected.append(try trainer.runStep()) }
+
+        let bus = InMemoryBus()
+        let learnerSystem = ReinActorSystem(
+            bus: bus, name: LearnerActor.name, settings: testSettings, logger: quiet)
+        let learner = try LearnerActor.named(
+            on: learnerSystem, config: config, reference: reference, logger: quiet)
+        let workerSystem = ReinActorSystem(bus: bus, name: "worker", settings: testSettings, logger: quiet)
+        let (learnerNode, workerNode) = (learnerSystem.node, workerSystem.node)
+        let learnerSees = learnerSystem.membershipEvents()
+        let workerSees = workerSystem.membershipEvents()
+        let cut = Mutex(false)
+        // With batch 1 sampled, the link goes silent until each side has declared the other dead.
+        let partition: @Sendable (Int) async -> Void = { index in
+            guard index == 1,
+                !cut.withLock({
+                    let first = !$0
+                    $0 = true
+                    return !first
+                })
+            else { return }
+            bus.partition(learnerNode, workerNode)
+            async let learnerVerdict = learnerSees.contains {
+                if case .dead(let member, _) = $0 { member.node == workerNode } else { false }
+            }
+            async let workerVerdict = workerSees.contains {
+                if case .dead(let member, _) = $0 { member.node == learnerNode } else { false }
+            }
+            _ = await (learnerVerdict, workerVerdict)
+            bus.heal(learnerNode, workerNode)
+        }
+        let result = try await withThrowingTaskGroup(of: DistributedRunResult?.self) { group in
+            group.addTask {
+                try await runWorker(
+                    on: workerSystem, learnerAddress: LearnerActor.name, config: config,
+                    gpt: reference.config,
+                    logger: quiet, beforeDelivery: partition)
+                return nil
+            }
+            group.addTask {
+                try await serveLearner(learner, on: learnerSystem, folder: folder, logger: quiet)
+            }
+            var result: DistributedRunResult?
+            for try await value in group { result = result ?? value }
+            return result
+        }
+        for system in [learnerSystem, workerSystem] { await system.shutdown() }
+        let run = try #require(result)
+        #expect(cut.withLock { $0 }, "the partition happened")
+        #expect(run.ledger.lost == 16, "the batch held across the partition is counted lost")
+        #expect(run.ledger.trained == 4 * 16)
+        try run.ledger.check(final: true)
+        let workers = Set(run.workers.workers.map(\.node))
+        #expect(
+            workers.count == 2 && workers.contains(workerNode.description),
+            "the worker came back as a new node")
+        #expect(
+            run.metrics.map(comparable) == expected.map(comparable),
+            "the lost batch was resampled identically")
     }
 }
 

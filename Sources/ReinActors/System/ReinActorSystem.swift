@@ -124,6 +124,17 @@ public final class ReinActorSystem: DistributedActorSystem, Sendable {
     /// Inbound messages and calls this node refused, by reason (shared with its transport).
     public var rejections: WireRejections { transport.rejections }
 
+    /// A new incarnation of this node: a system with the same transport configuration and
+    /// settings on a new ``NodeID``, connected to nobody.
+    ///
+    /// A peer declared dead is tombstoned for good on both sides (its messages are ignored, its
+    /// hello too), so a node that was only slow, or cut off for a while, cannot rejoin under its
+    /// old id. A process that wants to carry on makes its successor, shuts this system down, and
+    /// connects again as a new member. Shut this system down first if its transport binds.
+    public func successor() throws -> ReinActorSystem {
+        ReinActorSystem(transport: try transport.successor(), settings: settings, logger: logger)
+    }
+
     /// Fails every pending call with ``RemoteCallError/Code/systemShutDown``, tells peers this node
     /// leaves, stops heartbeats and the transport's threads. Idempotent.
     public func shutdown() async {

@@ -51,6 +51,8 @@ public final class InMemoryTransport: ReinTransport {
         }
     }
 
+    public func successor() throws -> any ReinTransport { bus.makeTransport(name: localName) }
+
     public func connect(to address: String, timeout: Duration) async throws -> Member {
         guard let node = bus.node(named: address) else {
             throw RemoteCallError(.peerLost, "no node named \(address) on the bus")

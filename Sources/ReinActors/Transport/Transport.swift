@@ -37,6 +37,12 @@ public protocol ReinTransport: AnyObject, Sendable {
     /// Tells connected peers this node is leaving, stops delivering events and releases threads
     /// and sockets. Idempotent.
     func shutdown() async
+
+    /// A new incarnation of this node: a transport with the same configuration (name, bind,
+    /// limits, security, rejection counters) and a new ``NodeID``, connected to nobody. Peers that
+    /// declared this node dead keep it dead (see ``ReinActorSystem``), so a process that wants to
+    /// talk to them again does so as its successor. Shut this transport down first if it binds.
+    func successor() throws -> any ReinTransport
 }
 
 /// What a transport reports to the actor system.

@@ -34,6 +34,10 @@ public final class ZMQTransport: ReinTransport {
 
     private let commands: CommandQueue
     private let rejected = SharedCounter()
+    /// What ``successor()`` is made from.
+    private let context: ZMQContext
+    private let configuration: Configuration
+    private let baseLogger: Logger
 
     enum Command: Sendable {
         case send(WireMessage, NodeID)
@@ -54,6 +58,7 @@ public final class ZMQTransport: ReinTransport {
         let node = NodeID.random()
         localNode = node
         localName = configuration.name
+        (self.context, self.configuration, baseLogger) = (context, configuration, logger)
         rejections = configuration.rejections
         let wakeEndpoint =
             "inproc://rein-wake-\(node.rawValue)-\(Self.counter.add(1, ordering: .relaxed).newValue)"
@@ -95,6 +100,10 @@ public final class ZMQTransport: ReinTransport {
                 wake: wakeReceiver, router: router, connectionGuard: connectionGuard, logger: logger,
                 rejected: rejected,
                 commands: commands))
+    }
+
+    public func successor() throws -> any ReinTransport {
+        try ZMQTransport(context: context, configuration: configuration, logger: baseLogger)
     }
 
     /// Inbound messages dropped as malformed so far (by this transport; ``rejections`` has the
