@@ -6,13 +6,16 @@
 #   - kills 10% of the workers (whole helper processes, SIGKILL) every 10 s and restarts them,
 #   - cuts one worker "host" off for 20 s (a network namespace whose veth link goes down) and
 #     heals it — only as root with `ip netns`; otherwise it prints a SKIPPED line for that part,
-#   - kills the learner once with SIGKILL and starts it again (it resumes from its checkpoint;
-#     the workers reconnect by themselves),
+#   - kills the learner once with SIGKILL, at least 10 s after the heal, and starts it again (it
+#     resumes from its checkpoint; the workers reconnect by themselves),
 # then ends the run with SIGTERM (the learner drains, checkpoints and writes its files) and checks,
 # from the run folder's JSON files only (ledger.json, metrics.jsonl, status.json):
 #   the ledger balances with nothing in flight; no batch index is trained twice; no trained batch
 #   is older than max_staleness; samples were counted lost (never silently) when workers died;
-#   the learner ended the run (status finished, exit 0). Exit status 1 if any check fails.
+#   the learner ended the run (status finished, exit 0); and, from the cut-off host's own report,
+#   that its workers got work again from the same learner between the heal and its restart (the
+#   learner and they declared each other dead: they rejoin as new nodes). Exit status 1 if any
+#   check fails.
 #
 #   scripts/chaos.sh [--short] [--workers 256] [--per-process 8] [--seconds 180] [--rein PATH] [--keep]
 #
@@ -37,7 +40,7 @@ while (($#)); do
 done
 [[ "$workers" =~ ^[0-9]+$ && "$per_process" =~ ^[0-9]+$ && "$seconds" =~ ^[0-9]+$ && "$workers" -ge 2 ]] \
     || { echo "chaos: --workers (≥ 2), --per-process and --seconds take whole numbers" >&2; exit 2; }
-((seconds >= 45)) || { echo "chaos: --seconds must be ≥ 45 (kills, a partition and a learner restart)" >&2; exit 2; }
+((seconds >= 60)) || { echo "chaos: --seconds must be ≥ 60 (kills, a partition and a learner restart)" >&2; exit 2; }
 if [[ -z "$rein" ]]; then
     for candidate in .build/release/rein .build/debug/rein; do
         [[ -x "$candidate" ]] && { rein="$PWD/$candidate"; break; }
@@ -114,12 +117,12 @@ start_learner() {
 start_helper() {
     local i=$1 first=$(($1 * per_process)) count=$per_process
     ((first + count > workers)) && count=$((workers - first))
-    local learner="tcp://127.0.0.1:$port" host=()
+    local learner="tcp://127.0.0.1:$port" host=() report=()
     if ((i == 0)) && [[ -n "$netns" ]]; then
-        learner="tcp://10.203.$net.1:$port" host=(ip netns exec "$netns")
+        learner="tcp://10.203.$net.1:$port" host=(ip netns exec "$netns") report=(--report "$work/host-cut-off.json")
     fi
     REIN_LOG_LEVEL=warning "${host[@]}" "$rein" bench scale-workers --learner "$learner" --count "$count" \
-        --first "$first" --sample-ms "$sample_ms" --reconnect-timeout 120 "${sets[@]}" \
+        --first "$first" --sample-ms "$sample_ms" --reconnect-timeout 120 "${report[@]}" "${sets[@]}" \
         >>"$work/helper-$i.log" 2>&1 &
     helper_pids[i]=$!
 }
@@ -132,7 +135,11 @@ kill_each=$(((processes + 5) / 10))   # 10% of the workers, in whole helper proc
 ((kill_each >= 1)) || kill_each=1
 killed_workers=0 kill_rounds=0 restarts=0 partitioned=0 learner_killed=0
 started=$(date +%s)
+# The learner is killed 10 s after the heal at the earliest, so that the cut-off workers must rejoin
+# the learner they lost (not a restarted one) to get work in between.
 partition_at=15 learner_kill_at=$((seconds / 2 + 5))
+((learner_kill_at >= partition_at + 30)) || learner_kill_at=$((partition_at + 30))
+healed_at=0 learner_killed_at=0
 next_kill=10
 while true; do
     now=$(($(date +%s) - started))
@@ -163,7 +170,7 @@ while true; do
             echo "chaos: t=${now}s partition: worker host $netns ($per_process workers) cut off for 20 s"
             ip link set "$veth_host" down
             partitioned=1
-            ( sleep 20; ip link set "$veth_host" up; echo "chaos: partition healed" ) &
+            ( sleep 20; ip link set "$veth_host" up; date +%s.%N > "$work/healed-at"; echo "chaos: partition healed" ) &
         else
             echo "SKIPPED: partition (needs root and ip netns: $partition_skip)"
             partitioned=2
@@ -171,6 +178,7 @@ while true; do
     fi
     if ((learner_killed == 0 && now >= learner_kill_at)); then
         echo "chaos: t=${now}s SIGKILL the learner (pid $learner_pid); starting it again on the same run folder"
+        learner_killed_at=$(date +%s.%N)
         kill -KILL "$learner_pid"
         wait "$learner_pid" 2>/dev/null || true
         learner_killed=1
@@ -197,9 +205,13 @@ for pid in "${helper_pids[@]}"; do
     wait "$pid" 2>/dev/null || true
 done
 
-python3 - "$run" "$status" "$max_staleness" "$killed_workers" "$kill_rounds" "$partitioned" "$learner_killed" <<'EOF'
-import json, sys
-run, status, max_staleness, killed, rounds, partitioned, learner_killed = sys.argv[1], *map(int, sys.argv[2:])
+[[ -f "$work/healed-at" ]] && healed_at=$(cat "$work/healed-at")
+python3 - "$run" "$status" "$max_staleness" "$killed_workers" "$kill_rounds" "$partitioned" "$learner_killed" \
+    "$healed_at" "$learner_killed_at" "$work/host-cut-off.json" <<'EOF'
+import json, os, sys
+run = sys.argv[1]
+status, max_staleness, killed, rounds, partitioned, learner_killed = map(int, sys.argv[2:8])
+healed_at, learner_killed_at, cut_off_report = float(sys.argv[8]), float(sys.argv[9]), sys.argv[10]
 failures = []
 def check(ok, what):
     print(f"  {'ok  ' if ok else 'FAIL'} {what}")
@@ -233,5 +245,12 @@ batch = 4 * 4  # train.prompts_per_step × train.group_size
 check(ledger["lost"] % batch == 0 and ledger["lost"] // batch >= killed // 2,
       f"workers killed with batches in hand were counted: {ledger['lost'] // batch} batches lost "
       f"for {killed} workers killed")
+if partitioned == 1:
+    # Helper 0 (never killed) lived on the cut-off host; it writes its report when the run ends.
+    times = json.load(open(cut_off_report))["orderTimes"] if os.path.exists(cut_off_report) else []
+    back = [t for t in times if healed_at < t < learner_killed_at]
+    check(healed_at > 0 and len(back) > 0,
+          f"the cut-off host's workers got work from the same learner after the heal, before its "
+          f"restart ({len(back)} orders in those {learner_killed_at - healed_at:.0f} s)")
 sys.exit(1 if failures else 0)
 EOF

@@ -407,6 +407,9 @@ struct ScaleHelperReport: Codable {
     var firstOrders: [Double]
     /// Milliseconds from handing over one batch to holding the next work order, every order.
     var orderGapsMs: [Double]
+    /// When each work order was held (seconds since 1970), every order of every worker (the chaos
+    /// script checks that a host cut off and healed got orders again before the learner restarted).
+    var orderTimes: [Double]
 }
 
 /// The workers of one helper process.
@@ -466,7 +469,8 @@ struct ScaleHelper {
         }
         for system in systems { await system.shutdown() }
         return ScaleHelperReport(
-            firstOrders: samplers.compactMap(\.firstOrder), orderGapsMs: samplers.flatMap(\.gapsMs))
+            firstOrders: samplers.compactMap(\.firstOrder), orderGapsMs: samplers.flatMap(\.gapsMs),
+            orderTimes: samplers.flatMap(\.orderTimes))
     }
 }
 
@@ -498,8 +502,9 @@ final class CannedSampler: StandInSampler {
     let task: ArithmeticTask
     let vocab: Int
     let delay: Duration
-    private let times = Mutex<(first: Double?, handedOver: ContinuousClock.Instant?, gaps: [Double])>(
-        (nil, nil, []))
+    private let times = Mutex<
+        (first: Double?, handedOver: ContinuousClock.Instant?, gaps: [Double], held: [Double])
+    >((nil, nil, [], []))
 
     init(task: ArithmeticTask, vocab: Int, delay: Duration) {
         (self.task, self.vocab, self.delay) = (task, vocab, delay)
@@ -509,13 +514,17 @@ final class CannedSampler: StandInSampler {
     var firstOrder: Double? { times.withLock { $0.first } }
     /// Milliseconds from each batch handed over to the next order.
     var gapsMs: [Double] { times.withLock { $0.gaps } }
+    /// When each order arrived (seconds since 1970).
+    var orderTimes: [Double] { times.withLock { $0.held } }
 
     func batch(_ problems: [ArithmeticProblem], groupSize: Int, version: Int, index: Int, firstID: UInt64)
         async throws -> RolloutBatch
     {
         let now = ContinuousClock.now
+        let wall = Date().timeIntervalSince1970
         times.withLock { times in
-            if times.first == nil { times.first = Date().timeIntervalSince1970 }
+            if times.first == nil { times.first = wall }
+            times.held.append(wall)
             if let handedOver = times.handedOver {
                 times.gaps.append(1000 * seconds(now - handedOver))
             }
