@@ -62,6 +62,16 @@ public final class ZMQSocket {
         }
     }
 
+    /// Stops this socket's ``ZMQMonitor`` (`zmq_socket_monitor(s, NULL, 0)`; call on the socket's
+    /// owner thread) while the socket stays open: from then on the monitor can be closed, and no
+    /// later event of the socket waits for a reader that is gone (see ``close()``).
+    public func stopMonitor() {
+        if let handle, monitored {
+            zmq_socket_monitor(handle, nil, 0)
+            monitored = false
+        }
+    }
+
     /// Whether ``close()`` has not been called yet.
     public var isOpen: Bool { handle != nil }
 

@@ -139,7 +139,10 @@ struct HelloFloodTests {
         let endpoint = try #require(learnerSystem.endpoint)
 
         let flood = HelloFlood()
-        let floodContext = try ZMQContext()
+        // Closed sockets count against the context's limit until libzmq's reaper has freed them,
+        // and on a loaded machine the reconnect storms outran it once (1,023 sockets, libzmq's
+        // default, after 65 s of flood): room for the storms of a slow run.
+        let floodContext = try ZMQContext(maxSockets: 4096)
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
             defer { done.signal() }

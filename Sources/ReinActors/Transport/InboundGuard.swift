@@ -18,23 +18,59 @@ extension ZMQSocket {
 
 /// Keeps the number of connections of a bound socket within ``WireLimits/maxConnections``.
 ///
-/// A pure count: ``accepted(_:)`` says whether a new connection (its file descriptor, from a
-/// `ZMQ_EVENT_ACCEPTED` monitor event) may stay; ``closed(_:)`` forgets one.
+/// Pure bookkeeping: ``accepted(_:listener:at:isSilent:)`` says whether a new connection (its file
+/// descriptor, from a `ZMQ_EVENT_ACCEPTED` monitor event) may stay, and which open one it displaces;
+/// ``closed(_:)`` forgets one. At the cap, a newcomer takes the place of the oldest connection
+/// that has been open for ``silentGrace`` or longer without sending a byte (`isSilent`: not even
+/// its ZMTP greeting, which every real peer sends at once). Without that, a stranger holding the
+/// cap with connections that never speak shut workers out until libzmq's handshake deadline, and
+/// could open them again at once. A connection that has spoken is never displaced (its handshake
+/// and frames have deadlines of their own), nor one younger than the grace, so a stranger that
+/// reconnects whatever is closed churns only through its own old connections.
 struct ConnectionCount {
     let limit: Int
-    private(set) var open: Set<UInt32> = []
+    /// How long a connection may stay silent before a newcomer at the cap may take its place.
+    let silentGrace: Duration
+    /// Open connections: when each was accepted, and its listener's endpoint.
+    private(set) var open: [UInt32: (at: ContinuousClock.Instant, listener: String)] = [:]
 
-    init(limit: Int) { self.limit = limit }
+    /// What becomes of an accepted connection.
+    enum Admission: Equatable {
+        /// Under the cap: it stays.
+        case admitted
+        /// At the cap: it stays, and the silent connection `fd` of `listener` is to be closed.
+        case displacing(fd: UInt32, listener: String)
+        /// At the cap with no silent connection to displace: the caller closes it.
+        case refused
+    }
 
-    /// Records an accepted connection; `false` if it is one too many (the caller closes it).
-    mutating func accepted(_ fd: UInt32) -> Bool {
-        guard open.count < limit else { return false }
-        open.insert(fd)
-        return true
+    init(limit: Int, silentGrace: Duration = .seconds(1)) {
+        self.limit = limit
+        self.silentGrace = silentGrace
+    }
+
+    /// Records a connection accepted at `now` by the listener at `listener`; `isSilent(fd,
+    /// listener)` says whether an open connection has sent nothing yet (asked only at the cap, of
+    /// connections past the grace, oldest first).
+    mutating func accepted(
+        _ fd: UInt32, listener: String, at now: ContinuousClock.Instant,
+        isSilent: (UInt32, String) -> Bool
+    ) -> Admission {
+        guard open.count >= limit else {
+            open[fd] = (now, listener)
+            return .admitted
+        }
+        let old = open.filter { now - $0.value.at >= silentGrace }.sorted { $0.value.at < $1.value.at }
+        guard let (displaced, entry) = old.first(where: { isSilent($0.key, $0.value.listener) }) else {
+            return .refused
+        }
+        open[displaced] = nil
+        open[fd] = (now, listener)
+        return .displacing(fd: displaced, listener: entry.listener)
     }
 
     /// Forgets a connection that was closed or disconnected.
-    mutating func closed(_ fd: UInt32) { open.remove(fd) }
+    mutating func closed(_ fd: UInt32) { open[fd] = nil }
 }
 
 /// What a descriptor named by a `ZMQ_EVENT_ACCEPTED` monitor event is now.
@@ -76,6 +112,28 @@ enum AcceptedDescriptor {
                 return false
             }
         }
+    }
+
+    /// Whether `fd` is a TCP connection of `listener` that has received no byte yet (`false` for
+    /// Unix-domain connections, which strangers off the host cannot open, and when unsure).
+    static func isSilentConnection(_ fd: Int32, of listener: String) -> Bool {
+        isConnection(fd, of: listener) && bytesReceived(fd) == 0
+    }
+
+    /// The bytes the kernel has received on the TCP connection `fd` (Linux `tcp_info`'s
+    /// `tcpi_bytes_received`, since Linux 4.1), or `nil` if it cannot tell.
+    static func bytesReceived(_ fd: Int32) -> UInt64? {
+        // Glibc's <netinet/tcp.h> declares an older, shorter `struct tcp_info`: read the kernel's
+        // at the field's offset in <linux/tcp.h> (checked against a real connection by
+        // ConnectionGuardTests).
+        let offset = 128
+        var info = [UInt8](repeating: 0, count: 256)
+        var length = socklen_t(info.count)
+        let ok = info.withUnsafeMutableBytes {
+            getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, $0.baseAddress, &length) == 0
+        }
+        guard ok, Int(length) >= offset + 8 else { return nil }
+        return info.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
     }
 
     /// The port of a `tcp://host:port` endpoint.
@@ -122,7 +180,20 @@ final class ConnectionGuard {
     func handle(_ event: ZMQMonitorEvent) -> Bool {
         switch event.kind {
         case .accepted:
-            if !count.accepted(event.value) {
+            let admission = count.accepted(event.value, listener: event.endpoint, at: .now) { fd, listener in
+                AcceptedDescriptor.isSilentConnection(Int32(bitPattern: fd), of: listener)
+            }
+            if case .displacing(let fd, let listener) = admission {
+                _ = shutdown(Int32(bitPattern: fd), Int32(SHUT_RDWR))
+                rejections.record(
+                    WireRejections.silentConnection, peer: listener, key: "connections",
+                    error: PeerRejection(
+                        WireRejections.silentConnection,
+                        "connection closed: silent for \(count.silentGrace) or more, at the cap of \(count.limit) connections, to let a new one in"
+                    ),
+                    logger: logger)
+            }
+            if admission == .refused {
                 // The event is read after the fact: the connection may be gone and its descriptor
                 // reused, even by a listening socket (whose shutdown made libzmq's accept fail an
                 // assertion and abort the process). Only a connection of this listener is closed.

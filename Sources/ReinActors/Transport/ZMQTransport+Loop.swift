@@ -52,6 +52,10 @@ extension ZMQTransport {
             let monitor: ZMQMonitor?
             /// Handshakes the peer closed before finishing so far (see ``HandshakeRefusal``).
             var drops = 0
+            /// ZMTP connections the DEALER completed so far: from the second on, each one says
+            /// `hello` again (the first went out on a connection the peer closed, e.g. at its
+            /// connection cap, and ZeroMQ does not resend what it wrote there).
+            var connections = 0
         }
 
         init(
@@ -125,7 +129,7 @@ extension ZMQTransport {
                     index += 1
                 }
                 for monitor in monitored {
-                    if ready[index].contains(.readable) { handshakeFailed(monitor) }
+                    if ready[index].contains(.readable) { handshakeEvents(monitor) }
                     index += 1
                 }
                 settleUnreachable()
@@ -249,14 +253,9 @@ extension ZMQTransport {
                 try dealer.setMaxMessageSize(configuration.limits.socketMaxMessageSize)
                 try configuration.security?.apply(to: dealer, binding: false)
                 try dealer.setReconnectInterval(.milliseconds(100))
-                let monitor = try? dealer.monitor(.handshakeFailed)
+                let monitor = try? dealer.monitor([.handshakeFailed, .handshakeSucceeded])
                 try dealer.connect(address)
-                let hello = HelloEnvelope(name: configuration.name, endpoint: endpoint ?? "")
-                var header = WireHeader(kind: .hello, sender: node, version: configuration.protocolVersion)
-                header.sequence = nextSequence()
-                try send(
-                    WireMessage(header: header, frames: [WireFrame(hello.encoded())]).encodedFrames(),
-                    on: dealer)
+                try sendHello(on: dealer)
                 handshakes.append(
                     Handshake(
                         dealer: dealer, address: address, deadline: ContinuousClock.now.advanced(by: timeout),
@@ -266,18 +265,36 @@ extension ZMQTransport {
             }
         }
 
+        /// Queues this node's `hello` on a connecting DEALER.
+        func sendHello(on dealer: ZMQSocket) throws {
+            let hello = HelloEnvelope(name: configuration.name, endpoint: endpoint ?? "")
+            var header = WireHeader(kind: .hello, sender: node, version: configuration.protocolVersion)
+            header.sequence = nextSequence()
+            try send(
+                WireMessage(header: header, frames: [WireFrame(hello.encoded())]).encodedFrames(), on: dealer)
+        }
+
         /// Closes a handshake's DEALER and monitor.
         func close(_ handshake: Handshake) {
             close(handshake.dealer, linger: .zero)
             handshake.monitor?.close()
         }
 
-        /// Fails the connect whose DEALER's handshake failed, with the reason and the fix: a
+        /// Says `hello` again on each new ZMTP connection of a connecting DEALER after its first,
+        /// and fails the connect whose DEALER's handshake failed, with the reason and the fix: a
         /// CURVE/plain mismatch, a key the other side refused, or CURVE handshakes the other side
         /// keeps closing (the wrong server key), is not worth retrying.
-        func handshakeFailed(_ monitor: ZMQMonitor) {
+        func handshakeEvents(_ monitor: ZMQMonitor) {
             while let event = try? monitor.next(wait: .nonBlocking) {
                 guard let index = handshakes.firstIndex(where: { $0.monitor === monitor }) else { return }
+                if event.kind == .handshakeSucceeded {
+                    handshakes[index].connections += 1
+                    if handshakes[index].connections > 1 {
+                        logger.debug("connected to \(handshakes[index].address) again: hello again")
+                        try? sendHello(on: handshakes[index].dealer)
+                    }
+                    continue
+                }
                 let curve = configuration.security != nil
                 if event.kind == .handshakeFailedNoDetail { handshakes[index].drops += 1 }
                 guard

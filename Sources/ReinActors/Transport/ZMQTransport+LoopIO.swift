@@ -202,7 +202,13 @@ extension ZMQTransport.IOLoop {
                     from: source, on: socket)
                 return
             }
-            guard kind != .hello, kind != .welcome else {
+            if kind == .welcome {
+                // The answer to a hello said again on a new connection during the handshake (the
+                // first hello's may have come too): nothing to do.
+                logger.trace("another welcome from \(sender)")
+                return
+            }
+            guard kind != .hello else {
                 reject(
                     PeerRejection(WireRejections.wrongKind, "\(kind) after the handshake"), from: source,
                     on: socket)
@@ -230,6 +236,9 @@ extension ZMQTransport.IOLoop {
                 let welcome = decodeHello(message, from: source, on: socket)
             else { return }
             let handshake = handshakes.remove(at: index)
+            // The DEALER lives on: its monitor is stopped first, or its next connection's event
+            // would wait forever for the closed reader (in libzmq's I/O thread).
+            handshake.dealer.stopMonitor()
             handshake.monitor?.close()
             let member = Member(
                 node: sender, name: welcome.name, publicKey: configuration.security?.serverKey)

@@ -12,7 +12,8 @@ import Synchronization
 /// header whose payload does not decode or does not fit, e.g. a weight vector of the wrong size)
 /// and ``refused`` (a well-formed sample the learner turned down), and those of the actor system:
 /// ``wrongActorType`` (a call whose target is not a method of the callee's type) and ``forbidden``
-/// (a call the caller's role may not make).
+/// (a call the caller's role may not make), and those of the connection cap: ``tooManyConnections``
+/// and ``silentConnection``.
 ///
 /// Each rejection is logged at most once per second per peer, with the number suppressed since
 /// the last line (see ``record(_:peer:error:logger:)``), so a flood costs counters, not log lines.
@@ -33,6 +34,9 @@ public final class WireRejections: Sendable {
     public static let forbidden = "forbidden"
     /// A connection accepted beyond ``WireLimits/maxConnections`` (closed at once).
     public static let tooManyConnections = "tooManyConnections"
+    /// A connection that sent nothing, not even its ZMTP greeting, closed at the cap of
+    /// ``WireLimits/maxConnections`` to make room for a new one.
+    public static let silentConnection = "silentConnection"
 
     private struct State {
         var counts: [String: Int] = [:]
