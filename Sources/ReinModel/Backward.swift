@@ -64,6 +64,7 @@ extension GPTModel {
                 $0.heldBy == owner && $0.keepsActivations
             })
         else { throw .noForwardPass }
+        if gradients.isEmpty { zeroGradients() }
         guard parameters.values.count == gradients.count else {
             throw .invalidArgument("parameter buffer resized to \(parameters.values.count) floats")
         }

@@ -70,8 +70,9 @@ public final class GPTModel {
     public let config: GPTConfig
     /// The weights (a value: assign to swap them, copy to snapshot them). Must keep ``config``.
     public var parameters: GPTParameters
-    /// dLoss/dθ, laid out like `parameters.values`; `backward` adds to it.
-    public internal(set) var gradients: [Float]
+    /// dLoss/dθ, laid out like `parameters.values`; `backward` adds to it. Empty until the first
+    /// `backward` or ``zeroGradients()`` (a model that only scores, such as π_ref, holds none).
+    public internal(set) var gradients: [Float] = []
     /// Number of shards run concurrently.
     public let threads: Int
     /// The library that runs the matrix products.
@@ -88,13 +89,16 @@ public final class GPTModel {
         self.parameters = parameters
         self.threads = max(1, threads)
         self.gemm = gemm
-        gradients = [Float](repeating: 0, count: parameters.values.count)
         workspaces = (0..<max(1, threads)).map { _ in Workspace(config: parameters.config, gemm: gemm) }
     }
 
-    /// Sets every gradient to zero.
+    /// Sets every gradient to zero (allocating them on first use).
     public func zeroGradients() {
-        gradients.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        if gradients.isEmpty {
+            gradients = [Float](repeating: 0, count: parameters.values.count)
+        } else {
+            gradients.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        }
     }
 
     /// Shards used for a batch of `rows` rows.
@@ -113,7 +117,6 @@ public final class GPTModel {
         self.parameters = parameters
         self.threads = other.threads
         self.gemm = other.gemm
-        gradients = [Float](repeating: 0, count: parameters.values.count)
         workspaces = other.workspaces
     }
 
@@ -124,7 +127,7 @@ public final class GPTModel {
     /// - Parameters:
     ///   - logSoftmaxRows: also return the full `vocab`-wide log-softmax at every position.
     ///   - keepActivations: false for a forward pass that no `backward` follows (scoring, evaluation):
-    ///     the shards then hold one block's activations instead of every block's, for 64 rows at a
+    ///     the shards then hold one block's activations instead of every block's, for 32 rows at a
     ///     time (however large the batch), and `backward` throws ``ModelError/noForwardPass`` until
     ///     the next training forward. The outputs are bit-identical either way.
     public func forward(_ batch: TokenBatch, logSoftmaxRows: Bool = false, keepActivations: Bool = true)
@@ -190,7 +193,7 @@ public final class GPTModel {
     }
 
     /// Rows a forward pass that keeps no activations (scoring) runs at a time in each shard.
-    static let scoringRows = 64
+    static let scoringRows = 32
 
     /// Copies the log-probabilities of the targets of `rows` (and their log-softmax rows, when
     /// `logSoftmax` is given) from a shard's `logp`, which holds those rows, into the outputs.
