@@ -60,9 +60,8 @@ func linearBackward(
     }
 }
 
-/// The input gradient of ``linearBackward(dInp:dWeight:dBias:dOut:inp:weight:rows:inDim:outDim:accumulate:gemm:)``
-/// alone, `dInp = dOut · W` (the same product), for a caller that needs `inp` until the weight
-/// gradient is taken and then writes `dInp` over it.
+/// `linearBackward`'s input gradient alone, `dInp = dOut · W` (the same product), for a caller that
+/// needs `inp` until the weight gradient is taken and then writes `dInp` over it.
 func linearBackwardInput(
     _ dInp: FloatPtr, dOut: ConstFloatPtr, weight: ConstFloatPtr, rows n: Int, inDim: Int, outDim: Int,
     gemm: GemmBackend
@@ -313,8 +312,8 @@ func geluForward(_ out: FloatPtr, _ inp: ConstFloatPtr, _ n: Int) {
 }
 
 /// For the backward pass: `out = x · Φ(x)` (the GELU output, bit-identical to
-/// ``geluForward(_:_:_:)``'s) and, in place of x, the GELU's slope `Φ(x) + x·φ(x)`, which turns dL/dGELU into dL/dx
-/// (``multiply(_:_:_:)``).
+/// ``geluForward(_:_:_:)``'s) and, in place of x, the GELU's slope `Φ(x) + x·φ(x)`, which turns
+/// dL/dGELU into dL/dx (``multiply(_:_:_:)``; the product the old GELU backward took with a saved Φ).
 func geluOutputAndSlope(_ out: FloatPtr, _ x: FloatPtr, _ n: Int) {
     var i = 0
     while i + 8 <= n {

@@ -1,13 +1,13 @@
 /// Saved activations of one block, for `rows × steps` token positions (pointers into a shard's arena).
 ///
-/// Only what cannot be recomputed cheaply is saved: the block's input and its attention residual
-/// with their LayerNorm statistics, q|k|v, the attention probabilities and the attention output
-/// before c_proj, `6·d_model + 4 + heads·steps` floats per position. The backward pass recomputes
-/// the rest with the kernels and products the forward pass ran (bit-identical), into the shard's
-/// shared buffers, one block at a time: the LayerNorm outputs (from `res`/`res2` and their mean and
-/// 1/σ), the MLP's hidden layer (the c_fc product again, from the ln_2 output), Φ of it and the GELU
-/// output — `10·d_model` floats per position and block fewer, for one more c_fc product per block
-/// — and the first block's input (the token and position embeddings, whose arena row it shares).
+/// Saved: the block's input and its attention residual with their LayerNorm statistics, q|k|v, the
+/// attention probabilities and the attention output before c_proj, `6·d_model + 4 + heads·steps`
+/// floats per position. The backward pass recomputes the rest one block at a time, into the shard's
+/// shared buffers, with the kernels and products the forward pass ran (bit-identical): the
+/// LayerNorm outputs (from `res`/`res2` and their mean and 1/σ), the MLP's hidden layer (the c_fc
+/// product again, from the ln_2 output), Φ of it and the GELU output — `10·d_model` floats per
+/// position and block fewer, for one more c_fc product per block — and the first block's input
+/// (the embeddings, which live in the tail of ``Workspace/gelu``).
 struct BlockActivations {
     let res: FloatPtr  // block input (residual stream), N×C
     let ln1Mean: FloatPtr, ln1Rstd: FloatPtr  // N, N
