@@ -64,6 +64,7 @@ extension GPTModel {
                 $0.heldBy == owner && $0.keepsActivations
             })
         else { throw .noForwardPass }
+        if gradients.isEmpty { zeroGradients() }
         guard parameters.values.count == gradients.count else {
             throw .invalidArgument("parameter buffer resized to \(parameters.values.count) floats")
         }
@@ -110,28 +111,40 @@ func backwardShard(
     let (c, v, steps) = (config.dModel, config.vocab, ws.steps)
     let n = ws.rows * steps
 
-    // Tied head and final LayerNorm.
+    // Tied head and final LayerNorm (its output recomputed from the saved statistics).
+    layerNormRecompute(
+        ws.ln, ws.resFinal, mean: ws.lnfMean, rstd: ws.lnfRstd, weight: params + layout.lnfW,
+        bias: params + layout.lnfB, rows: n, width: c)
     linearBackward(
-        dInp: ws.dln, dWeight: grads + layout.wte, dBias: nil, dOut: ws.dlogits, inp: ws.lnf,
+        dInp: ws.dln, dWeight: grads + layout.wte, dBias: nil, dOut: ws.dlogits, inp: ws.ln,
         weight: params + layout.wte, rows: n, inDim: c, outDim: v, gemm: ws.gemm)
     ws.dres.update(repeating: 0, count: n * c)
     layerNormBackward(
         dInp: ws.dres, dWeight: grads + layout.lnfW, dBias: grads + layout.lnfB, dOut: ws.dln,
         inp: ws.resFinal, weight: params + layout.lnfW, mean: ws.lnfMean, rstd: ws.lnfRstd, rows: n, width: c)
 
-    // Blocks in reverse; ws.dres holds dL/d(block output), then dL/d(block input).
+    // Blocks in reverse; ws.dres holds dL/d(block output), then dL/d(block input). What the forward
+    // pass did not keep is recomputed (bit-identical: the same kernels and products) into the
+    // shard's shared buffers just before the product that reads it.
     for (l, a) in ws.blocks.enumerated().reversed() {
         let w = layout.blocks[l]
-        // The GELU and LayerNorm outputs were not kept: recompute them (bit-identical) into the
-        // shard's shared buffers just before the product that reads them.
-        geluRecompute(ws.gelu, a.fch, cdf: a.fchCdf, n * 4 * c)
-        linearBackward(
-            dInp: ws.dfc, dWeight: grads + w.mlpProjW, dBias: grads + w.mlpProjB, dOut: ws.dres,
-            inp: ws.gelu, weight: params + w.mlpProjW, rows: n, inDim: 4 * c, outDim: c, gemm: ws.gemm)
-        geluBackward(ws.dfc, a.fch, cdf: a.fchCdf, n * 4 * c)
+        // MLP: ln_2 output, then fch = c_fc(ln_2), then GELU(fch).
         layerNormRecompute(
             ws.ln, a.res2, mean: a.ln2Mean, rstd: a.ln2Rstd, weight: params + w.ln2W, bias: params + w.ln2B,
             rows: n, width: c)
+        linearForward(
+            ws.fch, ws.ln, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c,
+            gemm: ws.gemm)
+        // The GELU output, and its slope over fch (x itself is not needed again).
+        geluOutputAndSlope(ws.gelu, ws.fch, n * 4 * c)
+        // c_proj's weight gradient reads the GELU output; its input gradient then goes over it.
+        linearBackward(
+            dInp: nil, dWeight: grads + w.mlpProjW, dBias: grads + w.mlpProjB, dOut: ws.dres, inp: ws.gelu,
+            weight: params + w.mlpProjW, rows: n, inDim: 4 * c, outDim: c, gemm: ws.gemm)
+        linearBackwardInput(
+            ws.dfc, dOut: ws.dres, weight: params + w.mlpProjW, rows: n, inDim: 4 * c, outDim: c,
+            gemm: ws.gemm)
+        multiply(ws.dfc, ws.fch, n * 4 * c)
         linearBackward(
             dInp: ws.dln, dWeight: grads + w.fcW, dBias: grads + w.fcB, dOut: ws.dfc, inp: ws.ln,
             weight: params + w.fcW, rows: n, inDim: c, outDim: 4 * c, gemm: ws.gemm)
@@ -144,6 +157,11 @@ func backwardShard(
         attentionBackward(
             dqkv: ws.dqkv, scratch: ws.datt, dOut: ws.dy, qkv: a.qkv, att: a.att, rows: ws.rows, steps: steps,
             config: config, gemm: ws.gemm)
+        if l == 0 {  // the first block's input: the embeddings again
+            embed(
+                a.res, layout: layout, params: params, rows: ws.rows, steps: steps, tokens: tokens,
+                stride: stride)
+        }
         layerNormRecompute(
             ws.ln, a.res, mean: a.ln1Mean, rstd: a.ln1Rstd, weight: params + w.ln1W, bias: params + w.ln1B,
             rows: n, width: c)

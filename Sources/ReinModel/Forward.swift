@@ -70,8 +70,9 @@ public final class GPTModel {
     public let config: GPTConfig
     /// The weights (a value: assign to swap them, copy to snapshot them). Must keep ``config``.
     public var parameters: GPTParameters
-    /// dLoss/dθ, laid out like `parameters.values`; `backward` adds to it.
-    public internal(set) var gradients: [Float]
+    /// dLoss/dθ, laid out like `parameters.values`; `backward` adds to it. Empty until the first
+    /// `backward` or ``zeroGradients()`` (a model that only scores, such as π_ref, holds none).
+    public internal(set) var gradients: [Float] = []
     /// Number of shards run concurrently.
     public let threads: Int
     /// The library that runs the matrix products.
@@ -88,13 +89,16 @@ public final class GPTModel {
         self.parameters = parameters
         self.threads = max(1, threads)
         self.gemm = gemm
-        gradients = [Float](repeating: 0, count: parameters.values.count)
         workspaces = (0..<max(1, threads)).map { _ in Workspace(config: parameters.config, gemm: gemm) }
     }
 
-    /// Sets every gradient to zero.
+    /// Sets every gradient to zero (allocating them on first use).
     public func zeroGradients() {
-        gradients.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        if gradients.isEmpty {
+            gradients = [Float](repeating: 0, count: parameters.values.count)
+        } else {
+            gradients.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        }
     }
 
     /// Shards used for a batch of `rows` rows.
@@ -113,7 +117,6 @@ public final class GPTModel {
         self.parameters = parameters
         self.threads = other.threads
         self.gemm = other.gemm
-        gradients = [Float](repeating: 0, count: parameters.values.count)
         workspaces = other.workspaces
     }
 
@@ -124,7 +127,7 @@ public final class GPTModel {
     /// - Parameters:
     ///   - logSoftmaxRows: also return the full `vocab`-wide log-softmax at every position.
     ///   - keepActivations: false for a forward pass that no `backward` follows (scoring, evaluation):
-    ///     the shards then hold one block's activations instead of every block's, for 64 rows at a
+    ///     the shards then hold one block's activations instead of every block's, for 32 rows at a
     ///     time (however large the batch), and `backward` throws ``ModelError/noForwardPass`` until
     ///     the next training forward. The outputs are bit-identical either way.
     public func forward(_ batch: TokenBatch, logSoftmaxRows: Bool = false, keepActivations: Bool = true)
@@ -190,7 +193,7 @@ public final class GPTModel {
     }
 
     /// Rows a forward pass that keeps no activations (scoring) runs at a time in each shard.
-    static let scoringRows = 64
+    static let scoringRows = 32
 
     /// Copies the log-probabilities of the targets of `rows` (and their log-softmax rows, when
     /// `logSoftmax` is given) from a shard's `logp`, which holds those rows, into the outputs.
@@ -219,16 +222,8 @@ func forwardShard(
     let (c, v, steps) = (config.dModel, config.vocab, ws.steps)
     let n = ws.rows * steps
 
-    // Token + position embedding.
     var x = ws.blocks.first?.res ?? ws.resFinal
-    for b in 0..<ws.rows {
-        for t in 0..<steps {
-            let out = x + (b * steps + t) * c
-            let te = params + layout.wte + Int(tokens[b * stride + t]) * c
-            let pe = params + layout.wpe + t * c
-            for i in 0..<c { out[i] = te[i] + pe[i] }
-        }
-    }
+    embed(x, layout: layout, params: params, rows: ws.rows, steps: steps, tokens: tokens, stride: stride)
 
     for (l, a) in ws.blocks.enumerated() {
         let w = layout.blocks[l]
@@ -248,11 +243,12 @@ func forwardShard(
             ws.ln, mean: a.ln2Mean, rstd: a.ln2Rstd, a.res2, weight: params + w.ln2W, bias: params + w.ln2B,
             rows: n, width: c)
         linearForward(
-            a.fch, ws.ln, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c,
+            ws.fch, ws.ln, weight: params + w.fcW, bias: params + w.fcB, rows: n, inDim: c, outDim: 4 * c,
             gemm: ws.gemm)
-        // Training keeps fch and Φ(fch) for the backward pass; scoring overwrites fch in place.
-        let gelu = ws.keepsActivations ? ws.gelu : a.fch
-        geluForward(gelu, cdf: ws.keepsActivations ? a.fchCdf : nil, a.fch, n * 4 * c)
+        // Training writes the GELU output beside fch (the backward pass recomputes both, from the
+        // ln_2 output); scoring overwrites fch in place.
+        let gelu = ws.keepsActivations ? ws.gelu : ws.fch
+        geluForward(gelu, ws.fch, n * 4 * c)
         let next = l + 1 < ws.blocks.count ? ws.blocks[l + 1].res : ws.resFinal
         linearForward(
             next, gelu, weight: params + w.mlpProjW, bias: params + w.mlpProjB, rows: n, inDim: 4 * c,
@@ -262,11 +258,11 @@ func forwardShard(
     }
 
     layerNormForward(
-        ws.lnf, mean: ws.lnfMean, rstd: ws.lnfRstd, ws.resFinal, weight: params + layout.lnfW,
+        ws.ln, mean: ws.lnfMean, rstd: ws.lnfRstd, ws.resFinal, weight: params + layout.lnfW,
         bias: params + layout.lnfB, rows: n, width: c)
     // Tied head: logits = ln_f(x) · wteᵀ.
     linearForward(
-        ws.logp, ws.lnf, weight: params + layout.wte, bias: nil, rows: n, inDim: c, outDim: v, gemm: ws.gemm)
+        ws.logp, ws.ln, weight: params + layout.wte, bias: nil, rows: n, inDim: c, outDim: v, gemm: ws.gemm)
     for r in 0..<n { logSoftmaxInPlace(ws.logp + r * v, v) }
 }
 
@@ -295,6 +291,23 @@ func attentionForward(
             gemm.sgemm(
                 transA: false, transB: false, m: t, n: hs, k: t, p, lda: t, q + 2 * c, ldb: 3 * c, beta: 0,
                 out + b * t * c + head * hs, ldc: c)
+        }
+    }
+}
+
+/// Token + position embedding of `rows × steps` positions into `out` (the first block's input; the
+/// backward pass recomputes it with this function).
+func embed(
+    _ out: FloatPtr, layout: ParameterLayout, params: ConstFloatPtr, rows: Int, steps: Int,
+    tokens: UnsafePointer<Int32>, stride: Int
+) {
+    let c = layout.config.dModel
+    for b in 0..<rows {
+        for t in 0..<steps {
+            let row = out + (b * steps + t) * c
+            let te = params + layout.wte + Int(tokens[b * stride + t]) * c
+            let pe = params + layout.wpe + t * c
+            for i in 0..<c { row[i] = te[i] + pe[i] }
         }
     }
 }

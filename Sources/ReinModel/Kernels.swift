@@ -60,6 +60,17 @@ func linearBackward(
     }
 }
 
+/// `linearBackward`'s input gradient alone, `dInp = dOut · W` (the same product), for a caller that
+/// needs `inp` until the weight gradient is taken and then writes `dInp` over it.
+func linearBackwardInput(
+    _ dInp: FloatPtr, dOut: ConstFloatPtr, weight: ConstFloatPtr, rows n: Int, inDim: Int, outDim: Int,
+    gemm: GemmBackend
+) {
+    gemm.sgemm(
+        transA: false, transB: false, m: n, n: inDim, k: outDim, dOut, lda: outDim, weight, ldb: inDim,
+        beta: 0, dInp, ldc: inDim)
+}
+
 // MARK: - Vector helpers
 
 typealias F8 = SIMD8<Float>
@@ -277,51 +288,60 @@ func layerNormBackward(
 
 // MARK: - GELU (exact erf form, like torch.nn.GELU())
 
-/// `out = x · Φ(x)` elementwise (`out` may be `inp`); also stores Φ(x) in `cdf` when given (for the
-/// backward pass).
-func geluForward(_ out: FloatPtr, cdf: FloatPtr? = nil, _ inp: ConstFloatPtr, _ n: Int) {
+/// Φ(x) = ½(1 + erf(x/√2)) on 8 lanes: the one definition the forward and backward passes share,
+/// so the backward recomputes bit-identical values instead of keeping them.
+@inline(__always)
+func geluCdf8(_ x: F8) -> F8 { 0.5 * (1 + erf8(x * 0.707_106_781_186_547_5)) }
+
+/// Φ(x) for the scalar tails of ``geluCdf8(_:)``.
+@inline(__always)
+func geluCdf(_ x: Float) -> Float { 0.5 * (1 + erf(x * 0.707_106_781_186_547_5)) }
+
+/// `out = x · Φ(x)` elementwise (`out` may be `inp`).
+func geluForward(_ out: FloatPtr, _ inp: ConstFloatPtr, _ n: Int) {
     var i = 0
     while i + 8 <= n {
         let x = load8(inp + i)
-        let phi = 0.5 * (1 + erf8(x * 0.707_106_781_186_547_5))
-        store8(x * phi, out + i)
-        if let cdf { store8(phi, cdf + i) }
+        store8(x * geluCdf8(x), out + i)
         i += 8
     }
     while i < n {
-        let phi = 0.5 * (1 + erf(inp[i] * 0.707_106_781_186_547_5))
-        out[i] = inp[i] * phi
-        cdf?[i] = phi
+        out[i] = inp[i] * geluCdf(inp[i])
         i += 1
     }
 }
 
-/// `out = x · Φ(x)` from a saved Φ(x) (``geluForward(_:cdf:_:_:)``'s `cdf`): the same product,
-/// so the backward pass recomputes the GELU output bit-identically instead of keeping it.
-func geluRecompute(_ out: FloatPtr, _ inp: ConstFloatPtr, cdf: ConstFloatPtr, _ n: Int) {
+/// For the backward pass: `out = x · Φ(x)` (the GELU output, bit-identical to
+/// ``geluForward(_:_:_:)``'s) and, in place of x, the GELU's slope `Φ(x) + x·φ(x)`, which turns
+/// dL/dGELU into dL/dx (``multiply(_:_:_:)``; the product the old GELU backward took with a saved Φ).
+func geluOutputAndSlope(_ out: FloatPtr, _ x: FloatPtr, _ n: Int) {
     var i = 0
     while i + 8 <= n {
-        store8(load8(inp + i) * load8(cdf + i), out + i)
+        let v = load8(x + i)
+        let phi = geluCdf8(v)
+        store8(v * phi, out + i)
+        let pdf = exp8(-0.5 * v * v) * 0.398_942_280_401_432_7
+        store8(phi + v * pdf, x + i)
         i += 8
     }
     while i < n {
-        out[i] = inp[i] * cdf[i]
+        let v = x[i]
+        let phi = geluCdf(v)
+        out[i] = v * phi
+        x[i] = phi + v * exp(-0.5 * v * v) * 0.398_942_280_401_432_7
         i += 1
     }
 }
 
-/// `d[i] *= Φ(x) + x·φ(x)` in place, turning dL/dGELU into dL/dx (`cdf` holds Φ(x) from the forward).
-func geluBackward(_ d: FloatPtr, _ inp: ConstFloatPtr, cdf: ConstFloatPtr, _ n: Int) {
+/// y[i] *= x[i], 8 lanes at a time.
+func multiply(_ y: FloatPtr, _ x: ConstFloatPtr, _ n: Int) {
     var i = 0
     while i + 8 <= n {
-        let x = load8(inp + i)
-        let pdf = exp8(-0.5 * x * x) * 0.398_942_280_401_432_7
-        store8(load8(d + i) * (load8(cdf + i) + x * pdf), d + i)
+        store8(load8(y + i) * load8(x + i), y + i)
         i += 8
     }
     while i < n {
-        let x = inp[i]
-        d[i] *= cdf[i] + x * exp(-0.5 * x * x) * 0.398_942_280_401_432_7
+        y[i] *= x[i]
         i += 1
     }
 }

@@ -321,8 +321,12 @@ final class DecodeShard: @unchecked Sendable {
     /// Per layer: keys and values, `rows × positions × C`.
     private let keys: [FloatPtr], values: [FloatPtr]
     private var capacity = 0  // positions per row the scratch buffers hold
-    /// Scratch of one step; `fc` holds the MLP's hidden layer before and (in place) after the GELU.
-    private var x: FloatPtr, ln: FloatPtr, qkv: FloatPtr, atty: FloatPtr, fc: FloatPtr
+    /// Scratch of one step; `fc` holds the MLP's hidden layer before and (in place) after the GELU,
+    /// and before them q|k|v (`qkv`, 3C wide) and the attention output (`atty`, C wide), which are
+    /// dead by then.
+    private var x: FloatPtr, ln: FloatPtr, fc: FloatPtr
+    private var qkv: FloatPtr { fc }
+    private var atty: FloatPtr { fc + rows * capacity * 3 * config.dModel }
     private(set) var logits: FloatPtr
     private let scores: FloatPtr
 
@@ -336,22 +340,22 @@ final class DecodeShard: @unchecked Sendable {
         keys = (0..<config.layers).map { _ in FloatPtr.allocate(capacity: cache) }
         values = (0..<config.layers).map { _ in FloatPtr.allocate(capacity: cache) }
         scores = FloatPtr.allocate(capacity: positions)
-        (x, ln, qkv, atty, fc, logits) = DecodeShard.scratch(config, rows: rows, steps: 1)
+        (x, ln, fc, logits) = DecodeShard.scratch(config, rows: rows, steps: 1)
         capacity = 1
     }
 
     deinit {
-        for p in keys + values + [scores, x, ln, qkv, atty, fc, logits] { p.deallocate() }
+        for p in keys + values + [scores, x, ln, fc, logits] { p.deallocate() }
     }
 
     private static func scratch(_ c: GPTConfig, rows: Int, steps: Int) -> (
-        FloatPtr, FloatPtr, FloatPtr, FloatPtr, FloatPtr, FloatPtr
+        FloatPtr, FloatPtr, FloatPtr, FloatPtr
     ) {
         let n = rows * steps
         let d = c.dModel
         return (
-            .allocate(capacity: n * d), .allocate(capacity: n * d), .allocate(capacity: n * 3 * d),
-            .allocate(capacity: n * d), .allocate(capacity: n * 4 * d), .allocate(capacity: n * c.vocab)
+            .allocate(capacity: n * d), .allocate(capacity: n * d), .allocate(capacity: n * 4 * d),
+            .allocate(capacity: n * c.vocab)
         )
     }
 
@@ -360,8 +364,8 @@ final class DecodeShard: @unchecked Sendable {
     /// Finished rows drop out of `active`, so the products shrink as rows stop.
     func step(params: ConstFloatPtr, tokens: [Int32], count: Int, active: [Int]) {
         if count > capacity {
-            for p in [x, ln, qkv, atty, fc, logits] { p.deallocate() }
-            (x, ln, qkv, atty, fc, logits) = DecodeShard.scratch(config, rows: rows, steps: count)
+            for p in [x, ln, fc, logits] { p.deallocate() }
+            (x, ln, fc, logits) = DecodeShard.scratch(config, rows: rows, steps: count)
             capacity = count
         }
         let (c, ctx, n) = (config.dModel, positions, active.count * count)

@@ -1,10 +1,13 @@
 /// Saved activations of one block, for `rows × steps` token positions (pointers into a shard's arena).
 ///
-/// The LayerNorm outputs and the GELU output are not saved: they are cheap elementwise functions of
-/// what is (`res`/`res2` with their mean and 1/σ, `fch` with Φ(fch)), so the forward pass writes
-/// them to the shard's shared ``Workspace/ln`` and ``Workspace/gelu`` buffers and the backward pass
-/// recomputes them there with the same kernels (bit-identical), six `d_model`-wide rows per position
-/// and block fewer.
+/// Saved: the block's input and its attention residual with their LayerNorm statistics, q|k|v, the
+/// attention probabilities and the attention output before c_proj, `6·d_model + 4 + heads·steps`
+/// floats per position. The backward pass recomputes the rest one block at a time, into the shard's
+/// shared buffers, with the kernels and products the forward pass ran (bit-identical): the
+/// LayerNorm outputs (from `res`/`res2` and their mean and 1/σ), the MLP's hidden layer (the c_fc
+/// product again, from the ln_2 output), Φ of it and the GELU output — `10·d_model` floats per
+/// position and block fewer, for one more c_fc product per block — and the first block's input
+/// (the embeddings, which live in the tail of ``Workspace/gelu``).
 struct BlockActivations {
     let res: FloatPtr  // block input (residual stream), N×C
     let ln1Mean: FloatPtr, ln1Rstd: FloatPtr  // N, N
@@ -13,8 +16,6 @@ struct BlockActivations {
     let atty: FloatPtr  // attention output before c_proj, N×C
     let res2: FloatPtr  // residual after attention, N×C
     let ln2Mean: FloatPtr, ln2Rstd: FloatPtr
-    let fch: FloatPtr  // N×4C before GELU (after it, in place, when no backward follows)
-    let fchCdf: FloatPtr  // N×4C: Φ(fch), kept for the GELU backward
 }
 
 /// Carves named buffers out of one allocation (64-byte aligned). With a nil base it only counts.
@@ -32,8 +33,8 @@ private struct Carver {
 /// pass and scratch for the backward pass. Allocated once, reused while the shape fits.
 ///
 /// A forward pass that will not be followed by a backward pass (``keepsActivations`` false) gets
-/// one block's activations, reused by every layer, and no backward scratch: about `1/layers` of the
-/// training arena.
+/// one block's activations, reused by every layer, the shared buffers but ``gelu`` (the GELU runs
+/// in place in ``fch``), and no backward scratch.
 final class Workspace: @unchecked Sendable {
     let config: GPTConfig
     private(set) var rows = 0
@@ -47,20 +48,33 @@ final class Workspace: @unchecked Sendable {
     private(set) var capacity = 0
 
     private(set) var blocks: [BlockActivations] = []
-    /// LayerNorm output of the block being computed (N×C), shared by every block's ln_1 and ln_2.
+    /// LayerNorm output of the block being computed (N×C), shared by every block's ln_1 and ln_2,
+    /// then ln_f's.
     private(set) var ln = FloatPtr(bitPattern: 64)!
-    /// GELU output of the block being computed (N×4C), shared by every block; only when
-    /// ``keepsActivations`` (else the GELU runs in place in the block's `fch`).
+    /// The MLP's hidden layer of the block being computed, N×4C. When no backward follows, the
+    /// block's q|k|v (N×3C) before it, and the GELU output after it, in place. In the backward pass:
+    /// dL/dlogits (N×V) and ``dln`` after it, then block by block the recomputed hidden layer, the
+    /// GELU's slope over it, and ``dln`` again.
+    private(set) var fch = FloatPtr(bitPattern: 64)!
+    /// GELU output of the block being computed (N×4C), only when ``keepsActivations``; before it,
+    /// the first block's input (``BlockActivations/res`` of block 0, in its last `N×C`). In the
+    /// backward pass it holds, in turn, the recomputed GELU output, dL/d(GELU output), dL/dfch, and
+    /// dL/dqkv (N×3C) beside the recomputed block-0 input.
     private(set) var gelu = FloatPtr(bitPattern: 64)!
-    private(set) var resFinal = FloatPtr(bitPattern: 64)!, lnf = FloatPtr(bitPattern: 64)!
+    private(set) var resFinal = FloatPtr(bitPattern: 64)!
     private(set) var lnfMean = FloatPtr(bitPattern: 64)!, lnfRstd = FloatPtr(bitPattern: 64)!
     /// Log-softmax of the logits, N×V.
     private(set) var logp = FloatPtr(bitPattern: 64)!
-    // Backward scratch.
+    // Backward scratch: dL/d(residual stream) (N×C), and dL/d(a LayerNorm's output) or dL/d(attention
+    // output) (N×C, in ``fch``), dL/dP (T×T).
     private(set) var dres = FloatPtr(bitPattern: 64)!, dln = FloatPtr(bitPattern: 64)!
-    private(set) var dqkv = FloatPtr(bitPattern: 64)!, dy = FloatPtr(bitPattern: 64)!
-    private(set) var dfc = FloatPtr(bitPattern: 64)!, dlogits = FloatPtr(bitPattern: 64)!
     private(set) var datt = FloatPtr(bitPattern: 64)!
+    /// dL/dlogits (N×V) in ``fch``, dL/dfch (N×4C) and dL/dqkv (N×3C) in ``gelu``, dL/d(attention
+    /// output) in ``dln``: each is dead before the other use of its buffer begins.
+    var dlogits: FloatPtr { fch }
+    var dfc: FloatPtr { gelu }
+    var dqkv: FloatPtr { gelu }
+    var dy: FloatPtr { dln }
     /// Private gradient buffer (shards other than the first accumulate here, then get summed).
     private(set) var grads: FloatPtr?
 
@@ -109,38 +123,38 @@ final class Workspace: @unchecked Sendable {
         let (d, h, v) = (config.dModel, config.heads, config.vocab)
         let n = rows * steps
         let none = FloatPtr(bitPattern: 64)!  // never dereferenced: only the backward pass reads it
-        func block() -> BlockActivations {
-            BlockActivations(
-                res: c.take(n * d), ln1Mean: c.take(n), ln1Rstd: c.take(n), qkv: c.take(n * 3 * d),
-                att: c.take(rows * h * steps * steps), atty: c.take(n * d), res2: c.take(n * d),
-                ln2Mean: c.take(n), ln2Rstd: c.take(n), fch: c.take(n * 4 * d),
-                fchCdf: keep ? c.take(n * 4 * d) : none)
-        }
+        func aligned(_ floats: Int) -> Int { (floats + 15) & ~15 }
         ln = c.take(n * d)
-        gelu = keep ? c.take(n * 4 * d) : none
-        if keep {
-            blocks = (0..<config.layers).map { _ in block() }
-        } else {
-            // Inference: every layer reads its input from and writes its output to the same block
-            // (a block's input is dead once its attention residual is formed).
-            let shared = block()
-            blocks = Array(repeating: shared, count: config.layers)
+        fch = c.take(keep ? max(n * 4 * d, aligned(n * v) + n * d) : n * 4 * d)
+        gelu = keep ? c.take(max(n * 4 * d, aligned(n * 3 * d) + n * d)) : none
+        func block(_ l: Int) -> BlockActivations {
+            BlockActivations(
+                res: keep && l == 0 ? gelu + aligned(n * 3 * d) : c.take(n * d), ln1Mean: c.take(n),
+                ln1Rstd: c.take(n), qkv: keep ? c.take(n * 3 * d) : fch,
+                att: c.take(rows * h * steps * steps),
+                atty: keep ? c.take(n * d) : ln, res2: c.take(n * d), ln2Mean: c.take(n), ln2Rstd: c.take(n))
         }
-        resFinal = c.take(n * d)
-        lnf = c.take(n * d)
+        if keep {
+            blocks = (0..<config.layers).map(block)
+            resFinal = c.take(n * d)
+        } else {
+            // Inference: every layer, and the final LayerNorm, reads its input from and writes its
+            // output to the same block (a block's input is dead once its attention residual is
+            // formed); q|k|v live in `fch` and the attention output in `ln` (each is dead before the
+            // next use of its buffer).
+            let shared = block(0)
+            blocks = Array(repeating: shared, count: config.layers)
+            resFinal = shared.res
+        }
         lnfMean = c.take(n)
         lnfRstd = c.take(n)
         logp = c.take(n * v)
         guard keep else {  // no backward scratch
-            (dres, dln, dqkv, dy, dfc, dlogits, datt) = (none, none, none, none, none, none, none)
+            (dres, dln, datt) = (none, none, none)
             return
         }
         dres = c.take(n * d)
-        dln = c.take(n * d)
-        dqkv = c.take(n * 3 * d)
-        dy = c.take(n * d)
-        dfc = c.take(n * 4 * d)
-        dlogits = c.take(n * v)
+        dln = fch + aligned(n * v)
         datt = c.take(steps * steps)
     }
 }

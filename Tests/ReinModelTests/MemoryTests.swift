@@ -23,7 +23,7 @@ import Testing
         }
     }
 
-    /// Scoring takes a shard's rows 64 at a time: its memory does not grow with the batch, and
+    /// Scoring takes a shard's rows 32 at a time: its memory does not grow with the batch, and
     /// the numbers are those of one pass over every row (the training forward's).
     @Test(arguments: GemmBackend.available, [1, 2])
     func scoringABigBatchInPiecesEqualsOnePass(gemm: GemmBackend, threads: Int) throws {
@@ -41,31 +41,62 @@ import Testing
         #expect(a.logSoftmax == b.logSoftmax)
         #expect(a.mask == b.mask)
         let small = GPTModel(parameters: p, threads: threads, gemm: gemm)
-        let first = try TokenBatch(sequences: Array(sequences.prefix(64 * threads)))
+        let first = try TokenBatch(sequences: Array(sequences.prefix(32 * threads)))
         _ = try small.forward(first, keepActivations: false)
-        #expect(scoring.workspaceFloats == small.workspaceFloats, "as for 64 rows per shard")
+        #expect(scoring.workspaceFloats == small.workspaceFloats, "as for 32 rows per shard")
+        // A model that only scores holds no gradients.
+        #expect(scoring.gradients.isEmpty)
     }
 
-    /// A training forward keeps, per position and block, the residuals, q|k|v, the attention
-    /// probabilities and output, the MLP's hidden layer and Φ of it, and the LayerNorm statistics;
-    /// the LayerNorm and GELU outputs live in one buffer each, which `backward` refills (the
-    /// gradients of these models are checked against finite differences elsewhere).
-    @Test func trainingKeepsNoLayerNormOrGeluOutputsPerBlock() throws {
-        let p = try tinyParameters()
-        let config = p.config
+    /// A training forward keeps, per position and block, the block's input and attention residual
+    /// with their LayerNorm statistics, q|k|v, the attention probabilities and output: nothing else.
+    /// The LayerNorm outputs, the MLP's hidden layer, Φ of it, the GELU output and the embeddings
+    /// live in shared buffers, which `backward` refills block by block (the gradients are checked
+    /// against finite differences, and for bit-identity, elsewhere).
+    @Test(arguments: [false, true])
+    func trainingKeepsOnlyWhatItCannotRecompute(defaultShape: Bool) throws {
+        // The tiny test model, and the default run's (d_model 64, 4 layers, 4 heads, vocab 32;
+        // 11-token rows, as its additions are).
+        let config = defaultShape ? GPTConfig(vocab: 32, context: 64, dModel: 64, layers: 4, heads: 4) : tiny
+        let p = defaultShape ? try GPTParameters(config: config, seed: 1) : try tinyParameters()
+        let batch =
+            defaultShape
+            ? try TokenBatch(tokens: [Int32](repeating: 3, count: 16 * 11), batch: 16, length: 11)
+            : try tinyBatch()
         let model = GPTModel(parameters: p, threads: 1)
-        let batch = try tinyBatch()
         _ = try model.forward(batch)
-        let (c, v, steps) = (config.dModel, config.vocab, batch.length - 1)
+        let (c, v, h, steps) = (config.dModel, config.vocab, config.heads, batch.length - 1)
         let n = batch.batch * steps
-        let block = 14 * c * n + 4 * n + batch.batch * config.heads * steps * steps
-        let shared = 5 * c * n  // LayerNorm and GELU outputs
-        let head = 2 * c * n + 2 * n + v * n  // final residual, ln_f and its statistics, log-probs
-        let backward = 10 * c * n + v * n + steps * steps
-        let padding = 15 * (11 * config.layers + 14)  // each buffer starts 64-byte aligned
-        #expect(model.workspaceFloats <= config.layers * block + shared + head + backward + padding)
-        // Every block's LayerNorm and GELU outputs (6 rows of d_model per position) would not fit.
-        #expect(model.workspaceFloats < config.layers * (block + 6 * c * n) + head + backward)
+        // Every block but the first keeps its input (the first one's is in the GELU buffer).
+        let blocks = config.layers * (6 * c * n + 4 * n + batch.batch * h * steps * steps) - c * n
+        // LayerNorm output; fch, then dL/dlogits and dL/d(LayerNorm output); GELU output, then
+        // dL/dqkv and the first block's input.
+        let shared = c * n + max(4 * c * n, v * n + c * n) + max(4 * c * n, 3 * c * n + c * n)
+        let head = c * n + 2 * n + v * n  // final residual, ln_f statistics, log-probs
+        let backward = c * n + steps * steps  // dL/d(residual), dL/dP
+        let padding = 15 * (8 * config.layers + 10)  // each buffer starts 64-byte aligned
+        let expected = blocks + shared + head + backward
+        #expect(model.workspaceFloats >= expected)
+        #expect(model.workspaceFloats <= expected + padding)
+        if defaultShape {
+            // One more saved row of d_model per position and block (Φ(fch) was 4, fch 4, the ln_f
+            // output 1 in all, the backward scratch 6) would not fit.
+            #expect(padding < config.layers * c * n)
+            // 2 387 floats (9.3 KiB) per training position, from 4 914 before the recomputation
+            // (14·d_model + 4 + heads·steps per block, and 17·d_model + 2 + 2·vocab outside them).
+            #expect(model.workspaceFloats / n <= 2_390)
+        }
+        // The backward pass recomputes into the shared buffers only: a second one after it (as the
+        // staleness tracker runs, one per KL form) gives the same gradients, bit for bit, as a
+        // model that runs one.
+        let seed = (0..<batch.batch * steps).map { Float($0 % 7) - 3 }
+        try model.backward(dLogProbs: seed)
+        model.zeroGradients()
+        try model.backward(dLogProbs: seed)
+        let other = GPTModel(parameters: p, threads: 1)
+        _ = try other.forward(batch)
+        try other.backward(dLogProbs: seed)
+        #expect(model.gradients == other.gradients)
     }
 
     /// A model sharing another's workspaces invalidates its forward pass; the other's backward then
