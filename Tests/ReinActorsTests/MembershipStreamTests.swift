@@ -45,4 +45,26 @@ struct MembershipStreamTests {
         _ = membership.remove(node, left: true, reason: "")
         #expect(await events.next() == .left(Member(node: node, name: "last")))
     }
+
+    /// A stranger saying hello under ever new ids makes a tombstone of each: the table keeps the
+    /// newest ones only, and a forgotten node is no longer ignored (nor a member).
+    @Test func onlyTheNewestTombstonesAreKept() {
+        let membership = Membership(maxTombstones: 4)
+        let nodes = (0..<10).map { _ in NodeID.random() }
+        for (i, node) in nodes.enumerated() {
+            #expect(membership.join(Member(node: node, name: "stranger-\(i)")))
+            #expect(membership.remove(node, left: i % 2 == 0, reason: "silent") != nil)
+            #expect(membership.tombstoneCount == min(i + 1, 4))
+        }
+        for node in nodes.prefix(6) {
+            #expect(membership.hasLeft(node) == nil)
+            #expect(membership.seen(node, policyVersion: 0), "a forgotten node's message is not ignored")
+            #expect(membership.member(node) == nil)
+        }
+        for (i, node) in nodes.enumerated().suffix(4) {
+            #expect(membership.hasLeft(node) == (i % 2 == 0))
+            #expect(!membership.seen(node, policyVersion: 0))
+            #expect(!membership.join(Member(node: node, name: "again")), "a tombstone cannot rejoin")
+        }
+    }
 }

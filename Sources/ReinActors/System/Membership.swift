@@ -33,6 +33,9 @@ public enum MembershipEvent: Hashable, Sendable {
 ///
 /// A node that left or died is remembered (a tombstone): its messages are ignored from then on and
 /// calls to it fail at once. A restarted process has a new ``NodeID`` and joins as a new member.
+/// The newest ``maxTombstones`` are kept: a stranger saying hello under ever new ids (each one a
+/// member until the heartbeats declare it dead) cannot grow the table without bound, and a node
+/// dead that long ago has no messages left in flight.
 final class Membership: Sendable {
     private struct Entry {
         var member: Member
@@ -44,12 +47,17 @@ final class Membership: Sendable {
         var alive: [NodeID: Entry] = [:]
         /// Nodes that left (`true`) or died (`false`).
         var gone: [NodeID: Bool] = [:]
+        /// The tombstones in the order they were made, from `goneHead` on (the oldest first).
+        var goneOrder: [NodeID] = []
+        var goneHead = 0
         var subscribers: [Int: AsyncStream<MembershipEvent>.Continuation] = [:]
         var nextSubscriber = 0
         var finished = false
     }
 
     private let state = Mutex(State())
+    /// The most tombstones kept (the oldest are forgotten first).
+    let maxTombstones: Int
     /// Held while events go to the subscribers (taken before `state`), so that they arrive in the
     /// order of the changes. Events are never yielded while `state` is held: a yield resumes the
     /// subscriber's task and needs that task's status lock, while a task being cancelled holds its
@@ -57,6 +65,15 @@ final class Membership: Sendable {
     /// seen under a hello flood. The termination handler never takes this lock.
     private let delivery = Mutex(())
     private let clock = ContinuousClock()
+
+    /// Empty membership that keeps at most `maxTombstones` tombstones.
+    init(maxTombstones: Int = 65_536) {
+        precondition(maxTombstones > 0)
+        self.maxTombstones = maxTombstones
+    }
+
+    /// Tombstones kept now.
+    var tombstoneCount: Int { state.withLock { $0.gone.count } }
 
     /// Adds a member; returns `false` if it is already one or is gone.
     func join(_ member: Member) -> Bool {
@@ -93,6 +110,15 @@ final class Membership: Sendable {
                 guard state.gone[node] == nil else { return nil }
                 let member = state.alive.removeValue(forKey: node)?.member
                 state.gone[node] = left
+                state.goneOrder.append(node)
+                if state.gone.count > maxTombstones {
+                    state.gone[state.goneOrder[state.goneHead]] = nil
+                    state.goneHead += 1
+                    if state.goneHead > state.goneOrder.count / 2 {
+                        state.goneOrder.removeFirst(state.goneHead)
+                        state.goneHead = 0
+                    }
+                }
                 guard let member else { return nil }
                 return (member, Array(state.subscribers.values))
             }
