@@ -32,17 +32,7 @@ import ZeroMQ
     private static func connection(to listener: Int32, port: UInt16) throws -> (
         client: Int32, accepted: Int32
     ) {
-        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-        try #require(connected)
+        let client = try #require(connectLoopback(port))
         let accepted = accept(listener, nil, nil)
         try #require(accepted >= 0)
         return (client, accepted)
@@ -190,7 +180,7 @@ final class SilentStranger: @unchecked Sendable {
     init(port: UInt16, connections: Int) throws {
         self.port = port
         var opened: [Int32] = []
-        for _ in 0..<connections { opened.append(try #require(Self.open(port))) }
+        for _ in 0..<connections { opened.append(try #require(connectLoopback(port))) }
         let thread = Thread { [self, opened] in
             defer { finished.signal() }
             var fds = opened
@@ -199,14 +189,13 @@ final class SilentStranger: @unchecked Sendable {
                 var polls = fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
                 guard poll(&polls, nfds_t(polls.count), 50) > 0 else { continue }
                 for (i, p) in polls.enumerated() where p.revents != 0 {
-                    // The learner's greeting is read and ignored; end of stream or an error: again.
-                    if p.revents & Int16(POLLIN) != 0, recv(p.fd, &byte, byte.count, Int32(MSG_DONTWAIT)) > 0
-                    {
-                        continue
-                    }
+                    // The learner's greeting is read and ignored; only the end of the stream (the
+                    // learner closed it) or an error other than "nothing to read" opens it again.
+                    let read = recv(p.fd, &byte, byte.count, Int32(MSG_DONTWAIT))
+                    if read > 0 || (read < 0 && (errno == EAGAIN || errno == EINTR)) { continue }
                     close(p.fd)
                     usleep(10_000)
-                    fds[i] = Self.open(port) ?? -1
+                    fds[i] = connectLoopback(port) ?? -1
                 }
             }
             for fd in fds where fd >= 0 { close(fd) }
@@ -219,22 +208,24 @@ final class SilentStranger: @unchecked Sendable {
         finished.wait()
     }
 
-    private static func open(_ port: UInt16) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
+}
+
+/// A TCP connection to `port` on 127.0.0.1 (its descriptor), or `nil` if refused.
+private func connectLoopback(_ port: UInt16) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = port.bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
         }
-        guard connected else {
-            close(fd)
-            return nil
-        }
-        return fd
     }
+    guard connected else {
+        close(fd)
+        return nil
+    }
+    return fd
 }
