@@ -67,7 +67,7 @@ struct DatasetTests {
         smaller.trainSize = 2_000
         let d = ArithmeticDataset(task: try ArithmeticTask(config: smaller))
         #expect(d.heldOut == a.heldOut)
-        #expect(d.train == Array(a.train.prefix(2_000)))
+        #expect(Array(d.train) == Array(a.train.prefix(2_000)))
     }
 
     @Test("The first problems of the default preset are pinned (platform-independent generation)")
@@ -114,5 +114,20 @@ struct DatasetTests {
         random.shuffle(&values)
         #expect(values.sorted() == Array(0..<50))
         #expect(values != Array(0..<50))
+    }
+}
+
+@Suite("Compact training split")
+struct CompactTrainSplitTests {
+    @Test("The training split keeps a few bytes per problem and builds the drawn problem on reading")
+    func compact() throws {
+        let task = try ArithmeticTask(config: .default)
+        let data = ArithmeticDataset(task: task)
+        // Operands and operation only (24 bytes), not the problem's text and token arrays.
+        #expect(data.train.storageBytes <= 32 * data.train.count)
+        for p in data.train.prefix(50) {
+            #expect(p == task.problem(p.lhs, p.operation, p.rhs))
+        }
+        #expect(data.train == ArithmeticDataset(task: task).train)
     }
 }

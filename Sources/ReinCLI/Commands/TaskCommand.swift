@@ -60,7 +60,7 @@ struct TaskSampleCommand: AsyncParsableCommand {
                 + "sequence ≤ \(task.maxSequenceLength) tokens")
         emit("tokenizer \(task.tokenizer.jsonDescription)")
         emit("")
-        let problems = split == "train" ? data.train : data.heldOut
+        let problems = split == "train" ? Array(data.train.prefix(count)) : Array(data.heldOut.prefix(count))
         let width = (problems.prefix(count).map(\.description.count).max() ?? 0) + 2
         for problem in problems.prefix(count) {
             let name = problem.description.padding(toLength: width, withPad: " ", startingAt: 0)
