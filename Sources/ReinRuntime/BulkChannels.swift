@@ -25,6 +25,10 @@ public protocol BulkSubscriber: Sendable {
     /// The version received last and its weights, without waiting (nil before any): what a worker
     /// with partial rollouts continues a batch with.
     func newest() -> (version: Int, values: [Float])?
+    /// Drops the versions older than `version` and ignores them if they arrive later: the worker
+    /// samples `version` now and will not ask for an older one (it fetches one a retried batch
+    /// names).
+    func forget(olderThan version: Int)
     /// Stops receiving.
     func close()
 }
@@ -188,6 +192,8 @@ private struct InMemorySubscriber: BulkSubscriber {
     }
 
     func newest() -> (version: Int, values: [Float])? { store.newest() }
+
+    func forget(olderThan version: Int) { store.forget(olderThan: version) }
 
     func close() { onClose() }
 }

@@ -94,8 +94,7 @@ public distributed actor RolloutWorkerActor {
         beforeDelivery: (@Sendable (Int) async -> Void)? = nil, partialWeights: PartialWeightsHook? = nil
     ) async throws {
         let node = actorSystem.node
-        let joined = try await learner.join(worker: node)
-        try swap(to: joined.weights)
+        let joined = try await join(learner, node: node)
         if let reference = joined.reference, standIn == nil {
             // Score π_ref here, with every batch: the learner skips its own reference forward.
             sampler = RolloutSampler(
@@ -106,7 +105,7 @@ public distributed actor RolloutWorkerActor {
         if let channels, let endpoint = joined.broadcast {
             cache = channels.subscriber(
                 endpoint: WeightCache.reachable(endpoint, from: learnerAddress), keep: joined.keepVersions,
-                expectedCount: joined.weights.values.count)
+                expectedCount: joined.parameterCount)
         }
         var stream: (any SampleSink)?
         if let channels, let endpoint = joined.samples {
@@ -154,6 +153,9 @@ public distributed actor RolloutWorkerActor {
                 guard let weights, version == order.version else {
                     throw RuntimeError("asked to sample with version \(order.version), holding \(version)")
                 }
+                // Orders name versions in increasing order (a retried batch that names an older
+                // one is fetched): the cache need not keep those before this one.
+                cache?.forget(olderThan: order.version)
                 // Sampling is long and CPU-bound: on a thread of its own, so the cooperative pool
                 // stays free for the actor system (call timeouts, replies) of every node here.
                 let problems = Trainer.problems(forStep: order.index, config: config, dataset: dataset)
@@ -198,6 +200,20 @@ public distributed actor RolloutWorkerActor {
                 metrics.delivered(batch, version: sampled, sampleSeconds: sampleSeconds)
             }
         }
+    }
+
+    /// Joins `learner` and swaps to the weights of its reply; returns the rest of the reply. The
+    /// reply's weights end here: kept for the whole run, they would hold the join's version after
+    /// the worker swapped to newer ones.
+    private func join(_ learner: LearnerActor, node: NodeID) async throws -> (
+        broadcast: String?, samples: String?, keepVersions: Int, parameterCount: Int,
+        reference: PolicyWeights?
+    ) {
+        let reply = try await learner.join(worker: node)
+        try swap(to: reply.weights)
+        return (
+            reply.broadcast, reply.samples, reply.keepVersions, reply.weights.values.count, reply.reference
+        )
     }
 
     /// The learner's next order — a long poll — or `nil` if `stop` is raised first (the call is

@@ -52,8 +52,16 @@ final class WeightBroadcaster: BulkPublisher {
 }
 
 /// The last few weight versions a worker received, and a wait for one to arrive.
+///
+/// It keeps at most `keep` versions, and none older than the version the worker samples now
+/// (``forget(olderThan:)``): each version is a full copy of the weights.
 final class WeightStore: Sendable {
-    private let versions = Mutex<[Int: [Float]]>([:])
+    private struct Kept {
+        var versions: [Int: [Float]] = [:]
+        /// Versions below this one are dropped (``forget(olderThan:)``).
+        var floor = Int.min
+    }
+    private let kept = Mutex(Kept())
     /// The version inserted last.
     private let last = Mutex<Int?>(nil)
     private let received = Atomic<Int>(0)
@@ -70,13 +78,19 @@ final class WeightStore: Sendable {
     /// Versions received so far.
     var receivedCount: Int { received.load(ordering: .relaxed) }
 
+    /// Versions kept now.
+    var keptVersions: [Int] { kept.withLock { $0.versions.keys.sorted() } }
+
     /// Keeps `values` as `version` (dropping the oldest beyond `keep`), and wakes the waiters; a
-    /// version of the wrong size is ignored.
+    /// version of the wrong size is ignored, and so is one older than ``forget(olderThan:)``'s.
     func insert(_ values: [Float], version: Int) {
         if let expectedCount, values.count != expectedCount { return }
-        versions.withLock { cache in
-            cache[version] = values
-            while cache.count > keep, let oldest = cache.keys.min() { cache[oldest] = nil }
+        kept.withLock { kept in
+            guard version >= kept.floor else { return }
+            kept.versions[version] = values
+            while kept.versions.count > keep, let oldest = kept.versions.keys.min() {
+                kept.versions[oldest] = nil
+            }
         }
         last.withLock { $0 = version }
         received.add(1, ordering: .relaxed)
@@ -86,10 +100,19 @@ final class WeightStore: Sendable {
     /// The version inserted last (the newest the learner published; a learner publishes versions
     /// in increasing order) and its weights, if any is still kept.
     func newest() -> (version: Int, values: [Float])? {
-        guard let version = last.withLock({ $0 }), let values = versions.withLock({ $0[version] }) else {
+        guard let version = last.withLock({ $0 }), let values = kept.withLock({ $0.versions[version] }) else {
             return nil
         }
         return (version, values)
+    }
+
+    /// Drops the versions older than `version`, and ignores them from now on (the worker samples
+    /// `version` and will not ask for older ones).
+    func forget(olderThan version: Int) {
+        kept.withLock { kept in
+            kept.floor = max(kept.floor, version)
+            kept.versions = kept.versions.filter { $0.key >= kept.floor }
+        }
     }
 
     /// The weights of `version`, waiting up to `timeout` for them to arrive (suspended until a
@@ -98,7 +121,7 @@ final class WeightStore: Sendable {
         let deadline = ContinuousClock.now + timeout
         while true {
             let seen = arrivals.generation
-            if let values = versions.withLock({ $0[version] }) { return values }
+            if let values = kept.withLock({ $0.versions[version] }) { return values }
             if ContinuousClock.now >= deadline || Task.isCancelled { return nil }
             await arrivals.wait(after: seen, until: deadline)
         }
@@ -106,7 +129,7 @@ final class WeightStore: Sendable {
 }
 
 /// A worker's side of the ZeroMQ weight broadcast: subscribes, and keeps the last few versions
-/// received.
+/// received (none older than the one the worker samples, see ``WeightStore``).
 final class WeightCache: BulkSubscriber {
     private let receiver: BulkReceiver
     private let store: WeightStore
@@ -160,10 +183,29 @@ final class WeightCache: BulkSubscriber {
         guard message.header.policyVersion <= UInt64(Int.max) else {
             throw WireError(.malformed, "policy version \(message.header.policyVersion) out of range")
         }
-        var values: [Float] = []
-        values.reserveCapacity(count)
-        for frame in message.frames { values += try frame.floats() }
-        return values
+        for frame in message.frames where frame.count % MemoryLayout<Float>.size != 0 {
+            throw WireError(.lengthMismatch, "\(frame.count) bytes are not a whole number of floats")
+        }
+        #if _endian(little)
+            // Straight from the received frames into the one array (no copy per frame).
+            return [Float](unsafeUninitializedCapacity: count) { out, initialized in
+                var offset = 0
+                for frame in message.frames {
+                    frame.withUnsafeBytes { raw in
+                        guard let base = raw.baseAddress, let target = out.baseAddress else { return }
+                        UnsafeMutableRawPointer(target).advanced(by: offset).copyMemory(
+                            from: base, byteCount: raw.count)
+                    }
+                    offset += frame.count
+                }
+                initialized = count
+            }
+        #else
+            var values: [Float] = []
+            values.reserveCapacity(count)
+            for frame in message.frames { values += try frame.floats() }
+            return values
+        #endif
     }
 
     /// Where rejected weight messages are counted.
@@ -178,6 +220,11 @@ final class WeightCache: BulkSubscriber {
     }
 
     func newest() -> (version: Int, values: [Float])? { store.newest() }
+
+    func forget(olderThan version: Int) { store.forget(olderThan: version) }
+
+    /// Versions kept now.
+    var keptVersions: [Int] { store.keptVersions }
 
     /// Stops receiving.
     func close() {

@@ -33,6 +33,25 @@ struct WeightBroadcastTests {
         #expect(await cache.weights(1, within: .milliseconds(10)) == nil, "only the newest two are kept")
     }
 
+    /// Issue 14: each kept version is a full copy of the weights. A worker's store keeps at most
+    /// `keep` versions and none older than the version the worker samples now.
+    @Test func theStoreKeepsNoVersionOlderThanTheOneSampled() async throws {
+        let store = WeightStore(keep: 3, expectedCount: 4)
+        for version in 0...4 { store.insert([Float](repeating: Float(version), count: 4), version: version) }
+        #expect(store.keptVersions == [2, 3, 4], "at most keep versions")
+        store.forget(olderThan: 4)
+        #expect(store.keptVersions == [4])
+        store.insert([1, 2, 3, 4], version: 3)  // a late arrival of an older version
+        #expect(store.keptVersions == [4])
+        #expect(await store.weights(3, within: .milliseconds(1)) == nil)
+        store.insert([5, 5, 5, 5], version: 5)
+        #expect(store.keptVersions == [4, 5])
+        #expect(store.newest()?.version == 5)
+        store.forget(olderThan: 2)  // the floor never moves back
+        store.insert([2, 2, 2, 2], version: 2)
+        #expect(store.keptVersions == [4, 5])
+    }
+
     /// Issue 19: the learner's weight PUB kept libzmq's default 64 subscribers whatever the run's
     /// limits said, so workers beyond the 64th never heard a broadcast (each fetched every version
     /// by call, after waiting for it). The channels' limits and rejection counters reach it.
