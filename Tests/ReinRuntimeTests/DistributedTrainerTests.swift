@@ -26,6 +26,15 @@ func tinyRun(steps: Int = 4, maxStaleness: Int = 0, injectLag: Int = 0) throws -
     try TestKit.tinyRun(steps: steps, maxStaleness: maxStaleness, injectLag: injectLag)
 }
 
+/// The metrics of `config`'s run as the single-process ``Trainer`` trains it: what every launch
+/// mode must reproduce.
+func singleProcessMetrics(config: RunConfig, reference: GPTParameters, folder: RunFolder) throws
+    -> [StepMetrics]
+{
+    let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
+    return try (0..<config.train.steps).map { _ in try trainer.runStep() }
+}
+
 /// The metrics that must match exactly between launch modes (not timings).
 func comparable(_ m: StepMetrics) -> [Double] {
     let l = m.learner
@@ -164,9 +173,7 @@ struct DistributedTrainerTests {
 struct ZMQRuntimeTests {
     @Test func learnerAndTwoWorkersOverLoopbackTCPMatchTheSingleProcessTrainer() async throws {
         let (config, reference, folder) = try tinyRun(steps: 3, maxStaleness: 0)
-        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
-        var expected: [StepMetrics] = []
-        for _ in 0..<config.train.steps { expected.append(try trainer.runStep()) }
+        let expected = try singleProcessMetrics(config: config, reference: reference, folder: folder)
 
         let context = try ZMQContext()
         let learnerSystem = try ReinActorSystem(

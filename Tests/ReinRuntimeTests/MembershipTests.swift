@@ -37,9 +37,7 @@ func work(
 struct MembershipTests {
     @Test func aWorkerKilledWithABatchInFlightIsCountedLostAndANewWorkerFinishesTheRun() async throws {
         let (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: 0)
-        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
-        var expected: [StepMetrics] = []
-        for _ in 0..<config.train.steps { expected.append(try trainer.runStep()) }
+        let expected = try singleProcessMetrics(config: config, reference: reference, folder: folder)
 
         let bus = InMemoryBus()
         let learnerSystem = ReinActorSystem(
@@ -90,9 +88,7 @@ extension MembershipTests {
     /// carries on as a new node and the run ends as the single-process one does.
     @Test func aWorkerCutOffPastTheHeartbeatTimeoutRejoinsAsANewNodeAndTheRunFinishes() async throws {
         let (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: 0)
-        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
-        var expected: [StepMetrics] = []
-        for _ in 0..<config.train.steps { expected.append(try trainer.runStep()) }
+        let expected = try singleProcessMetrics(config: config, reference: reference, folder: folder)
 
         let bus = InMemoryBus()
         let learnerSystem = ReinActorSystem(

@@ -57,9 +57,7 @@ func childProcesses(of pid: Int32) -> [Int32] {
 struct MultiProcessTests {
     @Test func launchWithThreeWorkersBalancesTheLedgerAndEqualsTheSingleProcessRun() async throws {
         let (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: 0)
-        let trainer = try Trainer(config: config, reference: reference, folder: folder, logger: quiet)
-        var expected: [StepMetrics] = []
-        for _ in 0..<config.train.steps { expected.append(try trainer.runStep()) }
+        let expected = try singleProcessMetrics(config: config, reference: reference, folder: folder)
 
         let runDir = FileManager.default.temporaryDirectory.appendingPathComponent(
             "rein-launch-\(UUID().uuidString)"
