@@ -88,8 +88,9 @@ public func writeRun(_ result: DistributedRunResult, to folder: RunFolder) throw
 /// resumes from its checkpoint), gets its current weights and carries on. After a peer-lost
 /// verdict (the learner silent past the heartbeat timeout: crashed, stalled or cut off) it does so
 /// as a new node, ``ReinActors/ReinActorSystem/successor()``, because the learner and it are dead
-/// to each other under their old ids; the batch it held is the learner's to count as lost. A learner that leaves
-/// cleanly (the run ended, or it was stopped with SIGTERM) ends the worker normally.
+/// to each other under their old ids; the batch it held is the learner's to count as lost. A
+/// learner that leaves cleanly (the run ended, or it was stopped with SIGTERM) ends the worker
+/// normally.
 /// - Throws: ``RemoteCallError`` if the learner cannot be reached (within the timeouts).
 public func runWorker(
     on system: ReinActorSystem, learnerAddress: String, config: RunConfig, gpt: GPTConfig, logger: Logger,
@@ -112,64 +113,59 @@ package func runWorker(
     channels: (any BulkChannels)?, connectTimeout: Duration, reconnectTimeout: Duration, stop: StopSignal?,
     beforeDelivery: (@Sendable (Int) async -> Void)?, wire: WireOptions
 ) async throws {
-    // The caller owns `system`; this function shuts down the successors it makes.
-    let (caller, first) = (system, worker)
-    var (system, worker, window) = (system, first, connectTimeout)
-    func retire(_ made: ReinActorSystem) async { if made !== caller { await made.shutdown() } }
-    while true {
-        let outcome: WorkOutcome
-        do {
+    let caller = system
+    var (system, worker) = (system, worker)
+    /// Works for the learner at `learnerAddress`, rejoining it as needed, until the run is over.
+    func stints() async throws {
+        var window = connectTimeout
+        while true {
             guard
                 let peer = try await connectExplained(
                     system, to: learnerAddress, within: window, stop: stop, wire: wire, logger: logger)
             else {
                 logger.notice("stopped before reaching the learner")
-                await retire(system)
                 return
             }
             logger.info("connected to the learner at \(learnerAddress) (\(peer))")
             let learner = try LearnerActor.resolve(
                 id: .wellKnown(LearnerActor.name, on: peer.node), using: system)
-            outcome = try await work(
+            let outcome = try await work(
                 worker, for: learner, channels: channels, learnerAddress: learnerAddress, stop: stop,
                 beforeDelivery: beforeDelivery)
-        } catch {
-            await retire(system)
-            throw error
-        }
-        switch outcome {
-        case .finished:
-            await retire(system)
-            return
-        case .learnerLeft(let error):
-            logger.notice("the learner left (\(error)); stopping")
-            await retire(system)
-            return
-        case .learnerLost(let error):
-            guard reconnectTimeout > .zero, stop?.isStopped != true else {
-                await retire(system)
-                throw error
-            }
-            logger.warning("lost the learner (\(error)); reconnecting for up to \(reconnectTimeout)")
-            window = reconnectTimeout
-            if error.code == .peerLost {
-                // This node and the learner's are dead to each other for good (a tombstone on each
-                // side), whether the learner crashed or was only silent for a while (a stall, a
-                // partition): carry on as a new node, which either one can take as a new member.
-                // Its fresh connection also cannot reach a dead learner's half-closed one.
-                await system.shutdown()
-                system = try system.successor()
-                guard let next = try await worker.whenLocal({ [system] in try $0.successor(on: system) })
-                else {
-                    await retire(system)
-                    throw RuntimeError("the worker is not local")
+            switch outcome {
+            case .finished:
+                return
+            case .learnerLeft(let error):
+                logger.notice("the learner left (\(error)); stopping")
+                return
+            case .learnerLost(let error):
+                guard reconnectTimeout > .zero, stop?.isStopped != true else { throw error }
+                logger.warning("lost the learner (\(error)); reconnecting for up to \(reconnectTimeout)")
+                window = reconnectTimeout
+                if error.code == .peerLost {
+                    // This node and the learner's are dead to each other for good (a tombstone on
+                    // each side), whether the learner crashed or was only silent for a while (a
+                    // stall, a partition): carry on as a new node, which either one can take as a
+                    // new member. Its fresh connection cannot reach a dead learner's half-closed one.
+                    await system.shutdown()
+                    system = try system.successor()
+                    guard let next = try await worker.whenLocal({ [system] in try $0.successor(on: system) })
+                    else { throw RuntimeError("the worker is not local") }
+                    worker = next
+                    logger.notice("rejoining as a new node, \(system.node)")
                 }
-                worker = next
-                logger.notice("rejoining as a new node, \(system.node)")
+                try await Task.sleep(for: .milliseconds(200))
             }
-            try await Task.sleep(for: .milliseconds(200))
         }
     }
+    // The caller shuts down `system`; the successors made here are shut down here.
+    do {
+        try await stints()
+    } catch {
+        if system !== caller { await system.shutdown() }
+        throw error
+    }
+    if system !== caller { await system.shutdown() }
 }
 
 /// How one stint of work with a learner ended.
