@@ -332,9 +332,10 @@ struct WorkerCommand: AsyncParsableCommand {
         abstract: "Run a rollout worker: connect to a learner, sample the batches it assigns, deliver them.",
         discussion: """
             Use the learner's config. SIGTERM or Ctrl-C delivers the batch being sampled and exits 0. \
-            A learner that crashes is looked for again at the same address for --reconnect-timeout \
-            seconds; the worker rejoins the restarted learner (which resumes from its checkpoint) \
-            and carries on. A learner that ends the run, or is stopped, ends the worker with status 0.
+            A learner that crashes, or stays silent past the heartbeat timeout (stalled, cut off), is \
+            looked for again at the same address for --reconnect-timeout seconds; the worker rejoins \
+            it as a new node (a restarted learner resumes from its checkpoint) and carries on. A \
+            learner that ends the run, or is stopped, ends the worker with status 0.
             """
     )
 
