@@ -140,6 +140,7 @@ let package = Package(
             dependencies: [
                 "Rein", "ReinTestKit",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Yams", package: "Yams"),  // Yams's own resolver, as the reference
             ],
             swiftSettings: strict
         ),

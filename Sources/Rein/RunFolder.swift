@@ -441,25 +441,12 @@ public struct RunFolder: Sendable {
             }
         }
         do {
-            let node = try Yams.compose(yaml: text) ?? Node.mapping(Node.Mapping([]))
-            let defaults = try Yams.compose(yaml: try YAMLEncoder().encode(RunConfig())) ?? node
-            return try YAMLDecoder().decode(RunConfig.self, from: Self.merge(node, over: defaults))
+            let node = try ConfigYAML.parse(text)
+            let defaults = try ConfigYAML.node(encoding: RunConfig())
+            return try ConfigYAML.decode(RunConfig.self, from: ConfigYAML.merge(node, over: defaults))
         } catch {
             throw RunFolderError("\(path) is not a valid configuration (\(Self.oneLine(error)))")
         }
-    }
-
-    /// `input` with every mapping key it lacks filled in from `defaults` (recursively).
-    public static func merge(_ input: Node, over defaults: Node) -> Node {
-        guard case .mapping(var merged) = input, case .mapping(let base) = defaults else { return input }
-        for (key, value) in base {
-            if let given = merged[key] {
-                merged[key] = merge(given, over: value)
-            } else {
-                merged[key] = value
-            }
-        }
-        return .mapping(merged)
     }
 
     // MARK: Lock

@@ -11,7 +11,7 @@ public enum ConfigLoader {
     ) throws(ConfigError) -> T {
         var node: Node
         do {
-            node = try Yams.compose(yaml: yaml) ?? Node.mapping(Node.Mapping([]))
+            node = try ConfigYAML.parse(yaml)
         } catch {
             throw ConfigError(path: "", "not valid YAML: \(oneLine(error))")
         }
@@ -20,16 +20,14 @@ public enum ConfigLoader {
         }
         for override in overrides { try apply(override, to: &node) }
         do {
-            let defaults =
-                try Yams.compose(yaml: try YAMLEncoder().encode(T())) ?? Node.mapping(Node.Mapping([]))
-            node = merge(node, over: defaults)
+            node = ConfigYAML.merge(node, over: try ConfigYAML.node(encoding: T()))
         } catch {
             throw ConfigError(path: "", "cannot encode the defaults: \(oneLine(error))")
         }
 
         let value: T
         do {
-            value = try YAMLDecoder().decode(T.self, from: node)
+            value = try ConfigYAML.decode(T.self, from: node)
         } catch let error as DecodingError {
             throw describe(error)
         } catch {
@@ -38,8 +36,7 @@ public enum ConfigLoader {
         // Unknown keys: whatever the input has that the decoded value does not write back.
         let canonical: Node
         do {
-            canonical =
-                try Yams.compose(yaml: try YAMLEncoder().encode(value)) ?? Node.mapping(Node.Mapping([]))
+            canonical = try ConfigYAML.node(encoding: value)
         } catch {
             throw ConfigError(path: "", "cannot re-encode the configuration: \(oneLine(error))")
         }
@@ -79,7 +76,7 @@ public enum ConfigLoader {
         let text = String(override[override.index(after: eq)...])
         let value: Node
         do {
-            value = try Yams.compose(yaml: text) ?? Node("")
+            value = try ConfigYAML.parseValue(text)
         } catch {
             throw ConfigError(
                 path: path.joined(separator: "."), "--set value is not valid YAML: \(oneLine(error))")
@@ -98,14 +95,9 @@ public enum ConfigLoader {
             let prefix = full[..<(full.count - path.count)].joined(separator: ".")
             throw ConfigError(path: prefix, "is not a mapping, cannot set '\(key)' inside it")
         }
-        var child = node[key] ?? Node.mapping(Node.Mapping([]))
+        var child = node[key] ?? ConfigYAML.mapping([])
         try set(value, at: path.dropFirst(), in: &child, full: full)
         node[key] = child
-    }
-
-    /// `input` with every mapping key it lacks filled in from `defaults` (recursively).
-    static func merge(_ input: Node, over defaults: Node) -> Node {
-        RunFolder.merge(input, over: defaults)
     }
 
     // MARK: Checks
