@@ -129,7 +129,9 @@ public final class GPTModel {
     ///   - keepActivations: false for a forward pass that no `backward` follows (scoring, evaluation):
     ///     the shards then hold one block's activations instead of every block's, for 32 rows at a
     ///     time (however large the batch), and `backward` throws ``ModelError/noForwardPass`` until
-    ///     the next training forward. The outputs are bit-identical either way.
+    ///     the next training forward. The outputs agree to float32 rounding (a library may round a
+    ///     row by where it falls in a product's row blocks, as oneDNN's and OpenBLAS's AVX2 kernels
+    ///     do), and each path is bit-identical from one call to the next.
     public func forward(_ batch: TokenBatch, logSoftmaxRows: Bool = false, keepActivations: Bool = true)
         throws(ModelError) -> ForwardOutput
     {

@@ -24,7 +24,10 @@ import Testing
     }
 
     /// Scoring takes a shard's rows 32 at a time: its memory does not grow with the batch, and
-    /// the numbers are those of one pass over every row (the training forward's).
+    /// the numbers are those of one pass over every row (the training forward's) up to float32
+    /// rounding. Not bit for bit: a library may round a row differently by where it falls in a
+    /// product's row blocks (oneDNN's and OpenBLAS's AVX2 kernels do, on an AMD EPYC Zen 3), and
+    /// the pieces are smaller products. The same call is bit-identical every time.
     @Test(arguments: GemmBackend.available, [1, 2])
     func scoringABigBatchInPiecesEqualsOnePass(gemm: GemmBackend, threads: Int) throws {
         let p = try tinyParameters()
@@ -37,9 +40,14 @@ import Testing
         let scoring = GPTModel(parameters: p, threads: threads, gemm: gemm)
         let a = try training.forward(batch, logSoftmaxRows: true)
         let b = try scoring.forward(batch, logSoftmaxRows: true, keepActivations: false)
-        #expect(a.logProbs == b.logProbs)
-        #expect(a.logSoftmax == b.logSoftmax)
+        func close(_ x: [Float], _ y: [Float]) -> Bool {
+            x.count == y.count && zip(x, y).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($0)) }
+        }
+        #expect(close(a.logProbs, b.logProbs))
+        #expect(close(a.logSoftmax ?? [], b.logSoftmax ?? [1]))
         #expect(a.mask == b.mask)
+        let again = try scoring.forward(batch, logSoftmaxRows: true, keepActivations: false)
+        #expect(again.logProbs == b.logProbs && again.logSoftmax == b.logSoftmax)
         let small = GPTModel(parameters: p, threads: threads, gemm: gemm)
         let first = try TokenBatch(sequences: Array(sequences.prefix(32 * threads)))
         _ = try small.forward(first, keepActivations: false)
