@@ -17,7 +17,9 @@ struct ModelBench: AsyncParsableCommand {
             on the engine's shapes, both split into the engine's row shards (single-threaded calls) and on \
             the library's own threads; "% peak" is against the best of those figures, any backend. Set \
             REIN_TORCH_PYTHON to a Python with PyTorch to run scripts/bench/torch_peer.py in the same run \
-            with the same thread count.
+            with the same thread count. With --rounds N, each config is measured N times, Rein then the \
+            peer, and every figure and ratio is the median over the rounds of that round's own figures: a \
+            host whose speed drifts from one minute to the next (a shared VM) moves both sides of a round.
             """
     )
 
@@ -30,8 +32,11 @@ struct ModelBench: AsyncParsableCommand {
     @Option(help: "Timed repetitions (the mean is reported, after one warm-up, as the peer does).")
     var reps: Int = 10
 
-    @Option(help: "Runs of the PyTorch peer per config (the median of each figure is reported).")
+    @Option(help: "Runs of the PyTorch peer per config and round (the median of each figure is reported).")
     var peerRuns: Int = 3
+
+    @Option(help: "Rounds per config, each Rein then the peer; figures and ratios are medians over rounds.")
+    var rounds: Int = 1
 
     @Option(help: "Comma-separated configs to run: default, small.")
     var configs: String = "default,small"
@@ -41,6 +46,12 @@ struct ModelBench: AsyncParsableCommand {
 
     @Option(help: "Path of the PyTorch peer script (run from the repository root, or give the path).")
     var peerScript: String = "scripts/bench/torch_peer.py"
+
+    func validate() throws {
+        guard reps >= 1, peerRuns >= 1, rounds >= 1, threads >= 1 else {
+            throw ValidationError("--reps, --peer-runs, --rounds and --threads must be at least 1")
+        }
+    }
 
     /// What one run measured: the inputs to its JSON object or its table.
     private struct Report {
@@ -76,8 +87,12 @@ struct ModelBench: AsyncParsableCommand {
         let best = backends.map { b, f in (b, f.values.max() ?? 0) }.max { $0.1 < $1.1 }
         var results: [String: [String: Double]] = [:]
         for (name, config) in configs {
-            results[name] = try measure(
-                name, config, parts: parts, backend: selection.backend, peak: best?.1, python: python)
+            let each = try (1...max(1, rounds)).map { round in
+                if rounds > 1 { progress("\(name): round \(round)/\(rounds)") }
+                return try measure(
+                    name, config, parts: parts, backend: selection.backend, peak: best?.1, python: python)
+            }
+            results[name] = Self.medians(each)
         }
         let report = Report(
             configs: configs, load: load, selection: selection, backends: backends, best: best,
@@ -116,6 +131,26 @@ struct ModelBench: AsyncParsableCommand {
                 ))
         }
         return backends
+    }
+
+    /// Each figure's median over `rounds` (the ratios too: each round's ratio is of figures measured
+    /// minutes apart at most), and, with more than one round, every round's ratios as
+    /// `ratio_sample_round_N` / `ratio_learner_round_N` and their count as `rounds`.
+    static func medians(_ rounds: [[String: Double]]) -> [String: Double] {
+        guard rounds.count > 1 else { return rounds.first ?? [:] }
+        var merged: [String: Double] = ["rounds": Double(rounds.count)]
+        for key in Set(rounds.flatMap(\.keys)) {
+            let values = rounds.compactMap { $0[key] }.sorted()
+            guard !values.isEmpty else { continue }
+            let mid = values.count / 2
+            merged[key] = values.count % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2
+        }
+        for (i, round) in rounds.enumerated() {
+            for key in ["ratio_sample", "ratio_learner"] {
+                if let ratio = round[key] { merged["\(key)_round_\(i + 1)"] = ratio }
+            }
+        }
+        return merged
     }
 
     /// One config's figures: sampling, the learner step and, with `python`, the PyTorch peer's.
@@ -234,6 +269,15 @@ struct ModelBench: AsyncParsableCommand {
                     pad(r["learner_gemm_gflops"].map { fmt($0, 1) } ?? "-", 8)
                         + (r["learner_gemm_fraction_of_peak"].map { " (\(fmt(100 * $0, 0))%)" } ?? ""),
                 ].joined(separator: " "))
+            if let count = r["rounds"].map(Int.init) {
+                func list(_ key: String) -> String {
+                    (1...count).compactMap { r["\(key)_round_\($0)"].map { fmt($0, 2) + "×" } }
+                        .joined(separator: ", ")
+                }
+                emit(
+                    "  \(name): medians of \(count) rounds; sampling ratio by round \(list("ratio_sample")), "
+                        + "learner step \(list("ratio_learner"))")
+            }
         }
     }
 
