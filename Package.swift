@@ -50,6 +50,9 @@ let package = Package(
             name: "COneDNN",
             providers: [.apt(["libdnnl-dev"])]
         ),
+        // The engine's GELU kernels in C, built for the x86-64 baseline and for AVX2 + FMA, one chosen
+        // at run time (Swift cannot compile one function for a wider instruction set than the binary's).
+        .target(name: "CReinKernels"),
 
         // The only module that touches the libzmq C API.
         .target(
@@ -96,7 +99,8 @@ let package = Package(
         .target(
             name: "ReinModel",
             dependencies: [
-                "COneDNN", "COpenBLAS", "ReinRandom", .product(name: "Logging", package: "swift-log"),
+                "COneDNN", "COpenBLAS", "CReinKernels", "ReinRandom",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

@@ -1,3 +1,4 @@
+import CReinKernels
 import Dispatch
 import Foundation
 
@@ -171,27 +172,6 @@ func exp8(_ x: F8) -> F8 {
     return p * unsafeBitCast((k &+ 127) &<< 23, to: F8.self)
 }
 
-/// erf on 8 lanes: the rational approximation used by Eigen and XLA (absolute error ≈ 1e-7);
-/// inputs are clamped to [−4, 4], where erf is ±1 to float precision.
-@inline(__always)
-func erf8(_ x: F8) -> F8 {
-    let x = clamp(x, -4, 4)
-    let x2 = x * x
-    var p = F8(repeating: -2.726_142_258_013_06e-10)
-    p = p * x2 + 2.770_681_424_959_02e-08
-    p = p * x2 - 2.101_024_020_825_08e-06
-    p = p * x2 - 5.692_506_394_623_46e-05
-    p = p * x2 - 7.349_906_303_268_55e-04
-    p = p * x2 - 2.954_599_808_540_25e-03
-    p = p * x2 - 1.609_603_332_624_15e-02
-    var q = F8(repeating: -1.456_607_184_649_96e-05)
-    q = q * x2 - 2.133_740_552_789_05e-04
-    q = q * x2 - 1.682_826_974_382_03e-03
-    q = q * x2 - 7.373_329_167_204_68e-03
-    q = q * x2 - 1.426_473_905_141_89e-02
-    return x * p / q
-}
-
 // MARK: - LayerNorm (eps 1e-5, like torch.nn.LayerNorm)
 
 let layerNormEps: Float = 1e-5
@@ -288,49 +268,28 @@ func layerNormBackward(
 
 // MARK: - GELU (exact erf form, like torch.nn.GELU())
 
-/// Φ(x) = ½(1 + erf(x/√2)) on 8 lanes: the one definition the forward and backward passes share,
-/// so the backward recomputes bit-identical values instead of keeping them.
+/// `out = x · Φ(x)` elementwise, Φ(x) = ½(1 + erf(x/√2)) (`out` may be `inp`). In C
+/// (`CReinKernels`): built for the x86-64 baseline and for AVX2 + FMA, one chosen per process
+/// (``GELUKernels/variant``), about twice as fast where the CPU has AVX2. The backward pass's
+/// ``geluOutputAndSlope(_:_:_:)`` computes the same output bit for bit.
 @inline(__always)
-func geluCdf8(_ x: F8) -> F8 { 0.5 * (1 + erf8(x * 0.707_106_781_186_547_5)) }
-
-/// Φ(x) for the scalar tails of ``geluCdf8(_:)``.
-@inline(__always)
-func geluCdf(_ x: Float) -> Float { 0.5 * (1 + erf(x * 0.707_106_781_186_547_5)) }
-
-/// `out = x · Φ(x)` elementwise (`out` may be `inp`).
 func geluForward(_ out: FloatPtr, _ inp: ConstFloatPtr, _ n: Int) {
-    var i = 0
-    while i + 8 <= n {
-        let x = load8(inp + i)
-        store8(x * geluCdf8(x), out + i)
-        i += 8
-    }
-    while i < n {
-        out[i] = inp[i] * geluCdf(inp[i])
-        i += 1
-    }
+    rein_gelu_forward(out, inp, n)
 }
 
 /// For the backward pass: `out = x · Φ(x)` (the GELU output, bit-identical to
 /// ``geluForward(_:_:_:)``'s) and, in place of x, the GELU's slope `Φ(x) + x·φ(x)`, which turns
 /// dL/dGELU into dL/dx (``multiply(_:_:_:)``; the product the old GELU backward took with a saved Φ).
+@inline(__always)
 func geluOutputAndSlope(_ out: FloatPtr, _ x: FloatPtr, _ n: Int) {
-    var i = 0
-    while i + 8 <= n {
-        let v = load8(x + i)
-        let phi = geluCdf8(v)
-        store8(v * phi, out + i)
-        let pdf = exp8(-0.5 * v * v) * 0.398_942_280_401_432_7
-        store8(phi + v * pdf, x + i)
-        i += 8
-    }
-    while i < n {
-        let v = x[i]
-        let phi = geluCdf(v)
-        out[i] = v * phi
-        x[i] = phi + v * exp(-0.5 * v * v) * 0.398_942_280_401_432_7
-        i += 1
-    }
+    rein_gelu_output_and_slope(out, x, n)
+}
+
+/// Which build of the GELU kernels this process runs.
+public enum GELUKernels {
+    /// `avx2+fma` where the CPU has both (the default), else `baseline` (x86-64's SSE2, or the
+    /// architecture's own); `REIN_KERNELS=baseline` forces the latter.
+    public static var variant: String { rein_kernels_variant() == 1 ? "avx2+fma" : "baseline" }
 }
 
 /// y[i] *= x[i], 8 lanes at a time.

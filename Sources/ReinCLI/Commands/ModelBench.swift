@@ -197,7 +197,7 @@ struct ModelBench: AsyncParsableCommand {
         var object: [String: Any] = [
             "benchmark": "model", "threads": threads, "load_average": report.load,
             "gemm_backend": backend.rawValue, "gemm_kernels": backend.kernels,
-            "gemm_selected_by": report.selection.source,
+            "gemm_selected_by": report.selection.source, "gelu_kernels": GELUKernels.variant,
             "sgemm_peak_gflops": report.best?.1 ?? NSNull(),
             "sgemm_peak_backend": report.best?.0.rawValue ?? NSNull(),
             "peak_rss_mb": report.rss,
@@ -221,6 +221,7 @@ struct ModelBench: AsyncParsableCommand {
         let selection = report.selection
         emit(
             "rein bench model: \(threads) threads, backend \(selection.backend.kernels) (\(selection.source)), "
+                + "GELU kernels \(GELUKernels.variant), "
                 + "peak RSS \(fmt(report.rss, 1)) MB, load \(report.load)")
         if let fallback = selection.fallback { emit("note: \(fallback)") }
         if !report.backends.isEmpty {
