@@ -80,6 +80,20 @@ import Yams
         #expect(decoded.train.steps == config.train.steps)
     }
 
+    /// Non-finite doubles survive the trip through JSON, and a string that spells one stays a string.
+    @Test func nonFiniteNumbersRoundTrip() throws {
+        struct Limits: Codable, Equatable {
+            var high: Double
+            var low: Double
+            var label: String
+        }
+        let value = Limits(high: .infinity, low: -.infinity, label: ".inf")
+        #expect(try ConfigYAML.decode(Limits.self, from: ConfigYAML.node(encoding: value)) == value)
+        let nan = try ConfigYAML.decode(
+            Limits.self, from: ConfigYAML.node(encoding: Limits(high: .nan, low: 0, label: "")))
+        #expect(nan.high.isNaN)
+    }
+
     @Test func anEmptyDocumentIsAnEmptyMappingAndAnEmptyValueIsNull() throws {
         #expect(try ConfigYAML.parse("").mapping?.count == 0)
         let value = try ConfigYAML.parseValue("")

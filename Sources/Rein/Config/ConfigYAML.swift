@@ -33,7 +33,10 @@ public enum ConfigYAML {
     /// The node tree of `value`'s encoding (through JSON: the same keys and values as YAMLEncoder
     /// gives, without its number formatter).
     public static func node<T: Encodable>(encoding value: T) throws -> Node {
-        let data = try JSONEncoder().encode(value)
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: ".inf", negativeInfinity: "-.inf", nan: ".nan")
+        let data = try encoder.encode(value)
         return try JSONDecoder().decode(JSONTree.self, from: data).node
     }
 
@@ -224,6 +227,9 @@ public enum ConfigYAML {
                 if d.isNaN { return scalar(".nan", .float) }
                 if d.isInfinite { return scalar(d < 0 ? "-.inf" : ".inf", .float) }
                 return scalar("\(d)", .float)
+            // YAML's spellings of the non-finite floats (the encoder writes them as strings); a
+            // String decodes from a float-tagged scalar all the same.
+            case .string(let s) where [".inf", "-.inf", ".nan"].contains(s): return scalar(s, .float)
             case .string(let s): return scalar(s, .str)
             case .array(let a):
                 return .sequence(Node.Sequence(a.map(\.node), Tag(.implicit, ConfigYAML.resolver)))
