@@ -1,4 +1,5 @@
 import COpenBLAS
+import CReinKernels
 import Foundation
 
 /// Measurements behind `rein bench model`: sampling throughput, one learner step, FLOP counts and the
@@ -183,6 +184,44 @@ public enum ModelBenchmark {
         guard narrow.contains(pinned.lowercased()) else { return nil }
         return "OPENBLAS_CORETYPE=\(pinned) pins AVX2-or-narrower kernels on this AVX-512 CPU; "
             + "unset it (or set SkylakeX) to let OpenBLAS use its AVX-512 kernels"
+    }
+
+    /// Nanoseconds per element of the GELU kernels, each build that runs here (`baseline`, and
+    /// `avx2+fma` where the CPU has it): the forward and the backward's output-and-slope over 2²⁰
+    /// inputs in [−4, 4), best of `reps` (one thread).
+    public static func geluNanosecondsPerElement(reps: Int = 20) -> [(
+        build: String, forward: Double, outputAndSlope: Double
+    )] {
+        let n = 1 << 20
+        let x = (0..<n).map { Float($0 % 2000) / 250 - 4 }
+        var out = [Float](repeating: 0, count: n)
+        var slope = x
+        func best(prepare: () -> Void = {}, _ body: () -> Void) -> Double {
+            var best = Double.infinity
+            for _ in 0...reps {
+                prepare()
+                let start = DispatchTime.now().uptimeNanoseconds
+                body()
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start))
+            }
+            return best / Double(n)
+        }
+        let builds: [(String, Int32)] =
+            GELUKernels.variant == "avx2+fma" ? [("baseline", 0), ("avx2+fma", 1)] : [("baseline", 0)]
+        return builds.map { name, variant in
+            let forward = best { rein_gelu_forward_variant(variant, &out, x, n) }
+            // The slope overwrites its input: each repetition starts again from x, untimed.
+            // (Copied into slope's own storage: an assignment would share x's, and the kernel's
+            // write would then copy it inside the timing.)
+            let both = best(prepare: {
+                slope.withUnsafeMutableBufferPointer { s in
+                    x.withUnsafeBufferPointer { s.baseAddress!.update(from: $0.baseAddress!, count: n) }
+                }
+            }) {
+                rein_gelu_output_and_slope_variant(variant, &out, &slope, n)
+            }
+            return (name, forward, both)
+        }
     }
 
     /// Peak resident set size of this process in bytes.

@@ -41,8 +41,11 @@ struct ModelBench: AsyncParsableCommand {
     @Option(help: "Comma-separated configs to run: default, small.")
     var configs: String = "default,small"
 
-    @Option(help: "Comma-separated parts to run: gemm (each backend's sgemm and the peak), sample, learner.")
-    var parts: String = "gemm,sample,learner"
+    @Option(
+        help:
+            "Comma-separated parts to run: gemm (each backend's sgemm and the peak), kernels (GELU, each build), sample, learner."
+    )
+    var parts: String = "gemm,kernels,sample,learner"
 
     @Option(help: "Path of the PyTorch peer script (run from the repository root, or give the path).")
     var peerScript: String = "scripts/bench/torch_peer.py"
@@ -66,6 +69,8 @@ struct ModelBench: AsyncParsableCommand {
         var results: [String: [String: Double]]
         var python: String?
         var rss: Double
+        /// GELU nanoseconds per element, each build that runs here.
+        var gelu: [(build: String, forward: Double, outputAndSlope: Double)]
     }
 
     func run() async throws {
@@ -85,6 +90,8 @@ struct ModelBench: AsyncParsableCommand {
             parts.contains("gemm") ? GemmBackend.available : [], shapes: configs[0])
         // The peak: the best figure any backend reached, on any of the shapes, either way of threading.
         let best = backends.map { b, f in (b, f.values.max() ?? 0) }.max { $0.1 < $1.1 }
+        if parts.contains("kernels") { progress("GELU kernels, each build") }
+        let gelu = parts.contains("kernels") ? ModelBenchmark.geluNanosecondsPerElement() : []
         var results: [String: [String: Double]] = [:]
         for (name, config) in configs {
             let each = try (1...max(1, rounds)).map { round in
@@ -97,7 +104,7 @@ struct ModelBench: AsyncParsableCommand {
         let report = Report(
             configs: configs, load: load, selection: selection, backends: backends, best: best,
             results: results,
-            python: python, rss: Double(ModelBenchmark.peakRSSBytes()) / 1_048_576)
+            python: python, rss: Double(ModelBenchmark.peakRSSBytes()) / 1_048_576, gelu: gelu)
         if json {
             try emitJSON(report)
             return
@@ -210,6 +217,10 @@ struct ModelBench: AsyncParsableCommand {
             "peer": report.python == nil ? "skipped (REIN_TORCH_PYTHON unset)" : "torch_peer.py",
             "configs": report.results,
         ]
+        object["gelu_ns_per_element"] = Dictionary(
+            uniqueKeysWithValues: report.gelu.map {
+                ($0.build, ["forward": $0.forward, "output_and_slope": $0.outputAndSlope])
+            })
         object["batch"] = 64
         object["blas_note"] = ModelBenchmark.blasPinNote
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
@@ -242,6 +253,11 @@ struct ModelBench: AsyncParsableCommand {
         }
         if let best = report.best {
             emit("peak (best of the figures above): \(fmt(best.1, 1)) GFLOP/s, \(best.0.displayName)")
+        }
+        for k in report.gelu {
+            emit(
+                "GELU \(k.build): forward \(fmt(k.forward, 2)) ns, output and slope \(fmt(k.outputAndSlope, 2)) ns "
+                    + "an element (one thread)")
         }
         if let note = ModelBenchmark.blasPinNote { emit("note: \(note)") }
         if report.python == nil {
