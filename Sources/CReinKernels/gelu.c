@@ -117,6 +117,8 @@ static int cpu_has_avx2_fma(void) { return 0; }
 #define gelu_output_and_slope_avx2 gelu_output_and_slope_base
 #endif
 
+int rein_kernels_cpu_has_avx2_fma(void) { return cpu_has_avx2_fma(); }
+
 static _Atomic int chosen = -1;
 
 int rein_kernels_variant(void) {

@@ -190,7 +190,7 @@ public enum ModelBenchmark {
     /// `avx2+fma` where the CPU has it): the forward and the backward's output-and-slope over 2²⁰
     /// inputs in [−4, 4), best of `reps` (one thread).
     public static func geluNanosecondsPerElement(reps: Int = 20) -> [(
-        build: String, forward: Double, outputAndSlope: Double
+        build: GELUKernels, forward: Double, outputAndSlope: Double
     )] {
         let n = 1 << 20
         let x = (0..<n).map { Float($0 % 2000) / 250 - 4 }
@@ -206,9 +206,8 @@ public enum ModelBenchmark {
             }
             return best / Double(n)
         }
-        let builds: [(String, Int32)] =
-            GELUKernels.variant == "avx2+fma" ? [("baseline", 0), ("avx2+fma", 1)] : [("baseline", 0)]
-        return builds.map { name, variant in
+        return GELUKernels.runnable.map { build in
+            let variant = build.code
             let forward = best { rein_gelu_forward_variant(variant, &out, x, n) }
             // The slope overwrites its input: each repetition starts again from x, untimed.
             // (Copied into slope's own storage: an assignment would share x's, and the kernel's
@@ -220,7 +219,7 @@ public enum ModelBenchmark {
             }) {
                 rein_gelu_output_and_slope_variant(variant, &out, &slope, n)
             }
-            return (name, forward, both)
+            return (build, forward, both)
         }
     }
 

@@ -270,7 +270,7 @@ func layerNormBackward(
 
 /// `out = x · Φ(x)` elementwise, Φ(x) = ½(1 + erf(x/√2)) (`out` may be `inp`). In C
 /// (`CReinKernels`): built for the x86-64 baseline and for AVX2 + FMA, one chosen per process
-/// (``GELUKernels/variant``), about twice as fast where the CPU has AVX2. The backward pass's
+/// (``GELUKernels/current``), about twice as fast where the CPU has AVX2. The backward pass's
 /// ``geluOutputAndSlope(_:_:_:)`` computes the same output bit for bit.
 @inline(__always)
 func geluForward(_ out: FloatPtr, _ inp: ConstFloatPtr, _ n: Int) {
@@ -285,11 +285,24 @@ func geluOutputAndSlope(_ out: FloatPtr, _ x: FloatPtr, _ n: Int) {
     rein_gelu_output_and_slope(out, x, n)
 }
 
-/// Which build of the GELU kernels this process runs.
-public enum GELUKernels {
-    /// `avx2+fma` where the CPU has both (the default), else `baseline` (x86-64's SSE2, or the
-    /// architecture's own); `REIN_KERNELS=baseline` forces the latter.
-    public static var variant: String { rein_kernels_variant() == 1 ? "avx2+fma" : "baseline" }
+/// A build of the GELU kernels (`CReinKernels`).
+public enum GELUKernels: String, Sendable, CaseIterable {
+    /// The architecture's baseline (x86-64: SSE2).
+    case baseline
+    /// AVX2 with FMA.
+    case avx2FMA = "avx2+fma"
+
+    /// The build this process runs: ``avx2FMA`` where the CPU has AVX2 and FMA, unless
+    /// `REIN_KERNELS=baseline`.
+    public static var current: GELUKernels { rein_kernels_variant() == 1 ? .avx2FMA : .baseline }
+
+    /// The builds this CPU can run.
+    public static var runnable: [GELUKernels] {
+        rein_kernels_cpu_has_avx2_fma() == 1 ? allCases : [.baseline]
+    }
+
+    /// The C kernels' name for this build.
+    var code: Int32 { self == .avx2FMA ? 1 : 0 }
 }
 
 /// y[i] *= x[i], 8 lanes at a time.

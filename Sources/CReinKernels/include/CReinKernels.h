@@ -11,6 +11,9 @@
 /// Which build runs: 0 baseline, 1 AVX2+FMA.
 int rein_kernels_variant(void);
 
+/// Whether this CPU can run the AVX2+FMA build (whatever REIN_KERNELS says).
+int rein_kernels_cpu_has_avx2_fma(void);
+
 /// `out[i] = x[i] · Φ(x[i])` (exact-erf GELU); `out` may be `x`.
 void rein_gelu_forward(float *out, const float *x, size_t n);
 

@@ -70,7 +70,7 @@ struct ModelBench: AsyncParsableCommand {
         var python: String?
         var rss: Double
         /// GELU nanoseconds per element, each build that runs here.
-        var gelu: [(build: String, forward: Double, outputAndSlope: Double)]
+        var gelu: [(build: GELUKernels, forward: Double, outputAndSlope: Double)]
     }
 
     func run() async throws {
@@ -204,7 +204,7 @@ struct ModelBench: AsyncParsableCommand {
         var object: [String: Any] = [
             "benchmark": "model", "threads": threads, "load_average": report.load,
             "gemm_backend": backend.rawValue, "gemm_kernels": backend.kernels,
-            "gemm_selected_by": report.selection.source, "gelu_kernels": GELUKernels.variant,
+            "gemm_selected_by": report.selection.source, "gelu_kernels": GELUKernels.current.rawValue,
             "sgemm_peak_gflops": report.best?.1 ?? NSNull(),
             "sgemm_peak_backend": report.best?.0.rawValue ?? NSNull(),
             "peak_rss_mb": report.rss,
@@ -219,7 +219,7 @@ struct ModelBench: AsyncParsableCommand {
         ]
         object["gelu_ns_per_element"] = Dictionary(
             uniqueKeysWithValues: report.gelu.map {
-                ($0.build, ["forward": $0.forward, "output_and_slope": $0.outputAndSlope])
+                ($0.build.rawValue, ["forward": $0.forward, "output_and_slope": $0.outputAndSlope])
             })
         object["batch"] = 64
         object["blas_note"] = ModelBenchmark.blasPinNote
@@ -232,7 +232,7 @@ struct ModelBench: AsyncParsableCommand {
         let selection = report.selection
         emit(
             "rein bench model: \(threads) threads, backend \(selection.backend.kernels) (\(selection.source)), "
-                + "GELU kernels \(GELUKernels.variant), "
+                + "GELU kernels \(GELUKernels.current.rawValue), "
                 + "peak RSS \(fmt(report.rss, 1)) MB, load \(report.load)")
         if let fallback = selection.fallback { emit("note: \(fallback)") }
         if !report.backends.isEmpty {
@@ -256,7 +256,7 @@ struct ModelBench: AsyncParsableCommand {
         }
         for k in report.gelu {
             emit(
-                "GELU \(k.build): forward \(fmt(k.forward, 2)) ns, output and slope \(fmt(k.outputAndSlope, 2)) ns "
+                "GELU \(k.build.rawValue): forward \(fmt(k.forward, 2)) ns, output and slope \(fmt(k.outputAndSlope, 2)) ns "
                     + "an element (one thread)")
         }
         if let note = ModelBenchmark.blasPinNote { emit("note: \(note)") }
