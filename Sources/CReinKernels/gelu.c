@@ -107,32 +107,41 @@ DEFINE_GELU(base, )
 #if defined(__x86_64__)
 DEFINE_GELU(avx2, __attribute__((target("avx2,fma"))))
 
-static int cpu_has_avx2_fma(void) {
+static int detect_avx2_fma(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 #else
-static int cpu_has_avx2_fma(void) { return 0; }
+static int detect_avx2_fma(void) { return 0; }
 #define gelu_forward_avx2 gelu_forward_base
 #define gelu_output_and_slope_avx2 gelu_output_and_slope_base
 #endif
 
-int rein_kernels_cpu_has_avx2_fma(void) { return cpu_has_avx2_fma(); }
-
+// Each a one-time answer: -1 until the first call asks.
+static _Atomic int has_avx2_fma = -1;
 static _Atomic int chosen = -1;
+
+int rein_kernels_cpu_has_avx2_fma(void) {
+    int v = atomic_load_explicit(&has_avx2_fma, memory_order_relaxed);
+    if (v < 0) {
+        v = detect_avx2_fma();
+        atomic_store_explicit(&has_avx2_fma, v, memory_order_relaxed);
+    }
+    return v;
+}
 
 int rein_kernels_variant(void) {
     int v = atomic_load_explicit(&chosen, memory_order_relaxed);
     if (v < 0) {
         const char *forced = getenv("REIN_KERNELS");
-        v = (forced && strcmp(forced, "baseline") == 0) ? 0 : cpu_has_avx2_fma();
+        v = (forced && strcmp(forced, "baseline") == 0) ? 0 : rein_kernels_cpu_has_avx2_fma();
         atomic_store_explicit(&chosen, v, memory_order_relaxed);
     }
     return v;
 }
 
 void rein_gelu_forward_variant(int variant, float *out, const float *x, size_t n) {
-    if (variant == 1 && cpu_has_avx2_fma()) {
+    if (variant == 1 && rein_kernels_cpu_has_avx2_fma()) {
         gelu_forward_avx2(out, x, n);
     } else {
         gelu_forward_base(out, x, n);
@@ -140,7 +149,7 @@ void rein_gelu_forward_variant(int variant, float *out, const float *x, size_t n
 }
 
 void rein_gelu_output_and_slope_variant(int variant, float *out, float *x, size_t n) {
-    if (variant == 1 && cpu_has_avx2_fma()) {
+    if (variant == 1 && rein_kernels_cpu_has_avx2_fma()) {
         gelu_output_and_slope_avx2(out, x, n);
     } else {
         gelu_output_and_slope_base(out, x, n);
@@ -148,17 +157,9 @@ void rein_gelu_output_and_slope_variant(int variant, float *out, float *x, size_
 }
 
 void rein_gelu_forward(float *out, const float *x, size_t n) {
-    if (rein_kernels_variant() == 1) {
-        gelu_forward_avx2(out, x, n);
-    } else {
-        gelu_forward_base(out, x, n);
-    }
+    rein_gelu_forward_variant(rein_kernels_variant(), out, x, n);
 }
 
 void rein_gelu_output_and_slope(float *out, float *x, size_t n) {
-    if (rein_kernels_variant() == 1) {
-        gelu_output_and_slope_avx2(out, x, n);
-    } else {
-        gelu_output_and_slope_base(out, x, n);
-    }
+    rein_gelu_output_and_slope_variant(rein_kernels_variant(), out, x, n);
 }

@@ -18,16 +18,17 @@ public enum ConfigYAML {
     /// Parses `yaml` into a node tree with every plain scalar's tag resolved by ``tag(ofPlain:)``.
     /// An empty document is an empty mapping.
     public static func parse(_ yaml: String) throws -> Node {
-        guard let node = try Yams.compose(yaml: yaml, resolver) else { return mapping([]) }
-        return retagged(node)
+        try compose(yaml) ?? mapping([])
     }
 
     /// One `--set` value: a scalar, sequence or mapping; nothing at all is the null scalar.
     public static func parseValue(_ yaml: String) throws -> Node {
-        guard let node = try Yams.compose(yaml: yaml, resolver) else {
-            return .scalar(Node.Scalar("", Tag(.null, resolver), .plain))
-        }
-        return retagged(node)
+        try compose(yaml) ?? .scalar(Node.Scalar("", Tag(.null, resolver), .plain))
+    }
+
+    /// The document's node tree, retagged; nil for an empty document.
+    private static func compose(_ yaml: String) throws -> Node? {
+        try Yams.compose(yaml: yaml, resolver).map(retagged)
     }
 
     /// The node tree of `value`'s encoding (through JSON: the same keys and values as YAMLEncoder

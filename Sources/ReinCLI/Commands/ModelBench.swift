@@ -94,7 +94,7 @@ struct ModelBench: AsyncParsableCommand {
         let gelu = parts.contains("kernels") ? ModelBenchmark.geluNanosecondsPerElement() : []
         var results: [String: [String: Double]] = [:]
         for (name, config) in configs {
-            let each = try (1...max(1, rounds)).map { round in
+            let each = try (1...rounds).map { round in
                 if rounds > 1 { progress("\(name): round \(round)/\(rounds)") }
                 return try measure(
                     name, config, parts: parts, backend: selection.backend, peak: best?.1, python: python)
@@ -140,6 +140,13 @@ struct ModelBench: AsyncParsableCommand {
         return backends
     }
 
+    /// The median of `xs` (not empty): the middle value, or the mean of the middle two.
+    static func median(_ xs: [Double]) -> Double {
+        let sorted = xs.sorted()
+        let mid = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+    }
+
     /// Each figure's median over `rounds` (the ratios too: each round's ratio is of figures measured
     /// minutes apart at most), and, with more than one round, every round's ratios as
     /// `ratio_sample_round_N` / `ratio_learner_round_N` and their count as `rounds`.
@@ -147,10 +154,8 @@ struct ModelBench: AsyncParsableCommand {
         guard rounds.count > 1 else { return rounds.first ?? [:] }
         var merged: [String: Double] = ["rounds": Double(rounds.count)]
         for key in Set(rounds.flatMap(\.keys)) {
-            let values = rounds.compactMap { $0[key] }.sorted()
-            guard !values.isEmpty else { continue }
-            let mid = values.count / 2
-            merged[key] = values.count % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2
+            let values = rounds.compactMap { $0[key] }
+            if !values.isEmpty { merged[key] = median(values) }
         }
         for (i, round) in rounds.enumerated() {
             for key in ["ratio_sample", "ratio_learner"] {
@@ -184,9 +189,8 @@ struct ModelBench: AsyncParsableCommand {
         if let python {
             progress("\(name): PyTorch peer (\(python) \(peerScript))")
             let runs = try (0..<max(1, peerRuns)).map { _ in try runPeer(python: python, config: config) }
-            func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
             let peer = (
-                sample: median(runs.map(\.sample)), learnerMs: median(runs.map(\.learnerMs)),
+                sample: Self.median(runs.map(\.sample)), learnerMs: Self.median(runs.map(\.learnerMs)),
                 threads: runs[0].threads
             )
             r["peer_sample_tokens_per_s"] = peer.sample
