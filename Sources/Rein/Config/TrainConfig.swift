@@ -116,9 +116,7 @@ public struct TrainConfig: Codable, Sendable, Hashable {
         guard clip.count == 2, clip.allSatisfy({ $0 > 0 && $0 < 1 }) else {
             throw ConfigError(path: "train.clip", "must be [eps_low, eps_high] with both in (0, 1)")
         }
-        guard beta >= 0, beta.isFinite else {
-            throw ConfigError(path: "train.beta", "must be a finite number ≥ 0")
-        }
+        guard beta >= 0, beta.isFinite else { throw ConfigError(path: "train.beta", "must be ≥ 0") }
         do {
             try kl.validate()
         } catch {
