@@ -134,7 +134,7 @@ int rein_kernels_variant(void) {
     int v = atomic_load_explicit(&chosen, memory_order_relaxed);
     if (v < 0) {
         const char *forced = getenv("REIN_KERNELS");
-        v = (forced && strcmp(forced, "baseline") == 0) ? 0 : rein_kernels_cpu_has_avx2_fma();
+        v = (forced && strcmp(forced, "avx2") == 0) ? rein_kernels_cpu_has_avx2_fma() : 0;
         atomic_store_explicit(&chosen, v, memory_order_relaxed);
     }
     return v;

@@ -270,7 +270,7 @@ func layerNormBackward(
 
 /// `out = x · Φ(x)` elementwise, Φ(x) = ½(1 + erf(x/√2)) (`out` may be `inp`). In C
 /// (`CReinKernels`): built for the x86-64 baseline and for AVX2 + FMA, one chosen per process
-/// (``GELUKernels/current``), about twice as fast where the CPU has AVX2. The backward pass's
+/// (``GELUKernels/current``; the AVX2 build, about twice as fast, with `REIN_KERNELS=avx2`). The backward pass's
 /// ``geluOutputAndSlope(_:_:_:)`` computes the same output bit for bit.
 @inline(__always)
 func geluForward(_ out: FloatPtr, _ inp: ConstFloatPtr, _ n: Int) {
@@ -292,8 +292,9 @@ public enum GELUKernels: String, Sendable, CaseIterable {
     /// AVX2 with FMA.
     case avx2FMA = "avx2+fma"
 
-    /// The build this process runs: ``avx2FMA`` where the CPU has AVX2 and FMA, unless
-    /// `REIN_KERNELS=baseline`.
+    /// The build this process runs: ``baseline`` unless `REIN_KERNELS=avx2` on a CPU with AVX2 and
+    /// FMA (opt-in: its rounding took the default reference recipe from 67% to 54% on an AMD EPYC
+    /// Zen 3).
     public static var current: GELUKernels { rein_kernels_variant() == 1 ? .avx2FMA : .baseline }
 
     /// The builds this CPU can run.
