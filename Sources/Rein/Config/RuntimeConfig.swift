@@ -19,6 +19,11 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
     public var learner = "tcp://127.0.0.1:7070"
     /// Seconds a silent peer is given before it is declared dead (its batch counted lost).
     public var heartbeatTimeout = 1.5
+    /// The most heartbeats a second a node sends (and asks its peers to send it): a node with
+    /// more peers than that allows at the base interval (250 ms) heartbeats them less often, and
+    /// gives them the timeout plus what its interval grew before declaring them dead. A learner
+    /// with 256 workers heartbeats every 1 s at the default 256.
+    public var heartbeatsPerSecond = 256
     /// Seconds a remote call may wait for its reply.
     public var callTimeout = 30.0
     /// How far ahead of the learner batches are handed out in a distributed run (`rein train
@@ -59,6 +64,7 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         case samplesBind = "samples_bind"
         case learner
         case heartbeatTimeout = "heartbeat_timeout"
+        case heartbeatsPerSecond = "heartbeats_per_second"
         case callTimeout = "call_timeout"
         case pacing
         case pacingMargin = "pacing_margin"
@@ -86,6 +92,10 @@ public struct RuntimeConfig: Codable, Sendable, Hashable {
         guard heartbeatTimeout > 0, heartbeatTimeout <= 3600 else {
             throw ConfigError(
                 path: "runtime.heartbeat_timeout", "must be in (0, 3600] seconds, got \(heartbeatTimeout)")
+        }
+        guard heartbeatsPerSecond >= 1, heartbeatsPerSecond <= 1_000_000 else {
+            throw ConfigError(
+                path: "runtime.heartbeats_per_second", "must be in 1...1000000, got \(heartbeatsPerSecond)")
         }
         guard callTimeout > 0, callTimeout <= 86400 else {
             throw ConfigError(

@@ -41,6 +41,19 @@ final class Membership: Sendable {
         var member: Member
         var lastSeen: ContinuousClock.Instant
         var policyVersion: UInt64
+        /// When this node last sent it a heartbeat (`nil`: never; its first is due at once, so
+        /// that it learns this node's pace).
+        var lastHeartbeat: ContinuousClock.Instant? = nil
+        /// The pace it announced in its last heartbeat (`nil`: none yet).
+        var pace: Duration? = nil
+    }
+
+    /// What one heartbeat round found: this node's pace, the peers a heartbeat is due to now, and
+    /// the peers silent past their deadline, with how long they have been.
+    struct HeartbeatRound: Sendable {
+        var pace: Duration
+        var due: [NodeID]
+        var silent: [(node: NodeID, silence: Duration)]
     }
 
     private struct State {
@@ -53,6 +66,8 @@ final class Membership: Sendable {
         var subscribers: [Int: AsyncStream<MembershipEvent>.Continuation] = [:]
         var nextSubscriber = 0
         var finished = false
+        /// The pace announced in the last round (a change is announced to every peer at once).
+        var announcedPace: Duration?
     }
 
     private let state = Mutex(State())
@@ -75,14 +90,16 @@ final class Membership: Sendable {
     /// Tombstones kept now.
     var tombstoneCount: Int { state.withLock { $0.gone.count } }
 
-    /// Adds a member; returns `false` if it is already one or is gone.
-    func join(_ member: Member) -> Bool {
-        delivery.withLock { _ in
+    /// Adds a member (heard from at `now`, the clock's if `nil`); returns `false` if it is
+    /// already one or is gone.
+    func join(_ member: Member, now: ContinuousClock.Instant? = nil) -> Bool {
+        let now = now ?? clock.now
+        return delivery.withLock { _ in
             let subscribers = state.withLock { state -> [AsyncStream<MembershipEvent>.Continuation]? in
                 guard state.alive[member.node] == nil, state.gone[member.node] == nil, !state.finished else {
                     return nil
                 }
-                state.alive[member.node] = Entry(member: member, lastSeen: clock.now, policyVersion: 0)
+                state.alive[member.node] = Entry(member: member, lastSeen: now, policyVersion: 0)
                 return Array(state.subscribers.values)
             }
             guard let subscribers else { return false }
@@ -91,14 +108,45 @@ final class Membership: Sendable {
         }
     }
 
-    /// Records a message from `node`. Returns `false` if the node is gone (ignore the message).
-    func seen(_ node: NodeID, policyVersion: UInt64) -> Bool {
-        let now = clock.now
+    /// Records a message from `node` at `now` (the clock's if `nil`), and the pace it announced if
+    /// it is a heartbeat that carries one. Returns `false` if the node is gone (ignore the message).
+    func seen(
+        _ node: NodeID, policyVersion: UInt64, pace: Duration? = nil, now: ContinuousClock.Instant? = nil
+    ) -> Bool {
+        let now = now ?? clock.now
         return state.withLock { state in
             if state.gone[node] != nil { return false }
             state.alive[node]?.lastSeen = now
             state.alive[node]?.policyVersion = policyVersion
+            if let pace { state.alive[node]?.pace = pace }
             return true
+        }
+    }
+
+    /// One heartbeat round at `now` (the clock's if `nil`) under `pacing`: this node's pace with
+    /// its current members, the members a heartbeat is due to (recorded as sent at `now`) — all of
+    /// them when the pace changed, so that they learn it — and the members silent past their
+    /// deadline. The caller sends the heartbeats and decides on the verdicts.
+    func heartbeatRound(pacing: HeartbeatPacing, now: ContinuousClock.Instant? = nil) -> HeartbeatRound {
+        let now = now ?? clock.now
+        return state.withLock { state in
+            let pace = pacing.interval(peers: state.alive.count)
+            let announce = state.announcedPace != pace
+            state.announcedPace = pace
+            var round = HeartbeatRound(pace: pace, due: [], silent: [])
+            for (node, entry) in state.alive {
+                let pair = pacing.pair(own: pace, peer: entry.pace)
+                let due =
+                    announce
+                    || entry.lastHeartbeat.map { pacing.isDue(elapsed: now - $0, pair: pair) } ?? true
+                if due {
+                    round.due.append(node)
+                    state.alive[node]?.lastHeartbeat = now
+                }
+                let silence = now - entry.lastSeen
+                if silence > pacing.deadline(pair: pair) { round.silent.append((node, silence)) }
+            }
+            return round
         }
     }
 
@@ -132,21 +180,16 @@ final class Membership: Sendable {
     /// `true` if `node` left, `false` if it was declared dead, `nil` if neither.
     func hasLeft(_ node: NodeID) -> Bool? { state.withLock { $0.gone[node] } }
 
-    /// Members not heard from for longer than `timeout`.
-    func silent(for timeout: Duration) -> [NodeID] {
-        let now = clock.now
-        return state.withLock { state in
-            state.alive.values.filter { now - $0.lastSeen > timeout }.map(\.member.node)
-        }
-    }
-
     /// The live members.
     var members: [Member] { state.withLock { $0.alive.values.map(\.member) } }
 
-    /// The policy version in the last message from `node`.
     /// The live member on `node`, if any.
     func member(_ node: NodeID) -> Member? { state.withLock { $0.alive[node]?.member } }
 
+    /// The pace `node` announced in its last heartbeat (`nil`: none, or not a member).
+    func pace(of node: NodeID) -> Duration? { state.withLock { $0.alive[node]?.pace } }
+
+    /// The policy version in the last message from `node`.
     func policyVersion(of node: NodeID) -> UInt64? { state.withLock { $0.alive[node]?.policyVersion } }
 
     /// A stream of events that starts with a `joined` for every current member.

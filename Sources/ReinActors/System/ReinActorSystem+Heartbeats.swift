@@ -3,8 +3,9 @@ import Logging
 import Synchronization
 
 extension ReinActorSystem {
-    /// One heartbeat round (on the heartbeat queue): a heartbeat to every live peer, then every
-    /// peer silent for longer than the heartbeat timeout is declared dead.
+    /// One heartbeat round (on the heartbeat queue, every base interval): a heartbeat, announcing
+    /// this node's pace, to every live peer one is due to (see ``HeartbeatPacing``), then every peer
+    /// silent past its deadline is declared dead.
     ///
     /// If this round itself comes late (more than two intervals after the previous one), this
     /// process was starved — the silence may be ours, and the peers' heartbeats may still sit in
@@ -16,16 +17,18 @@ extension ReinActorSystem {
             defer { last = now }
             return last
         }
-        for member in membership.members {
-            send(.heartbeat, frames: [], to: member.node)
+        let round = membership.heartbeatRound(pacing: settings.heartbeatPacing, now: now)
+        if !round.due.isEmpty {
+            let frame = WireFrame(HeartbeatEnvelope(interval: round.pace).encoded())
+            for node in round.due { send(.heartbeat, frames: [frame], to: node) }
         }
         if let previous, now - previous > settings.heartbeatInterval * 2 {
             logger.debug(
                 "heartbeat round late by \(now - previous - settings.heartbeatInterval); verdicts deferred")
             return
         }
-        for node in membership.silent(for: settings.heartbeatTimeout) {
-            nodeGone(node, left: false, reason: "no message for \(settings.heartbeatTimeout)")
+        for (node, silence) in round.silent {
+            nodeGone(node, left: false, reason: "no message for \(Int(silence / .milliseconds(1))) ms")
         }
     }
 }

@@ -9,7 +9,8 @@ extension ReinActorSystem {
             switch event {
             case .message(let message):
                 let sender = message.header.sender
-                guard membership.seen(sender, policyVersion: message.header.policyVersion) else {
+                let pace = message.header.kind == .heartbeat ? HeartbeatEnvelope.pace(of: message) : nil
+                guard membership.seen(sender, policyVersion: message.header.policyVersion, pace: pace) else {
                     logger.trace("dropped \(message.header.kind) from departed \(sender)")
                     continue
                 }

@@ -9,6 +9,11 @@ extension ReinActorSystem {
         /// How long a peer may stay silent before it is declared dead. Default 1.5 s, so a dead
         /// peer is detected within 2 s (timeout + one interval).
         public var heartbeatTimeout: Duration
+        /// The most heartbeats a second this node sends (and asks its peers to send it). With
+        /// more peers than that allows at ``heartbeatInterval``, the node's pace slows and the
+        /// timeout grows with it (see ``HeartbeatPacing``). Default 256: a learner paces its
+        /// heartbeats at 250 ms up to 64 workers and at 1 s with 256.
+        public var heartbeatsPerSecond: Int
         /// Error types that travel to the caller as themselves (they must be `Codable`, and
         /// registered on both sides). Any other thrown error arrives as ``RemoteError``.
         public var transportableErrors: [any (Error & Codable).Type]
@@ -18,13 +23,23 @@ extension ReinActorSystem {
             callTimeout: Duration = .seconds(5),
             heartbeatInterval: Duration = .milliseconds(250),
             heartbeatTimeout: Duration = .milliseconds(1500),
+            heartbeatsPerSecond: Int = 256,
             transportableErrors: [any (Error & Codable).Type] = []
         ) {
-            precondition(callTimeout > .zero && heartbeatInterval > .zero && heartbeatTimeout > .zero)
+            precondition(
+                callTimeout > .zero && heartbeatInterval > .zero && heartbeatTimeout > .zero
+                    && heartbeatsPerSecond > 0)
             self.callTimeout = callTimeout
             self.heartbeatInterval = heartbeatInterval
             self.heartbeatTimeout = heartbeatTimeout
+            self.heartbeatsPerSecond = heartbeatsPerSecond
             self.transportableErrors = transportableErrors
+        }
+
+        /// The heartbeat pacing these settings give.
+        public var heartbeatPacing: HeartbeatPacing {
+            HeartbeatPacing(
+                base: heartbeatInterval, timeout: heartbeatTimeout, perSecond: heartbeatsPerSecond)
         }
     }
 }

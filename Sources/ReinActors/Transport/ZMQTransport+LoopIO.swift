@@ -272,6 +272,15 @@ extension ZMQTransport.IOLoop {
             }
             events.append(.message(message))
         case .heartbeat:
+            if let frame = message.frames.first {
+                do {
+                    _ = try frame.withUnsafeBytes { raw throws(WireError) in try HeartbeatEnvelope.decode(raw)
+                    }
+                } catch {
+                    reject(error, from: source, on: socket)
+                    return
+                }
+            }
             events.append(.message(message))
         case .bulk:
             reject(

@@ -66,7 +66,8 @@ struct NodeOptions: ParsableArguments {
         return ReinActorSystem.Settings(
             callTimeout: .milliseconds(Int(call * 1000)),
             heartbeatInterval: min(.milliseconds(250), timeout / 4),
-            heartbeatTimeout: timeout, transportableErrors: [RuntimeError.self])
+            heartbeatTimeout: timeout, heartbeatsPerSecond: config.runtime.heartbeatsPerSecond,
+            transportableErrors: [RuntimeError.self])
     }
 
     /// The options given on the command line, as arguments (for child processes).

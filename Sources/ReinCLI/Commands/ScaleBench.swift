@@ -134,7 +134,7 @@ struct ScaleWorkers: AsyncParsableCommand {
     var sampleMs = 1000
 
     @Flag(
-        name: .long, help: "Make the workers, print a ready line, start them on SIGUSR1 (rein bench scale).")
+        name: .long, help: "Make the workers, print a ready line, start them on a line on stdin (rein bench scale).")
     var readySignal = false
 
     @Option(name: .long, help: "Where to write this process's report (JSON; default none).")

@@ -256,6 +256,7 @@ struct ScaleMeasurement {
         guard let endpoint = system.endpoint else { throw CLIError("the learner did not bind") }
         let joins = system.membershipEvents()
         let idle = ProcessSample.now()
+        signal(SIGPIPE, SIG_IGN)  // a helper that died has closed its stdin: start() must not kill us
         let helpers = try (0..<processes).map { index in
             try HelperProcess(
                 arguments: helperArguments(
@@ -327,6 +328,8 @@ struct ScaleMeasurement {
 /// starts them on ``start()``.
 final class HelperProcess: Sendable {
     private let process: Process
+    /// The helper's stdin: ``start()`` writes a line to it.
+    private let input: FileHandle
     private let reportPath: String
     private let exit = ExitStatus()
     private let readiness = ExitStatus()
@@ -339,6 +342,9 @@ final class HelperProcess: Sendable {
         process.arguments = arguments
         let out = Pipe()
         process.standardOutput = out
+        let input = Pipe()
+        process.standardInput = input
+        self.input = input.fileHandleForWriting
         process.terminationHandler = { [exit, readiness] process in
             exit.set(process.terminationStatus)
             readiness.set(1)  // never ready
@@ -360,7 +366,7 @@ final class HelperProcess: Sendable {
     }
 
     /// Starts its workers.
-    func start() { kill(process.processIdentifier, SIGUSR1) }
+    func start() { try? input.write(contentsOf: Data("start\n".utf8)) }
 
     /// Waits for the helper to exit and reads its report.
     /// - Throws: ``CLIError`` if it failed or wrote no report.
@@ -435,7 +441,7 @@ struct ScaleHelper {
         self.reconnectTimeout = reconnectTimeout
     }
 
-    /// Makes the workers, then (with `readySignal`) says "ready" on stdout and waits for SIGUSR1,
+    /// Makes the workers, then (with `readySignal`) says "ready" on stdout and waits for a line on stdin,
     /// then runs them until the run is over.
     func run(readySignal: Bool) async throws -> ScaleHelperReport {
         let task = try ArithmeticTask(config: config.task)
@@ -455,7 +461,7 @@ struct ScaleHelper {
             try RolloutWorkerActor(
                 actorSystem: system, config: config, gpt: gpt, logger: logger, standIn: sampler)
         }
-        if readySignal { await startSignal() }
+        if readySignal { try await startSignal() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (worker, system) in zip(workers, systems) {
                 group.addTask {
@@ -474,23 +480,17 @@ struct ScaleHelper {
     }
 }
 
-/// Prints the ready line and returns on the first SIGUSR1 (the handler is in place before the line).
-private func startSignal() async {
-    signal(SIGUSR1, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
-    let fired = Mutex(false)
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        source.setEventHandler {
-            let first = fired.withLock { fired in
-                defer { fired = true }
-                return !fired
-            }
-            guard first else { return }
-            source.cancel()
-            continuation.resume()
-        }
-        source.resume()
-        emit(ScaleHelper.readyLine)
+/// Prints the ready line and returns on the first line on stdin (``HelperProcess/start()`` writes
+/// it). Not a signal: a signal source's handler is installed asynchronously, so a signal sent right
+/// after the ready line could be lost, and a helper waited for it forever (seen once in a run of
+/// 256 workers under load).
+private func startSignal() async throws {
+    emit(ScaleHelper.readyLine)
+    let line = await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
+        Thread.detachNewThread { continuation.resume(returning: readLine()) }
+    }
+    guard line != nil else {
+        throw CLIError("rein bench scale closed this helper's stdin before starting it")
     }
 }
 

@@ -145,6 +145,21 @@ def parse_hello(frame):
     return name, endpoint
 
 
+def heartbeat_payload(interval):
+    """The optional payload frame of heartbeat: the sender's pace in seconds, as UInt32 milliseconds."""
+    return struct.pack("<I", max(1, min(int(-(-interval * 1000 // 1)), 0xFFFFFFFF)))
+
+
+def parse_heartbeat(frame):
+    """The pace (seconds) a heartbeat's payload frame announces."""
+    r = Reader(frame)
+    milliseconds = r.unpack("I", "heartbeat interval")
+    r.end("heartbeat")
+    if milliseconds == 0:
+        raise WireError("malformed: heartbeat interval of 0 ms")
+    return milliseconds / 1000.0
+
+
 def call_envelope(call_id, recipient_node, recipient_name, target, argument_count, incarnation=0,
                   substitutions=()):
     """The first payload frame of a call."""

@@ -62,6 +62,8 @@ class Refused(RemoteError):
 # Before the join reply brings the run's `runtime.heartbeat_timeout` and `runtime.call_timeout`.
 JOIN_HEARTBEAT_TIMEOUT = 1.5
 JOIN_CALL_TIMEOUT = 30.0
+# The longest pace a learner's heartbeat is believed to announce (seconds).
+MAX_PACE = 10.0
 
 
 class Connection:
@@ -95,8 +97,19 @@ class Connection:
 
     def use_heartbeat_timeout(self, timeout):
         """Declares the learner lost after `timeout` seconds of silence, and heartbeats every 250 ms
-        (every quarter of the timeout if that is shorter), as the learner does."""
-        self.timeout, self.interval = timeout, min(0.25, timeout / 4)
+        (every quarter of the timeout if that is shorter), as the learner does. A learner with many
+        workers announces a slower pace in its heartbeats (see ``follow_pace``)."""
+        self.timeout, self.base = timeout, min(0.25, timeout / 4)
+        self.follow_pace(getattr(self, "learner_pace", None))
+
+    def follow_pace(self, pace):
+        """Heartbeats at the slower of our pace and the learner's announced `pace` (seconds, at most
+        MAX_PACE believed; None: none announced), and gives the learner the timeout plus what the
+        interval grew before declaring it lost."""
+        self.learner_pace = pace
+        believed = self.base if pace is None else min(max(pace, self.base), max(self.base, MAX_PACE))
+        self.interval = believed
+        self.deadline = self.timeout + (believed - self.base)
 
     # The I/O thread.
 
@@ -142,9 +155,9 @@ class Connection:
             now = time.monotonic()
             if now >= next_beat:
                 if self.learner is not None and self.lost is None:
-                    self._send(dealer, wire.HEARTBEAT, [])
+                    self._send(dealer, wire.HEARTBEAT, [wire.heartbeat_payload(self.base)])
                 next_beat = now + self.interval
-            if self.learner is not None and self.lost is None and now - last_heard > self.timeout:
+            if self.learner is not None and self.lost is None and now - last_heard > self.deadline:
                 self._lose("no message from the learner for %.1f s" % (now - last_heard))
         dealer.close()
         self.wake_in.close()
@@ -181,6 +194,10 @@ class Connection:
             call = wire.parse_call_envelope(payload[0])
             envelope = wire.reply_envelope(call["call_id"], wire.FAILED, wire.DEAD_LETTER, "no actors on this worker")
             self._send(dealer, wire.REPLY, [envelope])
+        elif header.kind == wire.HEARTBEAT and payload:
+            pace = wire.parse_heartbeat(payload[0])
+            if pace != self.learner_pace:
+                self.follow_pace(pace)
         elif header.kind == wire.LEAVE:
             self._lose("the learner left")
         return True

@@ -79,6 +79,17 @@ class HeaderAndEnvelopeTests(unittest.TestCase):
         with self.assertRaisesRegex(wire.WireError, "lengthMismatch"):
             wire.parse_message(frames[:-1])
 
+    def test_heartbeat_payload_is_the_pace_in_milliseconds(self):
+        self.assertEqual(wire.heartbeat_payload(1.0).hex(), "e8030000")
+        self.assertEqual(wire.heartbeat_payload(0.0001), struct.pack("<I", 1), "at least 1 ms")
+        self.assertEqual(wire.parse_heartbeat(wire.heartbeat_payload(0.25)), 0.25)
+        with self.assertRaisesRegex(wire.WireError, "malformed"):
+            wire.parse_heartbeat(struct.pack("<I", 0))
+        with self.assertRaisesRegex(wire.WireError, "truncated"):
+            wire.parse_heartbeat(b"\x01\x02")
+        with self.assertRaisesRegex(wire.WireError, "lengthMismatch"):
+            wire.parse_heartbeat(b"\x01\x02\x03\x04\x05")
+
     def test_call_envelope_layout(self):
         env = wire.call_envelope(1, 0xAA, "learner", "$sX", 2)
         self.assertEqual(env.hex(), "0100000000000000" "aa00000000000000" "07000000" + b"learner".hex()

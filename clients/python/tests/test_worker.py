@@ -8,7 +8,7 @@ import zmq
 
 from rein_worker import wire
 from rein_worker.task import EOS
-from rein_worker.worker import (TARGETS, Connection, LearnerLost, Refused, RemoteError, WeightSubscription, Worker,
+from rein_worker.worker import (MAX_PACE, TARGETS, Connection, LearnerLost, Refused, RemoteError, WeightSubscription, Worker,
                                 reachable)
 
 LEARNER = 0xAA
@@ -222,9 +222,21 @@ class WorkerLoopTests(unittest.TestCase):
     def test_the_heartbeat_follows_the_timeout(self):
         connection = Connection.__new__(Connection)
         connection.use_heartbeat_timeout(3.0)
-        self.assertEqual((connection.timeout, connection.interval), (3.0, 0.25))
+        self.assertEqual((connection.timeout, connection.interval, connection.deadline), (3.0, 0.25, 3.0))
         connection.use_heartbeat_timeout(0.4)
-        self.assertEqual((connection.timeout, connection.interval), (0.4, 0.1))
+        self.assertEqual((connection.timeout, connection.interval, connection.deadline), (0.4, 0.1, 0.4))
+
+    def test_the_heartbeat_follows_the_learners_pace(self):
+        connection = Connection.__new__(Connection)
+        connection.use_heartbeat_timeout(1.5)
+        connection.follow_pace(1.0)
+        self.assertEqual((connection.interval, connection.deadline), (1.0, 2.25))
+        connection.follow_pace(0.1)  # never faster than our own pace
+        self.assertEqual((connection.interval, connection.deadline), (0.25, 1.5))
+        connection.follow_pace(3600.0)  # an hour is not believed
+        self.assertEqual(connection.interval, MAX_PACE)
+        connection.use_heartbeat_timeout(3.0)  # the run's timeout keeps the announced pace
+        self.assertEqual((connection.interval, connection.deadline), (MAX_PACE, 3.0 + MAX_PACE - 0.25))
 
 
 if __name__ == "__main__":
