@@ -9,8 +9,9 @@
 # Variants (float rounding differs between them, so they show whether the recipe's outcome depends
 # on it): OpenBLAS's own kernel choice with `threads` 2 and 1 (the thread count changes GEMM
 # blocking), OpenBLAS pinned to its Haswell (AVX2) kernels and, on an AVX-512 CPU, to its SkylakeX
-# kernels, and, if the binary has a REIN_GEMM switch, every other matrix backend it names in
-# REIN_GEMM_BACKENDS (e.g. "onednn"). VARIANTS="label|ENV=…|--set …;…" replaces the list.
+# kernels, every other matrix backend named in REIN_GEMM_BACKENDS (default "onednn"), and oneDNN
+# with the AVX2 + FMA GELU build (REIN_KERNELS=avx2) on a CPU that has it.
+# VARIANTS="label|ENV=… ENV=…|--set …;…" replaces the list.
 # Checkpoints go to a temporary folder; runs/ is not touched. Times are wall-clock on this machine:
 # they mean something only on an otherwise idle one.
 set -euo pipefail
@@ -26,15 +27,20 @@ rein=.build/release/rein
 [ -x "$rein" ] || swift build -c release --product rein
 
 if [ -z "${VARIANTS:-}" ]; then
-    VARIANTS="openblas auto, 2 threads||--set threads=2;openblas auto, 1 thread||--set threads=1"
-    VARIANTS+=";openblas Haswell, 2 threads|OPENBLAS_CORETYPE=Haswell|--set threads=2"
+    # OpenBLAS by name: the default backend on x86-64 is oneDNN, so without REIN_GEMM these rows
+    # would measure oneDNN under OpenBLAS's labels.
+    openblas=REIN_GEMM=openblas
+    VARIANTS="openblas auto, 2 threads|$openblas|--set threads=2;openblas auto, 1 thread|$openblas|--set threads=1"
+    VARIANTS+=";openblas Haswell, 2 threads|$openblas OPENBLAS_CORETYPE=Haswell|--set threads=2"
     if grep -q avx512f /proc/cpuinfo 2>/dev/null; then
-        VARIANTS+=";openblas SkylakeX, 2 threads|OPENBLAS_CORETYPE=SkylakeX|--set threads=2"
+        VARIANTS+=";openblas SkylakeX, 2 threads|$openblas OPENBLAS_CORETYPE=SkylakeX|--set threads=2"
     fi
-    if grep -q REIN_GEMM "$rein"; then
-        for backend in ${REIN_GEMM_BACKENDS:-onednn}; do
-            VARIANTS+=";$backend, 2 threads|REIN_GEMM=$backend|--set threads=2"
-        done
+    for backend in ${REIN_GEMM_BACKENDS:-onednn}; do
+        VARIANTS+=";$backend, 2 threads|REIN_GEMM=$backend|--set threads=2"
+    done
+    # The AVX2 + FMA build of the GELU kernels (opt-in), where the CPU has it.
+    if grep -q avx2 /proc/cpuinfo 2>/dev/null; then
+        VARIANTS+=";onednn AVX2 GELU, 2 threads|REIN_GEMM=onednn REIN_KERNELS=avx2|--set threads=2"
     fi
 fi
 

@@ -8,7 +8,7 @@ import Testing
 @Suite("Pretrainer")
 struct PretrainerTests {
     /// A tiny run on 1-digit addition: every problem fits a 16-token context.
-    func tinyRun(steps: Int, evalEvery: Int, target: Double = 0) -> RunConfig {
+    func tinyRun(steps: Int, evalEvery: Int, target: Double = 0, extra: Int = 0) -> RunConfig {
         var config = RunConfig()
         config.threads = 1
         config.model.context = 16
@@ -17,6 +17,7 @@ struct PretrainerTests {
         config.model.heads = 2
         config.task = ArithmeticTaskConfig(operations: [.add], maxDigits: 1, trainSize: 60, heldOutSize: 40)
         config.pretrain.steps = steps
+        config.pretrain.extraSteps = extra
         config.pretrain.batchSize = 8
         config.pretrain.evalEvery = evalEvery
         config.pretrain.evalSize = 20
@@ -36,6 +37,11 @@ struct PretrainerTests {
         #expect(!rule.reachedTarget(0.59))
         #expect(!rule.reachedTarget(nil))
         #expect(!PretrainStopRule(steps: 10, evalEvery: 4, targetAccuracy: 0).reachedTarget(1))
+        // Past the schedule, short of the target: validation at the end of each phase.
+        let extended = PretrainStopRule(steps: 10, evalEvery: 4, targetAccuracy: 0.6, extraSteps: 5)
+        #expect(extended.maxSteps == 15)
+        #expect((1...15).filter(extended.validates(after:)) == [4, 8, 10, 12, 15])
+        #expect(PretrainStopRule(steps: 10, evalEvery: 4, targetAccuracy: 0, extraSteps: 5).maxSteps == 10)
     }
 
     @Test("run reports every step, validates on schedule and runs every step when the target is not reached")
@@ -50,6 +56,17 @@ struct PretrainerTests {
         #expect(outcome.steps == 6 && trainer.stepsTaken == 6)
         #expect(!outcome.reachedTarget)
         #expect(outcome.validationAccuracy == seen.last?.validationAccuracy)
+    }
+
+    @Test("Short of the target after the schedule, it takes the extra steps at the floor rate, then stops")
+    func extraStepsShortOfTheTarget() throws {
+        let config = tinyRun(steps: 6, evalEvery: 4, target: 1, extra: 3)
+        let trainer = try Pretrainer(config: config, task: try ArithmeticTask(config: config.task))
+        var seen: [PretrainProgress] = []
+        let outcome = try trainer.run { seen.append($0) }
+        #expect(seen.map(\.step) == Array(1...9))
+        #expect(seen.filter { $0.validationAccuracy != nil }.map(\.step) == [4, 6, 8, 9])
+        #expect(outcome.steps == 9 && !outcome.reachedTarget)
     }
 
     @Test("Validation problems are the held-out split's last ones, disjoint from the reported ones")

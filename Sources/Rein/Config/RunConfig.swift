@@ -118,9 +118,15 @@ public struct ModelSection: Codable, Sendable, Hashable {
 
 /// The `pretrain:` block: supervised training of π_ref on task examples.
 public struct PretrainConfig: Codable, Sendable, Hashable {
-    /// The most optimizer steps (the cosine schedule spans them); with `target_accuracy` the run
-    /// usually stops well before.
+    /// Optimizer steps the cosine schedule spans; with `target_accuracy` the run usually stops
+    /// well before.
     public var steps = 3000
+    /// With `target_accuracy`, the most steps taken past `steps` (at `min_lr`) while validation
+    /// accuracy is still short of it: the task is learnt in a sudden jump whose timing depends on
+    /// the seed and on the float rounding of the machine's kernels, and a run whose jump comes
+    /// late would otherwise end with a weak reference. Runs that reach the target within `steps`
+    /// are unchanged.
+    public var extraSteps = 2000
     public var batchSize = 64
     public var lr = 3e-3
     public var minLR = 3e-4
@@ -147,6 +153,7 @@ public struct PretrainConfig: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case steps
+        case extraSteps = "extra_steps"
         case batchSize = "batch_size"
         case lr
         case minLR = "min_lr"
@@ -163,6 +170,7 @@ public struct PretrainConfig: Codable, Sendable, Hashable {
 
     func validate() throws(ConfigError) {
         try positive(steps, "pretrain.steps")
+        guard extraSteps >= 0 else { throw ConfigError(path: "pretrain.extra_steps", "must be ≥ 0") }
         try positive(batchSize, "pretrain.batch_size")
         try positive(evalSize, "pretrain.eval_size")
         try positive(validationSize, "pretrain.validation_size")

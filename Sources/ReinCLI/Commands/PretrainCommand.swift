@@ -105,7 +105,7 @@ struct PretrainCommand: AsyncParsableCommand {
             )
         } else if p.targetAccuracy > 0 {
             logger.warning(
-                "validation accuracy \(percent(outcome.validationAccuracy ?? 0)) after all \(p.steps) steps, short of pretrain.target_accuracy \(percent(p.targetAccuracy))"
+                "validation accuracy \(percent(outcome.validationAccuracy ?? 0)) after all \(outcome.steps) steps (pretrain.steps + pretrain.extra_steps), short of pretrain.target_accuracy \(percent(p.targetAccuracy))"
             )
         }
     }
