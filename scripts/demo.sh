@@ -14,7 +14,7 @@ rein=.build/release/rein
 config=${REIN_CONFIG:-configs/default.yaml}
 reference=$($rein config show --config "$config" --key train.reference)
 if [ ! -f "$reference" ]; then
-    echo "demo: no reference policy at $reference; pretraining one (at most 3,000 steps; it stops at its validation target)" >&2
+    echo "demo: no reference policy at $reference; pretraining one (a 3,000-step schedule; it stops at its validation target)" >&2
     $rein pretrain --config "$config"
 fi
 run_dir=$($rein config show --config "$config" "$@" --key run_dir)
