@@ -35,11 +35,12 @@ public distributed actor RolloutWorkerActor {
         try self.init(actorSystem: actorSystem, config: config, gpt: gpt, logger: logger, standIn: nil)
     }
 
-    /// A worker whose batches `standIn` makes (`nil`: the real sampler). Package access: no run
-    /// reaches it, only benchmarks of the runtime.
+    /// A worker whose batches `standIn` makes (`nil`: the real sampler), drawing its problems from
+    /// `dataset` (`nil`: it builds the task's; workers of one process may share one). Package
+    /// access: no run reaches it, only benchmarks of the runtime.
     package init(
         actorSystem: ReinActorSystem, config: RunConfig, gpt: GPTConfig, logger: Logger,
-        standIn: (any StandInSampler)?
+        standIn: (any StandInSampler)?, dataset: ArithmeticDataset? = nil
     ) throws {
         self.actorSystem = actorSystem
         self.standIn = standIn
@@ -48,7 +49,7 @@ public distributed actor RolloutWorkerActor {
         self.logger = logger
         let task = try ArithmeticTask(config: config.task)
         self.task = task
-        self.dataset = ArithmeticDataset(task: task)
+        self.dataset = dataset ?? ArithmeticDataset(task: task)
         self.sampler = RolloutSampler(
             task: task, config: gpt, temperature: config.train.temperature, topK: config.train.topK,
             threads: config.threads)
@@ -59,7 +60,7 @@ public distributed actor RolloutWorkerActor {
     /// makes on a new node after the learner and this worker lost each other.
     func successor(on system: ReinActorSystem) throws -> RolloutWorkerActor {
         try RolloutWorkerActor(
-            actorSystem: system, config: config, gpt: gpt, logger: logger, standIn: standIn)
+            actorSystem: system, config: config, gpt: gpt, logger: logger, standIn: standIn, dataset: dataset)
     }
 
     /// Weight swaps served by the broadcast, by fetch calls and by the work orders.

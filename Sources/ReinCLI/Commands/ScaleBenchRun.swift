@@ -457,9 +457,11 @@ struct ScaleHelper {
         let channels = ZMQBulkChannels(context: context, wire: WireOptions(limits: limits), logger: logger)
         // Made before the common start: in separate processes workers are made in parallel, here
         // they would queue for this process's cores and the join time would measure that.
+        let dataset = ArithmeticDataset(task: task)  // shared: built once, not once per worker
         let workers = try zip(systems, samplers).map { system, sampler in
             try RolloutWorkerActor(
-                actorSystem: system, config: config, gpt: gpt, logger: logger, standIn: sampler)
+                actorSystem: system, config: config, gpt: gpt, logger: logger, standIn: sampler,
+                dataset: dataset)
         }
         if readySignal { try await startSignal() }
         try await withThrowingTaskGroup(of: Void.self) { group in
