@@ -45,7 +45,6 @@ public struct HeartbeatPacing: Sendable, Hashable {
     /// `peers` heartbeats an interval stay within ``perSecond`` a second (at most ``maxInterval``,
     /// and never shorter than the base).
     public func interval(peers: Int) -> Duration {
-        let ceiling = max(base, Self.maxInterval)
         // The interval must be at least peers / perSecond seconds: that many bases, rounded up.
         let needed = Duration.seconds(max(peers, 0)) / perSecond
         let multiples = Int((needed / base).rounded(.up))
@@ -58,9 +57,11 @@ public struct HeartbeatPacing: Sendable, Hashable {
     /// peer's announcement clamped to [base, ``maxInterval``].
     public func pair(own: Duration, peer: Duration?) -> Duration {
         guard let peer else { return own }
-        let believed = min(max(peer, base), max(base, Self.maxInterval))
-        return max(own, believed)
+        return max(own, min(max(peer, base), ceiling))
     }
+
+    /// The longest pace there is: ``maxInterval``, or the base if that is longer.
+    private var ceiling: Duration { max(base, Self.maxInterval) }
 
     /// Whether a heartbeat to a peer at pace `pair` is due, `elapsed` after the last one. Rounds
     /// are a base apart, so a heartbeat goes at the round nearest its time (never more than half

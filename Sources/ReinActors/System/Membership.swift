@@ -134,17 +134,22 @@ final class Membership: Sendable {
             let announce = state.announcedPace != pace
             state.announcedPace = pace
             var round = HeartbeatRound(pace: pace, due: [], silent: [])
-            for (node, entry) in state.alive {
+            // Walks the table by index and updates entries in place: iterating it while writing to
+            // it would copy all of it, every round.
+            var index = state.alive.startIndex
+            while index != state.alive.endIndex {
+                let entry = state.alive.values[index]
                 let pair = pacing.pair(own: pace, peer: entry.pace)
                 let due =
                     announce
                     || entry.lastHeartbeat.map { pacing.isDue(elapsed: now - $0, pair: pair) } ?? true
                 if due {
-                    round.due.append(node)
-                    state.alive[node]?.lastHeartbeat = now
+                    round.due.append(entry.member.node)
+                    state.alive.values[index].lastHeartbeat = now
                 }
                 let silence = now - entry.lastSeen
-                if silence > pacing.deadline(pair: pair) { round.silent.append((node, silence)) }
+                if silence > pacing.deadline(pair: pair) { round.silent.append((entry.member.node, silence)) }
+                state.alive.formIndex(after: &index)
             }
             return round
         }
