@@ -53,6 +53,8 @@ let package = Package(
         // The engine's GELU kernels in C, built for the x86-64 baseline and for AVX2 + FMA, one chosen
         // at run time (Swift cannot compile one function for a wider instruction set than the binary's).
         .target(name: "CReinKernels"),
+        // sched_setaffinity for `rein bench scale --pin` (glibc hides it from Swift).
+        .target(name: "CReinAffinity"),
 
         // The only module that touches the libzmq C API.
         .target(
@@ -251,7 +253,7 @@ let package = Package(
         .target(
             name: "ReinCLI",
             dependencies: [
-                "ZeroMQ", "ReinKL", "ReinModel", "ReinTasks", "Rein", "ReinActors", "ReinRuntime",
+                "ZeroMQ", "CReinAffinity", "ReinKL", "ReinModel", "ReinTasks", "Rein", "ReinActors", "ReinRuntime",
                 "ReinTracker", "ReinReport", "ReinMetrics", "ReinMetricsServer",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -26,6 +26,30 @@ struct ScaleBenchTests {
         }
     }
 
+    @Test func pinningGivesTheLearnerTheFirstCPUAndTheHelpersTheRest() throws {
+        #expect(CPUPinning.split([0, 1]) == CPUPinning(learner: [0], helpers: [1]))
+        #expect(CPUPinning.split([2, 5, 7]) == CPUPinning(learner: [2], helpers: [5, 7]))
+        #expect(CPUPinning.split([3]) == nil)
+        #expect(CPUPinning.parse("0-3,6") == [0, 1, 2, 3, 6])
+        #expect(CPUPinning.parse(CPUPinning.format([1, 4, 5])) == [1, 4, 5])
+        for bad in ["", "a", "3-1", "-1", "1-2-3", "1,,2"] { #expect(CPUPinning.parse(bad) == nil, "\(bad)") }
+        let allowed = try CPUPinning.allowed()
+        #expect(!allowed.isEmpty && allowed == allowed.sorted())
+        #expect(allowed.count == ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    @Test func theLastBatchSampleIsTakenAtTheRunsLastBatchOnly() {
+        let sample = LastBatchSample(batches: 3)
+        sample.recorded()
+        sample.recorded()
+        #expect(sample.sample == nil)
+        sample.recorded()
+        let taken = sample.sample
+        #expect(taken != nil)
+        sample.recorded()  // a batch past the count (none in a run) does not move it
+        #expect(sample.sample?.1 == taken?.1)
+    }
+
     @Test func workerCountsAndTheRunModelParse() throws {
         #expect(try ScaleBenchPlan.counts("16,64, 256") == [16, 64, 256])
         #expect(throws: CLIError.self) { try ScaleBenchPlan.counts("16,0") }

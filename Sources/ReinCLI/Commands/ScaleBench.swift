@@ -61,6 +61,13 @@ struct ScaleBench: AsyncParsableCommand {
     @Option(name: .long, help: "Parts: broadcast, run (comma-separated).")
     var parts = "broadcast,run"
 
+    @Flag(
+        name: .long,
+        help:
+            "Run the learner on the first CPU alone and the helper processes on the others (workers are on other machines in a real run)."
+    )
+    var pin = false
+
     @Flag(name: .long, help: "Print one JSON object instead of lines.")
     var json = false
 
@@ -81,17 +88,29 @@ struct ScaleBench: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "rein.bench.scale")
+        var pinning: CPUPinning?
+        if pin {
+            guard let split = CPUPinning.split(try CPUPinning.allowed()) else {
+                throw CLIError("--pin needs at least 2 CPUs: this process may run on one")
+            }
+            try CPUPinning.pinProcess(to: split.learner)
+            pinning = split
+        }
         let plan = try ScaleBenchPlan(
             counts: ScaleBenchPlan.counts(workers), perProcess: perProcess, sampleMs: sampleMs,
             batchesPerWorker: batchesPerWorker, runModel: runModel, repeats: repeats,
             parts: Set(parts.split(separator: ",").map(String.init)),
-            configArguments: options.arguments, nodeArguments: node.arguments)
+            configArguments: options.arguments, nodeArguments: node.arguments, helperCPUs: pinning?.helpers)
         let limit = try FileLimit.ensure(
             plan.filesNeeded, for: "rein bench scale with \(plan.largest) workers")
         let config = try options.load()
         var report = ScaleReport(
             load: loadAverage(), cpu: cpuModel(), fileLimit: Int(limit), sampleMs: sampleMs,
-            runModel: runModel, rows: [])
+            runModel: runModel,
+            pinned: pinning.map {
+                "learner on CPU \(CPUPinning.format($0.learner)), helpers on \(CPUPinning.format($0.helpers))"
+            },
+            rows: [])
         if !json { emit(report.header) }
         for count in plan.counts {
             let row = try await ScaleMeasurement(
@@ -134,11 +153,15 @@ struct ScaleWorkers: AsyncParsableCommand {
     var sampleMs = 1000
 
     @Flag(
-        name: .long, help: "Make the workers, print a ready line, start them on a line on stdin (rein bench scale).")
+        name: .long,
+        help: "Make the workers, print a ready line, start them on a line on stdin (rein bench scale).")
     var readySignal = false
 
     @Option(name: .long, help: "Where to write this process's report (JSON; default none).")
     var report: String?
+
+    @Option(name: .long, help: "Run on these CPUs only (e.g. 1-3; rein bench scale --pin).")
+    var cpus: String?
 
     @Option(name: .long, help: "Seconds to look for a lost learner again (scripts/chaos.sh; default 0).")
     var reconnectTimeout = 0.0
@@ -151,6 +174,12 @@ struct ScaleWorkers: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "rein.bench.scale-workers")
+        if let cpus {
+            guard let list = CPUPinning.parse(cpus) else {
+                throw CLIError("--cpus: expected e.g. 1-3,5, got '\(cpus)'")
+            }
+            try CPUPinning.pinProcess(to: list)
+        }
         try FileLimit.ensure(
             8 * count + FileLimit.reserve, for: "a scale helper with \(count) workers")
         let config = try options.load()

@@ -21,6 +21,8 @@ struct ScaleBenchPlan: Sendable {
     var configArguments: [String]
     /// `--heartbeat-timeout`/`--call-timeout` as given, for the helper processes.
     var nodeArguments: [String]
+    /// The CPUs the helper processes run on (`--pin`), or `nil`: wherever the kernel puts them.
+    var helperCPUs: [Int]? = nil
 
     /// The counts of `--workers` (`16,64,256`).
     static func counts(_ text: String) throws -> [Int] {
@@ -74,10 +76,13 @@ struct ScaleReport: Codable {
     var fileLimit: Int
     var sampleMs: Int
     var runModel: String
+    /// Where `--pin` put the learner and the helpers (`nil`: not pinned).
+    var pinned: String?
     var rows: [ScaleRow]
 
     var header: String {
         "scale: load \(load) at start, \(cpu), open-file limit \(fileLimit); stand-in sampling \(sampleMs) ms per batch, run model \(runModel)"
+            + "; " + (pinned ?? "not pinned (learner and helpers share the CPUs)")
     }
 }
 
@@ -94,10 +99,14 @@ struct ScaleRow: Codable {
     var joinedSeconds: Double?
     /// Seconds from the common start until every worker held its first work order.
     var firstOrderSeconds: Double?
-    /// Learner process CPU seconds from the start to the end of the run, and of its step threads.
+    /// Learner process CPU seconds from the start until its last batch was recorded, and of its
+    /// step threads; the wall seconds between.
     var learnerCPUSeconds: Double?
     var stepCPUSeconds: Double?
     var wallSeconds: Double?
+    /// Learner CPU seconds after the last batch: the run's end (the final checkpoint, reading
+    /// `metrics.jsonl` back for the result, `ledger.json`, `workers.json`), once per run.
+    var endCPUSeconds: Double?
     /// (learner CPU − step CPU) / wall: the cost of serving the workers, in cores.
     var overheadCores: Double?
     var overheadPerWorkerPercent: Double?
@@ -139,9 +148,9 @@ struct ScaleRow: Codable {
             lines.append(
                 String(
                     format:
-                        "  learner CPU %.2f s, step threads %.2f s (%.1f ms/step), over %.1f s: serving costs %.1f%% of a core, %.3f%% per worker, %.1f ms per batch (goal ≤ 10%% at 256)",
+                        "  learner CPU %.2f s, step threads %.2f s (%.1f ms/step), over %.1f s until the last batch: serving costs %.1f%% of a core, %.3f%% per worker, %.1f ms per batch (goal ≤ 10%% at 256); then %.2f s CPU to end the run",
                     learnerCPUSeconds, stepCPUSeconds, learnerStepMs, wallSeconds, 100 * overheadCores,
-                    overheadPerWorkerPercent, servingMsPerBatch ?? .nan))
+                    overheadPerWorkerPercent, servingMsPerBatch ?? .nan, endCPUSeconds ?? .nan))
         }
         if let rssPerConnectionKib, let filesPerConnection {
             lines.append(
@@ -168,7 +177,28 @@ struct ScaleRow: Codable {
 }
 
 /// The learner process's resources at one moment.
-struct ProcessSample {
+/// This process's CPU time and the time when the learner recorded the run's last batch.
+final class LastBatchSample: Sendable {
+    private let batches: Int
+    private let state = Mutex<(recorded: Int, sample: (ProcessSample, TimeInterval)?)>((0, nil))
+
+    init(batches: Int) { self.batches = batches }
+
+    /// The learner recorded a batch (its `onStep`).
+    func recorded() {
+        state.withLock { state in
+            state.recorded += 1
+            if state.recorded == batches {
+                state.sample = (ProcessSample.now(), Date().timeIntervalSince1970)
+            }
+        }
+    }
+
+    /// The sample at the last batch (`nil` until then).
+    var sample: (ProcessSample, TimeInterval)? { state.withLock { $0.sample } }
+}
+
+struct ProcessSample: Sendable {
     var cpuSeconds: Double
     var residentBytes: Int
     var openFiles: Int
@@ -240,6 +270,9 @@ struct ScaleMeasurement {
         run.runDir = directory
         let folder = try RunFolder(path: directory)
         let limits = WireLimits.forRun(run, model: gpt)
+        // The learner's CPU and the time when it has recorded its last batch: what serving the
+        // run cost, apart from ending it.
+        let lastBatch = LastBatchSample(batches: run.train.steps)
         let context = try ZMQContext()
         let system = try ReinActorSystem(
             context: context,
@@ -250,6 +283,7 @@ struct ScaleMeasurement {
             channels: ZMQBulkChannels(context: context, wire: WireOptions(limits: limits), logger: logger),
             options: .init(
                 config: run, reference: try GPTParameters(config: gpt, seed: 1), folder: folder,
+                onStep: { _ in lastBatch.recorded() },
                 broadcastBind: "tcp://127.0.0.1:*", samplesBind: "tcp://127.0.0.1:*"),
             logger: logger)
         defer { node.close() }
@@ -278,7 +312,10 @@ struct ScaleMeasurement {
         let connected = ProcessSample.now()
         let result = try await node.serve(drainTimeout: .seconds(10))
         let end = ProcessSample.now()
-        let wall = Date().timeIntervalSince1970 - startAt
+        guard let (last, lastAt) = lastBatch.sample else {
+            throw CLIError("the learner ended the run without recording its \(run.train.steps) batches")
+        }
+        let wall = lastAt - startAt
         await system.shutdown()
         var reports: [ScaleHelperReport] = []
         for helper in helpers { reports.append(try await helper.finish()) }
@@ -286,15 +323,16 @@ struct ScaleMeasurement {
         let trainedSteps = result.metrics.filter { $0.learner != nil }.count
         row.joinedSeconds = joinedAt - startAt
         row.firstOrderSeconds = (reports.flatMap(\.firstOrders).max() ?? startAt) - startAt
-        row.learnerCPUSeconds = end.cpuSeconds - start.cpuSeconds
+        row.learnerCPUSeconds = last.cpuSeconds - start.cpuSeconds
+        row.endCPUSeconds = end.cpuSeconds - last.cpuSeconds
         row.stepCPUSeconds = stepCPU
         row.wallSeconds = wall
-        row.overheadCores = (end.cpuSeconds - start.cpuSeconds - stepCPU) / wall
+        row.overheadCores = (last.cpuSeconds - start.cpuSeconds - stepCPU) / wall
         row.overheadPerWorkerPercent = 100 * (row.overheadCores ?? 0) / Double(workers)
         row.learnerStepMs = trainedSteps > 0 ? 1000 * stepCPU / Double(trainedSteps) : nil
         row.servingMsPerBatch =
             trainedSteps > 0
-            ? 1000 * (end.cpuSeconds - start.cpuSeconds - stepCPU) / Double(trainedSteps) : nil
+            ? 1000 * (last.cpuSeconds - start.cpuSeconds - stepCPU) / Double(trainedSteps) : nil
         row.rssPerConnectionKib =
             Double(connected.residentBytes - idle.residentBytes) / 1024 / Double(workers)
         row.filesPerConnection = Double(connected.openFiles - idle.openFiles) / Double(workers)
@@ -320,7 +358,7 @@ struct ScaleMeasurement {
             + plan.nodeArguments + [
                 "--learner", endpoint, "--count", "\(count)", "--first", "\(first)", "--sample-ms",
                 "\(plan.sampleMs)", "--ready-signal", "--report", report,
-            ]
+            ] + (plan.helperCPUs.map { ["--cpus", CPUPinning.format($0)] } ?? [])
     }
 }
 
