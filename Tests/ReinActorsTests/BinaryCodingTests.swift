@@ -83,6 +83,34 @@ struct BinaryCodingTests {
         #expect(try BinaryDecoder().decode([Float].self, from: bytes) == floats)
     }
 
+    /// A frame to send holds the bytes of ``BinaryEncoder/encode(_:)``, small (a byte array) or
+    /// large (a buffer libzmq sends without copying, its raw arrays copied once).
+    @Test func framesHoldTheEncodedBytesSmallOrLarge() throws {
+        let large = (0..<20_000).map { Float($0) * 0.5 }
+        let values: [Trajectory] = [
+            Trajectory(
+                tokens: [1, 2], logProbs: [-0.5], reward: 1, version: 2, note: nil, tags: [], nested: [],
+                flag: true),
+            Trajectory(
+                tokens: (0..<9_000).map(Int32.init), logProbs: large, reward: -1, version: 3, note: "wéights",
+                tags: ["a", "b"], nested: [Inner(a: 1, b: nil), Inner(a: -2, b: 7)], flag: false),
+        ]
+        for value in values {
+            let bytes = try BinaryEncoder().encode(value)
+            let frame = try BinaryEncoder().encodeFrame(value)
+            #expect(frame.count == bytes.count)
+            #expect(frame.withUnsafeBytes { Array($0) } == bytes)
+            #expect(
+                try frame.withUnsafeBytes { try BinaryDecoder().decode(Trajectory.self, from: $0) } == value)
+        }
+        #expect(try BinaryEncoder().encode(values[0]).count < BinaryEncoder.zeroCopyBytes)
+        #expect(try BinaryEncoder().encode(values[1]).count >= BinaryEncoder.zeroCopyBytes)
+        // An array nested in unkeyed containers and optionals, past the threshold.
+        let nested: [[Double]?] = [nil, (0..<3_000).map(Double.init), [], nil]
+        let frame = try BinaryEncoder().encodeFrame(nested)
+        #expect(frame.withUnsafeBytes { Array($0) } == (try BinaryEncoder().encode(nested)))
+    }
+
     @Test func typeMismatchAndMissingKeysThrow() throws {
         let bytes = try BinaryEncoder().encode(Inner(a: 1, b: 2))
         #expect(throws: DecodingError.self) { _ = try BinaryDecoder().decode(Trajectory.self, from: bytes) }

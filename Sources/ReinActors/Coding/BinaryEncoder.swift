@@ -1,3 +1,5 @@
+import ZeroMQ
+
 /// A compact binary `Encoder` for `Codable` values (the serialization of actor-call arguments and
 /// results). Not JSON: see <doc:WireProtocol> for the layout.
 ///
@@ -21,13 +23,73 @@ public struct BinaryEncoder {
         root.write(framed: &writer)
         return writer.bytes
     }
+
+    /// Encoded values of at least this many bytes are written straight into a buffer libzmq sends
+    /// without copying (below it, a byte array that libzmq copies, as cheap for small values).
+    public static let zeroCopyBytes = 16 << 10
+
+    /// Encodes `value` into one frame to send. The raw blocks of its arrays (a work order's
+    /// weights) are copied once, from the array into the frame: not into a byte array, then into
+    /// the encoded bytes, then into libzmq's message.
+    public func encodeFrame<T: Encodable>(_ value: T) throws -> WireFrame {
+        let root = EncodingNode()
+        try encodeValue(value, into: root, codingPath: [], userInfo: userInfo)
+        let size = root.framedSize
+        guard size >= Self.zeroCopyBytes else {
+            var writer = ByteWriter(capacity: size)
+            root.write(framed: &writer)
+            return WireFrame(writer.bytes)
+        }
+        return WireFrame(
+            ZMQBuffer(count: size) { out in
+                var writer = BufferWriter(buffer: out)
+                root.write(framed: &writer)
+                precondition(writer.offset == size, "encoded \(writer.offset) bytes of \(size)")
+            })
+    }
+}
+
+/// Where ``EncodingNode/write(framed:)`` puts the bytes.
+protocol EncodedBytesSink {
+    mutating func writeVarint(_ value: UInt64)
+    mutating func writeRaw(_ raw: UnsafeRawBufferPointer)
+}
+
+extension ByteWriter: EncodedBytesSink {}
+
+/// Writes into a buffer sized beforehand (``EncodingNode/framedSize``).
+struct BufferWriter: EncodedBytesSink {
+    let buffer: UnsafeMutableRawBufferPointer
+    private(set) var offset = 0
+
+    init(buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
+
+    mutating func writeVarint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            buffer[offset] = UInt8(truncatingIfNeeded: v) | 0x80
+            offset += 1
+            v >>= 7
+        }
+        buffer[offset] = UInt8(v)
+        offset += 1
+    }
+
+    mutating func writeRaw(_ raw: UnsafeRawBufferPointer) {
+        guard raw.count > 0 else { return }
+        precondition(offset + raw.count <= buffer.count, "encoded value larger than its size")
+        UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<(offset + raw.count)]).copyMemory(from: raw)
+        offset += raw.count
+    }
 }
 
 /// The encoded tree, built while `encode(to:)` runs and written once its sizes are known.
 final class EncodingNode {
-    enum Kind { case empty, null, bytes, keyed, unkeyed }
+    enum Kind { case empty, null, bytes, raw, keyed, unkeyed }
     var kind: Kind = .empty
     var bytes: [UInt8] = []
+    /// A ``Kind/raw`` node's array, written from its own storage.
+    var raw: (any RawArrayCodable)?
     var keys: [String] = []
     var children: [EncodingNode] = []
     private var cachedSize = -1
@@ -38,6 +100,7 @@ final class EncodingNode {
         switch kind {
         case .empty, .null: size = 0
         case .bytes: size = bytes.count
+        case .raw: size = raw?.rawByteCount ?? 0
         case .keyed:
             size = zip(keys, children).reduce(0) { sum, entry in
                 let keyCount = entry.0.utf8.count
@@ -51,7 +114,7 @@ final class EncodingNode {
 
     var framedSize: Int { kind == .null ? 1 : varintSize(UInt64(contentSize) + 1) + contentSize }
 
-    func write(framed w: inout ByteWriter) {
+    func write<Sink: EncodedBytesSink>(framed w: inout Sink) {
         if kind == .null {
             w.writeVarint(0)
             return
@@ -59,11 +122,13 @@ final class EncodingNode {
         w.writeVarint(UInt64(contentSize) + 1)
         switch kind {
         case .empty, .null: break
-        case .bytes: w.writeRaw(bytes)
+        case .bytes: bytes.withUnsafeBytes { w.writeRaw($0) }
+        case .raw: raw?.withRawBytes { w.writeRaw($0) }
         case .keyed:
             for (key, child) in zip(keys, children) {
+                var key = key
                 w.writeVarint(UInt64(key.utf8.count))
-                w.writeRaw(key.utf8)
+                key.withUTF8 { w.writeRaw(UnsafeRawBufferPointer($0)) }
                 child.write(framed: &w)
             }
         case .unkeyed:
@@ -75,6 +140,7 @@ final class EncodingNode {
         if kind == newKind { return }
         kind = newKind
         bytes = []
+        raw = nil
         keys = []
         children = []
     }
@@ -82,6 +148,11 @@ final class EncodingNode {
     func set(bytes: [UInt8]) {
         kind = .bytes
         self.bytes = bytes
+    }
+
+    func set(raw: any RawArrayCodable) {
+        kind = .raw
+        self.raw = raw
     }
 }
 
@@ -102,7 +173,7 @@ func encodeValue<T: Encodable>(
     if T.self is any BinaryPrimitive.Type, let primitive = value as? any BinaryPrimitive {
         node.set(bytes: primitive.binaryBytes())
     } else if T.self is any RawArrayCodable.Type, let array = value as? any RawArrayCodable {
-        node.set(bytes: array.rawBytes())
+        node.set(raw: array)
     } else {
         try value.encode(to: NodeEncoder(node: node, codingPath: codingPath, userInfo: userInfo))
     }

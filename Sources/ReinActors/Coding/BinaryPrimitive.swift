@@ -74,7 +74,10 @@ extension String: BinaryPrimitive {
 /// Arrays of fixed-size scalars, coded as their raw little-endian element bytes in one piece
 /// (an 8 MiB `[Float]` is one `memcpy` each way instead of two million container calls).
 protocol RawArrayCodable {
-    func rawBytes() -> [UInt8]
+    /// The size of ``withRawBytes(_:)``'s bytes.
+    var rawByteCount: Int { get }
+    /// Calls `body` with the raw little-endian bytes (the array's own storage where it can).
+    func withRawBytes(_ body: (UnsafeRawBufferPointer) -> Void)
     /// Decodes `raw`, or returns `nil` if its size is not a multiple of the element size.
     static func fromRaw(_ raw: UnsafeRawBufferPointer) -> Self?
 }
@@ -118,11 +121,13 @@ extension Double: RawElement {
 }
 
 extension Array: RawArrayCodable where Element: RawElement {
-    func rawBytes() -> [UInt8] {
+    var rawByteCount: Int { count * MemoryLayout<Element>.size }
+
+    func withRawBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
         #if _endian(little)
-            return withUnsafeBytes { [UInt8]($0) }
+            withUnsafeBytes(body)
         #else
-            return flatMap(\.littleEndianBytes)
+            flatMap(\.littleEndianBytes).withUnsafeBytes(body)
         #endif
     }
 

@@ -17,7 +17,7 @@ public struct ReinInvocationEncoder: DistributedTargetInvocationEncoder {
     }
 
     public mutating func recordArgument<Value: Codable>(_ argument: RemoteCallArgument<Value>) throws {
-        arguments.append(WireFrame(try BinaryEncoder().encode(argument.value)))
+        arguments.append(try BinaryEncoder().encodeFrame(argument.value))
     }
 
     /// Return and error types are not sent: the receiver takes them from the target's metadata.

@@ -9,7 +9,7 @@ public struct ReinResultHandler: DistributedTargetInvocationResultHandler {
 
     public func onReturn<Success: Codable>(value: Success) async throws {
         do {
-            sink.send(.value, frame: WireFrame(try BinaryEncoder().encode(value)))
+            sink.send(.value, frame: try BinaryEncoder().encodeFrame(value))
         } catch {
             sink.send(
                 .failed(
