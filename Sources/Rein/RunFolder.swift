@@ -382,6 +382,18 @@ public struct RunFolder: Sendable {
         try append(step, to: .metrics)
     }
 
+    /// The complete lines of `file` (each ending in a newline; 0 if there is no file), counted
+    /// without decoding them: what a learner checks `metrics.jsonl` against at the end of a run,
+    /// instead of reading back one record per batch.
+    public func lineCount(of file: RunFile) throws(RunFolderError) -> Int {
+        guard let data = try read(file.rawValue) else { return 0 }
+        return data.withUnsafeBytes { raw in
+            var count = 0
+            for byte in raw where byte == UInt8(ascii: "\n") { count += 1 }
+            return count
+        }
+    }
+
     /// Every step of `metrics.jsonl` (empty if there is none).
     public func metrics() throws(RunFolderError) -> [StepMetrics] {
         try lines(StepMetrics.self, of: .metrics)

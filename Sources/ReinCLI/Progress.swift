@@ -98,7 +98,7 @@ func emitRunSummary(runDir: String, evaluation: HeldOutEvaluation?, steps: Int, 
 /// ledger and how busy the learner was.
 func emitRunSummary(runDir: String, result: DistributedRunResult) {
     emitRunSummary(
-        runDir: runDir, evaluation: result.evaluation, steps: result.metrics.count,
+        runDir: runDir, evaluation: result.evaluation, steps: result.steps,
         version: result.weights.version)
     emit("ledger: \(result.ledger.summary)")
     emit(

@@ -8,8 +8,10 @@ import ZeroMQ
 
 /// What a distributed run produced.
 public struct DistributedRunResult: Sendable {
-    /// Metrics of every batch, in index order.
-    public var metrics: [StepMetrics]
+    /// Batches the learner consumed (trained or dropped): the records of `metrics.jsonl`.
+    public var steps: Int
+    /// The run folder, whose `metrics.jsonl` holds the metrics of every batch.
+    public var folder: RunFolder
     /// The final sample ledger (balanced, nothing in flight).
     public var ledger: RuntimeLedger
     /// The final weights and version.
@@ -23,6 +25,13 @@ public struct DistributedRunResult: Sendable {
     /// How new weights reached the workers: versions broadcast, orders that carried weights,
     /// fetches (`runtime.weight_delivery`).
     public var deliveries = WeightDeliveryCounts()
+
+    /// Metrics of every batch, in index order, read from the run folder's `metrics.jsonl` (a
+    /// result does not hold them: a long run's would take as much memory as its file).
+    /// - Throws: ``Rein/RunFolderError`` if the file cannot be read.
+    public func metrics() throws -> [StepMetrics] {
+        Array(try folder.metrics().prefix(steps))
+    }
 
     /// Samples trained per second of the run's wall time.
     public var trainedPerSecond: Double {

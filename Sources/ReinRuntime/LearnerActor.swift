@@ -62,6 +62,9 @@ public distributed actor LearnerActor {
     /// is appended to `metrics.jsonl` as it is consumed and nothing is kept in memory (a long run
     /// would otherwise grow the learner by every step's metrics).
     private var metrics: [StepMetrics] = []
+    /// Lines of `metrics.jsonl` that could not be appended (the end of the run then reads the file
+    /// back to find the gap or the torn line).
+    private var failedAppends = 0
     private var workers: Set<NodeID> = []
     /// Workers told that the run is over.
     private var released: Set<NodeID> = []
@@ -651,8 +654,37 @@ public distributed actor LearnerActor {
             try folder.appendMetrics(step)
         } catch {
             // The run goes on; the end of the run reports the gap when it reads the file back.
+            failedAppends += 1
             logger.error("could not append the metrics of batch \(step.step): \(error)")
         }
+    }
+
+    /// Makes `target`'s `metrics.jsonl` hold exactly one record per batch consumed (in index
+    /// order), and returns how many: the end of a run.
+    ///
+    /// A learner that streamed into `target` and never failed to append only counts the file's
+    /// lines: a run of 100,000 batches is not read back into memory. After a failed append, or
+    /// if the file holds more lines than batches, its first records are decoded (a torn or
+    /// missing line throws) and the file is rewritten with them. A learner without a run folder
+    /// writes the metrics it kept.
+    /// - Throws: ``RuntimeError`` if the file has fewer records than batches consumed;
+    ///   ``Rein/RunFolderError`` if it cannot be read or written.
+    func settleMetrics(in target: RunFolder) throws -> Int {
+        let consumed = machine.consumed
+        guard let folder, folder.path == target.path else {
+            try target.rewrite(metrics, as: .metrics)
+            return metrics.count
+        }
+        if failedAppends == 0 {
+            let lines = try folder.lineCount(of: .metrics)
+            if lines == consumed { return consumed }
+            guard lines > consumed else {
+                throw RuntimeError(
+                    "\(folder.file(.metrics)) has \(lines) records, the learner consumed \(consumed) batches")
+            }
+        }
+        try folder.keep(first: consumed, of: .metrics, as: StepMetrics.self)
+        return consumed
     }
 
     /// The first `count` records of `metrics.jsonl`.

@@ -52,13 +52,16 @@ public func serveLearner(
     let deadline = ContinuousClock.now + drainTimeout
     await learner.whenLocal { await $0.waitUntilWorkersReleased(until: deadline) }
     try await learner.checkpoint()
+    guard let steps = try await learner.whenLocal({ try $0.settleMetrics(in: folder) }) else {
+        throw RuntimeError("the learner of serveLearner must be local")
+    }
     var result = DistributedRunResult(
-        metrics: try await learner.stepMetrics(), ledger: try await learner.currentLedger(),
+        steps: steps, folder: folder, ledger: try await learner.currentLedger(),
         weights: try await learner.currentWeights(), utilisation: try await learner.utilisation(),
         workers: try await learner.workerContributions(), deliveries: try await learner.weightDeliveries())
     try writeRun(result, to: folder)
     if let evaluator {
-        let end = try await evaluator.evaluation(of: result.weights.values, afterStep: result.metrics.count)
+        let end = try await evaluator.evaluation(of: result.weights.values, afterStep: result.steps)
         try folder.writeEvaluation(end)
         result.evaluation = end
     }
@@ -67,11 +70,11 @@ public func serveLearner(
     return result
 }
 
-/// Writes a run's `metrics.jsonl`, `ledger.json` and `workers.json`, then checks the ledger.
+/// Writes a run's `ledger.json` and `workers.json` (its `metrics.jsonl` is the learner's, settled
+/// before), then checks the ledger.
 /// - Throws: ``RuntimeError`` if the ledger does not balance or samples are still in flight;
 ///   ``Rein/RunFolderError`` if a file cannot be written.
 public func writeRun(_ result: DistributedRunResult, to folder: RunFolder) throws {
-    try folder.rewrite(result.metrics, as: .metrics)
     try result.ledger.write(to: folder)
     try folder.write(result.workers, as: .workers)
     try result.ledger.check(final: true)

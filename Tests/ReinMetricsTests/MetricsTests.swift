@@ -223,7 +223,7 @@ struct MetricsScrapeTests {
             config: config, reference: reference, folder: folder, workers: 1, transport: .inproc,
             logger: quiet
         ).run()
-        #expect(result.metrics.count == 4)
+        #expect(try result.metrics().count == 4)
 
         let scraped = try scrape(endpoint.url, with: python)
         #expect(scraped.content_type.contains("version=0.0.4"))
@@ -255,7 +255,7 @@ struct MetricsScrapeTests {
         #expect((scraped.value(.workerBatches) ?? 0) >= 4)
         #expect((scraped.value(.workerSamples) ?? 0) >= 4 * batch)
         // Token lag as a histogram: lag 1 injected, so no token at lag 0 only.
-        let tokens = Double(result.metrics.reduce(0) { $0 + $1.responseLength } * batch)
+        let tokens = Double(try result.metrics().reduce(0) { $0 + $1.responseLength } * batch)
         #expect((scraped.value(.tokenLag, "rein_token_lag_count") ?? 0) >= tokens.rounded() - 1)
         #expect(scraped.family(.tokenLag)?.type == "histogram")
         #expect((scraped.value(.learnerStepSeconds, "rein_learner_step_seconds_count") ?? 0) >= 4)

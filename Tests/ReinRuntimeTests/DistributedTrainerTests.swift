@@ -59,7 +59,7 @@ struct DistributedTrainerTests {
         ).run()
         let records = try StalenessTracker.readRecords(in: folder)
         #expect(records.map(\.step) == Array(1...6))
-        for (record, step) in zip(records, result.metrics) {
+        for (record, step) in zip(records, try result.metrics()) {
             // The tracker saw the batch the learner trained, at the lag it trained it with.
             #expect(record.lagHistogram.map(\.lag) == [step.lagMax], "step \(step.step)")
             #expect(record.sequences == 16)
@@ -91,8 +91,8 @@ struct DistributedTrainerTests {
             settings: testSettings,
             logger: quiet
         ).run()
-        #expect(result.metrics.count == expected.count)
-        for (a, b) in zip(result.metrics, expected) {
+        #expect(try result.metrics().count == expected.count)
+        for (a, b) in zip(try result.metrics(), expected) {
             #expect(comparable(a) == comparable(b), "step \(b.step)")
         }
         #expect(result.weights.values == trainer.learner.model.parameters.values)
@@ -121,7 +121,7 @@ struct DistributedTrainerTests {
             config: config, reference: reference, folder: folder2, workers: 2, settings: testSettings,
             logger: quiet
         ).run()
-        #expect(result.metrics.map(comparable) == expected.map(comparable))
+        #expect(try result.metrics().map(comparable) == expected.map(comparable))
         #expect(result.weights.values == trainer.learner.model.parameters.values)
     }
 
@@ -163,8 +163,8 @@ struct DistributedTrainerTests {
             config: config, reference: reference, folder: folder, workers: 2, settings: testSettings,
             logger: quiet
         ).run()
-        #expect(result.metrics.count == 6)
-        #expect(result.metrics.allSatisfy { $0.lagMax <= 2 && $0.learner != nil })
+        #expect(try result.metrics().count == 6)
+        #expect(try result.metrics().allSatisfy { $0.lagMax <= 2 && $0.learner != nil })
         #expect(result.ledger.balances && result.ledger.trained == 6 * 16 && result.ledger.inFlight == 0)
     }
 }
@@ -206,7 +206,7 @@ struct ZMQRuntimeTests {
         }
         for system in workerSystems + [learnerSystem] { await system.shutdown() }
         let run = try #require(result)
-        #expect(run.metrics.map(comparable) == expected.map(comparable))
+        #expect(try run.metrics().map(comparable) == expected.map(comparable))
         #expect(run.ledger.balances && run.ledger.trained == 3 * 16 && run.ledger.produced == 3 * 16)
         #expect(FileManager.default.fileExists(atPath: folder2.file("ledger.json")))
     }

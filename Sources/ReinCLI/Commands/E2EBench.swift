@@ -295,7 +295,7 @@ struct E2EBench: AsyncParsableCommand {
             transport: .inproc, logger: quiet
         ).run()
         return Mode(
-            batches: result.metrics.filter { $0.learner != nil }.count,
+            batches: try result.metrics().filter { $0.learner != nil }.count,
             seconds: result.utilisation.wallSeconds, samplesPerSecond: result.trainedPerSecond)
     }
 

@@ -289,7 +289,7 @@ struct RuntimeBench: AsyncParsableCommand {
             config: config, reference: parameters, folder: folder, workers: workers, transport: .inproc,
             logger: quiet
         ).run()
-        let trained = result.metrics.filter { $0.learner != nil }.count
+        let trained = try result.metrics().filter { $0.learner != nil }.count
         return PipelineRow(
             maxStaleness: maxStaleness, trained: result.ledger.trained,
             wallSeconds: result.utilisation.wallSeconds,
@@ -399,7 +399,7 @@ struct RuntimeBench: AsyncParsableCommand {
             logger: quiet)
         let result = try await trainer.run()
         let records = folder.has(.tracker) ? try StalenessTracker.readRecords(in: folder) : []
-        let trained = result.metrics.filter { $0.learner != nil }
+        let trained = try result.metrics().filter { $0.learner != nil }
         let lags = LagDistribution(trained)
         let count = Double(max(1, trained.count))
         func bias(_ id: String) -> Double? {

@@ -320,7 +320,7 @@ struct ScaleMeasurement {
         var reports: [ScaleHelperReport] = []
         for helper in helpers { reports.append(try await helper.finish()) }
         let stepCPU = result.utilisation.stepCPUSeconds
-        let trainedSteps = result.metrics.filter { $0.learner != nil }.count
+        let trainedSteps = try result.metrics().filter { $0.learner != nil }.count
         row.joinedSeconds = joinedAt - startAt
         row.firstOrderSeconds = (reports.flatMap(\.firstOrders).max() ?? startAt) - startAt
         row.learnerCPUSeconds = last.cpuSeconds - start.cpuSeconds
