@@ -772,12 +772,16 @@ public distributed actor LearnerActor {
 }
 
 extension LearnerActor: CallerChecked {
+    /// ``requestWork(worker:haveVersion:inline:)`` as the actor system names a method (for
+    /// ``ReinActors/ReinActorSystem/answerTimes(of:)``).
+    public static let requestWorkMethod = "requestWork(worker:haveVersion:inline:)"
+
     /// Workers (peers that connected to the learner) may join, get work and weights, and deliver;
     /// everything else — the run's controls and its state — is for this process only. Methods
     /// that name a worker act on the calling worker's own node (``ReinActorSystem/caller``).
     public static let allowedCallers: [String: CallerRoles] = [
         "join(worker:)": [.worker, .localOperator],
-        "requestWork(worker:haveVersion:inline:)": [.worker, .localOperator],
+        requestWorkMethod: [.worker, .localOperator],
         "fetchWeights(version:)": [.worker, .localOperator],
         "deliver(worker:index:attempt:token:incarnation:batch:)": [.worker, .localOperator],
         "expects(worker:index:attempt:)": .localOperator,

@@ -33,6 +33,26 @@ struct InMemorySystemTests {
         }
     }
 
+    /// A node measures how long it takes to answer the calls of a method only once asked, one
+    /// entry per answer, from the call's arrival to its reply (a slow target's time included).
+    @Test func answerTimesAreRecordedForTheMethodsAskedOnly() async throws {
+        try await withCluster(2) { _, systems in
+            let target = Echo(actorSystem: systems[1])
+            let proxy = try Echo.resolve(id: target.id, using: systems[0])
+            #expect(try await proxy.add(1, 2) == 3)  // before measuring: not recorded
+            let adds = systems[1].answerTimes(of: "add(_:_:)")
+            #expect(systems[1].answerTimes(of: "add(_:_:)") === adds)
+            let slows = systems[1].answerTimes(of: "slow(_:)")
+            for _ in 0..<3 { _ = try await proxy.add(1, 2) }
+            try await proxy.poke()
+            _ = try await proxy.slow(30)
+            #expect(adds.all.count == 3 && adds.all.allSatisfy { $0 >= 0 })
+            #expect(slows.all.count == 1 && slows.all[0] >= 0.03, "the target's own 30 ms")
+            #expect(systems[0].answerTimes(of: "add(_:_:)").all.isEmpty, "the caller's node answered nothing")
+            withExtendedLifetime(target) {}
+        }
+    }
+
     @Test func remoteErrorsArriveTyped() async throws {
         try await withCluster(2) { _, systems in
             let target = Echo(actorSystem: systems[1])

@@ -121,6 +121,7 @@ extension ReinActorSystem {
     }
 
     private func handleCall(_ message: WireMessage, from identity: CallerIdentity?) {
+        let arrived = ContinuousClock.now
         let caller = message.header.sender
         guard let first = message.frames.first else {
             logLimit.log(logger, .warning, kind: "bad call", "call without envelope from \(caller)")
@@ -140,7 +141,7 @@ extension ReinActorSystem {
             }
             return
         }
-        let sink = ReplySink(system: self, caller: caller, callID: envelope.callID)
+        var sink = ReplySink(system: self, caller: caller, callID: envelope.callID)
         let arguments = Array(message.frames.dropFirst())
         guard arguments.count == Int(envelope.argumentCount) else {
             sink.fail(
@@ -165,6 +166,9 @@ extension ReinActorSystem {
                 "\(RemoteCallTarget(envelope.target)) is not a method of \(actorType) (\(envelope.recipientName))"
             )
             return
+        }
+        if let times = answerTimeTable.recorder(for: method) {
+            sink = ReplySink(system: self, caller: caller, callID: envelope.callID, timed: (arrived, times))
         }
         let role = identity?.role ?? .localOperator
         if let checked = actorType as? any CallerChecked.Type {

@@ -35,6 +35,11 @@ public final class ReinActorSystem: DistributedActorSystem, Sendable {
 
     /// Timeouts and error policy, fixed at creation.
     public let settings: Settings
+
+    /// Starts measuring how long this node takes to answer the calls of `method` (a method name
+    /// as ``InvocationTarget`` gives it, e.g. `requestWork(worker:haveVersion:inline:)`), from
+    /// each call's arrival to its reply, and returns the record (the same one on every call).
+    public func answerTimes(of method: String) -> AnswerTimes { answerTimeTable.times(of: method) }
     let logger: Logger
     let transport: any ReinTransport
     let pending: PendingCalls
@@ -50,6 +55,8 @@ public final class ReinActorSystem: DistributedActorSystem, Sendable {
     let outbound = Mutex<Set<NodeID>>([])
     /// Rate limit of the log lines about peers ("peer dead", malformed calls and replies).
     let logLimit = LogRateLimit()
+    /// The methods whose answer times are measured (none unless ``answerTimes(of:)`` asked).
+    let answerTimeTable = AnswerTimeTable()
 
     private enum Lifecycle {
         case running(heartbeats: HeartbeatTimer?)

@@ -40,11 +40,17 @@ final class ReplySink: Sendable {
     let caller: NodeID
     let callID: UInt64
     private let sent = Atomic<Bool>(false)
+    /// When the call arrived, and where its answer time goes (`nil`: not measured).
+    private let timed: (arrived: ContinuousClock.Instant, times: AnswerTimes)?
 
-    init(system: ReinActorSystem, caller: NodeID, callID: UInt64) {
+    init(
+        system: ReinActorSystem, caller: NodeID, callID: UInt64,
+        timed: (arrived: ContinuousClock.Instant, times: AnswerTimes)? = nil
+    ) {
         self.system = system
         self.caller = caller
         self.callID = callID
+        self.timed = timed
     }
 
     var hasSent: Bool { sent.load(ordering: .acquiring) }
@@ -53,6 +59,7 @@ final class ReplySink: Sendable {
         guard !sent.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let envelope = ReplyEnvelope(callID: callID, outcome: outcome)
         system.send(.reply, frames: [WireFrame(envelope.encoded())] + (frame.map { [$0] } ?? []), to: caller)
+        if let timed { timed.times.record(ContinuousClock.now - timed.arrived) }
     }
 
     func fail(_ code: RemoteCallError.Code, _ message: String) {

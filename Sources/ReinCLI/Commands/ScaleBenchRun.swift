@@ -118,6 +118,11 @@ struct ScaleRow: Codable {
     var orderLatencyP50Ms: Double?
     var orderLatencyP99Ms: Double?
     var orderLatencyMaxMs: Double?
+    /// The learner's own part of a work order: from the request's arrival at its transport to
+    /// the reply handed back (the wait for the actor included; not the network, not the worker),
+    /// over the orders that carried work.
+    var learnerAnswerP50Ms: Double?
+    var learnerAnswerP99Ms: Double?
     var orders: Int?
     var trained: Int?
     var samplesTrainedPerSecond: Double?
@@ -164,6 +169,13 @@ struct ScaleRow: Codable {
                     format:
                         "  work order p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d orders (goal p99 ≤ 50 ms)",
                     orderLatencyP50Ms, orderLatencyP99Ms, orderLatencyMaxMs, orders))
+        }
+        if let learnerAnswerP50Ms, let learnerAnswerP99Ms {
+            lines.append(
+                String(
+                    format:
+                        "  of it at the learner (a request's arrival to its reply, the actor's queue included): p50 %.1f ms, p99 %.1f ms",
+                    learnerAnswerP50Ms, learnerAnswerP99Ms))
         }
         if let trained, let samplesTrainedPerSecond, let ledgerBalances {
             lines.append(
@@ -289,6 +301,7 @@ struct ScaleMeasurement {
         defer { node.close() }
         guard let endpoint = system.endpoint else { throw CLIError("the learner did not bind") }
         let joins = system.membershipEvents()
+        let answers = system.answerTimes(of: LearnerActor.requestWorkMethod)
         let idle = ProcessSample.now()
         signal(SIGPIPE, SIG_IGN)  // a helper that died has closed its stdin: start() must not kill us
         let helpers = try (0..<processes).map { index in
@@ -343,6 +356,17 @@ struct ScaleMeasurement {
             row.orderLatencyMaxMs = gaps.last
         }
         row.orders = gaps.count
+        // Answers in the order they were sent: first every order that carried work (the workers
+        // counted them: their first orders and one after each batch), then the last request of
+        // each worker, held until the run ended (pacing `bound` with room for every worker holds
+        // no request before that).
+        let ordersWithWork = reports.reduce(0) { $0 + $1.firstOrders.count + $1.orderGapsMs.count }
+        let answered = answers.all.prefix(ordersWithWork).sorted()
+        if !answered.isEmpty {
+            row.learnerAnswerP50Ms = 1000 * answered[answered.count / 2]
+            row.learnerAnswerP99Ms =
+                1000 * answered[min(answered.count - 1, Int(Double(answered.count) * 0.99))]
+        }
         row.trained = result.ledger.trained
         row.samplesTrainedPerSecond = result.trainedPerSecond
         row.ledgerBalances = result.ledger.balances

@@ -1,0 +1,38 @@
+import Synchronization
+
+/// How long this node took to answer the calls of one method: from the call's arrival (its
+/// message decoded off the transport) to its reply handed back to the transport. It includes the
+/// wait for the actor while it serves others, not the network or the caller. For benchmarks
+/// (`rein bench scale` asks it of the learner's `requestWork`): nothing is measured unless asked.
+public final class AnswerTimes: Sendable {
+    private let seconds = Mutex<[Double]>([])
+
+    init() {}
+
+    func record(_ duration: Duration) {
+        let (whole, attoseconds) = duration.components
+        let value = Double(whole) + Double(attoseconds) * 1e-18
+        seconds.withLock { $0.append(value) }
+    }
+
+    /// Every answer so far, in seconds, in the order they were sent.
+    public var all: [Double] { seconds.withLock { $0 } }
+}
+
+/// The methods whose answer times are measured, by method name (`requestWork(worker:haveVersion:inline:)`).
+final class AnswerTimeTable: Sendable {
+    private let table = Mutex<[String: AnswerTimes]>([:])
+
+    /// The recorder of `method`, made on first use.
+    func times(of method: String) -> AnswerTimes {
+        table.withLock { table in
+            if let times = table[method] { return times }
+            let times = AnswerTimes()
+            table[method] = times
+            return times
+        }
+    }
+
+    /// The recorder of `method` if it is measured.
+    func recorder(for method: String) -> AnswerTimes? { table.withLock { $0[method] } }
+}
