@@ -1,8 +1,9 @@
 import Synchronization
 
 /// How long this node took to answer the calls of one method: from the call's arrival (its
-/// message decoded off the transport) to its reply handed back to the transport. It includes the
-/// wait for the actor while it serves others, not the network or the caller. For benchmarks
+/// frames read off the socket, ``WireMessage/receivedAt``) to its reply handed back to the
+/// transport. It includes the transport's and the actor's queues, not the network or the caller
+/// (nor the reply's way out through libzmq). For benchmarks
 /// (`rein bench scale` asks it of the learner's `requestWork`): nothing is measured unless asked.
 public final class AnswerTimes: Sendable {
     private let seconds = Mutex<[Double]>([])

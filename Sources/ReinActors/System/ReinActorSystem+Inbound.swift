@@ -121,7 +121,7 @@ extension ReinActorSystem {
     }
 
     private func handleCall(_ message: WireMessage, from identity: CallerIdentity?) {
-        let arrived = ContinuousClock.now
+        let arrived = message.receivedAt ?? .now
         let caller = message.header.sender
         guard let first = message.frames.first else {
             logLimit.log(logger, .warning, kind: "bad call", "call without envelope from \(caller)")

@@ -6,6 +6,9 @@ public struct WireMessage: Sendable {
     public var frames: [WireFrame]
     /// The address of the connection it arrived on (`127.0.0.1`), when a receiver knows it.
     public var peerAddress: String?
+    /// When a receiver read it off its socket (``decode(_:limits:localVersion:)``): where a node's
+    /// answer time starts (``ReinActorSystem/answerTimes(of:)``). `nil` for a message made here.
+    public var receivedAt: ContinuousClock.Instant?
 
     /// A message whose header's frame count and byte count are set from `frames`.
     public init(header: WireHeader, frames: [WireFrame]) {
@@ -42,7 +45,9 @@ public struct WireMessage: Sendable {
             throw WireError(
                 .lengthMismatch, "header declares \(header.payloadBytes) payload bytes, \(bytes) present")
         }
-        return WireMessage(checkedHeader: header, frames: payload)
+        var message = WireMessage(checkedHeader: header, frames: payload)
+        message.receivedAt = .now
+        return message
     }
 
     /// The frames to put on the wire: the encoded header, then the payload.

@@ -118,9 +118,9 @@ struct ScaleRow: Codable {
     var orderLatencyP50Ms: Double?
     var orderLatencyP99Ms: Double?
     var orderLatencyMaxMs: Double?
-    /// The learner's own part of a work order: from the request's arrival at its transport to
-    /// the reply handed back (the wait for the actor included; not the network, not the worker),
-    /// over the orders that carried work.
+    /// The learner's own part of a work order: from the request's frames read off its socket to
+    /// the reply handed back (its transport's and actor's queues included; not the network, not
+    /// the worker), over the orders that carried work.
     var learnerAnswerP50Ms: Double?
     var learnerAnswerP99Ms: Double?
     var orders: Int?
@@ -174,7 +174,7 @@ struct ScaleRow: Codable {
             lines.append(
                 String(
                     format:
-                        "  of it at the learner (a request's arrival to its reply, the actor's queue included): p50 %.1f ms, p99 %.1f ms",
+                        "  of it at the learner (a request read off the socket to its reply, its queues included): p50 %.1f ms, p99 %.1f ms",
                     learnerAnswerP50Ms, learnerAnswerP99Ms))
         }
         if let trained, let samplesTrainedPerSecond, let ledgerBalances {
