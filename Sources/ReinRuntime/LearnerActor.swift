@@ -678,10 +678,7 @@ public distributed actor LearnerActor {
         if failedAppends == 0 {
             let lines = try folder.lineCount(of: .metrics)
             if lines == consumed { return consumed }
-            guard lines > consumed else {
-                throw RuntimeError(
-                    "\(folder.file(.metrics)) has \(lines) records, the learner consumed \(consumed) batches")
-            }
+            guard lines > consumed else { throw Self.missingRecords(lines, consumed: consumed, in: folder) }
         }
         try folder.keep(first: consumed, of: .metrics, as: StepMetrics.self)
         return consumed
@@ -690,11 +687,14 @@ public distributed actor LearnerActor {
     /// The first `count` records of `metrics.jsonl`.
     static func readMetrics(in folder: RunFolder, count: Int) throws -> [StepMetrics] {
         let all = try folder.metrics()
-        guard all.count >= count else {
-            throw RuntimeError(
-                "\(folder.file(.metrics)) has \(all.count) records, the learner consumed \(count) batches")
-        }
+        guard all.count >= count else { throw missingRecords(all.count, consumed: count, in: folder) }
         return Array(all.prefix(count))
+    }
+
+    /// `metrics.jsonl` holds `records` lines for `consumed` batches (an append failed).
+    static func missingRecords(_ records: Int, consumed: Int, in folder: RunFolder) -> RuntimeError {
+        RuntimeError(
+            "\(folder.file(.metrics)) has \(records) records, the learner consumed \(consumed) batches")
     }
 
     /// On resume: `metrics.jsonl` keeps the records of the `consumed` batches the checkpoint

@@ -46,8 +46,8 @@ struct InMemorySystemTests {
             for _ in 0..<3 { _ = try await proxy.add(1, 2) }
             try await proxy.poke()
             _ = try await proxy.slow(30)
-            #expect(adds.all.count == 3 && adds.all.allSatisfy { $0 >= 0 })
-            #expect(slows.all.count == 1 && slows.all[0] >= 0.03, "the target's own 30 ms")
+            #expect(adds.all.count == 3 && adds.all.allSatisfy { $0 >= .zero })
+            #expect(slows.all.count == 1 && slows.all[0] >= .milliseconds(30), "the target's own 30 ms")
             #expect(systems[0].answerTimes(of: "add(_:_:)").all.isEmpty, "the caller's node answered nothing")
             withExtendedLifetime(target) {}
         }

@@ -6,18 +6,14 @@ import Synchronization
 /// (nor the reply's way out through libzmq). For benchmarks
 /// (`rein bench scale` asks it of the learner's `requestWork`): nothing is measured unless asked.
 public final class AnswerTimes: Sendable {
-    private let seconds = Mutex<[Double]>([])
+    private let times = Mutex<[Duration]>([])
 
     init() {}
 
-    func record(_ duration: Duration) {
-        let (whole, attoseconds) = duration.components
-        let value = Double(whole) + Double(attoseconds) * 1e-18
-        seconds.withLock { $0.append(value) }
-    }
+    func record(_ duration: Duration) { times.withLock { $0.append(duration) } }
 
-    /// Every answer so far, in seconds, in the order they were sent.
-    public var all: [Double] { seconds.withLock { $0 } }
+    /// Every answer so far, in the order they were sent.
+    public var all: [Duration] { times.withLock { $0 } }
 }
 
 /// The methods whose answer times are measured, by method name (`requestWork(worker:haveVersion:inline:)`).

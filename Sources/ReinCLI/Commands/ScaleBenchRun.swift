@@ -361,7 +361,7 @@ struct ScaleMeasurement {
         // each worker, held until the run ended (pacing `bound` with room for every worker holds
         // no request before that).
         let ordersWithWork = reports.reduce(0) { $0 + $1.firstOrders.count + $1.orderGapsMs.count }
-        let answered = answers.all.prefix(ordersWithWork).sorted()
+        let answered = answers.all.prefix(ordersWithWork).map(seconds).sorted()
         if !answered.isEmpty {
             row.learnerAnswerP50Ms = 1000 * answered[answered.count / 2]
             row.learnerAnswerP99Ms =
