@@ -253,8 +253,8 @@ let package = Package(
         .target(
             name: "ReinCLI",
             dependencies: [
-                "ZeroMQ", "CReinAffinity", "ReinKL", "ReinModel", "ReinTasks", "Rein", "ReinActors", "ReinRuntime",
-                "ReinTracker", "ReinReport", "ReinMetrics", "ReinMetricsServer",
+                "ZeroMQ", "CReinAffinity", "ReinKL", "ReinModel", "ReinTasks", "Rein", "ReinActors",
+                "ReinRuntime", "ReinTracker", "ReinReport", "ReinMetrics", "ReinMetricsServer", "ReinRandom",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -270,7 +270,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ReinCLITests",
-            dependencies: ["ReinCLI", "Rein", "ReinActors", "ReinRuntime"],
+            dependencies: ["ReinCLI", "Rein", "ReinActors", "ReinModel", "ReinRuntime", "ReinTestKit"],
             swiftSettings: strict
         ),
         // deploy/ and scripts/: manifests, units, Dockerfile and shell scripts checked statically.

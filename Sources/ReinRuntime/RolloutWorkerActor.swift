@@ -117,11 +117,16 @@ public distributed actor RolloutWorkerActor {
             cache?.close()
             stream?.close()
         }
+        // The worker's time between batches, for a stand-in sampler (``OrderWait``): how long
+        // the last batch took to hand over, and when it first asked for the next order.
+        var handOver: Duration?
+        var asked: ContinuousClock.Instant?
         while true {
             if stop?.isStopped == true {
                 logger.notice("stopping after \(batches) batches")
                 return
             }
+            if asked == nil { asked = .now }  // a `.wait` reply asks again: the first ask counts
             guard let order = try await nextOrder(from: learner, inline: cache == nil, stop: stop) else {
                 logger.notice("stopping after \(batches) batches (while waiting for work)")
                 return
@@ -139,6 +144,7 @@ public distributed actor RolloutWorkerActor {
             case .wait:
                 continue  // the learner held the call as long as it could: ask again
             case .sample:
+                let held = ContinuousClock.now
                 if let update = order.weights {
                     try swap(to: update)
                     orderSwaps += 1
@@ -172,6 +178,11 @@ public distributed actor RolloutWorkerActor {
                     }
                 }
                 let started = ContinuousClock.now
+                if let standIn, let handOver, let asked {
+                    standIn.waited(
+                        OrderWait(handOver: handOver, request: held - asked, weights: started - held))
+                }
+                asked = nil
                 let batch =
                     if let standIn {
                         try await standIn.batch(
@@ -186,6 +197,7 @@ public distributed actor RolloutWorkerActor {
                     }
                 let sampleSeconds = seconds(ContinuousClock.now - started)
                 await beforeDelivery?(order.index)
+                let handing = ContinuousClock.now
                 if let stream {
                     let columns = SampleColumns(
                         batch, worker: node, index: order.index, attempt: order.attempt,
@@ -197,6 +209,7 @@ public distributed actor RolloutWorkerActor {
                         worker: node, index: order.index, attempt: order.attempt, token: order.token,
                         incarnation: order.incarnation, batch: batch)
                 }
+                handOver = .now - handing
                 batches += 1
                 metrics.delivered(batch, version: sampled, sampleSeconds: sampleSeconds)
             }
@@ -266,6 +279,28 @@ package protocol StandInSampler: Sendable {
     /// policy `version`, sample ids from `firstID` on: it must pass the learner's ``Rein/BatchAudit``.
     func batch(_ problems: [ArithmeticProblem], groupSize: Int, version: Int, index: Int, firstID: UInt64)
         async throws -> RolloutBatch
+
+    /// Where the worker's time went between its previous batch and the order of the next one
+    /// (called before each batch but the first).
+    func waited(_ wait: OrderWait)
+}
+
+extension StandInSampler {
+    package func waited(_ wait: OrderWait) {}
+}
+
+/// A worker's time between two batches, in its three parts: handing the batch over (the sample
+/// stream's send, or the `deliver` call), asking for the next order (the `requestWork` round trip,
+/// from the first ask: a learner's `wait` reply and the ask again are in it), and getting the
+/// order's weights (swapping to the weights it carried, to the broadcast's or to fetched ones).
+package struct OrderWait: Sendable, Hashable {
+    package var handOver: Duration
+    package var request: Duration
+    package var weights: Duration
+
+    package init(handOver: Duration, request: Duration, weights: Duration) {
+        (self.handOver, self.request, self.weights) = (handOver, request, weights)
+    }
 }
 
 /// Hands the worker's sampler to the sampling thread.

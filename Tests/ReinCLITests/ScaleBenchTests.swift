@@ -1,6 +1,12 @@
+import Distributed
 import Foundation
+import Logging
 import Rein
+import ReinActors
+import ReinModel
+import ReinRuntime
 import ReinTasks
+import ReinTestKit
 import Testing
 
 @testable import ReinCLI
@@ -76,5 +82,56 @@ struct ScaleBenchTests {
         #expect(audit.problem(with: batch, index: index, attempt: attempt, version: 5) == nil)
         #expect(audit.problem(with: batch, index: index, attempt: attempt, version: 4) != nil)
         #expect(Set(batch.rollouts.map(\.reward)).count == 2)  // right and wrong answers: advantages
+    }
+
+    @Test func theStandInsSamplingTimesSpreadUniformlyAndRepeat() {
+        let task = try! ArithmeticTask(config: RunConfig().task)
+        let same = CannedSampler(task: task, vocab: 8, delay: .milliseconds(1000), spread: 0, worker: 3)
+        #expect((0..<10).allSatisfy { same.delay(index: $0) == .milliseconds(1000) })
+        let spread = CannedSampler(task: task, vocab: 8, delay: .milliseconds(1000), spread: 0.5, worker: 3)
+        let times = (0..<2000).map { 1000 * seconds(spread.delay(index: $0)) }
+        #expect(times.allSatisfy { (500...1500).contains($0) })
+        #expect(times.min()! < 520 && times.max()! > 1480)  // fills the range
+        #expect(abs(times.reduce(0, +) / Double(times.count) - 1000) < 25)  // uniform: mean in the middle
+        #expect(times.filter { $0 < 750 }.count > 400 && times.filter { $0 > 1250 }.count > 400)
+        let again = CannedSampler(task: task, vocab: 8, delay: .milliseconds(1000), spread: 0.5, worker: 3)
+        #expect((0..<20).allSatisfy { again.delay(index: $0) == spread.delay(index: $0) })
+        let other = CannedSampler(task: task, vocab: 8, delay: .milliseconds(1000), spread: 0.5, worker: 4)
+        #expect((0..<20).filter { other.delay(index: $0) == spread.delay(index: $0) }.count < 2)
+    }
+
+    /// A worker with the stand-in tells it, before every batch but its first, where its time went
+    /// since the last one; the parts lie within the gap the stand-in saw between handing one
+    /// batch over and being asked for the next.
+    @Test func theWorkerReportsItsTimeBetweenBatchesInParts() async throws {
+        let quiet = Logger(label: "rein.cli.test") { _ in SwiftLogNoOpLogHandler() }
+        let (config, reference, _) = try TestKit.tinyRun(steps: 4, maxStaleness: 1)
+        let settings = ReinActorSystem.Settings(
+            callTimeout: .seconds(10), heartbeatInterval: .milliseconds(100), heartbeatTimeout: .seconds(3),
+            transportableErrors: [RuntimeError.self])
+        let bus = InMemoryBus()
+        let learnerSystem = ReinActorSystem(
+            bus: bus, name: LearnerActor.name, settings: settings, logger: quiet)
+        let learner = try LearnerActor.named(
+            on: learnerSystem, config: config, reference: reference, logger: quiet)
+        let workerSystem = ReinActorSystem(bus: bus, name: "worker", settings: settings, logger: quiet)
+        let task = try ArithmeticTask(config: config.task)
+        let sampler = CannedSampler(task: task, vocab: reference.config.vocab, delay: .milliseconds(5))
+        let worker = try RolloutWorkerActor(
+            actorSystem: workerSystem, config: config, gpt: reference.config, logger: quiet, standIn: sampler)
+        let peer = try await workerSystem.connect(to: LearnerActor.name)
+        let remote = try LearnerActor.resolve(
+            id: .wellKnown(LearnerActor.name, on: peer.node), using: workerSystem)
+        try await worker.whenLocal { try await $0.run(learner: remote) }
+        #expect(try await worker.deliveredCount() == 4)
+        #expect(try await learner.workRequestCount() == 5)  // 4 orders and the run's end
+        let (waits, gaps) = (sampler.waits, sampler.gapsMs)
+        #expect(waits.count == 3 && gaps.count == 3)
+        for (wait, gap) in zip(waits, gaps) {
+            #expect(wait.handOver > .zero && wait.request > .zero && wait.weights >= .zero)
+            #expect(1000 * seconds(wait.handOver + wait.request + wait.weights) <= gap)
+        }
+        await workerSystem.shutdown()
+        await learnerSystem.shutdown()
     }
 }

@@ -22,15 +22,18 @@ struct ScaleBench: AsyncParsableCommand {
             127.0.0.1, weights delivered by runtime.weight_delivery — auto unless --set — and sample \
             stream on) and N RolloutWorkerActors in helper \
             processes of --per-process workers each (each worker its own actor system: its own \
-            connections), sampling with a stand-in that sleeps --sample-ms and returns a canned batch \
-            that passes the learner's audit. The run's model is --run-model (d_model x layers), \
+            connections), sampling with a stand-in that sleeps --sample-ms (× a factor uniform in \
+            [1 − S, 1 + S] with --sample-spread S: real rollouts differ in length) and returns a canned \
+            batch that passes the learner's audit. The run's model is --run-model (d_model x layers), \
             pacing bound, max_staleness 2N, N × --batches-per-worker batches. Measured: the time \
             from the common start until N workers completed their handshake with the learner, and \
             until every one held its first work order; the learner process's CPU minus its \
             learner-step threads' CPU (calls, heartbeats, admission, audits, decoding, broadcast), \
             as a fraction of one core and per worker; the learner's RSS and open files per \
             connection; work-order latency (from handing a batch over to holding the next order, \
-            weights included) p50/p99 over all workers; samples trained per second; versions \
+            weights included) p50/p99 over all workers, and its parts: handing the batch over, asking \
+            (the round trip), weights; the learner's own part (a request read off its socket to \
+            its reply); samples trained per second; versions \
             broadcast, orders that carried weights, fetches. \
             Goals: 256 workers overhead ≤ 10% of one core, broadcast to 64 ≤ 2× raw, 256 joined ≤ 5 s, \
             work-order p99 ≤ 50 ms.
@@ -48,6 +51,13 @@ struct ScaleBench: AsyncParsableCommand {
 
     @Option(name: .long, help: "Stand-in sampling time per batch, in milliseconds.")
     var sampleMs = 1000
+
+    @Option(
+        name: .long,
+        help:
+            "Spread of the sampling times: each batch takes --sample-ms × a factor uniform in [1 − S, 1 + S] (0: all the same, the workers hand over in lockstep)."
+    )
+    var sampleSpread = 0.0
 
     @Option(name: .long, help: "Batches per worker in the run part (the run trains N × this).")
     var batchesPerWorker = 4
@@ -78,6 +88,9 @@ struct ScaleBench: AsyncParsableCommand {
         guard perProcess >= 1, sampleMs >= 0, batchesPerWorker >= 1, repeats >= 1 else {
             throw ValidationError("--per-process, --batches-per-worker and --repeats ≥ 1, --sample-ms ≥ 0")
         }
+        guard (0..<1).contains(sampleSpread) else {
+            throw ValidationError("--sample-spread: from 0 up to (not including) 1")
+        }
         guard ScaleBenchPlan.model(runModel) != nil else {
             throw ValidationError("--run-model: D_MODELxLAYERS with D_MODEL even, e.g. 32x2")
         }
@@ -98,6 +111,7 @@ struct ScaleBench: AsyncParsableCommand {
         }
         let plan = try ScaleBenchPlan(
             counts: ScaleBenchPlan.counts(workers), perProcess: perProcess, sampleMs: sampleMs,
+            sampleSpread: sampleSpread,
             batchesPerWorker: batchesPerWorker, runModel: runModel, repeats: repeats,
             parts: Set(parts.split(separator: ",").map(String.init)),
             configArguments: options.arguments, nodeArguments: node.arguments, helperCPUs: pinning?.helpers)
@@ -106,6 +120,7 @@ struct ScaleBench: AsyncParsableCommand {
         let config = try options.load()
         var report = ScaleReport(
             load: loadAverage(), cpu: cpuModel(), fileLimit: Int(limit), sampleMs: sampleMs,
+            sampleSpread: sampleSpread,
             runModel: runModel,
             pinned: pinning.map {
                 "learner on CPU \(CPUPinning.format($0.learner)), helpers on \(CPUPinning.format($0.helpers))"
@@ -152,6 +167,9 @@ struct ScaleWorkers: AsyncParsableCommand {
     @Option(name: .long, help: "Stand-in sampling time per batch, in milliseconds.")
     var sampleMs = 1000
 
+    @Option(name: .long, help: "Spread of the sampling times (see rein bench scale).")
+    var sampleSpread = 0.0
+
     @Flag(
         name: .long,
         help: "Make the workers, print a ready line, start them on a line on stdin (rein bench scale).")
@@ -167,8 +185,9 @@ struct ScaleWorkers: AsyncParsableCommand {
     var reconnectTimeout = 0.0
 
     func validate() throws {
-        guard count >= 1, sampleMs >= 0, reconnectTimeout >= 0 else {
-            throw ValidationError("--count ≥ 1, --sample-ms ≥ 0 and --reconnect-timeout ≥ 0")
+        guard count >= 1, sampleMs >= 0, reconnectTimeout >= 0, (0..<1).contains(sampleSpread) else {
+            throw ValidationError(
+                "--count ≥ 1, --sample-ms ≥ 0, --reconnect-timeout ≥ 0, 0 ≤ --sample-spread < 1")
         }
     }
 
@@ -185,7 +204,7 @@ struct ScaleWorkers: AsyncParsableCommand {
         let config = try options.load()
         let helper = try ScaleHelper(
             config: config, settings: node.settings(config), learner: learner, count: count, first: first,
-            sampleDelay: .milliseconds(sampleMs),
+            sampleDelay: .milliseconds(sampleMs), sampleSpread: sampleSpread,
             reconnectTimeout: .milliseconds(Int(reconnectTimeout * 1000)),
             logger: logger)
         let result = try await helper.run(readySignal: readySignal)

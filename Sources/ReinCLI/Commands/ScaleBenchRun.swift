@@ -3,6 +3,7 @@ import Logging
 import Rein
 import ReinActors
 import ReinModel
+import ReinRandom
 import ReinRuntime
 import ReinTasks
 import Synchronization
@@ -13,6 +14,8 @@ struct ScaleBenchPlan: Sendable {
     var counts: [Int]
     var perProcess: Int
     var sampleMs: Int
+    /// Each batch's stand-in sampling time is `sampleMs` × a factor in [1 − spread, 1 + spread].
+    var sampleSpread: Double = 0
     var batchesPerWorker: Int
     var runModel: String
     var repeats: Int
@@ -75,13 +78,18 @@ struct ScaleReport: Codable {
     var cpu: String
     var fileLimit: Int
     var sampleMs: Int
+    var sampleSpread: Double? = nil
     var runModel: String
     /// Where `--pin` put the learner and the helpers (`nil`: not pinned).
     var pinned: String?
     var rows: [ScaleRow]
 
     var header: String {
-        "scale: load \(load) at start, \(cpu), open-file limit \(fileLimit); stand-in sampling \(sampleMs) ms per batch, run model \(runModel)"
+        "scale: load \(load) at start, \(cpu), open-file limit \(fileLimit); stand-in sampling \(sampleMs) ms per batch"
+            + ((sampleSpread ?? 0) > 0
+                ? String(format: " ± %.0f%% (uniform, each batch its own)", 100 * (sampleSpread ?? 0))
+                : " (every batch the same: the workers hand over in lockstep)")
+            + ", run model \(runModel)"
             + "; " + (pinned ?? "not pinned (learner and helpers share the CPUs)")
     }
 }
@@ -123,6 +131,11 @@ struct ScaleRow: Codable {
     /// the worker), over the orders that carried work.
     var learnerAnswerP50Ms: Double?
     var learnerAnswerP99Ms: Double?
+    /// The work order's time at the workers in its parts (``OrderWait``), milliseconds: handing
+    /// the batch over, asking for the order (the round trip), getting its weights.
+    var handOverMs: Quantiles?
+    var requestMs: Quantiles?
+    var weightsMs: Quantiles?
     var orders: Int?
     var trained: Int?
     var samplesTrainedPerSecond: Double?
@@ -169,6 +182,14 @@ struct ScaleRow: Codable {
                     format:
                         "  work order p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d orders (goal p99 ≤ 50 ms)",
                     orderLatencyP50Ms, orderLatencyP99Ms, orderLatencyMaxMs, orders))
+        }
+        if let handOverMs, let requestMs, let weightsMs {
+            lines.append(
+                String(
+                    format:
+                        "  of it at the workers: handing the batch over p50 %.1f ms, p99 %.1f ms; asking (the round trip) p50 %.1f ms, p99 %.1f ms; weights p50 %.1f ms, p99 %.1f ms",
+                    handOverMs.p50, handOverMs.p99, requestMs.p50, requestMs.p99, weightsMs.p50, weightsMs.p99
+                ))
         }
         if let learnerAnswerP50Ms, let learnerAnswerP99Ms {
             lines.append(
@@ -349,23 +370,23 @@ struct ScaleMeasurement {
         row.rssPerConnectionKib =
             Double(connected.residentBytes - idle.residentBytes) / 1024 / Double(workers)
         row.filesPerConnection = Double(connected.openFiles - idle.openFiles) / Double(workers)
-        let gaps = reports.flatMap(\.orderGapsMs).sorted()
-        if !gaps.isEmpty {
-            row.orderLatencyP50Ms = gaps[gaps.count / 2]
-            row.orderLatencyP99Ms = gaps[min(gaps.count - 1, Int(Double(gaps.count) * 0.99))]
-            row.orderLatencyMaxMs = gaps.last
+        let gaps = reports.flatMap(\.orderGapsMs)
+        if let gaps = Quantiles(gaps) {
+            (row.orderLatencyP50Ms, row.orderLatencyP99Ms, row.orderLatencyMaxMs) = (
+                gaps.p50, gaps.p99, gaps.max
+            )
         }
         row.orders = gaps.count
+        row.handOverMs = Quantiles(reports.flatMap(\.handOverMs))
+        row.requestMs = Quantiles(reports.flatMap(\.requestMs))
+        row.weightsMs = Quantiles(reports.flatMap(\.weightsMs))
         // Answers in the order they were sent: first every order that carried work (the workers
         // counted them: their first orders and one after each batch), then the last request of
         // each worker, held until the run ended (pacing `bound` with room for every worker holds
         // no request before that).
         let ordersWithWork = reports.reduce(0) { $0 + $1.firstOrders.count + $1.orderGapsMs.count }
-        let answered = answers.all.prefix(ordersWithWork).map(seconds).sorted()
-        if !answered.isEmpty {
-            row.learnerAnswerP50Ms = 1000 * answered[answered.count / 2]
-            row.learnerAnswerP99Ms =
-                1000 * answered[min(answered.count - 1, Int(Double(answered.count) * 0.99))]
+        if let answered = Quantiles(answers.all.prefix(ordersWithWork).map { 1000 * seconds($0) }) {
+            (row.learnerAnswerP50Ms, row.learnerAnswerP99Ms) = (answered.p50, answered.p99)
         }
         row.trained = result.ledger.trained
         row.samplesTrainedPerSecond = result.trainedPerSecond
@@ -381,7 +402,8 @@ struct ScaleMeasurement {
         return ["bench", "scale-workers"] + plan.configArguments + overrides.flatMap { ["--set", $0] }
             + plan.nodeArguments + [
                 "--learner", endpoint, "--count", "\(count)", "--first", "\(first)", "--sample-ms",
-                "\(plan.sampleMs)", "--ready-signal", "--report", report,
+                "\(plan.sampleMs)", "--sample-spread", "\(plan.sampleSpread)", "--ready-signal", "--report",
+                report,
             ] + (plan.helperCPUs.map { ["--cpus", CPUPinning.format($0)] } ?? [])
     }
 }
@@ -478,6 +500,28 @@ struct ScaleHelperReport: Codable {
     /// When each work order was held (seconds since 1970), every order of every worker (the chaos
     /// script checks that a host cut off and healed got orders again before the learner restarted).
     var orderTimes: [Double]
+    /// The parts of each order's time at the workers (``OrderWait``), milliseconds, every order
+    /// but each worker's first.
+    var handOverMs: [Double]
+    var requestMs: [Double]
+    var weightsMs: [Double]
+}
+
+/// The median, 99th percentile and largest of some figures (the 99th: the value at rank
+/// ⌊0.99 n⌋ of the sorted figures, counted from 0).
+struct Quantiles: Codable, Hashable {
+    var p50: Double
+    var p99: Double
+    var max: Double
+
+    /// `nil` for no figures.
+    init?(_ values: some Collection<Double>) {
+        let sorted = values.sorted()
+        guard let last = sorted.last else { return nil }
+        p50 = sorted[sorted.count / 2]
+        p99 = sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]
+        max = last
+    }
 }
 
 /// The workers of one helper process.
@@ -491,16 +535,17 @@ struct ScaleHelper {
     let count: Int
     let first: Int
     let sampleDelay: Duration
+    let sampleSpread: Double
     let reconnectTimeout: Duration
     let logger: Logger
 
     init(
         config: RunConfig, settings: ReinActorSystem.Settings, learner: String, count: Int, first: Int,
-        sampleDelay: Duration, reconnectTimeout: Duration = .zero, logger: Logger
+        sampleDelay: Duration, sampleSpread: Double = 0, reconnectTimeout: Duration = .zero, logger: Logger
     ) throws {
         (self.config, self.settings, self.learner, self.count) = (config, settings, learner, count)
         (self.first, self.sampleDelay, self.logger) = (first, sampleDelay, logger)
-        self.reconnectTimeout = reconnectTimeout
+        (self.sampleSpread, self.reconnectTimeout) = (sampleSpread, reconnectTimeout)
     }
 
     /// Makes the workers, then (with `readySignal`) says "ready" on stdout and waits for a line on stdin,
@@ -515,7 +560,10 @@ struct ScaleHelper {
                 context: context, configuration: .init(name: "scale-\(first + $0)", limits: limits),
                 settings: settings, logger: logger)
         }
-        let samplers = systems.map { _ in CannedSampler(task: task, vocab: gpt.vocab, delay: sampleDelay) }
+        let samplers = (0..<count).map {
+            CannedSampler(
+                task: task, vocab: gpt.vocab, delay: sampleDelay, spread: sampleSpread, worker: first + $0)
+        }
         let channels = ZMQBulkChannels(context: context, wire: WireOptions(limits: limits), logger: logger)
         // Made before the common start: in separate processes workers are made in parallel, here
         // they would queue for this process's cores and the join time would measure that.
@@ -540,7 +588,10 @@ struct ScaleHelper {
         for system in systems { await system.shutdown() }
         return ScaleHelperReport(
             firstOrders: samplers.compactMap(\.firstOrder), orderGapsMs: samplers.flatMap(\.gapsMs),
-            orderTimes: samplers.flatMap(\.orderTimes))
+            orderTimes: samplers.flatMap(\.orderTimes),
+            handOverMs: samplers.flatMap { $0.waits.map { 1000 * seconds($0.handOver) } },
+            requestMs: samplers.flatMap { $0.waits.map { 1000 * seconds($0.request) } },
+            weightsMs: samplers.flatMap { $0.waits.map { 1000 * seconds($0.weights) } })
     }
 }
 
@@ -558,21 +609,46 @@ private func startSignal() async throws {
     }
 }
 
-/// The stand-in sampler of `rein bench scale`: sleeps `delay`, then returns a batch that passes the
-/// learner's audit — the problems of the order, half of each group answered correctly and half
-/// with an empty answer, graded by the task, every log-probability that of a uniform policy (so
-/// the reference rows are valid too) — and records when each order arrived.
+/// The stand-in sampler of `rein bench scale`: sleeps its sampling time (``delay(index:)``), then
+/// returns a batch that passes the learner's audit — the problems of the order, half of each group
+/// answered correctly and half with an empty answer, graded by the task, every log-probability that
+/// of a uniform policy (so the reference rows are valid too) — and records when each order arrived
+/// and where the worker's time between batches went.
 final class CannedSampler: StandInSampler {
     let task: ArithmeticTask
     let vocab: Int
     let delay: Duration
+    /// Each batch's time is `delay` × a factor drawn from [1 − spread, 1 + spread].
+    let spread: Double
+    /// The worker's number (seeds its batches' times).
+    let worker: Int
     private let times = Mutex<
-        (first: Double?, handedOver: ContinuousClock.Instant?, gaps: [Double], held: [Double])
-    >((nil, nil, [], []))
+        (
+            first: Double?, handedOver: ContinuousClock.Instant?, gaps: [Double], held: [Double],
+            waits: [OrderWait]
+        )
+    >((nil, nil, [], [], []))
 
-    init(task: ArithmeticTask, vocab: Int, delay: Duration) {
+    init(task: ArithmeticTask, vocab: Int, delay: Duration, spread: Double = 0, worker: Int = 0) {
         (self.task, self.vocab, self.delay) = (task, vocab, delay)
+        (self.spread, self.worker) = (spread, worker)
     }
+
+    /// The sampling time of batch `index`: `delay` scaled by a factor uniform in
+    /// [1 − spread, 1 + spread], drawn from the worker's number and the index (so every run of the
+    /// bench gives each worker the same times). Real rollouts differ in length, so real workers
+    /// do not hand their batches over at the same moment; with no spread the bench's do.
+    func delay(index: Int) -> Duration {
+        guard spread > 0 else { return delay }
+        var random = SplitMix64(
+            seed: UInt64(truncatingIfNeeded: worker) << 32 | UInt64(UInt32(truncatingIfNeeded: index)))
+        return delay * (1 + spread * (2 * random.nextUnit() - 1))
+    }
+
+    /// The worker's time between batches, every order but its first.
+    var waits: [OrderWait] { times.withLock { $0.waits } }
+
+    func waited(_ wait: OrderWait) { times.withLock { $0.waits.append(wait) } }
 
     /// When the first order arrived (seconds since 1970).
     var firstOrder: Double? { times.withLock { $0.first } }
@@ -593,7 +669,7 @@ final class CannedSampler: StandInSampler {
                 times.gaps.append(1000 * seconds(now - handedOver))
             }
         }
-        try await Task.sleep(for: delay)
+        try await Task.sleep(for: delay(index: index))
         let uniform = -Float(log(Double(vocab)))
         var rollouts: [Rollout] = []
         rollouts.reserveCapacity(problems.count * groupSize)
