@@ -108,6 +108,8 @@ public distributed actor LearnerActor {
     private let work = Wakeups()
     /// ``requestWork(worker:haveVersion:inline:)`` calls so far.
     private var workRequests = 0
+    /// Orders handed out after holding their request (``heldOrderCount()``).
+    private var heldOrders = 0
     /// The worker whose delivery of each batch index was accepted (until it is trained).
     private var deliveredBy: [Int: NodeID] = [:]
     /// What was trained from each worker, with the name it joined under.
@@ -320,6 +322,7 @@ public distributed actor LearnerActor {
         workRequests += 1
         let deadline = clock.now + workHold
         var decision = machine.requestWork(worker: worker, now: now)
+        let held = if case .wait = decision { true } else { false }
         let joined = workers.contains(worker)
         var hold: Wakeups.Deadline?  // one timer for the whole long poll
         defer { hold.map(work.release) }
@@ -347,6 +350,7 @@ public distributed actor LearnerActor {
         case .refused(let reason):
             throw RuntimeError("worker \(worker) gets no more work in this run (\(reason.rawValue))")
         case .sample(let assignment):
+            if held { heldOrders += 1 }
             armLeaseTimer()
             let carries = delivery.order(version: assignment.version, have: haveVersion, inline: inline)
             if carries { observer.delivered(weightsBy: .order) }
@@ -740,6 +744,10 @@ public distributed actor LearnerActor {
     /// ``requestWork(worker:haveVersion:inline:)`` calls so far (a waiting worker must not spin).
     public distributed func workRequestCount() -> Int { workRequests }
 
+    /// Work orders handed out after holding the request: when it came, nothing could go out
+    /// (training behind by the pacing bound, everything handed out, or the quorum not joined).
+    public distributed func heldOrderCount() -> Int { heldOrders }
+
     /// The batches and samples trained from each worker that joined (`workers.json`).
     public distributed func workerContributions() -> WorkerContributions {
         WorkerContributions(
@@ -801,6 +809,7 @@ extension LearnerActor: CallerChecked {
         "allWorkersReleased()": .localOperator,
         "workerCount()": .localOperator,
         "workRequestCount()": .localOperator,
+        "heldOrderCount()": .localOperator,
         "workerContributions()": .localOperator,
     ]
 }

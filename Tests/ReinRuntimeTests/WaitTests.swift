@@ -37,6 +37,32 @@ struct WaitTests {
         await learnerSystem.shutdown()
     }
 
+    /// An order handed out after its request was held counts as held; one handed out at once does
+    /// not. Two batches, no staleness allowed: batch 1 may go out only once batch 0 is trained.
+    @Test func anOrderHandedOutAfterAHoldIsCountedAsHeld() async throws {
+        let (config, reference, _) = try tinyRun(steps: 2, maxStaleness: 0)
+        let system = ReinActorSystem(
+            bus: InMemoryBus(), name: LearnerActor.name, settings: testSettings, logger: quiet)
+        let learner = try LearnerActor.named(
+            on: system, config: config, reference: reference,
+            lease: .init(floor: .seconds(600), cap: .seconds(600)), logger: quiet)
+        let first = try await learner.requestWork(worker: HeldRun.holder, haveVersion: 0, inline: false)
+        #expect(first.status == .sample && first.index == 0)
+        #expect(try await learner.heldOrderCount() == 0)
+        let other = NodeID(rawValue: 0xCAFE)
+        let asking = Task { try await learner.requestWork(worker: other, haveVersion: 0, inline: false) }
+        #expect(try await eventually { try await learner.workRequestCount() >= 2 })
+        #expect(try await learner.heldOrderCount() == 0)  // held, not handed out yet
+        try await learner.deliver(
+            worker: HeldRun.holder, index: first.index, attempt: first.attempt, token: first.token,
+            incarnation: first.incarnation,
+            batch: try WeightRetentionTests.sample(first, config: config, parameters: reference))
+        let second = try await asking.value
+        #expect(second.status == .sample && second.index == 1)
+        #expect(try await learner.heldOrderCount() == 1)
+        await system.shutdown()
+    }
+
     /// ``StopSignal/wait()`` returns once the signal is raised, also when raised before the wait.
     @Test func aStopSignalWakesItsWaiters() async {
         let signal = StopSignal()

@@ -137,6 +137,9 @@ struct ScaleRow: Codable {
     var requestMs: Quantiles?
     var weightsMs: Quantiles?
     var orders: Int?
+    /// Orders the learner handed out after holding their request (nothing could go out when it
+    /// came: training behind by the pacing bound): their time is the wait for training.
+    var heldOrders: Int?
     var trained: Int?
     var samplesTrainedPerSecond: Double?
     var ledgerBalances: Bool?
@@ -180,8 +183,11 @@ struct ScaleRow: Codable {
             lines.append(
                 String(
                     format:
-                        "  work order p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d orders (goal p99 ≤ 50 ms)",
-                    orderLatencyP50Ms, orderLatencyP99Ms, orderLatencyMaxMs, orders))
+                        "  work order p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d orders (goal p99 ≤ 50 ms)%@",
+                    orderLatencyP50Ms, orderLatencyP99Ms, orderLatencyMaxMs, orders,
+                    (heldOrders ?? 0) > 0
+                        ? "; \(heldOrders ?? 0) orders, first ones included, held by the learner (nothing could go out when asked: training behind)"
+                        : ""))
         }
         if let handOverMs, let requestMs, let weightsMs {
             lines.append(
@@ -346,6 +352,7 @@ struct ScaleMeasurement {
         let connected = ProcessSample.now()
         let result = try await node.serve(drainTimeout: .seconds(10))
         let end = ProcessSample.now()
+        row.heldOrders = try await node.learner.heldOrderCount()
         guard let (last, lastAt) = lastBatch.sample else {
             throw CLIError("the learner ended the run without recording its \(run.train.steps) batches")
         }
