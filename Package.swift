@@ -138,7 +138,10 @@ let package = Package(
         // Fixtures shared by the test targets (tiny runs).
         .target(
             name: "ReinTestKit",
-            dependencies: ["Rein", "ReinKL", "ReinModel", "ReinTasks"],
+            dependencies: [
+                "Rein", "ReinKL", "ReinModel", "ReinTasks", "ReinActors", "ReinRuntime",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -104,21 +104,14 @@ struct ScaleBenchTests {
     /// since the last one; the parts lie within the gap the stand-in saw between handing one
     /// batch over and being asked for the next.
     @Test func theWorkerReportsItsTimeBetweenBatchesInParts() async throws {
-        let quiet = Logger(label: "rein.cli.test") { _ in SwiftLogNoOpLogHandler() }
         let (config, reference, _) = try TestKit.tinyRun(steps: 4, maxStaleness: 1)
-        let settings = ReinActorSystem.Settings(
-            callTimeout: .seconds(10), heartbeatInterval: .milliseconds(100), heartbeatTimeout: .seconds(3),
-            transportableErrors: [RuntimeError.self])
-        let bus = InMemoryBus()
-        let learnerSystem = ReinActorSystem(
-            bus: bus, name: LearnerActor.name, settings: settings, logger: quiet)
-        let learner = try LearnerActor.named(
-            on: learnerSystem, config: config, reference: reference, logger: quiet)
-        let workerSystem = ReinActorSystem(bus: bus, name: "worker", settings: settings, logger: quiet)
+        let run = try InMemoryLearner(config: config, reference: reference)
+        let (learner, workerSystem) = (run.learner, run.workerSystem)
         let task = try ArithmeticTask(config: config.task)
         let sampler = CannedSampler(task: task, vocab: reference.config.vocab, delay: .milliseconds(5))
         let worker = try RolloutWorkerActor(
-            actorSystem: workerSystem, config: config, gpt: reference.config, logger: quiet, standIn: sampler)
+            actorSystem: workerSystem, config: config, gpt: reference.config, logger: TestKit.quiet,
+            standIn: sampler)
         let peer = try await workerSystem.connect(to: LearnerActor.name)
         let remote = try LearnerActor.resolve(
             id: .wellKnown(LearnerActor.name, on: peer.node), using: workerSystem)
@@ -131,7 +124,6 @@ struct ScaleBenchTests {
             #expect(wait.handOver > .zero && wait.request > .zero && wait.weights >= .zero)
             #expect(1000 * seconds(wait.handOver + wait.request + wait.weights) <= gap)
         }
-        await workerSystem.shutdown()
-        await learnerSystem.shutdown()
+        await run.shutdown()
     }
 }

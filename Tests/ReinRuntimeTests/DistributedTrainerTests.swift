@@ -12,12 +12,10 @@ import ReinTracker
 import Testing
 import ZeroMQ
 
-let quiet = Logger(label: "rein.runtime.test") { _ in SwiftLogNoOpLogHandler() }
+let quiet = TestKit.quiet
 
-/// Generous heartbeats: a loaded 2-core machine never declares a live peer dead.
-let testSettings = ReinActorSystem.Settings(
-    callTimeout: .seconds(10), heartbeatInterval: .milliseconds(100), heartbeatTimeout: .seconds(3),
-    transportableErrors: [RuntimeError.self])
+/// Generous heartbeats (``TestKit/runtimeSettings``).
+let testSettings = TestKit.runtimeSettings
 
 /// A tiny run (see ``TestKit/tinyRun(steps:maxStaleness:injectLag:)``).
 func tinyRun(steps: Int = 4, maxStaleness: Int = 0, injectLag: Int = 0) throws -> (

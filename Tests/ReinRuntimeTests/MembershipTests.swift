@@ -5,6 +5,7 @@ import Rein
 import ReinActors
 import ReinModel
 import ReinRuntime
+import ReinTestKit
 import Synchronization
 import Testing
 
@@ -90,12 +91,10 @@ extension MembershipTests {
         let (config, reference, folder) = try tinyRun(steps: 4, maxStaleness: 0)
         let expected = try singleProcessMetrics(config: config, reference: reference, folder: folder)
 
-        let bus = InMemoryBus()
-        let learnerSystem = ReinActorSystem(
-            bus: bus, name: LearnerActor.name, settings: testSettings, logger: quiet)
-        let learner = try LearnerActor.named(
-            on: learnerSystem, config: config, reference: reference, logger: quiet)
-        let workerSystem = ReinActorSystem(bus: bus, name: "worker", settings: testSettings, logger: quiet)
+        let pair = try InMemoryLearner(config: config, reference: reference)
+        let (bus, learnerSystem, learner, workerSystem) = (
+            pair.bus, pair.learnerSystem, pair.learner, pair.workerSystem
+        )
         let (learnerNode, workerNode) = (learnerSystem.node, workerSystem.node)
         let learnerSees = learnerSystem.membershipEvents()
         let workerSees = workerSystem.membershipEvents()

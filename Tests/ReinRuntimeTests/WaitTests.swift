@@ -4,6 +4,7 @@ import Rein
 import ReinActors
 import ReinModel
 import ReinRuntime
+import ReinTestKit
 import Testing
 
 @Suite("Waits are suspensions, not polls")
@@ -41,11 +42,9 @@ struct WaitTests {
     /// not. Two batches, no staleness allowed: batch 1 may go out only once batch 0 is trained.
     @Test func anOrderHandedOutAfterAHoldIsCountedAsHeld() async throws {
         let (config, reference, _) = try tinyRun(steps: 2, maxStaleness: 0)
-        let system = ReinActorSystem(
-            bus: InMemoryBus(), name: LearnerActor.name, settings: testSettings, logger: quiet)
-        let learner = try LearnerActor.named(
-            on: system, config: config, reference: reference,
-            lease: .init(floor: .seconds(600), cap: .seconds(600)), logger: quiet)
+        let run = try InMemoryLearner(
+            config: config, reference: reference, lease: .init(floor: .seconds(600), cap: .seconds(600)))
+        let learner = run.learner
         let first = try await learner.requestWork(worker: HeldRun.holder, haveVersion: 0, inline: false)
         #expect(first.status == .sample && first.index == 0)
         #expect(try await learner.heldOrderCount() == 0)
@@ -60,7 +59,7 @@ struct WaitTests {
         let second = try await asking.value
         #expect(second.status == .sample && second.index == 1)
         #expect(try await learner.heldOrderCount() == 1)
-        await system.shutdown()
+        await run.shutdown()
     }
 
     /// ``StopSignal/wait()`` returns once the signal is raised, also when raised before the wait.
@@ -154,14 +153,12 @@ struct HeldRun {
         (config, reference, _) = try tinyRun(steps: 1, maxStaleness: 0)
         var settings = testSettings
         settings.callTimeout = callTimeout
-        let bus = InMemoryBus()
-        learnerSystem = ReinActorSystem(bus: bus, name: LearnerActor.name, settings: settings, logger: quiet)
-        learner = try LearnerActor.named(
-            on: learnerSystem, config: config, reference: reference,
-            lease: .init(floor: .seconds(600), cap: .seconds(600)), logger: quiet)
+        let run = try InMemoryLearner(
+            config: config, reference: reference, settings: settings,
+            lease: .init(floor: .seconds(600), cap: .seconds(600)))
+        (learnerSystem, learner, workerSystem) = (run.learnerSystem, run.learner, run.workerSystem)
         held = try await learner.requestWork(worker: Self.holder, haveVersion: 0, inline: false)
         #expect(held.status == .sample)
-        workerSystem = ReinActorSystem(bus: bus, name: "worker", settings: settings, logger: quiet)
         worker = try RolloutWorkerActor(
             actorSystem: workerSystem, config: config, gpt: reference.config, logger: quiet)
     }
