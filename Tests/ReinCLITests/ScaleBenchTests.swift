@@ -126,4 +126,20 @@ struct ScaleBenchTests {
         }
         await run.shutdown()
     }
+
+    /// Orders the learner held are named beside the latency they are part of, and only then.
+    @Test func heldOrdersAreReportedBesideTheWorkOrderLatency() {
+        var row = ScaleRow(workers: 64, processes: 2, load: "0")
+        (row.orderLatencyP50Ms, row.orderLatencyP99Ms, row.orderLatencyMaxMs, row.orders) = (1, 60, 90, 192)
+        (row.heldOrders, row.ordersWithWork) = (4, 256)
+        #expect(
+            row.summary.contains(
+                "p99 60.0 ms, max 90.0 ms over 192 orders (goal p99 ≤ 50 ms); 4 of the 256 orders with work (1.6%"
+            ))
+        row.heldOrders = 0
+        #expect(row.heldSummary.isEmpty)
+        #expect(
+            row.summary.split(separator: "\n").contains { $0.hasSuffix("over 192 orders (goal p99 ≤ 50 ms)") }
+        )
+    }
 }

@@ -140,12 +140,24 @@ struct ScaleRow: Codable {
     /// Orders the learner handed out after holding their request (nothing could go out when it
     /// came: training behind by the pacing bound): their time is the wait for training.
     var heldOrders: Int?
+    /// Orders that carried work: each worker's first and one after each batch.
+    var ordersWithWork: Int?
     var trained: Int?
     var samplesTrainedPerSecond: Double?
     var ledgerBalances: Bool?
     /// How new weights reached the workers (`runtime.weight_delivery`).
     var deliveries: WeightDeliveryCounts?
     var load: String
+
+    /// `; 4 of the 256 orders with work (1.6%) held …` when the learner held any: their time is in
+    /// the percentiles.
+    var heldSummary: String {
+        guard let heldOrders, heldOrders > 0, let ordersWithWork, ordersWithWork > 0 else { return "" }
+        return String(
+            format:
+                "; %d of the %d orders with work (%.1f%%, first ones included) held by the learner until its pacing window let them out (training behind)",
+            heldOrders, ordersWithWork, 100 * Double(heldOrders) / Double(ordersWithWork))
+    }
 
     var summary: String {
         var lines = ["N=\(workers) (\(processes) helper process(es); load \(load) after)"]
@@ -184,10 +196,7 @@ struct ScaleRow: Codable {
                 String(
                     format:
                         "  work order p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d orders (goal p99 ≤ 50 ms)%@",
-                    orderLatencyP50Ms, orderLatencyP99Ms, orderLatencyMaxMs, orders,
-                    (heldOrders ?? 0) > 0
-                        ? "; \(heldOrders ?? 0) orders, first ones included, held by the learner (nothing could go out when asked: training behind)"
-                        : ""))
+                    orderLatencyP50Ms, orderLatencyP99Ms, orderLatencyMaxMs, orders, heldSummary))
         }
         if let handOverMs, let requestMs, let weightsMs {
             lines.append(
@@ -392,6 +401,7 @@ struct ScaleMeasurement {
         // each worker, held until the run ended (pacing `bound` with room for every worker holds
         // no request before that).
         let ordersWithWork = reports.reduce(0) { $0 + $1.firstOrders.count + $1.orderGapsMs.count }
+        row.ordersWithWork = ordersWithWork
         if let answered = Quantiles(answers.all.prefix(ordersWithWork).map { 1000 * seconds($0) }) {
             (row.learnerAnswerP50Ms, row.learnerAnswerP99Ms) = (answered.p50, answered.p99)
         }
