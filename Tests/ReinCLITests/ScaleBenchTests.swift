@@ -142,4 +142,18 @@ struct ScaleBenchTests {
             row.summary.split(separator: "\n").contains { $0.hasSuffix("over 192 orders (goal p99 ≤ 50 ms)") }
         )
     }
+
+    /// The run part leaves room for every worker: its pacing window grows with the spread of the
+    /// sampling times (the fastest worker runs ahead of the slowest by their ratio).
+    @Test func theRunPartsStalenessBoundGrowsWithTheSpread() {
+        var plan = ScaleBenchPlan(
+            counts: [256], perProcess: 32, sampleMs: 1000, batchesPerWorker: 2, runModel: "32x2", repeats: 1,
+            parts: ["run"], configArguments: [], nodeArguments: [])
+        #expect(plan.staleness(workers: 256) == 512)
+        plan.sampleSpread = 0.5  // 1.5 / 0.5 = 3
+        #expect(plan.staleness(workers: 256) == 1536)
+        plan.sampleSpread = 0.25  // 1.25 / 0.75 ≈ 1.67
+        #expect(plan.staleness(workers: 256) == 1024)
+        #expect(plan.runOverrides(workers: 256).contains("train.max_staleness=1024"))
+    }
 }

@@ -45,18 +45,28 @@ struct ScaleBenchPlan: Sendable {
 
     var largest: Int { counts.max() ?? 0 }
 
+    /// The run part's `max_staleness`: room for every worker, so that the learner holds no request
+    /// for its pacing window and the run measures serving, not pacing. A learner trains in index
+    /// order, so while the slowest batch of a round is out the others run ahead: 2N in lockstep,
+    /// and 2N × ⌈(1 + S) / (1 − S)⌉ when sampling times spread by S (the fastest worker samples
+    /// that many batches while the slowest samples one).
+    func staleness(workers: Int) -> Int {
+        2 * workers * Int(((1 + sampleSpread) / (1 - sampleSpread)).rounded(.up))
+    }
+
     /// Open files this process needs at the largest N: the broadcast part holds N subscribers, N
     /// raw receivers and N raw senders (each end of a TCP connection in this process); the run
     /// part's learner three connections per worker.
     var filesNeeded: Int { 6 * largest + FileLimit.reserve }
 
     /// The run part's overrides: its model, one thread per part, no evaluation, checkpoints or
-    /// tracker, pacing bound with room for every worker, `workers × batchesPerWorker` batches.
+    /// tracker, pacing bound with room for every worker (``staleness(workers:)``),
+    /// `workers × batchesPerWorker` batches.
     func runOverrides(workers: Int) -> [String] {
         let (dModel, layers) = Self.model(runModel) ?? (32, 2)
         return [
             "model.d_model=\(dModel)", "model.layers=\(layers)", "model.heads=2", "threads=1",
-            "train.steps=\(workers * batchesPerWorker)", "train.max_staleness=\(2 * workers)",
+            "train.steps=\(workers * batchesPerWorker)", "train.max_staleness=\(staleness(workers: workers))",
             "train.inject_lag=0", "train.eval_every=0", "train.checkpoint_every=0", "train.tracker_every=0",
             "runtime.pacing=bound", "runtime.max_workers=\(workers)",
         ]
@@ -136,6 +146,9 @@ struct ScaleRow: Codable {
     var handOverMs: Quantiles?
     var requestMs: Quantiles?
     var weightsMs: Quantiles?
+    /// The helper processes' CPU seconds, all of them, from the common start until their workers
+    /// were done (the workers' side of every call, heartbeats, the stand-in's batches).
+    var helperCPUSeconds: Double?
     var orders: Int?
     /// Orders the learner handed out after holding their request (nothing could go out when it
     /// came: training behind by the pacing bound): their time is the wait for training.
@@ -205,6 +218,13 @@ struct ScaleRow: Codable {
                         "  of it at the workers: handing the batch over p50 %.1f ms, p99 %.1f ms; asking (the round trip) p50 %.1f ms, p99 %.1f ms; weights p50 %.1f ms, p99 %.1f ms",
                     handOverMs.p50, handOverMs.p99, requestMs.p50, requestMs.p99, weightsMs.p50, weightsMs.p99
                 ))
+        }
+        if let helperCPUSeconds, let wallSeconds, wallSeconds > 0 {
+            lines.append(
+                String(
+                    format:
+                        "  the helper processes: %.2f s CPU over the run (%.0f%% of one core; heartbeats and calls of all the workers)",
+                    helperCPUSeconds, 100 * helperCPUSeconds / wallSeconds))
         }
         if let learnerAnswerP50Ms, let learnerAnswerP99Ms {
             lines.append(
@@ -396,10 +416,12 @@ struct ScaleMeasurement {
         row.handOverMs = Quantiles(reports.flatMap(\.handOverMs))
         row.requestMs = Quantiles(reports.flatMap(\.requestMs))
         row.weightsMs = Quantiles(reports.flatMap(\.weightsMs))
+        row.helperCPUSeconds = reports.reduce(0) { $0 + $1.cpuSeconds }
         // Answers in the order they were sent: first every order that carried work (the workers
-        // counted them: their first orders and one after each batch), then the last request of
-        // each worker, held until the run ended (pacing `bound` with room for every worker holds
-        // no request before that).
+        // counted them: their first orders and one after each batch; held ones among them, when
+        // they were let out), then the last request of each worker, held until the run ended. A
+        // `wait` answer (a request held past half the call timeout) would come between them;
+        // with the bench's workers always asking for the next batch there is none before the end.
         let ordersWithWork = reports.reduce(0) { $0 + $1.firstOrders.count + $1.orderGapsMs.count }
         row.ordersWithWork = ordersWithWork
         if let answered = Quantiles(answers.all.prefix(ordersWithWork).map { 1000 * seconds($0) }) {
@@ -522,6 +544,8 @@ struct ScaleHelperReport: Codable {
     var handOverMs: [Double]
     var requestMs: [Double]
     var weightsMs: [Double]
+    /// This process's CPU seconds from the common start until its workers were done.
+    var cpuSeconds: Double
 }
 
 /// The median, 99th percentile and largest of some figures (the 99th: the value at rank
@@ -591,6 +615,7 @@ struct ScaleHelper {
                 dataset: dataset)
         }
         if readySignal { try await startSignal() }
+        let start = ProcessSample.now()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (worker, system) in zip(workers, systems) {
                 group.addTask {
@@ -602,13 +627,15 @@ struct ScaleHelper {
             }
             try await group.waitForAll()
         }
+        let cpuSeconds = ProcessSample.now().cpuSeconds - start.cpuSeconds
         for system in systems { await system.shutdown() }
         return ScaleHelperReport(
             firstOrders: samplers.compactMap(\.firstOrder), orderGapsMs: samplers.flatMap(\.gapsMs),
             orderTimes: samplers.flatMap(\.orderTimes),
             handOverMs: samplers.flatMap { $0.waits.map { 1000 * seconds($0.handOver) } },
             requestMs: samplers.flatMap { $0.waits.map { 1000 * seconds($0.request) } },
-            weightsMs: samplers.flatMap { $0.waits.map { 1000 * seconds($0.weights) } })
+            weightsMs: samplers.flatMap { $0.waits.map { 1000 * seconds($0.weights) } },
+            cpuSeconds: cpuSeconds)
     }
 }
 
