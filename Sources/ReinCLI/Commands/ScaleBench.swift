@@ -25,7 +25,7 @@ struct ScaleBench: AsyncParsableCommand {
             connections), sampling with a stand-in that sleeps --sample-ms (× a factor uniform in \
             [1 − S, 1 + S] with --sample-spread S: real rollouts differ in length) and returns a canned \
             batch that passes the learner's audit. The run's model is --run-model (d_model x layers), \
-            pacing bound, max_staleness 2N, N × --batches-per-worker batches. Measured: the time \
+            pacing bound, max_staleness 2N (× ⌈(1 + S)/(1 − S)⌉ with a spread: room for every worker), N × --batches-per-worker batches. Measured: the time \
             from the common start until N workers completed their handshake with the learner, and \
             until every one held its first work order; the learner process's CPU minus its \
             learner-step threads' CPU (calls, heartbeats, admission, audits, decoding, broadcast), \
