@@ -88,7 +88,7 @@ struct ScaleReport: Codable {
     var cpu: String
     var fileLimit: Int
     var sampleMs: Int
-    var sampleSpread: Double? = nil
+    var sampleSpread: Double
     var runModel: String
     /// Where `--pin` put the learner and the helpers (`nil`: not pinned).
     var pinned: String?
@@ -96,8 +96,8 @@ struct ScaleReport: Codable {
 
     var header: String {
         "scale: load \(load) at start, \(cpu), open-file limit \(fileLimit); stand-in sampling \(sampleMs) ms per batch"
-            + ((sampleSpread ?? 0) > 0
-                ? String(format: " ± %.0f%% (uniform, each batch its own)", 100 * (sampleSpread ?? 0))
+            + (sampleSpread > 0
+                ? String(format: " ± %.0f%% (uniform, each batch its own)", 100 * sampleSpread)
                 : " (every batch the same: the workers hand over in lockstep)")
             + ", run model \(runModel)"
             + "; " + (pinned ?? "not pinned (learner and helpers share the CPUs)")
